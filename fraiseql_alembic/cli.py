@@ -1,0 +1,290 @@
+"""``fraiseql migrate``: parse the command line, call :mod:`fraiseql_alembic.api`, render.
+
+Imports stay light: Alembic, SQLAlchemy and pglast load only when a verb needs them.
+Exit codes: 0 success, 1 a failure (one line on stderr), 2 bad usage, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from . import __version__
+from .errors import MigrationError
+from .secrets import password_of, redact
+
+if TYPE_CHECKING:
+    from .api import PlannedMigration
+    from .settings import Settings
+    from .status import StatusReport
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+CHECK = "✓"
+PENDING_MARK = "○"
+PROBLEM_MARK = "✗"
+
+
+class CliState:
+    """What the group-level options hold for the verbs."""
+
+    def __init__(self) -> None:
+        self.verbose = False
+
+
+pass_state = click.make_pass_decorator(CliState, ensure=True)
+
+
+def _set_verbose(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    if value:
+        ctx.ensure_object(CliState).verbose = True
+    return value
+
+
+verbose_option = click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    expose_value=False,
+    callback=_set_verbose,
+    help="Show tracebacks and more detail on errors.",
+)
+
+
+def common_options(func: F) -> F:
+    """``--path`` and ``--database-url``, accepted by every verb."""
+    func = click.option(
+        "--database-url",
+        metavar="URL",
+        help="PostgreSQL URL (default: $DATABASE_URL, then the project config).",
+    )(func)
+    func = click.option(
+        "--path",
+        "path",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Migrations folder (default: ./migrations).",
+    )(func)
+    return verbose_option(func)
+
+
+def handle_errors(func: F) -> F:
+    """One line and a non-zero exit for every failure; a traceback only with --verbose."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        state = ctx.ensure_object(CliState)
+        secret = password_of(kwargs.get("database_url"))
+        try:
+            return func(*args, **kwargs)
+        except click.exceptions.Exit:
+            raise
+        except click.ClickException:
+            raise
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(130)
+        except MigrationError as err:
+            if state.verbose:
+                click.echo(redact(traceback.format_exc(), secret), err=True)
+            click.echo(f"Error: {redact(err.message, secret)}", err=True)
+            ctx.exit(err.exit_code)
+        except Exception as err:  # a bug or an unforeseen failure: still one line
+            if state.verbose:
+                click.echo(redact(traceback.format_exc(), secret), err=True)
+                hint = ""
+            else:
+                hint = " (run again with --verbose for the traceback)"
+            text = str(err).strip().splitlines()
+            detail = redact(text[0] if text else "", secret)
+            click.echo(f"Error: {type(err).__name__}: {detail}{hint}", err=True)
+            ctx.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _settings(path: Path | None, database_url: str | None) -> Settings:
+    from .settings import resolve
+
+    return resolve(path, database_url)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="fraiseql")
+def main() -> None:
+    """FraiseQL command line."""
+
+
+@main.group()
+@verbose_option
+def migrate() -> None:
+    """Numbered SQL migrations for PostgreSQL (Alembic underneath).
+
+    Write migrations as migrations/NNN_name.sql; apply them with `up`, see where
+    the database is with `status`, undo with `down`.  Docs: docs/ in the project.
+    """
+
+
+@migrate.command()
+@common_options
+@handle_errors
+def init(path: Path | None, database_url: str | None) -> None:
+    """Create the migrations folder and its README.md (safe to run twice)."""
+    from .api import init as api_init
+
+    settings = _settings(path, database_url)
+    result = api_init(settings.path)
+    if result.already_initialized:
+        click.echo(f"Already initialized: {_shown(result.folder)} and its README.md exist; "
+                   "nothing changed")
+        return
+    click.echo(f"{CHECK} Initialized migrations in {_shown(result.folder)}")
+    for created in result.created:
+        click.echo(f"  created {_shown(created)}{'/' if created.is_dir() else ''}")
+    click.echo("Next: fraiseql migrate create initial_schema")
+
+
+@migrate.command()
+@click.argument("name")
+@common_options
+@handle_errors
+def create(name: str, path: Path | None, database_url: str | None) -> None:
+    """Write migrations/NNN_<name>.sql with the next number (NAME in snake_case)."""
+    from .api import create as api_create
+
+    settings = _settings(path, database_url)
+    created = api_create(settings.path, name)
+    click.echo(f"{CHECK} Created {_shown(created)}")
+
+
+class _PrintingReporter:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def start(self, filename: str, is_upgrade: bool) -> None:
+        self.count += 1
+        verb = "Running migration" if is_upgrade else "Rolling back migration"
+        click.echo(f"{CHECK} {verb}: {filename}")
+
+    def notice(self, text: str) -> None:
+        click.echo(f"  {text}")
+
+
+@migrate.command()
+@click.option("--steps", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Apply only the next N pending migrations.")
+@click.option("--dry-run", is_flag=True, help="Show what would run and its SQL; write nothing.")
+@common_options
+@handle_errors
+def up(steps: int | None, dry_run: bool, path: Path | None, database_url: str | None) -> None:
+    """Apply pending migrations in order."""
+    from .api import upgrade
+
+    settings = _settings(path, database_url)
+    reporter = _PrintingReporter()
+    result = upgrade(settings, steps=steps, dry_run=dry_run, reporter=reporter)
+    for warning in result.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    if result.up_to_date:
+        click.echo("Already up to date")
+        return
+    if dry_run:
+        _render_plan("Dry run: would apply", result.planned, show_sql=True)
+        click.echo("Nothing was applied (dry run).")
+        return
+    click.echo(f"{CHECK} Migration completed successfully")
+
+
+@migrate.command()
+@click.option("--steps", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
+              help="Roll back the N most recent migrations.")
+@click.option("--force", is_flag=True, help="Do not ask for confirmation.")
+@common_options
+@handle_errors
+def down(steps: int, force: bool, path: Path | None, database_url: str | None) -> None:
+    """Roll back the most recent migration(s), newest first."""
+    from .api import downgrade
+    from .errors import AbortedByUser
+
+    settings = _settings(path, database_url)
+
+    def confirm(plan: tuple[PlannedMigration, ...]) -> bool:
+        _render_plan("About to roll back", plan, show_sql=False)
+        if force:
+            return True
+        if not sys.stdin.isatty():
+            raise AbortedByUser(
+                "Refusing to roll back without confirmation: there is no terminal to ask on. "
+                "Pass --force to roll back anyway; nothing was changed"
+            )
+        return click.confirm("Continue?", default=False)
+
+    result = downgrade(settings, steps=steps, confirm=confirm, reporter=_PrintingReporter())
+    count = len(result.rolled_back)
+    click.echo(f"{CHECK} Rollback completed successfully ({count} migration"
+               f"{'s' if count != 1 else ''} rolled back)")
+
+
+@migrate.command()
+@common_options
+@handle_errors
+def status(path: Path | None, database_url: str | None) -> None:
+    """Show every migration: applied (when), pending, modified or missing."""
+    from .api import status as api_status
+
+    report = api_status(_settings(path, database_url))
+    click.echo(render_status(report))
+
+
+def render_status(report: StatusReport) -> str:
+    from .status import APPLIED, MISSING, MODIFIED, PENDING, warnings
+
+    lines = ["Migration Status:"]
+    if not report.rows:
+        lines.append("  (no migrations yet: create one with `fraiseql migrate create <name>`)")
+    for row in report.rows:
+        when = (
+            f"applied {row.applied_at.astimezone():%Y-%m-%d %H:%M:%S}"
+            if row.applied_at is not None
+            else "applied"
+        )
+        if row.state == APPLIED:
+            lines.append(f"  {CHECK} {row.filename} ({when})")
+        elif row.state == PENDING:
+            lines.append(f"  {PENDING_MARK} {row.filename} (pending)")
+        elif row.state == MODIFIED:
+            lines.append(f"  {PROBLEM_MARK} {row.filename} ({when}; MODIFIED since: checksum "
+                         "mismatch)")
+        elif row.state == MISSING:
+            lines.append(f"  {PROBLEM_MARK} {row.filename} ({when}; file MISSING)")
+    lines += [f"Warning: {warning}" for warning in warnings(report)]
+    return "\n".join(lines)
+
+
+def _render_plan(title: str, plan: tuple[PlannedMigration, ...], *, show_sql: bool) -> None:
+    count = len(plan)
+    click.echo(f"{title} {count} migration{'s' if count != 1 else ''}:")
+    for item in plan:
+        click.echo(f"  {item.filename}")
+        if show_sql:
+            body = item.sql if item.sql is not None else "(Python revision: see the file)"
+            click.echo("\n".join(f"    {line}" for line in body.splitlines()))
+            click.echo("")
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

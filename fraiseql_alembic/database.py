@@ -1,0 +1,70 @@
+"""Connections and read-only queries of the database state.
+
+No formatting here beyond the one-line error for a failed connection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from . import history
+from .errors import DatabaseError
+from .secrets import mask_url, password_of, redact
+from .settings import sqlalchemy_url
+
+VERSION_TABLE = "alembic_version"
+
+
+def connect_error(url: str, err: BaseException) -> DatabaseError:
+    """One line naming the (masked) URL and the driver's first line of explanation."""
+    original = getattr(err, "orig", None) or err
+    text = str(original).strip().splitlines()
+    reason = text[0] if text else type(original).__name__
+    reason = redact(reason, password_of(url))
+    return DatabaseError(
+        f"Cannot connect to {mask_url(url)}: {reason}. Check --database-url / DATABASE_URL "
+        "and that the server is running"
+    )
+
+
+def create_engine(url: str, *, read_only: bool = False) -> Any:
+    """An engine with no pool; ``read_only`` makes every transaction READ ONLY."""
+    from sqlalchemy import create_engine as sa_create_engine
+    from sqlalchemy.pool import NullPool
+
+    connect_args: dict[str, Any] = {"application_name": "fraiseql-migrate"}
+    if read_only:
+        connect_args["options"] = "-c default_transaction_read_only=on"
+    return sa_create_engine(sqlalchemy_url(url), poolclass=NullPool, connect_args=connect_args)
+
+
+def connect(url: str, *, read_only: bool = False) -> Any:
+    engine = create_engine(url, read_only=read_only)
+    try:
+        return engine.connect()
+    except Exception as err:
+        raise connect_error(url, err) from err
+
+
+@dataclass(frozen=True)
+class DatabaseState:
+    """Where the database is, read without writing anything."""
+
+    heads: tuple[str, ...]
+    history: dict[str, history.HistoryRow]
+
+
+def read_state(connection: Any, history_schema: str) -> DatabaseState:
+    cursor = connection.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (VERSION_TABLE,))
+        row = cursor.fetchone()
+        heads: tuple[str, ...] = ()
+        if row and row[0]:
+            cursor.execute(f"SELECT version_num FROM {VERSION_TABLE} ORDER BY version_num")
+            heads = tuple(str(item[0]) for item in cursor.fetchall())
+        rows = history.read_latest(cursor, history_schema)
+    finally:
+        cursor.close()
+    return DatabaseState(heads, rows)

@@ -1,0 +1,95 @@
+"""One exception root for everything fraiseql-alembic reports to a user.
+
+Every error carries a message that is one line: what went wrong, where, and what
+to do next.  The CLI prints ``Error: <message>`` and exits with ``exit_code``.
+"""
+
+from __future__ import annotations
+
+
+class MigrationError(Exception):
+    """Root of every error this package raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(MigrationError):
+    """The command line or its arguments are wrong (exit code 2)."""
+
+    exit_code = 2
+
+
+class ConfigError(MigrationError):
+    """The project or database configuration is missing or invalid."""
+
+
+class MigrationFileError(MigrationError):
+    """A migration file cannot be read or parsed; names the file and line."""
+
+    def __init__(self, filename: str, message: str, line: int | None = None) -> None:
+        where = f"{filename}:{line}" if line is not None else filename
+        super().__init__(f"{where}: {message}")
+        self.filename = filename
+        self.line = line
+
+
+class MigrationLayoutError(MigrationError):
+    """The set of files does not form one ordered chain (duplicates, gaps, bad names)."""
+
+
+class ChecksumMismatchError(MigrationError):
+    """An applied migration's file changed since it was applied."""
+
+
+class IrreversibleMigrationError(MigrationError):
+    """``down`` was asked to undo a migration that has no down section."""
+
+
+class MigrationExecutionError(MigrationError):
+    """PostgreSQL rejected a statement of a migration; nothing of it was kept."""
+
+    def __init__(
+        self,
+        filename: str,
+        line: int,
+        column: int,
+        statement: str,
+        pg_message: str,
+        sqlstate: str | None,
+        *,
+        kept_nothing: bool = True,
+    ) -> None:
+        first_line = statement.strip().splitlines()[0] if statement.strip() else ""
+        if len(first_line) > 80:
+            first_line = first_line[:77] + "..."
+        state = f" [SQLSTATE {sqlstate}]" if sqlstate else ""
+        tail = (
+            " The migration was rolled back; fix the file and run `fraiseql migrate up` again."
+            if kept_nothing
+            else " This statement ran outside a transaction; see `fraiseql migrate status`."
+        )
+        super().__init__(
+            f"Migration {filename} failed at line {line}, column {column}: "
+            f"{pg_message}{state} in statement `{first_line}`.{tail}"
+        )
+        self.filename = filename
+        self.line = line
+        self.column = column
+        self.statement = statement
+        self.pg_message = pg_message
+        self.sqlstate = sqlstate
+
+
+class DatabaseError(MigrationError):
+    """The database could not be reached or refused an operation outside a migration."""
+
+
+class AbortedByUser(MigrationError):
+    """The user declined a confirmation prompt, or no terminal was there to ask."""

@@ -1,0 +1,153 @@
+"""The ``fraiseql_migrations`` audit table: who applied, rolled back or stamped what, when.
+
+``alembic_version`` stays the truth for where a database is; this table is the
+trail beside it.  Rows are written on the migration's own connection, inside its
+transaction, so a migration and its record commit or vanish together.  Every
+value reaches SQL as a bound parameter.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+import socket
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+TABLE = "fraiseql_migrations"
+_IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+
+APPLIED = "applied"
+ROLLED_BACK = "rolled_back"
+STAMPED = "stamped"
+MANUAL = "manual"  # the default: a row someone inserted by hand (the spec's recipe)
+
+
+class Cursor(Protocol):
+    """The part of a DB-API cursor this module uses."""
+
+    def execute(self, query: str, vars: Any = ...) -> Any: ...
+    def fetchall(self) -> list[tuple[Any, ...]]: ...
+    def fetchone(self) -> tuple[Any, ...] | None: ...
+
+
+def qualified_table(schema: str) -> str:
+    """``"schema".fraiseql_migrations``, refusing a schema that is not a plain identifier."""
+    if not _IDENTIFIER_RE.match(schema):
+        from .errors import ConfigError
+
+        raise ConfigError(
+            f"History schema {schema!r} is not a plain identifier; use letters, digits and _"
+        )
+    return f'"{schema}".{TABLE}'
+
+
+def create_table_sql(schema: str) -> str:
+    return f"""CREATE TABLE IF NOT EXISTS {qualified_table(schema)} (
+    id           BIGSERIAL PRIMARY KEY,
+    version      TEXT NOT NULL,
+    name         TEXT,
+    filename     TEXT,
+    checksum     TEXT,
+    applied_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
+    execution_ms INTEGER,
+    applied_by   TEXT DEFAULT current_user,
+    action       TEXT NOT NULL DEFAULT '{MANUAL}'
+)"""
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    """One row of the audit table, as the status view needs it."""
+
+    version: str
+    name: str | None
+    filename: str | None
+    checksum: str | None
+    applied_at: datetime
+    execution_ms: int | None
+    applied_by: str | None
+    action: str
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A row to write."""
+
+    version: str
+    name: str | None
+    filename: str | None
+    checksum: str | None
+    execution_ms: int | None
+    action: str
+
+
+def operator() -> str:
+    """``user@host`` of whoever runs the migration (the database user is in the row too)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"
+
+
+def table_exists(cursor: Cursor, schema: str) -> bool:
+    cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (qualified_table(schema),))
+    row = cursor.fetchone()
+    return bool(row and row[0])
+
+
+def ensure_table(cursor: Cursor, schema: str) -> None:
+    """Create the table unless it exists (checked first: no notice on every run)."""
+    if not table_exists(cursor, schema):
+        cursor.execute(create_table_sql(schema))
+
+
+def record(cursor: Cursor, schema: str, entry: Entry) -> None:
+    cursor.execute(
+        f"INSERT INTO {qualified_table(schema)} "
+        "(version, name, filename, checksum, execution_ms, applied_by, action) "
+        "VALUES (%s, %s, %s, %s, %s, %s || ' as ' || current_user, %s)",
+        (
+            entry.version,
+            entry.name,
+            entry.filename,
+            entry.checksum,
+            entry.execution_ms,
+            operator(),
+            entry.action,
+        ),
+    )
+
+
+def record_sql(schema: str, entry: Entry) -> str:
+    """The same INSERT as literal SQL, for offline (``--sql``) scripts."""
+
+    def literal(value: str | int | None) -> str:
+        if value is None:
+            return "NULL"
+        if isinstance(value, int):
+            return str(value)
+        return "'" + value.replace("'", "''") + "'"
+
+    values = [entry.version, entry.name, entry.filename, entry.checksum, entry.execution_ms]
+    return (
+        f"INSERT INTO {qualified_table(schema)} "
+        "(version, name, filename, checksum, execution_ms, applied_by, action) VALUES ("
+        + ", ".join(literal(value) for value in values)
+        + f", {literal(operator())} || ' as ' || current_user, {literal(entry.action)})"
+    )
+
+
+def read_latest(cursor: Cursor, schema: str) -> dict[str, HistoryRow]:
+    """The newest row for each version (manual rows keyed as written)."""
+    if not table_exists(cursor, schema):
+        return {}
+    cursor.execute(
+        "SELECT DISTINCT ON (version) version, name, filename, checksum, applied_at, "
+        f"execution_ms, applied_by, action FROM {qualified_table(schema)} "
+        "ORDER BY version, id DESC"
+    )
+    return {row[0]: HistoryRow(*row) for row in cursor.fetchall()}

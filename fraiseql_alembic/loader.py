@@ -1,0 +1,146 @@
+"""Find migration files in a folder and link them into one chain of revisions.
+
+The loader reads files; it does not talk to the database.  Linking is pure:
+``link_chain`` gets the SQL files and the Alembic ``.py`` revisions already in the
+folder and decides each SQL file's parent.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import MigrationFileError, MigrationLayoutError
+from .sqlfile import MigrationName, ParsedMigration, normalize_text, parse_filename, parse_migration
+
+# Names that look like an attempt at a migration but will not be loaded.
+_ALMOST_SQL_RE = re.compile(r"^\d+[_\-].*|.*\.sql$", re.IGNORECASE)
+_NUMERIC_ID_RE = re.compile(r"^\d+$")
+
+
+@dataclass(frozen=True)
+class FolderListing:
+    """The migration files of a folder, in order, and the names that were passed over."""
+
+    migrations: tuple[tuple[MigrationName, Path], ...]
+    ignored: tuple[Path, ...]
+
+
+def list_folder(folder: Path) -> FolderListing:
+    """List ``NNN_slug.sql`` files in ``folder`` ordered by number.
+
+    Raises MigrationLayoutError when two files share a number (naming both).
+    """
+    if not folder.exists():
+        raise MigrationLayoutError(
+            f"Migrations folder {folder} does not exist; run `fraiseql migrate init` "
+            "or pass --path"
+        )
+    if not folder.is_dir():
+        raise MigrationLayoutError(
+            f"--path {folder} is a file, not a folder; point --path at the migrations folder"
+        )
+    found: list[tuple[MigrationName, Path]] = []
+    ignored: list[Path] = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if not entry.is_file():
+                continue
+            name = parse_filename(entry.name)
+            if name is not None:
+                found.append((name, Path(entry.path)))
+            elif _ALMOST_SQL_RE.match(entry.name) and not entry.name.endswith((".py", ".pyc")):
+                ignored.append(Path(entry.path))
+    found.sort(key=lambda item: (item[0].number, item[0].filename))
+    check_unique_numbers([name for name, _ in found])
+    return FolderListing(tuple(found), tuple(sorted(ignored)))
+
+
+def check_unique_numbers(names: Sequence[MigrationName]) -> None:
+    """Refuse two files with the same number (two branches merged)."""
+    for previous, current in itertools.pairwise(names):
+        if previous.number == current.number:
+            raise MigrationLayoutError(
+                f"Two migrations share number {current.version}: {previous.filename} and "
+                f"{current.filename}. Renumber the one that is not applied yet "
+                "(e.g. `git mv` it to the next free number)."
+            )
+
+
+def read_migration(name: MigrationName, path: Path) -> ParsedMigration:
+    """Read and parse one migration file."""
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise MigrationFileError(name.filename, f"cannot be read: {err.strerror}") from err
+    return parse_migration(name, normalize_text(raw, name.filename))
+
+
+@dataclass(frozen=True)
+class PyRevision:
+    """What linking needs to know of an Alembic ``.py`` revision in the same chain."""
+
+    revision: str
+    down_revisions: tuple[str, ...]
+    filename: str
+
+
+def link_chain(
+    sql: Sequence[ParsedMigration], python: Iterable[PyRevision]
+) -> dict[str, str | None]:
+    """Decide the parent revision of each SQL migration; returns {version: parent}.
+
+    - ``-- revises: <id>`` in the header wins.
+    - Otherwise the nearest lower number among SQL files and numeric ``.py`` ids.
+    - The lowest SQL file with nothing lower chains onto the single head of the
+      existing ``.py`` history (teams adopting us keep their Alembic history).
+    """
+    python = list(python)
+    by_number: dict[int, tuple[str, str]] = {}
+    for migration in sql:
+        by_number[migration.name.number] = (migration.name.version, migration.name.filename)
+    for script in python:
+        if _NUMERIC_ID_RE.match(script.revision):
+            number = int(script.revision)
+            if number in by_number:
+                raise MigrationLayoutError(
+                    f"Two migrations share number {script.revision}: {by_number[number][1]} and "
+                    f"{script.filename}. Renumber the one that is not applied yet."
+                )
+            by_number[number] = (script.revision, script.filename)
+    numbers = sorted(by_number)
+
+    sql_ids = {migration.name.version for migration in sql}
+    referenced = {parent for script in python for parent in script.down_revisions}
+    legacy_heads = sorted(
+        script.revision
+        for script in python
+        if script.revision not in referenced
+        and not _NUMERIC_ID_RE.match(script.revision)
+        and not sql_ids.intersection(script.down_revisions)
+    )
+
+    parents: dict[str, str | None] = {}
+    for migration in sql:
+        if migration.revises is not None:
+            parents[migration.name.version] = migration.revises
+            continue
+        position = bisect.bisect_left(numbers, migration.name.number)
+        if position > 0:
+            parents[migration.name.version] = by_number[numbers[position - 1]][0]
+        elif len(legacy_heads) == 1:
+            parents[migration.name.version] = legacy_heads[0]
+        elif len(legacy_heads) > 1:
+            raise MigrationLayoutError(
+                f"{migration.name.filename} could chain onto several existing Alembic heads "
+                f"({', '.join(legacy_heads)}); name its parent with a `-- revises: <id>` "
+                "header line"
+            )
+        else:
+            parents[migration.name.version] = None
+    return parents

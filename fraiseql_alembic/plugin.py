@@ -1,0 +1,219 @@
+"""The ``alembic.plugins`` entry point: numbered ``.sql`` files become Alembic revisions.
+
+Alembic imports this module whenever ``alembic`` is imported and calls
+:func:`setup`.  We wrap ``ScriptDirectory._load_revisions`` (private API; the
+tested Alembic range is pinned in pyproject.toml) so that, in projects that opted
+in, every ``NNN_slug.sql`` file in the version locations is yielded as a
+``Script`` whose module has ``revision``, ``down_revision``, ``upgrade()`` and
+``downgrade()``.  The plain ``alembic`` CLI, pytest-alembic and our own commands
+all see the same chain.
+
+A project opts in by using our environment (``script_location =
+fraiseql_alembic:alembic_env``) or by setting ``fraiseql_migrations = true`` in
+its ``[alembic]`` section.  Nothing changes for any other project, and a failure
+to install the hooks is logged, never raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import types
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.runtime.plugins import Plugin
+    from alembic.script.base import Script, ScriptDirectory
+
+    from .sqlfile import ParsedMigration
+
+log = logging.getLogger(__name__)
+
+OPT_IN_OPTION = "fraiseql_migrations"
+ENV_LOCATION = "fraiseql_alembic:alembic_env"
+_ENV_DIR = Path(__file__).resolve().parent / "alembic_env"
+_INSTALLED_FLAG = "_fraiseql_sql_installed"
+
+# Attribute names set on config.attributes by our API; read by the generated revisions.
+REPORTER_KEY = "fraiseql.reporter"
+HISTORY_SCHEMA_KEY = "fraiseql.history_schema"
+DEFAULT_HISTORY_SCHEMA = "public"
+
+
+def setup(plugin: Plugin) -> None:
+    """Called by Alembic for the entry point; installs the hooks once, never raises."""
+    try:
+        install()
+    except Exception:  # a broken plugin must never break unrelated `alembic` use
+        log.warning("fraiseql-alembic: could not install the SQL revision loader", exc_info=True)
+
+
+def install() -> None:
+    from alembic.script.base import ScriptDirectory
+
+    if getattr(ScriptDirectory, _INSTALLED_FLAG, False):
+        return
+    original_load = ScriptDirectory._load_revisions
+    original_from_config = ScriptDirectory.from_config.__func__  # type: ignore[attr-defined]
+
+    def from_config(cls: type[ScriptDirectory], config: Config) -> ScriptDirectory:
+        directory: ScriptDirectory = original_from_config(cls, config)
+        directory._fraiseql_opted_in = opted_in(config)  # type: ignore[attr-defined]
+        return directory
+
+    def _load_revisions(self: ScriptDirectory) -> Iterator[Script]:
+        scripts = list(original_load(self))
+        yield from scripts
+        if getattr(self, "_fraiseql_opted_in", False) or _is_our_env(self.dir):
+            yield from sql_scripts(self, scripts)
+
+    ScriptDirectory.from_config = classmethod(from_config)  # type: ignore[assignment,method-assign]
+    ScriptDirectory._load_revisions = _load_revisions  # type: ignore[method-assign]
+    setattr(ScriptDirectory, _INSTALLED_FLAG, True)
+
+
+def opted_in(config: Config) -> bool:
+    """Our environment in ``script_location``, or ``fraiseql_migrations = true``."""
+    location = (config.get_main_option("script_location") or "").strip()
+    if location == ENV_LOCATION or (location and _is_our_env(location)):
+        return True
+    value = (config.get_main_option(OPT_IN_OPTION) or "").strip().lower()
+    return value in ("true", "yes", "on", "1")
+
+
+def _is_our_env(directory: str) -> bool:
+    try:
+        return Path(directory).resolve() == _ENV_DIR
+    except OSError:
+        return False
+
+
+def sql_scripts(directory: ScriptDirectory, existing: list[Script]) -> Iterator[Script]:
+    """Build a ``Script`` for each SQL migration in the directory's version locations."""
+    from alembic import util
+    from alembic.script.base import Script
+
+    from .errors import MigrationError
+    from .loader import PyRevision, check_unique_numbers, link_chain, list_folder
+    from .sqlfile import MigrationName
+
+    try:
+        found: list[tuple[MigrationName, Path]] = []
+        for location in directory._version_locations:
+            if location.exists():
+                found.extend(list_folder(Path(location)).migrations)
+        found.sort(key=lambda item: (item[0].number, item[0].filename))
+        check_unique_numbers([name for name, _ in found])
+        parsed = [load_parsed(name, path) for name, path in found]
+        python = [
+            PyRevision(
+                script.revision,
+                tuple(util.to_tuple(script.down_revision, default=())),
+                Path(script.path).name,
+            )
+            for script in existing
+        ]
+        parents = link_chain(parsed, python)
+    except MigrationError as err:
+        raise as_command_error(err) from err
+    for migration, (_, path) in zip(parsed, found, strict=True):
+        module = revision_module(migration, parents[migration.name.version])
+        yield Script(module, migration.name.version, path)
+
+
+_command_error_class: type[Exception] | None = None
+
+
+def as_command_error(err: Exception) -> Exception:
+    """Wrap one of our errors in Alembic's CommandError so the `alembic` CLI prints one line.
+
+    The class is made on first use: importing alembic at module level here would be
+    circular, since Alembic imports this module while it is itself being imported.
+    """
+    global _command_error_class
+    if _command_error_class is None:
+        from alembic.util import CommandError
+
+        class FraiseqlCommandError(CommandError):
+            """One of our errors surfacing through Alembic; ``original`` holds it."""
+
+            def __init__(self, original: Exception) -> None:
+                super().__init__(str(original))
+                self.original = original
+
+        _command_error_class = FraiseqlCommandError
+    return _command_error_class(err)
+
+
+_PARSE_CACHE: dict[tuple[str, int, int], ParsedMigration] = {}
+
+
+def load_parsed(name: Any, path: Path) -> ParsedMigration:
+    """Parse a file once per process (keyed by path, size and mtime)."""
+    from .loader import read_migration
+
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    cached = _PARSE_CACHE.get(key)
+    if cached is None:
+        cached = _PARSE_CACHE[key] = read_migration(name, path)
+    return cached
+
+
+def revision_module(migration: ParsedMigration, parent: str | None) -> types.ModuleType:
+    """A module that looks to Alembic like a revision file."""
+    module = types.ModuleType(f"fraiseql_sql_revision_{migration.name.version}")
+    module.__doc__ = migration.title
+    module.revision = migration.name.version  # type: ignore[attr-defined]
+    module.down_revision = parent  # type: ignore[attr-defined]
+    module.branch_labels = None  # type: ignore[attr-defined]
+    module.depends_on = None  # type: ignore[attr-defined]
+    module.fraiseql_migration = migration  # type: ignore[attr-defined]
+    module.upgrade = _direction(migration, "up")  # type: ignore[attr-defined]
+    module.downgrade = _direction(migration, "down")  # type: ignore[attr-defined]
+    return module
+
+
+def _direction(migration: ParsedMigration, direction: str) -> Callable[..., None]:
+    def run(**_: Any) -> None:
+        from alembic import op
+
+        from . import history
+        from .errors import IrreversibleMigrationError, MigrationError
+        from .runner import run_section
+
+        context = op.get_context()
+        attributes = context.config.attributes if context.config is not None else {}
+        reporter = attributes.get(REPORTER_KEY)
+        schema = attributes.get(HISTORY_SCHEMA_KEY, DEFAULT_HISTORY_SCHEMA)
+        try:
+            if direction == "up":
+                section, action = migration.up, history.APPLIED
+            else:
+                if not migration.reversible or migration.down is None:
+                    raise IrreversibleMigrationError(irreversible_message(migration))
+                section, action = migration.down, history.ROLLED_BACK
+            run_section(
+                context,
+                migration,
+                section,
+                action=action,
+                history_schema=schema,
+                on_notice=reporter.notice if reporter is not None else None,
+            )
+        except MigrationError as err:
+            raise as_command_error(err) from err
+
+    run.__name__ = "upgrade" if direction == "up" else "downgrade"
+    return run
+
+
+def irreversible_message(migration: ParsedMigration) -> str:
+    return (
+        f"Migration {migration.name.filename} has no down section, so it cannot be rolled "
+        "back. Add a `-- migrate:down` line at the end of the file followed by the SQL that "
+        "undoes it (e.g. DROP TABLE ...), then run the command again."
+    )
+

@@ -1,0 +1,33 @@
+"""Mask passwords in database URLs and in any text that may quote one."""
+
+from __future__ import annotations
+
+import re
+
+_URL_PASSWORD = re.compile(
+    r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<tail>@)"
+)
+_KEYWORD_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|\S+)", re.I)
+
+
+def mask_url(url: str) -> str:
+    """Return ``url`` with its password replaced by ``***``."""
+    return _URL_PASSWORD.sub(r"\g<head>***\g<tail>", url)
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """Mask URL passwords, ``password=...`` pairs and each given secret in ``text``."""
+    text = _URL_PASSWORD.sub(r"\g<head>***\g<tail>", text)
+    text = _KEYWORD_PASSWORD.sub(r"\g<head>***", text)
+    for secret in secrets:
+        if secret and len(secret) >= 3:
+            text = text.replace(secret, "***")
+    return text
+
+
+def password_of(url: str | None) -> str | None:
+    """Return the password embedded in ``url``, if any (used to scrub free text)."""
+    if not url:
+        return None
+    match = _URL_PASSWORD.search(url)
+    return match.group("pw") if match and match.group("pw") else None

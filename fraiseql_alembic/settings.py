@@ -1,0 +1,116 @@
+"""Where the migrations are and which database to use: flags, environment, project config.
+
+Order: ``--path`` / ``--database-url``, then ``DATABASE_URL``, then the project's
+``pyproject.toml`` (``[tool.fraiseql.migrations]``: ``path``, ``database_url``,
+``history_schema``), then ``alembic.ini``'s ``sqlalchemy.url``.  Pure stdlib: the
+CLI imports this before deciding whether Alembic is needed at all.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .secrets import mask_url
+
+URL_KEY = "fraiseql.url"
+DEFAULT_PATH = "migrations"
+_URL_RE = re.compile(r"^(?P<scheme>postgres(?:ql)?)(?P<driver>\+[a-z0-9_]+)?://(?P<rest>.*)$", re.I)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings of one command run."""
+
+    path: Path
+    database_url: str | None
+    url_source: str | None
+    history_schema: str = "public"
+
+    def require_url(self) -> str:
+        if not self.database_url:
+            raise ConfigError(
+                "No database configured: pass --database-url, set DATABASE_URL "
+                "(e.g. postgresql://user:password@localhost:5432/mydb), or set "
+                "database_url under [tool.fraiseql.migrations] in pyproject.toml"
+            )
+        return self.database_url
+
+
+def resolve(
+    path: str | os.PathLike[str] | None = None,
+    database_url: str | None = None,
+    *,
+    cwd: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Settings for a command run in ``cwd`` with the given flags."""
+    cwd = cwd or Path.cwd()
+    environ = os.environ if environ is None else environ
+    project = _pyproject_settings(cwd)
+    folder = Path(path) if path is not None else Path(str(project.get("path", DEFAULT_PATH)))
+    if not folder.is_absolute():
+        folder = cwd / folder
+    url, source = database_url, "--database-url" if database_url else None
+    if not url and environ.get("DATABASE_URL"):
+        url, source = environ["DATABASE_URL"], "DATABASE_URL"
+    if not url and project.get("database_url"):
+        url, source = str(project["database_url"]), "pyproject.toml"
+    if not url:
+        ini_url = _alembic_ini_url(cwd)
+        if ini_url:
+            url, source = ini_url, "alembic.ini"
+    if url:
+        sqlalchemy_url(url)  # validate early: one clear line, not a driver traceback
+    schema = str(project.get("history_schema", "public"))
+    return Settings(folder, url, source, schema)
+
+
+def sqlalchemy_url(url: str) -> str:
+    """A ``postgresql+psycopg2://`` URL for any PostgreSQL URL; refuse anything else clearly.
+
+    ``postgres://`` (Heroku style) and other drivers' URLs (``+asyncpg``, ``+psycopg``)
+    an application may share with us are accepted: migrations always run on psycopg2.
+    """
+    match = _URL_RE.match(url.strip())
+    if match is None or not match.group("rest"):
+        raise ConfigError(
+            f"Database URL {mask_url(url)!r} is not a PostgreSQL URL; expected "
+            "postgresql://user:password@host:5432/dbname"
+        )
+    return f"postgresql+psycopg2://{match.group('rest')}"
+
+
+def _pyproject_settings(cwd: Path) -> dict[str, Any]:
+    pyproject = cwd / "pyproject.toml"
+    if not pyproject.is_file():
+        return {}
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        return {}
+    try:
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"Cannot read {pyproject}: {err}") from err
+    section = data.get("tool", {}).get("fraiseql", {}).get("migrations", {})
+    return section if isinstance(section, dict) else {}
+
+
+def _alembic_ini_url(cwd: Path) -> str | None:
+    ini = cwd / "alembic.ini"
+    if not ini.is_file():
+        return None
+    parser = configparser.ConfigParser(defaults={"here": str(cwd)})
+    try:
+        parser.read(ini, encoding="utf-8")
+        value = parser.get("alembic", "sqlalchemy.url", fallback="").strip()
+    except configparser.Error:
+        return None
+    return value or None

@@ -1,0 +1,416 @@
+"""Parse one migration file: its name, sections, options, statements and checksum.
+
+Pure code: functions here take text and return values; nothing touches the disk
+or the database.  The format (docs/file-format.md)::
+
+    -- Migration 002: Add comments table       header comments (optional)
+    -- revises: 1a2b3c4d                       parent revision (optional)
+    -- migrate:up [transaction:false]          marker (optional)
+    CREATE TABLE tb_comment (...);
+    -- migrate:down                            marker (optional)
+    DROP TABLE tb_comment;
+
+Without markers the whole file is the up section.  A trailing ``-- Rollback:``
+block of commented-out SQL serves as the down section.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+
+from .errors import MigrationFileError
+
+#: A migration file: digits, underscore, snake_case slug, ``.sql``.
+FILENAME_RE = re.compile(r"^(?P<version>\d+)_(?P<slug>[a-z][a-z0-9_]*)\.sql$")
+#: A name accepted by ``create``.
+SLUG_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+MAX_SLUG_LENGTH = 100
+
+_MARKER_RE = re.compile(r"^--\s*migrate:(?P<kind>up|down)\b(?P<options>.*)$", re.IGNORECASE)
+_ROLLBACK_RE = re.compile(r"^--\s*rollback\s*:(?P<rest>.*)$", re.IGNORECASE)
+_REVISES_RE = re.compile(r"^--\s*revises\s*:\s*(?P<rev>\S+)\s*$", re.IGNORECASE)
+_TITLE_RE = re.compile(r"^--\s*(?:migration\s+\S+?\s*:\s*)?(?P<title>.*?)\s*$", re.IGNORECASE)
+_OPTION_RE = re.compile(r"^(?P<key>[a-z_]+):(?P<value>\S+)$")
+_KNOWN_OPTIONS = ("transaction",)
+
+# Statements whose text contains none of these words need no syntax tree: they are
+# ordinary transactional SQL.  The few that do are parsed with PostgreSQL's parser.
+_NEEDS_TREE_RE = re.compile(
+    r"\b(concurrently|vacuum|database|tablespace|system|begin|start|commit|end|"
+    r"rollback|abort|prepare)\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class MigrationName:
+    """What a file name says: ``003_add_indexes.sql`` -> version ``003``, number 3."""
+
+    filename: str
+    version: str
+    number: int
+    slug: str
+
+    @property
+    def stem(self) -> str:
+        return f"{self.version}_{self.slug}"
+
+
+def parse_filename(filename: str) -> MigrationName | None:
+    """Return the parts of a migration file name, or None if it is not one."""
+    match = FILENAME_RE.match(filename)
+    if match is None:
+        return None
+    version = match.group("version")
+    return MigrationName(filename, version, int(version), match.group("slug"))
+
+
+def normalize_text(raw: bytes, filename: str) -> str:
+    """Decode a file as UTF-8, dropping a BOM and turning CRLF/CR into LF."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise MigrationFileError(
+            filename, "is not valid UTF-8 text; re-save the file as UTF-8", line
+        ) from err
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
+def checksum_of(text: str) -> str:
+    """SHA-256 (hex) of normalised migration text: CRLF and BOM do not count."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One SQL statement of a section, located in its file."""
+
+    sql: str
+    offset: int  # character offset of the statement's first token in the file text
+    line: int
+    column: int
+    non_transactional: bool = False
+    transaction_control: str | None = None  # "begin", "commit" or "other"
+
+
+@dataclass(frozen=True)
+class Section:
+    """The up or down part of a file."""
+
+    sql: str
+    offset: int  # character offset of ``sql`` in the file text
+    line: int
+    transaction: bool | None = None  # None: decided by the statements
+    commented_out: bool = False  # a ``-- Rollback:`` block: sql is the uncommented text
+
+    @property
+    def is_empty(self) -> bool:
+        return not _strip_comments(self.sql).strip()
+
+
+@dataclass(frozen=True)
+class ParsedMigration:
+    """Everything a migration file says, before anything runs."""
+
+    name: MigrationName
+    text: str
+    checksum: str
+    title: str
+    revises: str | None
+    up: Section
+    down: Section | None
+    notices: tuple[str, ...] = field(default=())
+
+    @property
+    def reversible(self) -> bool:
+        return self.down is not None and not self.down.is_empty
+
+
+def parse_migration(name: MigrationName, text: str) -> ParsedMigration:
+    """Split normalised file text into header, up section and down section."""
+    lines = text.split("\n")
+    offsets = _line_offsets(text)
+    title = ""
+    revises: str | None = None
+    up_marker: tuple[int, bool | None] | None = None  # (line index, transaction option)
+    down_marker: tuple[int, bool | None] | None = None
+    first_sql_line: int | None = None
+    in_block_comment = False
+
+    for index, line in enumerate(lines):
+        stripped = line.strip()
+        marker = _MARKER_RE.match(stripped)
+        if marker is not None:
+            kind = marker.group("kind").lower()
+            option = _parse_options(marker.group("options"), name.filename, index + 1)
+            if kind == "up":
+                if up_marker is not None:
+                    raise MigrationFileError(
+                        name.filename,
+                        f"second `-- migrate:up` marker (the first is on line {up_marker[0] + 1})",
+                        index + 1,
+                    )
+                if down_marker is not None:
+                    raise MigrationFileError(
+                        name.filename, "`-- migrate:up` must come before `-- migrate:down`",
+                        index + 1,
+                    )
+                if first_sql_line is not None:
+                    raise MigrationFileError(
+                        name.filename,
+                        f"SQL on line {first_sql_line + 1} comes before `-- migrate:up`; "
+                        "move it below the marker",
+                        index + 1,
+                    )
+                up_marker = (index, option)
+            else:
+                if down_marker is not None:
+                    raise MigrationFileError(
+                        name.filename,
+                        "second `-- migrate:down` marker "
+                        f"(the first is on line {down_marker[0] + 1})",
+                        index + 1,
+                    )
+                down_marker = (index, option)
+            continue
+        if up_marker is None and down_marker is None and first_sql_line is None:
+            if in_block_comment or stripped.startswith("/*"):
+                in_block_comment = "*/" not in stripped or stripped.endswith("/*")
+                continue
+            if stripped.startswith("--"):
+                revision = _REVISES_RE.match(stripped)
+                if revision is not None:
+                    revises = revision.group("rev")
+                elif not title and stripped.strip("-").strip():
+                    title = _TITLE_RE.match(stripped).group("title")  # type: ignore[union-attr]
+                continue
+            if stripped:
+                first_sql_line = index
+
+    up_start = up_marker[0] + 1 if up_marker is not None else 0
+    up_end = down_marker[0] if down_marker is not None else len(lines)
+    up = _section(text, offsets, up_start, up_end, up_marker[1] if up_marker else None)
+    down: Section | None = None
+    if down_marker is not None:
+        down = _section(text, offsets, down_marker[0] + 1, len(lines), down_marker[1])
+    else:
+        rollback = _find_rollback_block(lines, up_start, name.filename)
+        if rollback is not None:
+            up = _section(text, offsets, up_start, rollback, up.transaction)
+            down = _rollback_section(lines, offsets, rollback)
+
+    if up.is_empty:
+        raise MigrationFileError(
+            name.filename,
+            "has no SQL to run (the up section is empty or only comments); "
+            "write the migration's SQL or delete the file",
+        )
+    return ParsedMigration(
+        name=name,
+        text=text,
+        checksum=checksum_of(text),
+        title=title or name.slug.replace("_", " ").capitalize(),
+        revises=revises,
+        up=up,
+        down=down,
+    )
+
+
+def _parse_options(raw: str, filename: str, line: int) -> bool | None:
+    transaction: bool | None = None
+    for token in raw.split():
+        match = _OPTION_RE.match(token)
+        if match is None or match.group("key") not in _KNOWN_OPTIONS:
+            raise MigrationFileError(
+                filename,
+                f"unknown marker option {token!r}; known options: "
+                + ", ".join(f"{key}:true|false" for key in _KNOWN_OPTIONS),
+                line,
+            )
+        value = match.group("value").lower()
+        if value not in ("true", "false"):
+            raise MigrationFileError(
+                filename, f"option {token!r} must be transaction:true or transaction:false", line
+            )
+        transaction = value == "true"
+    return transaction
+
+
+def _line_offsets(text: str) -> list[int]:
+    offsets = [0]
+    position = text.find("\n")
+    while position != -1:
+        offsets.append(position + 1)
+        position = text.find("\n", position + 1)
+    return offsets
+
+
+def _section(
+    text: str, offsets: list[int], start: int, end: int, transaction: bool | None
+) -> Section:
+    begin = offsets[start] if start < len(offsets) else len(text)
+    finish = offsets[end] if end < len(offsets) else len(text)
+    return Section(text[begin:finish], begin, start + 1, transaction)
+
+
+def _find_rollback_block(lines: list[str], start: int, filename: str) -> int | None:
+    """Index of a ``-- Rollback:`` line that opens a trailing block of comments."""
+    for index in range(len(lines) - 1, start - 1, -1):
+        if _ROLLBACK_RE.match(lines[index].strip()):
+            for later in range(index + 1, len(lines)):
+                stripped = lines[later].strip()
+                if stripped and not stripped.startswith("--"):
+                    raise MigrationFileError(
+                        filename,
+                        f"SQL on line {later + 1} follows the `-- Rollback:` block on line "
+                        f"{index + 1}; the block must end the file (or use `-- migrate:down`)",
+                        later + 1,
+                    )
+            return index
+    return None
+
+
+def _rollback_section(lines: list[str], offsets: list[int], index: int) -> Section:
+    """Uncomment a ``-- Rollback:`` block; offsets and lines keep pointing into the file."""
+    rest = _ROLLBACK_RE.match(lines[index].strip()).group("rest")  # type: ignore[union-attr]
+    body = [rest] + [re.sub(r"^\s*--\s?", "", line) for line in lines[index + 1 :]]
+    return Section("\n".join(body), offsets[index], index + 1, None, commented_out=True)
+
+
+def _strip_comments(sql: str) -> str:
+    sql = re.sub(r"/\*.*?\*/", "", sql, flags=re.DOTALL)
+    return re.sub(r"--[^\n]*", "", sql)
+
+
+# ---------------------------------------------------------------------------
+# Statements
+
+
+def split_statements(migration: ParsedMigration, section: Section) -> list[Statement]:
+    """Split a section into statements with PostgreSQL's own scanner (pglast).
+
+    ``$$`` bodies, quoted semicolons and comments are handled as the server would.
+    A file wrapped in ``BEGIN; ... COMMIT;`` loses those two statements (the
+    migration runs in its own transaction anyway); any other transaction control
+    is refused, with its line.
+    """
+    from pglast.parser import split  # imported here: only running SQL needs it
+
+    text = migration.text
+    line_starts = _line_offsets(text) if not section.commented_out else []
+    filename = migration.name.filename
+    statements: list[Statement] = []
+    for piece in split(section.sql, with_parser=False, only_slices=True):
+        raw = section.sql[piece]
+        lead = _leading_noise(raw)
+        sql = raw[lead:].strip()
+        if not sql:
+            continue
+        if section.commented_out:
+            line = section.line + section.sql.count("\n", 0, piece.start + lead)
+            column = 1
+            offset = section.offset
+        else:
+            offset = section.offset + piece.start + lead
+            line_index = bisect.bisect_right(line_starts, offset) - 1
+            line, column = line_index + 1, offset - line_starts[line_index] + 1
+        kind = _statement_kind(sql) if _NEEDS_TREE_RE.search(sql) else None
+        statements.append(
+            Statement(
+                sql,
+                offset,
+                line,
+                column,
+                non_transactional=kind == "non_transactional",
+                transaction_control=kind if kind in ("begin", "commit", "other") else None,
+            )
+        )
+    return _unwrap_transaction(statements, filename)
+
+
+def _unwrap_transaction(statements: list[Statement], filename: str) -> list[Statement]:
+    if (
+        len(statements) >= 2
+        and statements[0].transaction_control == "begin"
+        and statements[-1].transaction_control == "commit"
+    ):
+        statements = statements[1:-1]
+    for statement in statements:
+        if statement.transaction_control is not None:
+            raise MigrationFileError(
+                filename,
+                f"transaction control `{statement.sql.split()[0].upper()}` inside a migration; "
+                "each migration already runs in its own transaction. Remove it, or wrap the "
+                "whole file in a single BEGIN; ... COMMIT;",
+                statement.line,
+            )
+    return statements
+
+
+def _leading_noise(raw: str) -> int:
+    """Length of the whitespace and comments before a statement's first token."""
+    position = 0
+    length = len(raw)
+    while position < length:
+        char = raw[position]
+        if char.isspace():
+            position += 1
+        elif raw.startswith("--", position):
+            newline = raw.find("\n", position)
+            position = length if newline == -1 else newline + 1
+        elif raw.startswith("/*", position):
+            close = raw.find("*/", position + 2)
+            position = length if close == -1 else close + 2
+        else:
+            break
+    return position
+
+
+_NON_TRANSACTIONAL_NODES = {
+    "VacuumStmt",
+    "CreatedbStmt",
+    "DropdbStmt",
+    "CreateTableSpaceStmt",
+    "DropTableSpaceStmt",
+    "AlterSystemStmt",
+}
+
+
+def _statement_kind(sql: str) -> str | None:
+    """Classify a statement by its syntax tree: transaction control or non-transactional."""
+    from pglast.parser import ParseError, parse_sql_json
+
+    try:
+        tree = json.loads(parse_sql_json(sql))
+    except ParseError:
+        return None  # the server will report the syntax error, with its position
+    for item in tree.get("stmts", ()):
+        ((node_type, node),) = item["stmt"].items()
+        if node_type == "TransactionStmt":
+            kind = node.get("kind", "")
+            if kind in ("TRANS_STMT_BEGIN", "TRANS_STMT_START"):
+                return "begin"
+            if kind == "TRANS_STMT_COMMIT":
+                return "commit"
+            if kind in ("TRANS_STMT_SAVEPOINT", "TRANS_STMT_RELEASE", "TRANS_STMT_ROLLBACK_TO"):
+                return None
+            return "other"
+        if node_type in _NON_TRANSACTIONAL_NODES:
+            return "non_transactional"
+        if node_type in ("IndexStmt", "DropStmt") and node.get("concurrent"):
+            return "non_transactional"
+        if node_type == "ReindexStmt" and any(
+            param.get("DefElem", {}).get("defname") == "concurrently"
+            for param in node.get("params", ())
+        ):
+            return "non_transactional"
+    return None

@@ -1,0 +1,158 @@
+"""The status view: revisions on disk joined with ``alembic_version`` and the history table.
+
+Pure: it receives the loaded scripts and the database state and returns rows.
+Rendering (text, JSON) is the CLI's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import history
+
+if TYPE_CHECKING:
+    from .database import DatabaseState
+    from .sqlfile import ParsedMigration
+
+APPLIED = "applied"
+PENDING = "pending"
+MODIFIED = "modified"  # applied, but the file changed since
+MISSING = "missing"  # applied, but the file is gone
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    version: str
+    filename: str
+    state: str
+    applied_at: datetime | None = None
+    execution_ms: int | None = None
+    applied_by: str | None = None
+    checksum: str | None = None
+    recorded_checksum: str | None = None
+    migration: ParsedMigration | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def applied(self) -> bool:
+        return self.state != PENDING
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    rows: tuple[StatusRow, ...]
+    heads: tuple[str, ...]
+    ignored: tuple[Path, ...] = ()
+
+    @property
+    def pending(self) -> tuple[StatusRow, ...]:
+        return tuple(row for row in self.rows if row.state == PENDING)
+
+    @property
+    def problems(self) -> tuple[StatusRow, ...]:
+        return tuple(row for row in self.rows if row.state in (MODIFIED, MISSING))
+
+
+def build(
+    scripts: Sequence[Any],
+    state: DatabaseState,
+    sql_migration: Callable[[Any], ParsedMigration | None],
+    display_name: Callable[[Any], str],
+) -> StatusReport:
+    """Join scripts (base first) with the database state."""
+    by_id = {script.revision: script for script in scripts}
+    applied_ids = _ancestors(state.heads, by_id)
+    unknown_heads = [head for head in state.heads if head not in by_id]
+    if unknown_heads:  # the chain below a deleted file is unknown: trust the history
+        applied_ids |= {
+            version
+            for version, row in state.history.items()
+            if row.action in (history.APPLIED, history.STAMPED)
+        }
+    rows: list[StatusRow] = []
+    for script in scripts:
+        migration = sql_migration(script)
+        record = state.history.get(script.revision)
+        checksum = migration.checksum if migration is not None else None
+        if script.revision not in applied_ids:
+            rows.append(
+                StatusRow(script.revision, display_name(script), PENDING, None, None, None,
+                          checksum, None, migration)
+            )
+            continue
+        recorded = record.checksum if record is not None else None
+        state_name = MODIFIED if recorded and checksum and recorded != checksum else APPLIED
+        rows.append(
+            StatusRow(
+                script.revision,
+                display_name(script),
+                state_name,
+                record.applied_at if record is not None else None,
+                record.execution_ms if record is not None else None,
+                record.applied_by if record is not None else None,
+                checksum,
+                recorded,
+                migration,
+            )
+        )
+    for version in sorted(applied_ids - set(by_id), key=_version_key):
+        record = state.history.get(version)
+        rows.append(
+            StatusRow(
+                version,
+                (record.filename if record is not None and record.filename else version),
+                MISSING,
+                record.applied_at if record is not None else None,
+                record.execution_ms if record is not None else None,
+                record.applied_by if record is not None else None,
+                None,
+                record.checksum if record is not None else None,
+            )
+        )
+    return StatusReport(tuple(rows), state.heads)
+
+
+def with_ignored(report: StatusReport, ignored: Iterable[Path]) -> StatusReport:
+    return replace(report, ignored=tuple(ignored))
+
+
+def warnings(report: StatusReport) -> list[str]:
+    """Lines worth telling the user before running anything."""
+    lines = [
+        f"Applied migration {row.filename} is missing from the migrations folder; "
+        "restore it from version control"
+        for row in report.rows
+        if row.state == MISSING
+    ]
+    lines += [
+        f"{path.name} is not loaded: migration files are named NNN_snake_case_name.sql"
+        for path in report.ignored
+    ]
+    return lines
+
+
+def _ancestors(heads: Iterable[str], by_id: dict[str, Any]) -> set[str]:
+    seen: set[str] = set()
+    stack = list(heads)
+    while stack:
+        revision = stack.pop()
+        if revision in seen:
+            continue
+        seen.add(revision)
+        script = by_id.get(revision)
+        if script is None:
+            continue
+        parents = script.down_revision
+        if isinstance(parents, str):
+            stack.append(parents)
+        elif parents:
+            stack.extend(parents)
+        stack.extend(script.dependencies or ())
+    return seen
+
+
+def _version_key(version: str) -> tuple[int, str]:
+    return (int(version), version) if version.isdigit() else (1 << 62, version)

@@ -1,0 +1,1 @@
+"""Files that `fraiseql migrate init` and `create` write (package data)."""
