@@ -26,6 +26,7 @@ from .errors import (
     ChecksumMismatchError,
     IrreversibleMigrationError,
     MigrationError,
+    MigrationFileError,
     MigrationLayoutError,
     UsageError,
 )
@@ -53,6 +54,7 @@ class Reporter(Protocol):
 
     def start(self, filename: str, is_upgrade: bool) -> None: ...
     def notice(self, text: str) -> None: ...
+    def marked(self, filename: str) -> None: ...
 
 
 # ---------------------------------------------------------------------------
@@ -229,6 +231,7 @@ class UpgradeResult:
     applied: tuple[str, ...]
     dry_run: bool
     warnings: tuple[str, ...] = field(default=())
+    marked: tuple[str, ...] = field(default=())  # stamped from a hand-made history row
 
     @property
     def up_to_date(self) -> bool:
@@ -256,8 +259,10 @@ def upgrade(
     report = status_view.build(scripts, state, sql_migration, display_name)
     _refuse_inconsistent(report)
     pending = [row for row in report.rows if row.state == status_view.PENDING]
+    marked = _leading_manual_marks(pending)
     if steps is not None:
         pending = pending[:steps]
+    marked = marked[: len(pending)]
     planned = tuple(
         PlannedMigration(
             row.version,
@@ -266,14 +271,49 @@ def upgrade(
         )
         for row in pending
     )
+    for row in pending[len(marked) :]:
+        if row.migration is not None and row.migration.up.is_empty:
+            raise MigrationFileError(
+                row.filename,
+                "has no SQL to run (the up section is empty or only comments); write the "
+                "migration's SQL below `-- migrate:up` or delete the file. Nothing was applied",
+            )
     warnings = tuple(status_view.warnings(report))
     if dry_run or not planned:
-        return UpgradeResult(planned, (), dry_run, warnings)
+        return UpgradeResult(planned, (), dry_run, warnings, tuple(marked))
     from alembic import command
 
     with _alembic_errors():
-        command.upgrade(alembic_config(settings, reporter), planned[-1].version)
-    return UpgradeResult(planned, tuple(item.version for item in planned), False, warnings)
+        if marked:
+            command.stamp(alembic_config(settings), marked[-1])
+            for item in planned[: len(marked)]:
+                if reporter is not None:
+                    reporter.marked(item.filename)
+        if len(planned) > len(marked):
+            command.upgrade(alembic_config(settings, reporter), planned[-1].version)
+    applied = tuple(item.version for item in planned[len(marked) :])
+    return UpgradeResult(planned, applied, False, warnings, tuple(marked))
+
+
+def _leading_manual_marks(pending: list[status_view.StatusRow]) -> list[str]:
+    """Versions marked applied by hand (the spec's INSERT) at the front of the pending list.
+
+    They are stamped, not run.  A hand mark behind an unmarked pending migration is
+    refused: stamping it would skip the one before it.
+    """
+    marked: list[str] = []
+    for index, row in enumerate(pending):
+        if row.marked_by_hand is None:
+            later = next((later for later in pending[index:] if later.marked_by_hand), None)
+            if later is not None:
+                raise MigrationLayoutError(
+                    f"{later.filename} is marked applied by hand in fraiseql_migrations, but "
+                    f"{row.filename} before it is not applied; apply or mark {row.filename} "
+                    "first, or delete the hand-made row"
+                )
+            break
+        marked.append(row.version)
+    return marked
 
 
 def _refuse_inconsistent(report: status_view.StatusReport) -> None:

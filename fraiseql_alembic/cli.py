@@ -176,6 +176,10 @@ class _PrintingReporter:
     def notice(self, text: str) -> None:
         click.echo(f"  {text}")
 
+    def marked(self, filename: str) -> None:
+        click.echo(f"{CHECK} Recorded as applied without running it (marked by hand in "
+                   f"fraiseql_migrations): {filename}")
+
 
 @migrate.command()
 @click.option("--steps", type=click.IntRange(min=1), default=None, metavar="N",
@@ -196,7 +200,15 @@ def up(steps: int | None, dry_run: bool, path: Path | None, database_url: str | 
         click.echo("Already up to date")
         return
     if dry_run:
-        _render_plan("Dry run: would apply", result.planned, show_sql=True)
+        marked = set(result.marked)
+        for item in result.planned:
+            if item.version in marked:
+                click.echo(f"Dry run: would record {item.filename} as applied (marked by hand)")
+        _render_plan(
+            "Dry run: would apply",
+            tuple(item for item in result.planned if item.version not in marked),
+            show_sql=True,
+        )
         click.echo("Nothing was applied (dry run).")
         return
     click.echo(f"{CHECK} Migration completed successfully")
@@ -257,6 +269,15 @@ def render_status(report: StatusReport) -> str:
         )
         if row.state == APPLIED:
             lines.append(f"  {CHECK} {row.filename} ({when})")
+        elif row.state == PENDING and row.marked_by_hand is not None:
+            lines.append(
+                f"  {PENDING_MARK} {row.filename} (pending; marked applied by hand "
+                f"{row.marked_by_hand.applied_at.astimezone():%Y-%m-%d %H:%M:%S}: "
+                "`fraiseql migrate up` records it without running it)"
+            )
+        elif row.state == PENDING and row.migration is not None and row.migration.up.is_empty:
+            lines.append(f"  {PENDING_MARK} {row.filename} (pending; EMPTY: write its SQL below "
+                         "`-- migrate:up`)")
         elif row.state == PENDING:
             lines.append(f"  {PENDING_MARK} {row.filename} (pending)")
         elif row.state == MODIFIED:

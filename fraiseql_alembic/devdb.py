@@ -382,17 +382,24 @@ class DevCluster:
     def _failure(
         self, what: str, result: subprocess.CompletedProcess[str], log_offset: int = 0
     ) -> DevDBError:
-        lines = [ln.strip() for ln in (result.stderr + result.stdout).splitlines() if ln.strip()]
-        log_lines = [
-            ln.strip()
-            for ln in self._log_tail(log_offset).splitlines()
-            if "FATAL" in ln or "ERROR" in ln or "PANIC" in ln
-        ]
-        reason = log_lines[-1] if log_lines else (lines[-1] if lines else "no output")
+        output = (result.stderr or result.stdout).splitlines()
+        reason = (
+            _error_line(output)
+            or _error_line(self._log_tail(log_offset).splitlines())
+            or next((ln.strip() for ln in reversed(output) if ln.strip()), "no output")
+        )
         return DevDBError(
             f"{what} failed (exit {result.returncode}) for {self.data_dir}: {reason}; "
             f"server log: {self.log_file}"
         )
+
+
+def _error_line(lines: list[str]) -> str | None:
+    """The last line of program output or server log that reports an error."""
+    for line in reversed(lines):
+        if any(word in line.lower() for word in ("error", "fatal", "panic")):
+            return line.strip()
+    return None
 
 
 # -- running as an unprivileged user --------------------------------------------------------
@@ -456,8 +463,9 @@ def _temp_roots() -> list[Path]:
 
 def _make_reachable(base_dir: Path, os_user: str) -> None:
     """Let ``os_user`` reach ``base_dir``: a private directory of ours inside a temporary
-    directory (pytest's ``/tmp/pytest-of-root``, ``mktemp -d``) gets ``o+x``; anything else
-    we refuse to open up (``/root``, home directories)."""
+    directory (``mktemp -d``) gets ``o+x``; anything else we refuse to open up (``/root``,
+    home directories).  pytest re-tightens ``/tmp/pytest-of-root`` whenever a session
+    starts, so a cluster run as root does not belong under it."""
     for parent in reversed(base_dir.parents):
         if not parent.exists():
             break

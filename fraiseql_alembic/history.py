@@ -62,6 +62,7 @@ def create_table_sql(schema: str) -> str:
 class HistoryRow:
     """One row of the audit table, as the status view needs it."""
 
+    id: int
     version: str
     name: str | None
     filename: str | None
@@ -146,8 +147,8 @@ def read_latest(cursor: Cursor, schema: str) -> dict[str, HistoryRow]:
     if not table_exists(cursor, schema):
         return {}
     cursor.execute(
-        "SELECT DISTINCT ON (version) version, name, filename, checksum, applied_at, "
+        "SELECT DISTINCT ON (version) id, version, name, filename, checksum, applied_at, "
         f"execution_ms, applied_by, action FROM {qualified_table(schema)} "
         "ORDER BY version, id DESC"
     )
-    return {row[0]: HistoryRow(*row) for row in cursor.fetchall()}
+    return {row[1]: HistoryRow(*row) for row in cursor.fetchall()}

@@ -49,13 +49,19 @@ def run_section(
     on_notice: NoticeSink | None = None,
 ) -> None:
     """Execute ``section`` and write its history row, online or offline."""
-    statements = split_statements(migration, section)
+    split = split_statements(migration, section)
+    statements = split.statements
     autocommit = needs_autocommit(section, statements)
     if context.as_sql:
         _emit_offline(context, migration, statements, autocommit, action, history_schema)
         return
     started = time.perf_counter()
     sink = on_notice or _stderr_notice
+    if split.unwrapped:
+        sink(
+            f"note: {migration.name.filename} is wrapped in BEGIN; ... COMMIT; those two "
+            "statements are skipped: the migration already runs in its own transaction"
+        )
     if autocommit:
         with context.autocommit_block():
             _execute(context, migration, statements, sink, in_transaction=False)

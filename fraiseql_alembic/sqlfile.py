@@ -208,12 +208,6 @@ def parse_migration(name: MigrationName, text: str) -> ParsedMigration:
             up = _section(text, offsets, up_start, rollback, up.transaction)
             down = _rollback_section(lines, offsets, rollback)
 
-    if up.is_empty:
-        raise MigrationFileError(
-            name.filename,
-            "has no SQL to run (the up section is empty or only comments); "
-            "write the migration's SQL or delete the file",
-        )
     return ParsedMigration(
         name=name,
         text=text,
@@ -295,7 +289,15 @@ def _strip_comments(sql: str) -> str:
 # Statements
 
 
-def split_statements(migration: ParsedMigration, section: Section) -> list[Statement]:
+@dataclass(frozen=True)
+class SplitSection:
+    """A section's statements; ``unwrapped`` when a file-wide BEGIN/COMMIT was dropped."""
+
+    statements: list[Statement]
+    unwrapped: bool
+
+
+def split_statements(migration: ParsedMigration, section: Section) -> SplitSection:
     """Split a section into statements with PostgreSQL's own scanner (pglast).
 
     ``$$`` bodies, quoted semicolons and comments are handled as the server would.
@@ -337,12 +339,13 @@ def split_statements(migration: ParsedMigration, section: Section) -> list[State
     return _unwrap_transaction(statements, filename)
 
 
-def _unwrap_transaction(statements: list[Statement], filename: str) -> list[Statement]:
-    if (
+def _unwrap_transaction(statements: list[Statement], filename: str) -> SplitSection:
+    unwrapped = (
         len(statements) >= 2
         and statements[0].transaction_control == "begin"
         and statements[-1].transaction_control == "commit"
-    ):
+    )
+    if unwrapped:
         statements = statements[1:-1]
     for statement in statements:
         if statement.transaction_control is not None:
@@ -353,7 +356,7 @@ def _unwrap_transaction(statements: list[Statement], filename: str) -> list[Stat
                 "whole file in a single BEGIN; ... COMMIT;",
                 statement.line,
             )
-    return statements
+    return SplitSection(statements, unwrapped)
 
 
 def _leading_noise(raw: str) -> int:

@@ -35,6 +35,7 @@ class StatusRow:
     checksum: str | None = None
     recorded_checksum: str | None = None
     migration: ParsedMigration | None = field(default=None, compare=False, repr=False)
+    marked_by_hand: history.HistoryRow | None = None  # pending, but a manual row says applied
 
     @property
     def applied(self) -> bool:
@@ -78,9 +79,10 @@ def build(
         record = state.history.get(script.revision)
         checksum = migration.checksum if migration is not None else None
         if script.revision not in applied_ids:
+            mark = _manual_mark(script.revision, display_name(script), state.history)
             rows.append(
                 StatusRow(script.revision, display_name(script), PENDING, None, None, None,
-                          checksum, None, migration)
+                          checksum, None, migration, mark)
             )
             continue
         recorded = record.checksum if record is not None else None
@@ -113,6 +115,29 @@ def build(
             )
         )
     return StatusReport(tuple(rows), state.heads)
+
+
+def _manual_mark(
+    version: str, filename: str, rows: dict[str, history.HistoryRow]
+) -> history.HistoryRow | None:
+    """A hand-inserted row (the spec's recipe) marking ``version`` applied, if still unused.
+
+    The row may name the version as ``003``, ``003_add_indexes`` or the file name.
+    It is used up once a later row for the version exists (e.g. the stamp it caused).
+    """
+    stem = filename.rsplit(".", 1)[0]
+    marks = [
+        row
+        for key in {version, stem, filename}
+        if (row := rows.get(key)) is not None and row.action == history.MANUAL
+    ]
+    if not marks:
+        return None
+    mark = max(marks, key=lambda row: row.id)
+    newer = rows.get(version)
+    if newer is not None and newer.action != history.MANUAL and newer.id > mark.id:
+        return None
+    return mark
 
 
 def with_ignored(report: StatusReport, ignored: Iterable[Path]) -> StatusReport:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,12 +22,21 @@ def pg_bindir() -> Path:
 
 @pytest.fixture(scope="session")
 def pg_cluster(tmp_path_factory: pytest.TempPathFactory, pg_bindir: Path) -> Iterator[DevCluster]:
-    """A local cluster for the whole session (run as an unprivileged user when we are root)."""
-    cluster = DevCluster.start(tmp_path_factory.mktemp("pg_cluster"), bindir=pg_bindir)
+    """A local cluster for the whole session, stopped at its end.
+
+    As root the server runs as `postgres`, which cannot enter pytest's /tmp/pytest-of-root
+    (mode 0700, re-tightened by every pytest run that starts): devdb then picks a fresh
+    directory under /tmp, removed at the end.
+    """
+    as_root = os.geteuid() == 0
+    base_dir = None if as_root else tmp_path_factory.mktemp("pg_cluster")
+    cluster = DevCluster.start(base_dir, bindir=pg_bindir)
     try:
         yield cluster
     finally:
         cluster.stop()
+        if as_root:
+            shutil.rmtree(cluster.base_dir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -20,6 +23,17 @@ def _fetch_one(url: str, query: str) -> object:
         row = cur.fetchone()
         assert row is not None
         return row[0]
+
+
+@pytest.fixture
+def cluster_dir() -> Iterator[Path]:
+    """An empty directory for a second cluster, reachable by `postgres` when we are root
+    (pytest's tmp_path is not), removed afterwards."""
+    path = Path(tempfile.mkdtemp(prefix="fraiseql-devdb-test-", dir="/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def test_database_url_connects_to_postgresql(database_url: str, pg_cluster: DevCluster) -> None:
@@ -60,8 +74,8 @@ def test_server_does_not_run_as_root(pg_cluster: DevCluster, database_url: str) 
     assert _fetch_one(database_url, "SELECT current_setting('listen_addresses')") == "127.0.0.1"
 
 
-def test_cli_start_reuse_url_and_double_stop(tmp_path: Path, pg_bindir: Path) -> None:
-    base = tmp_path / "cli"
+def test_cli_start_reuse_url_and_double_stop(cluster_dir: Path, pg_bindir: Path) -> None:
+    base = cluster_dir / "cli"
     env = {**os.environ, "FRAISEQL_PG_BINDIR": str(pg_bindir)}
 
     def devdb(*args: str) -> subprocess.CompletedProcess[str]:
