@@ -8,6 +8,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,3 +50,72 @@ def database_url(pg_cluster: DevCluster, request: pytest.FixtureRequest) -> Iter
         yield url
     finally:
         pg_cluster.drop_database(name)
+
+
+# ---------------------------------------------------------------------------
+# Projects and the CLI
+
+
+class Project:
+    """A scratch FraiseQL project: a migrations folder and a database."""
+
+    def __init__(self, root: Path, database_url: str) -> None:
+        self.root = root
+        self.migrations = root / "migrations"
+        self.database_url = database_url
+
+    def write(self, filename: str, text: str) -> Path:
+        self.migrations.mkdir(exist_ok=True)
+        path = self.migrations / filename
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    def cli(self, *args: str, input: str | None = None) -> Any:
+        """Run ``fraiseql migrate ARGS`` in-process with CliRunner, in the project."""
+        from click.testing import CliRunner
+
+        from fraiseql_alembic.cli import main
+
+        runner = CliRunner()
+        cwd = os.getcwd()
+        os.chdir(self.root)
+        try:
+            return runner.invoke(
+                main,
+                ["migrate", *args],
+                input=input,
+                env={"DATABASE_URL": self.database_url},
+                catch_exceptions=False,
+            )
+        finally:
+            os.chdir(cwd)
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        import psycopg2
+
+        connection = psycopg2.connect(self.database_url)
+        try:
+            with connection, connection.cursor() as cursor:
+                cursor.execute(sql)
+                return cursor.fetchall() if cursor.description else []
+        finally:
+            connection.close()
+
+    def tables(self) -> set[str]:
+        return {
+            row[0]
+            for row in self.query(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            )
+        }
+
+    def version(self) -> list[str]:
+        if "alembic_version" not in self.tables():
+            return []
+        return [row[0] for row in self.query("SELECT version_num FROM alembic_version")]
+
+
+@pytest.fixture
+def project(tmp_path: Path, database_url: str) -> Project:
+    (tmp_path / "migrations").mkdir()
+    return Project(tmp_path, database_url)

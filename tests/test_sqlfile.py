@@ -1,0 +1,215 @@
+"""Pure tests of the file format: names, sections, options, statements, checksums."""
+
+from __future__ import annotations
+
+import pytest
+
+from fraiseql_alembic.errors import MigrationFileError
+from fraiseql_alembic.sqlfile import (
+    ParsedMigration,
+    checksum_of,
+    normalize_text,
+    parse_filename,
+    parse_migration,
+    split_statements,
+)
+
+
+def parse(text: str, filename: str = "002_add_comments_table.sql") -> ParsedMigration:
+    name = parse_filename(filename)
+    assert name is not None
+    return parse_migration(name, text)
+
+
+def sqls(migration: ParsedMigration, section: str = "up") -> list[str]:
+    chosen = migration.up if section == "up" else migration.down
+    assert chosen is not None
+    return [statement.sql for statement in split_statements(migration, chosen).statements]
+
+
+@pytest.mark.parametrize(
+    ("filename", "version", "number", "slug"),
+    [
+        ("001_initial_schema.sql", "001", 1, "initial_schema"),
+        ("1000_big.sql", "1000", 1000, "big"),
+        ("42_x1.sql", "42", 42, "x1"),
+    ],
+)
+def test_migration_file_names(filename: str, version: str, number: int, slug: str) -> None:
+    name = parse_filename(filename)
+    assert name is not None
+    assert (name.version, name.number, name.slug, name.stem) == (
+        version, number, slug, f"{version}_{slug}"
+    )
+
+
+@pytest.mark.parametrize(
+    "filename",
+    ["003_x.sq", "003_x.SQL", "3-x.sql", "abc_x.sql", "003_X.sql", "003_.sql", "003_1x.sql",
+     "README.md", "003_x.sql.bak"],
+)
+def test_not_migration_file_names(filename: str) -> None:
+    assert parse_filename(filename) is None
+
+
+def test_no_markers_whole_file_is_up_and_irreversible() -> None:
+    migration = parse("-- Migration 002: Add comments\nCREATE TABLE a (id int);\n")
+    assert migration.title == "Add comments"
+    assert migration.down is None
+    assert not migration.reversible
+    assert sqls(migration) == ["CREATE TABLE a (id int)"]
+
+
+def test_markers_split_up_and_down_with_lines() -> None:
+    text = (
+        "-- Migration 002: Add comments table\n"
+        "-- migrate:up\n"
+        "CREATE TABLE tb_comment (id int);\n"
+        "CREATE INDEX idx ON tb_comment (id);\n"
+        "-- migrate:down\n"
+        "DROP TABLE tb_comment;\n"
+    )
+    migration = parse(text)
+    assert migration.reversible
+    statements = split_statements(migration, migration.up).statements
+    assert [(s.line, s.column) for s in statements] == [(3, 1), (4, 1)]
+    assert sqls(migration, "down") == ["DROP TABLE tb_comment"]
+    assert migration.down is not None and migration.down.line == 6
+
+
+def test_rollback_comment_block_is_the_down_section() -> None:
+    text = (
+        "-- Migration 010: Add post categories\n\n"
+        "CREATE TABLE tb_category (\n    id UUID PRIMARY KEY,\n    name TEXT NOT NULL UNIQUE\n);\n\n"
+        "-- Rollback:\n"
+        "-- DROP TABLE tb_category;\n"
+    )
+    migration = parse(text, "010_add_post_categories.sql")
+    assert migration.reversible
+    assert sqls(migration, "down") == ["DROP TABLE tb_category"]
+    assert len(sqls(migration)) == 1
+
+
+def test_rollback_block_followed_by_sql_is_refused_with_line() -> None:
+    with pytest.raises(MigrationFileError, match=r":4: SQL on line 4 follows the `-- Rollback:`"):
+        parse("CREATE TABLE a (id int);\n-- Rollback:\n-- DROP TABLE a;\nSELECT 1;\n")
+
+
+def test_empty_down_marker_is_not_reversible() -> None:
+    migration = parse("-- migrate:up\nCREATE TABLE a (id int);\n-- migrate:down\n-- nothing\n")
+    assert migration.down is not None
+    assert not migration.reversible
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("-- migrate:up\nSELECT 1;\n-- migrate:up\nSELECT 2;\n", r":3: second `-- migrate:up`"),
+        ("-- migrate:down\nSELECT 1;\n-- migrate:up\nSELECT 2;\n", r":3: `-- migrate:up` must come"),
+        ("SELECT 1;\n-- migrate:up\nSELECT 2;\n", r":2: SQL on line 1 comes before"),
+        ("-- migrate:up transaction:maybe\nSELECT 1;\n", r":1: option 'transaction:maybe'"),
+        ("-- migrate:up colour:red\nSELECT 1;\n", r":1: unknown marker option 'colour:red'"),
+        ("-- migrate:up\nSELECT 1;\n-- migrate:down\n-- migrate:down\n", r":4: second `-- migrate:down`"),
+    ],
+)
+def test_marker_errors_name_file_and_line(text: str, message: str) -> None:
+    with pytest.raises(MigrationFileError, match=r"^002_add_comments_table\.sql" + message):
+        parse(text)
+
+
+def test_transaction_option() -> None:
+    migration = parse("-- migrate:up transaction:false\nVACUUM;\n-- migrate:down transaction:true\n"
+                      "SELECT 1;\n")
+    assert migration.up.transaction is False
+    assert migration.down is not None and migration.down.transaction is True
+
+
+def test_revises_header() -> None:
+    migration = parse("-- Migration 002: x\n-- revises: 1a2b3c4d5e6f\nSELECT 1;\n")
+    assert migration.revises == "1a2b3c4d5e6f"
+
+
+def test_sql_is_kept_verbatim() -> None:
+    text = (
+        "INSERT INTO t (a) VALUES ('100%'), (':name'), ('{\"a\": 1}'::jsonb::text);\n"
+        "DO $$ BEGIN RAISE NOTICE 'Migrated % users; done', 5; END $$;\n"
+        "CREATE FUNCTION f() RETURNS int AS $body$ SELECT 1; $body$ LANGUAGE sql;\n"
+    )
+    assert sqls(parse(text)) == [
+        "INSERT INTO t (a) VALUES ('100%'), (':name'), ('{\"a\": 1}'::jsonb::text)",
+        "DO $$ BEGIN RAISE NOTICE 'Migrated % users; done', 5; END $$",
+        "CREATE FUNCTION f() RETURNS int AS $body$ SELECT 1; $body$ LANGUAGE sql",
+    ]
+
+
+def test_begin_commit_wrapper_is_dropped() -> None:
+    migration = parse(
+        "-- Migration 030: Update post status\n\nBEGIN;\n\nALTER TABLE t ADD COLUMN s TEXT;\n"
+        "UPDATE t SET s = CASE WHEN p THEN 'published' ELSE 'draft' END;\n\nCOMMIT;\n"
+    )
+    split = split_statements(migration, migration.up)
+    assert split.unwrapped
+    assert [s.sql.split()[0] for s in split.statements] == ["ALTER", "UPDATE"]
+
+
+@pytest.mark.parametrize("statement", ["COMMIT;", "ROLLBACK;", "BEGIN;", "END;"])
+def test_other_transaction_control_is_refused_with_line(statement: str) -> None:
+    migration = parse(f"CREATE TABLE a (id int);\n{statement}\nCREATE TABLE b (id int);\n")
+    with pytest.raises(MigrationFileError, match=r"^002_add_comments_table\.sql:2: transaction"):
+        split_statements(migration, migration.up)
+
+
+def test_savepoints_are_allowed() -> None:
+    migration = parse("SAVEPOINT a;\nSELECT 1;\nRELEASE SAVEPOINT a;\n")
+    assert len(split_statements(migration, migration.up).statements) == 3
+
+
+@pytest.mark.parametrize(
+    ("statement", "non_transactional"),
+    [
+        ("CREATE INDEX CONCURRENTLY idx ON t (a)", True),
+        ("create unique index concurrently if not exists idx on t (a)", True),
+        ("DROP INDEX CONCURRENTLY idx", True),
+        ("REINDEX INDEX CONCURRENTLY idx", True),
+        ("VACUUM t", True),
+        ("CREATE DATABASE x", True),
+        ("ALTER SYSTEM SET work_mem = '4MB'", True),
+        ("CREATE INDEX idx ON t (a)", False),
+        ("SELECT 'concurrently'", False),
+        ("COMMENT ON TABLE t IS 'create index concurrently'", False),
+        ("SELECT CASE WHEN true THEN 1 END", False),
+    ],
+)
+def test_non_transactional_statements_detected_by_syntax_tree(
+    statement: str, non_transactional: bool
+) -> None:
+    migration = parse(statement + ";\n")
+    (parsed,) = split_statements(migration, migration.up).statements
+    assert parsed.non_transactional is non_transactional
+
+
+def test_crlf_and_bom_do_not_change_checksum_or_lines() -> None:
+    lf = "-- migrate:up\nCREATE TABLE é (id int);\n-- migrate:down\nDROP TABLE é;\n"
+    crlf = "\ufeff" + lf.replace("\n", "\r\n")
+    a = normalize_text(lf.encode(), "x.sql")
+    b = normalize_text(crlf.encode("utf-8"), "x.sql")
+    assert a == b
+    assert checksum_of(a) == checksum_of(b)
+    assert checksum_of(a) != checksum_of(a + "-- edited\n")
+
+
+def test_non_utf8_file_is_refused_with_line() -> None:
+    with pytest.raises(MigrationFileError, match=r"^x\.sql:2: is not valid UTF-8"):
+        normalize_text(b"SELECT 1;\nSELECT '\xe9';\n", "x.sql")
+
+
+def test_statement_lines_with_non_ascii_and_comments() -> None:
+    text = "-- héader ünïcode\n/* block\n comment */\nSELECT 'é';  -- trailing\n\n  SELECT 2;\n"
+    migration = parse(text)
+    statements = split_statements(migration, migration.up).statements
+    assert [(s.line, s.column) for s in statements] == [(4, 1), (6, 3)]
+
+
+def test_empty_up_section_is_reported_empty() -> None:
+    migration = parse("-- Migration 002: nothing yet\n-- migrate:up\n\n-- migrate:down\n")
+    assert migration.up.is_empty
