@@ -1,0 +1,388 @@
+"""The `fraiseql migrate` verbs through Click's CliRunner, against a real PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import Project
+
+from fraiseql_alembic.cli import main
+
+UP_DOWN = "-- migrate:up\nCREATE TABLE {t} (id int);\n-- migrate:down\nDROP TABLE {t};\n"
+
+
+def run(cwd: Path, *args: str, env: dict[str, str] | None = None) -> object:
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return CliRunner().invoke(main, list(args), env=env or {"DATABASE_URL": ""})
+    finally:
+        os.chdir(old)
+
+
+# ---------------------------------------------------------------------------
+# init / create: no database needed
+
+
+def test_init_creates_folder_and_readme_and_is_idempotent(tmp_path: Path) -> None:
+    first = run(tmp_path, "migrate", "init")
+    assert first.exit_code == 0, first.output
+    assert first.output.startswith("✓ Initialized migrations in migrations\n")
+    readme = (tmp_path / "migrations" / "README.md").read_text()
+    assert "fraiseql migrate create" in readme and "-- migrate:down" in readme
+    (tmp_path / "migrations" / "README.md").write_text("team notes\n")
+    second = run(tmp_path, "migrate", "init")
+    assert second.exit_code == 0
+    assert "Already initialized" in second.output and "nothing changed" in second.output
+    assert (tmp_path / "migrations" / "README.md").read_text() == "team notes\n"
+
+
+def test_init_custom_path(tmp_path: Path) -> None:
+    result = run(tmp_path, "migrate", "init", "--path", "db/migrations")
+    assert result.exit_code == 0
+    assert (tmp_path / "db" / "migrations" / "README.md").is_file()
+
+
+def test_init_refuses_a_file_as_path(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    result = run(tmp_path, "migrate", "init", "--path", "afile")
+    assert result.exit_code == 2
+    assert "is a file, not a folder" in result.output
+
+
+def test_create_numbers_files_and_writes_markers(tmp_path: Path) -> None:
+    run(tmp_path, "migrate", "init")
+    first = run(tmp_path, "migrate", "create", "initial_schema")
+    assert first.exit_code == 0
+    assert first.output == "✓ Created migrations/001_initial_schema.sql\n"
+    second = run(tmp_path, "migrate", "create", "add_comments_table")
+    assert second.output == "✓ Created migrations/002_add_comments_table.sql\n"
+    text = (tmp_path / "migrations" / "002_add_comments_table.sql").read_text()
+    assert text.startswith("-- Migration 002: Add comments table\n")
+    assert "\n-- migrate:up\n" in text and "\n-- migrate:down\n" in text
+
+
+def test_create_grows_past_999_and_counts_py_revisions(tmp_path: Path) -> None:
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "999_last_small.sql").write_text("SELECT 1;\n")
+    result = run(tmp_path, "migrate", "create", "next_one")
+    assert result.output == "✓ Created migrations/1000_next_one.sql\n"
+    (folder / "1001_hand_written.py").write_text("revision = '1001'\ndown_revision = '1000'\n")
+    result = run(tmp_path, "migrate", "create", "after_py")
+    assert result.output == "✓ Created migrations/1002_after_py.sql\n"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", "   ", "add users", "AddUsers", "../evil", "a/b", "x;drop table y", "$(rm -rf ~)",
+     "1_starts_with_digit", "_leading", "a" * 101, "naïve"],
+)
+def test_create_refuses_bad_names_and_writes_nothing(tmp_path: Path, name: str) -> None:
+    run(tmp_path, "migrate", "init")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    result = run(tmp_path, "migrate", "create", name)
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("Error: Migration name")
+    assert len(result.output.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_create_suggests_snake_case(tmp_path: Path) -> None:
+    run(tmp_path, "migrate", "init")
+    result = run(tmp_path, "migrate", "create", "Add Users Table")
+    assert "(e.g. add_users_table)" in result.output
+
+
+def test_create_without_init_says_what_to_do(tmp_path: Path) -> None:
+    result = run(tmp_path, "migrate", "create", "x")
+    assert result.exit_code == 1
+    assert "does not exist; run `fraiseql migrate init`" in result.output
+
+
+# ---------------------------------------------------------------------------
+# Database configuration errors
+
+
+def test_no_database_configured(tmp_path: Path) -> None:
+    run(tmp_path, "migrate", "init")
+    result = run(tmp_path, "migrate", "status")
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: No database configured")
+
+
+def test_bad_url_is_one_line_and_masked(tmp_path: Path) -> None:
+    run(tmp_path, "migrate", "init")
+    result = run(tmp_path, "migrate", "status", "--database-url", "mysql://u:hunter2@h/db")
+    assert result.exit_code == 1
+    assert "hunter2" not in result.output
+    assert "is not a PostgreSQL URL" in result.output
+
+
+def test_unreachable_database_masks_password(tmp_path: Path) -> None:
+    run(tmp_path, "migrate", "init")
+    url = "postgresql://app:s3cr3tpw@127.0.0.1:1/app"
+    for args in (("status",), ("up",), ("down", "--force"), ("up", "--dry-run")):
+        result = run(tmp_path, "migrate", *args, "--database-url", url)
+        assert result.exit_code == 1
+        assert "s3cr3tpw" not in result.output
+        assert result.output.startswith("Error: Cannot connect to postgresql://app:***@127.0.0.1:1/app")
+        assert len(result.output.strip().splitlines()) == 1
+
+
+def test_wrong_password_is_masked(project: Project) -> None:
+    bad = re.sub(r"://([^:]+):[^@]+@", r"://\1:wrongpassword@", project.database_url)
+    result = project.cli("status", "--database-url", bad)
+    assert result.exit_code == 1
+    assert "wrongpassword" not in result.output
+    assert "password authentication failed" in result.output
+
+
+def test_verbose_shows_traceback_without_password(tmp_path: Path) -> None:
+    run(tmp_path, "migrate", "init")
+    url = "postgresql://app:s3cr3tpw@127.0.0.1:1/app"
+    result = run(tmp_path, "migrate", "status", "--verbose", "--database-url", url)
+    assert result.exit_code == 1
+    assert "Traceback" in result.output
+    assert "s3cr3tpw" not in result.output
+
+
+def test_missing_folder_and_path_to_file(project: Project) -> None:
+    result = project.cli("status", "--path", "nope")
+    assert result.exit_code == 1
+    assert "Migrations folder" in result.output and "does not exist" in result.output
+    (project.root / "file.txt").write_text("x")
+    result = project.cli("up", "--path", "file.txt")
+    assert result.exit_code == 1
+    assert "is a file, not a folder" in result.output
+
+
+# ---------------------------------------------------------------------------
+# up / status / down
+
+
+def test_up_status_down_cycle(project: Project) -> None:
+    project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
+    project.write("002_add_comments_table.sql", UP_DOWN.format(t="b"))
+    project.write("003_add_indexes.sql", UP_DOWN.format(t="c"))
+    status = project.cli("status")
+    assert status.output == (
+        "Migration Status:\n"
+        "  ○ 001_initial_schema.sql (pending)\n"
+        "  ○ 002_add_comments_table.sql (pending)\n"
+        "  ○ 003_add_indexes.sql (pending)\n"
+    )
+    up = project.cli("up", "--steps", "2")
+    assert up.output == (
+        "✓ Running migration: 001_initial_schema.sql\n"
+        "✓ Running migration: 002_add_comments_table.sql\n"
+        "✓ Migration completed successfully\n"
+    )
+    status = project.cli("status")
+    lines = status.output.splitlines()
+    assert re.fullmatch(r"  ✓ 001_initial_schema\.sql \(applied \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\)", lines[1])
+    assert re.fullmatch(r"  ✓ 002_add_comments_table\.sql \(applied .*\)", lines[2])
+    assert lines[3] == "  ○ 003_add_indexes.sql (pending)"
+    assert project.cli("up").output.count("Running migration") == 1
+    assert project.cli("up").output == "Already up to date\n"
+    down = project.cli("down", "--steps", "2", "--force")
+    assert down.exit_code == 0, down.output
+    assert "✓ Rolling back migration: 003_add_indexes.sql\n✓ Rolling back migration: 002_add_comments_table.sql\n" in down.output
+    assert project.version() == ["001"]
+    assert project.tables() >= {"a"} and not project.tables() & {"b", "c"}
+    actions = project.query("SELECT version, action FROM fraiseql_migrations ORDER BY id")
+    assert actions == [("001", "applied"), ("002", "applied"), ("003", "applied"),
+                       ("003", "rolled_back"), ("002", "rolled_back")]
+
+
+def test_history_rows_have_the_audit_columns(project: Project) -> None:
+    project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
+    project.cli("up")
+    ((version, name, filename, checksum, ms, by, action),) = project.query(
+        "SELECT version, name, filename, checksum, execution_ms, applied_by, action "
+        "FROM fraiseql_migrations ORDER BY applied_at")
+    assert (version, name, filename, action) == ("001", "initial_schema", "001_initial_schema.sql", "applied")
+    assert re.fullmatch(r"[0-9a-f]{64}", checksum)
+    assert ms >= 0 and "@" in by and " as " in by
+
+
+def test_dry_run_lists_sql_and_writes_nothing(project: Project) -> None:
+    project.write("001_initial_schema.sql", "-- migrate:up\nCREATE TABLE a (id int);\n")
+    result = project.cli("up", "--dry-run")
+    assert result.exit_code == 0
+    assert "001_initial_schema.sql" in result.output
+    assert "CREATE TABLE a (id int);" in result.output
+    assert "Nothing was applied" in result.output
+    assert project.tables() == set()  # not even alembic_version or the history table
+
+
+def test_down_without_terminal_and_without_force_refuses(project: Project) -> None:
+    project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
+    project.cli("up")
+    result = project.cli("down")
+    assert result.exit_code == 1
+    assert "no terminal" in result.output and "--force" in result.output
+    assert project.version() == ["001"]
+
+
+def test_down_when_nothing_applied(project: Project) -> None:
+    project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
+    result = project.cli("down", "--force")
+    assert result.exit_code == 1
+    assert "Nothing to roll back" in result.output
+
+
+def test_down_steps_beyond_applied(project: Project) -> None:
+    project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
+    project.cli("up")
+    result = project.cli("down", "--steps", "5", "--force")
+    assert result.exit_code == 2
+    assert "more than the 1 applied" in result.output
+    assert project.version() == ["001"]
+
+
+def test_down_refuses_irreversible_in_the_middle_and_rolls_back_nothing(project: Project) -> None:
+    project.write("001_initial_schema.sql", "CREATE TABLE a (id int);\n")
+    project.write("002_b.sql", UP_DOWN.format(t="b"))
+    project.cli("up")
+    result = project.cli("down", "--steps", "2", "--force")
+    assert result.exit_code == 1
+    assert "001_initial_schema.sql has no down section" in result.output
+    assert "Nothing was rolled back" in result.output
+    assert project.version() == ["002"] and "b" in project.tables()
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two"])
+def test_bad_steps(project: Project, value: str) -> None:
+    for verb in ("up", "down"):
+        result = project.cli(verb, "--steps", value)
+        assert result.exit_code == 2
+        assert "--steps" in result.output
+
+
+def test_checksum_mismatch_refuses_up(project: Project) -> None:
+    project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
+    project.write("003_add_indexes.sql", "CREATE INDEX i ON a (id);\n")
+    project.cli("up")
+    project.write("003_add_indexes.sql", "CREATE INDEX i ON a (id);\nCREATE INDEX j ON a (id);\n")
+    project.write("004_more.sql", UP_DOWN.format(t="d"))
+    result = project.cli("up")
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: Migration 003_add_indexes.sql checksum mismatch")
+    assert "d" not in project.tables()
+    status = project.cli("status")
+    assert "✗ 003_add_indexes.sql (applied" in status.output and "MODIFIED" in status.output
+
+
+def test_crlf_and_bom_are_not_changes(project: Project) -> None:
+    path = project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
+    project.cli("up")
+    path.write_bytes(b"\xef\xbb\xbf" + UP_DOWN.format(t="a").replace("\n", "\r\n").encode())
+    project.write("002_b.sql", UP_DOWN.format(t="b"))
+    result = project.cli("up")
+    assert result.exit_code == 0, result.output
+    assert "MODIFIED" not in project.cli("status").output
+
+
+def test_duplicate_numbers_refused_by_every_command(project: Project) -> None:
+    project.write("002_from_alice.sql", "SELECT 1;\n")
+    project.write("002_from_bob.sql", "SELECT 2;\n")
+    for args in (("up",), ("up", "--dry-run"), ("down", "--force"), ("status",), ("create", "x")):
+        result = project.cli(*args)
+        assert result.exit_code == 1, args
+        assert "002_from_alice.sql and 002_from_bob.sql" in result.output
+        assert "Renumber" in result.output
+    assert not (project.migrations / "003_x.sql").exists()
+
+
+def test_verbatim_sql_and_notices(project: Project) -> None:
+    project.write(
+        "001_initial_schema.sql",
+        "CREATE TABLE t (a text, j jsonb);\n"
+        "INSERT INTO t VALUES ('100%', '{\"k\": \":name\"}'::jsonb);\n"
+        "INSERT INTO t VALUES (':name %s %(x)s', NULL);\n"
+        "DO $$ BEGIN RAISE NOTICE 'rows: % (%%)', (SELECT count(*) FROM t); END $$;\n"
+        "CREATE FUNCTION f() RETURNS text AS $fn$ SELECT '%'::text $fn$ LANGUAGE sql;\n",
+    )
+    result = project.cli("up")
+    assert result.exit_code == 0, result.output
+    assert "  NOTICE: rows: 2 (%)\n" in result.output
+    assert project.query("SELECT a, j->>'k' FROM t ORDER BY a") == [
+        ("100%", ":name"), (":name %s %(x)s", None)]
+    assert project.query("SELECT f()") == [("%",)]
+
+
+def test_transaction_false_forces_autocommit(project: Project) -> None:
+    project.write("001_initial_schema.sql", "CREATE TABLE t (a int);\n")
+    project.write("002_vacuum.sql", "-- migrate:up transaction:false\nVACUUM t;\n"
+                  "CREATE TABLE u (a int);\n")
+    result = project.cli("up")
+    assert result.exit_code == 0, result.output
+    assert project.version() == ["002"]
+
+
+def test_failed_concurrent_index_reports_invalid_index(project: Project) -> None:
+    project.write("001_initial_schema.sql", "CREATE TABLE t (a int);\nINSERT INTO t VALUES (1), (1);\n")
+    project.write("002_unique.sql", "CREATE UNIQUE INDEX CONCURRENTLY t_a_key ON t (a);\n")
+    result = project.cli("up")
+    assert result.exit_code == 1
+    assert "002_unique.sql failed at line 1" in result.output
+    assert "could not create unique index" in result.output
+    assert "INVALID index public.t_a_key" in result.output
+    assert "DROP INDEX CONCURRENTLY public.t_a_key;" in result.output
+    assert project.version() == ["001"]
+
+
+def test_notice_for_ignored_files(project: Project) -> None:
+    project.write("001_initial_schema.sql", "SELECT 1;\n")
+    project.write("002_x.SQL", "SELECT 1;\n")
+    project.write("3-x.sql", "SELECT 1;\n")
+    status = project.cli("status")
+    assert "Warning: 002_x.SQL is not loaded" in status.output
+    assert "Warning: 3-x.sql is not loaded" in status.output
+
+
+def test_missing_applied_file(project: Project) -> None:
+    project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
+    path = project.write("002_b.sql", UP_DOWN.format(t="b"))
+    project.cli("up")
+    path.unlink()
+    status = project.cli("status")
+    assert "✗ 002_b.sql (applied" in status.output and "file MISSING" in status.output
+    down = project.cli("down", "--force")
+    assert down.exit_code == 1
+    assert "002_b.sql is missing" in down.output
+    assert project.version() == ["002"]
+
+
+def test_spec_manual_mark_recipe(project: Project) -> None:
+    project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
+    project.write("002_add_comments_table.sql", UP_DOWN.format(t="b"))
+    project.write("003_add_indexes.sql", UP_DOWN.format(t="c"))
+    project.cli("up", "--steps", "1")
+    project.query("CREATE TABLE b (id int)")  # someone applied 002 by hand
+    project.query("INSERT INTO fraiseql_migrations (version, applied_at) "
+                  "VALUES ('002_add_comments_table', NOW())")
+    status = project.cli("status")
+    assert "○ 002_add_comments_table.sql (pending; marked applied by hand" in status.output
+    result = project.cli("up")
+    assert result.exit_code == 0, result.output
+    assert "Recorded as applied without running it" in result.output
+    assert "✓ Running migration: 003_add_indexes.sql" in result.output
+    assert "Running migration: 002" not in result.output
+    assert project.version() == ["003"]
+    assert project.cli("up").output == "Already up to date\n"
+
+
+def test_empty_migration_shown_and_refused(project: Project) -> None:
+    project.cli("create", "nothing_yet")
+    status = project.cli("status")
+    assert "001_nothing_yet.sql (pending; EMPTY" in status.output
+    result = project.cli("up")
+    assert result.exit_code == 1
+    assert "001_nothing_yet.sql: has no SQL to run" in result.output
+    assert project.tables() == set()
