@@ -125,6 +125,23 @@ def link_chain(
         and not sql_ids.intersection(script.down_revisions)
     )
 
+    # Hex-id revisions made with `alembic revision` on top of a numbered one: a later
+    # SQL file chains onto the tip of that run instead of forking a second head.
+    hex_children: dict[str, list[str]] = {}
+    for script in python:
+        if not _NUMERIC_ID_RE.match(script.revision):
+            for parent in script.down_revisions:
+                hex_children.setdefault(parent, []).append(script.revision)
+
+    def tip(revision: str) -> str:
+        seen = {revision}
+        while len(hex_children.get(revision, ())) == 1:
+            revision = hex_children[revision][0]
+            if revision in seen:
+                break
+            seen.add(revision)
+        return revision
+
     parents: dict[str, str | None] = {}
     for migration in sql:
         if migration.revises is not None:
@@ -132,7 +149,7 @@ def link_chain(
             continue
         position = bisect.bisect_left(numbers, migration.name.number)
         if position > 0:
-            parents[migration.name.version] = by_number[numbers[position - 1]][0]
+            parents[migration.name.version] = tip(by_number[numbers[position - 1]][0])
         elif len(legacy_heads) == 1:
             parents[migration.name.version] = legacy_heads[0]
         elif len(legacy_heads) > 1:
