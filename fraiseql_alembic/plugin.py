@@ -17,6 +17,7 @@ to install the hooks is logged, never raised.
 from __future__ import annotations
 
 import logging
+import sys
 import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -217,3 +218,18 @@ def irreversible_message(migration: ParsedMigration) -> str:
         "undoes it (e.g. DROP TABLE ...), then run the command again."
     )
 
+
+
+class _PluginModule(types.ModuleType):
+    """This module, iterable over itself.
+
+    Alembic 1.18.0-1.20.0 iterate over what the entry point loads (``for mod in
+    entrypoint.load()``); 1.20.1+ accept a module and warn about an iterable.  A module
+    that is both satisfies every version in the supported range.
+    """
+
+    def __iter__(self) -> Iterator[types.ModuleType]:
+        yield self
+
+
+sys.modules[__name__].__class__ = _PluginModule
