@@ -386,3 +386,19 @@ def test_empty_migration_shown_and_refused(project: Project) -> None:
     assert result.exit_code == 1
     assert "001_nothing_yet.sql: has no SQL to run" in result.output
     assert project.tables() == set()
+
+
+def test_begin_commit_wrapped_file_stays_atomic(project: Project) -> None:
+    project.write("001_initial_schema.sql", "CREATE TABLE tb_post (published boolean);\n")
+    project.write(
+        "030_update_post_status.sql",
+        "BEGIN;\n\nALTER TABLE tb_post ADD COLUMN status TEXT DEFAULT 'draft';\n"
+        "UPDATE tb_post SET status = 'x';\nALTER TABLE tb_post DROP COLUMN no_such_column;\n\nCOMMIT;\n",
+    )
+    result = project.cli("up")
+    assert result.exit_code == 1
+    assert "030_update_post_status.sql failed at line 5" in result.output
+    columns = {row[0] for row in project.query(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'tb_post'")}
+    assert columns == {"published"}  # the ALTER before the failure was rolled back too
+    assert project.version() == ["001"]

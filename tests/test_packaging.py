@@ -1,0 +1,31 @@
+"""The wheel carries the templates and the Alembic environment, and registers the plugin."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_wheel_contains_package_data(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(REPO)],
+        check=True, capture_output=True, timeout=300,
+    )
+    (wheel,) = tmp_path.glob("fraiseql_alembic-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for required in (
+        "fraiseql_alembic/templates/migration.sql",
+        "fraiseql_alembic/templates/migrations_README.md",
+        "fraiseql_alembic/alembic_env/env.py",
+        "fraiseql_alembic/alembic_env/script.py.mako",
+        "fraiseql_alembic/plugin.py",
+    ):
+        assert required in names, required
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    text = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "[alembic.plugins]\nfraiseql_sql = fraiseql_alembic.plugin" in text
+    assert "fraiseql = fraiseql_alembic.cli:main" in text

@@ -1,0 +1,87 @@
+"""The Alembic plugin in isolation: opt-in rules and failure containment."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+
+from fraiseql_alembic import plugin
+from fraiseql_alembic.loader import PyRevision, link_chain
+from fraiseql_alembic.sqlfile import parse_filename, parse_migration
+
+
+def sql(filename: str, text: str = "SELECT 1;\n"):  # type: ignore[no-untyped-def]
+    name = parse_filename(filename)
+    assert name is not None
+    return parse_migration(name, text)
+
+
+def test_setup_never_raises(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    def broken() -> None:
+        raise AttributeError("ScriptDirectory changed shape")
+
+    monkeypatch.setattr(plugin, "install", broken)
+    with caplog.at_level(logging.WARNING, logger="fraiseql_alembic.plugin"):
+        plugin.setup(object())  # type: ignore[arg-type]
+    assert "could not install the SQL revision loader" in caplog.text
+
+
+def test_opt_in_rules() -> None:
+    ours = Config()
+    ours.set_main_option("script_location", "fraiseql_alembic:alembic_env")
+    assert plugin.opted_in(ours)
+    theirs = Config()
+    theirs.set_main_option("script_location", "/somewhere/alembic")
+    assert not plugin.opted_in(theirs)
+    theirs.set_main_option("fraiseql_migrations", "true")
+    assert plugin.opted_in(theirs)
+
+
+def test_sql_files_invisible_without_opt_in(tmp_path: Path) -> None:
+    (tmp_path / "env.py").write_text("")
+    versions = tmp_path / "versions"
+    versions.mkdir()
+    (versions / "001_x.sql").write_text("SELECT 1;\n")
+    config = Config()
+    config.set_main_option("script_location", str(tmp_path))
+    assert ScriptDirectory.from_config(config).get_heads() == []
+    config.set_main_option("fraiseql_migrations", "true")
+    assert ScriptDirectory.from_config(config).get_heads() == ["001"]
+
+
+def test_parents_follow_numbers_as_integers() -> None:
+    parents = link_chain([sql("999_a.sql"), sql("1000_b.sql"), sql("02_c.sql")], [])
+    assert parents == {"02": None, "999": "02", "1000": "999"}
+
+
+def test_sql_chains_onto_numeric_py_revision() -> None:
+    parents = link_chain(
+        [sql("003_a.sql"), sql("005_b.sql")],
+        [PyRevision("004", ("003",), "004_add_tags.py")],
+    )
+    assert parents == {"003": None, "005": "004"}
+
+
+def test_first_sql_chains_onto_single_legacy_head_or_revises() -> None:
+    legacy = [PyRevision("aaa", (), "aaa_first.py"), PyRevision("bbb", ("aaa",), "bbb_second.py")]
+    assert link_chain([sql("001_a.sql")], legacy) == {"001": "bbb"}
+    assert link_chain([sql("001_a.sql", "-- revises: aaa\nSELECT 1;\n")], legacy) == {"001": "aaa"}
+
+
+def test_several_legacy_heads_need_revises() -> None:
+    from fraiseql_alembic.errors import MigrationLayoutError
+
+    legacy = [PyRevision("aaa", (), "aaa.py"), PyRevision("bbb", (), "bbb.py")]
+    with pytest.raises(MigrationLayoutError, match="001_a.sql could chain onto several"):
+        link_chain([sql("001_a.sql")], legacy)
+
+
+def test_py_and_sql_with_same_number_refused() -> None:
+    from fraiseql_alembic.errors import MigrationLayoutError
+
+    with pytest.raises(MigrationLayoutError, match="004_a.sql and 004_b.py"):
+        link_chain([sql("004_a.sql")], [PyRevision("004", (), "004_b.py")])
