@@ -76,12 +76,12 @@ def test_several_legacy_heads_need_revises() -> None:
     from fraiseql_alembic.errors import MigrationLayoutError
 
     legacy = [PyRevision("aaa", (), "aaa.py"), PyRevision("bbb", (), "bbb.py")]
-    with pytest.raises(MigrationLayoutError, match="001_a.sql could chain onto several"):
+    with pytest.raises(MigrationLayoutError, match=r"001_a\.sql could chain onto several"):
         link_chain([sql("001_a.sql")], legacy)
 
 
 def test_py_and_sql_with_same_number_refused() -> None:
     from fraiseql_alembic.errors import MigrationLayoutError
 
-    with pytest.raises(MigrationLayoutError, match="004_a.sql and 004_b.py"):
+    with pytest.raises(MigrationLayoutError, match=r"004_a\.sql and 004_b\.py"):
         link_chain([sql("004_a.sql")], [PyRevision("004", (), "004_b.py")])
