@@ -14,18 +14,20 @@ from __future__ import annotations
 import string
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import loader
 from . import status as status_view
 from .errors import (
     AbortedByUser,
     ChecksumMismatchError,
+    DatabaseError,
     IrreversibleMigrationError,
     MigrationError,
+    MigrationExecutionError,
     MigrationFileError,
     MigrationLayoutError,
     UsageError,
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
     from alembic.script import Script, ScriptDirectory
 
+    from .cancel import CancelToken
     from .database import DatabaseState
     from .sqlfile import ParsedMigration
 
@@ -53,8 +56,10 @@ class Reporter(Protocol):
     """Receives progress while migrations run (the CLI prints it)."""
 
     def start(self, filename: str, is_upgrade: bool) -> None: ...
+    def done(self, filename: str, is_upgrade: bool) -> None: ...
     def notice(self, text: str) -> None: ...
     def marked(self, filename: str) -> None: ...
+    def waiting(self, text: str) -> None: ...
 
 
 # ---------------------------------------------------------------------------
@@ -143,11 +148,25 @@ def create(path: Path, name: str, *, today: date | None = None) -> Path:
 # Alembic plumbing
 
 
-def alembic_config(settings: Settings, reporter: Reporter | None = None) -> Config:
+def alembic_config(
+    settings: Settings,
+    reporter: Reporter | None = None,
+    *,
+    cancel: CancelToken | None = None,
+    lock_held: bool = False,
+) -> Config:
     """An in-memory Alembic Config for our environment and the migrations folder."""
     from alembic.config import Config
 
-    from .plugin import ENV_LOCATION, HISTORY_SCHEMA_KEY, OPT_IN_OPTION, REPORTER_KEY
+    from .plugin import (
+        CANCEL_KEY,
+        ENV_LOCATION,
+        HISTORY_SCHEMA_KEY,
+        LOCK_HELD_KEY,
+        OPT_IN_OPTION,
+        REPORTER_KEY,
+        RUN_OPTIONS_KEY,
+    )
 
     config = Config()
     config.set_main_option("script_location", ENV_LOCATION)
@@ -156,15 +175,20 @@ def alembic_config(settings: Settings, reporter: Reporter | None = None) -> Conf
     config.set_main_option(OPT_IN_OPTION, "true")
     config.attributes[URL_KEY] = settings.database_url
     config.attributes[HISTORY_SCHEMA_KEY] = settings.history_schema
+    config.attributes[RUN_OPTIONS_KEY] = settings.run
+    config.attributes[LOCK_HELD_KEY] = lock_held
     if reporter is not None:
         config.attributes[REPORTER_KEY] = reporter
+    if cancel is not None:
+        config.attributes[CANCEL_KEY] = cancel
     return config
 
 
 @contextmanager
-def _alembic_errors() -> Iterator[None]:
-    """Turn Alembic's CommandError (and ours wrapped in it) into our errors."""
+def _alembic_errors(running: _Progress | None = None) -> Iterator[None]:
+    """Turn Alembic's CommandError (and ours wrapped in it) and driver errors into ours."""
     from alembic.util import CommandError
+    from sqlalchemy.exc import DBAPIError
 
     try:
         yield
@@ -173,6 +197,106 @@ def _alembic_errors() -> Iterator[None]:
         if isinstance(original, MigrationError):
             raise original from err
         raise MigrationError(str(err)) from err
+    except DBAPIError as err:  # e.g. the connection dropped outside a migration's SQL
+        from .secrets import redact
+
+        lines = str(getattr(err, "orig", None) or err).strip().splitlines()
+        where = f" while running {running.current}" if running and running.current else ""
+        raise DatabaseError(
+            f"Database error{where}: {redact(lines[0] if lines else type(err).__name__)}. "
+            "That migration was rolled back; run the command again once the database is back"
+        ) from err
+
+
+class _Progress:
+    """Forwards progress to the caller's reporter and remembers what ran."""
+
+    def __init__(self, reporter: Reporter | None) -> None:
+        self.reporter = reporter
+        self.current: str | None = None
+        self.finished: list[str] = []
+
+    def start(self, filename: str, is_upgrade: bool) -> None:
+        self.current = filename
+        if self.reporter is not None:
+            self.reporter.start(filename, is_upgrade)
+
+    def done(self, filename: str, is_upgrade: bool) -> None:
+        self.finished.append(filename)
+        self.current = None
+        if self.reporter is not None:
+            self.reporter.done(filename, is_upgrade)
+
+    def notice(self, text: str) -> None:
+        if self.reporter is not None:
+            self.reporter.notice(text)
+
+    def marked(self, filename: str) -> None:
+        if self.reporter is not None:
+            self.reporter.marked(filename)
+
+    def waiting(self, text: str) -> None:
+        if self.reporter is not None:
+            self.reporter.waiting(text)
+
+
+@contextmanager
+def _migration_lock(
+    settings: Settings, progress: _Progress, cancel: CancelToken | None
+) -> Iterator[None]:
+    """Hold the database's migration lock while planning and running."""
+    from .locking import MigrationLock
+
+    options = settings.run
+
+    def on_wait(holder: Any) -> None:
+        who = holder.describe() if holder is not None else "another session"
+        progress.waiting(
+            f"Waiting up to {options.lock_wait:.0f}s for the migration lock held by {who}"
+        )
+
+    with MigrationLock(
+        settings.require_url(),
+        wait_seconds=options.lock_wait,
+        on_wait=on_wait,
+        should_stop=(lambda: cancel.cancelled) if cancel is not None else None,
+    ):
+        yield
+
+
+def _run_with_retries(
+    settings: Settings, progress: _Progress, run: Callable[[], None]
+) -> None:
+    """Run an Alembic command; a migration that hit lock_timeout (55P03) is retried.
+
+    Every migration is one transaction, so a failed attempt left nothing behind and
+    the next attempt resumes from the last completed migration.
+    """
+    import time
+
+    attempts = settings.run.lock_retries + 1
+    for attempt in range(1, attempts + 1):
+        try:
+            with _alembic_errors(progress):
+                run()
+            return
+        except MigrationExecutionError as err:
+            if err.sqlstate != LOCK_NOT_AVAILABLE or attempt == attempts:
+                if err.sqlstate == LOCK_NOT_AVAILABLE:
+                    err.message += (
+                        f" Gave up after {attempts} attempts: a long transaction holds a lock "
+                        "this migration needs; retry when it ends, or raise --lock-timeout"
+                    )
+                raise
+            delay = min(2 ** (attempt - 1), 30)
+            progress.notice(
+                f"Lock timeout in {err.filename} (SQLSTATE 55P03): attempt {attempt} of "
+                f"{attempts} rolled back; retrying in {delay}s"
+            )
+            time.sleep(delay)
+
+
+LOCK_NOT_AVAILABLE = "55P03"
 
 
 def script_directory(settings: Settings) -> ScriptDirectory:
@@ -244,17 +368,47 @@ def upgrade(
     steps: int | None = None,
     dry_run: bool = False,
     reporter: Reporter | None = None,
+    cancel: CancelToken | None = None,
 ) -> UpgradeResult:
     """Apply pending migrations in order (all, or the next ``steps``).
 
-    Refuses to run anything when an applied migration's file changed.  With
-    ``dry_run`` nothing is written: the connection is read-only and the result
-    lists each pending migration with its SQL.
+    Holds the database's migration lock from planning to the end, so concurrent
+    deploys apply each migration once.  Refuses to run anything when an applied
+    migration's file changed.  With ``dry_run`` nothing is written and no lock is
+    taken: the connection is read-only and the result lists each pending migration
+    with its SQL.  ``cancel`` stops the run between or inside statements.
     """
     if steps is not None and steps < 1:
         raise UsageError(f"--steps must be a positive number, got {steps}")
-    directory = script_directory(settings)
-    scripts = chain(directory)
+    scripts = chain(script_directory(settings))
+    if dry_run:
+        return _plan_upgrade(settings, scripts, steps, dry_run=True)
+    progress = _Progress(reporter)
+    with _migration_lock(settings, progress, cancel):
+        plan = _plan_upgrade(settings, scripts, steps, dry_run=False)
+        if not plan.planned:
+            return plan
+        from alembic import command
+
+        marked = plan.marked
+        if marked:
+            with _alembic_errors(progress):
+                command.stamp(alembic_config(settings, lock_held=True), marked[-1])
+            for item in plan.planned[: len(marked)]:
+                progress.marked(item.filename)
+        if len(plan.planned) > len(marked):
+            config = alembic_config(settings, progress, cancel=cancel, lock_held=True)
+            _run_with_retries(
+                settings, progress,
+                lambda: command.upgrade(config, plan.planned[-1].version),
+            )
+    applied = tuple(item.version for item in plan.planned[len(marked) :])
+    return replace(plan, applied=applied)
+
+
+def _plan_upgrade(
+    settings: Settings, scripts: list[Script], steps: int | None, *, dry_run: bool
+) -> UpgradeResult:
     state = _read_state(settings)
     report = status_view.build(scripts, state, sql_migration, display_name)
     _refuse_inconsistent(report)
@@ -279,20 +433,7 @@ def upgrade(
                 "migration's SQL below `-- migrate:up` or delete the file. Nothing was applied",
             )
     warnings = tuple(status_view.warnings(report))
-    if dry_run or not planned:
-        return UpgradeResult(planned, (), dry_run, warnings, tuple(marked))
-    from alembic import command
-
-    with _alembic_errors():
-        if marked:
-            command.stamp(alembic_config(settings), marked[-1])
-            for item in planned[: len(marked)]:
-                if reporter is not None:
-                    reporter.marked(item.filename)
-        if len(planned) > len(marked):
-            command.upgrade(alembic_config(settings, reporter), planned[-1].version)
-    applied = tuple(item.version for item in planned[len(marked) :])
-    return UpgradeResult(planned, applied, False, warnings, tuple(marked))
+    return UpgradeResult(planned, (), dry_run, warnings, tuple(marked))
 
 
 def _leading_manual_marks(pending: list[status_view.StatusRow]) -> list[str]:
@@ -347,16 +488,30 @@ def downgrade(
     steps: int = 1,
     confirm: Callable[[tuple[PlannedMigration, ...]], bool] | None = None,
     reporter: Reporter | None = None,
+    cancel: CancelToken | None = None,
 ) -> DowngradeResult:
     """Roll back the most recent ``steps`` migrations, newest first.
 
     Every migration in the plan must have a down section, or nothing is rolled
-    back.  ``confirm`` sees the plan and may refuse it (AbortedByUser).
+    back.  ``confirm`` sees the plan and may refuse it (AbortedByUser).  The
+    migration lock is held from planning to the end.
     """
     if steps < 1:
         raise UsageError(f"--steps must be a positive number, got {steps}")
-    directory = script_directory(settings)
-    scripts = chain(directory)
+    scripts = chain(script_directory(settings))
+    progress = _Progress(reporter)
+    with _migration_lock(settings, progress, cancel):
+        return _downgrade_locked(settings, scripts, steps, confirm, progress, cancel)
+
+
+def _downgrade_locked(
+    settings: Settings,
+    scripts: list[Script],
+    steps: int,
+    confirm: Callable[[tuple[PlannedMigration, ...]], bool] | None,
+    progress: _Progress,
+    cancel: CancelToken | None,
+) -> DowngradeResult:
     state = _read_state(settings)
     report = status_view.build(scripts, state, sql_migration, display_name)
     applied = [row for row in report.rows if row.applied]
@@ -397,8 +552,8 @@ def downgrade(
     target = target_row.version if target_row is not None else "base"
     from alembic import command
 
-    with _alembic_errors():
-        command.downgrade(alembic_config(settings, reporter), target)
+    config = alembic_config(settings, progress, cancel=cancel, lock_held=True)
+    _run_with_retries(settings, progress, lambda: command.downgrade(config, target))
     return DowngradeResult(planned, tuple(item.version for item in planned))
 
 

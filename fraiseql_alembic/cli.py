@@ -21,6 +21,7 @@ from .secrets import password_of, redact
 
 if TYPE_CHECKING:
     from .api import PlannedMigration
+    from .cancel import CancelToken
     from .settings import Settings
     from .status import StatusReport
 
@@ -165,13 +166,19 @@ def create(name: str, path: Path | None, database_url: str | None) -> None:
 
 
 class _PrintingReporter:
+    """Prints progress as migrations run; remembers what started and what finished."""
+
     def __init__(self) -> None:
-        self.count = 0
+        self.started: list[str] = []
+        self.finished: list[str] = []
 
     def start(self, filename: str, is_upgrade: bool) -> None:
-        self.count += 1
+        self.started.append(filename)
         verb = "Running migration" if is_upgrade else "Rolling back migration"
         click.echo(f"{CHECK} {verb}: {filename}")
+
+    def done(self, filename: str, is_upgrade: bool) -> None:
+        self.finished.append(filename)
 
     def notice(self, text: str) -> None:
         click.echo(f"  {text}")
@@ -180,20 +187,157 @@ class _PrintingReporter:
         click.echo(f"{CHECK} Recorded as applied without running it (marked by hand in "
                    f"fraiseql_migrations): {filename}")
 
+    def waiting(self, text: str) -> None:
+        click.echo(text, err=True)
+
+    def summary_after_stop(self, is_upgrade: bool) -> list[str]:
+        """What happened before an interruption, for the user."""
+        verb = "Applied" if is_upgrade else "Rolled back"
+        lines = [f"{verb} before the stop: {', '.join(self.finished) or 'nothing'}"]
+        unfinished = [name for name in self.started if name not in self.finished]
+        if unfinished:
+            undone = "rolled back, not applied" if is_upgrade else "left applied"
+            lines.append(f"Interrupted and {undone}: {', '.join(unfinished)}")
+        lines.append("See `fraiseql migrate status`; run the command again to continue.")
+        return lines
+
+
+class _Terminated(BaseException):
+    """SIGTERM, turned into an exception in the main thread."""
+
+
+def _raise_terminated(_signum: int, _frame: Any) -> None:
+    raise _Terminated
+
+
+T = TypeVar("T")
+
+
+def run_interruptible(work: Callable[[CancelToken], T]) -> T:
+    """Run ``work`` in a worker thread; SIGINT/SIGTERM cancel it cleanly.
+
+    The first signal cancels the running statement on the server and stops before
+    the next one: the migration in flight is rolled back, the lock released.  A
+    second signal exits at once (the server rolls back when the connection drops).
+    """
+    import signal
+    import threading
+
+    from .cancel import CancelToken, MigrationInterrupted
+
+    token = CancelToken()
+    if threading.current_thread() is not threading.main_thread():
+        return work(token)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = work(token)
+        except BaseException as err:  # handed to the main thread below
+            box["error"] = err
+
+    worker = threading.Thread(target=target, name="fraiseql-migrate", daemon=True)
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    exit_code = 0
+    try:
+        worker.start()
+        while worker.is_alive():
+            try:
+                worker.join(0.1)
+            except (KeyboardInterrupt, _Terminated) as caught:
+                name, code = (("SIGTERM", 143) if isinstance(caught, _Terminated)
+                              else ("SIGINT", 130))
+                if token.cancelled:
+                    click.echo(f"{name} again: stopping now; the server rolls back what was "
+                               "in flight.", err=True)
+                    sys.exit(code)
+                exit_code = code
+                click.echo(f"{name}: cancelling the running statement and rolling back...",
+                           err=True)
+                token.cancel(name)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    error = box.get("error")
+    if error is not None:
+        if isinstance(error, MigrationInterrupted) and exit_code:
+            error.exit_code = exit_code
+        raise error
+    return box["result"]  # type: ignore[no-any-return]
+
+
+def run_options(func: F) -> F:
+    """Options of the verbs that move the database (up, down)."""
+    func = click.option("--lock-retries", type=click.IntRange(min=0), default=None,
+                        metavar="N", help="Retries of a migration that hit lock_timeout "
+                        "(default 3).")(func)
+    func = click.option("--statement-timeout", metavar="DURATION", default=None,
+                        help="PostgreSQL statement_timeout for migrations (default: the "
+                        "server's).")(func)
+    func = click.option("--lock-timeout", metavar="DURATION", default=None,
+                        help="PostgreSQL lock_timeout for migrations (default 10s; 0 = wait "
+                        "forever).")(func)
+    func = click.option("--lock-wait", type=click.FloatRange(min=0), default=None,
+                        metavar="SECONDS", help="How long to wait for another deploy's "
+                        "migration lock (default 60).")(func)
+    return func
+
+
+def _run_settings(
+    path: Path | None,
+    database_url: str | None,
+    lock_wait: float | None,
+    lock_timeout: str | None,
+    statement_timeout: str | None,
+    lock_retries: int | None,
+) -> Settings:
+    from dataclasses import replace
+
+    from .settings import check_duration
+
+    settings = _settings(path, database_url)
+    run = settings.run
+    if lock_wait is not None:
+        run = replace(run, lock_wait=lock_wait)
+    if lock_timeout is not None:
+        run = replace(run, lock_timeout=check_duration(lock_timeout, "--lock-timeout"))
+    if statement_timeout is not None:
+        run = replace(run, statement_timeout=check_duration(statement_timeout,
+                                                            "--statement-timeout"))
+    if lock_retries is not None:
+        run = replace(run, lock_retries=lock_retries)
+    return replace(settings, run=run)
+
 
 @migrate.command()
 @click.option("--steps", type=click.IntRange(min=1), default=None, metavar="N",
               help="Apply only the next N pending migrations.")
 @click.option("--dry-run", is_flag=True, help="Show what would run and its SQL; write nothing.")
+@run_options
 @common_options
 @handle_errors
-def up(steps: int | None, dry_run: bool, path: Path | None, database_url: str | None) -> None:
+def up(
+    steps: int | None,
+    dry_run: bool,
+    path: Path | None,
+    database_url: str | None,
+    **run: Any,
+) -> None:
     """Apply pending migrations in order."""
     from .api import upgrade
+    from .cancel import MigrationInterrupted
 
-    settings = _settings(path, database_url)
+    settings = _run_settings(path, database_url, **run)
     reporter = _PrintingReporter()
-    result = upgrade(settings, steps=steps, dry_run=dry_run, reporter=reporter)
+    try:
+        result = run_interruptible(
+            lambda token: upgrade(
+                settings, steps=steps, dry_run=dry_run, reporter=reporter, cancel=token
+            )
+        )
+    except MigrationInterrupted:
+        for line in reporter.summary_after_stop(is_upgrade=True):
+            click.echo(line, err=True)
+        raise
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
     if result.up_to_date:
@@ -218,14 +362,22 @@ def up(steps: int | None, dry_run: bool, path: Path | None, database_url: str | 
 @click.option("--steps", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
               help="Roll back the N most recent migrations.")
 @click.option("--force", is_flag=True, help="Do not ask for confirmation.")
+@run_options
 @common_options
 @handle_errors
-def down(steps: int, force: bool, path: Path | None, database_url: str | None) -> None:
+def down(
+    steps: int,
+    force: bool,
+    path: Path | None,
+    database_url: str | None,
+    **run: Any,
+) -> None:
     """Roll back the most recent migration(s), newest first."""
     from .api import downgrade
+    from .cancel import MigrationInterrupted
     from .errors import AbortedByUser
 
-    settings = _settings(path, database_url)
+    settings = _run_settings(path, database_url, **run)
 
     def confirm(plan: tuple[PlannedMigration, ...]) -> bool:
         _render_plan("About to roll back", plan, show_sql=False)
@@ -238,7 +390,17 @@ def down(steps: int, force: bool, path: Path | None, database_url: str | None) -
             )
         return click.confirm("Continue?", default=False)
 
-    result = downgrade(settings, steps=steps, confirm=confirm, reporter=_PrintingReporter())
+    reporter = _PrintingReporter()
+    try:
+        result = run_interruptible(
+            lambda token: downgrade(
+                settings, steps=steps, confirm=confirm, reporter=reporter, cancel=token
+            )
+        )
+    except MigrationInterrupted:
+        for line in reporter.summary_after_stop(is_upgrade=False):
+            click.echo(line, err=True)
+        raise
     count = len(result.rolled_back)
     click.echo(f"{CHECK} Rollback completed successfully ({count} migration"
                f"{'s' if count != 1 else ''} rolled back)")

@@ -1,22 +1,38 @@
-"""What our shipped ``env.py`` does: connect, configure Alembic, run the migrations.
+"""What our shipped ``env.py`` does: lock, connect, configure Alembic, run the migrations.
 
 Online, each migration runs in its own transaction (``transaction_per_migration``)
-holding its SQL, the ``alembic_version`` change and its history row.  The database
-URL comes from ``config.attributes`` (set by our API), ``sqlalchemy.url``, or
+holding its SQL, the ``alembic_version`` change and its history row.  Commands that
+move the database (upgrade, downgrade, stamp) first take the database's migration
+lock (:mod:`fraiseql_alembic.locking`) unless our API already holds it.  Migration
+sessions get ``lock_timeout`` (and ``statement_timeout`` if set).  The database URL
+comes from ``config.attributes`` (set by our API), ``sqlalchemy.url``, or
 ``DATABASE_URL``.  Offline (``--sql``), statements are written for ``psql``.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from . import history
-from .plugin import DEFAULT_HISTORY_SCHEMA, HISTORY_SCHEMA_KEY, REPORTER_KEY, as_command_error
-from .settings import URL_KEY, sqlalchemy_url
+from .plugin import (
+    CANCEL_KEY,
+    DEFAULT_HISTORY_SCHEMA,
+    HISTORY_SCHEMA_KEY,
+    LOCK_HELD_KEY,
+    REPORTER_KEY,
+    RUN_OPTIONS_KEY,
+    as_command_error,
+)
+from .settings import URL_KEY, RunOptions, check_duration, sqlalchemy_url
 
 Step = Any
+
+# Alembic commands that run env.py only to read: they never wait for the lock.
+_READ_ONLY_COMMANDS = frozenset({"current", "check", "history", "heads", "show", "branches"})
 
 
 def configured_url(config: Any) -> str | None:
@@ -25,10 +41,30 @@ def configured_url(config: Any) -> str | None:
     return url or os.environ.get("DATABASE_URL") or None
 
 
+def run_options(config: Any) -> RunOptions:
+    """From our API, else the ``fraiseql_*`` options of alembic.ini, else the defaults."""
+    options = config.attributes.get(RUN_OPTIONS_KEY)
+    if isinstance(options, RunOptions):
+        return options
+    get = config.get_main_option
+    statement_timeout = get("fraiseql_statement_timeout")
+    return RunOptions(
+        lock_wait=float(get("fraiseql_lock_wait", str(RunOptions.lock_wait))),
+        lock_timeout=check_duration(
+            get("fraiseql_lock_timeout", RunOptions.lock_timeout), "fraiseql_lock_timeout"
+        ),
+        statement_timeout=(
+            check_duration(statement_timeout, "fraiseql_statement_timeout")
+            if statement_timeout
+            else None
+        ),
+    )
+
+
 def run_environment() -> None:
     from alembic import context
 
-    from .errors import ConfigError
+    from .errors import ConfigError, MigrationError
 
     config = context.config
     url = configured_url(config)
@@ -53,84 +89,145 @@ def run_environment() -> None:
                 "or set sqlalchemy.url in alembic.ini"
             )
         )
-    from sqlalchemy import create_engine
-    from sqlalchemy.pool import NullPool
-
-    from .database import connect_error
-
-    engine = create_engine(sqlalchemy_url(url), poolclass=NullPool)
     try:
-        connection = engine.connect()
-    except Exception as err:
-        raise as_command_error(connect_error(url, err)) from err
-    with connection:
-        reporter = config.attributes.get(REPORTER_KEY)
-        context.configure(
-            connection=connection,
-            transaction_per_migration=True,
-            on_version_apply=_record_python_revision(schema),
-        )
-        migration_context = context.get_context()
+        options = run_options(config)
+        with _lock_for(config, url, options):
+            _run_online(context, config, url, schema, options)
+    except MigrationError as err:
+        raise as_command_error(err) from err
+
+
+def _lock_for(config: Any, url: str, options: RunOptions) -> AbstractContextManager[Any]:
+    if config.attributes.get(LOCK_HELD_KEY) or _read_only_command(config):
+        return nullcontext()
+    from .locking import MigrationLock
+
+    reporter = config.attributes.get(REPORTER_KEY)
+    token = config.attributes.get(CANCEL_KEY)
+
+    def on_wait(holder: Any) -> None:
+        who = holder.describe() if holder is not None else "another session"
+        line = f"Waiting up to {options.lock_wait:.0f}s for the migration lock held by {who}"
         if reporter is not None:
+            reporter.waiting(line)
+        else:
+            print(line, file=sys.stderr)
+
+    return MigrationLock(
+        url,
+        wait_seconds=options.lock_wait,
+        on_wait=on_wait,
+        should_stop=(lambda: token.cancelled) if token is not None else None,
+    )
+
+
+def _read_only_command(config: Any) -> bool:
+    command = getattr(getattr(config, "cmd_opts", None), "cmd", None)
+    if not command:
+        return False
+    return getattr(command[0], "__name__", "") in _READ_ONLY_COMMANDS
+
+
+def _run_online(context: Any, config: Any, url: str, schema: str, options: RunOptions) -> None:
+    from .database import connect
+
+    reporter = config.attributes.get(REPORTER_KEY)
+    token = config.attributes.get(CANCEL_KEY)
+    connection = connect(url)
+    dbapi = connection.connection.dbapi_connection
+    if token is not None:
+        token.register(dbapi)
+    try:
+        with connection:
+            _set_session_timeouts(connection, options)
+            context.configure(
+                connection=connection,
+                transaction_per_migration=True,
+                on_version_apply=_after_each(schema, reporter),
+            )
+            migration_context = context.get_context()
             steps_fn = migration_context._migrations_fn
             assert steps_fn is not None
-            migration_context._migrations_fn = _announcing(steps_fn, reporter.start)
-        with context.begin_transaction():
-            context.run_migrations()
-    engine.dispose()
+            migration_context._migrations_fn = _announcing(steps_fn, reporter, token)
+            with context.begin_transaction():
+                context.run_migrations()
+    finally:
+        if token is not None:
+            token.unregister(dbapi)
+
+
+def _set_session_timeouts(connection: Any, options: RunOptions) -> None:
+    """lock_timeout / statement_timeout for the session, and (PostgreSQL 14+) a check
+    that the client is still there, so a killed deploy's statement stops within a second
+    instead of running on with its locks."""
+    connection.exec_driver_sql(
+        "SELECT set_config('lock_timeout', %(lock)s, false), "
+        "set_config('statement_timeout', %(statement)s, false), "
+        "CASE WHEN current_setting('server_version_num')::int >= 140000 "
+        "THEN set_config('client_connection_check_interval', '1s', false) END",
+        {"lock": options.lock_timeout, "statement": options.statement_timeout or "0"},
+    )
+    connection.commit()
 
 
 def _announcing(
-    steps_fn: Callable[..., Iterable[Step]], start: Callable[[str, bool], None]
+    steps_fn: Callable[..., Iterable[Step]], reporter: Any, token: Any
 ) -> Callable[..., Iterator[Step]]:
-    """Tell the reporter about each migration just before Alembic runs it."""
+    """Check for cancellation and tell the reporter just before Alembic runs each step."""
 
     def steps(*args: Any, **kwargs: Any) -> Iterator[Step]:
         for step in steps_fn(*args, **kwargs):
-            script = getattr(step, "revision", None)  # stamps have none
-            if script is not None and getattr(script, "path", None):
-                start(os.path.basename(script.path), bool(step.is_upgrade))
+            path = getattr(getattr(step, "revision", None), "path", None)  # stamps have none
+            name = os.path.basename(path) if path else None
+            if token is not None:
+                token.check(f"before {name}" if name else "")
+            if reporter is not None and name is not None:
+                reporter.start(name, bool(step.is_upgrade))
             yield step
 
     return steps
 
 
-def _record_python_revision(schema: str) -> Callable[..., None]:
-    """History rows for hand-written ``.py`` revisions and for stamps.
-
-    SQL revisions write their own row inside their upgrade/downgrade function.
-    """
+def _after_each(schema: str, reporter: Any) -> Callable[..., None]:
+    """After each step, inside its transaction: history rows for ``.py`` revisions and
+    stamps (SQL revisions write their own), and progress for the reporter."""
 
     def callback(*, ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
         if ctx.as_sql:
             return
         if step.is_stamp:
-            action, revision_ids = history.STAMPED, step.destination_revision_ids
-        else:
-            if _sql_migration(step.up_revision) is not None:
-                return
+            _record(ctx, schema, step, history.STAMPED, step.destination_revision_ids)
+            return
+        if _sql_migration(step.up_revision) is None:
             action = history.APPLIED if step.is_upgrade else history.ROLLED_BACK
-            revision_ids = (step.up_revision_id,)
-        cursor = ctx.connection.connection.dbapi_connection.cursor()
-        try:
-            history.ensure_table(cursor, schema)
-            for revision_id in revision_ids:
-                script = step.revision_map.get_revision(revision_id)
-                migration = _sql_migration(script)
-                path = getattr(script, "path", None)
-                entry = history.Entry(
-                    version=revision_id,
-                    name=migration.name.slug if migration else None,
-                    filename=os.path.basename(path) if path else None,
-                    checksum=migration.checksum if migration else None,
-                    execution_ms=None,
-                    action=action,
-                )
-                history.record(cursor, schema, entry)
-        finally:
-            cursor.close()
+            _record(ctx, schema, step, action, (step.up_revision_id,))
+        if reporter is not None:
+            path = getattr(step.up_revision, "path", None)
+            if path:
+                reporter.done(os.path.basename(path), bool(step.is_upgrade))
 
     return callback
+
+
+def _record(ctx: Any, schema: str, step: Any, action: str, revision_ids: Iterable[str]) -> None:
+    cursor = ctx.connection.connection.dbapi_connection.cursor()
+    try:
+        history.ensure_table(cursor, schema)
+        for revision_id in revision_ids:
+            script = step.revision_map.get_revision(revision_id)
+            migration = _sql_migration(script)
+            path = getattr(script, "path", None)
+            entry = history.Entry(
+                version=revision_id,
+                name=migration.name.slug if migration else None,
+                filename=os.path.basename(path) if path else None,
+                checksum=migration.checksum if migration else None,
+                execution_ms=None,
+                action=action,
+            )
+            history.record(cursor, schema, entry)
+    finally:
+        cursor.close()
 
 
 def _sql_migration(script: Any) -> Any:

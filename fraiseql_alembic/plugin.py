@@ -40,6 +40,9 @@ _INSTALLED_FLAG = "_fraiseql_sql_installed"
 # Attribute names set on config.attributes by our API; read by the generated revisions.
 REPORTER_KEY = "fraiseql.reporter"
 HISTORY_SCHEMA_KEY = "fraiseql.history_schema"
+CANCEL_KEY = "fraiseql.cancel"  # a CancelToken shared with the thread that gets signals
+LOCK_HELD_KEY = "fraiseql.lock_held"  # our API holds the migration lock already
+RUN_OPTIONS_KEY = "fraiseql.run_options"  # settings.RunOptions
 DEFAULT_HISTORY_SCHEMA = "public"
 
 
@@ -203,6 +206,7 @@ def _direction(migration: ParsedMigration, direction: str) -> Callable[..., None
                 action=action,
                 history_schema=schema,
                 on_notice=reporter.notice if reporter is not None else None,
+                cancel=attributes.get(CANCEL_KEY),
             )
         except MigrationError as err:
             raise as_command_error(err) from err

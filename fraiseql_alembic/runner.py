@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from . import history
+from .cancel import CancelToken, MigrationInterrupted
 from .errors import MigrationExecutionError
 from .sqlfile import ParsedMigration, Section, Statement, split_statements
 
@@ -47,8 +48,12 @@ def run_section(
     action: str,
     history_schema: str,
     on_notice: NoticeSink | None = None,
+    cancel: CancelToken | None = None,
 ) -> None:
-    """Execute ``section`` and write its history row, online or offline."""
+    """Execute ``section`` and write its history row, online or offline.
+
+    Timeouts named on the section's marker (``lock_timeout:2s``) apply to it alone.
+    """
     split = split_statements(migration, section)
     statements = split.statements
     autocommit = needs_autocommit(section, statements)
@@ -63,10 +68,11 @@ def run_section(
             "statements are skipped: the migration already runs in its own transaction"
         )
     if autocommit:
-        with context.autocommit_block():
-            _execute(context, migration, statements, sink, in_transaction=False)
+        with context.autocommit_block(), _section_timeouts(context, section, local=False):
+            _execute(context, migration, statements, sink, cancel, in_transaction=False)
     else:
-        _execute(context, migration, statements, sink, in_transaction=True)
+        with _section_timeouts(context, section, local=True):
+            _execute(context, migration, statements, sink, cancel, in_transaction=True)
     elapsed_ms = int((time.perf_counter() - started) * 1000)
     cursor = _dbapi_connection(context).cursor()
     try:
@@ -113,11 +119,36 @@ def _forward_notices(dbapi: Any, sink: NoticeSink) -> Iterator[None]:
         dbapi.notices = saved
 
 
+@contextmanager
+def _section_timeouts(
+    context: MigrationContext, section: Section, *, local: bool
+) -> Iterator[None]:
+    """Apply a section's own timeouts: SET LOCAL in a transaction, else SET and restore."""
+    if not section.timeouts:
+        yield
+        return
+    cursor = _dbapi_connection(context).cursor()
+    try:
+        saved = []
+        for setting, value in section.timeouts:
+            cursor.execute("SELECT current_setting(%s), set_config(%s, %s, %s)",
+                           (setting, setting, value, local))
+            row = cursor.fetchone()
+            saved.append((setting, row[0] if row else "0"))
+        yield
+        if not local:
+            for setting, value in saved:
+                cursor.execute("SELECT set_config(%s, %s, false)", (setting, value))
+    finally:
+        cursor.close()
+
+
 def _execute(
     context: MigrationContext,
     migration: ParsedMigration,
     statements: list[Statement],
     sink: NoticeSink,
+    cancel: CancelToken | None,
     *,
     in_transaction: bool,
 ) -> None:
@@ -128,9 +159,18 @@ def _execute(
         cursor = dbapi.cursor()
         try:
             for statement in statements:
+                if cancel is not None:
+                    cancel.check(f"in {migration.name.filename} before line {statement.line}")
                 try:
                     cursor.execute(statement.sql)
                 except psycopg2.Error as err:
+                    if cancel is not None and cancel.cancelled:
+                        raise MigrationInterrupted(
+                            f"Stopped by {cancel.reason} in {migration.name.filename} at line "
+                            f"{statement.line}; "
+                            + ("that migration was rolled back" if in_transaction else
+                               "the statement was cancelled")
+                        ) from err
                     raise _located_error(
                         migration, statement, err, dbapi, in_transaction=in_transaction
                     ) from err

@@ -24,6 +24,29 @@ DEFAULT_PATH = "migrations"
 _URL_RE = re.compile(r"^(?P<scheme>postgres(?:ql)?)(?P<driver>\+[a-z0-9_]+)?://(?P<rest>.*)$", re.I)
 
 
+_DURATION_RE = re.compile(r"^\d+(?:\.\d+)?\s*(?:us|ms|s|min|h|d)?$")
+
+
+def check_duration(value: str, option: str) -> str:
+    """A PostgreSQL duration (``500ms``, ``10s``, ``2min``, ``0`` = off), else ConfigError."""
+    value = value.strip()
+    if not _DURATION_RE.match(value):
+        raise ConfigError(
+            f"{option} {value!r} is not a duration; use e.g. 500ms, 10s, 2min (0 turns it off)"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How migrations run: waiting for the deploy lock, and the server-side timeouts."""
+
+    lock_wait: float = 60.0  # seconds to wait for another deploy's migration lock
+    lock_timeout: str = "10s"  # PostgreSQL lock_timeout of migration sessions
+    statement_timeout: str | None = None  # PostgreSQL statement_timeout (None: server's)
+    lock_retries: int = 3  # retries of a migration that failed with lock_not_available
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved settings of one command run."""
@@ -32,6 +55,7 @@ class Settings:
     database_url: str | None
     url_source: str | None
     history_schema: str = "public"
+    run: RunOptions = RunOptions()
 
     def require_url(self) -> str:
         if not self.database_url:
@@ -69,7 +93,19 @@ def resolve(
     if url:
         sqlalchemy_url(url)  # validate early: one clear line, not a driver traceback
     schema = str(project.get("history_schema", "public"))
-    return Settings(folder, url, source, schema)
+    run = RunOptions(
+        lock_wait=float(project.get("lock_wait", RunOptions.lock_wait)),
+        lock_timeout=check_duration(
+            str(project.get("lock_timeout", RunOptions.lock_timeout)), "lock_timeout"
+        ),
+        statement_timeout=(
+            check_duration(str(project["statement_timeout"]), "statement_timeout")
+            if project.get("statement_timeout") is not None
+            else None
+        ),
+        lock_retries=int(project.get("lock_retries", RunOptions.lock_retries)),
+    )
+    return Settings(folder, url, source, schema, run)
 
 
 def sqlalchemy_url(url: str) -> str:

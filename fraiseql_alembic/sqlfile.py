@@ -20,7 +20,7 @@ import bisect
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .errors import MigrationFileError
 
@@ -35,7 +35,8 @@ _ROLLBACK_RE = re.compile(r"^--\s*rollback\s*:(?P<rest>.*)$", re.IGNORECASE)
 _REVISES_RE = re.compile(r"^--\s*revises\s*:\s*(?P<rev>\S+)\s*$", re.IGNORECASE)
 _TITLE_RE = re.compile(r"^--\s*(?:migration\s+\S+?\s*:\s*)?(?P<title>.*?)\s*$", re.IGNORECASE)
 _OPTION_RE = re.compile(r"^(?P<key>[a-z_]+):(?P<value>\S+)$")
-_KNOWN_OPTIONS = ("transaction",)
+_KNOWN_OPTIONS = ("transaction", "lock_timeout", "statement_timeout")
+_DURATION_RE = re.compile(r"^\d+(?:\.\d+)?(?:us|ms|s|min|h|d)?$")
 
 # Statements whose text contains none of these words need no syntax tree: they are
 # ordinary transactional SQL.  The few that do are parsed with PostgreSQL's parser.
@@ -111,6 +112,7 @@ class Section:
     line: int
     transaction: bool | None = None  # None: decided by the statements
     commented_out: bool = False  # a ``-- Rollback:`` block: sql is the uncommented text
+    timeouts: tuple[tuple[str, str], ...] = ()  # (setting, value) from marker options
 
     @property
     def is_empty(self) -> bool:
@@ -145,6 +147,7 @@ def parse_migration(name: MigrationName, text: str) -> ParsedMigration:
     down_marker: tuple[int, bool | None] | None = None
     first_sql_line: int | None = None
     in_block_comment = False
+    section_timeouts: dict[str, tuple[tuple[str, str], ...]] = {}
 
     for index, line in enumerate(lines):
         stripped = line.strip()
@@ -152,6 +155,7 @@ def parse_migration(name: MigrationName, text: str) -> ParsedMigration:
         if marker is not None:
             kind = marker.group("kind").lower()
             option = _parse_options(marker.group("options"), name.filename, index + 1)
+            section_timeouts[marker.group("kind").lower()] = option[1]
             if kind == "up":
                 if up_marker is not None:
                     raise MigrationFileError(
@@ -171,7 +175,7 @@ def parse_migration(name: MigrationName, text: str) -> ParsedMigration:
                         "move it below the marker",
                         index + 1,
                     )
-                up_marker = (index, option)
+                up_marker = (index, option[0])
             else:
                 if down_marker is not None:
                     raise MigrationFileError(
@@ -180,7 +184,7 @@ def parse_migration(name: MigrationName, text: str) -> ParsedMigration:
                         f"(the first is on line {down_marker[0] + 1})",
                         index + 1,
                     )
-                down_marker = (index, option)
+                down_marker = (index, option[0])
             continue
         if up_marker is None and down_marker is None and first_sql_line is None:
             if in_block_comment or stripped.startswith("/*"):
@@ -202,12 +206,14 @@ def parse_migration(name: MigrationName, text: str) -> ParsedMigration:
     down: Section | None = None
     if down_marker is not None:
         down = _section(text, offsets, down_marker[0] + 1, len(lines), down_marker[1])
+        down = replace(down, timeouts=section_timeouts.get("down", ()))
     else:
         rollback = _find_rollback_block(lines, up_start, name.filename)
         if rollback is not None:
             up = _section(text, offsets, up_start, rollback, up.transaction)
             down = _rollback_section(lines, offsets, rollback)
 
+    up = replace(up, timeouts=section_timeouts.get("up", ()))
     return ParsedMigration(
         name=name,
         text=text,
@@ -219,24 +225,37 @@ def parse_migration(name: MigrationName, text: str) -> ParsedMigration:
     )
 
 
-def _parse_options(raw: str, filename: str, line: int) -> bool | None:
+def _parse_options(
+    raw: str, filename: str, line: int
+) -> tuple[bool | None, tuple[tuple[str, str], ...]]:
+    """``transaction:false lock_timeout:2s`` -> (False, (("lock_timeout", "2s"),))."""
     transaction: bool | None = None
+    timeouts: list[tuple[str, str]] = []
     for token in raw.split():
         match = _OPTION_RE.match(token)
         if match is None or match.group("key") not in _KNOWN_OPTIONS:
             raise MigrationFileError(
                 filename,
-                f"unknown marker option {token!r}; known options: "
-                + ", ".join(f"{key}:true|false" for key in _KNOWN_OPTIONS),
+                f"unknown marker option {token!r}; known options: transaction:true|false, "
+                "lock_timeout:<duration>, statement_timeout:<duration>",
                 line,
             )
-        value = match.group("value").lower()
-        if value not in ("true", "false"):
+        key, value = match.group("key"), match.group("value").lower()
+        if key == "transaction":
+            if value not in ("true", "false"):
+                raise MigrationFileError(
+                    filename,
+                    f"option {token!r} must be transaction:true or transaction:false",
+                    line,
+                )
+            transaction = value == "true"
+        elif not _DURATION_RE.match(value):
             raise MigrationFileError(
-                filename, f"option {token!r} must be transaction:true or transaction:false", line
+                filename, f"option {token!r} needs a duration such as 500ms, 2s or 1min", line
             )
-        transaction = value == "true"
-    return transaction
+        else:
+            timeouts.append((key, value))
+    return transaction, tuple(timeouts)
 
 
 def _line_offsets(text: str) -> list[int]:
