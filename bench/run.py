@@ -148,6 +148,21 @@ class Sample:
         return self.status == "ok"
 
 
+GNU_TIME = "/usr/bin/time"
+
+
+def gnu_time_available() -> bool:
+    """GNU time (``-f %M -o FILE``), used for peak RSS when present."""
+    if not os.access(GNU_TIME, os.X_OK):
+        return False
+    try:
+        probe = subprocess.run([GNU_TIME, "--version"], capture_output=True, text=True,
+                               timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return "GNU" in probe.stdout + probe.stderr
+
+
 def measure(
     argv: Sequence[str],
     *,
@@ -155,17 +170,28 @@ def measure(
     env: dict[str, str],
     timeout: float,
     log_prefix: Path,
+    use_gnu_time: bool,
 ) -> Sample:
-    """Run ``argv`` once; wall time, user+sys CPU and peak RSS of that child alone.
+    """Run ``argv`` once: wall time, user+sys CPU and peak RSS of that command alone.
 
-    The child runs in its own session so a timeout kills it and anything it started.
+    CPU and, without GNU time, peak RSS come from ``os.wait4`` on the child.  Linux folds
+    the spawning process's resident set into a child's ``ru_maxrss`` (it counts the
+    address space the child had before ``exec``), so a child of this Python process never
+    reports less than this process's RSS.  When GNU time is installed the command runs
+    under it instead: ``time`` is a small C program, and the ``%M`` it reports is the
+    command's own peak within about a megabyte.  The child runs in its own session so a
+    timeout kills it and anything it started.
     """
     out_path = log_prefix.with_suffix(".out")
     err_path = log_prefix.with_suffix(".err")
+    rss_path = log_prefix.with_suffix(".rss")
+    command = list(argv)
+    if use_gnu_time:
+        command = [GNU_TIME, "-f", "%M", "-o", str(rss_path), *command]
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         started = time.perf_counter()
         process = subprocess.Popen(
-            list(argv), cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+            command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
             start_new_session=True,
         )
         timed_out = threading.Event()
@@ -189,13 +215,23 @@ def measure(
         wall = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(wait_status)
     cpu = usage.ru_utime + usage.ru_stime
-    rss_mb = usage.ru_maxrss / 1024.0  # kilobytes on Linux
+    rss_mb: float | None = usage.ru_maxrss / 1024.0  # kilobytes on Linux
+    if use_gnu_time:
+        rss_mb = _gnu_time_rss(rss_path)
     if timed_out.is_set():
         return Sample("timeout", None, cpu, rss_mb, f"killed after {timeout:g} s")
     if process.returncode != 0:
         tail = _tail(err_path) or _tail(out_path)
         return Sample("error", wall, cpu, rss_mb, f"exit {process.returncode}: {tail}")
     return Sample("ok", wall, cpu, rss_mb)
+
+
+def _gnu_time_rss(path: Path) -> float | None:
+    try:
+        last = path.read_text(encoding="utf-8").strip().splitlines()[-1]
+        return int(last) / 1024.0
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _tail(path: Path, lines: int = 3) -> str:
@@ -459,7 +495,7 @@ def build_project(root: Path, n: int) -> Project:
     # Byte-compile the .py revisions now, as any second run of a real project would find them.
     subprocess.run(
         [sys.executable, "-m", "compileall", "-q", "-j", "0", str(py_versions)],
-        check=True, stdout=subprocess.DEVNULL,
+        check=True, stdout=subprocess.DEVNULL, env=child_environment(),
     )
     return Project(n, root, versions)
 
@@ -473,6 +509,7 @@ class Runner:
     databases: Databases
     timeout: float
     logs: Path
+    use_gnu_time: bool
     results: dict[tuple[str, int], list[Sample]] = field(default_factory=dict)
     verbose: bool = True
 
@@ -501,18 +538,30 @@ class Runner:
         url: str | None = None,
         check: Callable[[str], str | None] | None = None,
     ) -> Sample:
-        env = dict(os.environ)
-        env.pop("DATABASE_URL", None)
+        env = child_environment()
         if url is not None:
             env["DATABASE_URL"] = url
         prefix = self.logs / f"{project.n}_{case}_{run + 1}"
-        sample = measure(argv, cwd=cwd, env=env, timeout=self.timeout, log_prefix=prefix)
+        sample = measure(argv, cwd=cwd, env=env, timeout=self.timeout, log_prefix=prefix,
+                         use_gnu_time=self.use_gnu_time)
         if sample.ok and check is not None:
             stdout = prefix.with_suffix(".out").read_text(encoding="utf-8", errors="replace")
             problem = check(stdout)
             if problem:
                 sample = Sample("error", sample.wall_s, sample.cpu_s, sample.maxrss_mb, problem)
         return self.record(case, project.n, run, sample)
+
+
+def child_environment() -> dict[str, str]:
+    """Our environment without DATABASE_URL and with bytecode caching on.
+
+    An installed package has its ``.pyc`` files; a checkout run with
+    PYTHONDONTWRITEBYTECODE=1 would recompile the package in every measured process.
+    """
+    env = dict(os.environ)
+    for name in ("DATABASE_URL", "PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX"):
+        env.pop(name, None)
+    return env
 
 
 def _contains(text: str) -> Callable[[str], str | None]:
@@ -551,7 +600,7 @@ def run_size(runner: Runner, project: Project, runs: int) -> None:
     for argv, cwd in (([fraiseql, "--version"], root), ([alembic, "heads"], root),
                       ([alembic, "heads"], py_dir)):
         subprocess.run(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       timeout=runner.timeout, check=False)
+                       env=child_environment(), timeout=runner.timeout, check=False)
 
     for run in range(runs):
         # No database needed.
@@ -931,8 +980,38 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default: a temp dir, removed unless --keep)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the work directory (projects, per-case stdout/stderr logs)")
+    parser.add_argument("--rss", choices=("auto", "gnu-time", "wait4"), default="auto",
+                        help="how peak RSS is read: GNU time's %%M (auto: when installed) or "
+                             "os.wait4's ru_maxrss (floored at this harness's own RSS)")
+    parser.add_argument("--no-warmup", action="store_true",
+                        help="skip the untimed pass over a 3-migration project that writes "
+                             ".pyc files and warms caches before measuring")
     parser.add_argument("--quiet", action="store_true", help="no per-run progress on stderr")
     return parser
+
+
+def warm_up(databases: Databases, timeout: float, workdir: Path, use_gnu_time: bool) -> None:
+    """Every case once on a tiny project, untimed: .pyc files, page cache, entry points."""
+    print("bench: warming up (every case once on 3 migrations, not recorded) ...",
+          file=sys.stderr, flush=True)
+    root = workdir / "warmup"
+    if root.exists():
+        shutil.rmtree(root)
+    logs = workdir / "logs" / "warmup"
+    logs.mkdir(parents=True, exist_ok=True)
+    runner = Runner(databases, timeout, logs, use_gnu_time, verbose=False)
+    run_size(runner, build_project(root, 3), 1)
+    failed = sorted({case for (case, _), samples in runner.results.items()
+                     for sample in samples if not sample.ok})
+    if failed:
+        print(f"bench: warning: warm-up cases failed: {', '.join(failed)} (see {logs})",
+              file=sys.stderr)
+
+
+def _own_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 @contextlib.contextmanager
@@ -963,12 +1042,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     keep = args.keep or args.workdir is not None  # never delete a directory we were given
     workdir = (args.workdir or Path(tempfile.mkdtemp(prefix="fraiseql-bench-"))).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
+    if args.rss == "gnu-time" and not gnu_time_available():
+        raise SystemExit(f"bench: --rss gnu-time needs GNU time at {GNU_TIME} (apt-get install "
+                         "time)")
+    use_gnu_time = args.rss == "gnu-time" or (args.rss == "auto" and gnu_time_available())
     started = time.monotonic()
     try:
         with database_server(args.database_url) as databases:
             logs = workdir / "logs"
             logs.mkdir(exist_ok=True)
-            runner = Runner(databases, args.timeout, logs, verbose=not args.quiet)
+            if not args.no_warmup:
+                warm_up(databases, args.timeout, workdir, use_gnu_time)
+            runner = Runner(databases, args.timeout, logs, use_gnu_time,
+                            verbose=not args.quiet)
             for n in args.sizes:
                 root = workdir / f"project_{n}"
                 if root.exists():
@@ -979,6 +1065,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 runs = args.runs_large if n >= args.large_threshold else args.runs
                 run_size(runner, project, runs)
             meta = metadata(args, databases, argv)
+            meta["peak RSS"] = (
+                "GNU time %M of the command" if use_gnu_time
+                else "os.wait4 ru_maxrss (includes the harness's own RSS, about "
+                     f"{_own_rss_mb():.0f} MB, as a floor)"
+            )
+            meta["bytecode"] = "children run with .pyc caching on (PYTHONDONTWRITEBYTECODE unset)"
+            meta["warm-up"] = "none" if args.no_warmup else "one untimed pass, 3 migrations"
         meta["total_s"] = round(time.monotonic() - started, 1)
         summaries = summarize(runner.results, args.sizes)
         targets = evaluate(summaries, args.sizes)

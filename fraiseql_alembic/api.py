@@ -200,12 +200,30 @@ def _alembic_errors(running: _Progress | None = None) -> Iterator[None]:
     except DBAPIError as err:  # e.g. the connection dropped outside a migration's SQL
         from .secrets import redact
 
+        cause = _our_error_in_context(err)
+        if cause is not None:  # a failed rollback on a dead connection hid the real error
+            raise cause from err
         lines = str(getattr(err, "orig", None) or err).strip().splitlines()
         where = f" while running {running.current}" if running and running.current else ""
         raise DatabaseError(
             f"Database error{where}: {redact(lines[0] if lines else type(err).__name__)}. "
             "That migration was rolled back; run the command again once the database is back"
         ) from err
+
+
+def _our_error_in_context(err: BaseException) -> MigrationError | None:
+    """The MigrationError this exception was raised while handling, if any."""
+    seen: set[int] = set()
+    current: BaseException | None = err.__context__
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        original = getattr(current, "original", None)
+        if isinstance(original, MigrationError):
+            return original
+        if isinstance(current, MigrationError):
+            return current
+        current = current.__context__
+    return None
 
 
 class _Progress:

@@ -222,6 +222,7 @@ def run_interruptible(work: Callable[[CancelToken], T]) -> T:
     """
     import signal
     import threading
+    import time
 
     from .cancel import CancelToken, MigrationInterrupted
 
@@ -229,21 +230,26 @@ def run_interruptible(work: Callable[[CancelToken], T]) -> T:
     if threading.current_thread() is not threading.main_thread():
         return work(token)
     box: dict[str, Any] = {}
+    finished = threading.Event()
 
     def target() -> None:
         try:
             box["result"] = work(token)
         except BaseException as err:  # handed to the main thread below
             box["error"] = err
+        finally:
+            finished.set()
 
     worker = threading.Thread(target=target, name="fraiseql-migrate", daemon=True)
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     exit_code = 0
     try:
         worker.start()
-        while worker.is_alive():
+        # Poll with sleep, not join(): a signal landing inside Thread.join() can leave
+        # the thread's bookkeeping claiming it ended while it still runs.
+        while not finished.is_set():
             try:
-                worker.join(0.1)
+                time.sleep(0.05)
             except (KeyboardInterrupt, _Terminated) as caught:
                 name, code = (("SIGTERM", 143) if isinstance(caught, _Terminated)
                               else ("SIGINT", 130))

@@ -65,16 +65,24 @@ class MigrationExecutionError(MigrationError):
         sqlstate: str | None,
         *,
         kept_nothing: bool = True,
+        connection_lost: bool = False,
     ) -> None:
         first_line = statement.strip().splitlines()[0] if statement.strip() else ""
         if len(first_line) > 80:
             first_line = first_line[:77] + "..."
         state = f" [SQLSTATE {sqlstate}]" if sqlstate else ""
-        tail = (
-            " The migration was rolled back; fix the file and run `fraiseql migrate up` again."
-            if kept_nothing
-            else " This statement ran outside a transaction; see `fraiseql migrate status`."
-        )
+        if connection_lost:
+            tail = (
+                " The connection to the database was lost; nothing of this migration was "
+                "kept. Run the command again once the database is back."
+            )
+        elif kept_nothing:
+            tail = (
+                " The migration was rolled back; fix the file and run `fraiseql migrate up` "
+                "again."
+            )
+        else:
+            tail = " This statement ran outside a transaction; see `fraiseql migrate status`."
         super().__init__(
             f"Migration {filename} failed at line {line}, column {column}: "
             f"{pg_message}{state} in statement `{first_line}`.{tail}"

@@ -204,14 +204,21 @@ def _located_error(
                 f"; it left the INVALID index {invalid} behind: run "
                 f"`DROP INDEX CONCURRENTLY {invalid};` before retrying"
             )
+    import psycopg2
+
+    sqlstate = getattr(err, "pgcode", None)
+    lost = isinstance(err, psycopg2.OperationalError) and (
+        sqlstate is None or sqlstate.startswith("08") or sqlstate in ("57P01", "57P02", "57P03")
+    )
     return MigrationExecutionError(
         migration.name.filename,
         line,
         column,
         statement.sql,
         message,
-        getattr(err, "pgcode", None),
+        sqlstate,
         kept_nothing=in_transaction,
+        connection_lost=lost,
     )
 
 

@@ -1,0 +1,255 @@
+"""Concurrency, signals, kills, restarts and busy tables: real processes, real PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psycopg2
+import pytest
+from conftest import Project
+
+from fraiseql_alembic.devdb import DevCluster
+from fraiseql_alembic.locking import LOCK_KEY
+
+BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parent.parent
+UP_DOWN = "-- migrate:up\nCREATE TABLE {t} (id int);\n-- migrate:down\nDROP TABLE {t};\n"
+
+
+def start(project: Project, *argv: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [str(BIN / argv[0]), *argv[1:]], cwd=project.root,
+        env={**os.environ, "DATABASE_URL": project.database_url},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def finish(process: subprocess.Popen[str], timeout: float = 120) -> tuple[int, str, str]:
+    """Wait for the process; return its exit code, the rest of its stdout, and stderr."""
+    out, err = process.communicate(timeout=timeout)
+    return process.returncode, out, err
+
+
+def wait_for_output(process: subprocess.Popen[str], needle: str, timeout: float = 60) -> str:
+    """Read stdout lines until one contains ``needle``."""
+    assert process.stdout is not None
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        seen += line
+        if needle in line:
+            return seen
+    raise AssertionError(f"never saw {needle!r}; got {seen!r}")
+
+
+def wait_until(condition, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def lock_is_free(project: Project) -> bool:
+    rows = project.query(
+        f"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+        f"AND classid = ({LOCK_KEY} >> 32)::oid AND objid = ({LOCK_KEY} & 4294967295)::oid")
+    return rows == [(0,)]
+
+
+def no_migration_backend(project: Project) -> bool:
+    rows = project.query(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'fraiseql-migrate%' "
+        "AND datname = current_database()")
+    return rows == [(0,)]
+
+
+def slow(table: str, seconds: float) -> str:
+    return (f"-- migrate:up\nCREATE TABLE {table} (id int);\nSELECT pg_sleep({seconds});\n"
+            f"-- migrate:down\nDROP TABLE {table};\n")
+
+
+def test_six_concurrent_ups_apply_each_migration_once(project: Project) -> None:
+    project.write("001_initial_schema.sql", slow("a", 1))
+    project.write("002_add_comments_table.sql", slow("b", 0.5))
+    project.write("003_add_indexes.sql",
+                  "CREATE INDEX CONCURRENTLY idx_b ON b (id);\nCREATE TABLE c (id int);\n")
+    processes = [start(project, "fraiseql", "migrate", "up") for _ in range(6)]
+    results = [finish(p) for p in processes]
+    assert [code for code, _, _ in results] == [0] * 6, results
+    outputs = "".join(out for _, out, _ in results)
+    for name in ("001_initial_schema.sql", "002_add_comments_table.sql", "003_add_indexes.sql"):
+        assert outputs.count(f"Running migration: {name}") == 1
+    assert sum("Already up to date" in out for _, out, _ in results) == 5
+    assert any("Waiting up to 60s for the migration lock held by pid" in err for _, _, err in results)
+    assert project.query(
+        "SELECT version, count(*) FROM fraiseql_migrations GROUP BY version ORDER BY version"
+    ) == [("001", 1), ("002", 1), ("003", 1)]
+    assert project.version() == ["003"]
+    assert lock_is_free(project)
+
+
+def hold_lock(project: Project) -> psycopg2.extensions.connection:
+    connection = psycopg2.connect(project.database_url, application_name="someone else's deploy")
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+    return connection
+
+
+def test_lock_wait_timeout_names_the_holder(project: Project) -> None:
+    project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
+    holder = hold_lock(project)
+    try:
+        with holder.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            pid = cursor.fetchone()[0]  # type: ignore[index]
+        result = project.cli("up", "--lock-wait", "1")
+        assert result.exit_code == 1
+        assert f"Waiting up to 1s for the migration lock held by pid {pid} (someone else's deploy)" in result.output
+        assert f"Gave up after waiting 1s for the migration lock held by pid {pid}" in result.output
+        assert project.tables() == set()
+        # read-only commands do not wait
+        assert project.cli("status").exit_code == 0
+        assert project.cli("up", "--dry-run").exit_code == 0
+    finally:
+        holder.close()
+    assert project.cli("up").exit_code == 0
+
+
+def test_plain_alembic_upgrade_takes_the_same_lock(project: Project) -> None:
+    ini = (REPO / "alembic.ini.example").read_text().replace(
+        "# fraiseql_history_schema = public", "fraiseql_lock_wait = 1")
+    (project.root / "alembic.ini").write_text(ini)
+    project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
+    holder = hold_lock(project)
+    env = {**os.environ, "DATABASE_URL": project.database_url}
+    try:
+        blocked = subprocess.run([str(BIN / "alembic"), "upgrade", "head"], cwd=project.root,
+                                 env=env, capture_output=True, text=True, timeout=60)
+        assert blocked.returncode != 0
+        assert "Gave up after waiting 1s for the migration lock held by pid" in blocked.stdout + blocked.stderr
+        current = subprocess.run([str(BIN / "alembic"), "current"], cwd=project.root, env=env,
+                                 capture_output=True, text=True, timeout=60)
+        assert current.returncode == 0  # reading does not wait for the lock
+    finally:
+        holder.close()
+    assert project.tables() == set()
+    done = subprocess.run([str(BIN / "alembic"), "upgrade", "head"], cwd=project.root, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert lock_is_free(project)
+
+
+def test_sigkill_mid_migration_leaves_nothing(project: Project) -> None:
+    project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
+    project.write("002_slow.sql", slow("killed", 3))
+    process = start(project, "fraiseql", "migrate", "up")
+    wait_for_output(process, "Running migration: 002_slow.sql")
+    time.sleep(0.5)
+    process.kill()
+    finish(process, timeout=10)
+    wait_until(lambda: no_migration_backend(project) and lock_is_free(project), timeout=10)
+    assert project.version() == ["001"]
+    assert "killed" not in project.tables()
+    result = project.cli("up")
+    assert result.exit_code == 0, result.output
+    assert project.version() == ["002"]
+
+
+@pytest.mark.parametrize(("sig", "code", "name"), [(signal.SIGINT, 130, "SIGINT"),
+                                                    (signal.SIGTERM, 143, "SIGTERM")])
+def test_sigint_sigterm_cancel_roll_back_and_report(project: Project, sig: int, code: int, name: str) -> None:
+    project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
+    project.write("002_slow.sql", slow("interrupted", 60))
+    project.write("003_after.sql", UP_DOWN.format(t="c"))
+    process = start(project, "fraiseql", "migrate", "up")
+    wait_for_output(process, "Running migration: 002_slow.sql")
+    time.sleep(0.5)
+    began = time.monotonic()
+    process.send_signal(sig)
+    returncode, _, err = finish(process, timeout=15)
+    assert returncode == code, err
+    assert time.monotonic() - began < 10  # the 60 s statement was cancelled on the server
+    assert f"{name}: cancelling the running statement" in err
+    assert "Applied before the stop: 001_initial_schema.sql" in err
+    assert "Interrupted and rolled back, not applied: 002_slow.sql" in err
+    assert f"Error: Stopped by {name}" in err
+    assert project.version() == ["001"]
+    assert "interrupted" not in project.tables() and "c" not in project.tables()
+    wait_until(lambda: lock_is_free(project), timeout=5)
+
+
+def test_server_restart_mid_run(project: Project, pg_cluster: DevCluster) -> None:
+    project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
+    project.write("002_slow.sql", slow("during_restart", 5))
+    process = start(project, "fraiseql", "migrate", "up")
+    wait_for_output(process, "Running migration: 002_slow.sql")
+    time.sleep(0.5)
+    pg_cluster.restart()
+    returncode, _, err = finish(process, timeout=60)
+    assert returncode == 1, err
+    assert "Migration 002_slow.sql failed at line 3" in err, err
+    assert "connection to the database was lost; nothing of this migration was kept" in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert project.version() == ["001"]
+    assert "during_restart" not in project.tables()
+    result = project.cli("up")
+    assert result.exit_code == 0, result.output
+    assert project.version() == ["002"]
+
+
+def test_busy_table_lock_timeout_retries_then_gives_up(project: Project) -> None:
+    project.write("001_initial_schema.sql", UP_DOWN.format(t="busy"))
+    project.cli("up")
+    project.write("002_alter_busy.sql", "ALTER TABLE busy ADD COLUMN x int;\n")
+    blocker = psycopg2.connect(project.database_url)
+    try:
+        with blocker.cursor() as cursor:
+            cursor.execute("LOCK TABLE busy IN ACCESS SHARE MODE")  # a long reader
+        result = project.cli("up", "--lock-timeout", "300ms", "--lock-retries", "2")
+        assert result.exit_code == 1
+        assert "Lock timeout in 002_alter_busy.sql (SQLSTATE 55P03): attempt 1 of 3 rolled back; retrying in 1s" in result.output
+        assert "attempt 2 of 3 rolled back; retrying in 2s" in result.output
+        assert "Gave up after 3 attempts" in result.output
+        assert "canceling statement due to lock timeout [SQLSTATE 55P03]" in result.output
+        assert project.version() == ["001"]
+    finally:
+        blocker.close()
+
+
+def test_busy_table_released_during_retries_succeeds(project: Project) -> None:
+    project.write("001_initial_schema.sql", UP_DOWN.format(t="busy"))
+    project.cli("up")
+    project.write("002_alter_busy.sql", "-- migrate:up lock_timeout:200ms\nALTER TABLE busy ADD COLUMN x int;\n")
+    blocker = psycopg2.connect(project.database_url)
+    with blocker.cursor() as cursor:
+        cursor.execute("LOCK TABLE busy IN ACCESS SHARE MODE")
+    releaser = threading.Timer(1.5, blocker.close)
+    releaser.start()
+    try:
+        result = project.cli("up", "--lock-timeout", "1min")  # the file's 200ms wins
+        assert result.exit_code == 0, result.output
+        assert "attempt 1 of 4 rolled back" in result.output
+    finally:
+        releaser.cancel()
+        blocker.close()
+    assert project.version() == ["002"]
+
+
+def test_cli_run_options_validate(project: Project) -> None:
+    result = project.cli("up", "--lock-timeout", "soon")
+    assert result.exit_code == 1
+    assert "--lock-timeout 'soon' is not a duration" in result.output
+
