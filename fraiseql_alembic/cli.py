@@ -30,6 +30,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 CHECK = "✓"
 PENDING_MARK = "○"
 PROBLEM_MARK = "✗"
+PARTIAL_MARK = "◐"
 
 
 class CliState:
@@ -435,8 +436,14 @@ def render_status(report: StatusReport) -> str:
             if row.applied_at is not None
             else "applied"
         )
-        if row.state == APPLIED:
+        if row.state == APPLIED and row.partial is not None:
+            lines.append(f"  {PARTIAL_MARK} {row.filename} ({when}; PARTLY ROLLED BACK: "
+                         f"`fraiseql migrate down` resumes at line {row.partial.next_line})")
+        elif row.state == APPLIED:
             lines.append(f"  {CHECK} {row.filename} ({when})")
+        elif row.state == PENDING and row.partial is not None:
+            lines.append(f"  {PARTIAL_MARK} {row.filename} (PARTIALLY APPLIED: "
+                         f"`fraiseql migrate up` resumes at line {row.partial.next_line})")
         elif row.state == PENDING and row.marked_by_hand is not None:
             lines.append(
                 f"  {PENDING_MARK} {row.filename} (pending; marked applied by hand "

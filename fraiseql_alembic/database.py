@@ -5,11 +5,12 @@ No formatting here beyond the one-line error for a failed connection.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import history
 from .errors import DatabaseError
+from .history import HistoryRow, Progress
 from .secrets import mask_url, password_of, redact
 from .settings import sqlalchemy_url
 
@@ -52,7 +53,8 @@ class DatabaseState:
     """Where the database is, read without writing anything."""
 
     heads: tuple[str, ...]
-    history: dict[str, history.HistoryRow]
+    history: dict[str, HistoryRow]
+    progress: dict[tuple[str, str], Progress] = field(default_factory=dict)
 
 
 def read_state(connection: Any, history_schema: str) -> DatabaseState:
@@ -65,6 +67,7 @@ def read_state(connection: Any, history_schema: str) -> DatabaseState:
             cursor.execute(f"SELECT version_num FROM {VERSION_TABLE} ORDER BY version_num")
             heads = tuple(str(item[0]) for item in cursor.fetchall())
         rows = history.read_latest(cursor, history_schema)
+        progress = history.read_progress(cursor, history_schema)
     finally:
         cursor.close()
-    return DatabaseState(heads, rows)
+    return DatabaseState(heads, rows, progress)

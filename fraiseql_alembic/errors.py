@@ -66,6 +66,7 @@ class MigrationExecutionError(MigrationError):
         *,
         kept_nothing: bool = True,
         connection_lost: bool = False,
+        resumable: bool = False,
     ) -> None:
         first_line = statement.strip().splitlines()[0] if statement.strip() else ""
         if len(first_line) > 80:
@@ -75,6 +76,11 @@ class MigrationExecutionError(MigrationError):
             tail = (
                 " The connection to the database was lost; nothing of this migration was "
                 "kept. Run the command again once the database is back."
+            )
+        elif resumable:
+            tail = (
+                " The parts of the file before this statement's segment are applied and "
+                "recorded; fix the file from here on and run `fraiseql migrate up` to resume."
             )
         elif kept_nothing:
             tail = (

@@ -152,3 +152,74 @@ def read_latest(cursor: Cursor, schema: str) -> dict[str, HistoryRow]:
         "ORDER BY version, id DESC"
     )
     return {row[1]: HistoryRow(*row) for row in cursor.fetchall()}
+
+
+# ---------------------------------------------------------------------------
+# Progress inside a file that runs in segments (non-transactional statements)
+
+PROGRESS_TABLE = "fraiseql_migration_progress"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a segmented migration got: segments committed and the next one's line.
+
+    ``checksum`` covers the lines before ``next_line`` only: the rest of the file may
+    be fixed before the run resumes.
+    """
+
+    version: str
+    direction: str
+    checksum: str
+    segments_done: int
+    next_line: int
+
+
+def _progress_table(schema: str) -> str:
+    qualified_table(schema)  # validates the schema name
+    return f'"{schema}".{PROGRESS_TABLE}'
+
+
+def ensure_progress_table(cursor: Cursor, schema: str) -> None:
+    cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (_progress_table(schema),))
+    row = cursor.fetchone()
+    if not (row and row[0]):
+        cursor.execute(
+            f"CREATE TABLE IF NOT EXISTS {_progress_table(schema)} ("
+            "version TEXT NOT NULL, direction TEXT NOT NULL, checksum TEXT NOT NULL, "
+            "segments_done INTEGER NOT NULL, next_line INTEGER NOT NULL, "
+            "updated_at TIMESTAMPTZ NOT NULL DEFAULT now(), PRIMARY KEY (version, direction))"
+        )
+
+
+def read_progress(cursor: Cursor, schema: str) -> dict[tuple[str, str], Progress]:
+    cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (_progress_table(schema),))
+    row = cursor.fetchone()
+    if not (row and row[0]):
+        return {}
+    cursor.execute(
+        "SELECT version, direction, checksum, segments_done, next_line "
+        f"FROM {_progress_table(schema)}"
+    )
+    return {(r[0], r[1]): Progress(*r) for r in cursor.fetchall()}
+
+
+def save_progress(cursor: Cursor, schema: str, progress: Progress) -> None:
+    cursor.execute(
+        f"INSERT INTO {_progress_table(schema)} "
+        "(version, direction, checksum, segments_done, next_line) VALUES (%s, %s, %s, %s, %s) "
+        "ON CONFLICT (version, direction) DO UPDATE SET segments_done = EXCLUDED.segments_done, "
+        "next_line = EXCLUDED.next_line, checksum = EXCLUDED.checksum, updated_at = now()",
+        (progress.version, progress.direction, progress.checksum, progress.segments_done,
+         progress.next_line),
+    )
+
+
+def clear_progress(cursor: Cursor, schema: str, version: str, direction: str) -> None:
+    cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (_progress_table(schema),))
+    row = cursor.fetchone()
+    if row and row[0]:
+        cursor.execute(
+            f"DELETE FROM {_progress_table(schema)} WHERE version = %s AND direction = %s",
+            (version, direction),
+        )

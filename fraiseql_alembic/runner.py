@@ -11,6 +11,7 @@ statements are written out for ``psql``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import history
 from .cancel import CancelToken, MigrationInterrupted
-from .errors import MigrationExecutionError
+from .errors import MigrationExecutionError, MigrationFileError
 from .sqlfile import ParsedMigration, Section, Statement, split_statements
 
 if TYPE_CHECKING:
@@ -67,9 +68,12 @@ def run_section(
             f"note: {migration.name.filename} is wrapped in BEGIN; ... COMMIT; those two "
             "statements are skipped: the migration already runs in its own transaction"
         )
+    direction = "up" if action == history.APPLIED else "down"
     if autocommit:
         with context.autocommit_block(), _section_timeouts(context, section, local=False):
-            _execute(context, migration, statements, sink, cancel, in_transaction=False)
+            _execute_segments(
+                context, migration, section, statements, direction, history_schema, sink, cancel
+            )
     else:
         with _section_timeouts(context, section, local=True):
             _execute(context, migration, statements, sink, cancel, in_transaction=True)
@@ -78,6 +82,98 @@ def run_section(
     try:
         history.ensure_table(cursor, history_schema)
         history.record(cursor, history_schema, _entry(migration, action, elapsed_ms))
+        if autocommit:
+            history.clear_progress(cursor, history_schema, migration.name.version, direction)
+    finally:
+        cursor.close()
+
+
+def segments_of(section: Section, statements: list[Statement]) -> list[list[Statement]]:
+    """Consecutive transactional statements form one segment; the others stand alone.
+
+    With ``transaction:false`` every statement is its own segment.
+    """
+    segments: list[list[Statement]] = []
+    for statement in statements:
+        alone = statement.non_transactional or section.transaction is False
+        if not alone and segments and not _alone(segments[-1][0], section):
+            segments[-1].append(statement)
+        else:
+            segments.append([statement])
+    return segments
+
+
+def _prefix_checksum(migration: ParsedMigration, line: int) -> str:
+    """Checksum of the file's lines before ``line``: the part a partial run applied."""
+    from .sqlfile import checksum_of
+
+    return checksum_of("\n".join(migration.text.split("\n")[: max(line - 1, 0)]))
+
+
+def _alone(statement: Statement, section: Section) -> bool:
+    return statement.non_transactional or section.transaction is False
+
+
+def _execute_segments(
+    context: MigrationContext,
+    migration: ParsedMigration,
+    section: Section,
+    statements: list[Statement],
+    direction: str,
+    schema: str,
+    sink: NoticeSink,
+    cancel: CancelToken | None,
+) -> None:
+    """Run a section that cannot be one transaction, segment by segment, in autocommit.
+
+    Each transactional segment commits together with the progress row that says it
+    is done, so a re-run resumes after the last completed segment.
+    """
+    import psycopg2
+
+    segments = segments_of(section, statements)
+    dbapi = _dbapi_connection(context)
+    cursor = dbapi.cursor()
+    try:
+        history.ensure_progress_table(cursor, schema)
+        key = (migration.name.version, direction)
+        progress = history.read_progress(cursor, schema).get(key)
+        resume_line = 0
+        if progress is not None:
+            if progress.checksum != _prefix_checksum(migration, progress.next_line):
+                raise MigrationFileError(
+                    migration.name.filename,
+                    f"lines 1-{progress.next_line - 1} changed since they were applied (the "
+                    "file is partly applied). Restore them, or undo those parts by hand and "
+                    f"delete the file's row from {history.PROGRESS_TABLE}",
+                )
+            resume_line = progress.next_line
+            sink(
+                f"Resuming {migration.name.filename} at line {resume_line}: the segments "
+                "before it were completed by an earlier run"
+            )
+        end_line = migration.text.count("\n") + 2
+        for index, segment in enumerate(segments):
+            if segment[0].line < resume_line:
+                continue
+            transactional = not _alone(segment[0], section)
+            if transactional:
+                cursor.execute("BEGIN")
+            try:
+                _execute(context, migration, segment, sink, cancel, in_transaction=transactional,
+                         segment=(index, len(segments)))
+                next_line = segments[index + 1][0].line if index + 1 < len(segments) else end_line
+                history.save_progress(cursor, schema, history.Progress(
+                    migration.name.version, direction, _prefix_checksum(migration, next_line),
+                    index + 1, next_line,
+                ))
+                if transactional:
+                    cursor.execute("COMMIT")
+            except BaseException:
+                if transactional and not dbapi.closed:
+                    with contextlib.suppress(psycopg2.Error):
+                        cursor.execute("ROLLBACK")
+                raise
     finally:
         cursor.close()
 
@@ -151,6 +247,7 @@ def _execute(
     cancel: CancelToken | None,
     *,
     in_transaction: bool,
+    segment: tuple[int, int] | None = None,
 ) -> None:
     import psycopg2
 
@@ -161,6 +258,8 @@ def _execute(
             for statement in statements:
                 if cancel is not None:
                     cancel.check(f"in {migration.name.filename} before line {statement.line}")
+                if statement.non_transactional and not in_transaction:
+                    _drop_invalid_leftover(cursor, statement, migration, sink)
                 try:
                     cursor.execute(statement.sql)
                 except psycopg2.Error as err:
@@ -172,7 +271,8 @@ def _execute(
                                "the statement was cancelled")
                         ) from err
                     raise _located_error(
-                        migration, statement, err, dbapi, in_transaction=in_transaction
+                        migration, statement, err, dbapi, in_transaction=in_transaction,
+                        segment=segment,
                     ) from err
         finally:
             cursor.close()
@@ -185,6 +285,7 @@ def _located_error(
     dbapi: Any,
     *,
     in_transaction: bool,
+    segment: tuple[int, int] | None = None,
 ) -> MigrationExecutionError:
     """Turn a server error into file:line:column, the statement and PostgreSQL's words."""
     diag = getattr(err, "diag", None)
@@ -217,15 +318,14 @@ def _located_error(
         statement.sql,
         message,
         sqlstate,
-        kept_nothing=in_transaction,
+        kept_nothing=in_transaction and segment is None,
         connection_lost=lost,
+        resumable=segment is not None and segment[0] > 0,
     )
 
 
-def _invalid_index_left(dbapi: Any, statement: Statement) -> str | None:
-    """After a failed ``CREATE INDEX CONCURRENTLY``, the name of the INVALID index it left."""
-    if not statement.non_transactional:
-        return None
+def _index_name(statement: Statement) -> str | None:
+    """The index a ``CREATE INDEX`` statement names, from its syntax tree."""
     from pglast.parser import ParseError, parse_sql_json
 
     try:
@@ -233,23 +333,53 @@ def _invalid_index_left(dbapi: Any, statement: Statement) -> str | None:
         node = tree["stmts"][0]["stmt"].get("IndexStmt")
     except (ParseError, KeyError, IndexError):
         return None
-    if not node or not node.get("idxname"):
+    name = node.get("idxname") if node else None
+    return str(name) if name else None
+
+
+_INVALID_INDEX_SQL = (
+    "SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_index i "
+    "JOIN pg_class c ON c.oid = i.indexrelid "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE NOT i.indisvalid AND c.relname = %s AND pg_table_is_visible(i.indrelid)"
+)
+
+
+def _invalid_index_left(dbapi: Any, statement: Statement) -> str | None:
+    """After a failed ``CREATE INDEX CONCURRENTLY``, the name of the INVALID index it left."""
+    if not statement.non_transactional:
+        return None
+    name = _index_name(statement)
+    if name is None:
         return None
     cursor = dbapi.cursor()
     try:
-        cursor.execute(
-            "SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_index i "
-            "JOIN pg_class c ON c.oid = i.indexrelid "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE NOT i.indisvalid AND c.relname = %s",
-            (node["idxname"],),
-        )
+        cursor.execute(_INVALID_INDEX_SQL, (name,))
         row = cursor.fetchone()
     except Exception:  # the connection may be unusable; the main error matters more
         return None
     finally:
         cursor.close()
     return str(row[0]) if row else None
+
+
+def _drop_invalid_leftover(
+    cursor: Any, statement: Statement, migration: ParsedMigration, sink: NoticeSink
+) -> None:
+    """Before re-running ``CREATE INDEX CONCURRENTLY``: drop the INVALID index an
+    earlier failed attempt left under the same name (it serves no query anyway)."""
+    name = _index_name(statement)
+    if name is None:
+        return
+    cursor.execute(_INVALID_INDEX_SQL, (name,))
+    row = cursor.fetchone()
+    if row is None:
+        return
+    sink(
+        f"{migration.name.filename}:{statement.line}: dropping INVALID index {row[0]} left by "
+        "an earlier failed attempt before building it again"
+    )
+    cursor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {row[0]}")
 
 
 def _emit_offline(

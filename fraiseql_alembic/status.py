@@ -36,6 +36,7 @@ class StatusRow:
     recorded_checksum: str | None = None
     migration: ParsedMigration | None = field(default=None, compare=False, repr=False)
     marked_by_hand: history.HistoryRow | None = None  # pending, but a manual row says applied
+    partial: history.Progress | None = None  # segments of it ran; the next run resumes
 
     @property
     def applied(self) -> bool:
@@ -82,7 +83,8 @@ def build(
             mark = _manual_mark(script.revision, display_name(script), state.history)
             rows.append(
                 StatusRow(script.revision, display_name(script), PENDING, None, None, None,
-                          checksum, None, migration, mark)
+                          checksum, None, migration, mark,
+                          state.progress.get((script.revision, "up")))
             )
             continue
         recorded = record.checksum if record is not None else None
@@ -98,6 +100,8 @@ def build(
                 checksum,
                 recorded,
                 migration,
+                None,
+                state.progress.get((script.revision, "down")),
             )
         )
     for version in sorted(applied_ids - set(by_id), key=_version_key):

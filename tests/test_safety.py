@@ -253,3 +253,71 @@ def test_cli_run_options_validate(project: Project) -> None:
     assert result.exit_code == 1
     assert "--lock-timeout 'soon' is not a duration" in result.output
 
+
+
+MIXED = """-- Migration 002: mixed
+-- migrate:up
+CREATE TABLE m1 (a int);
+INSERT INTO m1 VALUES (1), (1);
+CREATE INDEX CONCURRENTLY idx_m1_a ON m1 (a);
+CREATE TABLE m2 (a int);
+INSERT INTO m2 VALUES (1);
+CREATE UNIQUE INDEX CONCURRENTLY idx_m1_unique ON m1 (a);
+CREATE TABLE m3 (a int);
+-- migrate:down
+DROP TABLE m3;
+DROP TABLE m2;
+DROP TABLE m1;
+"""
+
+
+def test_mixed_file_runs_in_segments_and_resumes(project: Project) -> None:
+    project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
+    project.write("002_mixed.sql", MIXED)
+    failed = project.cli("up")
+    assert failed.exit_code == 1
+    assert "Migration 002_mixed.sql failed at line 8" in failed.output
+    assert "could not create unique index" in failed.output
+    assert "INVALID index public.idx_m1_unique" in failed.output
+    assert "parts of the file before this statement's segment are applied" in failed.output
+    # segments 1-4 committed, in file order; the transactional segment after the failure did not run
+    assert {"m1", "m2"} <= project.tables() and "m3" not in project.tables()
+    assert project.version() == ["001"]
+    status = project.cli("status").output
+    assert "◐ 002_mixed.sql (PARTIALLY APPLIED: `fraiseql migrate up` resumes at line 8)" in status
+    # fix the failing statement (lines before it unchanged) and resume
+    project.write("002_mixed.sql", MIXED.replace("CREATE UNIQUE INDEX CONCURRENTLY idx_m1_unique",
+                                                 "CREATE INDEX CONCURRENTLY idx_m1_unique"))
+    resumed = project.cli("up")
+    assert resumed.exit_code == 0, resumed.output
+    assert "Resuming 002_mixed.sql at line 8" in resumed.output
+    assert "dropping INVALID index public.idx_m1_unique" in resumed.output
+    assert project.query("SELECT count(*) FROM m1") == [(2,)]  # the INSERT was not run twice
+    assert project.query("SELECT count(*) FROM m2") == [(1,)]
+    assert "m3" in project.tables() and project.version() == ["002"]
+    assert project.query("SELECT count(*) FROM fraiseql_migration_progress") == [(0,)]
+    assert project.query(
+        "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "WHERE c.relname = 'idx_m1_unique'") == [(True,)]
+    assert "◐" not in project.cli("status").output
+
+
+def test_changing_the_applied_part_of_a_partial_file_is_refused(project: Project) -> None:
+    project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
+    project.write("002_mixed.sql", MIXED)
+    project.cli("up")
+    project.write("002_mixed.sql", MIXED.replace("CREATE TABLE m2", "CREATE TABLE m2b"))
+    result = project.cli("up")
+    assert result.exit_code == 1
+    assert "002_mixed.sql: lines 1-7 changed since they were applied" in result.output
+    assert "m2b" not in project.tables()
+
+
+def test_transactional_segment_is_atomic_inside_a_mixed_file(project: Project) -> None:
+    project.write("001_mixed.sql",
+                  "CREATE TABLE t (a int);\nCREATE INDEX CONCURRENTLY i ON t (a);\n"
+                  "CREATE TABLE u (a int);\nSELECT 1/0;\n")
+    result = project.cli("up")
+    assert result.exit_code == 1
+    assert "failed at line 4" in result.output and "division by zero" in result.output
+    assert "t" in project.tables() and "u" not in project.tables()  # u's segment rolled back
