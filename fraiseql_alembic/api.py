@@ -31,6 +31,7 @@ from .errors import (
     MigrationFileError,
     MigrationLayoutError,
     UsageError,
+    our_error_in_context,
 )
 from .settings import URL_KEY, Settings
 from .sqlfile import MAX_SLUG_LENGTH, SLUG_RE, parse_filename
@@ -79,7 +80,9 @@ class InitResult:
 def init(path: Path) -> InitResult:
     """Create the migrations folder and its README.md; change nothing if both exist."""
     if path.exists() and not path.is_dir():
-        raise UsageError(f"--path {path} is a file, not a folder; choose another --path")
+        raise MigrationLayoutError(
+            f"--path {path} is a file, not a folder; point --path at the migrations folder"
+        )
     created: list[Path] = []
     if not path.exists():
         path.mkdir(parents=True)
@@ -115,6 +118,8 @@ def validate_name(name: str) -> str:
 def create(path: Path, name: str, *, today: date | None = None) -> Path:
     """Write ``NNN_<name>.sql`` with the next number; return its path."""
     validate_name(name)
+    if path.is_file():
+        loader.list_folder(path)  # the same message as every other verb
     if not path.is_dir():
         raise MigrationLayoutError(
             f"Migrations folder {path} does not exist; run `fraiseql migrate init` first "
@@ -125,7 +130,7 @@ def create(path: Path, name: str, *, today: date | None = None) -> Path:
     widths = [len(migration.version) for migration, _ in listing.migrations]
     for entry in path.iterdir():  # numbered .py revisions count too
         stem = entry.name.split("_", 1)[0]
-        if entry.suffix == ".py" and stem.isdigit() and "_" in entry.name:
+        if entry.suffix == ".py" and loader.is_numeric_id(stem) and "_" in entry.name:
             numbers.append(int(stem))
             widths.append(len(stem))
     number = max(numbers, default=0) + 1
@@ -200,7 +205,7 @@ def _alembic_errors(running: _Progress | None = None) -> Iterator[None]:
     except DBAPIError as err:  # e.g. the connection dropped outside a migration's SQL
         from .secrets import redact
 
-        cause = _our_error_in_context(err)
+        cause = our_error_in_context(err)
         if cause is not None:  # a failed rollback on a dead connection hid the real error
             raise cause from err
         lines = str(getattr(err, "orig", None) or err).strip().splitlines()
@@ -209,21 +214,6 @@ def _alembic_errors(running: _Progress | None = None) -> Iterator[None]:
             f"Database error{where}: {redact(lines[0] if lines else type(err).__name__)}. "
             "That migration was rolled back; run the command again once the database is back"
         ) from err
-
-
-def _our_error_in_context(err: BaseException) -> MigrationError | None:
-    """The MigrationError this exception was raised while handling, if any."""
-    seen: set[int] = set()
-    current: BaseException | None = err.__context__
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        original = getattr(current, "original", None)
-        if isinstance(original, MigrationError):
-            return original
-        if isinstance(current, MigrationError):
-            return current
-        current = current.__context__
-    return None
 
 
 class _Progress:
@@ -301,10 +291,13 @@ def _run_with_retries(
         except MigrationExecutionError as err:
             if err.sqlstate != LOCK_NOT_AVAILABLE or attempt == attempts:
                 if err.sqlstate == LOCK_NOT_AVAILABLE:
-                    err.message += (
-                        f" Gave up after {attempts} attempts: a long transaction holds a lock "
-                        "this migration needs; retry when it ends, or raise --lock-timeout"
-                    )
+                    raise MigrationError(
+                        f"Migration {err.filename} could not get a lock at line {err.line} "
+                        f"({err.pg_message} [SQLSTATE 55P03]). Gave up after {attempts} "
+                        "attempts: a long transaction holds a lock this migration needs; "
+                        "nothing of it was kept. Retry when that transaction ends, or raise "
+                        "--lock-timeout"
+                    ) from err
                 raise
             delay = min(2 ** (attempt - 1), 30)
             progress.notice(
@@ -428,8 +421,11 @@ def _plan_upgrade(
     settings: Settings, scripts: list[Script], steps: int | None, *, dry_run: bool
 ) -> UpgradeResult:
     state = _read_state(settings)
-    report = status_view.build(scripts, state, sql_migration, display_name)
-    _refuse_inconsistent(report)
+    report = status_view.with_ignored(
+        status_view.build(scripts, state, sql_migration, display_name),
+        loader.list_folder(settings.path).ignored,
+    )
+    refuse_inconsistent(report, settings.path)
     pending = [row for row in report.rows if row.state == status_view.PENDING]
     marked = _leading_manual_marks(pending)
     if steps is not None:
@@ -475,15 +471,37 @@ def _leading_manual_marks(pending: list[status_view.StatusRow]) -> list[str]:
     return marked
 
 
-def _refuse_inconsistent(report: status_view.StatusReport) -> None:
+def refuse_inconsistent(report: status_view.StatusReport, folder: Path | None = None) -> None:
+    """Refuse to migrate past a changed applied file or one that never ran here."""
     for row in report.rows:
         if row.state == status_view.MODIFIED:
             raise ChecksumMismatchError(
                 f"Migration {row.filename} checksum mismatch: the file changed after it was "
                 f"applied{_when(row)}. Don't edit applied migrations: restore the file "
-                "(e.g. `git checkout -- " + row.filename + "`) and put the change in a new "
+                f"(e.g. `git checkout -- {_shown(folder, row.filename)}`) and put the change "
+                "in a new "
                 "migration (`fraiseql migrate create fix_...`)"
             )
+        if row.state == status_view.UNRECORDED:
+            raise MigrationLayoutError(
+                f"Migration {row.filename} sits below migrations this database already has "
+                "but never ran here: it was merged late (numbered below the applied ones), "
+                "or its row in fraiseql_migrations was deleted. If it is new, renumber it "
+                "above the last applied migration (e.g. `git mv`); if its changes are in the "
+                "database, record it with `alembic stamp` or the INSERT in docs/"
+                "troubleshooting.md. Nothing was applied"
+            )
+
+
+def _shown(folder: Path | None, filename: str) -> str:
+    """``migrations/003_x.sql``: the file as seen from the current directory."""
+    if folder is None:
+        return filename
+    path = folder / filename
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _when(row: status_view.StatusRow) -> str:
@@ -511,25 +529,35 @@ def downgrade(
     """Roll back the most recent ``steps`` migrations, newest first.
 
     Every migration in the plan must have a down section, or nothing is rolled
-    back.  ``confirm`` sees the plan and may refuse it (AbortedByUser).  The
-    migration lock is held from planning to the end.
+    back.  ``confirm`` sees the plan and may refuse it (AbortedByUser); it is asked
+    before the migration lock is taken, so a prompt never blocks other deploys.
+    Under the lock the plan is made again, and if the database moved meanwhile
+    nothing is rolled back.
     """
     if steps < 1:
         raise UsageError(f"--steps must be a positive number, got {steps}")
     scripts = chain(script_directory(settings))
+    planned, target = _plan_downgrade(settings, scripts, steps)
+    if confirm is not None and not confirm(planned):
+        raise AbortedByUser("Rollback cancelled; nothing was changed")
     progress = _Progress(reporter)
     with _migration_lock(settings, progress, cancel):
-        return _downgrade_locked(settings, scripts, steps, confirm, progress, cancel)
+        if _plan_downgrade(settings, scripts, steps) != (planned, target):
+            raise MigrationError(
+                "The database changed while the rollback waited (another deploy ran?); "
+                "nothing was rolled back. Run the command again to see the new plan"
+            )
+        from alembic import command
+
+        config = alembic_config(settings, progress, cancel=cancel, lock_held=True)
+        _run_with_retries(settings, progress, lambda: command.downgrade(config, target))
+    return DowngradeResult(planned, tuple(item.version for item in planned))
 
 
-def _downgrade_locked(
-    settings: Settings,
-    scripts: list[Script],
-    steps: int,
-    confirm: Callable[[tuple[PlannedMigration, ...]], bool] | None,
-    progress: _Progress,
-    cancel: CancelToken | None,
-) -> DowngradeResult:
+def _plan_downgrade(
+    settings: Settings, scripts: list[Script], steps: int
+) -> tuple[tuple[PlannedMigration, ...], str]:
+    """What ``steps`` rollbacks would undo, newest first, and the revision they end at."""
     state = _read_state(settings)
     report = status_view.build(scripts, state, sql_migration, display_name)
     applied = [row for row in report.rows if row.applied]
@@ -564,15 +592,8 @@ def _downgrade_locked(
         )
         for row in plan_rows
     )
-    if confirm is not None and not confirm(planned):
-        raise AbortedByUser("Rollback cancelled; nothing was changed")
     target_row = applied[len(applied) - steps - 1] if steps < len(applied) else None
-    target = target_row.version if target_row is not None else "base"
-    from alembic import command
-
-    config = alembic_config(settings, progress, cancel=cancel, lock_held=True)
-    _run_with_retries(settings, progress, lambda: command.downgrade(config, target))
-    return DowngradeResult(planned, tuple(item.version for item in planned))
+    return planned, target_row.version if target_row is not None else "base"
 
 
 # ---------------------------------------------------------------------------

@@ -355,11 +355,9 @@ def up(
         for item in result.planned:
             if item.version in marked:
                 click.echo(f"Dry run: would record {item.filename} as applied (marked by hand)")
-        _render_plan(
-            "Dry run: would apply",
-            tuple(item for item in result.planned if item.version not in marked),
-            show_sql=True,
-        )
+        to_run = tuple(item for item in result.planned if item.version not in marked)
+        if to_run:
+            _render_plan("Dry run: would apply", to_run, show_sql=True)
         click.echo("Nothing was applied (dry run).")
         return
     click.echo(f"{CHECK} Migration completed successfully")
@@ -425,7 +423,7 @@ def status(path: Path | None, database_url: str | None) -> None:
 
 
 def render_status(report: StatusReport) -> str:
-    from .status import APPLIED, MISSING, MODIFIED, PENDING, warnings
+    from .status import APPLIED, MISSING, MODIFIED, PENDING, UNRECORDED, warnings
 
     lines = ["Migration Status:"]
     if not report.rows:
@@ -460,6 +458,9 @@ def render_status(report: StatusReport) -> str:
                          "mismatch)")
         elif row.state == MISSING:
             lines.append(f"  {PROBLEM_MARK} {row.filename} ({when}; file MISSING)")
+        elif row.state == UNRECORDED:
+            lines.append(f"  {PROBLEM_MARK} {row.filename} (NEVER RAN HERE, yet below applied "
+                         "migrations: merged late, or its history row was deleted)")
     lines += [f"Warning: {warning}" for warning in warnings(report)]
     return "\n".join(lines)
 

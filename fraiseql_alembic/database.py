@@ -29,6 +29,22 @@ def connect_error(url: str, err: BaseException) -> DatabaseError:
     )
 
 
+def database_error(err: BaseException) -> DatabaseError | None:
+    """A driver or SQLAlchemy database error as one masked line; None for anything else."""
+    import psycopg2
+    from sqlalchemy.exc import DBAPIError
+
+    if not isinstance(err, (psycopg2.Error, DBAPIError)):
+        return None
+    original = getattr(err, "orig", None) or err
+    lines = str(original).strip().splitlines()
+    sqlstate = getattr(original, "pgcode", None)
+    state = f" [SQLSTATE {sqlstate}]" if sqlstate else ""
+    return DatabaseError(
+        f"Database error: {redact(lines[0] if lines else type(original).__name__)}{state}"
+    )
+
+
 def create_engine(url: str, *, read_only: bool = False) -> Any:
     """An engine with no pool; ``read_only`` makes every transaction READ ONLY."""
     from sqlalchemy import create_engine as sa_create_engine

@@ -64,10 +64,30 @@ def run_options(config: Any) -> RunOptions:
 def run_environment() -> None:
     from alembic import context
 
-    from .errors import ConfigError, MigrationError
+    from .errors import MigrationError
 
     config = context.config
-    url = configured_url(config)
+    if config.config_file_name and not config.attributes.get(URL_KEY):
+        _configure_logging(config.config_file_name)
+    try:
+        _run(context, config)
+    except MigrationError as err:
+        raise as_command_error(err) from err
+    except Exception as err:
+        from .database import database_error
+        from .errors import our_error_in_context
+
+        wrapped = our_error_in_context(err) or database_error(err)
+        if wrapped is None:
+            raise
+        raise as_command_error(wrapped) from err
+
+
+def _run(context: Any, config: Any) -> None:
+    from .errors import ConfigError
+
+    given = config.attributes.get("connection")  # pytest-alembic and Alembic's cookbook
+    url = _url_of(given) if given is not None else configured_url(config)
     schema = config.attributes.get(HISTORY_SCHEMA_KEY) or config.get_main_option(
         "fraiseql_history_schema", DEFAULT_HISTORY_SCHEMA
     )
@@ -83,18 +103,29 @@ def run_environment() -> None:
             context.run_migrations()
         return
     if not url:
-        raise as_command_error(
-            ConfigError(
-                "No database configured: set DATABASE_URL, pass --database-url, "
-                "or set sqlalchemy.url in alembic.ini"
-            )
+        raise ConfigError(
+            "No database configured: set DATABASE_URL or sqlalchemy.url in alembic.ini"
         )
-    try:
-        options = run_options(config)
-        with _lock_for(config, url, options):
-            _run_online(context, config, url, schema, options)
-    except MigrationError as err:
-        raise as_command_error(err) from err
+    options = run_options(config)
+    with _lock_for(config, url, options):
+        _run_online(context, config, url, schema, options, given)
+
+
+def _configure_logging(ini_file: str) -> None:
+    """The ``[loggers]`` of alembic.ini, as Alembic's own env.py templates do."""
+    import configparser
+    from logging.config import fileConfig
+
+    parser = configparser.ConfigParser()
+    parser.read(ini_file)
+    if parser.has_section("loggers"):
+        fileConfig(ini_file, disable_existing_loggers=False)
+
+
+def _url_of(given: Any) -> str:
+    """The full URL of an Engine or Connection handed to us (the lock needs its own session)."""
+    engine = getattr(given, "engine", given)
+    return str(engine.url.render_as_string(hide_password=False))
 
 
 def _lock_for(config: Any, url: str, options: RunOptions) -> AbstractContextManager[Any]:
@@ -122,38 +153,64 @@ def _lock_for(config: Any, url: str, options: RunOptions) -> AbstractContextMana
 
 
 def _read_only_command(config: Any) -> bool:
+    return _command_name(config) in _READ_ONLY_COMMANDS
+
+
+def _command_name(config: Any) -> str:
+    """The `alembic` CLI command being run ("" when Alembic is driven from Python)."""
     command = getattr(getattr(config, "cmd_opts", None), "cmd", None)
-    if not command:
-        return False
-    return getattr(command[0], "__name__", "") in _READ_ONLY_COMMANDS
+    return str(getattr(command[0], "__name__", "")) if command else ""
 
 
-def _run_online(context: Any, config: Any, url: str, schema: str, options: RunOptions) -> None:
+def _run_online(
+    context: Any, config: Any, url: str, schema: str, options: RunOptions, given: Any
+) -> None:
     from .database import connect
 
     reporter = config.attributes.get(REPORTER_KEY)
     token = config.attributes.get(CANCEL_KEY)
-    connection = connect(url)
-    dbapi = connection.connection.dbapi_connection
-    if token is not None:
-        token.register(dbapi)
-    try:
-        with connection:
-            _set_session_timeouts(connection, options)
+    from sqlalchemy.engine import Engine
+
+    if given is None:
+        connection = connect(url)
+    elif isinstance(given, Engine):
+        connection = given.connect()
+    else:
+        connection = nullcontext(given)  # a Connection someone else manages
+    with connection as conn:
+        dbapi = conn.connection.dbapi_connection
+        if token is not None:
+            token.register(dbapi)
+        try:
+            _set_session_timeouts(conn, options)
             context.configure(
-                connection=connection,
+                connection=conn,
                 transaction_per_migration=True,
                 on_version_apply=_after_each(schema, reporter),
             )
+            if _command_name(config) == "upgrade" and not config.attributes.get(LOCK_HELD_KEY):
+                _verify_before_upgrade(context, conn, schema)
             migration_context = context.get_context()
             steps_fn = migration_context._migrations_fn
             assert steps_fn is not None
             migration_context._migrations_fn = _announcing(steps_fn, reporter, token)
             with context.begin_transaction():
                 context.run_migrations()
-    finally:
-        if token is not None:
-            token.unregister(dbapi)
+        finally:
+            if token is not None:
+                token.unregister(dbapi)
+
+
+def _verify_before_upgrade(context: Any, connection: Any, schema: str) -> None:
+    """The checks `fraiseql migrate up` makes, for the plain `alembic upgrade` too."""
+    from .api import refuse_inconsistent, sql_migration
+    from .database import read_state
+    from .status import build
+
+    scripts = list(reversed(list(context.script.walk_revisions())))
+    state = read_state(connection, schema)
+    connection.commit()
+    refuse_inconsistent(build(scripts, state, sql_migration, lambda s: os.path.basename(s.path)))
 
 
 def _set_session_timeouts(connection: Any, options: RunOptions) -> None:
@@ -196,7 +253,11 @@ def _after_each(schema: str, reporter: Any) -> Callable[..., None]:
         if ctx.as_sql:
             return
         if step.is_stamp:
-            _record(ctx, schema, step, history.STAMPED, step.destination_revision_ids)
+            # every revision the stamp covers (or uncovers), not just its destination
+            before = _with_ancestors(step.revision_map, step.source_revision_ids)
+            after = _with_ancestors(step.revision_map, step.destination_revision_ids)
+            _record(ctx, schema, step, history.STAMPED, sorted(after - before))
+            _record(ctx, schema, step, history.UNSTAMPED, sorted(before - after))
             return
         if _sql_migration(step.up_revision) is None:
             action = history.APPLIED if step.is_upgrade else history.ROLLED_BACK
@@ -224,10 +285,25 @@ def _record(ctx: Any, schema: str, step: Any, action: str, revision_ids: Iterabl
                 checksum=migration.checksum if migration else None,
                 execution_ms=None,
                 action=action,
+                up_checksum=migration.up_checksum if migration else None,
             )
             history.record(cursor, schema, entry)
     finally:
         cursor.close()
+
+
+def _with_ancestors(revision_map: Any, revision_ids: Iterable[str]) -> set[str]:
+    seen: set[str] = set()
+    stack = list(revision_ids)
+    while stack:
+        revision_id = stack.pop()
+        if revision_id in seen:
+            continue
+        seen.add(revision_id)
+        script = revision_map.get_revision(revision_id)
+        parents = getattr(script, "down_revision", None)
+        stack.extend([parents] if isinstance(parents, str) else list(parents or ()))
+    return seen
 
 
 def _sql_migration(script: Any) -> Any:

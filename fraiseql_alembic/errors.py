@@ -83,10 +83,7 @@ class MigrationExecutionError(MigrationError):
                 "recorded; fix the file from here on and run `fraiseql migrate up` to resume."
             )
         elif kept_nothing:
-            tail = (
-                " The migration was rolled back; fix the file and run `fraiseql migrate up` "
-                "again."
-            )
+            tail = " The migration was rolled back; fix the file and run the command again."
         else:
             tail = " This statement ran outside a transaction; see `fraiseql migrate status`."
         super().__init__(
@@ -107,3 +104,22 @@ class DatabaseError(MigrationError):
 
 class AbortedByUser(MigrationError):
     """The user declined a confirmation prompt, or no terminal was there to ask."""
+
+
+def our_error_in_context(err: BaseException) -> MigrationError | None:
+    """The MigrationError that ``err`` was raised while handling, if any.
+
+    A failed ROLLBACK on a dead connection raises a second, vaguer error whose
+    ``__context__`` holds the one that names the migration, file and line.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = err.__context__
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        original = getattr(current, "original", None)
+        if isinstance(original, MigrationError):
+            return original
+        if isinstance(current, MigrationError):
+            return current
+        current = current.__context__
+    return None

@@ -22,6 +22,7 @@ _IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 APPLIED = "applied"
 ROLLED_BACK = "rolled_back"
 STAMPED = "stamped"
+UNSTAMPED = "unstamped"  # `alembic stamp` moved below it: recorded as not applied
 MANUAL = "manual"  # the default: a row someone inserted by hand (the spec's recipe)
 
 
@@ -51,6 +52,7 @@ def create_table_sql(schema: str) -> str:
     name         TEXT,
     filename     TEXT,
     checksum     TEXT,
+    up_checksum  TEXT,
     applied_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
     execution_ms INTEGER,
     applied_by   TEXT DEFAULT current_user,
@@ -71,6 +73,7 @@ class HistoryRow:
     execution_ms: int | None
     applied_by: str | None
     action: str
+    up_checksum: str | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,7 @@ class Entry:
     checksum: str | None
     execution_ms: int | None
     action: str
+    up_checksum: str | None = None
 
 
 def operator() -> str:
@@ -103,19 +107,40 @@ def table_exists(cursor: Cursor, schema: str) -> bool:
 def ensure_table(cursor: Cursor, schema: str) -> None:
     """Create the table unless it exists (checked first: no notice on every run)."""
     if not table_exists(cursor, schema):
+        cursor.execute("SELECT to_regnamespace(%s) IS NOT NULL", (schema,))
+        row = cursor.fetchone()
+        if not (row and row[0]):
+            from .errors import ConfigError
+
+            raise ConfigError(
+                f"History schema {schema!r} does not exist in this database: create it "
+                f"(CREATE SCHEMA {schema};) or set history_schema to an existing schema"
+            )
         cursor.execute(create_table_sql(schema))
+    elif "up_checksum" not in _columns(cursor, schema):  # a table made by 0.1.0 pre-releases
+        cursor.execute(f"ALTER TABLE {qualified_table(schema)} ADD COLUMN up_checksum TEXT")
+
+
+def _columns(cursor: Cursor, schema: str) -> set[str]:
+    cursor.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 "
+        "AND NOT attisdropped",
+        (qualified_table(schema),),
+    )
+    return {str(row[0]) for row in cursor.fetchall()}
 
 
 def record(cursor: Cursor, schema: str, entry: Entry) -> None:
     cursor.execute(
         f"INSERT INTO {qualified_table(schema)} "
-        "(version, name, filename, checksum, execution_ms, applied_by, action) "
-        "VALUES (%s, %s, %s, %s, %s, %s || ' as ' || current_user, %s)",
+        "(version, name, filename, checksum, up_checksum, execution_ms, applied_by, action) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s || ' as ' || current_user, %s)",
         (
             entry.version,
             entry.name,
             entry.filename,
             entry.checksum,
+            entry.up_checksum,
             entry.execution_ms,
             operator(),
             entry.action,
@@ -133,10 +158,12 @@ def record_sql(schema: str, entry: Entry) -> str:
             return str(value)
         return "'" + value.replace("'", "''") + "'"
 
-    values = [entry.version, entry.name, entry.filename, entry.checksum, entry.execution_ms]
+    values = [entry.version, entry.name, entry.filename, entry.checksum, entry.up_checksum,
+              entry.execution_ms]
     return (
         f"INSERT INTO {qualified_table(schema)} "
-        "(version, name, filename, checksum, execution_ms, applied_by, action) VALUES ("
+        "(version, name, filename, checksum, up_checksum, execution_ms, applied_by, action) "
+        "VALUES ("
         + ", ".join(literal(value) for value in values)
         + f", {literal(operator())} || ' as ' || current_user, {literal(entry.action)})"
     )
@@ -146,9 +173,10 @@ def read_latest(cursor: Cursor, schema: str) -> dict[str, HistoryRow]:
     """The newest row for each version (manual rows keyed as written)."""
     if not table_exists(cursor, schema):
         return {}
+    up_checksum = "up_checksum" if "up_checksum" in _columns(cursor, schema) else "NULL"
     cursor.execute(
         "SELECT DISTINCT ON (version) id, version, name, filename, checksum, applied_at, "
-        f"execution_ms, applied_by, action FROM {qualified_table(schema)} "
+        f"execution_ms, applied_by, action, {up_checksum} FROM {qualified_table(schema)} "
         "ORDER BY version, id DESC"
     )
     return {row[1]: HistoryRow(*row) for row in cursor.fetchall()}

@@ -20,7 +20,13 @@ from .sqlfile import MigrationName, ParsedMigration, normalize_text, parse_filen
 
 # Names that look like an attempt at a migration but will not be loaded.
 _ALMOST_SQL_RE = re.compile(r"^\d+[_\-].*|.*\.sql$", re.IGNORECASE)
-_NUMERIC_ID_RE = re.compile(r"^\d+$")
+# Numbers, not Alembic's 12-character hex ids (which can be all digits by chance).
+_NUMERIC_ID_RE = re.compile(r"^\d{1,11}$")
+
+
+def is_numeric_id(revision: str) -> bool:
+    """True for a numbered revision id (``004``), false for Alembic's hex ids."""
+    return bool(_NUMERIC_ID_RE.match(revision))
 
 
 @dataclass(frozen=True)
@@ -142,9 +148,15 @@ def link_chain(
             seen.add(revision)
         return revision
 
+    known = sql_ids | {script.revision for script in python}
     parents: dict[str, str | None] = {}
     for migration in sql:
         if migration.revises is not None:
+            if migration.revises not in known:
+                raise MigrationLayoutError(
+                    f"{migration.name.filename}: `-- revises: {migration.revises}` names no "
+                    "revision in the migrations folder; use an id that `alembic history` lists"
+                )
             parents[migration.name.version] = migration.revises
             continue
         position = bisect.bisect_left(numbers, migration.name.number)

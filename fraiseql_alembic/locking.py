@@ -45,7 +45,8 @@ class LockTimeoutError(MigrationError):
         who = holder.describe() if holder is not None else "another session"
         super().__init__(
             f"Gave up after waiting {waited:.0f}s for the migration lock held by {who}. "
-            "Another deploy is migrating this database; wait for it, raise --lock-wait, "
+            "Another deploy is migrating this database; wait for it, raise --lock-wait "
+            "(fraiseql_lock_wait in alembic.ini), "
             "or end that session (SELECT pg_terminate_backend(pid))"
         )
         self.holder = holder

@@ -186,6 +186,7 @@ def _entry(migration: ParsedMigration, action: str, elapsed_ms: int | None) -> h
         checksum=migration.checksum,
         execution_ms=elapsed_ms,
         action=action,
+        up_checksum=migration.up_checksum,
     )
 
 
@@ -202,7 +203,7 @@ class _NoticeForwarder:
         self.sink = sink
 
     def append(self, message: str) -> None:
-        self.sink(" ".join(message.split(None, 1)) if message.strip() else "")
+        self.sink(" ".join(message.strip().split(None, 1)))
 
 
 @contextmanager

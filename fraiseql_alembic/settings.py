@@ -58,12 +58,14 @@ class Settings:
     run: RunOptions = RunOptions()
 
     def require_url(self) -> str:
+        """The database URL, validated; a clear error when there is none or it is not one."""
         if not self.database_url:
             raise ConfigError(
                 "No database configured: pass --database-url, set DATABASE_URL "
-                "(e.g. postgresql://user:password@localhost:5432/mydb), or set "
+                "(e.g. postgresql://app@localhost:5432/mydb), or set "
                 "database_url under [tool.fraiseql.migrations] in pyproject.toml"
             )
+        sqlalchemy_url(self.database_url)
         return self.database_url
 
 
@@ -90,22 +92,36 @@ def resolve(
         ini_url = _alembic_ini_url(cwd)
         if ini_url:
             url, source = ini_url, "alembic.ini"
-    if url:
-        sqlalchemy_url(url)  # validate early: one clear line, not a driver traceback
     schema = str(project.get("history_schema", "public"))
-    run = RunOptions(
-        lock_wait=float(project.get("lock_wait", RunOptions.lock_wait)),
+    return Settings(folder, url, source, schema, _run_options(project))
+
+
+def _run_options(project: dict[str, Any]) -> RunOptions:
+    where = "[tool.fraiseql.migrations] in pyproject.toml"
+
+    def number(key: str, default: float, kind: type[int] | type[float]) -> Any:
+        value = project.get(key, default)
+        try:
+            result = kind(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key} = {value!r} in {where} must be a number") from None
+        if result < 0:
+            raise ConfigError(f"{key} = {value!r} in {where} must not be negative")
+        return result
+
+    statement_timeout = project.get("statement_timeout")
+    return RunOptions(
+        lock_wait=number("lock_wait", RunOptions.lock_wait, float),
         lock_timeout=check_duration(
-            str(project.get("lock_timeout", RunOptions.lock_timeout)), "lock_timeout"
+            str(project.get("lock_timeout", RunOptions.lock_timeout)), f"lock_timeout in {where}"
         ),
         statement_timeout=(
-            check_duration(str(project["statement_timeout"]), "statement_timeout")
-            if project.get("statement_timeout") is not None
+            check_duration(str(statement_timeout), f"statement_timeout in {where}")
+            if statement_timeout is not None
             else None
         ),
-        lock_retries=int(project.get("lock_retries", RunOptions.lock_retries)),
+        lock_retries=number("lock_retries", RunOptions.lock_retries, int),
     )
-    return Settings(folder, url, source, schema, run)
 
 
 def sqlalchemy_url(url: str) -> str:

@@ -133,6 +133,11 @@ class ParsedMigration:
     notices: tuple[str, ...] = field(default=())
 
     @property
+    def up_checksum(self) -> str:
+        """Checksum of the up section alone: editing the down section keeps it."""
+        return checksum_of(self.up.sql)
+
+    @property
     def reversible(self) -> bool:
         return self.down is not None and not self.down.is_empty
 
@@ -294,8 +299,8 @@ def _find_rollback_block(lines: list[str], start: int, filename: str) -> int | N
 
 def _rollback_section(lines: list[str], offsets: list[int], index: int) -> Section:
     """Uncomment a ``-- Rollback:`` block; offsets and lines keep pointing into the file."""
-    rest = _ROLLBACK_RE.match(lines[index].strip()).group("rest")  # type: ignore[union-attr]
-    body = [rest] + [re.sub(r"^\s*--\s?", "", line) for line in lines[index + 1 :]]
+    # text after "-- Rollback:" on the same line is a remark, not SQL
+    body = [""] + [re.sub(r"^\s*--\s?", "", line) for line in lines[index + 1 :]]
     return Section("\n".join(body), offsets[index], index + 1, None, commented_out=True)
 
 

@@ -22,6 +22,7 @@ APPLIED = "applied"
 PENDING = "pending"
 MODIFIED = "modified"  # applied, but the file changed since
 MISSING = "missing"  # applied, but the file is gone
+UNRECORDED = "unrecorded"  # inside the applied chain, but it never ran here (merged late?)
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ class StatusReport:
 
     @property
     def problems(self) -> tuple[StatusRow, ...]:
-        return tuple(row for row in self.rows if row.state in (MODIFIED, MISSING))
+        return tuple(row for row in self.rows if row.state in (MODIFIED, MISSING, UNRECORDED))
 
 
 def build(
@@ -64,16 +65,22 @@ def build(
     sql_migration: Callable[[Any], ParsedMigration | None],
     display_name: Callable[[Any], str],
 ) -> StatusReport:
-    """Join scripts (base first) with the database state."""
+    """Join scripts (base first) with the database state.
+
+    ``alembic_version`` decides what is applied.  The history table adds when and
+    by whom, and catches what ``alembic_version`` alone cannot: applied files that
+    were deleted (MISSING), files changed after they ran (MODIFIED; an edited down
+    section alone is not a change), and SQL files that sit inside the applied part
+    of the chain but never ran here (UNRECORDED: merged late, numbered below
+    migrations that were already applied, or their history row was deleted).
+    """
     by_id = {script.revision: script for script in scripts}
     applied_ids = _ancestors(state.heads, by_id)
-    unknown_heads = [head for head in state.heads if head not in by_id]
-    if unknown_heads:  # the chain below a deleted file is unknown: trust the history
-        applied_ids |= {
-            version
-            for version, row in state.history.items()
-            if row.action in (history.APPLIED, history.STAMPED)
-        }
+    recorded_ids = {
+        version
+        for version, row in state.history.items()
+        if row.action in (history.APPLIED, history.STAMPED)
+    }
     rows: list[StatusRow] = []
     for script in scripts:
         migration = sql_migration(script)
@@ -87,8 +94,14 @@ def build(
                           state.progress.get((script.revision, "up")))
             )
             continue
-        recorded = record.checksum if record is not None else None
-        state_name = MODIFIED if recorded and checksum and recorded != checksum else APPLIED
+        if record is not None and record.action not in (history.APPLIED, history.STAMPED):
+            record = None  # e.g. rolled back, then stamped past it: no applied_at to show
+        if record is None and migration is not None and state.history:
+            state_name = UNRECORDED
+        elif record is not None and migration is not None and _changed(record, migration):
+            state_name = MODIFIED
+        else:
+            state_name = APPLIED
         rows.append(
             StatusRow(
                 script.revision,
@@ -98,14 +111,17 @@ def build(
                 record.execution_ms if record is not None else None,
                 record.applied_by if record is not None else None,
                 checksum,
-                recorded,
+                record.checksum if record is not None else None,
                 migration,
                 None,
                 state.progress.get((script.revision, "down")),
             )
         )
-    for version in sorted(applied_ids - set(by_id), key=_version_key):
+    gone = (applied_ids | recorded_ids) - set(by_id)
+    for version in sorted(gone, key=_version_key):
         record = state.history.get(version)
+        if record is None and version not in state.heads:
+            continue
         rows.append(
             StatusRow(
                 version,
@@ -119,6 +135,13 @@ def build(
             )
         )
     return StatusReport(tuple(rows), state.heads)
+
+
+def _changed(record: history.HistoryRow, migration: ParsedMigration) -> bool:
+    """The file differs from what ran; changing only its down section does not count."""
+    if not record.checksum or record.checksum == migration.checksum:
+        return False
+    return record.up_checksum is None or record.up_checksum != migration.up_checksum
 
 
 def _manual_mark(

@@ -50,7 +50,7 @@ def test_init_custom_path(tmp_path: Path) -> None:
 def test_init_refuses_a_file_as_path(tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("x")
     result = run(tmp_path, "migrate", "init", "--path", "afile")
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert "is a file, not a folder" in result.output
 
 

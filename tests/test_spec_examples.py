@@ -265,7 +265,7 @@ def test_040_failure_midway_keeps_nothing_and_names_file_line_statement(project:
         "Error: Migration 040_multiple_operations.sql failed at line 5, column 47: "
         'type "invalid_type" does not exist [SQLSTATE 42704] in statement '
         "`ALTER TABLE tb_post ADD COLUMN invalid_column INVALID_TYPE`. The migration was "
-        "rolled back; fix the file and run `fraiseql migrate up` again."
+        "rolled back; fix the file and run the command again."
     )
     # 001 stays applied; nothing of 040 remains
     assert project.version() == ["001"]
