@@ -274,3 +274,50 @@ def test_help_and_version_do_not_import_alembic() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip().endswith("[]")
+
+
+def test_alembic_upgrade_refuses_changed_applied_file(ini_project: Project) -> None:
+    command(ini_project, "alembic", "upgrade", "002")
+    ini_project.write("002_add_comments_table.sql", UP_DOWN.format(t="b").replace("(id int)", "(id bigint)"))
+    result = command(ini_project, "alembic", "upgrade", "head", check=False)
+    assert result.returncode != 0
+    assert "FAILED: Migration 002_add_comments_table.sql checksum mismatch" in result.stdout
+    assert ini_project.version() == ["002"]
+
+
+def test_alembic_stamp_records_every_covered_revision(ini_project: Project) -> None:
+    command(ini_project, "alembic", "upgrade", "head")
+    command(ini_project, "alembic", "downgrade", "base")
+    command(ini_project, "alembic", "stamp", "002")
+    status = command(ini_project, "fraiseql", "migrate", "status").stdout
+    assert "✓ 001_initial_schema.sql (applied" in status and "✓ 002_add_comments_table.sql (applied" in status
+    assert "○ 003_add_indexes.sql (pending)" in status
+    rows = ini_project.query("SELECT version, action FROM fraiseql_migrations WHERE action = 'stamped' ORDER BY version")
+    assert rows == [("001", "stamped"), ("002", "stamped")]
+
+
+def test_env_uses_the_connection_it_is_given(project: Project) -> None:
+    """pytest-alembic and Alembic's cookbook hand env.py a connection: it must be used."""
+    from alembic import command as alembic_command
+    from alembic.config import Config
+
+    from fraiseql_alembic.database import create_engine
+
+    project.write("001_initial_schema.sql", UP_DOWN.format(t="given"))
+    config = Config()
+    config.set_main_option("script_location", "fraiseql_alembic:alembic_env")
+    config.set_main_option("path_separator", "os")
+    config.set_main_option("version_locations", str(project.migrations))
+    engine = create_engine(project.database_url)
+    config.attributes["connection"] = engine
+    old = os.environ.get("DATABASE_URL")
+    os.environ["DATABASE_URL"] = "postgresql://nobody:x@127.0.0.1:1/elsewhere"
+    try:
+        alembic_command.upgrade(config, "head")
+    finally:
+        if old is None:
+            del os.environ["DATABASE_URL"]
+        else:
+            os.environ["DATABASE_URL"] = old
+        engine.dispose()
+    assert "given" in project.tables()

@@ -402,3 +402,90 @@ def test_begin_commit_wrapped_file_stays_atomic(project: Project) -> None:
         "SELECT column_name FROM information_schema.columns WHERE table_name = 'tb_post'")}
     assert columns == {"published"}  # the ALTER before the failure was rolled back too
     assert project.version() == ["001"]
+
+
+def test_file_merged_late_is_reported_and_refused(project: Project) -> None:
+    project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
+    project.write("041_later.sql", UP_DOWN.format(t="b"))
+    project.cli("up")
+    project.write("035_from_branch.sql", UP_DOWN.format(t="late"))
+    status = project.cli("status")
+    assert "✗ 035_from_branch.sql (NEVER RAN HERE, yet below applied migrations" in status.output
+    result = project.cli("up")
+    assert result.exit_code == 1
+    assert "Migration 035_from_branch.sql sits below migrations this database already has" in result.output
+    assert "renumber it above the last applied migration" in result.output
+    assert "late" not in project.tables()
+    (project.migrations / "035_from_branch.sql").rename(project.migrations / "042_from_branch.sql")
+    assert project.cli("up").exit_code == 0
+    assert "late" in project.tables()
+
+
+def test_deleted_file_in_the_middle_of_the_chain_is_missing(project: Project) -> None:
+    project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
+    middle = project.write("002_b.sql", UP_DOWN.format(t="b"))
+    project.write("003_c.sql", UP_DOWN.format(t="c"))
+    project.cli("up")
+    middle.unlink()
+    status = project.cli("status")
+    assert "✗ 002_b.sql (applied" in status.output and "file MISSING" in status.output
+    up = project.cli("up")
+    assert "Warning: Applied migration 002_b.sql is missing" in up.output
+
+
+def test_editing_only_the_down_section_is_not_a_change(project: Project) -> None:
+    path = project.write("001_initial_schema.sql", "CREATE TABLE a (id int);\n")
+    project.cli("up")
+    refused = project.cli("down", "--force")
+    assert "has no down section" in refused.output
+    path.write_text("CREATE TABLE a (id int);\n-- migrate:down\nDROP TABLE a;\n")
+    assert "MODIFIED" not in project.cli("status").output
+    project.write("002_b.sql", UP_DOWN.format(t="b"))
+    assert project.cli("up").exit_code == 0
+    assert project.cli("down", "--steps", "2", "--force").exit_code == 0
+    assert project.tables() & {"a", "b"} == set()
+
+
+def test_unknown_revises_and_missing_history_schema(project: Project) -> None:
+    project.write("001_initial_schema.sql", "-- revises: deadbeef\nSELECT 1;\n")
+    result = project.cli("status")
+    assert result.exit_code == 1
+    assert "001_initial_schema.sql: `-- revises: deadbeef` names no revision" in result.output
+    project.write("001_initial_schema.sql", "SELECT 1;\n")
+    (project.root / "pyproject.toml").write_text('[tool.fraiseql.migrations]\nhistory_schema = "audit"\n')
+    result = project.cli("up")
+    assert result.exit_code == 1
+    assert "History schema 'audit' does not exist in this database: create it" in result.output
+    assert project.version() == []
+
+
+def test_bad_project_settings_are_one_line(project: Project) -> None:
+    (project.root / "pyproject.toml").write_text('[tool.fraiseql.migrations]\nlock_wait = "abc"\n')
+    result = project.cli("status")
+    assert result.exit_code == 1
+    assert "lock_wait = 'abc' in [tool.fraiseql.migrations] in pyproject.toml must be a number" in result.output
+
+
+def test_create_needs_no_valid_database_url(tmp_path: Path) -> None:
+    run(tmp_path, "migrate", "init")
+    result = run(tmp_path, "migrate", "create", "x", env={"DATABASE_URL": "mysql://nope"})
+    assert result.exit_code == 0, result.output
+
+
+def test_dry_run_with_only_hand_marked_migrations(project: Project) -> None:
+    project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
+    project.write("002_b.sql", UP_DOWN.format(t="b"))
+    project.cli("up", "--steps", "1")
+    project.query("INSERT INTO fraiseql_migrations (version, applied_at) VALUES ('002_b', now())")
+    result = project.cli("up", "--dry-run")
+    assert "Dry run: would record 002_b.sql as applied (marked by hand)" in result.output
+    assert "would apply 0" not in result.output
+
+
+def test_create_ignores_hex_ids_made_only_of_digits(tmp_path: Path) -> None:
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "001_first.sql").write_text("SELECT 1;\n")
+    (folder / "123456789012_hand_made.py").write_text("revision = '123456789012'\ndown_revision = '001'\n")
+    result = run(tmp_path, "migrate", "create", "next_one")
+    assert result.output == "✓ Created migrations/002_next_one.sql\n"

@@ -213,3 +213,8 @@ def test_statement_lines_with_non_ascii_and_comments() -> None:
 def test_empty_up_section_is_reported_empty() -> None:
     migration = parse("-- Migration 002: nothing yet\n-- migrate:up\n\n-- migrate:down\n")
     assert migration.up.is_empty
+
+
+def test_text_after_rollback_marker_is_a_remark() -> None:
+    migration = parse("CREATE TABLE a (id int);\n-- Rollback: drop it again\n-- DROP TABLE a;\n")
+    assert sqls(migration, "down") == ["DROP TABLE a"]
