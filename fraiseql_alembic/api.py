@@ -209,6 +209,10 @@ def _alembic_errors(running: _Progress | None = None) -> Iterator[None]:
         if cause is not None:  # a failed rollback on a dead connection hid the real error
             raise cause from err
         lines = str(getattr(err, "orig", None) or err).strip().splitlines()
+        if getattr(getattr(err, "orig", None), "pgcode", None) == "42501":
+            from .database import database_error
+
+            raise (database_error(err) or MigrationError(lines[0])) from err
         where = f" while running {running.current}" if running and running.current else ""
         raise DatabaseError(
             f"Database error{where}: {redact(lines[0] if lines else type(err).__name__)}. "
@@ -481,6 +485,14 @@ def refuse_inconsistent(report: status_view.StatusReport, folder: Path | None = 
                 f"(e.g. `git checkout -- {_shown(folder, row.filename)}`) and put the change "
                 "in a new "
                 "migration (`fraiseql migrate create fix_...`)"
+            )
+        if row.state == status_view.UNTRACKED:
+            raise MigrationLayoutError(
+                f"Refusing to apply {row.filename}: fraiseql_migrations says it was applied"
+                f"{_when(row)}, but alembic_version does not (was alembic_version edited by "
+                "hand?). If its changes are in the database, record that with `alembic stamp "
+                f"{row.version}`; if they were undone by hand, run `fraiseql migrate status` "
+                "and see docs/troubleshooting.md. Nothing was applied"
             )
         if row.state == status_view.UNRECORDED:
             raise MigrationLayoutError(

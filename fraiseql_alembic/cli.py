@@ -118,7 +118,32 @@ def _settings(path: Path | None, database_url: str | None) -> Settings:
     return resolve(path, database_url)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _OneLineErrors(click.Group):
+    """Bad usage is one line too (`Error: ... (see `fraiseql migrate up --help`)`, exit 2),
+    instead of Click's usage block."""
+
+    def main(
+        self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+        standalone_mode: bool = True, **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            result = super().main(args, prog_name, complete_var, False, **extra)
+        except click.UsageError as err:
+            hint = f" (see `{err.ctx.command_path} --help`)" if err.ctx is not None else ""
+            click.echo(f"Error: {err.format_message()}{hint}", err=True)
+            sys.exit(err.exit_code)
+        except click.ClickException as err:
+            err.show()
+            sys.exit(err.exit_code)
+        except click.exceptions.Abort:
+            click.echo("Aborted.", err=True)
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+@click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="fraiseql")
 def main() -> None:
     """FraiseQL command line."""
@@ -423,7 +448,15 @@ def status(path: Path | None, database_url: str | None) -> None:
 
 
 def render_status(report: StatusReport) -> str:
-    from .status import APPLIED, MISSING, MODIFIED, PENDING, UNRECORDED, warnings
+    from .status import (
+        APPLIED,
+        MISSING,
+        MODIFIED,
+        PENDING,
+        UNRECORDED,
+        UNTRACKED,
+        warnings,
+    )
 
     lines = ["Migration Status:"]
     if not report.rows:
@@ -458,6 +491,9 @@ def render_status(report: StatusReport) -> str:
                          "mismatch)")
         elif row.state == MISSING:
             lines.append(f"  {PROBLEM_MARK} {row.filename} ({when}; file MISSING)")
+        elif row.state == UNTRACKED:
+            lines.append(f"  {PROBLEM_MARK} {row.filename} (NOT in alembic_version, but "
+                         f"fraiseql_migrations says {when}: alembic_version edited by hand?)")
         elif row.state == UNRECORDED:
             lines.append(f"  {PROBLEM_MARK} {row.filename} (NEVER RAN HERE, yet below applied "
                          "migrations: merged late, or its history row was deleted)")

@@ -38,11 +38,16 @@ def database_error(err: BaseException) -> DatabaseError | None:
         return None
     original = getattr(err, "orig", None) or err
     lines = str(original).strip().splitlines()
+    first = redact(lines[0] if lines else type(original).__name__)
     sqlstate = getattr(original, "pgcode", None)
+    if sqlstate == "42501":
+        return DatabaseError(
+            f"Permission denied: {first} [SQLSTATE 42501]. The migrating role needs CREATE "
+            "and USAGE on the schema that holds alembic_version and fraiseql_migrations "
+            "(e.g. GRANT CREATE, USAGE ON SCHEMA public TO <role>). Nothing was applied"
+        )
     state = f" [SQLSTATE {sqlstate}]" if sqlstate else ""
-    return DatabaseError(
-        f"Database error: {redact(lines[0] if lines else type(original).__name__)}{state}"
-    )
+    return DatabaseError(f"Database error: {first}{state}")
 
 
 def create_engine(url: str, *, read_only: bool = False) -> Any:

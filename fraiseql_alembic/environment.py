@@ -271,8 +271,7 @@ def _after_each(schema: str, reporter: Any) -> Callable[..., None]:
 
 
 def _record(ctx: Any, schema: str, step: Any, action: str, revision_ids: Iterable[str]) -> None:
-    cursor = ctx.connection.connection.dbapi_connection.cursor()
-    try:
+    with history.writing(ctx.connection.connection.dbapi_connection, schema) as cursor:
         history.ensure_table(cursor, schema)
         for revision_id in revision_ids:
             script = step.revision_map.get_revision(revision_id)
@@ -288,8 +287,6 @@ def _record(ctx: Any, schema: str, step: Any, action: str, revision_ids: Iterabl
                 up_checksum=migration.up_checksum if migration else None,
             )
             history.record(cursor, schema, entry)
-    finally:
-        cursor.close()
 
 
 def _with_ancestors(revision_map: Any, revision_ids: Iterable[str]) -> set[str]:

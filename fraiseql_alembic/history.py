@@ -12,6 +12,8 @@ import getpass
 import os
 import re
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -96,6 +98,28 @@ def operator() -> str:
     except (KeyError, OSError):
         user = str(os.getuid())
     return f"{user}@{socket.gethostname()}"
+
+
+@contextmanager
+def writing(dbapi_connection: Any, schema: str) -> Iterator[Any]:
+    """A cursor for bookkeeping writes; a permission error becomes one clear line."""
+    import psycopg2
+
+    cursor = dbapi_connection.cursor()
+    try:
+        yield cursor
+    except psycopg2.errors.InsufficientPrivilege as err:
+        from .errors import DatabaseError
+
+        message = (err.diag.message_primary or str(err)).strip()
+        raise DatabaseError(
+            f"Cannot write the migration history in schema {schema!r}: {message} [SQLSTATE "
+            f"42501]. Grant the migrating role CREATE and USAGE on schema {schema} (e.g. GRANT "
+            f"CREATE, USAGE ON SCHEMA {schema} TO <role>), or set history_schema to a schema "
+            "it may write. Nothing was applied"
+        ) from err
+    finally:
+        cursor.close()
 
 
 def table_exists(cursor: Cursor, schema: str) -> bool:

@@ -78,14 +78,11 @@ def run_section(
         with _section_timeouts(context, section, local=True):
             _execute(context, migration, statements, sink, cancel, in_transaction=True)
     elapsed_ms = int((time.perf_counter() - started) * 1000)
-    cursor = _dbapi_connection(context).cursor()
-    try:
+    with history.writing(_dbapi_connection(context), history_schema) as cursor:
         history.ensure_table(cursor, history_schema)
         history.record(cursor, history_schema, _entry(migration, action, elapsed_ms))
         if autocommit:
             history.clear_progress(cursor, history_schema, migration.name.version, direction)
-    finally:
-        cursor.close()
 
 
 def segments_of(section: Section, statements: list[Statement]) -> list[list[Statement]]:
@@ -135,7 +132,8 @@ def _execute_segments(
     dbapi = _dbapi_connection(context)
     cursor = dbapi.cursor()
     try:
-        history.ensure_progress_table(cursor, schema)
+        with history.writing(dbapi, schema) as setup:
+            history.ensure_progress_table(setup, schema)
         key = (migration.name.version, direction)
         progress = history.read_progress(cursor, schema).get(key)
         resume_line = 0

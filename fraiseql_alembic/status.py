@@ -23,6 +23,7 @@ PENDING = "pending"
 MODIFIED = "modified"  # applied, but the file changed since
 MISSING = "missing"  # applied, but the file is gone
 UNRECORDED = "unrecorded"  # inside the applied chain, but it never ran here (merged late?)
+UNTRACKED = "untracked"  # history says applied, alembic_version says not (edited by hand?)
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,8 @@ class StatusRow:
 
     @property
     def applied(self) -> bool:
-        return self.state != PENDING
+        """Applied according to ``alembic_version``."""
+        return self.state not in (PENDING, UNTRACKED)
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,9 @@ class StatusReport:
 
     @property
     def problems(self) -> tuple[StatusRow, ...]:
-        return tuple(row for row in self.rows if row.state in (MODIFIED, MISSING, UNRECORDED))
+        return tuple(
+            row for row in self.rows if row.state in (MODIFIED, MISSING, UNRECORDED, UNTRACKED)
+        )
 
 
 def build(
@@ -81,12 +85,21 @@ def build(
         for version, row in state.history.items()
         if row.action in (history.APPLIED, history.STAMPED)
     }
+    if any(head not in by_id for head in state.heads):
+        applied_ids |= recorded_ids  # the chain below a deleted head is unknown: trust history
     rows: list[StatusRow] = []
     for script in scripts:
         migration = sql_migration(script)
         record = state.history.get(script.revision)
         checksum = migration.checksum if migration is not None else None
         if script.revision not in applied_ids:
+            if record is not None and record.action in (history.APPLIED, history.STAMPED):
+                rows.append(
+                    StatusRow(script.revision, display_name(script), UNTRACKED,
+                              record.applied_at, record.execution_ms, record.applied_by,
+                              checksum, record.checksum, migration)
+                )
+                continue
             mark = _manual_mark(script.revision, display_name(script), state.history)
             rows.append(
                 StatusRow(script.revision, display_name(script), PENDING, None, None, None,
