@@ -297,6 +297,20 @@ def run_interruptible(work: Callable[[CancelToken], T]) -> T:
     return box["result"]  # type: ignore[no-any-return]
 
 
+def _run_reported(
+    work: Callable[[CancelToken], T], reporter: _PrintingReporter, *, is_upgrade: bool
+) -> T:
+    """``run_interruptible``, telling the user what did and did not happen on a stop."""
+    from .cancel import MigrationInterrupted
+
+    try:
+        return run_interruptible(work)
+    except MigrationInterrupted:
+        for line in reporter.summary_after_stop(is_upgrade=is_upgrade):
+            click.echo(line, err=True)
+        raise
+
+
 def run_options(func: F) -> F:
     """Options of the verbs that move the database (up, down)."""
     func = click.option("--lock-retries", type=click.IntRange(min=0), default=None,
@@ -356,20 +370,16 @@ def up(
 ) -> None:
     """Apply pending migrations in order."""
     from .api import upgrade
-    from .cancel import MigrationInterrupted
 
     settings = _run_settings(path, database_url, **run)
     reporter = _PrintingReporter()
-    try:
-        result = run_interruptible(
-            lambda token: upgrade(
-                settings, steps=steps, dry_run=dry_run, reporter=reporter, cancel=token
-            )
-        )
-    except MigrationInterrupted:
-        for line in reporter.summary_after_stop(is_upgrade=True):
-            click.echo(line, err=True)
-        raise
+    result = _run_reported(
+        lambda token: upgrade(
+            settings, steps=steps, dry_run=dry_run, reporter=reporter, cancel=token
+        ),
+        reporter,
+        is_upgrade=True,
+    )
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
     if result.up_to_date:
@@ -404,7 +414,6 @@ def down(
 ) -> None:
     """Roll back the most recent migration(s), newest first."""
     from .api import downgrade
-    from .cancel import MigrationInterrupted
     from .errors import AbortedByUser
 
     settings = _run_settings(path, database_url, **run)
@@ -421,16 +430,13 @@ def down(
         return click.confirm("Continue?", default=False)
 
     reporter = _PrintingReporter()
-    try:
-        result = run_interruptible(
-            lambda token: downgrade(
-                settings, steps=steps, confirm=confirm, reporter=reporter, cancel=token
-            )
-        )
-    except MigrationInterrupted:
-        for line in reporter.summary_after_stop(is_upgrade=False):
-            click.echo(line, err=True)
-        raise
+    result = _run_reported(
+        lambda token: downgrade(
+            settings, steps=steps, confirm=confirm, reporter=reporter, cancel=token
+        ),
+        reporter,
+        is_upgrade=False,
+    )
     count = len(result.rolled_back)
     click.echo(f"{CHECK} Rollback completed successfully ({count} migration"
                f"{'s' if count != 1 else ''} rolled back)")

@@ -28,6 +28,7 @@ from .plugin import (
     as_command_error,
 )
 from .settings import URL_KEY, RunOptions, check_duration, sqlalchemy_url
+from .status import ancestors
 
 Step = Any
 
@@ -254,8 +255,9 @@ def _after_each(schema: str, reporter: Any) -> Callable[..., None]:
             return
         if step.is_stamp:
             # every revision the stamp covers (or uncovers), not just its destination
-            before = _with_ancestors(step.revision_map, step.source_revision_ids)
-            after = _with_ancestors(step.revision_map, step.destination_revision_ids)
+            lookup = step.revision_map.get_revision
+            before = ancestors(step.source_revision_ids, lookup)
+            after = ancestors(step.destination_revision_ids, lookup)
             _record(ctx, schema, step, history.STAMPED, sorted(after - before))
             _record(ctx, schema, step, history.UNSTAMPED, sorted(before - after))
             return
@@ -287,20 +289,6 @@ def _record(ctx: Any, schema: str, step: Any, action: str, revision_ids: Iterabl
                 up_checksum=migration.up_checksum if migration else None,
             )
             history.record(cursor, schema, entry)
-
-
-def _with_ancestors(revision_map: Any, revision_ids: Iterable[str]) -> set[str]:
-    seen: set[str] = set()
-    stack = list(revision_ids)
-    while stack:
-        revision_id = stack.pop()
-        if revision_id in seen:
-            continue
-        seen.add(revision_id)
-        script = revision_map.get_revision(revision_id)
-        parents = getattr(script, "down_revision", None)
-        stack.extend([parents] if isinstance(parents, str) else list(parents or ()))
-    return seen
 
 
 def _sql_migration(script: Any) -> Any:

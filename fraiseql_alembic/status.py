@@ -79,7 +79,7 @@ def build(
     migrations that were already applied, or their history row was deleted).
     """
     by_id = {script.revision: script for script in scripts}
-    applied_ids = _ancestors(state.heads, by_id)
+    applied_ids = ancestors(state.heads, by_id.get)
     recorded_ids = {
         version
         for version, row in state.history.items()
@@ -199,23 +199,24 @@ def warnings(report: StatusReport) -> list[str]:
     return lines
 
 
-def _ancestors(heads: Iterable[str], by_id: dict[str, Any]) -> set[str]:
+def ancestors(revision_ids: Iterable[str], lookup: Callable[[str], Any]) -> set[str]:
+    """The given revisions and every revision below them (parents and dependencies).
+
+    ``lookup`` returns the script of an id, or None when it is unknown.
+    """
     seen: set[str] = set()
-    stack = list(heads)
+    stack = list(revision_ids)
     while stack:
         revision = stack.pop()
         if revision in seen:
             continue
         seen.add(revision)
-        script = by_id.get(revision)
+        script = lookup(revision)
         if script is None:
             continue
         parents = script.down_revision
-        if isinstance(parents, str):
-            stack.append(parents)
-        elif parents:
-            stack.extend(parents)
-        stack.extend(script.dependencies or ())
+        stack.extend([parents] if isinstance(parents, str) else list(parents or ()))
+        stack.extend(getattr(script, "dependencies", None) or ())
     return seen
 
 
