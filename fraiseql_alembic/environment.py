@@ -210,7 +210,8 @@ def _verify_before_upgrade(context: Any, connection: Any, schema: str) -> None:
 
     scripts = list(reversed(list(context.script.walk_revisions())))
     state = read_state(connection, schema)
-    connection.commit()
+    # read_state used the DB-API cursor: end its implicit read transaction there too
+    connection.connection.dbapi_connection.rollback()
     refuse_inconsistent(build(scripts, state, sql_migration, lambda s: os.path.basename(s.path)))
 
 

@@ -321,3 +321,10 @@ def test_env_uses_the_connection_it_is_given(project: Project) -> None:
             os.environ["DATABASE_URL"] = old
         engine.dispose()
     assert "given" in project.tables()
+
+
+def test_alembic_upgrade_runs_concurrent_index_after_checks(ini_project: Project) -> None:
+    ini_project.write("004_concurrent.sql", "CREATE INDEX CONCURRENTLY idx_a ON a (id);\n")
+    command(ini_project, "alembic", "upgrade", "head")
+    assert ini_project.version() == ["004"]
+    assert ini_project.query("SELECT to_regclass('idx_a') IS NOT NULL") == [(True,)]
