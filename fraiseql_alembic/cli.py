@@ -228,6 +228,45 @@ class _PrintingReporter:
         return lines
 
 
+class _JsonReporter(_PrintingReporter):
+    """One JSON object per line for each event (``up --json``); errors stay on stderr."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._started_at = 0.0
+
+    def _emit(self, **event: Any) -> None:
+        import json
+
+        click.echo(json.dumps(event))
+
+    def start(self, filename: str, is_upgrade: bool) -> None:
+        self.started.append(filename)
+        self._started_at = _now()
+        self._emit(event="start", file=filename, direction="up" if is_upgrade else "down")
+
+    def done(self, filename: str, is_upgrade: bool) -> None:
+        self.finished.append(filename)
+        elapsed = int((_now() - self._started_at) * 1000)
+        self._emit(event="done", file=filename, direction="up" if is_upgrade else "down",
+                   elapsed_ms=elapsed)
+
+    def notice(self, text: str) -> None:
+        self._emit(event="notice", text=text)
+
+    def marked(self, filename: str) -> None:
+        self._emit(event="marked", file=filename)
+
+    def waiting(self, text: str) -> None:
+        self._emit(event="waiting", text=text)
+
+
+def _now() -> float:
+    import time
+
+    return time.monotonic()
+
+
 class _Terminated(BaseException):
     """SIGTERM, turned into an exception in the main thread."""
 
@@ -358,12 +397,15 @@ def _run_settings(
 @click.option("--steps", type=click.IntRange(min=1), default=None, metavar="N",
               help="Apply only the next N pending migrations.")
 @click.option("--dry-run", is_flag=True, help="Show what would run and its SQL; write nothing.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object per line for each event instead of text.")
 @run_options
 @common_options
 @handle_errors
 def up(
     steps: int | None,
     dry_run: bool,
+    as_json: bool,
     path: Path | None,
     database_url: str | None,
     **run: Any,
@@ -372,7 +414,7 @@ def up(
     from .api import upgrade
 
     settings = _run_settings(path, database_url, **run)
-    reporter = _PrintingReporter()
+    reporter = _JsonReporter() if as_json else _PrintingReporter()
     result = _run_reported(
         lambda token: upgrade(
             settings, steps=steps, dry_run=dry_run, reporter=reporter, cancel=token
@@ -380,6 +422,22 @@ def up(
         reporter,
         is_upgrade=True,
     )
+    if as_json:
+        import json
+
+        for warning in result.warnings:
+            click.echo(json.dumps({"event": "warning", "text": warning}))
+        click.echo(json.dumps({
+            "event": "summary",
+            "dry_run": dry_run,
+            "applied": list(result.applied),
+            "marked": list(result.marked),
+            "planned": [
+                {"version": item.version, "file": item.filename, "sql": item.sql}
+                for item in result.planned
+            ],
+        }))
+        return
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
     if result.up_to_date:
@@ -442,15 +500,64 @@ def down(
                f"{'s' if count != 1 else ''} rolled back)")
 
 
+EXIT_PENDING = 3  # status --exit-code: migrations are pending, nothing is wrong
+EXIT_INCONSISTENT = 4  # status --exit-code: modified, missing, partial or unrecorded files
+
+
 @migrate.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@click.option("--exit-code", is_flag=True,
+              help=f"Exit {EXIT_PENDING} when migrations are pending, {EXIT_INCONSISTENT} when "
+              "anything is inconsistent (0 otherwise).")
 @common_options
 @handle_errors
-def status(path: Path | None, database_url: str | None) -> None:
+def status(as_json: bool, exit_code: bool, path: Path | None, database_url: str | None) -> None:
     """Show every migration: applied (when), pending, modified or missing."""
     from .api import status as api_status
 
     report = api_status(_settings(path, database_url))
-    click.echo(render_status(report))
+    click.echo(render_status_json(report) if as_json else render_status(report))
+    if exit_code:
+        if report.problems or any(row.partial is not None for row in report.rows):
+            sys.exit(EXIT_INCONSISTENT)
+        if report.pending:
+            sys.exit(EXIT_PENDING)
+
+
+def render_status_json(report: StatusReport) -> str:
+    """The status as one JSON document (docs/status.md describes the fields)."""
+    import json
+
+    from .status import PENDING
+
+    def state(row: Any) -> str:
+        return "partial" if row.partial is not None and row.state == PENDING else str(row.state)
+
+    migrations = [
+        {
+            "version": row.version,
+            "file": row.filename,
+            "state": state(row),
+            "applied_at": row.applied_at.isoformat() if row.applied_at else None,
+            "execution_ms": row.execution_ms,
+            "applied_by": row.applied_by,
+            "checksum": row.checksum,
+            "recorded_checksum": row.recorded_checksum,
+            "resumes_at_line": row.partial.next_line if row.partial is not None else None,
+            "marked_by_hand": row.marked_by_hand is not None,
+        }
+        for row in report.rows
+    ]
+    return json.dumps(
+        {
+            "heads": list(report.heads),
+            "pending": len(report.pending),
+            "problems": len(report.problems),
+            "migrations": migrations,
+            "ignored_files": [path.name for path in report.ignored],
+        },
+        indent=2,
+    )
 
 
 def render_status(report: StatusReport) -> str:

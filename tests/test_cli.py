@@ -489,3 +489,39 @@ def test_create_ignores_hex_ids_made_only_of_digits(tmp_path: Path) -> None:
     (folder / "123456789012_hand_made.py").write_text("revision = '123456789012'\ndown_revision = '001'\n")
     result = run(tmp_path, "migrate", "create", "next_one")
     assert result.output == "✓ Created migrations/002_next_one.sql\n"
+
+
+def test_status_json_and_exit_codes(project: Project) -> None:
+    import json
+
+    project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
+    project.write("002_b.sql", UP_DOWN.format(t="b"))
+    assert project.cli("status", "--exit-code").exit_code == 3
+    project.cli("up", "--steps", "1")
+    document = json.loads(project.cli("status", "--json").output)
+    assert document["pending"] == 1 and document["problems"] == 0 and document["heads"] == ["001"]
+    first, second = document["migrations"]
+    assert (first["version"], first["file"], first["state"]) == ("001", "001_initial_schema.sql", "applied")
+    assert first["applied_at"] and first["execution_ms"] is not None and "@" in first["applied_by"]
+    assert first["checksum"] == first["recorded_checksum"] and len(first["checksum"]) == 64
+    assert (second["state"], second["applied_at"]) == ("pending", None)
+    project.cli("up")
+    assert project.cli("status", "--exit-code").exit_code == 0
+    project.write("001_initial_schema.sql", UP_DOWN.format(t="a").replace("(id int)", "(id bigint)"))
+    assert project.cli("status", "--exit-code").exit_code == 4
+    assert json.loads(project.cli("status", "--json").output)["migrations"][0]["state"] == "modified"
+
+
+def test_up_json_events(project: Project) -> None:
+    import json
+
+    project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
+    project.write("002_b.sql", "DO $$ BEGIN RAISE NOTICE 'hello'; END $$;\n")
+    result = project.cli("up", "--json")
+    assert result.exit_code == 0, result.output
+    events = [json.loads(line) for line in result.output.splitlines()]
+    assert [(e["event"], e.get("file")) for e in events if e["event"] in ("start", "done")] == [
+        ("start", "001_initial_schema.sql"), ("done", "001_initial_schema.sql"),
+        ("start", "002_b.sql"), ("done", "002_b.sql")]
+    assert {"event": "notice", "text": "NOTICE: hello"} in events
+    assert events[-1]["event"] == "summary" and events[-1]["applied"] == ["001", "002"]
