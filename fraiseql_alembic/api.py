@@ -159,6 +159,7 @@ def alembic_config(
     *,
     cancel: CancelToken | None = None,
     lock_held: bool = False,
+    directory: ScriptDirectory | None = None,
 ) -> Config:
     """An in-memory Alembic Config for our environment and the migrations folder."""
     from alembic.config import Config
@@ -171,6 +172,7 @@ def alembic_config(
         OPT_IN_OPTION,
         REPORTER_KEY,
         RUN_OPTIONS_KEY,
+        SCRIPT_DIRECTORY_KEY,
     )
 
     config = Config()
@@ -186,6 +188,8 @@ def alembic_config(
         config.attributes[REPORTER_KEY] = reporter
     if cancel is not None:
         config.attributes[CANCEL_KEY] = cancel
+    if directory is not None:
+        config.attributes[SCRIPT_DIRECTORY_KEY] = directory
     return config
 
 
@@ -298,7 +302,8 @@ def _run_with_retries(
                     raise MigrationError(
                         f"Migration {err.filename} could not get a lock at line {err.line} "
                         f"({err.pg_message} [SQLSTATE 55P03]). Gave up after {attempts} "
-                        "attempts: a long transaction holds a lock this migration needs; "
+                        f"attempt{'s' if attempts != 1 else ''}: a long transaction holds a "
+                        "lock this migration needs; "
                         "nothing of it was kept. Retry when that transaction ends, or raise "
                         "--lock-timeout"
                     ) from err
@@ -331,23 +336,78 @@ def chain(directory: ScriptDirectory) -> list[Script]:
         return list(reversed(list(directory.walk_revisions())))
 
 
-def _read_state(settings: Settings) -> DatabaseState:
-    from .database import connect, read_state
+@dataclass(frozen=True)
+class SqlRevision:
+    """A SQL migration as a revision, without Alembic (what status and planning need)."""
 
-    connection = connect(settings.require_url(), read_only=True)
+    revision: str
+    down_revision: str | None
+    path: str
+    module: Any  # has ``fraiseql_migration``, like the modules the plugin makes
+    dependencies: tuple[str, ...] = ()
+
+
+def revisions(settings: Settings) -> tuple[list[Any], ScriptDirectory | None]:
+    """The chain, base first, and Alembic's ScriptDirectory when it was needed.
+
+    A folder of SQL files alone (no ``.py`` revision, no ``-- revises:``) is linked
+    by our loader without importing Alembic: ``status``, ``up --dry-run`` and an
+    ``up`` with nothing to do then start in a fraction of the time.
+    """
+    import types
+
+    from .plugin import load_parsed
+
+    listing = loader.list_folder(settings.path)
+    if not loader.has_python_revisions(settings.path):
+        parsed = [load_parsed(name, path) for name, path in listing.migrations]
+        if all(migration.revises is None for migration in parsed):
+            parents = loader.link_chain(parsed, [])
+            return [
+                SqlRevision(
+                    migration.name.version,
+                    parents[migration.name.version],
+                    str(path),
+                    types.SimpleNamespace(fraiseql_migration=migration),
+                )
+                for migration, (_, path) in zip(parsed, listing.migrations, strict=True)
+            ], None
+    directory = script_directory(settings)
+    return chain(directory), directory
+
+
+def _read_state(settings: Settings) -> DatabaseState:
+    """Where the database is, on a read-only psycopg2 session (no SQLAlchemy needed)."""
+    import psycopg2
+
+    from .database import connect_error, read_state
+    from .locking import libpq_url
+
+    url = settings.require_url()
     try:
-        with connection.begin():
-            return read_state(connection, settings.history_schema)
+        connection = psycopg2.connect(
+            libpq_url(url),
+            application_name="fraiseql-migrate",
+            options="-c default_transaction_read_only=on",
+        )
+    except psycopg2.Error as err:
+        raise connect_error(url, err) from err
+    try:
+        return read_state(connection, settings.history_schema)
+    except psycopg2.Error as err:
+        from .database import database_error
+
+        raise (database_error(err) or DatabaseError(str(err))) from err
     finally:
         connection.close()
 
 
-def sql_migration(script: Script) -> ParsedMigration | None:
+def sql_migration(script: Any) -> ParsedMigration | None:
     migration: ParsedMigration | None = getattr(script.module, "fraiseql_migration", None)
     return migration
 
 
-def display_name(script: Script) -> str:
+def display_name(script: Any) -> str:
     return Path(script.path).name
 
 
@@ -395,7 +455,7 @@ def upgrade(
     """
     if steps is not None and steps < 1:
         raise UsageError(f"--steps must be a positive number, got {steps}")
-    scripts = chain(script_directory(settings))
+    scripts, directory = revisions(settings)
     if dry_run:
         return _plan_upgrade(settings, scripts, steps, dry_run=True)
     progress = _Progress(reporter)
@@ -408,11 +468,15 @@ def upgrade(
         marked = plan.marked
         if marked:
             with _alembic_errors(progress):
-                command.stamp(alembic_config(settings, lock_held=True), marked[-1])
+                command.stamp(
+                    alembic_config(settings, lock_held=True, directory=directory), marked[-1]
+                )
             for item in plan.planned[: len(marked)]:
                 progress.marked(item.filename)
         if len(plan.planned) > len(marked):
-            config = alembic_config(settings, progress, cancel=cancel, lock_held=True)
+            config = alembic_config(
+                settings, progress, cancel=cancel, lock_held=True, directory=directory
+            )
             _run_with_retries(
                 settings, progress,
                 lambda: command.upgrade(config, plan.planned[-1].version),
@@ -430,6 +494,13 @@ def _plan_upgrade(
         loader.list_folder(settings.path).ignored,
     )
     refuse_inconsistent(report, settings.path)
+    lost_heads = [row for row in report.rows
+                  if row.state == status_view.MISSING and row.version in state.heads]
+    if lost_heads:
+        raise MigrationLayoutError(
+            f"The database is at {lost_heads[0].filename}, whose file is missing from "
+            f"{settings.path}; restore it (e.g. from git) before applying anything after it"
+        )
     pending = [row for row in report.rows if row.state == status_view.PENDING]
     marked = _leading_manual_marks(pending)
     if steps is not None:
@@ -548,7 +619,7 @@ def downgrade(
     """
     if steps < 1:
         raise UsageError(f"--steps must be a positive number, got {steps}")
-    scripts = chain(script_directory(settings))
+    scripts, directory = revisions(settings)
     planned, target = _plan_downgrade(settings, scripts, steps)
     if confirm is not None and not confirm(planned):
         raise AbortedByUser("Rollback cancelled; nothing was changed")
@@ -561,7 +632,9 @@ def downgrade(
             )
         from alembic import command
 
-        config = alembic_config(settings, progress, cancel=cancel, lock_held=True)
+        config = alembic_config(
+            settings, progress, cancel=cancel, lock_held=True, directory=directory
+        )
         _run_with_retries(settings, progress, lambda: command.downgrade(config, target))
     return DowngradeResult(planned, tuple(item.version for item in planned))
 
@@ -572,6 +645,14 @@ def _plan_downgrade(
     """What ``steps`` rollbacks would undo, newest first, and the revision they end at."""
     state = _read_state(settings)
     report = status_view.build(scripts, state, sql_migration, display_name)
+    partial = [row for row in report.rows if row.partial is not None and not row.applied]
+    if partial:
+        raise MigrationLayoutError(
+            f"{partial[0].filename} is partly applied (up to line "
+            f"{partial[0].partial.next_line - 1 if partial[0].partial else '?'}); finish it "
+            "with `fraiseql migrate up` before rolling back anything, so that the rollback "
+            "starts from a known state. Nothing was rolled back"
+        )
     applied = [row for row in report.rows if row.applied]
     missing = [row for row in applied if row.state == status_view.MISSING]
     if missing:
@@ -614,8 +695,7 @@ def _plan_downgrade(
 
 def status(settings: Settings) -> status_view.StatusReport:
     """Every migration with its state: applied, pending, modified or missing."""
-    directory = script_directory(settings)
-    scripts = chain(directory)
+    scripts, _ = revisions(settings)
     state = _read_state(settings)
     report = status_view.build(scripts, state, sql_migration, display_name)
     listing = loader.list_folder(settings.path)

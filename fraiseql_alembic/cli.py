@@ -287,7 +287,6 @@ def run_interruptible(work: Callable[[CancelToken], T]) -> T:
     """
     import signal
     import threading
-    import time
 
     from .cancel import CancelToken, MigrationInterrupted
 
@@ -310,11 +309,11 @@ def run_interruptible(work: Callable[[CancelToken], T]) -> T:
     exit_code = 0
     try:
         worker.start()
-        # Poll with sleep, not join(): a signal landing inside Thread.join() can leave
+        # Wait on an Event, not Thread.join(): a signal landing inside join() can leave
         # the thread's bookkeeping claiming it ended while it still runs.
         while not finished.is_set():
             try:
-                time.sleep(0.05)
+                finished.wait(0.05)
             except (KeyboardInterrupt, _Terminated) as caught:
                 name, code = (("SIGTERM", 143) if isinstance(caught, _Terminated)
                               else ("SIGINT", 130))

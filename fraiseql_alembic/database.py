@@ -78,8 +78,9 @@ class DatabaseState:
     progress: dict[tuple[str, str], Progress] = field(default_factory=dict)
 
 
-def read_state(connection: Any, history_schema: str) -> DatabaseState:
-    cursor = connection.connection.dbapi_connection.cursor()
+def read_state(dbapi_connection: Any, history_schema: str) -> DatabaseState:
+    """Read alembic_version, the history and segment progress on a DB-API connection."""
+    cursor = dbapi_connection.cursor()
     try:
         cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (VERSION_TABLE,))
         row = cursor.fetchone()

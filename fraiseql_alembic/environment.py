@@ -21,6 +21,7 @@ from . import history
 from .plugin import (
     CANCEL_KEY,
     DEFAULT_HISTORY_SCHEMA,
+    HISTORY_READY_KEY,
     HISTORY_SCHEMA_KEY,
     LOCK_HELD_KEY,
     REPORTER_KEY,
@@ -184,6 +185,9 @@ def _run_online(
             token.register(dbapi)
         try:
             _set_session_timeouts(conn, options)
+            if not isinstance(connection, nullcontext) and not _read_only_command(config):
+                _prepare_history(dbapi, schema)
+                config.attributes[HISTORY_READY_KEY] = True
             context.configure(
                 connection=conn,
                 transaction_per_migration=True,
@@ -209,10 +213,18 @@ def _verify_before_upgrade(context: Any, connection: Any, schema: str) -> None:
     from .status import build
 
     scripts = list(reversed(list(context.script.walk_revisions())))
-    state = read_state(connection, schema)
+    state = read_state(connection.connection.dbapi_connection, schema)
     # read_state used the DB-API cursor: end its implicit read transaction there too
     connection.connection.dbapi_connection.rollback()
     refuse_inconsistent(build(scripts, state, sql_migration, lambda s: os.path.basename(s.path)))
+
+
+def _prepare_history(dbapi: Any, schema: str) -> None:
+    """Create the history table once, committed, before any migration runs (instead of
+    checking for it in every migration's transaction)."""
+    with history.writing(dbapi, schema) as cursor:
+        history.ensure_table(cursor, schema)
+    dbapi.commit()
 
 
 def _set_session_timeouts(connection: Any, options: RunOptions) -> None:
@@ -275,7 +287,6 @@ def _after_each(schema: str, reporter: Any) -> Callable[..., None]:
 
 def _record(ctx: Any, schema: str, step: Any, action: str, revision_ids: Iterable[str]) -> None:
     with history.writing(ctx.connection.connection.dbapi_connection, schema) as cursor:
-        history.ensure_table(cursor, schema)
         for revision_id in revision_ids:
             script = step.revision_map.get_revision(revision_id)
             migration = _sql_migration(script)

@@ -66,7 +66,7 @@ class MigrationExecutionError(MigrationError):
         *,
         kept_nothing: bool = True,
         connection_lost: bool = False,
-        resumable: bool = False,
+        resume_command: str | None = None,
     ) -> None:
         first_line = statement.strip().splitlines()[0] if statement.strip() else ""
         if len(first_line) > 80:
@@ -77,10 +77,15 @@ class MigrationExecutionError(MigrationError):
                 " The connection to the database was lost; nothing of this migration was "
                 "kept. Run the command again once the database is back."
             )
-        elif resumable:
+        elif resume_command is not None:
             tail = (
-                " The parts of the file before this statement's segment are applied and "
-                "recorded; fix the file from here on and run `fraiseql migrate up` to resume."
+                " The parts of the file before this statement's segment were run and are "
+                f"recorded; fix the file from here on and run `{resume_command}` to resume."
+            )
+        elif sqlstate == "55P03":
+            tail = (
+                " Another session holds a lock this migration needs (lock_timeout); nothing "
+                "of it was kept. Retry when that transaction ends."
             )
         elif kept_nothing:
             tail = " The migration was rolled back; fix the file and run the command again."

@@ -8,6 +8,7 @@ value reaches SQL as a bound parameter.
 
 from __future__ import annotations
 
+import functools
 import getpass
 import os
 import re
@@ -91,6 +92,7 @@ class Entry:
     up_checksum: str | None = None
 
 
+@functools.lru_cache(maxsize=1)
 def operator() -> str:
     """``user@host`` of whoever runs the migration (the database user is in the row too)."""
     try:

@@ -37,11 +37,36 @@ class FolderListing:
     ignored: tuple[Path, ...]
 
 
+def has_python_revisions(folder: Path) -> bool:
+    """Whether the folder holds ``.py`` files (hand-written Alembic revisions)."""
+    with os.scandir(folder) as entries:
+        return any(entry.name.endswith(".py") and entry.is_file() for entry in entries)
+
+
+_LISTINGS: dict[tuple[str, int], FolderListing] = {}
+
+
 def list_folder(folder: Path) -> FolderListing:
     """List ``NNN_slug.sql`` files in ``folder`` ordered by number.
 
-    Raises MigrationLayoutError when two files share a number (naming both).
+    Raises MigrationLayoutError when two files share a number (naming both).  A
+    listing is kept while the folder's mtime is unchanged (adding, removing or
+    renaming a file changes it), so one command scans the folder once.
     """
+    try:
+        key = (str(folder.resolve()), folder.stat().st_mtime_ns)
+    except OSError:
+        key = None
+    cached = _LISTINGS.get(key) if key is not None else None
+    if cached is None:
+        cached = _list_folder(folder)
+        if key is not None:
+            _LISTINGS[key] = cached
+    check_unique_numbers([name for name, _ in cached.migrations])
+    return cached
+
+
+def _list_folder(folder: Path) -> FolderListing:
     if not folder.exists():
         raise MigrationLayoutError(
             f"Migrations folder {folder} does not exist; run `fraiseql migrate init` "
@@ -63,7 +88,6 @@ def list_folder(folder: Path) -> FolderListing:
             elif _ALMOST_SQL_RE.match(entry.name) and not entry.name.endswith((".py", ".pyc")):
                 ignored.append(Path(entry.path))
     found.sort(key=lambda item: (item[0].number, item[0].filename))
-    check_unique_numbers([name for name, _ in found])
     return FolderListing(tuple(found), tuple(sorted(ignored)))
 
 

@@ -134,7 +134,11 @@ class MigrationLock:
             if waited >= self.wait_seconds:
                 raise LockTimeoutError(waited, holder)
             if self.should_stop is not None and self.should_stop():
-                raise KeyboardInterrupt
+                from .cancel import MigrationInterrupted
+
+                raise MigrationInterrupted(
+                    "Stopped while waiting for the migration lock; nothing was changed"
+                )
             time.sleep(min(delay, max(self.wait_seconds - waited, 0.01)))
             delay = min(delay * 2, 1.0)
 

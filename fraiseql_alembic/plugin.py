@@ -43,6 +43,8 @@ HISTORY_SCHEMA_KEY = "fraiseql.history_schema"
 CANCEL_KEY = "fraiseql.cancel"  # a CancelToken shared with the thread that gets signals
 LOCK_HELD_KEY = "fraiseql.lock_held"  # our API holds the migration lock already
 RUN_OPTIONS_KEY = "fraiseql.run_options"  # settings.RunOptions
+HISTORY_READY_KEY = "fraiseql.history_ready"  # our env.py created the history table
+SCRIPT_DIRECTORY_KEY = "fraiseql.script_directory"  # the ScriptDirectory our API loaded
 DEFAULT_HISTORY_SCHEMA = "public"
 
 
@@ -63,14 +65,20 @@ def install() -> None:
     original_from_config = ScriptDirectory.from_config.__func__  # type: ignore[attr-defined]
 
     def from_config(cls: type[ScriptDirectory], config: Config) -> ScriptDirectory:
+        loaded = config.attributes.get(SCRIPT_DIRECTORY_KEY)
+        if loaded is not None:  # our API loaded the folder already: do not load it twice
+            return loaded  # type: ignore[no-any-return]
         directory: ScriptDirectory = original_from_config(cls, config)
         directory._fraiseql_opted_in = opted_in(config)  # type: ignore[attr-defined]
         return directory
 
     def _load_revisions(self: ScriptDirectory) -> Iterator[Script]:
-        scripts = list(original_load(self))
+        ours = getattr(self, "_fraiseql_opted_in", False) or _is_our_env(self.dir)
+        # Alembic's own scan resolves every file of the folder; with SQL files only,
+        # there is nothing for it to find.
+        scripts = list(original_load(self)) if not ours or _has_python_files(self) else []
         yield from scripts
-        if getattr(self, "_fraiseql_opted_in", False) or _is_our_env(self.dir):
+        if ours:
             yield from sql_scripts(self, scripts)
 
     ScriptDirectory.from_config = classmethod(from_config)  # type: ignore[assignment,method-assign]
@@ -85,6 +93,21 @@ def opted_in(config: Config) -> bool:
         return True
     value = (config.get_main_option(OPT_IN_OPTION) or "").strip().lower()
     return value in ("true", "yes", "on", "1")
+
+
+def _has_python_files(directory: ScriptDirectory) -> bool:
+    """Whether any version location holds a file Alembic could load as a revision."""
+    import os
+
+    for location in directory._version_locations:
+        if not location.exists():
+            continue
+        if directory.recursive_version_locations:
+            return True  # let Alembic walk it
+        with os.scandir(location) as entries:
+            if any(entry.name.endswith((".py", ".pyc")) for entry in entries):
+                return True
+    return False
 
 
 def _is_our_env(directory: str) -> bool:
@@ -205,6 +228,7 @@ def _direction(migration: ParsedMigration, direction: str) -> Callable[..., None
                 section,
                 action=action,
                 history_schema=schema,
+                history_ready=bool(attributes.get(HISTORY_READY_KEY)),
                 on_notice=reporter.notice if reporter is not None else None,
                 cancel=attributes.get(CANCEL_KEY),
             )

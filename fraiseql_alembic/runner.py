@@ -50,8 +50,12 @@ def run_section(
     history_schema: str,
     on_notice: NoticeSink | None = None,
     cancel: CancelToken | None = None,
+    history_ready: bool = False,
 ) -> None:
     """Execute ``section`` and write its history row, online or offline.
+
+    ``history_ready`` says the history table exists (our env.py made sure), saving
+    a round trip per migration; another env.py leaves it False.
 
     Timeouts named on the section's marker (``lock_timeout:2s``) apply to it alone.
     """
@@ -79,7 +83,8 @@ def run_section(
             _execute(context, migration, statements, sink, cancel, in_transaction=True)
     elapsed_ms = int((time.perf_counter() - started) * 1000)
     with history.writing(_dbapi_connection(context), history_schema) as cursor:
-        history.ensure_table(cursor, history_schema)
+        if not history_ready:
+            history.ensure_table(cursor, history_schema)
         history.record(cursor, history_schema, _entry(migration, action, elapsed_ms))
         if autocommit:
             history.clear_progress(cursor, history_schema, migration.name.version, direction)
@@ -128,7 +133,6 @@ def _execute_segments(
     """
     import psycopg2
 
-    segments = segments_of(section, statements)
     dbapi = _dbapi_connection(context)
     cursor = dbapi.cursor()
     try:
@@ -151,15 +155,16 @@ def _execute_segments(
                 "before it were completed by an earlier run"
             )
         end_line = migration.text.count("\n") + 2
+        # Segments are formed from what is left to run: a statement inserted at the
+        # resume line runs too, even if it would have joined a completed segment.
+        segments = segments_of(section, [s for s in statements if s.line >= resume_line])
         for index, segment in enumerate(segments):
-            if segment[0].line < resume_line:
-                continue
             transactional = not _alone(segment[0], section)
             if transactional:
                 cursor.execute("BEGIN")
             try:
                 _execute(context, migration, segment, sink, cancel, in_transaction=transactional,
-                         segment=(index, len(segments)))
+                         segment=(index + (1 if resume_line else 0), direction))
                 next_line = segments[index + 1][0].line if index + 1 < len(segments) else end_line
                 history.save_progress(cursor, schema, history.Progress(
                     migration.name.version, direction, _prefix_checksum(migration, next_line),
@@ -246,7 +251,7 @@ def _execute(
     cancel: CancelToken | None,
     *,
     in_transaction: bool,
-    segment: tuple[int, int] | None = None,
+    segment: tuple[int, str] | None = None,
 ) -> None:
     import psycopg2
 
@@ -284,7 +289,7 @@ def _located_error(
     dbapi: Any,
     *,
     in_transaction: bool,
-    segment: tuple[int, int] | None = None,
+    segment: tuple[int, str] | None = None,
 ) -> MigrationExecutionError:
     """Turn a server error into file:line:column, the statement and PostgreSQL's words."""
     diag = getattr(err, "diag", None)
@@ -317,9 +322,11 @@ def _located_error(
         statement.sql,
         message,
         sqlstate,
-        kept_nothing=in_transaction and segment is None,
+        kept_nothing=in_transaction and (segment is None or segment[0] == 0),
         connection_lost=lost,
-        resumable=segment is not None and segment[0] > 0,
+        resume_command=(
+            f"fraiseql migrate {segment[1]}" if segment is not None and segment[0] > 0 else None
+        ),
     )
 
 

@@ -109,6 +109,8 @@ def build(
             continue
         if record is not None and record.action not in (history.APPLIED, history.STAMPED):
             record = None  # e.g. rolled back, then stamped past it: no applied_at to show
+        if record is None:  # the spec's hand-made INSERT counts as a record too
+            record = _manual_mark(script.revision, display_name(script), state.history)
         if record is None and migration is not None and state.history:
             state_name = UNRECORDED
         elif record is not None and migration is not None and _changed(record, migration):

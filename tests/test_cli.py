@@ -525,3 +525,27 @@ def test_up_json_events(project: Project) -> None:
         ("start", "002_b.sql"), ("done", "002_b.sql")]
     assert {"event": "notice", "text": "NOTICE: hello"} in events
     assert events[-1]["event"] == "summary" and events[-1]["applied"] == ["001", "002"]
+
+
+def test_spec_insert_clears_never_ran_here(project: Project) -> None:
+    project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
+    project.write("002_b.sql", UP_DOWN.format(t="b"))
+    project.cli("up")
+    project.query("DELETE FROM fraiseql_migrations WHERE version = '002'")
+    assert "NEVER RAN HERE" in project.cli("status").output
+    project.query("INSERT INTO fraiseql_migrations (version, applied_at) VALUES ('002_b', NOW())")
+    status = project.cli("status").output
+    assert "NEVER RAN HERE" not in status and "✓ 002_b.sql (applied" in status
+
+
+def test_up_refuses_when_the_current_head_file_is_missing(project: Project) -> None:
+    project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
+    head = project.write("002_b.sql", UP_DOWN.format(t="b"))
+    project.cli("up")
+    head.unlink()
+    project.write("003_c.sql", UP_DOWN.format(t="c"))
+    for args in (("up",), ("up", "--dry-run")):
+        result = project.cli(*args)
+        assert result.exit_code == 1
+        assert "The database is at 002_b.sql, whose file is missing" in result.output
+    assert "c" not in project.tables()

@@ -279,7 +279,7 @@ def test_mixed_file_runs_in_segments_and_resumes(project: Project) -> None:
     assert "Migration 002_mixed.sql failed at line 8" in failed.output
     assert "could not create unique index" in failed.output
     assert "INVALID index public.idx_m1_unique" in failed.output
-    assert "parts of the file before this statement's segment are applied" in failed.output
+    assert "parts of the file before this statement's segment were run and are recorded" in failed.output
     # segments 1-4 committed, in file order; the transactional segment after the failure did not run
     assert {"m1", "m2"} <= project.tables() and "m3" not in project.tables()
     assert project.version() == ["001"]
@@ -321,3 +321,46 @@ def test_transactional_segment_is_atomic_inside_a_mixed_file(project: Project) -
     assert result.exit_code == 1
     assert "failed at line 4" in result.output and "division by zero" in result.output
     assert "t" in project.tables() and "u" not in project.tables()  # u's segment rolled back
+
+
+def test_statement_inserted_at_the_resume_line_runs(project: Project) -> None:
+    project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
+    project.write("002_mixed.sql", MIXED)
+    project.cli("up")  # stops at line 8
+    fixed = MIXED.replace(
+        "CREATE UNIQUE INDEX CONCURRENTLY idx_m1_unique ON m1 (a);",
+        "DELETE FROM m1 WHERE ctid NOT IN (SELECT min(ctid) FROM m1 GROUP BY a);\n"
+        "CREATE UNIQUE INDEX CONCURRENTLY idx_m1_unique ON m1 (a);",
+    )
+    project.write("002_mixed.sql", fixed)
+    result = project.cli("up")
+    assert result.exit_code == 0, result.output
+    assert project.query("SELECT count(*) FROM m1") == [(1,)]
+    assert project.version() == ["002"]
+
+
+def test_down_is_refused_while_a_file_is_partly_applied(project: Project) -> None:
+    project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
+    project.write("002_mixed.sql", MIXED)
+    project.cli("up")
+    result = project.cli("down", "--force")
+    assert result.exit_code == 1
+    assert "002_mixed.sql is partly applied (up to line 7); finish it with `fraiseql migrate up`" in result.output
+    assert project.version() == ["001"]
+
+
+def test_sigterm_while_waiting_for_the_lock(project: Project) -> None:
+    project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
+    holder = hold_lock(project)
+    try:
+        process = start(project, "fraiseql", "migrate", "up")
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        assert "Waiting up to 60s for the migration lock" in line
+        process.send_signal(signal.SIGTERM)
+        returncode, _, err = finish(process, timeout=15)
+        assert returncode == 143, err
+        assert "Stopped while waiting for the migration lock; nothing was changed" in err
+    finally:
+        holder.close()
+    assert project.tables() == set()

@@ -1,0 +1,85 @@
+"""The docs keep up with the CLI: every `fraiseql migrate` verb has a page naming its options,
+and every page is reachable from docs/index.md.
+
+No database needed: these tests read the Click command tree and the Markdown files.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+import pytest
+
+from fraiseql_alembic.cli import migrate
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+# A Markdown link to a page in docs/: [text](page.md) or [text](page.md#anchor).
+_LINK_RE = re.compile(r"\]\(\s*(?:\./)?(?P<page>[A-Za-z0-9_.-]+\.md)(?:#[^)\s]*)?\s*\)")
+
+
+def _commands() -> list[tuple[str, click.Command]]:
+    assert isinstance(migrate, click.Group)
+    context = click.Context(migrate, info_name="migrate")
+    names = migrate.list_commands(context)
+    assert names, "fraiseql migrate has no commands"
+    commands = [(name, migrate.get_command(context, name)) for name in names]
+    return [(name, command) for name, command in commands if command is not None]
+
+
+def _long_options(command: click.Command) -> list[str]:
+    """Every ``--xyz`` spelling of the command's options (``--flag/--no-flag`` both)."""
+    found: list[str] = []
+    for param in command.params:
+        if not isinstance(param, click.Option):
+            continue
+        for opt in (*param.opts, *param.secondary_opts):
+            if opt.startswith("--") and opt != "--help" and opt not in found:
+                found.append(opt)
+    return found
+
+
+def _mentions(text: str, option: str) -> bool:
+    """``--lock-wait`` as a whole word: not a prefix of ``--lock-wait-x``, not inside ``a--lock-wait``."""
+    return re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", text) is not None
+
+
+COMMANDS = _commands()
+
+
+@pytest.mark.parametrize(("name", "command"), COMMANDS, ids=[name for name, _ in COMMANDS])
+def test_every_command_has_a_page_naming_its_options(name: str, command: click.Command) -> None:
+    page = DOCS / f"{name}.md"
+    assert page.is_file(), f"`fraiseql migrate {name}` has no page: write docs/{name}.md"
+    text = page.read_text(encoding="utf-8")
+    missing = [option for option in _long_options(command) if not _mentions(text, option)]
+    assert not missing, (
+        f"docs/{name}.md does not mention {', '.join(missing)} of `fraiseql migrate {name}` "
+        f"(see `fraiseql migrate {name} --help`)"
+    )
+
+
+def test_option_lists_are_not_empty() -> None:
+    """Guards the test above against silently checking nothing."""
+    options = {name: _long_options(command) for name, command in COMMANDS}
+    assert "--lock-wait" in options.get("up", []), options
+    assert "--force" in options.get("down", []), options
+    assert all("--help" not in found for found in options.values())
+
+
+def test_every_page_is_linked_from_the_index() -> None:
+    index = DOCS / "index.md"
+    assert index.is_file(), "docs/index.md is missing"
+    linked = {match.group("page") for match in _LINK_RE.finditer(index.read_text(encoding="utf-8"))}
+    pages = sorted(path.name for path in DOCS.glob("*.md") if path.name != "index.md")
+    assert pages, "docs/ has no pages besides index.md"
+    unlinked = [page for page in pages if page not in linked]
+    assert not unlinked, f"docs/index.md does not link to: {', '.join(unlinked)}"
+
+
+def test_index_links_point_at_existing_pages() -> None:
+    text = (DOCS / "index.md").read_text(encoding="utf-8")
+    broken = sorted({m.group("page") for m in _LINK_RE.finditer(text)} - {p.name for p in DOCS.glob("*.md")})
+    assert not broken, f"docs/index.md links to missing pages: {', '.join(broken)}"
