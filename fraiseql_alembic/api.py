@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import string
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -33,6 +33,7 @@ from .errors import (
     UsageError,
     our_error_in_context,
 )
+from .executor import Step
 from .settings import URL_KEY, Settings
 from .sqlfile import MAX_SLUG_LENGTH, SLUG_RE, parse_filename
 
@@ -280,8 +281,35 @@ def _migration_lock(
         yield
 
 
+def _run_direct(
+    settings: Settings, progress: _Progress, cancel: CancelToken | None, steps: list[Step]
+) -> None:
+    """Run SQL-only steps with :mod:`fraiseql_alembic.executor` (retries included)."""
+    from .executor import run_steps
+
+    done: list[str] = []
+    _run_with_retries(
+        settings,
+        progress,
+        lambda: run_steps(
+            settings.require_url(),
+            steps,
+            history_schema=settings.history_schema,
+            options=settings.run,
+            reporter=progress,
+            cancel=cancel,
+            done=done,
+        ),
+        through_alembic=False,
+    )
+
+
 def _run_with_retries(
-    settings: Settings, progress: _Progress, run: Callable[[], None]
+    settings: Settings,
+    progress: _Progress,
+    run: Callable[[], None],
+    *,
+    through_alembic: bool = True,
 ) -> None:
     """Run an Alembic command; a migration that hit lock_timeout (55P03) is retried.
 
@@ -293,7 +321,7 @@ def _run_with_retries(
     attempts = settings.run.lock_retries + 1
     for attempt in range(1, attempts + 1):
         try:
-            with _alembic_errors(progress):
+            with _alembic_errors(progress) if through_alembic else nullcontext():
                 run()
             return
         except MigrationExecutionError as err:
@@ -463,9 +491,18 @@ def upgrade(
         plan = _plan_upgrade(settings, scripts, steps, dry_run=False)
         if not plan.planned:
             return plan
+        marked = plan.marked
+        to_run = plan.planned[len(marked) :]
+        if directory is None and not marked:  # SQL files only: run them directly
+            by_version = {script.revision: script for script in scripts}
+            _run_direct(settings, progress, cancel, [
+                Step(sql_migration(by_version[item.version]),  # type: ignore[arg-type]
+                     True, by_version[item.version].down_revision, item.version)
+                for item in to_run
+            ])
+            return replace(plan, applied=tuple(item.version for item in to_run))
         from alembic import command
 
-        marked = plan.marked
         if marked:
             with _alembic_errors(progress):
                 command.stamp(
@@ -630,6 +667,14 @@ def downgrade(
                 "The database changed while the rollback waited (another deploy ran?); "
                 "nothing was rolled back. Run the command again to see the new plan"
             )
+        if directory is None:  # SQL files only: run them directly
+            by_version = {script.revision: script for script in scripts}
+            _run_direct(settings, progress, cancel, [
+                Step(sql_migration(by_version[item.version]),  # type: ignore[arg-type]
+                     False, item.version, by_version[item.version].down_revision)
+                for item in planned
+            ])
+            return DowngradeResult(planned, tuple(item.version for item in planned))
         from alembic import command
 
         config = alembic_config(

@@ -156,8 +156,9 @@ def _columns(cursor: Cursor, schema: str) -> set[str]:
     return {str(row[0]) for row in cursor.fetchall()}
 
 
-def record(cursor: Cursor, schema: str, entry: Entry) -> None:
-    cursor.execute(
+def record_statement(schema: str, entry: Entry) -> tuple[str, tuple[Any, ...]]:
+    """The INSERT of one history row, with its bound parameters."""
+    return (
         f"INSERT INTO {qualified_table(schema)} "
         "(version, name, filename, checksum, up_checksum, execution_ms, applied_by, action) "
         "VALUES (%s, %s, %s, %s, %s, %s, %s || ' as ' || current_user, %s)",
@@ -172,6 +173,10 @@ def record(cursor: Cursor, schema: str, entry: Entry) -> None:
             entry.action,
         ),
     )
+
+
+def record(cursor: Cursor, schema: str, entry: Entry) -> None:
+    cursor.execute(*record_statement(schema, entry))
 
 
 def record_sql(schema: str, entry: Entry) -> str:

@@ -80,12 +80,12 @@ def run_section(
             )
     else:
         with _section_timeouts(context, section, local=True):
-            _execute(context, migration, statements, sink, cancel, in_transaction=True)
+            execute_statements(context, migration, statements, sink, cancel, in_transaction=True)
     elapsed_ms = int((time.perf_counter() - started) * 1000)
     with history.writing(_dbapi_connection(context), history_schema) as cursor:
         if not history_ready:
             history.ensure_table(cursor, history_schema)
-        history.record(cursor, history_schema, _entry(migration, action, elapsed_ms))
+        history.record(cursor, history_schema, history_entry(migration, action, elapsed_ms))
         if autocommit:
             history.clear_progress(cursor, history_schema, migration.name.version, direction)
 
@@ -163,8 +163,10 @@ def _execute_segments(
             if transactional:
                 cursor.execute("BEGIN")
             try:
-                _execute(context, migration, segment, sink, cancel, in_transaction=transactional,
-                         segment=(index + (1 if resume_line else 0), direction))
+                execute_statements(
+                    context, migration, segment, sink, cancel, in_transaction=transactional,
+                    segment=(index + (1 if resume_line else 0), direction),
+                )
                 next_line = segments[index + 1][0].line if index + 1 < len(segments) else end_line
                 history.save_progress(cursor, schema, history.Progress(
                     migration.name.version, direction, _prefix_checksum(migration, next_line),
@@ -181,7 +183,7 @@ def _execute_segments(
         cursor.close()
 
 
-def _entry(migration: ParsedMigration, action: str, elapsed_ms: int | None) -> history.Entry:
+def history_entry(migration: ParsedMigration, action: str, elapsed_ms: int | None) -> history.Entry:
     return history.Entry(
         version=migration.name.version,
         name=migration.name.slug,
@@ -210,7 +212,7 @@ class _NoticeForwarder:
 
 
 @contextmanager
-def _forward_notices(dbapi: Any, sink: NoticeSink) -> Iterator[None]:
+def forward_notices(dbapi: Any, sink: NoticeSink) -> Iterator[None]:
     saved = dbapi.notices
     dbapi.notices = _NoticeForwarder(sink)
     try:
@@ -243,7 +245,7 @@ def _section_timeouts(
         cursor.close()
 
 
-def _execute(
+def execute_statements(
     context: MigrationContext,
     migration: ParsedMigration,
     statements: list[Statement],
@@ -256,7 +258,7 @@ def _execute(
     import psycopg2
 
     dbapi = _dbapi_connection(context)
-    with _forward_notices(dbapi, sink):
+    with forward_notices(dbapi, sink):
         cursor = dbapi.cursor()
         try:
             for statement in statements:
@@ -411,4 +413,4 @@ def _emit_offline(
     if not getattr(context, "_fraiseql_history_emitted", False):
         output(history.create_table_sql(history_schema) + ";\n")
         context._fraiseql_history_emitted = True  # type: ignore[attr-defined]
-    output(history.record_sql(history_schema, _entry(migration, action, None)) + ";\n")
+    output(history.record_sql(history_schema, history_entry(migration, action, None)) + ";\n")

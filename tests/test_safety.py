@@ -199,7 +199,7 @@ def test_server_restart_mid_run(project: Project, pg_cluster: DevCluster) -> Non
     pg_cluster.restart()
     returncode, _, err = finish(process, timeout=60)
     assert returncode == 1, err
-    assert "Migration 002_slow.sql failed at line 3" in err, err
+    assert "Migration 002_slow.sql" in err, err
     assert "connection to the database was lost; nothing of this migration was kept" in err
     assert "Traceback" not in err
     assert len(err.strip().splitlines()) == 1, err

@@ -1,0 +1,314 @@
+"""Apply or roll back a plan of SQL migrations directly on psycopg2.
+
+For a folder of SQL files alone, Alembic's per-step machinery (a SQLAlchemy
+statement per version change, a revision-map walk per step) costs more than the
+migrations' own SQL.  This executor does what Alembic's ``upgrade``/``downgrade``
+do for a linear chain, with the same ``alembic_version`` table and the same
+runner: per migration one transaction holding its SQL, the version change and the
+history row.  Folders with ``.py`` revisions or ``-- revises:`` headers, and the
+plain ``alembic`` CLI, go through Alembic itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import history
+from .errors import DatabaseError, MigrationError
+
+if TYPE_CHECKING:
+    from .cancel import CancelToken
+    from .settings import RunOptions
+    from .sqlfile import ParsedMigration, Section
+
+VERSION_TABLE_DDL = (
+    "CREATE TABLE IF NOT EXISTS alembic_version (version_num VARCHAR(32) NOT NULL, "
+    "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One migration to run: the file, which way, and the version it leaves behind."""
+
+    migration: ParsedMigration
+    upgrade: bool
+    version_before: str | None
+    version_after: str | None
+
+
+class _Shim:
+    """The corner of Alembic's MigrationContext the runner uses, over one psycopg2
+    connection: ``connection.connection.dbapi_connection`` and ``autocommit_block``."""
+
+    as_sql = False
+
+    def __init__(self, dbapi: Any) -> None:
+        self.dbapi = dbapi
+        self.connection = self  # runner reads context.connection.connection.dbapi_connection
+        self.dbapi_connection = dbapi
+
+    @contextmanager
+    def autocommit_block(self) -> Iterator[None]:
+        self.dbapi.commit()
+        self.dbapi.autocommit = True
+        try:
+            yield
+        finally:
+            self.dbapi.autocommit = False
+
+
+def run_steps(
+    url: str,
+    steps: Sequence[Step],
+    *,
+    history_schema: str,
+    options: RunOptions,
+    reporter: Any,
+    cancel: CancelToken | None,
+    done: list[str],
+) -> None:
+    """Run ``steps`` in order, each committed on its own; ``done`` collects versions.
+
+    Steps whose version is already in ``done`` are skipped (a retry resumes).
+    """
+    import psycopg2
+
+    from .database import connect_error, database_error
+    from .locking import libpq_url
+    from .runner import run_section
+
+    try:
+        dbapi = psycopg2.connect(libpq_url(url), application_name="fraiseql-migrate")
+    except psycopg2.Error as err:
+        raise connect_error(url, err) from err
+    if cancel is not None:
+        cancel.register(dbapi)
+    shim = _Shim(dbapi)
+    try:
+        try:
+            _prepare(dbapi, history_schema, options)
+        except psycopg2.Error as err:
+            raise (database_error(err) or DatabaseError(str(err))) from err
+        for step in steps:
+            key = step.migration.name.version
+            if key in done:
+                continue
+            if cancel is not None:
+                cancel.check(f"before {step.migration.name.filename}")
+            if reporter is not None:
+                reporter.start(step.migration.name.filename, step.upgrade)
+            section = step.migration.up if step.upgrade else step.migration.down
+            assert section is not None
+            try:
+                if _run_batched(dbapi, shim, step, section, history_schema, reporter, cancel):
+                    done.append(key)
+                    if reporter is not None:
+                        reporter.done(step.migration.name.filename, step.upgrade)
+                    continue
+                run_section(
+                    shim,  # type: ignore[arg-type]
+                    step.migration,
+                    section,
+                    action=history.APPLIED if step.upgrade else history.ROLLED_BACK,
+                    history_schema=history_schema,
+                    on_notice=reporter.notice if reporter is not None else None,
+                    cancel=cancel,
+                    history_ready=True,
+                )
+                _move_version(dbapi, step)
+                dbapi.commit()
+            except BaseException as err:
+                _rollback(dbapi)
+                if isinstance(err, psycopg2.Error):
+                    raise (database_error(err) or DatabaseError(str(err))) from err
+                raise
+            done.append(key)
+            if reporter is not None:
+                reporter.done(step.migration.name.filename, step.upgrade)
+    finally:
+        if cancel is not None:
+            cancel.unregister(dbapi)
+        dbapi.close()
+
+
+def _run_batched(
+    dbapi: Any,
+    shim: _Shim,
+    step: Step,
+    section: Section,
+    schema: str,
+    reporter: Any,
+    cancel: CancelToken | None,
+) -> bool:
+    """Run a plain transactional section in two round trips; False when it is not one.
+
+    ``BEGIN; <statements>`` go in one simple-protocol query, then the history row,
+    the version change and ``COMMIT`` in a second.  Should the first fail, the
+    transaction is rolled back and the statements run again one by one in a fresh
+    transaction, which names the failing statement's line (or succeeds, e.g. after a
+    transient lock conflict).
+    """
+    import time
+
+    import psycopg2
+
+    from .cancel import MigrationInterrupted
+    from .runner import (
+        execute_statements,
+        forward_notices,
+        history_entry,
+        needs_autocommit,
+    )
+    from .sqlfile import split_statements
+
+    split = split_statements(step.migration, section)
+    statements = split.statements
+    if section.timeouts or needs_autocommit(section, statements) or split.unwrapped:
+        return False
+    sink = reporter.notice if reporter is not None else _ignore
+    started = time.perf_counter()
+    dbapi.autocommit = True
+    try:
+        with forward_notices(dbapi, sink), dbapi.cursor() as cursor:
+            batch = "BEGIN;\n" + "".join(_terminated(s.sql) for s in statements)
+            try:
+                cursor.execute(batch)
+            except psycopg2.Error as err:
+                _end_transaction(cursor)
+                if cancel is not None and cancel.cancelled:
+                    raise MigrationInterrupted(
+                        f"Stopped by {cancel.reason} in {step.migration.name.filename}; that "
+                        "migration was rolled back"
+                    ) from err
+                if isinstance(err, psycopg2.OperationalError) and dbapi.closed:
+                    reason = str(err).strip().splitlines()[0] if str(err).strip() else "lost"
+                    raise DatabaseError(
+                        f"Migration {step.migration.name.filename} was interrupted: {reason}. "
+                        "The connection to the database was lost; nothing of this migration "
+                        "was kept. Run the command again once the database is back"
+                    ) from err
+                cursor.execute("BEGIN")  # again, one statement at a time, to locate it
+                execute_statements(
+                    shim,  # type: ignore[arg-type]
+                    step.migration, statements, sink, cancel, in_transaction=True,
+                )
+            elapsed_ms = int((time.perf_counter() - started) * 1000)
+            action = history.APPLIED if step.upgrade else history.ROLLED_BACK
+            entry = history_entry(step.migration, action, elapsed_ms)
+            record, params = _bookkeeping(schema, entry, step)
+            cursor.execute(record, params)
+            moved = cursor.fetchone()
+            if not moved or moved[0] != 1:
+                _end_transaction(cursor)
+                raise MigrationError(
+                    f"alembic_version no longer says {step.version_before} (changed while "
+                    f"{step.migration.name.filename} ran?); that migration was rolled back"
+                )
+            cursor.execute("COMMIT")
+    except BaseException:
+        if not dbapi.closed and dbapi.get_transaction_status() != 0:  # not idle
+            with contextlib.suppress(psycopg2.Error):
+                dbapi.cursor().execute("ROLLBACK")
+        raise
+    finally:
+        if not dbapi.closed:
+            dbapi.autocommit = False
+    return True
+
+
+def _ignore(_text: str) -> None:
+    return None
+
+
+def _terminated(sql: str) -> str:
+    """A statement ready to join a batch (a trailing ``--`` comment must not eat the ;)."""
+    last_line = sql.rsplit("\n", 1)[-1]
+    return sql + ("\n;\n" if "--" in last_line else ";\n")
+
+
+def _end_transaction(cursor: Any) -> None:
+    import psycopg2
+
+    with contextlib.suppress(psycopg2.Error):
+        cursor.execute("ROLLBACK")
+
+
+def _bookkeeping(schema: str, entry: history.Entry, step: Step) -> tuple[str, tuple[Any, ...]]:
+    """One statement: move alembic_version and add the history row, returning the number
+    of version rows moved (1, or 0 when alembic_version changed underneath)."""
+    if step.version_before is None:
+        move = "INSERT INTO alembic_version (version_num) VALUES (%s) RETURNING 1"
+        move_params: tuple[Any, ...] = (step.version_after,)
+    elif step.version_after is None:
+        move = "DELETE FROM alembic_version WHERE version_num = %s RETURNING 1"
+        move_params = (step.version_before,)
+    else:
+        move = "UPDATE alembic_version SET version_num = %s WHERE version_num = %s RETURNING 1"
+        move_params = (step.version_after, step.version_before)
+    insert, insert_params = history.record_statement(schema, entry)
+    sql = (
+        f"WITH moved AS ({move}), recorded AS ({insert} RETURNING 1) "
+        "SELECT (SELECT count(*) FROM moved) + 0 * (SELECT count(*) FROM recorded)"
+    )
+    return sql, move_params + insert_params
+
+
+def _prepare(dbapi: Any, schema: str, options: RunOptions) -> None:
+    """Session timeouts, and the version and history tables, committed before any step."""
+    with dbapi.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('lock_timeout', %s, false), "
+            "set_config('statement_timeout', %s, false), "
+            "CASE WHEN current_setting('server_version_num')::int >= 140000 "
+            "THEN set_config('client_connection_check_interval', '1s', false) END",
+            (options.lock_timeout, options.statement_timeout or "0"),
+        )
+        cursor.execute("SELECT to_regclass('alembic_version') IS NOT NULL")
+        row = cursor.fetchone()
+        if not (row and row[0]):
+            cursor.execute(VERSION_TABLE_DDL)
+    with history.writing(dbapi, schema) as cursor:
+        history.ensure_table(cursor, schema)
+    dbapi.commit()
+
+
+def _move_version(dbapi: Any, step: Step) -> None:
+    """Alembic's bookkeeping for a linear chain: INSERT, UPDATE or DELETE one row."""
+    with dbapi.cursor() as cursor:
+        if step.version_before is None:
+            cursor.execute(
+                "INSERT INTO alembic_version (version_num) VALUES (%s)", (step.version_after,)
+            )
+            return
+        if step.version_after is None:
+            cursor.execute(
+                "DELETE FROM alembic_version WHERE version_num = %s", (step.version_before,)
+            )
+        else:
+            cursor.execute(
+                "UPDATE alembic_version SET version_num = %s WHERE version_num = %s",
+                (step.version_after, step.version_before),
+            )
+        if cursor.rowcount != 1:
+            raise MigrationError(
+                f"alembic_version no longer says {step.version_before} (changed while "
+                f"{step.migration.name.filename} ran?); that migration was rolled back"
+            )
+
+
+def _rollback(dbapi: Any) -> None:
+    import psycopg2
+
+    if dbapi.closed:
+        return
+    try:
+        if dbapi.autocommit:
+            dbapi.autocommit = False
+        dbapi.rollback()
+    except psycopg2.Error:
+        pass  # the connection is gone; the server rolled back
