@@ -205,10 +205,7 @@ def _run_batched(
             moved = cursor.fetchone()
             if not moved or moved[0] != 1:
                 _end_transaction(cursor)
-                raise MigrationError(
-                    f"alembic_version no longer says {step.version_before} (changed while "
-                    f"{step.migration.name.filename} ran?); that migration was rolled back"
-                )
+                raise _version_moved(step)
             cursor.execute("COMMIT")
     except BaseException:
         if not dbapi.closed and dbapi.get_transaction_status() != 0:  # not idle
@@ -241,15 +238,7 @@ def _end_transaction(cursor: Any) -> None:
 def _bookkeeping(schema: str, entry: history.Entry, step: Step) -> tuple[str, tuple[Any, ...]]:
     """One statement: move alembic_version and add the history row, returning the number
     of version rows moved (1, or 0 when alembic_version changed underneath)."""
-    if step.version_before is None:
-        move = "INSERT INTO alembic_version (version_num) VALUES (%s) RETURNING 1"
-        move_params: tuple[Any, ...] = (step.version_after,)
-    elif step.version_after is None:
-        move = "DELETE FROM alembic_version WHERE version_num = %s RETURNING 1"
-        move_params = (step.version_before,)
-    else:
-        move = "UPDATE alembic_version SET version_num = %s WHERE version_num = %s RETURNING 1"
-        move_params = (step.version_after, step.version_before)
+    move, move_params = _version_statement(step)
     insert, insert_params = history.record_statement(schema, entry)
     sql = (
         f"WITH moved AS ({move}), recorded AS ({insert} RETURNING 1) "
@@ -280,25 +269,32 @@ def _prepare(dbapi: Any, schema: str, options: RunOptions) -> None:
 def _move_version(dbapi: Any, step: Step) -> None:
     """Alembic's bookkeeping for a linear chain: INSERT, UPDATE or DELETE one row."""
     with dbapi.cursor() as cursor:
-        if step.version_before is None:
-            cursor.execute(
-                "INSERT INTO alembic_version (version_num) VALUES (%s)", (step.version_after,)
-            )
-            return
-        if step.version_after is None:
-            cursor.execute(
-                "DELETE FROM alembic_version WHERE version_num = %s", (step.version_before,)
-            )
-        else:
-            cursor.execute(
-                "UPDATE alembic_version SET version_num = %s WHERE version_num = %s",
-                (step.version_after, step.version_before),
-            )
+        cursor.execute(*_version_statement(step))
         if cursor.rowcount != 1:
-            raise MigrationError(
-                f"alembic_version no longer says {step.version_before} (changed while "
-                f"{step.migration.name.filename} ran?); that migration was rolled back"
-            )
+            raise _version_moved(step)
+
+
+def _version_moved(step: Step) -> MigrationError:
+    return MigrationError(
+        f"alembic_version no longer says {step.version_before} (changed while "
+        f"{step.migration.name.filename} ran?); that migration was rolled back"
+    )
+
+
+def _version_statement(step: Step) -> tuple[str, tuple[Any, ...]]:
+    """The statement that moves ``alembic_version`` for a step, returning 1 per moved row."""
+    if step.version_before is None:
+        return "INSERT INTO alembic_version (version_num) VALUES (%s) RETURNING 1", (
+            step.version_after,
+        )
+    if step.version_after is None:
+        return "DELETE FROM alembic_version WHERE version_num = %s RETURNING 1", (
+            step.version_before,
+        )
+    return "UPDATE alembic_version SET version_num = %s WHERE version_num = %s RETURNING 1", (
+        step.version_after,
+        step.version_before,
+    )
 
 
 def _rollback(dbapi: Any) -> None:
