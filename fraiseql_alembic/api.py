@@ -287,7 +287,7 @@ def _run_direct(
     """Run SQL-only steps with :mod:`fraiseql_alembic.executor` (retries included)."""
     from .executor import run_steps
 
-    done: list[str] = []
+    done: set[str] = set()  # versions completed, so that a retry resumes after them
     _run_with_retries(
         settings,
         progress,

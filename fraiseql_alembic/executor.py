@@ -70,7 +70,7 @@ def run_steps(
     options: RunOptions,
     reporter: Any,
     cancel: CancelToken | None,
-    done: list[str],
+    done: set[str],
 ) -> None:
     """Run ``steps`` in order, each committed on its own; ``done`` collects versions.
 
@@ -106,7 +106,7 @@ def run_steps(
             assert section is not None
             try:
                 if _run_batched(dbapi, shim, step, section, history_schema, reporter, cancel):
-                    done.append(key)
+                    done.add(key)
                     if reporter is not None:
                         reporter.done(step.migration.name.filename, step.upgrade)
                     continue
@@ -127,7 +127,7 @@ def run_steps(
                 if isinstance(err, psycopg2.Error):
                     raise (database_error(err) or DatabaseError(str(err))) from err
                 raise
-            done.append(key)
+            done.add(key)
             if reporter is not None:
                 reporter.done(step.migration.name.filename, step.upgrade)
     finally:
