@@ -12,7 +12,7 @@ from . import history
 from .errors import DatabaseError
 from .history import HistoryRow, Progress
 from .secrets import mask_url, password_of, redact
-from .settings import sqlalchemy_url
+from .settings import RunOptions, sqlalchemy_url
 
 VERSION_TABLE = "alembic_version"
 
@@ -48,6 +48,19 @@ def database_error(err: BaseException) -> DatabaseError | None:
         )
     state = f" [SQLSTATE {sqlstate}]" if sqlstate else ""
     return DatabaseError(f"Database error: {first}{state}")
+
+
+def apply_session_settings(cursor: Any, options: RunOptions) -> None:
+    """lock_timeout / statement_timeout for a migration session, and (PostgreSQL 14+) a
+    check that the client is still there, so a killed deploy's statement stops within a
+    second instead of running on with its locks."""
+    cursor.execute(
+        "SELECT set_config('lock_timeout', %s, false), "
+        "set_config('statement_timeout', %s, false), "
+        "CASE WHEN current_setting('server_version_num')::int >= 140000 "
+        "THEN set_config('client_connection_check_interval', '1s', false) END",
+        (options.lock_timeout, options.statement_timeout or "0"),
+    )
 
 
 def create_engine(url: str, *, read_only: bool = False) -> Any:

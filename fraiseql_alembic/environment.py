@@ -167,7 +167,7 @@ def _command_name(config: Any) -> str:
 def _run_online(
     context: Any, config: Any, url: str, schema: str, options: RunOptions, given: Any
 ) -> None:
-    from .database import connect
+    from .database import apply_session_settings, connect
 
     reporter = config.attributes.get(REPORTER_KEY)
     token = config.attributes.get(CANCEL_KEY)
@@ -184,7 +184,9 @@ def _run_online(
         if token is not None:
             token.register(dbapi)
         try:
-            _set_session_timeouts(conn, options)
+            with dbapi.cursor() as cursor:
+                apply_session_settings(cursor, options)
+            dbapi.commit()
             if not isinstance(connection, nullcontext) and not _read_only_command(config):
                 _prepare_history(dbapi, schema)
                 config.attributes[HISTORY_READY_KEY] = True
@@ -225,20 +227,6 @@ def _prepare_history(dbapi: Any, schema: str) -> None:
     with history.writing(dbapi, schema) as cursor:
         history.ensure_table(cursor, schema)
     dbapi.commit()
-
-
-def _set_session_timeouts(connection: Any, options: RunOptions) -> None:
-    """lock_timeout / statement_timeout for the session, and (PostgreSQL 14+) a check
-    that the client is still there, so a killed deploy's statement stops within a second
-    instead of running on with its locks."""
-    connection.exec_driver_sql(
-        "SELECT set_config('lock_timeout', %(lock)s, false), "
-        "set_config('statement_timeout', %(statement)s, false), "
-        "CASE WHEN current_setting('server_version_num')::int >= 140000 "
-        "THEN set_config('client_connection_check_interval', '1s', false) END",
-        {"lock": options.lock_timeout, "statement": options.statement_timeout or "0"},
-    )
-    connection.commit()
 
 
 def _announcing(

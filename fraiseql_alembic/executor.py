@@ -249,14 +249,10 @@ def _bookkeeping(schema: str, entry: history.Entry, step: Step) -> tuple[str, tu
 
 def _prepare(dbapi: Any, schema: str, options: RunOptions) -> None:
     """Session timeouts, and the version and history tables, committed before any step."""
+    from .database import apply_session_settings
+
     with dbapi.cursor() as cursor:
-        cursor.execute(
-            "SELECT set_config('lock_timeout', %s, false), "
-            "set_config('statement_timeout', %s, false), "
-            "CASE WHEN current_setting('server_version_num')::int >= 140000 "
-            "THEN set_config('client_connection_check_interval', '1s', false) END",
-            (options.lock_timeout, options.statement_timeout or "0"),
-        )
+        apply_session_settings(cursor, options)
         cursor.execute("SELECT to_regclass('alembic_version') IS NOT NULL")
         row = cursor.fetchone()
         if not (row and row[0]):

@@ -364,3 +364,28 @@ def test_sigterm_while_waiting_for_the_lock(project: Project) -> None:
     finally:
         holder.close()
     assert project.tables() == set()
+
+
+def test_plain_alembic_applies_lock_timeout_from_alembic_ini(project: Project) -> None:
+    ini = (REPO / "alembic.ini.example").read_text().replace(
+        "# fraiseql_history_schema = public", "fraiseql_lock_timeout = 300ms")
+    (project.root / "alembic.ini").write_text(ini)
+    project.write("001_initial_schema.sql", UP_DOWN.format(t="busy"))
+    env = {**os.environ, "DATABASE_URL": project.database_url}
+    subprocess.run([str(BIN / "alembic"), "upgrade", "head"], cwd=project.root, env=env,
+                   capture_output=True, text=True, timeout=60, check=True)
+    project.write("002_alter.sql", "ALTER TABLE busy ADD COLUMN x int;\n")
+    blocker = psycopg2.connect(project.database_url)
+    try:
+        with blocker.cursor() as cursor:
+            cursor.execute("LOCK TABLE busy IN ACCESS SHARE MODE")
+        began = time.monotonic()
+        result = subprocess.run([str(BIN / "alembic"), "upgrade", "head"], cwd=project.root,
+                                env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode != 0
+        assert time.monotonic() - began < 20
+        assert "canceling statement due to lock timeout [SQLSTATE 55P03]" in result.stdout
+        assert "Another session holds a lock this migration needs" in result.stdout
+    finally:
+        blocker.close()
+    assert project.version() == ["001"]
