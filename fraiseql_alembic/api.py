@@ -226,12 +226,11 @@ def _alembic_errors(running: _Progress | None = None) -> Iterator[None]:
 
 
 class _Progress:
-    """Forwards progress to the caller's reporter and remembers what ran."""
+    """Forwards progress to the caller's reporter and remembers which migration is running."""
 
     def __init__(self, reporter: Reporter | None) -> None:
         self.reporter = reporter
         self.current: str | None = None
-        self.finished: list[str] = []
 
     def start(self, filename: str, is_upgrade: bool) -> None:
         self.current = filename
@@ -239,7 +238,6 @@ class _Progress:
             self.reporter.start(filename, is_upgrade)
 
     def done(self, filename: str, is_upgrade: bool) -> None:
-        self.finished.append(filename)
         self.current = None
         if self.reporter is not None:
             self.reporter.done(filename, is_upgrade)

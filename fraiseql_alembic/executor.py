@@ -164,7 +164,7 @@ def _run_batched(
         history_entry,
         needs_autocommit,
     )
-    from .sqlfile import split_statements
+    from .sqlfile import split_statements, terminated
 
     split = split_statements(step.migration, section)
     statements = split.statements
@@ -175,11 +175,11 @@ def _run_batched(
     dbapi.autocommit = True
     try:
         with forward_notices(dbapi, sink), dbapi.cursor() as cursor:
-            batch = "BEGIN;\n" + "".join(_terminated(s.sql) for s in statements)
+            batch = "BEGIN;\n" + "".join(terminated(s.sql) + "\n" for s in statements)
             try:
                 cursor.execute(batch)
             except psycopg2.Error as err:
-                _end_transaction(cursor)
+                _rollback(dbapi)
                 if cancel is not None and cancel.cancelled:
                     raise MigrationInterrupted(
                         f"Stopped by {cancel.reason} in {step.migration.name.filename}; that "
@@ -204,13 +204,11 @@ def _run_batched(
             cursor.execute(record, params)
             moved = cursor.fetchone()
             if not moved or moved[0] != 1:
-                _end_transaction(cursor)
+                _rollback(dbapi)
                 raise _version_moved(step)
             cursor.execute("COMMIT")
     except BaseException:
-        if not dbapi.closed and dbapi.get_transaction_status() != 0:  # not idle
-            with contextlib.suppress(psycopg2.Error):
-                dbapi.cursor().execute("ROLLBACK")
+        _rollback(dbapi)
         raise
     finally:
         if not dbapi.closed:
@@ -220,19 +218,6 @@ def _run_batched(
 
 def _ignore(_text: str) -> None:
     return None
-
-
-def _terminated(sql: str) -> str:
-    """A statement ready to join a batch (a trailing ``--`` comment must not eat the ;)."""
-    last_line = sql.rsplit("\n", 1)[-1]
-    return sql + ("\n;\n" if "--" in last_line else ";\n")
-
-
-def _end_transaction(cursor: Any) -> None:
-    import psycopg2
-
-    with contextlib.suppress(psycopg2.Error):
-        cursor.execute("ROLLBACK")
 
 
 def _bookkeeping(schema: str, entry: history.Entry, step: Step) -> tuple[str, tuple[Any, ...]]:
@@ -294,13 +279,17 @@ def _version_statement(step: Step) -> tuple[str, tuple[Any, ...]]:
 
 
 def _rollback(dbapi: Any) -> None:
+    """End whatever transaction is open, in autocommit mode (an explicit BEGIN) or not.
+
+    On a dead connection there is nothing to do: the server rolled back.
+    """
     import psycopg2
+    from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 
     if dbapi.closed:
         return
-    try:
-        if dbapi.autocommit:
-            dbapi.autocommit = False
-        dbapi.rollback()
-    except psycopg2.Error:
-        pass  # the connection is gone; the server rolled back
+    with contextlib.suppress(psycopg2.Error):
+        if not dbapi.autocommit:
+            dbapi.rollback()
+        elif dbapi.get_transaction_status() != TRANSACTION_STATUS_IDLE:
+            dbapi.cursor().execute("ROLLBACK")

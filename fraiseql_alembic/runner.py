@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from . import history
 from .cancel import CancelToken, MigrationInterrupted
 from .errors import MigrationExecutionError, MigrationFileError
-from .sqlfile import ParsedMigration, Section, Statement, split_statements
+from .sqlfile import ParsedMigration, Section, Statement, split_statements, terminated
 
 if TYPE_CHECKING:
     from alembic.runtime.migration import MigrationContext
@@ -402,8 +402,7 @@ def _emit_offline(
 
     def emit_all() -> None:
         for statement in statements:
-            last_line = statement.sql.rsplit("\n", 1)[-1]
-            output(statement.sql + ("\n;" if "--" in last_line else ";") + "\n")
+            output(terminated(statement.sql) + "\n")
 
     if autocommit:
         with context.autocommit_block():

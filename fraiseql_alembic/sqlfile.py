@@ -363,6 +363,13 @@ def split_statements(migration: ParsedMigration, section: Section) -> SplitSecti
     return _unwrap_transaction(statements, filename)
 
 
+def terminated(sql: str) -> str:
+    """A statement with its ``;``, on a new line when its last line ends in a ``--``
+    comment (which would otherwise swallow the terminator)."""
+    last_line = sql.rsplit("\n", 1)[-1]
+    return sql + ("\n;" if "--" in last_line else ";")
+
+
 def _unwrap_transaction(statements: list[Statement], filename: str) -> SplitSection:
     unwrapped = (
         len(statements) >= 2

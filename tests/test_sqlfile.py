@@ -218,3 +218,10 @@ def test_empty_up_section_is_reported_empty() -> None:
 def test_text_after_rollback_marker_is_a_remark() -> None:
     migration = parse("CREATE TABLE a (id int);\n-- Rollback: drop it again\n-- DROP TABLE a;\n")
     assert sqls(migration, "down") == ["DROP TABLE a"]
+
+
+def test_terminated_keeps_the_semicolon_out_of_a_trailing_comment() -> None:
+    from fraiseql_alembic.sqlfile import terminated
+
+    assert terminated("SELECT 1") == "SELECT 1;"
+    assert terminated("SELECT 1 -- one") == "SELECT 1 -- one\n;"
