@@ -23,7 +23,7 @@ from .errors import DatabaseError, MigrationError
 if TYPE_CHECKING:
     from .cancel import CancelToken
     from .settings import RunOptions
-    from .sqlfile import ParsedMigration, Section
+    from .sqlfile import ParsedMigration, Section, Statement
 
 VERSION_TABLE_DDL = (
     "CREATE TABLE IF NOT EXISTS alembic_version (version_num VARCHAR(32) NOT NULL, "
@@ -89,23 +89,21 @@ def run_steps(
     if cancel is not None:
         cancel.register(dbapi)
     shim = _Shim(dbapi)
+    todo = [step for step in steps if step.migration.name.version not in done]
     try:
         try:
             _prepare(dbapi, history_schema, options)
         except psycopg2.Error as err:
             raise (database_error(err) or DatabaseError(str(err))) from err
-        for step in steps:
+        for prepared in _prepared_ahead(todo, history_schema):
+            step, section = prepared.step, prepared.section
             key = step.migration.name.version
-            if key in done:
-                continue
             if cancel is not None:
                 cancel.check(f"before {step.migration.name.filename}")
             if reporter is not None:
                 reporter.start(step.migration.name.filename, step.upgrade)
-            section = step.migration.up if step.upgrade else step.migration.down
-            assert section is not None
             try:
-                if _run_batched(dbapi, shim, step, section, history_schema, reporter, cancel):
+                if _run_batched(dbapi, shim, prepared, history_schema, reporter, cancel):
                     done.add(key)
                     if reporter is not None:
                         reporter.done(step.migration.name.filename, step.upgrade)
@@ -136,48 +134,94 @@ def run_steps(
         dbapi.close()
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """A step with its statements split and, when it can run in one round trip,
+    the query that does it (statements, version move, history row, COMMIT)."""
+
+    step: Step
+    section: Section
+    statements: tuple[Statement, ...]
+    batch: str | None
+    params: tuple[Any, ...]
+
+
+def _prepare_step(step: Step, schema: str) -> _Prepared:
+    """Pure: split the step's section and build its one-round-trip query, if any."""
+    from .runner import needs_autocommit
+    from .sqlfile import split_statements, terminated
+
+    section = step.migration.up if step.upgrade else step.migration.down
+    assert section is not None
+    split = split_statements(step.migration, section)
+    statements = tuple(split.statements)
+    if section.timeouts or needs_autocommit(section, split.statements) or split.unwrapped:
+        return _Prepared(step, section, statements, None, ())
+    guard, params = _guarded_bookkeeping(schema, step)
+    batch = (
+        "BEGIN;\n"
+        + "".join(terminated(s.sql).replace("%", "%%") + "\n" for s in statements)
+        + guard + ";\nCOMMIT"
+    )
+    return _Prepared(step, section, statements, batch, params)
+
+
+def _prepared_ahead(steps: Sequence[Step], schema: str) -> Iterator[_Prepared]:
+    """:func:`_prepare_step` for each step, in order, computed on a second thread.
+
+    Splitting and building the next migrations' queries then overlaps with the
+    server running the current one (psycopg2 releases the GIL while it waits), so
+    the client's CPU time is mostly hidden.  An error preparing a step is raised
+    when that step's turn comes; leaving early cancels what is not started.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    if len(steps) < 2:
+        yield from (_prepare_step(step, schema) for step in steps)
+        return
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fraiseql-prepare")
+    try:
+        yield from pool.map(_prepare_step, steps, [schema] * len(steps))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _run_batched(
     dbapi: Any,
     shim: _Shim,
-    step: Step,
-    section: Section,
+    prepared: _Prepared,
     schema: str,
     reporter: Any,
     cancel: CancelToken | None,
 ) -> bool:
-    """Run a plain transactional section in two round trips; False when it is not one.
+    """Run a plain transactional section in one round trip; False when it is not one.
 
-    ``BEGIN; <statements>`` go in one simple-protocol query, then the history row,
-    the version change and ``COMMIT`` in a second.  Should the first fail, the
-    transaction is rolled back and the statements run again one by one in a fresh
-    transaction, which names the failing statement's line (or succeeds, e.g. after a
-    transient lock conflict).
+    ``BEGIN; <statements>; <version change and history row>; COMMIT`` go in one
+    simple-protocol query: the server runs them in order and stops at the first
+    error, leaving the transaction aborted, so nothing of a failed migration is
+    kept.  The history row's ``execution_ms`` is then measured by the server.  On a
+    failure the transaction is rolled back and the statements run again one by one in
+    a fresh transaction, which names the failing statement's line (or succeeds, e.g.
+    after a transient lock conflict), with the bookkeeping checked on its own.
     """
     import time
 
     import psycopg2
 
     from .cancel import MigrationInterrupted
-    from .runner import (
-        execute_statements,
-        forward_notices,
-        history_entry,
-        needs_autocommit,
-    )
-    from .sqlfile import split_statements, terminated
+    from .runner import execute_statements, forward_notices, history_entry
 
-    split = split_statements(step.migration, section)
-    statements = split.statements
-    if section.timeouts or needs_autocommit(section, statements) or split.unwrapped:
+    if prepared.batch is None:
         return False
+    step = prepared.step
     sink = reporter.notice if reporter is not None else _ignore
     started = time.perf_counter()
     dbapi.autocommit = True
     try:
         with forward_notices(dbapi, sink), dbapi.cursor() as cursor:
-            batch = "BEGIN;\n" + "".join(terminated(s.sql) + "\n" for s in statements)
             try:
-                cursor.execute(batch)
+                cursor.execute(prepared.batch, prepared.params)
+                return True
             except psycopg2.Error as err:
                 _rollback(dbapi)
                 if cancel is not None and cancel.cancelled:
@@ -195,7 +239,8 @@ def _run_batched(
                 cursor.execute("BEGIN")  # again, one statement at a time, to locate it
                 execute_statements(
                     shim,  # type: ignore[arg-type]
-                    step.migration, statements, sink, cancel, in_transaction=True,
+                    step.migration, list(prepared.statements), sink, cancel,
+                    in_transaction=True,
                 )
             elapsed_ms = int((time.perf_counter() - started) * 1000)
             action = history.APPLIED if step.upgrade else history.ROLLED_BACK
@@ -218,6 +263,23 @@ def _run_batched(
 
 def _ignore(_text: str) -> None:
     return None
+
+
+def _guarded_bookkeeping(schema: str, step: Step) -> tuple[str, tuple[Any, ...]]:
+    """The version move and history row as one statement that fails (division by
+    zero) when ``alembic_version`` did not say ``step.version_before``; the caller
+    then reruns the migration step by step, where :func:`_bookkeeping` says why."""
+    from .runner import history_entry
+
+    move, move_params = _version_statement(step)
+    action = history.APPLIED if step.upgrade else history.ROLLED_BACK
+    entry = history_entry(step.migration, action, None)
+    insert, insert_params = history.record_statement(schema, entry, server_timed=True)
+    sql = (
+        f"WITH moved AS ({move}), recorded AS ({insert}) "
+        "SELECT 1 / (SELECT count(*)::integer FROM moved)"
+    )
+    return sql, move_params + insert_params
 
 
 def _bookkeeping(schema: str, entry: history.Entry, step: Step) -> tuple[str, tuple[Any, ...]]:

@@ -156,19 +156,36 @@ def _columns(cursor: Cursor, schema: str) -> set[str]:
     return {str(row[0]) for row in cursor.fetchall()}
 
 
-def record_statement(schema: str, entry: Entry) -> tuple[str, tuple[Any, ...]]:
-    """The INSERT of one history row, with its bound parameters."""
+#: execution_ms measured by the server: from the receipt of the query message that
+#: holds the migration's statements and this INSERT, to now.
+SERVER_ELAPSED_MS = (
+    "(extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000)::integer"
+)
+
+
+def record_statement(
+    schema: str, entry: Entry, *, server_timed: bool = False
+) -> tuple[str, tuple[Any, ...]]:
+    """The INSERT of one history row, with its bound parameters.
+
+    With ``server_timed`` the row's ``execution_ms`` is :data:`SERVER_ELAPSED_MS`
+    (``entry.execution_ms`` is ignored): the INSERT then runs in the same query
+    message as the migration's statements.
+    """
+    elapsed: tuple[Any, ...] = () if server_timed else (entry.execution_ms,)
     return (
         f"INSERT INTO {qualified_table(schema)} "
         "(version, name, filename, checksum, up_checksum, execution_ms, applied_by, action) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s || ' as ' || current_user, %s)",
+        "VALUES (%s, %s, %s, %s, %s, "
+        + (SERVER_ELAPSED_MS if server_timed else "%s")
+        + ", %s || ' as ' || current_user, %s)",
         (
             entry.version,
             entry.name,
             entry.filename,
             entry.checksum,
             entry.up_checksum,
-            entry.execution_ms,
+            *elapsed,
             operator(),
             entry.action,
         ),

@@ -36,7 +36,8 @@ def test_bench_harness_measures_every_case(database_url: str, tmp_path: Path) ->
     result = subprocess.run(
         [
             sys.executable, str(REPO / "bench" / "run.py"),
-            "--sizes", "20", "--runs", "1", "--no-warmup", "--quiet", "--timeout", "300",
+            "--sizes", "20", "--runs", "1", "--no-warmup", "--settle", "0", "--quiet",
+            "--timeout", "300",
             "--database-url", database_url,
             "--out", str(markdown), "--json", str(report), "--workdir", str(tmp_path / "work"),
         ],

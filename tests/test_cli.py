@@ -210,6 +210,36 @@ def test_history_rows_have_the_audit_columns(project: Project) -> None:
     assert ms >= 0 and "@" in by and " as " in by
 
 
+def test_execution_time_is_the_migrations_own(project: Project) -> None:
+    project.write("001_slow.sql", "-- migrate:up\nCREATE TABLE a (id int);\nSELECT pg_sleep(0.3);\n")
+    project.write("002_fast.sql", "-- migrate:up\nCREATE TABLE b (id int);\n")
+    assert project.cli("up").exit_code == 0
+    slow, fast = (ms for (ms,) in project.query(
+        "SELECT execution_ms FROM fraiseql_migrations ORDER BY version"))
+    assert 300 <= slow < 5000 and 0 <= fast < slow
+
+
+def test_sql_with_percent_signs_runs_verbatim(project: Project) -> None:
+    project.write("001_percent.sql",
+                  "-- migrate:up\nCREATE TABLE a (s text DEFAULT '100%% %s %(x)s');\n")
+    assert project.cli("up").exit_code == 0
+    (default,) = project.query("SELECT column_default FROM information_schema.columns "
+                               "WHERE table_name = 'a'")[0]
+    assert default == "'100%% %s %(x)s'::text"
+
+
+def test_a_migration_that_moves_alembic_version_itself_is_rolled_back(project: Project) -> None:
+    project.write("001_a.sql", UP_DOWN.format(t="a"))
+    project.write("002_b.sql", "-- migrate:up\nCREATE TABLE b (id int);\n"
+                  "UPDATE alembic_version SET version_num = 'elsewhere';\n")
+    result = project.cli("up")
+    assert result.exit_code == 1
+    assert "alembic_version no longer says 001" in result.output
+    assert "002_b.sql" in result.output and "rolled back" in result.output
+    assert project.version() == ["001"] and "b" not in project.tables()
+    assert project.query("SELECT version FROM fraiseql_migrations") == [("001",)]
+
+
 def test_dry_run_lists_sql_and_writes_nothing(project: Project) -> None:
     project.write("001_initial_schema.sql", "-- migrate:up\nCREATE TABLE a (id int);\n")
     result = project.cli("up", "--dry-run")
