@@ -217,13 +217,20 @@ def _run_batched(
     sink = reporter.notice if reporter is not None else _ignore
     started = time.perf_counter()
     dbapi.autocommit = True
+    # The batch's notices are held back until it is known whether the statements run
+    # again one by one (which prints them itself): each notice is shown once.
+    held: list[str] = []
     try:
         with forward_notices(dbapi, sink), dbapi.cursor() as cursor:
             try:
-                cursor.execute(prepared.batch, prepared.params)
+                with forward_notices(dbapi, held.append):
+                    cursor.execute(prepared.batch, prepared.params)
+                _release(held, sink)
                 return True
             except psycopg2.Error as err:
                 _rollback(dbapi)
+                if (cancel is not None and cancel.cancelled) or dbapi.closed:
+                    _release(held, sink)
                 if cancel is not None and cancel.cancelled:
                     raise MigrationInterrupted(
                         f"Stopped by {cancel.reason} in {step.migration.name.filename}; that "
@@ -263,6 +270,12 @@ def _run_batched(
 
 def _ignore(_text: str) -> None:
     return None
+
+
+def _release(held: list[str], sink: Any) -> None:
+    for text in held:
+        sink(text)
+    held.clear()
 
 
 def _guarded_bookkeeping(schema: str, step: Step) -> tuple[str, tuple[Any, ...]]:

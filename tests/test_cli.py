@@ -346,6 +346,15 @@ def test_verbatim_sql_and_notices(project: Project) -> None:
     assert project.query("SELECT f()") == [("%",)]
 
 
+def test_notices_before_a_failure_are_shown_once(project: Project) -> None:
+    project.write("001_a.sql", "DO $$ BEGIN RAISE NOTICE 'starting'; END $$;\n"
+                  "CREATE TABLE a (id int);\nSELECT * FROM no_such_table;\n")
+    result = project.cli("up")
+    assert result.exit_code == 1
+    assert result.output.count("NOTICE: starting") == 1, result.output
+    assert "001_a.sql failed at line 3" in result.output
+
+
 def test_transaction_false_forces_autocommit(project: Project) -> None:
     project.write("001_initial_schema.sql", "CREATE TABLE t (a int);\n")
     project.write("002_vacuum.sql", "-- migrate:up transaction:false\nVACUUM t;\n"
