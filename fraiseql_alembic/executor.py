@@ -103,7 +103,7 @@ def run_steps(
             if reporter is not None:
                 reporter.start(step.migration.name.filename, step.upgrade)
             try:
-                if _run_batched(dbapi, shim, prepared, history_schema, reporter, cancel):
+                if _run_batched(dbapi, shim, prepared, history_schema, reporter, cancel, url):
                     done.add(key)
                     if reporter is not None:
                         reporter.done(step.migration.name.filename, step.upgrade)
@@ -193,6 +193,7 @@ def _run_batched(
     schema: str,
     reporter: Any,
     cancel: CancelToken | None,
+    url: str,
 ) -> bool:
     """Run a plain transactional section in one round trip; False when it is not one.
 
@@ -237,12 +238,7 @@ def _run_batched(
                         "migration was rolled back"
                     ) from err
                 if isinstance(err, psycopg2.OperationalError) and dbapi.closed:
-                    reason = str(err).strip().splitlines()[0] if str(err).strip() else "lost"
-                    raise DatabaseError(
-                        f"Migration {step.migration.name.filename} was interrupted: {reason}. "
-                        "The connection to the database was lost; nothing of this migration "
-                        "was kept. Run the command again once the database is back"
-                    ) from err
+                    raise _connection_lost(url, step, err) from err
                 cursor.execute("BEGIN")  # again, one statement at a time, to locate it
                 execute_statements(
                     shim,  # type: ignore[arg-type]
@@ -266,6 +262,61 @@ def _run_batched(
         if not dbapi.closed:
             dbapi.autocommit = False
     return True
+
+
+def _connection_lost(
+    url: str, step: Step, err: Exception, probe_seconds: float = 10.0
+) -> MigrationError:
+    """What happened to a migration whose connection died during its one query.
+
+    The query ends with COMMIT, so PostgreSQL kept all of it or none of it; a new
+    connection (tried for up to ``probe_seconds``) reads ``alembic_version`` to tell which.
+    """
+    import time
+
+    import psycopg2
+
+    from .locking import libpq_url
+
+    filename = step.migration.name.filename
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else "connection lost"
+    versions: set[str] | None = None
+    deadline = time.monotonic() + probe_seconds
+    while versions is None:
+        try:
+            probe = psycopg2.connect(libpq_url(url), connect_timeout=5,
+                                     application_name="fraiseql-migrate")
+            try:
+                with probe.cursor() as cursor:
+                    cursor.execute("SELECT version_num FROM alembic_version")
+                    versions = {str(row[0]) for row in cursor.fetchall()}
+            finally:
+                probe.close()
+        except psycopg2.Error:
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.5)  # e.g. the server is restarting
+    committed = versions is not None and (
+        (step.version_after is None or step.version_after in versions)
+        and (step.version_before is None or step.version_before not in versions)
+    )
+    if committed:
+        return DatabaseError(
+            f"Migration {filename} was applied, but the connection was lost as it committed "
+            f"({reason}). Run the command again to continue after it"
+        )
+    if versions is None:
+        return DatabaseError(
+            f"Migration {filename} was interrupted: {reason}. The connection to the database "
+            "was lost and the database cannot be reached now; PostgreSQL kept all of that "
+            "migration or none of it (none unless it had reached its COMMIT). Once the "
+            "database is back, `fraiseql migrate status` shows which; then run the command again"
+        )
+    return DatabaseError(
+        f"Migration {filename} was interrupted: {reason}. The connection to the database was "
+        "lost; nothing of this migration was kept. Run the command again once the database "
+        "is back"
+    )
 
 
 def _ignore(_text: str) -> None:
