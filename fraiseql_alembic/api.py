@@ -12,7 +12,7 @@ only renders it.  Every failure is a :class:`~fraiseql_alembic.errors.MigrationE
 from __future__ import annotations
 
 import string
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -43,7 +43,8 @@ if TYPE_CHECKING:
 
     from .cancel import CancelToken
     from .database import DatabaseState
-    from .sqlfile import ParsedMigration
+    from .lint import Finding
+    from .sqlfile import MigrationName, ParsedMigration
 
 
 def _template(name: str) -> str:
@@ -743,3 +744,69 @@ def status(settings: Settings) -> status_view.StatusReport:
     report = status_view.build(scripts, state, sql_migration, display_name)
     listing = loader.list_folder(settings.path)
     return status_view.with_ignored(report, listing.ignored)
+
+
+# ---------------------------------------------------------------------------
+# lint / check (no database needed)
+
+
+@dataclass(frozen=True)
+class LintReport:
+    findings: tuple[Finding, ...]
+    files: tuple[Path, ...]  # the files linted
+
+
+def lint(settings: Settings, files: Sequence[Path] = ()) -> LintReport:
+    """Lint migration files (all of the folder, or ``files``) for risky operations.
+
+    Every migration of the folder is read in order, so that what an earlier file
+    did (e.g. a validated ``CHECK (col IS NOT NULL)``) counts; findings are
+    reported for ``files`` only.  The project's ``lock_timeout`` setting decides
+    rule FQL009.  A file that cannot be parsed raises MigrationFileError.
+    Findings name files as seen from the current directory.
+    """
+    from .lint import lint_migrations
+
+    chosen: list[tuple[MigrationName, Path]] = []
+    for path in files:
+        name = parse_filename(path.name)
+        if name is None:
+            raise UsageError(
+                f"{path} is not a migration file: names look like 001_initial_schema.sql"
+            )
+        chosen.append((name, path))
+    folder = (
+        list(loader.list_folder(settings.path, check_numbers=False).migrations)
+        if not files or settings.path.is_dir()
+        else []
+    )
+    if not files:
+        chosen = folder
+    order = _merged_order(folder, chosen)
+    reported = {path.resolve() for _, path in chosen}
+    parsed: list[ParsedMigration] = []
+    shown: dict[str, str] = {}
+    for name, path in order:
+        try:
+            migration = loader.read_migration(name, path)
+        except MigrationFileError:
+            if path.resolve() in reported:
+                raise
+            continue  # read only for context
+        parsed.append(migration)
+        if path.resolve() in reported:
+            shown[name.filename] = _shown(path.resolve().parent, path.name)
+    findings = lint_migrations(parsed, lock_timeout=settings.run.lock_timeout, report=shown)
+    return LintReport(
+        tuple(replace(finding, file=shown[finding.file]) for finding in findings),
+        tuple(path for _, path in chosen),
+    )
+
+
+def _merged_order(
+    folder: Sequence[tuple[MigrationName, Path]], chosen: Sequence[tuple[MigrationName, Path]]
+) -> list[tuple[MigrationName, Path]]:
+    """Folder files and chosen files, each once, in the order they run."""
+    seen = {path.resolve() for _, path in folder}
+    extra = [item for item in chosen if item[1].resolve() not in seen]
+    return sorted([*folder, *extra], key=lambda item: (item[0].number, item[0].filename))

@@ -23,6 +23,7 @@ from pglast.enums import AlterTableType, ConstrType, NullTestType, ObjectType, V
 from pglast.parser import ParseError, parse_sql, scan
 from pglast.visitors import Visitor
 
+from .errors import MigrationFileError
 from .sqlfile import ParsedMigration, Statement, split_statements
 
 
@@ -86,14 +87,21 @@ def lint_migrations(
 
     ``lock_timeout`` is the project's setting (``RunOptions.lock_timeout``).  Files
     whose name is not in ``report`` are read only for what later files depend on
-    (constraints); ``None`` reports every file.  A file that ``sqlfile`` refuses
-    (e.g. transaction control) raises MigrationFileError.
+    (constraints); ``None`` reports every file.  A reported file that ``sqlfile``
+    refuses (e.g. transaction control) raises MigrationFileError; one read only for
+    context is skipped.
     """
     catalog = _Catalog()
     findings: list[Finding] = []
     for migration in migrations:
-        found = _lint_file(migration, catalog, lock_timeout)
-        if report is None or migration.name.filename in report:
+        reported = report is None or migration.name.filename in report
+        try:
+            found = _lint_file(migration, catalog, lock_timeout)
+        except MigrationFileError:
+            if reported:
+                raise
+            continue  # context only: its own lint run reports it
+        if reported:
             findings.extend(found)
     return findings
 
@@ -102,12 +110,19 @@ def lint_migrations(
 # State
 
 
-def _key(relation: ast.RangeVar) -> tuple[str, str]:
-    return (relation.schemaname or "", relation.relname)
+def _key(relation: ast.RangeVar | None) -> tuple[str, str]:
+    if relation is None:
+        return ("", "")
+    return (relation.schemaname or "", relation.relname or "")
 
 
-def _shown(relation: ast.RangeVar) -> str:
-    return f"{relation.schemaname}.{relation.relname}" if relation.schemaname else relation.relname
+def _shown(relation: ast.RangeVar | None) -> str:
+    schema, name = _key(relation)
+    return f"{schema}.{name}" if schema else name
+
+
+def _text(value: str | None) -> str:
+    return value or ""
 
 
 class _Tables:
@@ -179,9 +194,10 @@ def _lint_file(migration: ParsedMigration, catalog: _Catalog, lock_timeout: str)
     for statement in statements:
         hits: list[_Hit] = []
         try:
-            nodes = [raw.stmt for raw in parse_sql(statement.sql)]
+            nodes = [raw.stmt for raw in parse_sql(statement.sql) if raw.stmt is not None]
         except ParseError as err:
-            location = max(0, min(int(getattr(err, "location", 0) or 0), len(statement.sql)))
+            index = err.args[1] if len(err.args) > 1 and isinstance(err.args[1], int) else 0
+            location = max(0, min(index, len(statement.sql)))
             hits.append(_Hit(
                 "FQL011",
                 f"PostgreSQL's parser rejects this statement ({err.args[0] if err.args else err})",
@@ -337,7 +353,9 @@ def _rules(node: ast.Node, state: _FileState, catalog: _Catalog) -> Iterator[_Hi
             f"CREATE INDEX CONCURRENTLY {node.idxname or '...'} ON {table} (...); fraiseql "
             "runs it outside a transaction and resumes the file there if it is interrupted",
         )
-    if isinstance(node, ast.AlterTableStmt) and not state.is_new(node.relation):
+    if isinstance(node, ast.AlterTableStmt) and node.relation is not None and not state.is_new(
+        node.relation
+    ):
         for command in node.cmds or ():
             yield from _alter_table_rules(node.relation, command, state, catalog)
     if isinstance(node, ast.RenameStmt) and node.relation is not None and not state.is_new(
@@ -359,14 +377,14 @@ def _alter_table_rules(
     elif subtype == AlterTableType.AT_AddConstraint and isinstance(command.def_, ast.Constraint):
         yield from _add_constraint_rules(table, command.def_)
     elif subtype == AlterTableType.AT_SetNotNull and not catalog.proves_not_null(
-        relation.relname, command.name
+        _key(relation)[1], _text(command.name)
     ):
         column = command.name
         yield _Hit(
             "FQL004",
             f"SET NOT NULL on {table}.{column} scans the whole table under ACCESS EXCLUSIVE "
             "(no reads or writes) to prove it holds no NULL",
-            f"ALTER TABLE {table} ADD CONSTRAINT {relation.relname}_{column}_not_null CHECK "
+            f"ALTER TABLE {table} ADD CONSTRAINT {_key(relation)[1]}_{column}_not_null CHECK "
             f"({column} IS NOT NULL) NOT VALID; in a later migration VALIDATE CONSTRAINT it, "
             "then SET NOT NULL (PostgreSQL 12+ skips the scan) and drop the constraint",
         )
@@ -394,7 +412,11 @@ def _add_column_rules(table: str, column: ast.ColumnDef) -> Iterator[_Hit]:
     constraints = [c for c in column.constraints or () if isinstance(c, ast.Constraint)]
     kinds = {constraint.contype for constraint in constraints}
     default = next((c for c in constraints if c.contype == ConstrType.CONSTR_DEFAULT), None)
-    type_name = column.typeName.names[-1].sval if column.typeName is not None else ""
+    type_name = (
+        column.typeName.names[-1].sval
+        if column.typeName is not None and column.typeName.names
+        else ""
+    )
     name = column.colname
     where = _location(column)
     if {ConstrType.CONSTR_UNIQUE, ConstrType.CONSTR_PRIMARY} & kinds:
@@ -496,8 +518,7 @@ def _drop_table_rule(node: ast.DropStmt, state: _FileState) -> Iterator[_Hit]:
         return
     for names in node.objects or ():
         parts = [part.sval for part in names]
-        key = (parts[0], parts[1]) if len(parts) > 1 else ("", parts[0])
-        if key in state.created:
+        if _qualified(parts) in state.created:
             continue
         yield _Hit(
             "FQL007",
@@ -506,6 +527,12 @@ def _drop_table_rule(node: ast.DropStmt, state: _FileState) -> Iterator[_Hit]:
             "write a `-- migrate:down` section that recreates it, take a backup before "
             "deploying, and drop it only once no application code uses it",
         )
+
+
+def _qualified(parts: Sequence[str | None]) -> tuple[str, str]:
+    """``["s", "t"]`` -> ("s", "t"); ``["t"]`` -> ("", "t")."""
+    names = [_text(part) for part in parts]
+    return (names[-2], names[-1]) if len(names) > 1 else ("", names[-1])
 
 
 def _lock_timeout_rule(node: ast.Node, state: _FileState) -> Iterator[_Hit]:
@@ -527,7 +554,7 @@ def _access_exclusive(node: ast.Node, state: _FileState) -> Iterator[tuple[str, 
     """(relation, statement) for each existing relation ``node`` locks ACCESS EXCLUSIVE."""
     relations: list[ast.RangeVar] = []
     what = ""
-    if isinstance(node, ast.AlterTableStmt) and any(
+    if isinstance(node, ast.AlterTableStmt) and node.relation is not None and any(
         _alter_needs_access_exclusive(command) for command in node.cmds or ()
     ):
         relations, what = [node.relation], "ALTER TABLE"
@@ -539,7 +566,11 @@ def _access_exclusive(node: ast.Node, state: _FileState) -> Iterator[tuple[str, 
         relations, what = list(node.relations or ()), "LOCK TABLE"
     elif isinstance(node, ast.ClusterStmt) and node.relation is not None:
         relations, what = [node.relation], "CLUSTER"
-    elif isinstance(node, ast.RefreshMatViewStmt) and not node.concurrent:
+    elif (
+        isinstance(node, ast.RefreshMatViewStmt)
+        and node.relation is not None
+        and not node.concurrent
+    ):
         relations, what = [node.relation], "REFRESH MATERIALIZED VIEW"
     elif isinstance(node, ast.VacuumStmt) and any(
         option.defname == "full" for option in node.options or ()
@@ -552,8 +583,7 @@ def _access_exclusive(node: ast.Node, state: _FileState) -> Iterator[tuple[str, 
         kind = "INDEX" if node.removeType == ObjectType.OBJECT_INDEX else "TABLE"
         for names in node.objects or ():
             parts = [part.sval for part in names]
-            key = (parts[0], parts[1]) if len(parts) > 1 else ("", parts[0])
-            if key not in state.created and parts[-1] not in state.created_indexes:
+            if _qualified(parts) not in state.created and parts[-1] not in state.created_indexes:
                 shown = ".".join(parts)
                 yield (f"the table of index {shown}" if kind == "INDEX" else shown,
                        f"DROP {kind} {shown}")
@@ -578,13 +608,14 @@ def _location(node: object) -> int:
     return location if isinstance(location, int) and location >= 0 else 0
 
 
-class _FunctionCalls(Visitor):  # type: ignore[misc]
+class _FunctionCalls(Visitor):
     def __init__(self) -> None:
         super().__init__()
         self.names: list[str] = []
 
-    def visit_FuncCall(self, _ancestors: object, node: ast.FuncCall) -> None:  # noqa: N802
-        self.names.append(node.funcname[-1].sval)
+    def visit_FuncCall(self, _ancestors: object, node: ast.FuncCall) -> None:
+        if node.funcname:
+            self.names.append(_text(node.funcname[-1].sval))
 
 
 def _volatile_call(expression: ast.Node | None) -> str | None:
@@ -612,7 +643,9 @@ def _is_zero(duration: str) -> bool:
 def _remember(node: ast.Node, state: _FileState, catalog: _Catalog) -> None:
     if isinstance(node, ast.CreateStmt) and not node.if_not_exists:
         state.created.add(_key(node.relation))
-    elif isinstance(node, ast.CreateTableAsStmt) and not node.if_not_exists:
+    elif isinstance(node, ast.CreateTableAsStmt) and node.into is not None and (
+        not node.if_not_exists
+    ):
         state.created.add(_key(node.into.rel))
     elif isinstance(node, ast.IndexStmt) and node.idxname:
         state.created_indexes.add(node.idxname)
@@ -621,23 +654,25 @@ def _remember(node: ast.Node, state: _FileState, catalog: _Catalog) -> None:
         and node.renameType == ObjectType.OBJECT_TABLE
         and state.is_new(node.relation)
     ):
-        state.created.add((node.relation.schemaname or "", node.newname))
+        state.created.add((_key(node.relation)[0], _text(node.newname)))
     elif isinstance(node, ast.AlterTableStmt):
         for command in node.cmds or ():
-            _remember_constraint(node.relation.relname, command, catalog)
+            _remember_constraint(_key(node.relation)[1], command, catalog)
     elif isinstance(node, ast.VariableSetStmt) and node.name == "lock_timeout":
         _set_lock_timeout(state, node)
     elif isinstance(node, ast.SelectStmt):
         for target in node.targetList or ():
             call = getattr(target, "val", None)
+            if not isinstance(call, ast.FuncCall) or not call.funcname or not call.args:
+                continue
+            arguments = call.args
             if (
-                isinstance(call, ast.FuncCall)
-                and call.funcname[-1].sval == "set_config"
-                and len(call.args or ()) >= 2
-                and _constant(call.args[0]) == "lock_timeout"
-                and _constant(call.args[1]) is not None
+                call.funcname[-1].sval == "set_config"
+                and len(arguments) >= 2
+                and _constant(arguments[0]) == "lock_timeout"
+                and _constant(arguments[1]) is not None
             ):
-                state.lock_timeout = str(_constant(call.args[1]))
+                state.lock_timeout = str(_constant(arguments[1]))
                 state.lock_timeout_source = "set_config('lock_timeout', ...) earlier in the file"
 
 
@@ -652,18 +687,20 @@ def _remember_constraint(table: str, command: ast.AlterTableCmd, catalog: _Catal
             and isinstance(test, ast.NullTest)
             and test.nulltesttype == NullTestType.IS_NOT_NULL
             and isinstance(test.arg, ast.ColumnRef)
+            and test.arg.fields
             and len(test.arg.fields) == 1
             and isinstance(test.arg.fields[0], ast.String)
         ):
-            column = test.arg.fields[0].sval
+            column = _text(test.arg.fields[0].sval)
             name = constraint.conname or f"{table}_{column}_check"
             catalog.not_null_checks[(table, name)] = (column, not constraint.skip_validation)
     elif command.subtype == AlterTableType.AT_ValidateConstraint:
-        known = catalog.not_null_checks.get((table, command.name))
+        key = (table, _text(command.name))
+        known = catalog.not_null_checks.get(key)
         if known is not None:
-            catalog.not_null_checks[(table, command.name)] = (known[0], True)
+            catalog.not_null_checks[key] = (known[0], True)
     elif command.subtype == AlterTableType.AT_DropConstraint:
-        catalog.not_null_checks.pop((table, command.name), None)
+        catalog.not_null_checks.pop((table, _text(command.name)), None)
 
 
 def _set_lock_timeout(state: _FileState, node: ast.VariableSetStmt) -> None:
@@ -678,7 +715,7 @@ def _set_lock_timeout(state: _FileState, node: ast.VariableSetStmt) -> None:
         state.lock_timeout_source = "lock_timeout reset to the server default earlier in the file"
 
 
-def _constant(node: ast.Node) -> str | int | float | None:
+def _constant(node: ast.Node | None) -> str | int | float | None:
     if isinstance(node, ast.TypeCast):
         node = node.arg
     if not isinstance(node, ast.A_Const) or node.isnull:

@@ -342,10 +342,9 @@ def split_statements(migration: ParsedMigration, section: Section) -> SplitSecti
         pieces = split(section.sql, with_parser=False, only_slices=True)
     except ParseError as err:  # an unterminated quote, $$ body or /* comment
         index = err.args[1] if len(err.args) > 1 and isinstance(err.args[1], int) else 0
+        reason = re.sub(r'\s+"$', '"', " ".join(str(err.args[0]).split()))
         raise MigrationFileError(
-            filename, f"{' '.join(str(err.args[0]).split())}; close it (PostgreSQL would "
-            "reject the file)",
-            line_of(index),
+            filename, f"{reason}; close it (PostgreSQL would reject the file)", line_of(index)
         ) from err
     end = pieces[-1].stop if pieces else 0
     rest = section.sql[end:]
