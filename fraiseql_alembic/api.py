@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from alembic.script import Script, ScriptDirectory
 
     from .cancel import CancelToken
+    from .check import Problem
     from .database import DatabaseState
     from .lint import Finding
     from .sqlfile import MigrationName, ParsedMigration
@@ -810,3 +811,92 @@ def _merged_order(
     seen = {path.resolve() for _, path in folder}
     extra = [item for item in chosen if item[1].resolve() not in seen]
     return sorted([*folder, *extra], key=lambda item: (item[0].number, item[0].filename))
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    problems: tuple[Problem, ...]
+    migrations: int  # files in the folder
+    new_files: tuple[str, ...] | None  # files not on --base (None without --base)
+    pending: int | None  # pending on the database (None: not checked)
+    database_skipped: str | None  # why the database was not checked, if it was not
+
+
+def check(settings: Settings, *, base: str | None = None) -> CheckReport:
+    """Everything that should stop a pull request, in one pass (``fraiseql migrate check``).
+
+    Without a database: duplicate numbers, misnamed files, files that do not parse,
+    a chain that does not link, and lint findings.  With ``base`` (a git ref): files
+    new relative to it must be numbered above its highest number, and only new files
+    are linted (what is merged already was linted when it was new).  With a database
+    configured (``settings.database_url``): applied files that changed, missing,
+    unrecorded or partly applied files; pending migrations are counted, not problems.
+    A database that cannot be reached raises DatabaseError.
+    """
+    from . import check as rules
+    from .lint import lint_migrations
+    from .sqlfile import split_statements
+
+    listing = loader.list_folder(settings.path, check_numbers=False)
+    paths = {name.filename: path for name, path in listing.migrations}
+
+    def shown(filename: str) -> str:
+        return _shown(settings.path, filename)
+
+    problems = [
+        rules.Problem(shown(name.filename), 1, message)
+        for name, message in rules.duplicate_numbers([name for name, _ in listing.migrations])
+    ]
+    problems += [rules.Problem(shown(path.name), 1, rules.misnamed(path.name))
+                 for path in listing.ignored]
+    parsed: list[ParsedMigration] = []
+    for name, path in listing.migrations:
+        try:
+            migration = loader.read_migration(name, path)
+            for section in (migration.up, migration.down):
+                if section is not None:
+                    split_statements(migration, section)
+        except MigrationFileError as err:
+            problems.append(rules.Problem(shown(name.filename), err.line or 1, err.detail))
+            continue
+        parsed.append(migration)
+    if not problems and not loader.has_python_revisions(settings.path):
+        try:
+            loader.link_chain(parsed, [])
+        except MigrationLayoutError as err:
+            problems.append(rules.Problem(None, 1, err.message))
+    layout_ok = not problems
+
+    new_files: tuple[str, ...] | None = None
+    if base is not None:
+        from .gitbase import files_at
+
+        on_base = files_at(settings.path, base)
+        new_files = tuple(name for name in paths if name not in on_base)
+        problems += [
+            rules.Problem(shown(name.filename), 1, message)
+            for name, message in rules.numbering_against_base(
+                [name for name, _ in listing.migrations], on_base, base
+            )
+        ]
+    report = set(new_files) if new_files is not None else None
+    problems += [
+        rules.Problem(shown(finding.file), finding.line,
+                f"{finding.rule} {finding.slug}: {finding.message}. Instead: {finding.fix}")
+        for finding in lint_migrations(
+            parsed, lock_timeout=settings.run.lock_timeout, report=report
+        )
+    ]
+
+    pending: int | None = None
+    skipped: str | None = None
+    if not settings.database_url:
+        skipped = "no database configured"
+    elif not layout_ok:
+        skipped = "the folder has the problems above"
+    else:
+        database = status(settings)
+        pending = len(database.pending)
+        problems += [rules.Problem(shown(filename), line, message)
+                     for filename, line, message in rules.database_problems(database)]
+    return CheckReport(tuple(problems), len(listing.migrations), new_files, pending, skipped)

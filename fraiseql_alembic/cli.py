@@ -676,6 +676,46 @@ def lint(files: tuple[Path, ...], output_format: str, path: Path | None,
     sys.exit(1)
 
 
+@migrate.command()
+@click.option("--base", metavar="REF",
+              help="Git ref the pull request merges into (e.g. origin/main): new files must "
+              "be numbered above its migrations, and only they are linted.")
+@FORMAT_OPTION
+@common_options
+@handle_errors
+def check(base: str | None, output_format: str, path: Path | None,
+          database_url: str | None) -> None:
+    """Check the migrations folder before merging; no database needed.
+
+    Duplicate numbers, misnamed or unparseable files, numbering below --base, lint
+    findings; with a database configured also changed, missing, unrecorded and
+    partly applied migrations.  Exit 0 when clean, 1 when problems were found.
+    """
+    from .api import check as api_check
+
+    report = api_check(_settings(path, database_url), base=base)
+    for problem in report.problems:
+        if output_format == "github":
+            click.echo(github_annotation("error", problem.file or "", problem.line,
+                                         problem.message) if problem.file
+                       else f"::error::{_escape_data(problem.message)}")
+        else:
+            click.echo(problem.text())
+    count = len(report.problems)
+    facts = [f"{report.migrations} migration{'s' if report.migrations != 1 else ''}"]
+    if report.new_files is not None:
+        facts.append(f"{len(report.new_files)} new since {base}")
+    if report.pending is not None:
+        facts.append(f"database: {report.pending} pending")
+    else:
+        facts.append(f"database not checked: {report.database_skipped}")
+    if count:
+        click.echo(f"{PROBLEM_MARK} {count} problem{'s' if count != 1 else ''} "
+                   f"({'; '.join(facts)})")
+        sys.exit(1)
+    click.echo(f"{CHECK} No problems ({'; '.join(facts)})")
+
+
 def _render_plan(title: str, plan: tuple[PlannedMigration, ...], *, show_sql: bool) -> None:
     count = len(plan)
     click.echo(f"{title} {count} migration{'s' if count != 1 else ''}:")

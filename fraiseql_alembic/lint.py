@@ -279,7 +279,7 @@ def _directives(migration: ParsedMigration) -> tuple[list[_Directive], list[Find
                     migration.name.filename, line, column, unknown.id, unknown.slug,
                     f"`{name}` in this fraiseql-lint comment is no rule id or slug, so it "
                     "silences nothing (a typo?)",
-                    "use an id or slug from `fraiseql migrate lint --help` or docs/lint.md",
+                    "use a rule id or slug from docs/lint.md (FQL001, index-not-concurrent)",
                 ))
             else:
                 rules.add(rule.id)
