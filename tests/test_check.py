@@ -246,3 +246,30 @@ def test_unreachable_database_is_one_error_line(tmp_path: Path) -> None:
     assert result.output.startswith("Error: ")
     assert result.output.count("\n") == 1
     assert "s3cret" not in result.output
+
+
+def test_database_problems_of_each_state() -> None:
+    from datetime import datetime, timezone
+
+    from fraiseql_alembic import status as status_view
+    from fraiseql_alembic.check import database_problems
+    from fraiseql_alembic.history import Progress
+
+    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    partial = Progress("005", "up", "c", 1, 7)
+    report = status_view.StatusReport((
+        status_view.StatusRow("001", "001_a.sql", status_view.APPLIED, when),
+        status_view.StatusRow("002", "002_b.sql", status_view.UNRECORDED),
+        status_view.StatusRow("003", "003_c.sql", status_view.UNTRACKED, when),
+        status_view.StatusRow("005", "005_e.sql", status_view.PENDING, partial=partial),
+        status_view.StatusRow("006", "006_f.sql", status_view.PENDING),
+    ), ("001",))
+    assert database_problems(report) == [
+        ("002_b.sql", 1, "never ran on the database, yet later migrations did (merged late?); "
+                         "renumber it above the last applied migration"),
+        ("003_c.sql", 1, "fraiseql_migrations says it was applied on 2026-01-02 03:04:05 but "
+                         "alembic_version does not; see `fraiseql migrate status` and "
+                         "docs/troubleshooting.md"),
+        ("005_e.sql", 7, "partly applied on the database; `fraiseql migrate up` resumes at "
+                         "this line"),
+    ]
