@@ -616,7 +616,7 @@ def render_status(report: StatusReport) -> str:
 FORMAT_OPTION = click.option(
     "--format", "output_format", type=click.Choice(["text", "github"]), default="text",
     show_default=True,
-    help="text: one `file:line:col: ...` line each; github: GitHub Actions annotations.",
+    help="text: one `file:line: ...` line per problem; github: GitHub Actions annotations.",
 )
 
 
