@@ -12,7 +12,7 @@ only renders it.  Every failure is a :class:`~fraiseql_alembic.errors.MigrationE
 from __future__ import annotations
 
 import string
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -42,8 +42,10 @@ if TYPE_CHECKING:
     from alembic.script import Script, ScriptDirectory
 
     from .cancel import CancelToken
+    from .check import Problem
     from .database import DatabaseState
-    from .sqlfile import ParsedMigration
+    from .lint import Finding
+    from .sqlfile import MigrationName, ParsedMigration
 
 
 def _template(name: str) -> str:
@@ -743,3 +745,158 @@ def status(settings: Settings) -> status_view.StatusReport:
     report = status_view.build(scripts, state, sql_migration, display_name)
     listing = loader.list_folder(settings.path)
     return status_view.with_ignored(report, listing.ignored)
+
+
+# ---------------------------------------------------------------------------
+# lint / check (no database needed)
+
+
+@dataclass(frozen=True)
+class LintReport:
+    findings: tuple[Finding, ...]
+    files: tuple[Path, ...]  # the files linted
+
+
+def lint(settings: Settings, files: Sequence[Path] = ()) -> LintReport:
+    """Lint migration files (all of the folder, or ``files``) for risky operations.
+
+    Every migration of the folder is read in order, so that what an earlier file
+    did (e.g. a validated ``CHECK (col IS NOT NULL)``) counts; findings are
+    reported for ``files`` only.  The project's ``lock_timeout`` setting decides
+    rule FQL009.  A file that cannot be parsed raises MigrationFileError.
+    Findings name files as seen from the current directory.
+    """
+    from .lint import lint_migrations
+
+    chosen: list[tuple[MigrationName, Path]] = []
+    for path in files:
+        name = parse_filename(path.name)
+        if name is None:
+            raise UsageError(
+                f"{path} is not a migration file: names look like 001_initial_schema.sql"
+            )
+        chosen.append((name, path))
+    folder = (
+        list(loader.list_folder(settings.path, check_numbers=False).migrations)
+        if not files or settings.path.is_dir()
+        else []
+    )
+    if not files:
+        chosen = folder
+    order = _merged_order(folder, chosen)
+    reported = {path.resolve() for _, path in chosen}
+    parsed: list[ParsedMigration] = []
+    shown: dict[str, str] = {}
+    for name, path in order:
+        try:
+            migration = loader.read_migration(name, path)
+        except MigrationFileError:
+            if path.resolve() in reported:
+                raise
+            continue  # read only for context
+        parsed.append(migration)
+        if path.resolve() in reported:
+            shown[name.filename] = _shown(path.resolve().parent, path.name)
+    findings = lint_migrations(parsed, lock_timeout=settings.run.lock_timeout, report=shown)
+    return LintReport(
+        tuple(replace(finding, file=shown[finding.file]) for finding in findings),
+        tuple(path for _, path in chosen),
+    )
+
+
+def _merged_order(
+    folder: Sequence[tuple[MigrationName, Path]], chosen: Sequence[tuple[MigrationName, Path]]
+) -> list[tuple[MigrationName, Path]]:
+    """Folder files and chosen files, each once, in the order they run."""
+    seen = {path.resolve() for _, path in folder}
+    extra = [item for item in chosen if item[1].resolve() not in seen]
+    return sorted([*folder, *extra], key=lambda item: (item[0].number, item[0].filename))
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    problems: tuple[Problem, ...]
+    migrations: int  # files in the folder
+    new_files: tuple[str, ...] | None  # files not on --base (None without --base)
+    pending: int | None  # pending on the database (None: not checked)
+    database_skipped: str | None  # why the database was not checked, if it was not
+
+
+def check(settings: Settings, *, base: str | None = None) -> CheckReport:
+    """Everything that should stop a pull request, in one pass (``fraiseql migrate check``).
+
+    Without a database: duplicate numbers, misnamed files, files that do not parse,
+    a chain that does not link, and lint findings.  With ``base`` (a git ref): files
+    new relative to it must be numbered above its highest number, and only new files
+    are linted (what is merged already was linted when it was new).  With a database
+    configured (``settings.database_url``): applied files that changed, missing,
+    unrecorded or partly applied files; pending migrations are counted, not problems.
+    A database that cannot be reached raises DatabaseError.
+    """
+    from . import check as rules
+    from .lint import lint_migrations
+    from .sqlfile import split_statements
+
+    listing = loader.list_folder(settings.path, check_numbers=False)
+    paths = {name.filename: path for name, path in listing.migrations}
+
+    def shown(filename: str) -> str:
+        return _shown(settings.path, filename)
+
+    problems = [
+        rules.Problem(shown(name.filename), 1, message)
+        for name, message in rules.duplicate_numbers([name for name, _ in listing.migrations])
+    ]
+    problems += [rules.Problem(shown(path.name), 1, rules.misnamed(path.name))
+                 for path in listing.ignored]
+    parsed: list[ParsedMigration] = []
+    for name, path in listing.migrations:
+        try:
+            migration = loader.read_migration(name, path)
+            for section in (migration.up, migration.down):
+                if section is not None:
+                    split_statements(migration, section)
+        except MigrationFileError as err:
+            problems.append(rules.Problem(shown(name.filename), err.line or 1, err.detail))
+            continue
+        parsed.append(migration)
+    if not problems and not loader.has_python_revisions(settings.path):
+        try:
+            loader.link_chain(parsed, [])
+        except MigrationLayoutError as err:
+            problems.append(rules.Problem(None, 1, err.message))
+    layout_ok = not problems
+
+    new_files: tuple[str, ...] | None = None
+    if base is not None:
+        from .gitbase import files_at
+
+        on_base = files_at(settings.path, base)
+        new_files = tuple(name for name in paths if name not in on_base)
+        problems += [
+            rules.Problem(shown(name.filename), 1, message)
+            for name, message in rules.numbering_against_base(
+                [name for name, _ in listing.migrations], on_base, base
+            )
+        ]
+    report = set(new_files) if new_files is not None else None
+    problems += [
+        rules.Problem(shown(finding.file), finding.line,
+                f"{finding.rule} {finding.slug}: {finding.message}. Instead: {finding.fix}")
+        for finding in lint_migrations(
+            parsed, lock_timeout=settings.run.lock_timeout, report=report
+        )
+    ]
+
+    pending: int | None = None
+    skipped: str | None = None
+    if not settings.database_url:
+        skipped = "no database configured"
+    elif not layout_ok:
+        skipped = "the folder has the problems above"
+    else:
+        database = status(settings)
+        pending = len(database.pending)
+        problems += [rules.Problem(shown(filename), line, message)
+                     for filename, line, message in rules.database_problems(database)]
+    return CheckReport(tuple(problems), len(listing.migrations), new_files, pending, skipped)

@@ -613,6 +613,109 @@ def render_status(report: StatusReport) -> str:
     return "\n".join(lines)
 
 
+FORMAT_OPTION = click.option(
+    "--format", "output_format", type=click.Choice(["text", "github"]), default="text",
+    show_default=True,
+    help="text: one `file:line: ...` line per problem; github: GitHub Actions annotations.",
+)
+
+
+def github_annotation(level: str, file: str, line: int, message: str, *,
+                      column: int | None = None, title: str | None = None) -> str:
+    """``::error file=...,line=...::message``, escaped as GitHub's workflow commands want."""
+    properties = [f"file={_escape_property(file)}", f"line={line}"]
+    if column is not None:
+        properties.append(f"col={column}")
+    if title is not None:
+        properties.append(f"title={_escape_property(title)}")
+    return f"::{level} {','.join(properties)}::{_escape_data(message)}"
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+@migrate.command()
+@click.argument("files", nargs=-1,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@FORMAT_OPTION
+@common_options
+@handle_errors
+def lint(files: tuple[Path, ...], output_format: str, path: Path | None,
+         database_url: str | None) -> None:
+    """Find risky operations in migrations (default: every file in the folder).
+
+    Rules FQL001-FQL011 (docs/lint.md).  Silence one for a statement with
+    `-- fraiseql-lint: ignore FQL001` in it or on the line above.  Exit 0 when
+    nothing is found, 1 when findings remain.
+    """
+    from .api import lint as api_lint
+
+    report = api_lint(_settings(path, database_url), files)
+    for finding in report.findings:
+        if output_format == "github":
+            click.echo(github_annotation(
+                "warning", finding.file, finding.line,
+                f"{finding.message}. Instead: {finding.fix}",
+                column=finding.column, title=f"{finding.rule} {finding.slug}",
+            ))
+        else:
+            click.echo(finding.text())
+    count, files_count = len(report.findings), len(report.files)
+    linted = f"{files_count} migration{'s' if files_count != 1 else ''}"
+    if not count:
+        click.echo(f"{CHECK} No lint findings in {linted}")
+        return
+    click.echo(f"{PROBLEM_MARK} {count} lint finding{'s' if count != 1 else ''} in {linted}; "
+               "fix them, or silence one with `-- fraiseql-lint: ignore <rule>` above its "
+               "statement (docs/lint.md)")
+    sys.exit(1)
+
+
+@migrate.command()
+@click.option("--base", metavar="REF",
+              help="Git ref the pull request merges into (e.g. origin/main): new files must "
+              "be numbered above its migrations, and only they are linted.")
+@FORMAT_OPTION
+@common_options
+@handle_errors
+def check(base: str | None, output_format: str, path: Path | None,
+          database_url: str | None) -> None:
+    """Check the migrations folder before merging; no database needed.
+
+    Duplicate numbers, misnamed or unparseable files, numbering below --base, lint
+    findings; with a database configured also changed, missing, unrecorded and
+    partly applied migrations.  Exit 0 when clean, 1 when problems were found.
+    """
+    from .api import check as api_check
+
+    report = api_check(_settings(path, database_url), base=base)
+    for problem in report.problems:
+        if output_format == "github":
+            click.echo(github_annotation("error", problem.file or "", problem.line,
+                                         problem.message) if problem.file
+                       else f"::error::{_escape_data(problem.message)}")
+        else:
+            click.echo(problem.text())
+    count = len(report.problems)
+    facts = [f"{report.migrations} migration{'s' if report.migrations != 1 else ''}"]
+    if report.new_files is not None:
+        facts.append(f"{len(report.new_files)} new since {base}")
+    if report.pending is not None:
+        facts.append(f"database: {report.pending} pending")
+    else:
+        facts.append(f"database not checked: {report.database_skipped}")
+    if count:
+        click.echo(f"{PROBLEM_MARK} {count} problem{'s' if count != 1 else ''} "
+                   f"({'; '.join(facts)})")
+        sys.exit(1)
+    click.echo(f"{CHECK} No problems ({'; '.join(facts)})")
+
+
 def _render_plan(title: str, plan: tuple[PlannedMigration, ...], *, show_sql: bool) -> None:
     count = len(plan)
     click.echo(f"{title} {count} migration{'s' if count != 1 else ''}:")

@@ -38,6 +38,7 @@ class MigrationFileError(MigrationError):
         super().__init__(f"{where}: {message}")
         self.filename = filename
         self.line = line
+        self.detail = message  # the message without "file:line: "
 
 
 class MigrationLayoutError(MigrationError):

@@ -46,10 +46,11 @@ def has_python_revisions(folder: Path) -> bool:
 _LISTINGS: dict[tuple[str, int], FolderListing] = {}
 
 
-def list_folder(folder: Path) -> FolderListing:
+def list_folder(folder: Path, *, check_numbers: bool = True) -> FolderListing:
     """List ``NNN_slug.sql`` files in ``folder`` ordered by number.
 
-    Raises MigrationLayoutError when two files share a number (naming both).  A
+    Raises MigrationLayoutError when two files share a number (naming both),
+    unless ``check_numbers`` is false (``lint`` and ``check`` report it).  A
     listing is kept while the folder's mtime is unchanged (adding, removing or
     renaming a file changes it), so one command scans the folder once.
     """
@@ -62,7 +63,8 @@ def list_folder(folder: Path) -> FolderListing:
         cached = _list_folder(folder)
         if key is not None:
             _LISTINGS[key] = cached
-    check_unique_numbers([name for name, _ in cached.migrations])
+    if check_numbers:
+        check_unique_numbers([name for name, _ in cached.migrations])
     return cached
 
 

@@ -329,13 +329,35 @@ def split_statements(migration: ParsedMigration, section: Section) -> SplitSecti
     migration runs in its own transaction anyway); any other transaction control
     is refused, with its line.
     """
-    from pglast.parser import split  # imported here: only running SQL needs it
+    from pglast.parser import ParseError, split  # imported here: only running SQL needs it
 
     text = migration.text
     line_starts = _line_offsets(text) if not section.commented_out else []
     filename = migration.name.filename
+
+    def line_of(index: int) -> int:
+        return section.line + section.sql.count("\n", 0, index)
+
+    try:
+        pieces = split(section.sql, with_parser=False, only_slices=True)
+    except ParseError as err:  # an unterminated quote, $$ body or /* comment
+        index = err.args[1] if len(err.args) > 1 and isinstance(err.args[1], int) else 0
+        reason = re.sub(r'\s+"$', '"', " ".join(str(err.args[0]).split()))
+        raise MigrationFileError(
+            filename, f"{reason}; close it (PostgreSQL would reject the file)", line_of(index)
+        ) from err
+    end = pieces[-1].stop if pieces else 0
+    rest = section.sql[end:]
+    leftover = end + _leading_noise(rest.replace(";", " "))
+    if leftover < len(section.sql):  # the scanner stops at an unclosed parenthesis
+        raise MigrationFileError(
+            filename,
+            "the statement starting here never ends (an unclosed parenthesis?); nothing "
+            "after it could be read",
+            line_of(leftover),
+        )
     statements: list[Statement] = []
-    for piece in split(section.sql, with_parser=False, only_slices=True):
+    for piece in pieces:
         raw = section.sql[piece]
         lead = _leading_noise(raw)
         sql = raw[lead:].strip()

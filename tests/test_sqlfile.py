@@ -225,3 +225,33 @@ def test_terminated_keeps_the_semicolon_out_of_a_trailing_comment() -> None:
 
     assert terminated("SELECT 1") == "SELECT 1;"
     assert terminated("SELECT 1 -- one") == "SELECT 1 -- one\n;"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        ("SELECT 1;\nDO $$ BEGIN\n  PERFORM 1;\n", 2, "unterminated dollar-quoted string"),
+        ("SELECT 1;\nSELECT 'abc;\n", 2, "unterminated quoted string"),
+        ("SELECT 1;\n/* never closed\n", 2, "unterminated /* comment"),
+    ],
+)
+def test_unterminated_quotes_are_refused_with_line(text: str, line: int, message: str) -> None:
+    migration = parse(text)
+    with pytest.raises(MigrationFileError) as caught:
+        split_statements(migration, migration.up)
+    assert caught.value.line == line
+    assert message in caught.value.message
+    assert "\n" not in caught.value.message
+
+
+def test_unclosed_parenthesis_does_not_drop_the_rest_of_the_file() -> None:
+    """The scanner stops at an unclosed parenthesis; the statements after it must not vanish."""
+    migration = parse("SELECT 1;\n-- note\nCREATE TABLE t (a int;\nDROP TABLE important;\n")
+    with pytest.raises(MigrationFileError) as caught:
+        split_statements(migration, migration.up)
+    assert caught.value.line == 3
+    assert "never ends (an unclosed parenthesis?)" in caught.value.message
+
+
+def test_trailing_semicolons_and_comments_are_not_leftovers() -> None:
+    assert sqls(parse("SELECT 1; -- done\n /* end */ ;  \n")) == ["SELECT 1"]

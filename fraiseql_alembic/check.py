@@ -1,0 +1,131 @@
+"""The rules of ``fraiseql migrate check``: what makes a migrations folder unfit to merge.
+
+Pure: functions here take file names, parsed migrations and status rows and return
+problems.  :func:`fraiseql_alembic.api.check` gathers their inputs (the folder, git,
+the database) and :mod:`fraiseql_alembic.gitbase` asks git what a base ref holds.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+from . import status as status_view
+from .sqlfile import MigrationName, parse_filename
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason not to merge: ``file:line: message`` (``file`` None: not about one file)."""
+
+    file: str | None
+    line: int
+    message: str
+
+    def text(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}" if self.file else self.message
+
+
+def duplicate_numbers(names: Sequence[MigrationName]) -> list[tuple[MigrationName, str]]:
+    """Each file that shares its number with an earlier one, and what to do about it."""
+    first: dict[int, MigrationName] = {}
+    top = max((name.number for name in names), default=0)
+    found: list[tuple[MigrationName, str]] = []
+    for name in sorted(names, key=lambda item: (item.number, item.filename)):
+        if name.number not in first:
+            first[name.number] = name
+            continue
+        top += 1
+        found.append((name, (
+            f"shares number {name.version} with {first[name.number].filename} (two branches "
+            "merged?); renumber the one that is not applied anywhere yet, e.g. to "
+            f"{_renamed(name, top)}"
+        )))
+    return found
+
+
+def misnamed(filename: str) -> str:
+    """Why a file that looks like a migration is not loaded, with a name that would be."""
+    hint = ""
+    match = re.match(r"^(?P<number>\d+)[_\-\s]*(?P<rest>.*?)(?:\.sql)?$", filename, re.I)
+    if match is not None:
+        slug = "_".join(re.sub(r"[^a-z0-9]+", " ", match.group("rest").lower()).split())
+        candidate = f"{match.group('number')}_{slug}.sql"
+        if slug and parse_filename(candidate) is not None:
+            hint = f": rename it to {candidate}"
+    return (
+        "is not loaded: migration files are named NNN_snake_case_name.sql"
+        + (hint or " (rename it, or move it out of the migrations folder)")
+    )
+
+
+def numbering_against_base(
+    local: Sequence[MigrationName], base_files: Collection[str], ref: str
+) -> list[tuple[MigrationName, str]]:
+    """New files (not on ``ref``) numbered at or below the highest number on ``ref``.
+
+    Such a file would run out of order on databases that already have the base's
+    migrations: ``up`` refuses it there.  Each one gets the next free number.
+    """
+    on_base: list[tuple[int, str]] = []
+    for filename in base_files:
+        name = parse_filename(filename)
+        if name is not None:
+            on_base.append((name.number, name.version))
+        elif filename.endswith(".py") and re.match(r"^\d+_", filename):
+            stem = filename.split("_", 1)[0]
+            on_base.append((int(stem), stem))
+    if not on_base:
+        return []
+    top_number, top_version = max(on_base)
+    next_free = max([top_number, *(name.number for name in local)]) + 1
+    found: list[tuple[MigrationName, str]] = []
+    for name in sorted(local, key=lambda item: (item.number, item.filename)):
+        if name.filename in base_files or name.number > top_number:
+            continue
+        found.append((name, (
+            f"numbered {name.version} but {ref} already has {top_version}: renumber it to "
+            f"{_renamed(name, next_free)} so that it runs after the migrations already merged"
+        )))
+        next_free += 1
+    return found
+
+
+def _renamed(name: MigrationName, number: int) -> str:
+    return f"{str(number).zfill(len(name.version))}_{name.slug}.sql"
+
+
+def database_problems(report: status_view.StatusReport) -> list[tuple[str, int, str]]:
+    """(file name, line, message) for each row of the status that ``up`` would refuse or
+    that needs a person: modified, missing, never ran here, not in alembic_version, partial."""
+    found: list[tuple[str, int, str]] = []
+    for row in report.rows:
+        when = f" on {row.applied_at:%Y-%m-%d %H:%M:%S}" if row.applied_at else ""
+        if row.state == status_view.MODIFIED:
+            found.append((row.filename, 1, (
+                f"changed after it was applied to the database{when} (checksum mismatch); "
+                "restore it from git and put the change in a new migration"
+            )))
+        elif row.state == status_view.MISSING:
+            found.append((row.filename, 1, (
+                f"was applied to the database{when} but the file is missing from the folder; "
+                "restore it from git"
+            )))
+        elif row.state == status_view.UNRECORDED:
+            found.append((row.filename, 1, (
+                "never ran on the database, yet later migrations did (merged late?); "
+                "renumber it above the last applied migration"
+            )))
+        elif row.state == status_view.UNTRACKED:
+            found.append((row.filename, 1, (
+                f"fraiseql_migrations says it was applied{when} but alembic_version does not; "
+                "see `fraiseql migrate status` and docs/troubleshooting.md"
+            )))
+        elif row.partial is not None:
+            direction = "up" if row.state == status_view.PENDING else "down"
+            found.append((row.filename, row.partial.next_line, (
+                f"partly {'applied' if direction == 'up' else 'rolled back'} on the database; "
+                f"`fraiseql migrate {direction}` resumes at this line"
+            )))
+    return found

@@ -1,0 +1,275 @@
+"""`fraiseql migrate check`: the rules on their own, the CLI in a real git repository, and
+with a real database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from conftest import Project
+
+from fraiseql_alembic.check import duplicate_numbers, misnamed, numbering_against_base
+from fraiseql_alembic.cli import main
+from fraiseql_alembic.sqlfile import MigrationName, parse_filename
+
+CLEAN = "-- migrate:up\nCREATE TABLE tb_{0} (id int);\n-- migrate:down\nDROP TABLE tb_{0};\n"
+
+
+def name(filename: str) -> MigrationName:
+    parsed = parse_filename(filename)
+    assert parsed is not None
+    return parsed
+
+
+# ---------------------------------------------------------------------------
+# Rules
+
+
+def test_duplicate_numbers_name_both_files_and_a_free_number() -> None:
+    names = [name("001_a.sql"), name("002_b.sql"), name("002_c.sql"), name("003_d.sql")]
+    ((duplicate, message),) = duplicate_numbers(names)
+    assert duplicate.filename == "002_c.sql"
+    assert message == (
+        "shares number 002 with 002_b.sql (two branches merged?); renumber the one that is "
+        "not applied anywhere yet, e.g. to 004_c.sql"
+    )
+
+
+def test_duplicate_numbers_compare_as_integers() -> None:
+    found = duplicate_numbers([name("001_a.sql"), name("01_b.sql"), name("1000_c.sql")])
+    assert [(item.filename, message.split(";")[0]) for item, message in found] == [
+        ("01_b.sql", "shares number 01 with 001_a.sql (two branches merged?)")]
+
+
+@pytest.mark.parametrize(
+    ("filename", "expected"),
+    [
+        ("4_Add-Users.sql", "rename it to 4_add_users.sql"),
+        ("005_add users.SQL", "rename it to 005_add_users.sql"),
+        ("notes.sql", "(rename it, or move it out of the migrations folder)"),
+        ("006_.sql", "(rename it, or move it out of the migrations folder)"),
+    ],
+)
+def test_misnamed_files_get_a_name_that_would_load(filename: str, expected: str) -> None:
+    message = misnamed(filename)
+    assert message.startswith("is not loaded: migration files are named NNN_snake_case_name.sql")
+    assert message.endswith(expected)
+
+
+def test_new_files_must_be_numbered_above_the_base() -> None:
+    local = [name(f) for f in ("001_a.sql", "007_g.sql", "004_x.sql", "005_y.sql", "009_z.sql")]
+    found = numbering_against_base(local, {"001_a.sql", "007_g.sql", "README.md"}, "main")
+    assert [(item.filename, message) for item, message in found] == [
+        ("004_x.sql", "numbered 004 but main already has 007: renumber it to 010_x.sql so "
+                      "that it runs after the migrations already merged"),
+        ("005_y.sql", "numbered 005 but main already has 007: renumber it to 011_y.sql so "
+                      "that it runs after the migrations already merged"),
+    ]
+    # numbered .py revisions on the base count; an empty base accepts anything
+    assert numbering_against_base([name("002_b.sql")], {"003_legacy.py"}, "main")[0][1].startswith(
+        "numbered 002 but main already has 003")
+    assert numbering_against_base([name("001_a.sql")], set(), "main") == []
+
+
+# ---------------------------------------------------------------------------
+# CLI in a git repository, no database
+
+
+def git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=root, check=True, capture_output=True,
+                          text=True).stdout
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Iterator[Path]:
+    """A git repository with main holding 001 and 002, checked out on a feature branch."""
+    git(tmp_path, "init", "-q", "-b", "main")
+    git(tmp_path, "config", "user.name", "Test")
+    git(tmp_path, "config", "user.email", "test@example.com")
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+    for number, table in (("001", "user"), ("002", "post")):
+        (migrations / f"{number}_{table}.sql").write_text(CLEAN.format(table), encoding="utf-8")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-qm", "base")
+    git(tmp_path, "checkout", "-qb", "feature")
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        yield migrations
+    finally:
+        os.chdir(cwd)
+
+
+def run(*args: str, url: str | None = None) -> Result:
+    return CliRunner().invoke(main, ["migrate", *args], env={"DATABASE_URL": url},
+                              catch_exceptions=False)
+
+
+def test_clean_folder_passes(repo: Path) -> None:
+    (repo / "003_comment.sql").write_text(CLEAN.format("comment"), encoding="utf-8")
+    result = run("check", "--base", "main")
+    assert result.exit_code == 0, result.output
+    assert result.output == (
+        "✓ No problems (3 migrations; 1 new since main; database not checked: no database "
+        "configured)\n"
+    )
+
+
+def test_problems_of_every_kind_are_listed_with_file_and_line(repo: Path) -> None:
+    # main moves on while the branch was open
+    git(repo.parent, "checkout", "-q", "main")
+    (repo / "003_tag.sql").write_text(CLEAN.format("tag"), encoding="utf-8")
+    git(repo.parent, "add", "-A")
+    git(repo.parent, "commit", "-qm", "tag")
+    git(repo.parent, "checkout", "-q", "feature")
+    (repo / "003_comment.sql").write_text(CLEAN.format("comment"), encoding="utf-8")
+    (repo / "004_index.sql").write_text("CREATE INDEX idx_post_id ON tb_post (id);\n",
+                                        encoding="utf-8")
+    (repo / "005_broken.sql").write_text("SELECT 1;\n-- migrate:up\n", encoding="utf-8")
+    (repo / "6-add-likes.sql").write_text("SELECT 1;\n", encoding="utf-8")
+    # an old file with a finding: already merged, so not linted with --base
+    (repo / "002_post.sql").write_text(CLEAN.format("post") + "CREATE INDEX i ON tb_user (id);\n",
+                                       encoding="utf-8")
+    result = run("check", "--base", "main")
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        "migrations/6-add-likes.sql:1: is not loaded: migration files are named "
+        "NNN_snake_case_name.sql: rename it to 6_add_likes.sql",
+        "migrations/005_broken.sql:2: SQL on line 1 comes before `-- migrate:up`; move it "
+        "below the marker",
+        "migrations/003_comment.sql:1: numbered 003 but main already has 003: renumber it to "
+        "006_comment.sql so that it runs after the migrations already merged",
+        "migrations/004_index.sql:1: FQL001 index-not-concurrent: CREATE INDEX on tb_post "
+        "without CONCURRENTLY blocks every write to tb_post (SHARE lock) until the whole index "
+        "is built. Instead: CREATE INDEX CONCURRENTLY idx_post_id ON tb_post (...); fraiseql "
+        "runs it outside a transaction and resumes the file there if it is interrupted",
+        "✗ 4 problems (5 migrations; 3 new since main; database not checked: no database "
+        "configured)",
+    ]
+    assert "003_tag.sql" not in result.output  # the checkout of feature has no 003_tag.sql
+
+
+def test_duplicate_numbers_are_problems_and_all_files_are_linted_without_base(
+    repo: Path,
+) -> None:
+    (repo / "002_comment.sql").write_text("CREATE INDEX i ON tb_post (id);\n", encoding="utf-8")
+    result = run("check")
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert lines[0] == (
+        "migrations/002_post.sql:1: shares number 002 with 002_comment.sql (two branches "
+        "merged?); renumber the one that is not applied anywhere yet, e.g. to 003_post.sql"
+    )
+    assert lines[1].startswith("migrations/002_comment.sql:1: FQL001 index-not-concurrent:")
+    assert lines[2] == ("✗ 2 problems (3 migrations; database not checked: no database "
+                        "configured)")
+
+
+def test_github_format(repo: Path) -> None:
+    (repo / "001_user.sql").write_text(CLEAN.format("user") + "DO $$ BEGIN\n", encoding="utf-8")
+    result = run("check", "--format", "github")
+    assert result.exit_code == 1
+    assert result.output.splitlines()[0] == (
+        "::error file=migrations/001_user.sql,line=5::unterminated dollar-quoted string at or "
+        'near "$$ BEGIN"; close it (PostgreSQL would reject the file)'
+    )
+
+
+def test_base_errors_are_one_line(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    unknown = run("check", "--base", "origin/nope")
+    assert unknown.exit_code == 1
+    assert unknown.output == (
+        "Error: --base origin/nope: no such branch, tag or commit in this repository (in "
+        "GitHub Actions, check out with `fetch-depth: 0`, then use origin/<branch>; see "
+        "docs/check.md)\n"
+    )
+    outside = tmp_path_factory.mktemp("not_a_repo")
+    (outside / "001_a.sql").write_text("SELECT 1;\n", encoding="utf-8")
+    result = run("check", "--base", "main", "--path", str(outside))
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: --base main: {outside} is not inside a git repository; run check in a clone "
+        "of the project, or leave out --base\n"
+    )
+
+
+# ---------------------------------------------------------------------------
+# With a database
+
+
+def test_database_adds_pending_count_and_inconsistencies(project: Project) -> None:
+    project.write("001_user.sql", CLEAN.format("user"))
+    project.write("002_post.sql", CLEAN.format("post"))
+    assert project.cli("up").exit_code == 0
+    project.write("003_comment.sql", CLEAN.format("comment"))
+    clean = project.cli("check")
+    assert clean.exit_code == 0, clean.output
+    assert clean.output == "✓ No problems (3 migrations; database: 1 pending)\n"
+
+    project.write("002_post.sql", CLEAN.format("post").replace("(id int)", "(id bigint)"))
+    (project.migrations / "001_user.sql").unlink()
+    result = project.cli("check")
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert lines[0].startswith("migrations/002_post.sql:1: changed after it was applied to the "
+                               "database on ")
+    assert lines[0].endswith("(checksum mismatch); restore it from git and put the change in "
+                             "a new migration")
+    assert lines[1].startswith("migrations/001_user.sql:1: was applied to the database on ")
+    assert lines[2] == "✗ 2 problems (2 migrations; database: 1 pending)"
+
+
+def test_database_is_not_asked_while_the_folder_is_broken(project: Project) -> None:
+    project.write("001_user.sql", CLEAN.format("user"))
+    project.write("001_post.sql", CLEAN.format("post"))
+    result = project.cli("check")
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1] == (
+        "✗ 1 problem (2 migrations; database not checked: the folder has the problems above)")
+
+
+def test_unreachable_database_is_one_error_line(tmp_path: Path) -> None:
+    (tmp_path / "migrations").mkdir()
+    (tmp_path / "migrations" / "001_a.sql").write_text(CLEAN.format("a"), encoding="utf-8")
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        result = run("check", url="postgresql://app:s3cret@127.0.0.1:1/app")
+    finally:
+        os.chdir(cwd)
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ")
+    assert result.output.count("\n") == 1
+    assert "s3cret" not in result.output
+
+
+def test_database_problems_of_each_state() -> None:
+    from datetime import datetime, timezone
+
+    from fraiseql_alembic import status as status_view
+    from fraiseql_alembic.check import database_problems
+    from fraiseql_alembic.history import Progress
+
+    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    partial = Progress("005", "up", "c", 1, 7)
+    report = status_view.StatusReport((
+        status_view.StatusRow("001", "001_a.sql", status_view.APPLIED, when),
+        status_view.StatusRow("002", "002_b.sql", status_view.UNRECORDED),
+        status_view.StatusRow("003", "003_c.sql", status_view.UNTRACKED, when),
+        status_view.StatusRow("005", "005_e.sql", status_view.PENDING, partial=partial),
+        status_view.StatusRow("006", "006_f.sql", status_view.PENDING),
+    ), ("001",))
+    assert database_problems(report) == [
+        ("002_b.sql", 1, "never ran on the database, yet later migrations did (merged late?); "
+                         "renumber it above the last applied migration"),
+        ("003_c.sql", 1, "fraiseql_migrations says it was applied on 2026-01-02 03:04:05 but "
+                         "alembic_version does not; see `fraiseql migrate status` and "
+                         "docs/troubleshooting.md"),
+        ("005_e.sql", 7, "partly applied on the database; `fraiseql migrate up` resumes at "
+                         "this line"),
+    ]

@@ -1,0 +1,343 @@
+"""`fraiseql migrate lint`: each rule fires, stays quiet, and can be silenced; the CLI; the
+spec's own example migrations.  No database needed: lint reads files only."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from test_spec_examples import (
+    SPEC_001,
+    SPEC_005,
+    SPEC_010,
+    SPEC_015,
+    SPEC_020,
+    SPEC_030,
+    SPEC_035_CONCURRENTLY,
+    SPEC_040,
+    SPEC_050,
+    SPEC_060,
+    SPEC_PROFILE,
+)
+
+from fraiseql_alembic.cli import main
+from fraiseql_alembic.errors import MigrationFileError
+from fraiseql_alembic.lint import RULES, Finding, lint_migrations, rule_named
+from fraiseql_alembic.sqlfile import ParsedMigration, parse_filename, parse_migration
+
+
+def parsed(text: str, filename: str = "010_change.sql") -> ParsedMigration:
+    name = parse_filename(filename)
+    assert name is not None
+    return parse_migration(name, text)
+
+
+def findings(text: str, *, lock_timeout: str = "10s", before: tuple[str, ...] = ()) -> list[Finding]:
+    earlier = [parsed(sql, f"{index:03d}_before.sql") for index, sql in enumerate(before, 1)]
+    target = parsed(text)
+    return lint_migrations([*earlier, target], lock_timeout=lock_timeout,
+                           report={target.name.filename})
+
+
+def rules(text: str, **kwargs: object) -> list[str]:
+    return [finding.rule for finding in findings(text, **kwargs)]  # type: ignore[arg-type]
+
+
+# Each rule: SQL that must fire it, and SQL doing the same job safely.
+CASES = [
+    ("FQL001", "CREATE INDEX idx_a ON tb_user (a);", "CREATE INDEX CONCURRENTLY idx_a ON tb_user (a);"),
+    ("FQL001", "CREATE UNIQUE INDEX idx_a ON tb_user (a);",
+     "CREATE TABLE tb_new (a int);\nCREATE UNIQUE INDEX idx_a ON tb_new (a);"),
+    ("FQL001", "ALTER TABLE tb_user ADD CONSTRAINT u_a UNIQUE (a);",
+     "ALTER TABLE tb_user ADD CONSTRAINT u_a UNIQUE USING INDEX idx_a;"),
+    ("FQL002", "ALTER TABLE tb_user ADD COLUMN a int NOT NULL;",
+     "ALTER TABLE tb_user ADD COLUMN a int NOT NULL DEFAULT 0;"),
+    ("FQL003", "ALTER TABLE tb_user ADD COLUMN a uuid DEFAULT gen_random_uuid();",
+     "ALTER TABLE tb_user ADD COLUMN a uuid;"),
+    ("FQL003", "ALTER TABLE tb_user ADD COLUMN a timestamptz DEFAULT clock_timestamp();",
+     "ALTER TABLE tb_user ADD COLUMN a timestamptz DEFAULT now();"),
+    ("FQL003", "ALTER TABLE tb_user ADD COLUMN a bigint DEFAULT nextval('s');",
+     "ALTER TABLE tb_user ADD COLUMN a text DEFAULT 'x' NOT NULL;"),
+    ("FQL003", "ALTER TABLE tb_user ADD COLUMN n bigserial;",
+     "CREATE TABLE tb_new (a int);\nALTER TABLE tb_new ADD COLUMN n bigserial;"),
+    ("FQL004", "ALTER TABLE tb_user ALTER COLUMN email SET NOT NULL;",
+     "ALTER TABLE tb_user ADD CONSTRAINT email_nn CHECK (email IS NOT NULL) NOT VALID;\n"
+     "ALTER TABLE tb_user VALIDATE CONSTRAINT email_nn;\n"
+     "ALTER TABLE tb_user ALTER COLUMN email SET NOT NULL;"),
+    ("FQL005", "ALTER TABLE tb_post ADD CONSTRAINT fk_author FOREIGN KEY (author_id) "
+     "REFERENCES tb_user (id);",
+     "ALTER TABLE tb_post ADD CONSTRAINT fk_author FOREIGN KEY (author_id) "
+     "REFERENCES tb_user (id) NOT VALID;"),
+    ("FQL005", "ALTER TABLE tb_post ADD CONSTRAINT positive CHECK (views >= 0);",
+     "ALTER TABLE tb_post ADD CONSTRAINT positive CHECK (views >= 0) NOT VALID;"),
+    ("FQL006", "ALTER TABLE tb_user ALTER COLUMN age TYPE bigint;",
+     "CREATE TABLE tb_new (age int);\nALTER TABLE tb_new ALTER COLUMN age TYPE bigint;"),
+    ("FQL007", "ALTER TABLE tb_user DROP COLUMN bio;",
+     "ALTER TABLE tb_user DROP COLUMN bio;\n-- migrate:down\nALTER TABLE tb_user ADD COLUMN bio text;"),
+    ("FQL007", "DROP TABLE tb_old;",
+     "DROP TABLE tb_old;\n\n-- Rollback:\n-- CREATE TABLE tb_old (id int);\n"),
+    ("FQL007", "DROP TABLE public.tb_old, tb_other;",
+     "CREATE TABLE tb_tmp (a int);\nDROP TABLE tb_tmp;"),
+    ("FQL008", "ALTER TABLE tb_user RENAME COLUMN name TO full_name;",
+     "ALTER TABLE tb_user ADD COLUMN full_name text;"),
+    ("FQL008", "ALTER TABLE tb_user RENAME TO tb_account;",
+     "CREATE TABLE tb_tmp (a int);\nALTER TABLE tb_tmp RENAME TO tb_account;"),
+    ("FQL009", "-- migrate:up lock_timeout:0\nALTER TABLE tb_user ADD COLUMN a text;",
+     "-- migrate:up lock_timeout:2s\nALTER TABLE tb_user ADD COLUMN a text;"),
+    ("FQL009", "SET lock_timeout = 0;\nTRUNCATE tb_user;",
+     "SET lock_timeout = 0;\nSET LOCAL lock_timeout = '3s';\nTRUNCATE tb_user;"),
+    ("FQL009", "RESET lock_timeout;\nDROP INDEX idx_a;",
+     "RESET lock_timeout;\nDROP INDEX CONCURRENTLY idx_a;"),
+    ("FQL009", "SELECT set_config('lock_timeout', '0', true);\nLOCK TABLE tb_user;",
+     "SELECT set_config('lock_timeout', '0', true);\nLOCK TABLE tb_user IN SHARE MODE;"),
+    ("FQL010", "-- fraiseql-lint: ignore FQL999\nSELECT 1;", "-- fraiseql-lint: ignore FQL001\nSELECT 1;"),
+    ("FQL010", "-- fraiseql-lint: ignroe FQL001\nSELECT 1;", "-- a fraiseql lint remark\nSELECT 1;"),
+    ("FQL011", "CREATE TABLE tb_x (a int,);", "CREATE TABLE tb_x (a int);"),
+]
+IDS = [f"{rule}-{index}" for index, (rule, _, _) in enumerate(CASES)]
+
+
+@pytest.mark.parametrize(("rule", "bad", "good"), CASES, ids=IDS)
+def test_rule_fires(rule: str, bad: str, good: str) -> None:
+    assert rule in rules(bad)
+
+
+@pytest.mark.parametrize(("rule", "bad", "good"), CASES, ids=IDS)
+def test_rule_does_not_fire_on_the_safe_version(rule: str, bad: str, good: str) -> None:
+    assert rule not in rules(good)
+
+
+SILENCEABLE = [(rule, bad) for rule, bad, _ in CASES if rule != "FQL010"]
+
+
+@pytest.mark.parametrize(("rule", "bad"), SILENCEABLE, ids=IDS[: len(SILENCEABLE)])
+def test_rule_is_silenced_by_id_and_by_slug(rule: str, bad: str) -> None:
+    found = rule_named(rule)
+    assert found is not None
+    head, _, offending = bad.rpartition("\n")  # the offending statement is the last line
+    above = head + "\n" if head else ""
+    by_id = f"{above}-- fraiseql-lint: ignore {rule}\n{offending}"
+    by_slug = f"{above}-- fraiseql-lint: ignore FQL042x, {found.slug}\n{offending}"
+    assert rule in rules(f"{above}-- a plain comment\n{offending}")
+    assert rule not in rules(by_id)
+    assert rule not in rules(by_slug)
+    assert "FQL010" in rules(by_slug)  # the typo next to the slug is reported
+
+
+def test_every_rule_has_a_case() -> None:
+    assert {rule.id for rule in RULES} == {rule for rule, _, _ in CASES}
+
+
+def test_finding_text_names_file_line_column_rule_and_fix() -> None:
+    text = "-- Migration 010\nALTER TABLE tb_user\n    ADD COLUMN a int NOT NULL;\n"
+    (finding,) = findings(text)
+    assert finding.text() == (
+        "010_change.sql:3:16: FQL002 not-null-without-default: ADD COLUMN a NOT NULL without "
+        "a DEFAULT fails as soon as tb_user has a row (existing rows would hold NULL). "
+        "Instead: give it a constant DEFAULT (instant since PostgreSQL 11), or add it "
+        "nullable, backfill it, and SET NOT NULL the safe way (see FQL004)"
+    )
+
+
+def test_silencing_comment_forms() -> None:
+    bad = "CREATE INDEX idx_a ON tb_user (a)"
+    # on the line above, through other comment lines
+    assert rules(f"-- fraiseql-lint: ignore FQL001\n-- big table, done off-peak\n{bad};") == []
+    # inside the statement, and after it on its last line
+    assert rules("CREATE INDEX idx_a /* fraiseql-lint: ignore FQL001 */ ON tb_user (a);") == []
+    assert rules(f"{bad}; -- fraiseql-lint: ignore index-not-concurrent") == []
+    # several ids, any case
+    assert rules(f"-- fraiseql-lint: ignore fql009,FQL001\n{bad};", lock_timeout="0") == []
+    # a blank line detaches the comment; so does being above another statement
+    assert rules(f"-- fraiseql-lint: ignore FQL001\n\n{bad};") == ["FQL001"]
+    assert rules(f"-- fraiseql-lint: ignore FQL001\nSELECT 1;\n{bad};") == ["FQL001"]
+    # silencing one rule leaves the others
+    assert rules(f"-- fraiseql-lint: ignore FQL001\n{bad};", lock_timeout="0") == []
+    assert rules("-- fraiseql-lint: ignore FQL002\nALTER TABLE t ADD COLUMN a int NOT NULL "
+                 "UNIQUE;") == ["FQL001"]
+
+
+def test_lock_timeout_rule_follows_the_effective_setting() -> None:
+    alter = "ALTER TABLE tb_user ADD COLUMN a text;"
+    assert rules(alter) == []
+    assert rules(alter, lock_timeout="0") == ["FQL009"]
+    assert rules(alter, lock_timeout="0ms") == ["FQL009"]
+    assert rules(f"-- migrate:up lock_timeout:5s\n{alter}", lock_timeout="0") == []
+    assert rules(f"SET lock_timeout TO DEFAULT;\n{alter}") == ["FQL009"]
+    assert rules(f"SET lock_timeout = '0';\nSET lock_timeout = '1s';\n{alter}") == []
+    # weaker locks are not concerned, nor are tables the file creates
+    assert rules("ALTER TABLE tb_user VALIDATE CONSTRAINT c;", lock_timeout="0") == []
+    assert rules("CREATE TABLE tb_new (a int);\nALTER TABLE tb_new ADD COLUMN b int;",
+                 lock_timeout="0") == []
+    (finding,) = findings(f"-- migrate:up lock_timeout:0\n{alter}")
+    assert "lock_timeout:0 on the `-- migrate:up` marker" in finding.message
+
+
+def test_set_not_null_after_constraint_validated_in_an_earlier_file() -> None:
+    add = "ALTER TABLE tb_user ADD CONSTRAINT email_nn CHECK (email IS NOT NULL) NOT VALID;"
+    validate_then_set = ("ALTER TABLE tb_user VALIDATE CONSTRAINT email_nn;\n"
+                         "ALTER TABLE tb_user ALTER COLUMN email SET NOT NULL;")
+    assert rules(validate_then_set, before=(add,)) == []
+    # not validated yet: still a full scan
+    assert rules("ALTER TABLE tb_user ALTER COLUMN email SET NOT NULL;", before=(add,)) == [
+        "FQL004"]
+    # a constraint on another column proves nothing; a dropped one neither
+    assert rules(validate_then_set.replace("COLUMN email", "COLUMN name"), before=(add,)) == [
+        "FQL004"]
+    dropped = add + "\nALTER TABLE tb_user VALIDATE CONSTRAINT email_nn;\n" \
+        "ALTER TABLE tb_user DROP CONSTRAINT email_nn;"
+    assert rules("ALTER TABLE tb_user ALTER COLUMN email SET NOT NULL;", before=(dropped,)) == [
+        "FQL004"]
+
+
+def test_tables_created_in_the_file_are_exempt_schema_or_not() -> None:
+    text = ("CREATE TABLE app.tb_new (a int);\nCREATE INDEX i ON tb_new (a);\n"
+            "ALTER TABLE app.tb_new ALTER COLUMN a TYPE bigint, ALTER COLUMN a SET NOT NULL;\n")
+    assert rules(text) == []
+    # IF NOT EXISTS may find an old, full table: not exempt
+    assert rules("CREATE TABLE IF NOT EXISTS tb_user (a int);\nCREATE INDEX i ON tb_user (a);"
+                 ) == ["FQL001"]
+
+
+def test_one_statement_can_break_several_rules() -> None:
+    text = "ALTER TABLE tb_user ADD COLUMN a uuid NOT NULL DEFAULT gen_random_uuid() UNIQUE;"
+    assert sorted(rules(text, lock_timeout="0")) == ["FQL001", "FQL003", "FQL009"]
+
+
+def test_files_only_read_for_context_are_not_reported_and_may_be_broken() -> None:
+    broken = parsed("SELECT 1;\nBEGIN;\n", "001_broken.sql")
+    bad = parsed("CREATE INDEX i ON t (a);", "002_bad.sql")
+    assert [f.file for f in lint_migrations([broken, bad], report={"002_bad.sql"})] == [
+        "002_bad.sql"]
+    with pytest.raises(MigrationFileError, match=r"001_broken\.sql:2"):
+        lint_migrations([broken, bad])
+
+
+def test_down_section_is_not_linted() -> None:
+    assert rules("CREATE TABLE tb_x (a int);\n-- migrate:down\nDROP TABLE tb_user;\n"
+                 "CREATE INDEX i ON tb_user (a);\n") == []
+
+
+# ---------------------------------------------------------------------------
+# The spec's examples
+
+
+SPEC_EXPECTED = {
+    "001": (SPEC_001, []),
+    "003": (SPEC_PROFILE, []),
+    "005": (SPEC_005, [("FQL001", 4)]),  # its "Good" example indexes an existing table
+    "010": (SPEC_010, []),
+    "015": (SPEC_015, [("FQL004", 8)]),
+    "020": (SPEC_020, []),
+    "030": (SPEC_030, [("FQL007", 10)]),  # drops `published` with no way back
+    "035": (SPEC_035_CONCURRENTLY, []),
+    "040": (SPEC_040, [("FQL001", 4)]),
+    "050": (SPEC_050, []),
+    "060": (SPEC_060, []),
+}
+
+
+@pytest.mark.parametrize("version", sorted(SPEC_EXPECTED))
+def test_spec_examples_lint_as_expected(version: str) -> None:
+    text, expected = SPEC_EXPECTED[version]
+    found = [(finding.rule, finding.line) for finding in findings(text)]
+    assert found == expected
+
+
+def test_spec_zero_downtime_steps_name_the_risky_ones() -> None:
+    steps = ("ALTER TABLE tb_user ADD COLUMN new_email TEXT;\n"
+             "ALTER TABLE tb_user ALTER COLUMN new_email SET NOT NULL;\n"
+             "ALTER TABLE tb_user DROP COLUMN old_email;\n")
+    assert rules(steps) == ["FQL004", "FQL007"]
+
+
+# ---------------------------------------------------------------------------
+# CLI
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Iterator[Path]:
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        yield migrations
+    finally:
+        os.chdir(cwd)
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, ["migrate", *args], env={"DATABASE_URL": None},
+                              catch_exceptions=False)
+
+
+def test_cli_clean_folder_exits_0(folder: Path) -> None:
+    (folder / "001_init.sql").write_text(SPEC_001, encoding="utf-8")
+    (folder / "020_cqrs.sql").write_text(SPEC_020, encoding="utf-8")
+    result = run("lint")
+    assert result.exit_code == 0
+    assert result.output == "✓ No lint findings in 2 migrations\n"
+
+
+def test_cli_findings_text_exit_1(folder: Path) -> None:
+    (folder / "001_init.sql").write_text(SPEC_001, encoding="utf-8")
+    (folder / "005_add_email_verification.sql").write_text(SPEC_005, encoding="utf-8")
+    result = run("lint")
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert lines[0].startswith(
+        "migrations/005_add_email_verification.sql:4:1: FQL001 index-not-concurrent: CREATE "
+        "INDEX on tb_user without CONCURRENTLY blocks every write to tb_user")
+    assert ". Instead: CREATE INDEX CONCURRENTLY idx_user_email_verified ON tb_user" in lines[0]
+    assert lines[1].startswith("✗ 1 lint finding in 2 migrations")
+    assert len(lines) == 2
+
+
+def test_cli_github_format(folder: Path) -> None:
+    (folder / "015_make_email_required.sql").write_text(SPEC_015, encoding="utf-8")
+    result = run("lint", "--format", "github")
+    assert result.exit_code == 1
+    first = result.output.splitlines()[0]
+    assert first.startswith(
+        "::warning file=migrations/015_make_email_required.sql,line=8,col=1,"
+        "title=FQL004 set-not-null::SET NOT NULL on tb_user.email scans the whole table")
+    assert "%0A" not in first and first.count("::") == 2
+
+
+def test_cli_files_limit_the_report_and_bad_names_are_usage_errors(folder: Path) -> None:
+    (folder / "001_init.sql").write_text(SPEC_001, encoding="utf-8")
+    (folder / "005_add_email_verification.sql").write_text(SPEC_005, encoding="utf-8")
+    assert run("lint", "migrations/001_init.sql").output == "✓ No lint findings in 1 migration\n"
+    (folder / "notes.sql").write_text("SELECT 1;", encoding="utf-8")
+    result = run("lint", "migrations/notes.sql")
+    assert result.exit_code == 2
+    assert result.output == ("Error: migrations/notes.sql is not a migration file: names look "
+                             "like 001_initial_schema.sql\n")
+    missing = run("lint", "migrations/404_nope.sql")
+    assert missing.exit_code == 2
+
+
+def test_cli_unparseable_file_is_one_error_line(folder: Path) -> None:
+    (folder / "001_init.sql").write_text("SELECT 1;\nDO $$ BEGIN\n", encoding="utf-8")
+    result = run("lint")
+    assert result.exit_code == 1
+    assert result.output == (
+        'Error: 001_init.sql:2: unterminated dollar-quoted string at or near "$$ BEGIN"; '
+        "close it (PostgreSQL would reject the file)\n"
+    )
+
+
+def test_cli_project_lock_timeout_setting_is_used(folder: Path) -> None:
+    (folder / "001_add.sql").write_text("ALTER TABLE tb_user ADD COLUMN a text;\n",
+                                        encoding="utf-8")
+    assert run("lint").exit_code == 0
+    (folder.parent / "pyproject.toml").write_text(
+        "[tool.fraiseql.migrations]\nlock_timeout = \"0\"\n", encoding="utf-8")
+    result = run("lint")
+    assert result.exit_code == 1
+    assert "FQL009 missing-lock-timeout" in result.output
+    assert "lock_timeout in the project settings" in result.output
