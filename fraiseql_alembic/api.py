@@ -35,7 +35,7 @@ from .errors import (
 )
 from .executor import Step
 from .settings import URL_KEY, Settings
-from .sqlfile import MAX_SLUG_LENGTH, SLUG_RE, parse_filename
+from .sqlfile import MAX_SLUG_LENGTH, SLUG_RE, parse_filename, suggest_slug
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -105,10 +105,8 @@ def validate_name(name: str) -> str:
             f"{MAX_SLUG_LENGTH + 1} (e.g. add_user_bio_column)"
         )
     if not SLUG_RE.match(name):
-        suggestion = "_".join(
-            "".join(ch if ch.isalnum() and ch.isascii() else " " for ch in name).lower().split()
-        ).lstrip("0123456789_")
-        hint = f" (e.g. {suggestion})" if suggestion and SLUG_RE.match(suggestion) else ""
+        suggestion = suggest_slug(name)
+        hint = f" (e.g. {suggestion})" if suggestion else ""
         raise UsageError(
             f"Migration name {name!r} is not snake_case: use lower-case letters, digits and _, "
             f"starting with a letter{hint}"
@@ -116,9 +114,27 @@ def validate_name(name: str) -> str:
     return name
 
 
-def create(path: Path, name: str, *, today: date | None = None) -> Path:
-    """Write ``NNN_<name>.sql`` with the next number; return its path."""
+def create(
+    path: Path,
+    name: str,
+    *,
+    today: date | None = None,
+    cqrs: str | None = None,
+    sync_history: bool = False,
+) -> Path:
+    """Write ``NNN_<name>.sql`` with the next number; return its path.
+
+    With ``cqrs`` (an entity such as ``comment``) the file holds the CQRS template:
+    ``tb_<entity>``, ``tv_<entity>`` with a GIN index on ``data``, and with
+    ``sync_history`` the shared ``sync_history`` table; its down section undoes it.
+    """
+    from . import cqrs as cqrs_template
+
     validate_name(name)
+    if cqrs is not None:
+        cqrs_template.validate_entity(cqrs)
+    elif sync_history:
+        raise UsageError("--sync-history belongs to a CQRS migration: add --cqrs ENTITY")
     if path.is_file():
         loader.list_folder(path)  # the same message as every other verb
     if not path.is_dir():
@@ -138,12 +154,18 @@ def create(path: Path, name: str, *, today: date | None = None) -> Path:
     version = str(number).zfill(max([3, *widths[-1:]]))
     filename = f"{version}_{name}.sql"
     assert parse_filename(filename) is not None
-    template = string.Template(_template("migration.sql"))
-    content = template.substitute(
-        version=version,
-        title=name.replace("_", " ").capitalize(),
-        date=(today or date.today()).isoformat(),
-    )
+    values = {
+        "version": version,
+        "title": name.replace("_", " ").capitalize(),
+        "date": (today or date.today()).isoformat(),
+    }
+    if cqrs is not None:
+        content = cqrs_template.render(
+            {template: _template(template) for template in cqrs_template.TEMPLATES},
+            entity=cqrs, sync_history=sync_history, **values,
+        )
+    else:
+        content = string.Template(_template("migration.sql")).substitute(values)
     target = path / filename
     with open(target, "x", encoding="utf-8") as handle:
         handle.write(content)

@@ -180,14 +180,22 @@ def init(path: Path | None, database_url: str | None) -> None:
 
 @migrate.command()
 @click.argument("name")
+@click.option("--cqrs", "entity", metavar="ENTITY", default=None,
+              help="Write the CQRS template for ENTITY: tb_ENTITY, tv_ENTITY (JSONB data, "
+              "GIN index) and their down section.")
+@click.option("--sync-history", is_flag=True,
+              help="With --cqrs: also create the shared sync_history table.")
 @common_options
 @handle_errors
-def create(name: str, path: Path | None, database_url: str | None) -> None:
+def create(
+    name: str, entity: str | None, sync_history: bool, path: Path | None,
+    database_url: str | None,
+) -> None:
     """Write migrations/NNN_<name>.sql with the next number (NAME in snake_case)."""
     from .api import create as api_create
 
     settings = _settings(path, database_url)
-    created = api_create(settings.path, name)
+    created = api_create(settings.path, name, cqrs=entity, sync_history=sync_history)
     click.echo(f"{CHECK} Created {_shown(created)}")
 
 
