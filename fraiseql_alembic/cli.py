@@ -507,6 +507,59 @@ def down(
                f"{'s' if count != 1 else ''} rolled back)")
 
 
+reason_option = click.option(
+    "--reason", metavar="TEXT", default=None,
+    help="Why, for the audit trail (stored in fraiseql_migrations.note).",
+)
+
+
+@migrate.command("mark-applied")
+@click.argument("version")
+@reason_option
+@common_options
+@handle_errors
+def mark_applied(
+    version: str, reason: str | None, path: Path | None, database_url: str | None
+) -> None:
+    """Record the next pending migration as applied without running it (it was applied
+    by hand).  VERSION: 003, 003_add_indexes or the file name."""
+    from .api import mark_applied as api_mark_applied
+
+    recorded = api_mark_applied(
+        _settings(path, database_url), version, reason=reason, reporter=_PrintingReporter()
+    )
+    click.echo(f"{CHECK} Marked {recorded.filename} as applied without running it "
+               "(recorded in fraiseql_migrations)")
+
+
+@migrate.command()
+@click.argument("version", required=False)
+@reason_option
+@common_options
+@handle_errors
+def repair(
+    version: str | None, reason: str | None, path: Path | None, database_url: str | None
+) -> None:
+    """Accept the current checksum of applied files that changed (all MODIFIED ones, or
+    VERSION)."""
+    from .api import repair as api_repair
+
+    repaired = api_repair(
+        _settings(path, database_url), version, reason=reason, reporter=_PrintingReporter()
+    )
+    if not repaired:
+        click.echo("Nothing to repair: every applied migration file matches its recorded "
+                   "checksum")
+        return
+    for item in repaired:
+        was = (item.previous_checksum or "none")[:12]
+        click.echo(f"{CHECK} Repaired {item.filename}: accepted its current checksum "
+                   f"(was {was}...)")
+    count = len(repaired)
+    click.echo(f"{count} migration{'s' if count != 1 else ''} repaired; `fraiseql migrate up` "
+               "no longer refuses them")
+
+
 EXIT_PENDING = 3  # status --exit-code: migrations are pending, nothing is wrong
 EXIT_INCONSISTENT = 4  # status --exit-code: modified, missing, partial or unrecorded files
 
@@ -552,6 +605,8 @@ def render_status_json(report: StatusReport) -> str:
             "recorded_checksum": row.recorded_checksum,
             "resumes_at_line": row.partial.next_line if row.partial is not None else None,
             "marked_by_hand": row.marked_by_hand is not None,
+            "action": row.action,
+            "repaired_at": row.repair.applied_at.isoformat() if row.repair else None,
         }
         for row in report.rows
     ]
@@ -591,7 +646,7 @@ def render_status(report: StatusReport) -> str:
             lines.append(f"  {PARTIAL_MARK} {row.filename} ({when}; PARTLY ROLLED BACK: "
                          f"`fraiseql migrate down` resumes at line {row.partial.next_line})")
         elif row.state == APPLIED:
-            lines.append(f"  {CHECK} {row.filename} ({when})")
+            lines.append(f"  {CHECK} {row.filename} ({when}{_record_note(row)})")
         elif row.state == PENDING and row.partial is not None:
             lines.append(f"  {PARTIAL_MARK} {row.filename} (PARTIALLY APPLIED: "
                          f"`fraiseql migrate up` resumes at line {row.partial.next_line})")
@@ -619,6 +674,19 @@ def render_status(report: StatusReport) -> str:
                          "migrations: merged late, or its history row was deleted)")
     lines += [f"Warning: {warning}" for warning in warnings(report)]
     return "\n".join(lines)
+
+
+def _record_note(row: Any) -> str:
+    """``; marked applied without running it`` and ``; checksum accepted by repair ...``."""
+    from .history import MARKED_APPLIED
+
+    notes = []
+    if row.action == MARKED_APPLIED:
+        notes.append("marked applied without running it")
+    if row.repair is not None:
+        repaired = row.repair.applied_at.astimezone()
+        notes.append(f"checksum accepted by repair {repaired:%Y-%m-%d %H:%M:%S}")
+    return "".join(f"; {note}" for note in notes)
 
 
 def _render_plan(title: str, plan: tuple[PlannedMigration, ...], *, show_sql: bool) -> None:
