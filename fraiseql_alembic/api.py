@@ -911,8 +911,8 @@ def _find_row(
         ):
             return row
     raise UsageError(
-        f"No migration {given!r} in {_relative(folder)} or in the database's history; give a version "
-        "such as 003 (`fraiseql migrate status` lists them)"
+        f"No migration {given!r} in {_relative(folder)} or in the database's history; give "
+        "a version such as 003 (`fraiseql migrate status` lists them)"
     )
 
 

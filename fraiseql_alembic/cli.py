@@ -507,46 +507,50 @@ def down(
                f"{'s' if count != 1 else ''} rolled back)")
 
 
-reason_option = click.option(
-    "--reason", metavar="TEXT", default=None,
-    help="Why, for the audit trail (stored in fraiseql_migrations.note).",
-)
+def record_options(func: F) -> F:
+    """Options of the verbs that change the record only (mark-applied, repair)."""
+    func = click.option("--lock-wait", type=click.FloatRange(min=0), default=None,
+                        metavar="SECONDS", help="How long to wait for another deploy's "
+                        "migration lock (default 60).")(func)
+    return click.option("--reason", metavar="TEXT", default=None,
+                        help="Why, for the audit trail (stored in fraiseql_migrations.note)."
+                        )(func)
 
 
 @migrate.command("mark-applied")
 @click.argument("version")
-@reason_option
+@record_options
 @common_options
 @handle_errors
 def mark_applied(
-    version: str, reason: str | None, path: Path | None, database_url: str | None
+    version: str, reason: str | None, lock_wait: float | None, path: Path | None,
+    database_url: str | None,
 ) -> None:
     """Record the next pending migration as applied without running it (it was applied
     by hand).  VERSION: 003, 003_add_indexes or the file name."""
     from .api import mark_applied as api_mark_applied
 
-    recorded = api_mark_applied(
-        _settings(path, database_url), version, reason=reason, reporter=_PrintingReporter()
-    )
+    settings = _run_settings(path, database_url, lock_wait, None, None, None)
+    recorded = api_mark_applied(settings, version, reason=reason, reporter=_PrintingReporter())
     click.echo(f"{CHECK} Marked {recorded.filename} as applied without running it "
                "(recorded in fraiseql_migrations)")
 
 
 @migrate.command()
 @click.argument("version", required=False)
-@reason_option
+@record_options
 @common_options
 @handle_errors
 def repair(
-    version: str | None, reason: str | None, path: Path | None, database_url: str | None
+    version: str | None, reason: str | None, lock_wait: float | None, path: Path | None,
+    database_url: str | None,
 ) -> None:
     """Accept the current checksum of applied files that changed (all MODIFIED ones, or
     VERSION)."""
     from .api import repair as api_repair
 
-    repaired = api_repair(
-        _settings(path, database_url), version, reason=reason, reporter=_PrintingReporter()
-    )
+    settings = _run_settings(path, database_url, lock_wait, None, None, None)
+    repaired = api_repair(settings, version, reason=reason, reporter=_PrintingReporter())
     if not repaired:
         click.echo("Nothing to repair: every applied migration file matches its recorded "
                    "checksum")
