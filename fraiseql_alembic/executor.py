@@ -1,4 +1,4 @@
-"""Apply or roll back a plan of SQL migrations directly on psycopg2.
+"""Apply or roll back SQL migrations directly on psycopg2, or record them without running.
 
 For a folder of SQL files alone, Alembic's per-step machinery (a SQLAlchemy
 statement per version change, a revision-map walk per step) costs more than the

@@ -291,3 +291,23 @@ def test_python_api(project: Project) -> None:
     project.write("001_add_a.sql", UP_DOWN.format(t="a").replace("(id int)", "(id int) "))
     (repaired,) = api.repair(config, "001")
     assert repaired.version == "001" and repaired.previous_checksum == history(project)[0][3]
+
+
+def test_marking_a_partly_applied_file_clears_its_resume_point(project: Project) -> None:
+    project.write("001_add_a.sql", UP_DOWN.format(t="a"))
+    project.write("002_split.sql", (
+        "-- migrate:up\n"
+        "CREATE TABLE s (id int);\n"
+        "INSERT INTO s VALUES (1), (1);\n"
+        "CREATE UNIQUE INDEX CONCURRENTLY idx_s ON s (id);\n"
+        "-- migrate:down\nDROP TABLE s;\n"
+    ))
+    assert project.cli("up").exit_code == 1
+    assert "◐ 002_split.sql (PARTIALLY APPLIED" in project.cli("status").output
+    project.query("DROP INDEX idx_s; DELETE FROM s; CREATE UNIQUE INDEX idx_s ON s (id)")  # by hand
+    result = project.cli("mark-applied", "002", "--reason", "finished by hand")
+    assert result.exit_code == 0, result.output
+    assert project.query("SELECT count(*) FROM fraiseql_migration_progress") == [(0,)]
+    status = project.cli("status").output
+    assert "◐" not in status and "✓ 002_split.sql (applied " in status
+    assert project.version() == ["002"]
