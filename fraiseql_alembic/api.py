@@ -35,7 +35,7 @@ from .errors import (
 )
 from .executor import Step
 from .settings import URL_KEY, Settings
-from .sqlfile import MAX_SLUG_LENGTH, SLUG_RE, parse_filename
+from .sqlfile import MAX_SLUG_LENGTH, SLUG_RE, parse_filename, suggest_slug
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -107,10 +107,8 @@ def validate_name(name: str) -> str:
             f"{MAX_SLUG_LENGTH + 1} (e.g. add_user_bio_column)"
         )
     if not SLUG_RE.match(name):
-        suggestion = "_".join(
-            "".join(ch if ch.isalnum() and ch.isascii() else " " for ch in name).lower().split()
-        ).lstrip("0123456789_")
-        hint = f" (e.g. {suggestion})" if suggestion and SLUG_RE.match(suggestion) else ""
+        suggestion = suggest_slug(name)
+        hint = f" (e.g. {suggestion})" if suggestion else ""
         raise UsageError(
             f"Migration name {name!r} is not snake_case: use lower-case letters, digits and _, "
             f"starting with a letter{hint}"
@@ -118,9 +116,27 @@ def validate_name(name: str) -> str:
     return name
 
 
-def create(path: Path, name: str, *, today: date | None = None) -> Path:
-    """Write ``NNN_<name>.sql`` with the next number; return its path."""
+def create(
+    path: Path,
+    name: str,
+    *,
+    today: date | None = None,
+    cqrs: str | None = None,
+    sync_history: bool = False,
+) -> Path:
+    """Write ``NNN_<name>.sql`` with the next number; return its path.
+
+    With ``cqrs`` (an entity such as ``comment``) the file holds the CQRS template:
+    ``tb_<entity>``, ``tv_<entity>`` with a GIN index on ``data``, and with
+    ``sync_history`` the shared ``sync_history`` table; its down section undoes it.
+    """
+    from . import cqrs as cqrs_template
+
     validate_name(name)
+    if cqrs is not None:
+        cqrs_template.validate_entity(cqrs)
+    elif sync_history:
+        raise UsageError("--sync-history belongs to a CQRS migration: add --cqrs ENTITY")
     if path.is_file():
         loader.list_folder(path)  # the same message as every other verb
     if not path.is_dir():
@@ -140,12 +156,18 @@ def create(path: Path, name: str, *, today: date | None = None) -> Path:
     version = str(number).zfill(max([3, *widths[-1:]]))
     filename = f"{version}_{name}.sql"
     assert parse_filename(filename) is not None
-    template = string.Template(_template("migration.sql"))
-    content = template.substitute(
-        version=version,
-        title=name.replace("_", " ").capitalize(),
-        date=(today or date.today()).isoformat(),
-    )
+    values = {
+        "version": version,
+        "title": name.replace("_", " ").capitalize(),
+        "date": (today or date.today()).isoformat(),
+    }
+    if cqrs is not None:
+        content = cqrs_template.render(
+            {template: _template(template) for template in cqrs_template.TEMPLATES},
+            entity=cqrs, sync_history=sync_history, **values,
+        )
+    else:
+        content = string.Template(_template("migration.sql")).substitute(values)
     target = path / filename
     with open(target, "x", encoding="utf-8") as handle:
         handle.write(content)
@@ -592,7 +614,8 @@ def refuse_inconsistent(report: status_view.StatusReport, folder: Path | None = 
                 f"applied{_when(row)}. Don't edit applied migrations: restore the file "
                 f"(e.g. `git checkout -- {_shown(folder, row.filename)}`) and put the change "
                 "in a new "
-                "migration (`fraiseql migrate create fix_...`)"
+                "migration (`fraiseql migrate create fix_...`); if the edit is harmless (e.g. a "
+                f"comment), accept it with `fraiseql migrate repair {row.version}`"
             )
         if row.state == status_view.UNTRACKED:
             raise MigrationLayoutError(
@@ -608,16 +631,17 @@ def refuse_inconsistent(report: status_view.StatusReport, folder: Path | None = 
                 "but never ran here: it was merged late (numbered below the applied ones), "
                 "or its row in fraiseql_migrations was deleted. If it is new, renumber it "
                 "above the last applied migration (e.g. `git mv`); if its changes are in the "
-                "database, record it with `alembic stamp` or the INSERT in docs/"
-                "troubleshooting.md. Nothing was applied"
+                f"database, record it with `fraiseql migrate mark-applied {row.version}`. "
+                "Nothing was applied"
             )
 
 
 def _shown(folder: Path | None, filename: str) -> str:
     """``migrations/003_x.sql``: the file as seen from the current directory."""
-    if folder is None:
-        return filename
-    path = folder / filename
+    return filename if folder is None else _relative(folder / filename)
+
+
+def _relative(path: Path) -> str:
     try:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
@@ -900,3 +924,177 @@ def check(settings: Settings, *, base: str | None = None) -> CheckReport:
         problems += [rules.Problem(shown(filename), line, message)
                      for filename, line, message in rules.database_problems(database)]
     return CheckReport(tuple(problems), len(listing.migrations), new_files, pending, skipped)
+
+
+# mark-applied / repair: change the record, never the schema
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A history row written by ``mark_applied`` or ``repair``."""
+
+    version: str
+    filename: str
+    previous_checksum: str | None = None  # repair: the checksum it replaced
+
+
+def mark_applied(
+    settings: Settings,
+    version: str,
+    *,
+    reason: str | None = None,
+    reporter: Reporter | None = None,
+) -> Recorded:
+    """Record ``version`` as applied without running it (its changes were made by hand).
+
+    Only the next pending migration can be marked: a linear chain cannot skip one.
+    ``alembic_version`` moves to it like a stamp and a ``marked_applied`` history row
+    keeps who, when, why (``reason``) and the file's checksum.  A file that sits
+    below applied migrations but never ran here (merged late) is recorded the same
+    way, without moving ``alembic_version``.  Under the migration lock.
+    """
+    from .executor import record_without_running
+    from .history import MARKED_APPLIED, Entry
+
+    scripts, _ = revisions(settings)
+    with _migration_lock(settings, _Progress(reporter), None):
+        state = _read_state(settings)
+        report = status_view.build(scripts, state, sql_migration, display_name)
+        row = _find_row(report, version, settings.path)
+        if row.state in (status_view.APPLIED, status_view.MODIFIED, status_view.MISSING):
+            missing = "; its file is missing" if row.state == status_view.MISSING else ""
+            raise MigrationError(
+                f"{row.filename} is already applied{_when(row)}{missing}; nothing to mark "
+                "(`fraiseql migrate status` shows every migration)"
+            )
+        others = replace(report, rows=tuple(other for other in report.rows if other is not row))
+        refuse_inconsistent(others, settings.path)
+        if row.state == status_view.UNTRACKED:
+            refuse_inconsistent(report, settings.path)  # explains this one
+        move: tuple[str | None, str] | None = None
+        if row.state == status_view.PENDING:
+            first = report.pending[0]
+            if first is not row:
+                raise MigrationLayoutError(
+                    f"Cannot mark {row.filename} applied while {first.filename} before it is "
+                    "pending: the chain cannot skip it. Apply it (`fraiseql migrate up "
+                    f"--steps 1`) or mark it first (`fraiseql migrate mark-applied "
+                    f"{first.version}`). Nothing was recorded"
+                )
+            move = (_linear_parent(scripts, row, state.heads), row.version)
+        migration = row.migration
+        entry = Entry(
+            version=row.version,
+            name=migration.name.slug if migration is not None else None,
+            filename=row.filename,
+            checksum=row.checksum,
+            execution_ms=None,
+            action=MARKED_APPLIED,
+            up_checksum=migration.up_checksum if migration is not None else None,
+            note=reason,
+        )
+        record_without_running(
+            settings.require_url(), [entry], history_schema=settings.history_schema,
+            options=settings.run, move=move,
+        )
+    return Recorded(row.version, row.filename)
+
+
+def repair(
+    settings: Settings,
+    version: str | None = None,
+    *,
+    reason: str | None = None,
+    reporter: Reporter | None = None,
+) -> tuple[Recorded, ...]:
+    """Accept the current checksum of applied files that changed after they ran.
+
+    Every MODIFIED migration, or only ``version`` (which must be MODIFIED), gets a
+    ``repaired`` history row with its new checksums; its note keeps the previous
+    checksum and ``reason``.  ``status`` then shows it applied (at the original time)
+    and ``up`` stops refusing.  Returns what was repaired: empty when nothing was
+    modified.  Under the migration lock.
+    """
+    from .executor import record_without_running
+    from .history import REPAIRED, Entry
+
+    scripts, _ = revisions(settings)
+    with _migration_lock(settings, _Progress(reporter), None):
+        state = _read_state(settings)
+        report = status_view.build(scripts, state, sql_migration, display_name)
+        rows = [row for row in report.rows if row.state == status_view.MODIFIED]
+        if version is not None:
+            row = _find_row(report, version, settings.path)
+            if row.state != status_view.MODIFIED:
+                raise MigrationError(
+                    f"{row.filename} is not modified ({_describe(row)}); nothing to repair. "
+                    "`repair` accepts the new checksum of an applied file that changed "
+                    "(✗ MODIFIED in `fraiseql migrate status`)"
+                )
+            rows = [row]
+        entries = []
+        for row in rows:
+            migration = row.migration
+            assert migration is not None  # MODIFIED needs a SQL file to compare
+            previous = f"previous checksum {row.recorded_checksum}"
+            entries.append(Entry(
+                version=row.version,
+                name=migration.name.slug,
+                filename=row.filename,
+                checksum=migration.checksum,
+                execution_ms=None,
+                action=REPAIRED,
+                up_checksum=migration.up_checksum,
+                note=f"{previous}; {reason}" if reason else previous,
+            ))
+        if entries:
+            record_without_running(
+                settings.require_url(), entries, history_schema=settings.history_schema,
+                options=settings.run,
+            )
+    return tuple(Recorded(row.version, row.filename, row.recorded_checksum) for row in rows)
+
+
+def _find_row(
+    report: status_view.StatusReport, given: str, folder: Path
+) -> status_view.StatusRow:
+    """The row a user means by ``003``, ``3``, ``003_add_indexes`` or a file name/path."""
+    wanted = Path(given.strip()).name.removesuffix(".sql")
+    for row in report.rows:
+        stem = row.filename.removesuffix(".sql")
+        if wanted in (row.version, stem) or (
+            wanted.isdigit() and row.version.isdigit() and int(wanted) == int(row.version)
+        ):
+            return row
+    raise UsageError(
+        f"No migration {given!r} in {_relative(folder)} or in the database's history; give "
+        "a version such as 003 (`fraiseql migrate status` lists them)"
+    )
+
+
+def _linear_parent(
+    scripts: list[Any], row: status_view.StatusRow, heads: tuple[str, ...]
+) -> str | None:
+    """The version ``alembic_version`` must hold for ``row`` to be the next step."""
+    script = next(script for script in scripts if script.revision == row.version)
+    parent = script.down_revision
+    expected = () if parent is None else (parent,)
+    if not isinstance(parent, (str, type(None))) or tuple(heads) != expected:
+        raise MigrationLayoutError(
+            f"Cannot mark {row.filename} applied: it is not one step after where the "
+            f"database is (alembic_version: {', '.join(heads) or 'empty'}; its parent: "
+            f"{parent or 'none'}). For branches and merges use `alembic stamp "
+            f"{row.version}`. Nothing was recorded"
+        )
+    return parent
+
+
+def _describe(row: status_view.StatusRow) -> str:
+    if row.state == status_view.APPLIED:
+        return f"applied{_when(row)} and unchanged since"
+    return {
+        status_view.PENDING: "it is pending",
+        status_view.MISSING: "its file is missing",
+        status_view.UNRECORDED: "it never ran here",
+        status_view.UNTRACKED: "it is not in alembic_version",
+    }.get(row.state, row.state)

@@ -180,14 +180,22 @@ def init(path: Path | None, database_url: str | None) -> None:
 
 @migrate.command()
 @click.argument("name")
+@click.option("--cqrs", "entity", metavar="ENTITY", default=None,
+              help="Write the CQRS template for ENTITY: tb_ENTITY, tv_ENTITY (JSONB data, "
+              "GIN index) and their down section.")
+@click.option("--sync-history", is_flag=True,
+              help="With --cqrs: also create the shared sync_history table.")
 @common_options
 @handle_errors
-def create(name: str, path: Path | None, database_url: str | None) -> None:
+def create(
+    name: str, entity: str | None, sync_history: bool, path: Path | None,
+    database_url: str | None,
+) -> None:
     """Write migrations/NNN_<name>.sql with the next number (NAME in snake_case)."""
     from .api import create as api_create
 
     settings = _settings(path, database_url)
-    created = api_create(settings.path, name)
+    created = api_create(settings.path, name, cqrs=entity, sync_history=sync_history)
     click.echo(f"{CHECK} Created {_shown(created)}")
 
 
@@ -499,6 +507,63 @@ def down(
                f"{'s' if count != 1 else ''} rolled back)")
 
 
+def record_options(func: F) -> F:
+    """Options of the verbs that change the record only (mark-applied, repair)."""
+    func = click.option("--lock-wait", type=click.FloatRange(min=0), default=None,
+                        metavar="SECONDS", help="How long to wait for another deploy's "
+                        "migration lock (default 60).")(func)
+    return click.option("--reason", metavar="TEXT", default=None,
+                        help="Why, for the audit trail (stored in fraiseql_migrations.note)."
+                        )(func)
+
+
+@migrate.command("mark-applied")
+@click.argument("version")
+@record_options
+@common_options
+@handle_errors
+def mark_applied(
+    version: str, reason: str | None, lock_wait: float | None, path: Path | None,
+    database_url: str | None,
+) -> None:
+    """Record the next pending migration as applied without running it (it was applied
+    by hand).  VERSION: 003, 003_add_indexes or the file name."""
+    from .api import mark_applied as api_mark_applied
+
+    settings = _run_settings(path, database_url, lock_wait, None, None, None)
+    recorded = api_mark_applied(settings, version, reason=reason, reporter=_PrintingReporter())
+    click.echo(f"{CHECK} Marked {recorded.filename} as applied without running it "
+               "(recorded in fraiseql_migrations)")
+
+
+@migrate.command()
+@click.argument("version", required=False)
+@record_options
+@common_options
+@handle_errors
+def repair(
+    version: str | None, reason: str | None, lock_wait: float | None, path: Path | None,
+    database_url: str | None,
+) -> None:
+    """Accept the current checksum of applied files that changed (all MODIFIED ones, or
+    VERSION)."""
+    from .api import repair as api_repair
+
+    settings = _run_settings(path, database_url, lock_wait, None, None, None)
+    repaired = api_repair(settings, version, reason=reason, reporter=_PrintingReporter())
+    if not repaired:
+        click.echo("Nothing to repair: every applied migration file matches its recorded "
+                   "checksum")
+        return
+    for item in repaired:
+        was = (item.previous_checksum or "none")[:12]
+        click.echo(f"{CHECK} Repaired {item.filename}: accepted its current checksum "
+                   f"(was {was}...)")
+    count = len(repaired)
+    click.echo(f"{count} migration{'s' if count != 1 else ''} repaired; `fraiseql migrate up` "
+               "no longer refuses them")
+
+
 EXIT_PENDING = 3  # status --exit-code: migrations are pending, nothing is wrong
 EXIT_INCONSISTENT = 4  # status --exit-code: modified, missing, partial or unrecorded files
 
@@ -544,6 +609,8 @@ def render_status_json(report: StatusReport) -> str:
             "recorded_checksum": row.recorded_checksum,
             "resumes_at_line": row.partial.next_line if row.partial is not None else None,
             "marked_by_hand": row.marked_by_hand is not None,
+            "action": row.action,
+            "repaired_at": row.repair.applied_at.isoformat() if row.repair else None,
         }
         for row in report.rows
     ]
@@ -583,7 +650,7 @@ def render_status(report: StatusReport) -> str:
             lines.append(f"  {PARTIAL_MARK} {row.filename} ({when}; PARTLY ROLLED BACK: "
                          f"`fraiseql migrate down` resumes at line {row.partial.next_line})")
         elif row.state == APPLIED:
-            lines.append(f"  {CHECK} {row.filename} ({when})")
+            lines.append(f"  {CHECK} {row.filename} ({when}{_record_note(row)})")
         elif row.state == PENDING and row.partial is not None:
             lines.append(f"  {PARTIAL_MARK} {row.filename} (PARTIALLY APPLIED: "
                          f"`fraiseql migrate up` resumes at line {row.partial.next_line})")
@@ -714,6 +781,19 @@ def check(base: str | None, output_format: str, path: Path | None,
                    f"({'; '.join(facts)})")
         sys.exit(1)
     click.echo(f"{CHECK} No problems ({'; '.join(facts)})")
+
+
+def _record_note(row: Any) -> str:
+    """``; marked applied without running it`` and ``; checksum accepted by repair ...``."""
+    from .history import MARKED_APPLIED
+
+    notes = []
+    if row.action == MARKED_APPLIED:
+        notes.append("marked applied without running it")
+    if row.repair is not None:
+        repaired = row.repair.applied_at.astimezone()
+        notes.append(f"checksum accepted by repair {repaired:%Y-%m-%d %H:%M:%S}")
+    return "".join(f"; {note}" for note in notes)
 
 
 def _render_plan(title: str, plan: tuple[PlannedMigration, ...], *, show_sql: bool) -> None:

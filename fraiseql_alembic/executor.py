@@ -1,4 +1,4 @@
-"""Apply or roll back a plan of SQL migrations directly on psycopg2.
+"""Apply or roll back SQL migrations directly on psycopg2, or record them without running.
 
 For a folder of SQL files alone, Alembic's per-step machinery (a SQLAlchemy
 statement per version change, a revision-map walk per step) costs more than the
@@ -78,14 +78,10 @@ def run_steps(
     """
     import psycopg2
 
-    from .database import connect_error, database_error
-    from .locking import libpq_url
+    from .database import database_error
     from .runner import run_section
 
-    try:
-        dbapi = psycopg2.connect(libpq_url(url), application_name="fraiseql-migrate")
-    except psycopg2.Error as err:
-        raise connect_error(url, err) from err
+    dbapi = _connect(url)
     if cancel is not None:
         cancel.register(dbapi)
     shim = _Shim(dbapi)
@@ -131,6 +127,60 @@ def run_steps(
     finally:
         if cancel is not None:
             cancel.unregister(dbapi)
+        dbapi.close()
+
+
+def _connect(url: str) -> Any:
+    import psycopg2
+
+    from .database import connect_error
+    from .locking import libpq_url
+
+    try:
+        return psycopg2.connect(libpq_url(url), application_name="fraiseql-migrate")
+    except psycopg2.Error as err:
+        raise connect_error(url, err) from err
+
+
+def record_without_running(
+    url: str,
+    entries: Sequence[history.Entry],
+    *,
+    history_schema: str,
+    options: RunOptions,
+    move: tuple[str | None, str] | None = None,
+) -> None:
+    """Write history rows, and move ``alembic_version`` by ``move`` (from, to), in one
+    transaction, running no migration SQL (``mark-applied``, ``repair``).
+
+    The move is guarded: if ``alembic_version`` no longer says ``from``, nothing is
+    written.  A marked version's resume point (a partly applied file) is cleared.
+    """
+    import psycopg2
+
+    from .database import database_error
+
+    dbapi = _connect(url)
+    try:
+        _prepare(dbapi, history_schema, options)
+        with history.writing(dbapi, history_schema) as cursor:
+            if move is not None:
+                cursor.execute(*_version_statement(*move))
+                if cursor.rowcount != 1:
+                    raise MigrationError(
+                        f"alembic_version no longer says {move[0] or '(nothing applied)'} "
+                        "(another session changed it?); nothing was recorded. Run "
+                        "`fraiseql migrate status` and try again"
+                    )
+            for entry in entries:
+                history.record(cursor, history_schema, entry)
+                if entry.action == history.MARKED_APPLIED:
+                    history.clear_progress(cursor, history_schema, entry.version, "up")
+        dbapi.commit()
+    except psycopg2.Error as err:
+        raise (database_error(err) or DatabaseError(str(err))) from err
+    finally:
+        _rollback(dbapi)
         dbapi.close()
 
 
@@ -335,7 +385,7 @@ def _guarded_bookkeeping(schema: str, step: Step) -> tuple[str, tuple[Any, ...]]
     then reruns the migration step by step, where :func:`_bookkeeping` says why."""
     from .runner import history_entry
 
-    move, move_params = _version_statement(step)
+    move, move_params = _version_statement(step.version_before, step.version_after)
     action = history.APPLIED if step.upgrade else history.ROLLED_BACK
     entry = history_entry(step.migration, action, None)
     insert, insert_params = history.record_statement(schema, entry, server_timed=True)
@@ -349,7 +399,7 @@ def _guarded_bookkeeping(schema: str, step: Step) -> tuple[str, tuple[Any, ...]]
 def _bookkeeping(schema: str, entry: history.Entry, step: Step) -> tuple[str, tuple[Any, ...]]:
     """One statement: move alembic_version and add the history row, returning the number
     of version rows moved (1, or 0 when alembic_version changed underneath)."""
-    move, move_params = _version_statement(step)
+    move, move_params = _version_statement(step.version_before, step.version_after)
     insert, insert_params = history.record_statement(schema, entry)
     sql = (
         f"WITH moved AS ({move}), recorded AS ({insert} RETURNING 1) "
@@ -376,7 +426,7 @@ def _prepare(dbapi: Any, schema: str, options: RunOptions) -> None:
 def _move_version(dbapi: Any, step: Step) -> None:
     """Alembic's bookkeeping for a linear chain: INSERT, UPDATE or DELETE one row."""
     with dbapi.cursor() as cursor:
-        cursor.execute(*_version_statement(step))
+        cursor.execute(*_version_statement(step.version_before, step.version_after))
         if cursor.rowcount != 1:
             raise _version_moved(step)
 
@@ -388,19 +438,16 @@ def _version_moved(step: Step) -> MigrationError:
     )
 
 
-def _version_statement(step: Step) -> tuple[str, tuple[Any, ...]]:
-    """The statement that moves ``alembic_version`` for a step, returning 1 per moved row."""
-    if step.version_before is None:
-        return "INSERT INTO alembic_version (version_num) VALUES (%s) RETURNING 1", (
-            step.version_after,
-        )
-    if step.version_after is None:
-        return "DELETE FROM alembic_version WHERE version_num = %s RETURNING 1", (
-            step.version_before,
-        )
+def _version_statement(before: str | None, after: str | None) -> tuple[str, tuple[Any, ...]]:
+    """The statement that moves ``alembic_version`` from ``before`` to ``after`` (None: no
+    row) in a linear chain, returning 1 per moved row."""
+    if before is None:
+        return "INSERT INTO alembic_version (version_num) VALUES (%s) RETURNING 1", (after,)
+    if after is None:
+        return "DELETE FROM alembic_version WHERE version_num = %s RETURNING 1", (before,)
     return "UPDATE alembic_version SET version_num = %s WHERE version_num = %s RETURNING 1", (
-        step.version_after,
-        step.version_before,
+        after,
+        before,
     )
 
 

@@ -1,4 +1,5 @@
-"""The ``fraiseql_migrations`` audit table: who applied, rolled back or stamped what, when.
+"""The ``fraiseql_migrations`` audit table: who applied, rolled back, stamped, marked or
+repaired what, when, and why.
 
 ``alembic_version`` stays the truth for where a database is; this table is the
 trail beside it.  Rows are written on the migration's own connection, inside its
@@ -15,7 +16,7 @@ import re
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -27,6 +28,11 @@ ROLLED_BACK = "rolled_back"
 STAMPED = "stamped"
 UNSTAMPED = "unstamped"  # `alembic stamp` moved below it: recorded as not applied
 MANUAL = "manual"  # the default: a row someone inserted by hand (the spec's recipe)
+MARKED_APPLIED = "marked_applied"  # `fraiseql migrate mark-applied`: recorded, never run
+REPAIRED = "repaired"  # `fraiseql migrate repair`: the file's new checksum was accepted
+
+#: Actions after which a version counts as applied (its SQL ran, or someone said so).
+APPLIED_ACTIONS = frozenset({APPLIED, STAMPED, MARKED_APPLIED})
 
 
 class Cursor(Protocol):
@@ -59,8 +65,13 @@ def create_table_sql(schema: str) -> str:
     applied_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
     execution_ms INTEGER,
     applied_by   TEXT DEFAULT current_user,
-    action       TEXT NOT NULL DEFAULT '{MANUAL}'
+    action       TEXT NOT NULL DEFAULT '{MANUAL}',
+    note         TEXT
 )"""
+
+#: Columns added after the first pre-releases, with their type: ``ensure_table`` adds
+#: the ones an older table lacks.
+_LATER_COLUMNS = {"up_checksum": "TEXT", "note": "TEXT"}
 
 
 @dataclass(frozen=True)
@@ -77,6 +88,10 @@ class HistoryRow:
     applied_by: str | None
     action: str
     up_checksum: str | None = None
+    note: str | None = None
+    #: The newest ``repaired`` row after this one: its checksums are already in this
+    #: row's ``checksum`` and ``up_checksum``; ``applied_at`` stays the original one.
+    repair: HistoryRow | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +105,7 @@ class Entry:
     execution_ms: int | None
     action: str
     up_checksum: str | None = None
+    note: str | None = None  # why (mark-applied, repair); written only when given
 
 
 @functools.lru_cache(maxsize=1)
@@ -143,8 +159,13 @@ def ensure_table(cursor: Cursor, schema: str) -> None:
                 f"(CREATE SCHEMA {schema};) or set history_schema to an existing schema"
             )
         cursor.execute(create_table_sql(schema))
-    elif "up_checksum" not in _columns(cursor, schema):  # a table made by 0.1.0 pre-releases
-        cursor.execute(f"ALTER TABLE {qualified_table(schema)} ADD COLUMN up_checksum TEXT")
+        return
+    missing = [column for column in _LATER_COLUMNS if column not in _columns(cursor, schema)]
+    for column in missing:  # a table made by an earlier release
+        cursor.execute(
+            f"ALTER TABLE {qualified_table(schema)} ADD COLUMN IF NOT EXISTS {column} "
+            f"{_LATER_COLUMNS[column]}"
+        )
 
 
 def _columns(cursor: Cursor, schema: str) -> set[str]:
@@ -173,12 +194,16 @@ def record_statement(
     message as the migration's statements.
     """
     elapsed: tuple[Any, ...] = () if server_timed else (entry.execution_ms,)
+    noted = entry.note is not None  # so that tables without the column still take rows
     return (
         f"INSERT INTO {qualified_table(schema)} "
-        "(version, name, filename, checksum, up_checksum, execution_ms, applied_by, action) "
-        "VALUES (%s, %s, %s, %s, %s, "
+        "(version, name, filename, checksum, up_checksum, execution_ms, applied_by, action"
+        + (", note" if noted else "")
+        + ") VALUES (%s, %s, %s, %s, %s, "
         + (SERVER_ELAPSED_MS if server_timed else "%s")
-        + ", %s || ' as ' || current_user, %s)",
+        + ", %s || ' as ' || current_user, %s"
+        + (", %s" if noted else "")
+        + ")",
         (
             entry.version,
             entry.name,
@@ -188,6 +213,7 @@ def record_statement(
             *elapsed,
             operator(),
             entry.action,
+            *((entry.note,) if noted else ()),
         ),
     )
 
@@ -218,16 +244,34 @@ def record_sql(schema: str, entry: Entry) -> str:
 
 
 def read_latest(cursor: Cursor, schema: str) -> dict[str, HistoryRow]:
-    """The newest row for each version (manual rows keyed as written)."""
+    """The newest row for each version (manual rows keyed as written).
+
+    A ``repaired`` row newer than it does not replace it: its checksums are folded
+    into it (``HistoryRow.repair`` keeps the repair), so that the row still says when
+    the migration was applied, and by whom.
+    """
     if not table_exists(cursor, schema):
         return {}
-    up_checksum = "up_checksum" if "up_checksum" in _columns(cursor, schema) else "NULL"
+    columns = _columns(cursor, schema)
+    optional = ", ".join(name if name in columns else "NULL" for name in _LATER_COLUMNS)
     cursor.execute(
-        "SELECT DISTINCT ON (version) id, version, name, filename, checksum, applied_at, "
-        f"execution_ms, applied_by, action, {up_checksum} FROM {qualified_table(schema)} "
-        "ORDER BY version, id DESC"
+        "SELECT DISTINCT ON (version, action = %s) id, version, name, filename, checksum, "
+        f"applied_at, execution_ms, applied_by, action, {optional} "
+        f"FROM {qualified_table(schema)} ORDER BY version, action = %s, id DESC",
+        (REPAIRED, REPAIRED),
     )
-    return {row[1]: HistoryRow(*row) for row in cursor.fetchall()}
+    latest: dict[str, HistoryRow] = {}
+    repairs: dict[str, HistoryRow] = {}
+    for values in cursor.fetchall():
+        row = HistoryRow(*values)
+        (repairs if row.action == REPAIRED else latest)[row.version] = row
+    for version, repair in repairs.items():
+        base = latest.get(version)
+        if base is not None and repair.id > base.id:
+            latest[version] = replace(
+                base, checksum=repair.checksum, up_checksum=repair.up_checksum, repair=repair
+            )
+    return latest
 
 
 # ---------------------------------------------------------------------------

@@ -30,6 +30,13 @@ FILENAME_RE = re.compile(r"^(?P<version>\d+)_(?P<slug>[a-z][a-z0-9_]*)\.sql$")
 SLUG_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 MAX_SLUG_LENGTH = 100
 
+
+def suggest_slug(text: str) -> str | None:
+    """``text`` as a snake_case name (``'Add User Bio!'`` -> ``add_user_bio``), if it makes one."""
+    words = "".join(ch if ch.isalnum() and ch.isascii() else " " for ch in text).lower().split()
+    suggestion = "_".join(words).lstrip("0123456789_")
+    return suggestion if SLUG_RE.match(suggestion) else None
+
 _MARKER_RE = re.compile(r"^--\s*migrate:(?P<kind>up|down)\b(?P<options>.*)$", re.IGNORECASE)
 _ROLLBACK_RE = re.compile(r"^--\s*rollback\s*:(?P<rest>.*)$", re.IGNORECASE)
 _REVISES_RE = re.compile(r"^--\s*revises\s*:\s*(?P<rev>\S+)\s*$", re.IGNORECASE)

@@ -39,6 +39,10 @@ class StatusRow:
     migration: ParsedMigration | None = field(default=None, compare=False, repr=False)
     marked_by_hand: history.HistoryRow | None = None  # pending, but a manual row says applied
     partial: history.Progress | None = None  # segments of it ran; the next run resumes
+    #: The action of the history row behind ``applied_at`` (applied, stamped,
+    #: marked_applied, or manual for the spec's hand-made INSERT).
+    action: str | None = None
+    repair: history.HistoryRow | None = None  # the newest repair, which accepted ``checksum``
 
     @property
     def applied(self) -> bool:
@@ -83,7 +87,7 @@ def build(
     recorded_ids = {
         version
         for version, row in state.history.items()
-        if row.action in (history.APPLIED, history.STAMPED)
+        if row.action in history.APPLIED_ACTIONS
     }
     if any(head not in by_id for head in state.heads):
         applied_ids |= recorded_ids  # the chain below a deleted head is unknown: trust history
@@ -93,11 +97,12 @@ def build(
         record = state.history.get(script.revision)
         checksum = migration.checksum if migration is not None else None
         if script.revision not in applied_ids:
-            if record is not None and record.action in (history.APPLIED, history.STAMPED):
+            if record is not None and record.action in history.APPLIED_ACTIONS:
                 rows.append(
                     StatusRow(script.revision, display_name(script), UNTRACKED,
                               record.applied_at, record.execution_ms, record.applied_by,
-                              checksum, record.checksum, migration)
+                              checksum, record.checksum, migration,
+                              action=record.action, repair=record.repair)
                 )
                 continue
             mark = _manual_mark(script.revision, display_name(script), state.history)
@@ -107,7 +112,7 @@ def build(
                           state.progress.get((script.revision, "up")))
             )
             continue
-        if record is not None and record.action not in (history.APPLIED, history.STAMPED):
+        if record is not None and record.action not in history.APPLIED_ACTIONS:
             record = None  # e.g. rolled back, then stamped past it: no applied_at to show
         if record is None:  # the spec's hand-made INSERT counts as a record too
             record = _manual_mark(script.revision, display_name(script), state.history)
@@ -130,6 +135,8 @@ def build(
                 migration,
                 None,
                 state.progress.get((script.revision, "down")),
+                action=record.action if record is not None else None,
+                repair=record.repair if record is not None else None,
             )
         )
     gone = (applied_ids | recorded_ids) - set(by_id)
@@ -147,6 +154,8 @@ def build(
                 record.applied_by if record is not None else None,
                 None,
                 record.checksum if record is not None else None,
+                action=record.action if record is not None else None,
+                repair=record.repair if record is not None else None,
             )
         )
     return StatusReport(tuple(rows), state.heads)
