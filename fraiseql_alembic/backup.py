@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from .errors import MigrationError
 from .secrets import redact
@@ -77,7 +77,8 @@ def split_password(url: str) -> Connection:
         else:
             kept.append((key, value))
     dbname = unquote(parts.path.lstrip("/")) or dict(kept).get("dbname") or ""
-    uri = urlunsplit((parts.scheme, netloc, parts.path, urlencode(kept), parts.fragment))
+    query_text = urlencode(kept)
+    uri = f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query_text}" if query_text else "")
     return Connection(uri, password, dbname)
 
 
@@ -190,9 +191,10 @@ def dump(
             raise MigrationInterrupted(
                 f"Stopped by {cancel.reason} during the backup; {NOTHING_APPLIED.lower()}"
             )
+        reason = _first_error(stderr, connection.password, lock_timeout)
         raise BackupError(
-            f"Backup failed: {_first_error(stderr, connection.password)} (pg_dump exit "
-            f"{returncode}). {NOTHING_APPLIED}; fix the cause or run without --backup"
+            f"Backup failed: {reason} (pg_dump exit {returncode}). {NOTHING_APPLIED}; fix the "
+            "cause or run without --backup"
         )
     partial.replace(target)
     return Backup(target, target.stat().st_size)
@@ -229,11 +231,21 @@ def _run(command: list[str], env: dict[str, str], cancel: CancelToken | None) ->
                     process.terminate()
 
 
-def _first_error(stderr: str, password: str | None) -> str:
-    """pg_dump's first error line, without the ``pg_dump: error:`` prefix or a password."""
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+def _first_error(stderr: str, password: str | None, lock_timeout: str | None) -> str:
+    """pg_dump's error as one line, without its prefixes or a password.
+
+    pg_dump enforces ``--lock-wait-timeout`` with a statement timeout on its ``LOCK
+    TABLE``: that case is named as what it is, a table another session holds.
+    """
+    lines = [" ".join(line.split()) for line in stderr.splitlines() if line.strip()]
     chosen = next((line for line in lines if "error" in line.lower()), lines[0] if lines else "")
-    chosen = re.sub(r"^pg_dump:\s*(error:\s*)?", "", chosen)
+    chosen = re.sub(r"^pg_dump:\s*(error:\s*)?(query failed:\s*)?(ERROR:\s*)?", "", chosen)
+    locked = next((match.group(1) for line in lines
+                   if (match := re.search(r"Query was: LOCK TABLE (\S+)", line))), None)
+    if locked is not None and "statement timeout" in chosen:
+        chosen = (f"could not lock table {locked} within --lock-timeout {lock_timeout}: another "
+                  "session holds a conflicting lock (a long transaction or a running "
+                  "migration?)")
     return redact(chosen, password) or "no message"
 
 
