@@ -24,8 +24,6 @@ CHECK = "✓"
 PENDING_MARK = "○"
 PROBLEM_MARK = "✗"
 
-_CLEAR_TO_END = "\x1b[K"
-
 
 def wants_color(stream: TextIO) -> bool:
     """Colour on a terminal, unless NO_COLOR is set to anything but an empty string."""
@@ -128,7 +126,7 @@ class TextReporter:
         took = elapsed_text(time.monotonic() - self._current_started)
         line = f"{self._progress_line(symbol, *current)} ({took})"
         if self._line_open:
-            self.echo("\r" + line + _CLEAR_TO_END)
+            self.echo("\r" + line)  # longer than the " ..." line it overwrites
             self._line_open = False
         else:
             self.echo(line)
