@@ -201,15 +201,9 @@ def dump(
 
 
 def _server_version_num(url: str) -> int:
-    import psycopg2
+    from .database import open_dbapi
 
-    from .database import connect_error
-    from .locking import libpq_url
-
-    try:
-        connection = psycopg2.connect(libpq_url(url), application_name="fraiseql-migrate")
-    except psycopg2.Error as err:
-        raise connect_error(url, err) from err
+    connection = open_dbapi(url)
     try:
         return int(connection.server_version)
     finally:

@@ -78,14 +78,10 @@ def run_steps(
     """
     import psycopg2
 
-    from .database import connect_error, database_error
-    from .locking import libpq_url
+    from .database import database_error, open_dbapi
     from .runner import run_section
 
-    try:
-        dbapi = psycopg2.connect(libpq_url(url), application_name="fraiseql-migrate")
-    except psycopg2.Error as err:
-        raise connect_error(url, err) from err
+    dbapi = open_dbapi(url)
     if cancel is not None:
         cancel.register(dbapi)
     shim = _Shim(dbapi)

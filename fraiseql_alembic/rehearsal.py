@@ -69,14 +69,10 @@ def rehearse(
     """
     import psycopg2
 
-    from .database import apply_session_settings, connect_error, database_error
+    from .database import apply_session_settings, database_error, open_dbapi
     from .executor import _rollback, _Shim
-    from .locking import libpq_url
 
-    try:
-        dbapi = psycopg2.connect(libpq_url(url), application_name="fraiseql-migrate rehearsal")
-    except psycopg2.Error as err:
-        raise connect_error(url, err) from err
+    dbapi = open_dbapi(url, application_name="fraiseql-migrate rehearsal")
     if cancel is not None:
         cancel.register(dbapi)
     outcomes: list[Outcome] = []
@@ -145,19 +141,9 @@ def _rehearse_one(
                 shim, migration, split.statements, on_notice, cancel, in_transaction=True,
             )
     except MigrationExecutionError as err:
-        return Outcome(version, filename, WOULD_FAIL, located(err))
+        return Outcome(version, filename, WOULD_FAIL, err.located)
     return Outcome(version, filename, WOULD_APPLY,
                    elapsed_ms=int((time.perf_counter() - started) * 1000))
-
-
-def located(err: MigrationExecutionError) -> str:
-    """``file:line:col: message [SQLSTATE x] in statement `...```: a failure, without the
-    advice meant for a real run."""
-    first = err.statement.strip().splitlines()[0] if err.statement.strip() else ""
-    if len(first) > 80:
-        first = first[:77] + "..."
-    state = f" [SQLSTATE {err.sqlstate}]" if err.sqlstate else ""
-    return f"{err.filename}:{err.line}:{err.column}: {err.pg_message}{state} in statement `{first}`"
 
 
 def _why_not_transactional(migration: ParsedMigration) -> str:

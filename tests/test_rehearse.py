@@ -251,3 +251,31 @@ def test_cancelling_a_rehearsal_writes_nothing(project: Project) -> None:
     finally:
         timer.cancel()
     assert project.tables() == set()
+
+
+def test_a_python_revision_is_not_rehearsed_and_the_alembic_path_backs_up(
+    project: Project,
+) -> None:
+    project.write("001_a.sql", UP_DOWN.format(t="a"))
+    (project.migrations / "002_add_tags.py").write_text(
+        '"""Add tags."""\nfrom alembic import op\n\nrevision = "002"\ndown_revision = "001"\n\n'
+        "def upgrade() -> None:\n    op.execute('CREATE TABLE tags (id int)')\n\n"
+        "def downgrade() -> None:\n    op.execute('DROP TABLE tags')\n"
+    )
+    project.write("003_c.sql", UP_DOWN.format(t="c"))
+
+    result = project.cli("up", "--rehearse")
+
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[:3] == [
+        "✓ Would apply: 001_a.sql",
+        "○ Not rehearsed: 002_add_tags.py: a Python revision: only SQL files can be rehearsed",
+        "○ Not rehearsed: 003_c.sql",
+    ]
+    assert project.tables() == set()
+
+    result = project.cli("up", "--backup", "before.dump")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0].startswith("✓ Backup: before.dump (")
+    assert "✓ Running migration: 002_add_tags.py" in result.output
+    assert {"a", "tags", "c"} <= project.tables()
