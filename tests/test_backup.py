@@ -232,3 +232,31 @@ def test_default_path_and_sizes(tmp_path: Path) -> None:
     assert client_major("pg_dump (PostgreSQL) 17devel") == 17
     assert client_major("command not found") is None
 
+
+
+def test_cancelling_during_the_backup_stops_pg_dump_and_applies_nothing(project: Project) -> None:
+    """pg_dump waits forever for a locked table (lock_timeout 0): Ctrl-C must still stop it."""
+    import threading
+    from dataclasses import replace
+
+    from fraiseql_alembic import api, settings
+    from fraiseql_alembic.cancel import CancelToken, MigrationInterrupted
+
+    project.write("001_a.sql", UP_DOWN.format(t="a"))
+    project.cli("up")
+    project.write("002_b.sql", UP_DOWN.format(t="b"))
+    resolved = settings.resolve(project.migrations, project.database_url)
+    resolved = replace(resolved, run=replace(resolved.run, lock_timeout="0"))
+    token = CancelToken()
+    blocker = psycopg2.connect(project.database_url)
+    timer = threading.Timer(1.0, token.cancel, args=("SIGINT",))
+    try:
+        blocker.cursor().execute("LOCK TABLE a IN ACCESS EXCLUSIVE MODE")
+        timer.start()
+        with pytest.raises(MigrationInterrupted, match="during the backup; nothing was applied"):
+            api.upgrade(resolved, backup=project.root / "c.dump", cancel=token)
+    finally:
+        timer.cancel()
+        blocker.close()
+    assert not list(project.root.glob("c.dump*"))
+    assert project.version() == ["001"]
