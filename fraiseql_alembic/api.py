@@ -523,8 +523,9 @@ def upgrade(
         if not plan.planned:
             return plan
         if backup is not False:
-            plan = replace(plan, backup=_back_up(settings, backup, cancel))
-            progress.backed_up(plan.backup)  # type: ignore[arg-type]
+            dumped = _back_up(settings, backup, cancel)
+            progress.backed_up(dumped)
+            plan = replace(plan, backup=dumped)
         marked = plan.marked
         to_run = plan.planned[len(marked) :]
         progress.plan(len(to_run), True)
