@@ -41,10 +41,12 @@ if TYPE_CHECKING:
     from alembic.config import Config
     from alembic.script import Script, ScriptDirectory
 
+    from .backup import Backup
     from .cancel import CancelToken
     from .check import Problem
     from .database import DatabaseState
     from .lint import Finding
+    from .rehearsal import Outcome
     from .sqlfile import MigrationName, ParsedMigration
 
 
@@ -57,13 +59,23 @@ def _template(name: str) -> str:
 
 
 class Reporter(Protocol):
-    """Receives progress while migrations run (the CLI prints it)."""
+    """Receives progress while migrations run (the CLI prints it).
+
+    ``plan``, ``backed_up`` and ``rehearsed`` are optional: a reporter without them
+    is still accepted (they are looked up when called).
+    """
 
     def start(self, filename: str, is_upgrade: bool) -> None: ...
     def done(self, filename: str, is_upgrade: bool) -> None: ...
     def notice(self, text: str) -> None: ...
     def marked(self, filename: str) -> None: ...
     def waiting(self, text: str) -> None: ...
+    def plan(self, total: int, is_upgrade: bool) -> None:
+        """How many migrations are about to run (before the first ``start``)."""
+    def backed_up(self, backup: Backup) -> None:
+        """``up --backup`` finished its dump, before anything is applied."""
+    def rehearsed(self, outcome: Outcome) -> None:
+        """``up --rehearse`` found what one pending migration would do."""
 
 
 # ---------------------------------------------------------------------------
@@ -278,6 +290,20 @@ class _Progress:
         if self.reporter is not None:
             self.reporter.waiting(text)
 
+    def plan(self, total: int, is_upgrade: bool) -> None:
+        self._optional("plan", total, is_upgrade)
+
+    def backed_up(self, backup: Backup) -> None:
+        self._optional("backed_up", backup)
+
+    def rehearsed(self, outcome: Outcome) -> None:
+        self._optional("rehearsed", outcome)
+
+    def _optional(self, name: str, *args: Any) -> None:
+        method = getattr(self.reporter, name, None)
+        if method is not None:
+            method(*args)
+
 
 @contextmanager
 def _migration_lock(
@@ -481,6 +507,7 @@ class UpgradeResult:
     dry_run: bool
     warnings: tuple[str, ...] = field(default=())
     marked: tuple[str, ...] = field(default=())  # stamped from a hand-made history row
+    backup: Backup | None = None  # the dump ``backup=`` made before applying
 
     @property
     def up_to_date(self) -> bool:
@@ -494,6 +521,7 @@ def upgrade(
     dry_run: bool = False,
     reporter: Reporter | None = None,
     cancel: CancelToken | None = None,
+    backup: Path | bool = False,
 ) -> UpgradeResult:
     """Apply pending migrations in order (all, or the next ``steps``).
 
@@ -502,9 +530,14 @@ def upgrade(
     migration's file changed.  With ``dry_run`` nothing is written and no lock is
     taken: the connection is read-only and the result lists each pending migration
     with its SQL.  ``cancel`` stops the run between or inside statements.
+
+    ``backup`` (a path, or True for ``backups/<db>-<UTC time>.dump``) runs
+    ``pg_dump --format=custom`` under the lock, once something is pending and
+    before anything is applied; if the dump fails nothing is applied.
     """
-    if steps is not None and steps < 1:
-        raise UsageError(f"--steps must be a positive number, got {steps}")
+    _check_steps(steps)
+    if dry_run and backup is not False:
+        raise UsageError("--backup cannot be combined with --dry-run: a dry run changes nothing")
     scripts, directory = revisions(settings)
     if dry_run:
         return _plan_upgrade(settings, scripts, steps, dry_run=True)
@@ -513,8 +546,13 @@ def upgrade(
         plan = _plan_upgrade(settings, scripts, steps, dry_run=False)
         if not plan.planned:
             return plan
+        if backup is not False:
+            dumped = _back_up(settings, backup, cancel)
+            progress.backed_up(dumped)
+            plan = replace(plan, backup=dumped)
         marked = plan.marked
         to_run = plan.planned[len(marked) :]
+        progress.plan(len(to_run), True)
         if directory is None and not marked:  # SQL files only: run them directly
             by_version = {script.revision: script for script in scripts}
             _run_direct(settings, progress, cancel, [
@@ -542,6 +580,86 @@ def upgrade(
             )
     applied = tuple(item.version for item in plan.planned[len(marked) :])
     return replace(plan, applied=applied)
+
+
+def _check_steps(steps: int | None) -> None:
+    if steps is not None and steps < 1:
+        raise UsageError(f"--steps must be a positive number, got {steps}")
+
+
+def _back_up(settings: Settings, target: Path | bool, cancel: CancelToken | None) -> Backup:
+    from . import backup
+
+    url = settings.require_url()
+    if target is True:
+        from .locking import libpq_url
+
+        target = backup.default_path(backup.split_password(libpq_url(url)).dbname)
+    assert isinstance(target, Path)
+    return backup.dump(url, target, lock_timeout=settings.run.lock_timeout, cancel=cancel)
+
+
+# ---------------------------------------------------------------------------
+# up --rehearse
+
+
+@dataclass(frozen=True)
+class RehearsalResult:
+    """What each pending migration would do; nothing of it was written."""
+
+    outcomes: tuple[Outcome, ...]
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def up_to_date(self) -> bool:
+        return not self.outcomes
+
+    @property
+    def failed(self) -> Outcome | None:
+        """The migration that would fail, if one would."""
+        from .rehearsal import WOULD_FAIL
+
+        return next((item for item in self.outcomes if item.result == WOULD_FAIL), None)
+
+
+def rehearse(
+    settings: Settings,
+    *,
+    steps: int | None = None,
+    reporter: Reporter | None = None,
+    cancel: CancelToken | None = None,
+) -> RehearsalResult:
+    """Run the pending migrations (all, or the next ``steps``) in one transaction and
+    roll it back: would each one apply, and if not, where would it fail?
+
+    Holds the migration lock like :func:`upgrade` and refuses the same inconsistent
+    states.  Stops at the first failure (the rest are "not reached") and at the first
+    migration that cannot run in a transaction or is a Python revision (it and the
+    rest are "not rehearsed").  Takes real locks on the tables the migrations touch,
+    for as long as the rehearsal runs.  Writes nothing.
+    """
+    from .rehearsal import WOULD_RECORD, Candidate, Outcome
+    from .rehearsal import rehearse as run_rehearsal
+
+    _check_steps(steps)
+    scripts, _ = revisions(settings)
+    by_version = {script.revision: script for script in scripts}
+    progress = _Progress(reporter)
+    with _migration_lock(settings, progress, cancel):
+        plan = _plan_upgrade(settings, scripts, steps, dry_run=False)
+        outcomes = []
+        for item in plan.planned[: len(plan.marked)]:
+            outcomes.append(Outcome(item.version, item.filename, WOULD_RECORD))
+            progress.rehearsed(outcomes[-1])
+        candidates = [
+            Candidate(item.version, item.filename, sql_migration(by_version[item.version]))
+            for item in plan.planned[len(plan.marked) :]
+        ]
+        outcomes += run_rehearsal(
+            settings.require_url(), candidates, options=settings.run,
+            on_outcome=progress.rehearsed, on_notice=progress.notice, cancel=cancel,
+        )
+    return RehearsalResult(tuple(outcomes), plan.warnings)
 
 
 def _plan_upgrade(
@@ -678,8 +796,7 @@ def downgrade(
     Under the lock the plan is made again, and if the database moved meanwhile
     nothing is rolled back.
     """
-    if steps < 1:
-        raise UsageError(f"--steps must be a positive number, got {steps}")
+    _check_steps(steps)
     scripts, directory = revisions(settings)
     planned, target = _plan_downgrade(settings, scripts, steps)
     if confirm is not None and not confirm(planned):
@@ -691,6 +808,7 @@ def downgrade(
                 "The database changed while the rollback waited (another deploy ran?); "
                 "nothing was rolled back. Run the command again to see the new plan"
             )
+        progress.plan(len(planned), False)
         if directory is None:  # SQL files only: run them directly
             by_version = {script.revision: script for script in scripts}
             _run_direct(settings, progress, cancel, [

@@ -17,19 +17,17 @@ import click
 
 from . import __version__
 from .errors import MigrationError
+from .reporting import CHECK, PENDING_MARK, PROBLEM_MARK, JsonReporter, TextReporter
 from .secrets import password_of, redact
 
 if TYPE_CHECKING:
-    from .api import PlannedMigration
+    from .api import PlannedMigration, RehearsalResult
     from .cancel import CancelToken
     from .settings import Settings
     from .status import StatusReport
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-CHECK = "✓"
-PENDING_MARK = "○"
-PROBLEM_MARK = "✗"
 PARTIAL_MARK = "◐"
 
 
@@ -199,82 +197,6 @@ def create(
     click.echo(f"{CHECK} Created {_shown(created)}")
 
 
-class _PrintingReporter:
-    """Prints progress as migrations run; remembers what started and what finished."""
-
-    def __init__(self) -> None:
-        self.started: list[str] = []
-        self.finished: list[str] = []
-
-    def start(self, filename: str, is_upgrade: bool) -> None:
-        self.started.append(filename)
-        verb = "Running migration" if is_upgrade else "Rolling back migration"
-        click.echo(f"{CHECK} {verb}: {filename}")
-
-    def done(self, filename: str, is_upgrade: bool) -> None:
-        self.finished.append(filename)
-
-    def notice(self, text: str) -> None:
-        click.echo(f"  {text}")
-
-    def marked(self, filename: str) -> None:
-        click.echo(f"{CHECK} Recorded as applied without running it (marked by hand in "
-                   f"fraiseql_migrations): {filename}")
-
-    def waiting(self, text: str) -> None:
-        click.echo(text, err=True)
-
-    def summary_after_stop(self, is_upgrade: bool) -> list[str]:
-        """What happened before an interruption, for the user."""
-        verb = "Applied" if is_upgrade else "Rolled back"
-        lines = [f"{verb} before the stop: {', '.join(self.finished) or 'nothing'}"]
-        unfinished = [name for name in self.started if name not in self.finished]
-        if unfinished:
-            undone = "rolled back, not applied" if is_upgrade else "left applied"
-            lines.append(f"Interrupted and {undone}: {', '.join(unfinished)}")
-        lines.append("See `fraiseql migrate status`; run the command again to continue.")
-        return lines
-
-
-class _JsonReporter(_PrintingReporter):
-    """One JSON object per line for each event (``up --json``); errors stay on stderr."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._started_at = 0.0
-
-    def _emit(self, **event: Any) -> None:
-        import json
-
-        click.echo(json.dumps(event))
-
-    def start(self, filename: str, is_upgrade: bool) -> None:
-        self.started.append(filename)
-        self._started_at = _now()
-        self._emit(event="start", file=filename, direction="up" if is_upgrade else "down")
-
-    def done(self, filename: str, is_upgrade: bool) -> None:
-        self.finished.append(filename)
-        elapsed = int((_now() - self._started_at) * 1000)
-        self._emit(event="done", file=filename, direction="up" if is_upgrade else "down",
-                   elapsed_ms=elapsed)
-
-    def notice(self, text: str) -> None:
-        self._emit(event="notice", text=text)
-
-    def marked(self, filename: str) -> None:
-        self._emit(event="marked", file=filename)
-
-    def waiting(self, text: str) -> None:
-        self._emit(event="waiting", text=text)
-
-
-def _now() -> float:
-    import time
-
-    return time.monotonic()
-
-
 class _Terminated(BaseException):
     """SIGTERM, turned into an exception in the main thread."""
 
@@ -344,7 +266,7 @@ def run_interruptible(work: Callable[[CancelToken], T]) -> T:
 
 
 def _run_reported(
-    work: Callable[[CancelToken], T], reporter: _PrintingReporter, *, is_upgrade: bool
+    work: Callable[[CancelToken], T], reporter: TextReporter, *, is_upgrade: bool
 ) -> T:
     """``run_interruptible``, telling the user what did and did not happen on a stop."""
     from .cancel import MigrationInterrupted
@@ -352,8 +274,12 @@ def _run_reported(
     try:
         return run_interruptible(work)
     except MigrationInterrupted:
+        reporter.failed()
         for line in reporter.summary_after_stop(is_upgrade=is_upgrade):
             click.echo(line, err=True)
+        raise
+    except BaseException:
+        reporter.failed()
         raise
 
 
@@ -404,6 +330,13 @@ def _run_settings(
 @click.option("--steps", type=click.IntRange(min=1), default=None, metavar="N",
               help="Apply only the next N pending migrations.")
 @click.option("--dry-run", is_flag=True, help="Show what would run and its SQL; write nothing.")
+@click.option("--rehearse", is_flag=True,
+              help="Run the pending migrations in one transaction and roll it back: report "
+              "which would apply and where one would fail; write nothing.")
+@click.option("--backup", "backup", is_flag=False, flag_value="", default=None,
+              metavar="[FILE]",
+              help="pg_dump --format=custom to FILE (default backups/<db>-<UTC time>.dump) "
+              "before applying anything; nothing is applied if the dump fails.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object per line for each event instead of text.")
 @run_options
@@ -412,6 +345,8 @@ def _run_settings(
 def up(
     steps: int | None,
     dry_run: bool,
+    rehearse: bool,
+    backup: str | None,
     as_json: bool,
     path: Path | None,
     database_url: str | None,
@@ -420,11 +355,21 @@ def up(
     """Apply pending migrations in order."""
     from .api import upgrade
 
+    for flag, given in (("--rehearse", rehearse), ("--backup", backup is not None)):
+        if dry_run and given:
+            raise click.UsageError(f"{flag} cannot be combined with --dry-run")
+    if rehearse and backup is not None:
+        raise click.UsageError("--backup cannot be combined with --rehearse: a rehearsal "
+                               "writes nothing")
     settings = _run_settings(path, database_url, **run)
-    reporter = _JsonReporter() if as_json else _PrintingReporter()
+    reporter = JsonReporter() if as_json else TextReporter()
+    if rehearse:
+        _rehearse(settings, steps, reporter)
+        return
     result = _run_reported(
         lambda token: upgrade(
-            settings, steps=steps, dry_run=dry_run, reporter=reporter, cancel=token
+            settings, steps=steps, dry_run=dry_run, reporter=reporter, cancel=token,
+            backup=False if backup is None else (Path(backup) if backup else True),
         ),
         reporter,
         is_upgrade=True,
@@ -443,12 +388,13 @@ def up(
                 {"version": item.version, "file": item.filename, "sql": item.sql}
                 for item in result.planned
             ],
+            "backup": str(result.backup.path) if result.backup is not None else None,
         }))
         return
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
     if result.up_to_date:
-        click.echo("Already up to date")
+        click.echo("Already up to date" + ("; no backup taken" if backup is not None else ""))
         return
     if dry_run:
         marked = set(result.marked)
@@ -460,7 +406,62 @@ def up(
             _render_plan("Dry run: would apply", to_run, show_sql=True)
         click.echo("Nothing was applied (dry run).")
         return
-    click.echo(f"{CHECK} Migration completed successfully")
+    reporter.echo(f"{reporter.mark(CHECK)} Migration completed successfully")
+    timing = reporter.timing_line(is_upgrade=True)
+    if timing:
+        reporter.echo(timing)
+
+
+def _rehearse(settings: Settings, steps: int | None, reporter: TextReporter) -> None:
+    """``up --rehearse``: outcomes as they come, a summary, exit 1 if one would fail."""
+    from .api import rehearse
+    from .cancel import MigrationInterrupted
+
+    try:
+        result = run_interruptible(
+            lambda token: rehearse(settings, steps=steps, reporter=reporter, cancel=token)
+        )
+    except MigrationInterrupted:
+        click.echo("Rehearsal stopped; nothing was written.", err=True)
+        raise
+    if isinstance(reporter, JsonReporter):
+        for warning in result.warnings:
+            reporter.emit(event="warning", text=warning)
+        reporter.emit(
+            event="summary", rehearsal=True, would_fail=result.failed is not None,
+            outcomes=[{"version": item.version, "file": item.filename,
+                       "outcome": item.result, "detail": item.detail}
+                      for item in result.outcomes],
+        )
+    else:
+        for warning in result.warnings:
+            click.echo(f"Warning: {warning}", err=True)
+        click.echo(rehearsal_summary(result))
+    if result.failed is not None:
+        sys.exit(1)
+
+
+def rehearsal_summary(result: RehearsalResult) -> str:
+    """``Rehearsal: 1 of 3 migrations would apply; 003_x.sql would fail; nothing was
+    written.``"""
+    from .rehearsal import NOT_REHEARSED, WOULD_APPLY, WOULD_RECORD
+    from .reporting import plural
+
+    if result.up_to_date:
+        return "Already up to date; nothing to rehearse"
+    outcomes = result.outcomes
+    count = {kind: sum(1 for item in outcomes if item.result == kind)
+             for kind in (WOULD_APPLY, WOULD_RECORD, NOT_REHEARSED)}
+    parts = [f"{count[WOULD_APPLY]} of {plural(len(outcomes))} would apply"]
+    if count[WOULD_RECORD]:
+        parts.append(f"{count[WOULD_RECORD]} would be recorded as applied (marked by hand)")
+    if result.failed is not None:
+        parts.append(f"{result.failed.filename} would fail")
+    if count[NOT_REHEARSED]:
+        first = next(item for item in outcomes if item.result == NOT_REHEARSED)
+        parts.append(f"{count[NOT_REHEARSED]} not rehearsed, from {first.filename} on "
+                     "(run them with `fraiseql migrate up`)")
+    return f"Rehearsal: {'; '.join(parts)}; nothing was written."
 
 
 @migrate.command()
@@ -494,7 +495,7 @@ def down(
             )
         return click.confirm("Continue?", default=False)
 
-    reporter = _PrintingReporter()
+    reporter = TextReporter()
     result = _run_reported(
         lambda token: downgrade(
             settings, steps=steps, confirm=confirm, reporter=reporter, cancel=token
@@ -503,8 +504,11 @@ def down(
         is_upgrade=False,
     )
     count = len(result.rolled_back)
-    click.echo(f"{CHECK} Rollback completed successfully ({count} migration"
-               f"{'s' if count != 1 else ''} rolled back)")
+    reporter.echo(f"{reporter.mark(CHECK)} Rollback completed successfully ({count} migration"
+                  f"{'s' if count != 1 else ''} rolled back)")
+    timing = reporter.timing_line(is_upgrade=False)
+    if timing:
+        reporter.echo(timing)
 
 
 def record_options(func: F) -> F:
@@ -531,7 +535,7 @@ def mark_applied(
     from .api import mark_applied as api_mark_applied
 
     settings = _run_settings(path, database_url, lock_wait, None, None, None)
-    recorded = api_mark_applied(settings, version, reason=reason, reporter=_PrintingReporter())
+    recorded = api_mark_applied(settings, version, reason=reason, reporter=TextReporter())
     click.echo(f"{CHECK} Marked {recorded.filename} as applied without running it "
                "(recorded in fraiseql_migrations)")
 
@@ -550,7 +554,7 @@ def repair(
     from .api import repair as api_repair
 
     settings = _run_settings(path, database_url, lock_wait, None, None, None)
-    repaired = api_repair(settings, version, reason=reason, reporter=_PrintingReporter())
+    repaired = api_repair(settings, version, reason=reason, reporter=TextReporter())
     if not repaired:
         click.echo("Nothing to repair: every applied migration file matches its recorded "
                    "checksum")

@@ -29,6 +29,18 @@ def connect_error(url: str, err: BaseException) -> DatabaseError:
     )
 
 
+def open_dbapi(url: str, *, application_name: str = "fraiseql-migrate", **options: Any) -> Any:
+    """A psycopg2 connection to ``url``; a failure is :func:`connect_error`'s one line."""
+    import psycopg2
+
+    from .locking import libpq_url
+
+    try:
+        return psycopg2.connect(libpq_url(url), application_name=application_name, **options)
+    except psycopg2.Error as err:
+        raise connect_error(url, err) from err
+
+
 def database_error(err: BaseException) -> DatabaseError | None:
     """A driver or SQLAlchemy database error as one masked line; None for anything else."""
     import psycopg2

@@ -102,6 +102,9 @@ class MigrationExecutionError(MigrationError):
         self.statement = statement
         self.pg_message = pg_message
         self.sqlstate = sqlstate
+        self.located = (  # file:line:column, the server's words and the statement
+            f"{filename}:{line}:{column}: {pg_message}{state} in statement `{first_line}`"
+        )
 
 
 class DatabaseError(MigrationError):

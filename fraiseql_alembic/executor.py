@@ -78,10 +78,10 @@ def run_steps(
     """
     import psycopg2
 
-    from .database import database_error
+    from .database import database_error, open_dbapi
     from .runner import run_section
 
-    dbapi = _connect(url)
+    dbapi = open_dbapi(url)
     if cancel is not None:
         cancel.register(dbapi)
     shim = _Shim(dbapi)
@@ -130,18 +130,6 @@ def run_steps(
         dbapi.close()
 
 
-def _connect(url: str) -> Any:
-    import psycopg2
-
-    from .database import connect_error
-    from .locking import libpq_url
-
-    try:
-        return psycopg2.connect(libpq_url(url), application_name="fraiseql-migrate")
-    except psycopg2.Error as err:
-        raise connect_error(url, err) from err
-
-
 def record_without_running(
     url: str,
     entries: Sequence[history.Entry],
@@ -158,9 +146,9 @@ def record_without_running(
     """
     import psycopg2
 
-    from .database import database_error
+    from .database import database_error, open_dbapi
 
-    dbapi = _connect(url)
+    dbapi = open_dbapi(url)
     try:
         _prepare(dbapi, history_schema, options)
         with history.writing(dbapi, history_schema) as cursor:

@@ -74,12 +74,12 @@ def run_section(
         )
     direction = "up" if action == history.APPLIED else "down"
     if autocommit:
-        with context.autocommit_block(), _section_timeouts(context, section, local=False):
+        with context.autocommit_block(), section_timeouts(context, section, local=False):
             _execute_segments(
                 context, migration, section, statements, direction, history_schema, sink, cancel
             )
     else:
-        with _section_timeouts(context, section, local=True):
+        with section_timeouts(context, section, local=True):
             execute_statements(context, migration, statements, sink, cancel, in_transaction=True)
     elapsed_ms = int((time.perf_counter() - started) * 1000)
     with history.writing(_dbapi_connection(context), history_schema) as cursor:
@@ -222,7 +222,7 @@ def forward_notices(dbapi: Any, sink: NoticeSink) -> Iterator[None]:
 
 
 @contextmanager
-def _section_timeouts(
+def section_timeouts(
     context: MigrationContext, section: Section, *, local: bool
 ) -> Iterator[None]:
     """Apply a section's own timeouts: SET LOCAL in a transaction, else SET and restore."""

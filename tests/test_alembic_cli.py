@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -240,6 +241,7 @@ def test_down_asks_on_a_terminal(project: Project) -> None:
         if pid == 0:  # child: the installed command on a real terminal
             os.chdir(project.root)
             os.environ["DATABASE_URL"] = project.database_url
+            os.environ.pop("NO_COLOR", None)
             os.execv(str(BIN / "fraiseql"), ["fraiseql", "migrate", "down"])
         output = b""
         answered = False
@@ -262,7 +264,13 @@ def test_down_asks_on_a_terminal(project: Project) -> None:
     assert "Rollback cancelled; nothing was changed" in declined
     assert project.version() == ["001"]
     accepted = run_on_tty(b"y\n")
-    assert "✓ Rollback completed successfully" in accepted
+    green_check = "\x1b[32m✓\x1b[0m"  # the progress display of a terminal
+    assert re.search(
+        r"  \[1/1\] Rolling back migration: 001_initial_schema\.sql \.\.\."
+        rf"\r{re.escape(green_check)} \[1/1\] Rolling back migration: "
+        r"001_initial_schema\.sql \(\d+\.\ds\)\r\n", accepted), accepted
+    assert f"{green_check} Rollback completed successfully (1 migration rolled back)" in accepted
+    assert re.search(r"Rolled back 1 migration in \d+\.\ds\r\n", accepted), accepted
     assert project.version() == []
 
 

@@ -1,0 +1,255 @@
+"""``up --backup``: a ``pg_dump --format=custom`` of the database before anything is applied.
+
+The password travels in ``PGPASSWORD``, never on pg_dump's command line (where
+``ps`` would show it); every other connection parameter, including query
+parameters such as ``sslmode``, goes in the libpq URI given as ``--dbname``.  The
+dump is written to ``<FILE>.partial`` and renamed when pg_dump succeeds, so a file
+at FILE is always a complete dump.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+
+from .errors import MigrationError
+from .secrets import redact
+
+if TYPE_CHECKING:
+    from .cancel import CancelToken
+
+BACKUP_FOLDER = "backups"
+NOTHING_APPLIED = "Nothing was applied"
+
+
+class BackupError(MigrationError):
+    """pg_dump is missing, too old for the server, or failed; nothing was applied."""
+
+
+@dataclass(frozen=True)
+class Backup:
+    """A finished dump: where it is and how big."""
+
+    path: Path
+    size_bytes: int
+
+    def restore_command(self, shown_path: str) -> str:
+        """The pg_restore command line that restores it (the URL left to the shell)."""
+        return (
+            'pg_restore --clean --if-exists --no-owner --dbname "$DATABASE_URL" '
+            + shlex.quote(shown_path)
+        )
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How pg_dump reaches the database: a password-free URI and the password apart."""
+
+    uri: str
+    password: str | None
+    dbname: str
+
+
+def split_password(url: str) -> Connection:
+    """Pure: take the password out of a libpq URI (userinfo or ``?password=``)."""
+    parts = urlsplit(url)
+    password: str | None = None
+    netloc = parts.netloc
+    userinfo, at, hostinfo = netloc.rpartition("@")
+    if at:
+        user, colon, secret = userinfo.partition(":")
+        if colon:
+            password = unquote(secret)
+        netloc = f"{user}@{hostinfo}" if user else hostinfo
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    kept = []
+    for key, value in query:
+        if key == "password":
+            password = value
+        else:
+            kept.append((key, value))
+    dbname = unquote(parts.path.lstrip("/")) or dict(kept).get("dbname") or ""
+    query_text = urlencode(kept)
+    uri = f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query_text}" if query_text else "")
+    return Connection(uri, password, dbname)
+
+
+def default_path(dbname: str, now: datetime | None = None, folder: Path | None = None) -> Path:
+    """``backups/<dbname>-<YYYYmmddTHHMMSSZ>.dump`` (UTC), under ``folder`` or the cwd."""
+    moment = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", dbname).strip("._") or "database"
+    return (folder or Path.cwd()) / BACKUP_FOLDER / f"{safe}-{moment:%Y%m%dT%H%M%SZ}.dump"
+
+
+def find_pg_dump() -> str:
+    """pg_dump on PATH (``$FRAISEQL_PG_DUMP`` wins), else a BackupError saying what to do."""
+    override = os.environ.get("FRAISEQL_PG_DUMP")
+    found = override or shutil.which("pg_dump")
+    if not found or not os.access(found, os.X_OK):
+        where = f"FRAISEQL_PG_DUMP={override} is not an executable" if override else (
+            "pg_dump is not on PATH")
+        raise BackupError(
+            f"Cannot back up: {where}. Install PostgreSQL's client tools (the server's major "
+            f"version or newer, e.g. postgresql-client), or run without --backup. "
+            f"{NOTHING_APPLIED}"
+        )
+    return found
+
+
+def client_major(version_output: str) -> int | None:
+    """Pure: 15 from ``pg_dump (PostgreSQL) 15.18 (Debian ...)``; 9 from ``9.6.24``."""
+    match = re.search(r"\)\s*(\d+)(?:\.(\d+))?", version_output)
+    if match is None:
+        return None
+    return int(match.group(1))
+
+
+def server_major(server_version_num: int) -> int:
+    """15 from 150018; 9 from 90624 (the 9.x series counts as 9)."""
+    return server_version_num // 10000
+
+
+def check_versions(pg_dump: str, server_version_num: int) -> None:
+    """Refuse a pg_dump older than the server: it cannot dump a newer server."""
+    try:
+        output = subprocess.run(
+            [pg_dump, "--version"], capture_output=True, text=True, timeout=30, check=True
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as err:
+        raise BackupError(
+            f"Cannot back up: `{pg_dump} --version` failed ({err}). Check the PostgreSQL "
+            f"client installation, or run without --backup. {NOTHING_APPLIED}"
+        ) from err
+    client = client_major(output)
+    server = server_major(server_version_num)
+    if client is None:
+        raise BackupError(
+            f"Cannot back up: `{pg_dump} --version` printed {output.strip()!r}, not a "
+            f"PostgreSQL version. {NOTHING_APPLIED}"
+        )
+    if client < server:
+        raise BackupError(
+            f"Cannot back up: {pg_dump} is PostgreSQL {client}, older than the server "
+            f"(PostgreSQL {server}), and cannot dump it. Install postgresql-client-{server} "
+            f"or newer (or point FRAISEQL_PG_DUMP at it), or run without --backup. "
+            f"{NOTHING_APPLIED}"
+        )
+
+
+def dump(
+    url: str,
+    target: Path,
+    *,
+    lock_timeout: str | None = None,
+    cancel: CancelToken | None = None,
+) -> Backup:
+    """Run pg_dump into ``target``; a BackupError (nothing written at ``target``) on failure.
+
+    ``lock_timeout`` becomes pg_dump's ``--lock-wait-timeout``: a table held by a long
+    transaction fails the backup instead of stalling the deploy.
+    """
+    from .locking import libpq_url
+
+    pg_dump = find_pg_dump()
+    check_versions(pg_dump, _server_version_num(url))
+    connection = split_password(libpq_url(url))
+    if target.exists():
+        raise BackupError(
+            f"Cannot back up: {target} already exists; pass another --backup FILE or move "
+            f"that file away. {NOTHING_APPLIED}"
+        )
+    partial = target.with_name(target.name + ".partial")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial.unlink(missing_ok=True)
+    except OSError as err:
+        raise BackupError(
+            f"Cannot back up to {target}: {err.strerror or err}; pass a writable --backup "
+            f"FILE. {NOTHING_APPLIED}"
+        ) from err
+    env = dict(os.environ)
+    if connection.password is not None:
+        env["PGPASSWORD"] = connection.password
+    command = [pg_dump, "--format=custom", "--file", str(partial)]
+    if lock_timeout and lock_timeout != "0":
+        command.append(f"--lock-wait-timeout={lock_timeout}")
+    command += ["--dbname", connection.uri]
+    returncode, stderr = _run(command, env, cancel)
+    if returncode != 0:
+        partial.unlink(missing_ok=True)
+        if cancel is not None and cancel.cancelled:
+            from .cancel import MigrationInterrupted
+
+            raise MigrationInterrupted(
+                f"Stopped by {cancel.reason} during the backup; {NOTHING_APPLIED.lower()}"
+            )
+        reason = _first_error(stderr, connection.password, lock_timeout)
+        raise BackupError(
+            f"Backup failed: {reason} (pg_dump exit {returncode}). {NOTHING_APPLIED}; fix the "
+            "cause or run without --backup"
+        )
+    partial.replace(target)
+    return Backup(target, target.stat().st_size)
+
+
+def _server_version_num(url: str) -> int:
+    from .database import open_dbapi
+
+    connection = open_dbapi(url)
+    try:
+        return int(connection.server_version)
+    finally:
+        connection.close()
+
+
+def _run(command: list[str], env: dict[str, str], cancel: CancelToken | None) -> tuple[int, str]:
+    """Run pg_dump; a cancel (Ctrl-C, SIGTERM) terminates it."""
+    with subprocess.Popen(
+        command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True,
+    ) as process:
+        while True:
+            try:
+                _, stderr = process.communicate(timeout=0.1)
+                return process.returncode, stderr
+            except subprocess.TimeoutExpired:
+                if cancel is not None and cancel.cancelled:
+                    process.terminate()
+
+
+def _first_error(stderr: str, password: str | None, lock_timeout: str | None) -> str:
+    """pg_dump's error as one line, without its prefixes or a password.
+
+    pg_dump enforces ``--lock-wait-timeout`` with a statement timeout on its ``LOCK
+    TABLE``: that case is named as what it is, a table another session holds.
+    """
+    lines = [" ".join(line.split()) for line in stderr.splitlines() if line.strip()]
+    chosen = next((line for line in lines if "error" in line.lower()), lines[0] if lines else "")
+    chosen = re.sub(r"^pg_dump:\s*(error:\s*)?(query failed:\s*)?(ERROR:\s*)?", "", chosen)
+    locked = next((match.group(1) for line in lines
+                   if (match := re.search(r"Query was: LOCK TABLE (\S+)", line))), None)
+    if locked is not None and "statement timeout" in chosen:
+        chosen = (f"could not lock table {locked} within --lock-timeout {lock_timeout}: another "
+                  "session holds a conflicting lock (a long transaction or a running "
+                  "migration?)")
+    return redact(chosen, password) or "no message"
+
+
+def human_size(size: int) -> str:
+    """``12.3 MB``: decimal units, like ``ls -h --si``."""
+    if size < 1000:
+        return f"{size} B"
+    value = size / 1000
+    for unit in ("kB", "MB"):
+        if value < 1000:
+            return f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"

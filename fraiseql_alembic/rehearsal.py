@@ -1,0 +1,176 @@
+"""Rehearse pending migrations: run them in one transaction, then roll it all back.
+
+``up --rehearse`` answers "would this deploy work against this database?" with the
+database itself: every pending migration that can run in a transaction runs, in
+order, inside ONE transaction on one connection, and that transaction is rolled
+back at the end whatever happened.  No ``alembic_version`` change, no history row,
+nothing of the migrations' own SQL is kept.
+
+The rehearsal stops at the first migration that fails (later migrations usually
+depend on it: they are "not reached"), and at the first one that cannot run in a
+transaction (``CREATE INDEX CONCURRENTLY``, ``transaction:false``) or is a Python
+revision: those and everything after them are "not rehearsed".
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .errors import DatabaseError, MigrationError, MigrationExecutionError, MigrationFileError
+
+if TYPE_CHECKING:
+    from .cancel import CancelToken
+    from .settings import RunOptions
+    from .sqlfile import ParsedMigration
+
+WOULD_APPLY = "would-apply"
+WOULD_FAIL = "would-fail"
+NOT_REACHED = "not-reached"
+NOT_REHEARSED = "not-rehearsed"
+WOULD_RECORD = "would-record"  # marked applied by hand: up records it without running it
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the rehearsal found for one pending migration."""
+
+    version: str
+    filename: str
+    result: str  # one of WOULD_APPLY, WOULD_FAIL, NOT_REACHED, NOT_REHEARSED, WOULD_RECORD
+    detail: str | None = None  # the located error, or why it could not be rehearsed
+    elapsed_ms: int | None = None  # how long its SQL ran (and held its locks)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A pending migration to rehearse; ``migration`` is None for a Python revision."""
+
+    version: str
+    filename: str
+    migration: ParsedMigration | None
+
+
+def rehearse(
+    url: str,
+    candidates: Sequence[Candidate],
+    *,
+    options: RunOptions,
+    on_outcome: Callable[[Outcome], None],
+    on_notice: Callable[[str], None],
+    cancel: CancelToken | None,
+) -> list[Outcome]:
+    """Run ``candidates`` in one transaction that is always rolled back; one Outcome each.
+
+    The session gets the run's ``lock_timeout`` / ``statement_timeout``; a file's own
+    timeouts apply to that file.  ``cancel`` stops the rehearsal (MigrationInterrupted).
+    """
+    import psycopg2
+
+    from .database import apply_session_settings, database_error, open_dbapi
+    from .executor import _rollback, _Shim
+
+    dbapi = open_dbapi(url, application_name="fraiseql-migrate rehearsal")
+    if cancel is not None:
+        cancel.register(dbapi)
+    outcomes: list[Outcome] = []
+
+    def report(outcome: Outcome) -> None:
+        outcomes.append(outcome)
+        on_outcome(outcome)
+
+    try:
+        with dbapi.cursor() as cursor:
+            apply_session_settings(cursor, options)
+        dbapi.commit()  # only session settings ran: they must outlive the rollbacks below
+        shim = _Shim(dbapi)
+        stopped: str | None = None
+        for candidate in candidates:
+            if stopped is not None:
+                report(Outcome(candidate.version, candidate.filename, stopped))
+                continue
+            if cancel is not None:
+                cancel.check(f"before {candidate.filename}; nothing was written")
+            outcome = _rehearse_one(shim, candidate, on_notice, cancel)
+            if outcome.result == WOULD_APPLY:
+                _still_in_transaction(dbapi, candidate.filename)
+            report(outcome)
+            if outcome.result == WOULD_FAIL:
+                stopped = NOT_REACHED
+            elif outcome.result == NOT_REHEARSED:
+                stopped = NOT_REHEARSED
+    except psycopg2.Error as err:
+        raise (database_error(err) or DatabaseError(str(err))) from err
+    finally:
+        _rollback(dbapi)
+        if cancel is not None:
+            cancel.unregister(dbapi)
+        dbapi.close()
+    return outcomes
+
+
+def _rehearse_one(
+    shim: Any,
+    candidate: Candidate,
+    on_notice: Callable[[str], None],
+    cancel: CancelToken | None,
+) -> Outcome:
+    """Run one migration inside the rehearsal's transaction."""
+    from .runner import execute_statements, needs_autocommit, section_timeouts
+    from .sqlfile import split_statements
+
+    version, filename, migration = candidate.version, candidate.filename, candidate.migration
+    if migration is None:
+        return Outcome(version, filename, NOT_REHEARSED,
+                       "a Python revision: only SQL files can be rehearsed")
+    try:
+        split = split_statements(migration, migration.up)
+    except MigrationFileError as err:
+        return Outcome(version, filename, WOULD_FAIL, err.message)
+    if needs_autocommit(migration.up, split.statements):
+        return Outcome(version, filename, NOT_REHEARSED, _why_not_transactional(migration))
+    if split.unwrapped:
+        on_notice(f"note: {filename} is wrapped in BEGIN; ... COMMIT; those two statements are "
+                  "skipped, as `up` skips them")
+    started = time.perf_counter()
+    try:
+        with section_timeouts(shim, migration.up, local=False):
+            execute_statements(
+                shim, migration, split.statements, on_notice, cancel, in_transaction=True,
+            )
+    except MigrationExecutionError as err:
+        return Outcome(version, filename, WOULD_FAIL, err.located)
+    return Outcome(version, filename, WOULD_APPLY,
+                   elapsed_ms=int((time.perf_counter() - started) * 1000))
+
+
+def _why_not_transactional(migration: ParsedMigration) -> str:
+    from .sqlfile import split_statements
+
+    if migration.up.transaction is False:
+        return (f"its up marker (line {migration.up.line - 1}) says transaction:false, so it "
+                "cannot run inside the rehearsal's transaction")
+    statement = next(s for s in split_statements(migration, migration.up).statements
+                     if s.non_transactional)
+    words = " ".join(statement.sql.split()[:4])
+    return (f"line {statement.line}: `{words}` cannot run inside a transaction, so it cannot "
+            "be rehearsed")
+
+
+def _still_in_transaction(dbapi: Any, filename: str) -> None:
+    """Refuse to go on if a migration ended the rehearsal's transaction.
+
+    The statement splitter refuses COMMIT and its kin, so this is a last line of
+    defence: the rehearsal must never commit anything.
+    """
+    from psycopg2.extensions import TRANSACTION_STATUS_INERROR, TRANSACTION_STATUS_INTRANS
+
+    status = dbapi.get_transaction_status()
+    if status not in (TRANSACTION_STATUS_INTRANS, TRANSACTION_STATUS_INERROR):
+        raise MigrationError(
+            f"Rehearsal stopped: {filename} ended the rehearsal's transaction, so what ran "
+            "before it may have been committed; check the database with `fraiseql migrate "
+            "status` and report this as a bug"
+        )

@@ -1,0 +1,262 @@
+"""`fraiseql migrate up --backup [FILE]`: a real pg_dump before anything is applied."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psycopg2
+import pytest
+from conftest import Project
+
+from fraiseql_alembic.backup import client_major, default_path, human_size, split_password
+from fraiseql_alembic.devdb import DevCluster
+
+UP_DOWN = "-- migrate:up\nCREATE TABLE {t} (id int);\n-- migrate:down\nDROP TABLE {t};\n"
+
+
+@pytest.fixture
+def restored(pg_cluster: DevCluster) -> Iterator[str]:
+    """URL of an empty database to pg_restore into."""
+    name = f"t_restore_{uuid.uuid4().hex[:8]}"
+    url = pg_cluster.create_database(name)
+    try:
+        yield url
+    finally:
+        pg_cluster.drop_database(name)
+
+
+def contents(url: str) -> list[tuple[object, ...]]:
+    connection = psycopg2.connect(url)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                           "ORDER BY 1")
+            rows = cursor.fetchall()
+            cursor.execute("SELECT version_num FROM alembic_version")
+            rows += cursor.fetchall()
+            cursor.execute("SELECT id, name FROM tb_user ORDER BY id")
+            return rows + cursor.fetchall()
+    finally:
+        connection.close()
+
+
+def test_backup_is_taken_before_applying_and_restores(project: Project, restored: str) -> None:
+    project.write("001_initial_schema.sql", "-- migrate:up\nCREATE TABLE tb_user (id int, "
+                  "name text);\nINSERT INTO tb_user VALUES (1, 'ada'), (2, 'grace');\n")
+    project.cli("up")
+    before = contents(project.database_url)
+    project.write("002_drop_name.sql", "-- migrate:up\nALTER TABLE tb_user DROP COLUMN name;\n")
+
+    result = project.cli("up", "--backup", "pre-deploy.dump")
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert re.fullmatch(r"✓ Backup: pre-deploy\.dump \(\d+\.\d kB\)", lines[0]), lines[0]
+    assert lines[1] == ('  restore with: pg_restore --clean --if-exists --no-owner --dbname '
+                        '"$DATABASE_URL" pre-deploy.dump')
+    assert lines[2:] == ["✓ Running migration: 002_drop_name.sql",
+                         "✓ Migration completed successfully"]
+    dump = project.root / "pre-deploy.dump"
+    assert dump.read_bytes()[:5] == b"PGDMP"  # the custom format
+    assert not list(project.root.glob("*.partial"))
+
+    subprocess.run(["pg_restore", "--no-owner", "--dbname", restored, str(dump)],
+                   check=True, capture_output=True)
+    assert contents(restored) == before
+    assert before == [("alembic_version",), ("fraiseql_migrations",), ("tb_user",), ("001",),
+                      (1, "ada"), (2, "grace")]
+
+
+def test_default_backup_path_and_nothing_pending(project: Project) -> None:
+    project.write("001_a.sql", UP_DOWN.format(t="a"))
+
+    result = project.cli("up", "--backup")
+
+    assert result.exit_code == 0, result.output
+    dbname = project.database_url.rsplit("/", 1)[1]
+    (dump,) = (project.root / "backups").iterdir()
+    assert re.fullmatch(re.escape(dbname) + r"-\d{8}T\d{6}Z\.dump", dump.name), dump.name
+    assert f"✓ Backup: backups/{dump.name} (" in result.output
+
+    again = project.cli("up", "--backup")
+    assert again.output == "Already up to date; no backup taken\n"
+    assert len(list((project.root / "backups").iterdir())) == 1
+
+
+def test_failed_backup_applies_nothing(project: Project) -> None:
+    project.write("001_a.sql", UP_DOWN.format(t="a"))
+
+    result = project.cli("up", "--backup", "migrations/001_a.sql/x.dump")
+
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: Cannot back up to migrations/001_a.sql/x.dump: ")
+    assert result.output.endswith("pass a writable --backup FILE. Nothing was applied\n")
+    assert len(result.output.splitlines()) == 1
+    assert project.tables() == set()
+
+    (project.root / "taken.dump").write_bytes(b"an earlier backup")
+    result = project.cli("up", "--backup", "taken.dump")
+    assert result.output == ("Error: Cannot back up: taken.dump already exists; pass another "
+                             "--backup FILE or move that file away. Nothing was applied\n")
+    assert (project.root / "taken.dump").read_bytes() == b"an earlier backup"
+    assert project.tables() == set()
+
+
+def test_pg_dump_failing_applies_nothing(project: Project) -> None:
+    """A table locked by a long transaction: pg_dump gives up after the lock timeout."""
+    project.write("001_a.sql", UP_DOWN.format(t="a"))
+    project.cli("up")
+    project.write("002_b.sql", UP_DOWN.format(t="b"))
+    blocker = psycopg2.connect(project.database_url)
+    try:
+        blocker.cursor().execute("LOCK TABLE a IN ACCESS EXCLUSIVE MODE")
+        result = project.cli("up", "--backup", "x.dump", "--lock-timeout", "200ms")
+    finally:
+        blocker.close()
+
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: Backup failed: ")
+    assert "could not lock table public.a within --lock-timeout 200ms: another session holds " \
+        "a conflicting lock" in result.output
+    assert result.output.endswith(
+        "(pg_dump exit 1). Nothing was applied; fix the cause or run without --backup\n")
+    assert not (project.root / "x.dump").exists()
+    assert not (project.root / "x.dump.partial").exists()
+    assert project.version() == ["001"]
+
+
+def write_fake_pg_dump(folder: Path, body: str) -> Path:
+    script = folder / "pg_dump"
+    script.write_text("#!/bin/sh\n" + body, encoding="utf-8")
+    script.chmod(0o755)
+    return script
+
+
+def test_password_goes_in_the_environment_not_on_the_command_line(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = tmp_path / "seen.txt"
+    real = subprocess.run(["which", "pg_dump"], capture_output=True, text=True).stdout.strip()
+    fake = write_fake_pg_dump(
+        tmp_path, f'echo "argv: $*" >> {seen}\necho "PGPASSWORD=$PGPASSWORD" >> {seen}\n'
+        f'exec {real} "$@"\n')
+    monkeypatch.setenv("FRAISEQL_PG_DUMP", str(fake))
+    project.write("001_a.sql", UP_DOWN.format(t="a"))
+    password = split_password(project.database_url).password
+    assert password
+
+    result = project.cli("up", "--backup", "b.dump")
+
+    assert result.exit_code == 0, result.output
+    argv, environment = seen.read_text().splitlines()[-2:]
+    assert password not in argv
+    assert environment == f"PGPASSWORD={password}"
+    assert password not in result.output
+
+
+def test_missing_or_old_pg_dump_applies_nothing(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.write("001_a.sql", UP_DOWN.format(t="a"))
+
+    monkeypatch.setenv("FRAISEQL_PG_DUMP", str(tmp_path / "nowhere" / "pg_dump"))
+    result = project.cli("up", "--backup")
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: Cannot back up: FRAISEQL_PG_DUMP={tmp_path}/nowhere/pg_dump is not an "
+        "executable. Install PostgreSQL's client tools (the server's major version or newer, "
+        "e.g. postgresql-client), or run without --backup. Nothing was applied\n")
+
+    old = write_fake_pg_dump(tmp_path, 'echo "pg_dump (PostgreSQL) 9.6.24"\n')
+    monkeypatch.setenv("FRAISEQL_PG_DUMP", str(old))
+    result = project.cli("up", "--backup")
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: Cannot back up: {old} is PostgreSQL 9, older than the server (PostgreSQL 15), "
+        "and cannot dump it. Install postgresql-client-15 or newer (or point FRAISEQL_PG_DUMP "
+        "at it), or run without --backup. Nothing was applied\n")
+
+    monkeypatch.delenv("FRAISEQL_PG_DUMP")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    result = project.cli("up", "--backup")
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: Cannot back up: pg_dump is not on PATH. ")
+    assert project.tables() == set()
+    assert not (project.root / "backups").exists()
+
+
+def test_backup_json_event(project: Project) -> None:
+    import json
+
+    project.write("001_a.sql", UP_DOWN.format(t="a"))
+    result = project.cli("up", "--backup", "j.dump", "--json")
+    events = [json.loads(line) for line in result.output.splitlines()]
+    assert events[0]["event"] == "backup" and events[0]["file"].endswith("j.dump")
+    assert events[0]["size_bytes"] == (project.root / "j.dump").stat().st_size
+    assert events[-1]["backup"] == events[0]["file"]
+
+
+# ---------------------------------------------------------------------------
+# pure helpers
+
+
+def test_split_password_keeps_every_other_parameter() -> None:
+    connection = split_password(
+        "postgresql://app:s%40cret@db.example.com:6432/app_prod?sslmode=verify-full"
+        "&sslrootcert=%2Fetc%2Fca.pem&application_name=deploy")
+    assert connection.password == "s@cret"
+    assert connection.uri == ("postgresql://app@db.example.com:6432/app_prod?sslmode=verify-full"
+                              "&sslrootcert=%2Fetc%2Fca.pem&application_name=deploy")
+    assert connection.dbname == "app_prod"
+
+    in_query = split_password("postgresql:///?host=/run/pg&dbname=app&password=pw&user=u")
+    assert in_query.password == "pw"
+    assert in_query.uri == "postgresql:///?host=%2Frun%2Fpg&dbname=app&user=u"
+    assert in_query.dbname == "app"
+    assert split_password("postgresql://h1,h2/app").password is None
+
+
+def test_default_path_and_sizes(tmp_path: Path) -> None:
+    now = datetime(2026, 11, 24, 10, 15, 0, tzinfo=timezone.utc)
+    assert default_path("app", now, tmp_path) == tmp_path / "backups/app-20261124T101500Z.dump"
+    assert default_path("we/ird db", now, tmp_path).name == "we_ird_db-20261124T101500Z.dump"
+    assert default_path("", now, tmp_path).name == "database-20261124T101500Z.dump"
+    assert [human_size(n) for n in (512, 12_345, 12_300_000, 4_500_000_000)] == [
+        "512 B", "12.3 kB", "12.3 MB", "4.5 GB"]
+    assert client_major("pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)") == 15
+    assert client_major("pg_dump (PostgreSQL) 17devel") == 17
+    assert client_major("command not found") is None
+
+
+
+def test_cancelling_during_the_backup_stops_pg_dump_and_applies_nothing(project: Project) -> None:
+    """pg_dump waits forever for a locked table (lock_timeout 0): Ctrl-C must still stop it."""
+    import threading
+    from dataclasses import replace
+
+    from fraiseql_alembic import api, settings
+    from fraiseql_alembic.cancel import CancelToken, MigrationInterrupted
+
+    project.write("001_a.sql", UP_DOWN.format(t="a"))
+    project.cli("up")
+    project.write("002_b.sql", UP_DOWN.format(t="b"))
+    resolved = settings.resolve(project.migrations, project.database_url)
+    resolved = replace(resolved, run=replace(resolved.run, lock_timeout="0"))
+    token = CancelToken()
+    blocker = psycopg2.connect(project.database_url)
+    timer = threading.Timer(1.0, token.cancel, args=("SIGINT",))
+    try:
+        blocker.cursor().execute("LOCK TABLE a IN ACCESS EXCLUSIVE MODE")
+        timer.start()
+        with pytest.raises(MigrationInterrupted, match="during the backup; nothing was applied"):
+            api.upgrade(resolved, backup=project.root / "c.dump", cancel=token)
+    finally:
+        timer.cancel()
+        blocker.close()
+    assert not list(project.root.glob("c.dump*"))
+    assert project.version() == ["001"]
