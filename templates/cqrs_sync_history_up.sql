@@ -11,4 +11,6 @@ CREATE TABLE IF NOT EXISTS sync_history (
     PRIMARY KEY (entity_type, entity_id)
 );
 
+-- Built with the table above when it is new (empty), a no-op when it exists already.
+-- fraiseql-lint: ignore FQL001
 CREATE INDEX IF NOT EXISTS idx_sync_history_synced ON sync_history (synced_at DESC);

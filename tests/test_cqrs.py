@@ -46,6 +46,14 @@ def test_cqrs_file_parses_into_the_expected_statements(project: Project) -> None
     ]
 
 
+@pytest.mark.parametrize("extra", [(), ("--sync-history",)])
+def test_cqrs_template_passes_our_own_lint(project: Project, extra: tuple[str, ...]) -> None:
+    assert project.cli("create", "add_comments", "--cqrs", "comment", *extra).exit_code == 0
+    assert project.cli("create", "add_posts", "--cqrs", "post", *extra).exit_code == 0
+    result = project.cli("lint")
+    assert result.exit_code == 0, result.output
+
+
 def test_without_sync_history_there_is_no_sync_table(project: Project) -> None:
     assert project.cli("create", "add_posts", "--cqrs", "post").exit_code == 0
     text = (project.migrations / "001_add_posts.sql").read_text()
