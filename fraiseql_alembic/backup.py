@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from .errors import MigrationError
 from .secrets import redact
@@ -40,11 +40,22 @@ class Backup:
 
     path: Path
     size_bytes: int
+    database: str = ""
+    maintenance_uri: str = ""  # password-free URI of the server's `postgres` database
 
     def restore_command(self, shown_path: str) -> str:
-        """The pg_restore command line that restores it (the URL left to the shell)."""
+        """The pg_restore command that puts the database back exactly as dumped.
+
+        ``--clean --create`` drops the database and creates it again from the dump, so
+        objects made after the backup (a table a later migration created) go too; a
+        plain ``--clean`` would leave them, and the next ``up`` would fail on them.
+        pg_restore connects to the ``postgres`` database to do it; the password is not
+        printed (PGPASSWORD or ~/.pgpass supply it).
+        """
         return (
-            'pg_restore --clean --if-exists --no-owner --dbname "$DATABASE_URL" '
+            "pg_restore --clean --create --if-exists --no-owner --dbname "
+            + shlex.quote(self.maintenance_uri or "postgres")
+            + " "
             + shlex.quote(shown_path)
         )
 
@@ -197,7 +208,16 @@ def dump(
             "cause or run without --backup"
         )
     partial.replace(target)
-    return Backup(target, target.stat().st_size)
+    return Backup(target, target.stat().st_size, connection.dbname,
+                  maintenance_uri(connection.uri))
+
+
+def maintenance_uri(uri: str) -> str:
+    """Pure: the same password-free URI naming the ``postgres`` database instead."""
+    parts = urlsplit(uri)
+    kept = [(key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True)
+            if key != "dbname"]
+    return urlunsplit(parts._replace(path="/postgres", query=urlencode(kept)))
 
 
 def _server_version_num(url: str) -> int:

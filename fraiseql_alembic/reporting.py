@@ -150,6 +150,9 @@ class TextReporter:
         shown = shown_path(backup.path)
         self.echo(f"{self.mark(CHECK)} Backup: {shown} ({human_size(backup.size_bytes)})")
         self.echo(f"  restore with: {backup.restore_command(shown)}")
+        database = backup.database or "the database"
+        self.echo(f"  (this drops and recreates {database} as it was before the migrations: "
+                  "stop the application first)")
 
     def rehearsed(self, outcome: Outcome) -> None:
         from .rehearsal import NOT_REACHED, NOT_REHEARSED, WOULD_APPLY, WOULD_FAIL

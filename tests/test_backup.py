@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import uuid
@@ -57,9 +58,11 @@ def test_backup_is_taken_before_applying_and_restores(project: Project, restored
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert re.fullmatch(r"✓ Backup: pre-deploy\.dump \(\d+\.\d kB\)", lines[0]), lines[0]
-    assert lines[1] == ('  restore with: pg_restore --clean --if-exists --no-owner --dbname '
-                        '"$DATABASE_URL" pre-deploy.dump')
-    assert lines[2:] == ["✓ Running migration: 002_drop_name.sql",
+    assert lines[1].startswith("  restore with: pg_restore --clean --create --if-exists "
+                               "--no-owner --dbname postgresql://")
+    assert lines[1].endswith("/postgres pre-deploy.dump") and "@" in lines[1]
+    assert lines[2].startswith("  (this drops and recreates t_")
+    assert lines[3:] == ["✓ Running migration: 002_drop_name.sql",
                          "✓ Migration completed successfully"]
     dump = project.root / "pre-deploy.dump"
     assert dump.read_bytes()[:5] == b"PGDMP"  # the custom format
@@ -260,3 +263,28 @@ def test_cancelling_during_the_backup_stops_pg_dump_and_applies_nothing(project:
         blocker.close()
     assert not list(project.root.glob("c.dump*"))
     assert project.version() == ["001"]
+
+
+def test_the_printed_restore_command_puts_the_database_back_exactly(project: Project) -> None:
+    """Objects made after the backup go too: the next `up` applies the migration again."""
+    import shlex
+    from urllib.parse import urlsplit
+
+    project.write("001_initial_schema.sql", "-- migrate:up\nCREATE TABLE tb_user (id int, "
+                  "name text);\nINSERT INTO tb_user VALUES (1, 'ada');\n")
+    project.cli("up")
+    before = contents(project.database_url)
+    project.write("002_add_tags.sql", "-- migrate:up\nCREATE TABLE tb_tag (id int);\n")
+    result = project.cli("up", "--backup", "before.dump")
+    assert result.exit_code == 0, result.output
+    assert "tb_tag" in project.tables()
+    line = next(x for x in result.output.splitlines() if "restore with:" in x)
+    argv = shlex.split(line.split("restore with:", 1)[1])
+    assert project.database_url.split("@")[0].rsplit(":", 1)[1] not in line  # no password
+    password = urlsplit(project.database_url).password or ""
+    subprocess.run(argv, cwd=project.root, env={**os.environ, "PGPASSWORD": password},
+                   check=True, capture_output=True)
+    assert contents(project.database_url) == before and "tb_tag" not in project.tables()
+    again = project.cli("up")
+    assert again.exit_code == 0, again.output
+    assert project.version() == ["002"]
