@@ -1021,6 +1021,7 @@ def check(settings: Settings, *, base: str | None = None) -> CheckReport:
                 [name for name, _ in listing.migrations], on_base, base
             )
         ]
+        problems += _changed_since_base(settings.path, base, on_base, parsed, shown)
     report = set(new_files) if new_files is not None else None
     problems += [
         rules.Problem(shown(finding.file), finding.line,
@@ -1042,6 +1043,39 @@ def check(settings: Settings, *, base: str | None = None) -> CheckReport:
         problems += [rules.Problem(shown(filename), line, message)
                      for filename, line, message in rules.database_problems(database)]
     return CheckReport(tuple(problems), len(listing.migrations), new_files, pending, skipped)
+
+
+def _changed_since_base(
+    folder: Path, base: str, on_base: set[str], parsed: Sequence[ParsedMigration],
+    shown: Callable[[str], str],
+) -> list[Any]:
+    """Migrations that ``base`` has and this branch deleted or whose up section it edited.
+
+    Compared with the fork point (``git merge-base``), as a pull request's diff is: a file
+    merged into ``base`` after the branch was made is not "deleted" by the branch.
+    """
+    from . import check as rules
+    from .gitbase import changed_since, content_at, fork_point
+    from .sqlfile import normalize_text, parse_filename, parse_migration
+
+    current = {migration.name.filename: migration for migration in parsed}
+    fork = fork_point(folder, base)
+    problems = []
+    for filename, change in sorted(changed_since(folder, fork).items()):
+        name = parse_filename(filename)
+        if name is None or filename not in on_base:
+            continue
+        before: ParsedMigration | None = None
+        if change == "M":
+            try:
+                before = parse_migration(
+                    name, normalize_text(content_at(folder, fork, filename), filename))
+            except MigrationFileError:
+                before = None
+        message = rules.changed_since_base(filename, change, before, current.get(filename), base)
+        if message is not None:
+            problems.append(rules.Problem(shown(filename), 1, message))
+    return problems
 
 
 # mark-applied / repair: change the record, never the schema

@@ -12,7 +12,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from . import status as status_view
-from .sqlfile import MigrationName, parse_filename
+from .sqlfile import MigrationName, ParsedMigration, parse_filename
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,27 @@ def numbering_against_base(
         )))
         next_free += 1
     return found
+
+
+def changed_since_base(
+    filename: str, status: str, before: ParsedMigration | None, after: ParsedMigration | None,
+    ref: str,
+) -> str | None:
+    """Why a file that ``ref`` already has must not change on this branch, or None.
+
+    Merged migrations may be applied anywhere, so deleting one or editing its up section
+    is a problem; editing only its down section (or comments in a way the checksum
+    ignores) is fine, as it is for ``up``'s checksum check.  ``before``/``after`` are the
+    parsed versions on ``ref`` and in the folder (None when one does not parse).
+    """
+    if status == "D":
+        return (f"was deleted, but {ref} has it, so databases may have applied it; restore "
+                f"it (git checkout {ref} -- {filename}) and undo its change in a new migration")
+    if before is not None and after is not None and before.up_checksum == after.up_checksum:
+        return None
+    return (f"its up section changed since {ref}, where it is merged already, so databases "
+            "may have applied the old version; restore it and put the change in a new "
+            "migration (editing the down section alone is fine)")
 
 
 def _renamed(name: MigrationName, number: int) -> str:

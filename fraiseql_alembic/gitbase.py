@@ -45,3 +45,42 @@ def files_at(folder: Path, ref: str) -> set[str]:
         if path.startswith(prefix) and path and "/" not in path[len(prefix):]:
             names.add(path[len(prefix):])
     return names
+
+
+def fork_point(folder: Path, ref: str) -> str:
+    """Where this branch left ``ref`` (``git merge-base ref HEAD``), or ``ref`` itself when
+    they share no history.  Call :func:`files_at` first (it checks the repository and
+    the ref)."""
+    merge_base = _git(folder, "merge-base", ref, "HEAD")
+    return merge_base.stdout.strip() if merge_base.returncode == 0 else ref
+
+
+def changed_since(folder: Path, commit: str) -> dict[str, str]:
+    """Files directly inside ``folder`` that differ from ``commit`` in the working tree:
+    name -> ``M`` (modified) or ``D`` (deleted)."""
+    diff = _git(folder, "diff", "--no-renames", "--name-status", "-z", commit, "--", ".")
+    if diff.returncode != 0:
+        raise ConfigError(f"git diff {commit} failed: {diff.stderr.strip()}")
+    prefix = _git(folder, "rev-parse", "--show-prefix").stdout.strip()
+    fields = diff.stdout.split("\0")
+    changed: dict[str, str] = {}
+    for status, path in zip(fields[::2], fields[1::2], strict=False):  # a trailing "" field
+        name = path[len(prefix):] if path.startswith(prefix) else ""
+        if name and "/" not in name and status in ("M", "D"):
+            changed[name] = status
+    return changed
+
+
+def content_at(folder: Path, ref: str, filename: str) -> bytes:
+    """The bytes of ``folder/filename`` in commit ``ref``."""
+    try:
+        shown = subprocess.run(
+            ["git", "show", f"{ref}:./{filename}"], cwd=folder, capture_output=True,
+            check=False,
+        )
+    except FileNotFoundError as err:
+        raise ConfigError("--base needs git, which is not installed (not on PATH)") from err
+    if shown.returncode != 0:
+        raise ConfigError(f"--base {ref}: git show {filename} failed: "
+                          f"{shown.stderr.decode(errors='replace').strip()}")
+    return shown.stdout

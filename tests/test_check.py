@@ -132,7 +132,7 @@ def test_problems_of_every_kind_are_listed_with_file_and_line(repo: Path) -> Non
                                         encoding="utf-8")
     (repo / "005_broken.sql").write_text("SELECT 1;\n-- migrate:up\n", encoding="utf-8")
     (repo / "6-add-likes.sql").write_text("SELECT 1;\n", encoding="utf-8")
-    # an old file with a finding: already merged, so not linted with --base
+    # a merged file whose down section grew: neither linted (merged) nor a change that counts
     (repo / "002_post.sql").write_text(CLEAN.format("post") + "CREATE INDEX i ON tb_user (id);\n",
                                        encoding="utf-8")
     result = run("check", "--base", "main")
@@ -152,6 +152,42 @@ def test_problems_of_every_kind_are_listed_with_file_and_line(repo: Path) -> Non
         "configured)",
     ]
     assert "003_tag.sql" not in result.output  # the checkout of feature has no 003_tag.sql
+
+
+def test_merged_files_may_not_be_deleted_or_have_their_up_section_edited(repo: Path) -> None:
+    (repo / "001_user.sql").unlink()
+    result = run("check", "--base", "main")
+    assert result.exit_code == 1
+    assert result.output.splitlines()[0] == (
+        "migrations/001_user.sql:1: was deleted, but main has it, so databases may have applied "
+        "it; restore it (git checkout main -- 001_user.sql) and undo its change in a new "
+        "migration")
+    git(repo.parent, "checkout", "-q", "--", ".")
+    # the down section and the whitespace the checksum ignores may change
+    text = (repo / "002_post.sql").read_text(encoding="utf-8")
+    down_edit = text.replace("-- migrate:down\n", "-- migrate:down\n-- undo it\n")
+    assert down_edit != text
+    (repo / "002_post.sql").write_text(down_edit.replace("\n", "\r\n"), encoding="utf-8")
+    result = run("check", "--base", "main")
+    assert result.exit_code == 0, result.output
+    git(repo.parent, "commit", "-qam", "edit down")  # committed on the branch: still compared
+    (repo / "002_post.sql").write_text(text.replace("CREATE TABLE", "CREATE UNLOGGED TABLE"),
+                                       encoding="utf-8")
+    result = run("check", "--base", "main")
+    assert result.exit_code == 1
+    assert "002_post.sql:1: its up section changed since main" in result.output
+
+
+def test_files_merged_into_base_after_the_fork_are_not_deleted_by_the_branch(repo: Path) -> None:
+    git(repo.parent, "checkout", "-q", "main")
+    (repo / "003_tag.sql").write_text(CLEAN.format("tag"), encoding="utf-8")
+    (repo / "001_user.sql").write_text(CLEAN.format("user") + "-- reviewed\n", encoding="utf-8")
+    git(repo.parent, "add", "-A")
+    git(repo.parent, "commit", "-qm", "main moves on")
+    git(repo.parent, "checkout", "-q", "feature")
+    (repo / "004_comment.sql").write_text(CLEAN.format("comment"), encoding="utf-8")
+    result = run("check", "--base", "main")
+    assert result.exit_code == 0, result.output
 
 
 def test_duplicate_numbers_are_problems_and_all_files_are_linted_without_base(
