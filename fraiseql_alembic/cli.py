@@ -741,7 +741,8 @@ def lint(files: tuple[Path, ...], output_format: str, path: Path | None,
     if not count:
         click.echo(f"{CHECK} No lint findings in {linted}")
         return
-    click.echo(f"{PROBLEM_MARK} {count} lint finding{'s' if count != 1 else ''} in {linted}; "
+    click.echo(f"{PROBLEM_MARK} {count} lint finding{'s' if count != 1 else ''} ({linted} "
+               "linted); "
                "fix them, or silence one with `-- fraiseql-lint: ignore <rule>` above its "
                "statement (docs/lint.md)")
     sys.exit(1)

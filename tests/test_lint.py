@@ -293,7 +293,7 @@ def test_cli_findings_text_exit_1(folder: Path) -> None:
         "migrations/005_add_email_verification.sql:4:1: FQL001 index-not-concurrent: CREATE "
         "INDEX on tb_user without CONCURRENTLY blocks every write to tb_user")
     assert ". Instead: CREATE INDEX CONCURRENTLY idx_user_email_verified ON tb_user" in lines[0]
-    assert lines[1].startswith("✗ 1 lint finding in 2 migrations")
+    assert lines[1].startswith("✗ 1 lint finding (2 migrations linted); ")
     assert len(lines) == 2
 
 
