@@ -14,7 +14,13 @@ import psycopg2
 import pytest
 from conftest import Project
 
-from fraiseql_alembic.backup import client_major, default_path, human_size, split_password
+from fraiseql_alembic.backup import (
+    client_major,
+    default_path,
+    human_size,
+    maintenance_uri,
+    split_password,
+)
 from fraiseql_alembic.devdb import DevCluster
 
 UP_DOWN = "-- migrate:up\nCREATE TABLE {t} (id int);\n-- migrate:down\nDROP TABLE {t};\n"
@@ -288,3 +294,10 @@ def test_the_printed_restore_command_puts_the_database_back_exactly(project: Pro
     again = project.cli("up")
     assert again.exit_code == 0, again.output
     assert project.version() == ["002"]
+
+
+def test_maintenance_uri_names_the_postgres_database_and_keeps_the_rest() -> None:
+    assert maintenance_uri("postgresql://app@db:5432/app?sslmode=require") == (
+        "postgresql://app@db:5432/postgres?sslmode=require")
+    assert maintenance_uri("postgresql://app@db/?dbname=app&sslmode=verify-full") == (
+        "postgresql://app@db/postgres?sslmode=verify-full")

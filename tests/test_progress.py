@@ -88,13 +88,16 @@ def test_plain_stream_keeps_todays_lines(tmp_path: Path) -> None:
     reporter.plan(2, True)
     reporter.start("001_a.sql", True)
     reporter.done("001_a.sql", True)
-    reporter.backed_up(Backup(tmp_path / "b.dump", 12_300_000))
+    reporter.backed_up(Backup(tmp_path / "b.dump", 12_300_000, "app",
+                              "postgresql://app@db:5432/postgres"))
     reporter.failed()
     assert stream.getvalue() == (
         "✓ Running migration: 001_a.sql\n"
         f"✓ Backup: {tmp_path}/b.dump (12.3 MB)\n"
-        "  restore with: pg_restore --clean --if-exists --no-owner --dbname \"$DATABASE_URL\" "
-        f"{tmp_path}/b.dump\n"
+        "  restore with: pg_restore --clean --create --if-exists --no-owner --dbname "
+        f"postgresql://app@db:5432/postgres {tmp_path}/b.dump\n"
+        "  (this drops and recreates app as it was before the migrations: stop the "
+        "application first)\n"
     )
     assert reporter.timing_line(is_upgrade=True) is None
 
