@@ -86,6 +86,11 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except click.exceptions.Exit:
             raise
+        except BrokenPipeError:  # `fraiseql migrate status | head`: the reader has enough
+            from .reporting import discard_stdout
+
+            discard_stdout()
+            ctx.exit(141)  # what a process killed by SIGPIPE reports (128 + 13)
         except click.ClickException:
             raise
         except KeyboardInterrupt:

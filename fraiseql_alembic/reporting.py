@@ -52,6 +52,17 @@ def plural(count: int, noun: str = "migration") -> str:
     return f"{count} {noun}{'s' if count != 1 else ''}"
 
 
+def discard_stdout() -> None:
+    """Point stdout at /dev/null after its reader went away, so that later writes and
+    the flush at exit do not raise BrokenPipeError again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real file descriptor (e.g. under a test runner)
+        pass
+
+
 class TextReporter:
     """Prints progress as migrations run; remembers what started and what finished.
 
@@ -70,11 +81,23 @@ class TextReporter:
         self._current: tuple[str, bool] | None = None  # (filename, is_upgrade) running
         self._current_started = 0.0
         self._line_open = False  # a terminal line waiting for its ✓ and time
+        self.output_closed = False  # the reader of stdout went away
 
     # -- helpers ----------------------------------------------------------------
 
     def echo(self, text: str = "", *, nl: bool = True) -> None:
-        click.echo(text, file=self.stream, nl=nl, color=self.color)
+        """Print a line; a reader that went away (``up | head``) never stops a run.
+
+        Migrations go on with their output discarded: a closed pipe is no reason to
+        leave a deploy half done.
+        """
+        if self.output_closed:
+            return
+        try:
+            click.echo(text, file=self.stream, nl=nl, color=self.color)
+        except BrokenPipeError:
+            self.output_closed = True
+            discard_stdout()
 
     def mark(self, symbol: str) -> str:
         if not self.color:

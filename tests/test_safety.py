@@ -428,3 +428,28 @@ def test_plain_alembic_applies_lock_timeout_from_alembic_ini(project: Project) -
     finally:
         blocker.close()
     assert project.version() == ["001"]
+
+
+def _run_with_stdout_closed(project: Project, *argv: str) -> tuple[int, str]:
+    """Run a command whose stdout reader has gone away before it prints (`... | head -0`)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [str(BIN / argv[0]), *argv[1:]], cwd=project.root, stdout=write_end,
+            stderr=subprocess.PIPE, text=True, timeout=120,
+            env={**os.environ, "DATABASE_URL": project.database_url},
+        )
+    finally:
+        os.close(write_end)
+    return done.returncode, done.stderr
+
+
+def test_a_closed_stdout_never_stops_a_run_half_way(project: Project) -> None:
+    for number in range(1, 4):
+        project.write(f"00{number}_t{number}.sql", UP_DOWN.format(t=f"t{number}"))
+    code, err = _run_with_stdout_closed(project, "fraiseql", "migrate", "up")
+    assert (code, err) == (0, "")
+    assert project.version() == ["003"] and {"t1", "t2", "t3"} <= project.tables()
+    code, err = _run_with_stdout_closed(project, "fraiseql", "migrate", "status")
+    assert (code, err) == (141, "")  # like a process that SIGPIPE ended, without a word
