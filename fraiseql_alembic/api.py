@@ -376,7 +376,8 @@ def _run_with_retries(
             if err.sqlstate != LOCK_NOT_AVAILABLE or attempt == attempts:
                 if err.sqlstate == LOCK_NOT_AVAILABLE:
                     raise MigrationError(
-                        f"Migration {err.filename} could not get a lock at line {err.line} "
+                        f"Migration {err.filename} could not get a lock"
+                        + (f" at line {err.line}" if err.line else "") + " "
                         f"({err.pg_message} [SQLSTATE 55P03]). Gave up after {attempts} "
                         f"attempt{'s' if attempts != 1 else ''}: a long transaction holds a "
                         "lock this migration needs; "

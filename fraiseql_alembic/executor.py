@@ -182,6 +182,7 @@ class _Prepared:
     statements: tuple[Statement, ...]
     batch: str | None
     params: tuple[Any, ...]
+    starts: tuple[int, ...] = ()  # where each statement begins in the query the server gets
 
 
 def _prepare_step(step: Step, schema: str) -> _Prepared:
@@ -196,12 +197,40 @@ def _prepare_step(step: Step, schema: str) -> _Prepared:
     if section.timeouts or needs_autocommit(section, split.statements) or split.unwrapped:
         return _Prepared(step, section, statements, None, ())
     guard, params = _guarded_bookkeeping(schema, step)
+    starts: list[int] = []
+    offset = len(BATCH_HEAD)
+    for statement in statements:
+        starts.append(offset)
+        offset += len(terminated(statement.sql)) + 1
     batch = (
-        "BEGIN;\n"
+        BATCH_HEAD
         + "".join(terminated(s.sql).replace("%", "%%") + "\n" for s in statements)
         + guard + ";\nCOMMIT"
     )
-    return _Prepared(step, section, statements, batch, params)
+    return _Prepared(step, section, statements, batch, params, tuple(starts))
+
+
+BATCH_HEAD = "BEGIN;\n"
+
+#: A batch that failed within this many seconds is run again statement by statement to
+#: find the failing line; one that failed later is not (that would hold its locks and
+#: redo its work as long again): PostgreSQL's message is reported without the line.
+RELOCATE_WITHIN_S = 2.0
+
+
+def _failing_statement(prepared: _Prepared, position: int | None) -> tuple[int, int] | None:
+    """(index, 1-based position inside that statement) for the error position PostgreSQL
+    gave in the whole batch, when it falls inside one of the migration's statements."""
+    if not position:
+        return None
+    offset = int(position) - 1
+    for index in range(len(prepared.statements) - 1, -1, -1):
+        start = prepared.starts[index]
+        if offset >= start:
+            if offset - start < len(prepared.statements[index].sql):
+                return index, offset - start + 1
+            return None
+    return None
 
 
 def _prepared_ahead(steps: Sequence[Step], schema: str) -> Iterator[_Prepared]:
@@ -277,6 +306,11 @@ def _run_batched(
                     ) from err
                 if isinstance(err, psycopg2.OperationalError) and dbapi.closed:
                     raise _connection_lost(url, step, err) from err
+                known = _error_without_rerun(prepared, err, dbapi, time.perf_counter() - started)
+                if known is not None:
+                    _release(held, sink)  # not run again: these notices are the only copy
+                    raise known from err
+                held.clear()  # the statements run again below and print them again
                 cursor.execute("BEGIN")  # again, one statement at a time, to locate it
                 execute_statements(
                     shim,  # type: ignore[arg-type]
@@ -355,6 +389,36 @@ def _connection_lost(
         "lost; nothing of this migration was kept. Run the command again once the database "
         "is back"
     )
+
+
+def _error_without_rerun(
+    prepared: _Prepared, err: Any, dbapi: Any, elapsed_s: float
+) -> MigrationError | None:
+    """The error of a failed batch when it can be told without running it again, else None.
+
+    PostgreSQL's error position (syntax errors, unknown tables or columns, ...) names the
+    statement and the column; a batch that failed after :data:`RELOCATE_WITHIN_S` is
+    reported without the line rather than run again.  ``alembic_version`` having moved
+    (the guard's division by zero) is left to the rerun, which says so.
+    """
+    from .errors import UnlocatedExecutionError
+    from .runner import located_error
+
+    diag = getattr(err, "diag", None)
+    found = _failing_statement(prepared, getattr(diag, "statement_position", None))
+    if found is not None:
+        index, position = found
+        return located_error(prepared.step.migration, prepared.statements[index], err, dbapi,
+                             in_transaction=True, position=position)
+    sqlstate = getattr(err, "pgcode", None)
+    if elapsed_s <= RELOCATE_WITHIN_S or sqlstate == DIVISION_BY_ZERO:
+        return None
+    message = (getattr(diag, "message_primary", None) or str(err).strip().splitlines()[0])
+    return UnlocatedExecutionError(prepared.step.migration.name.filename,
+                                   len(prepared.statements), elapsed_s, message.strip(), sqlstate)
+
+
+DIVISION_BY_ZERO = "22012"
 
 
 def _ignore(_text: str) -> None:

@@ -276,7 +276,7 @@ def execute_statements(
                             + ("that migration was rolled back" if in_transaction else
                                "the statement was cancelled")
                         ) from err
-                    raise _located_error(
+                    raise located_error(
                         migration, statement, err, dbapi, in_transaction=in_transaction,
                         segment=segment,
                     ) from err
@@ -284,7 +284,7 @@ def execute_statements(
             cursor.close()
 
 
-def _located_error(
+def located_error(
     migration: ParsedMigration,
     statement: Statement,
     err: Any,
@@ -292,12 +292,18 @@ def _located_error(
     *,
     in_transaction: bool,
     segment: tuple[int, str] | None = None,
+    position: int | None = None,
 ) -> MigrationExecutionError:
-    """Turn a server error into file:line:column, the statement and PostgreSQL's words."""
+    """Turn a server error into file:line:column, the statement and PostgreSQL's words.
+
+    ``position`` (1-based, in ``statement.sql``) overrides the error's own
+    ``statement_position``, for an error raised by a query that held more statements.
+    """
     diag = getattr(err, "diag", None)
     message = (getattr(diag, "message_primary", None) or str(err).strip().splitlines()[0]).strip()
     line, column = statement.line, statement.column
-    position = getattr(diag, "statement_position", None)
+    if position is None:
+        position = getattr(diag, "statement_position", None)
     if position and statement.offset + int(position) - 1 < len(migration.text):
         offset = statement.offset + int(position) - 1
         end = statement.offset + len(statement.sql)

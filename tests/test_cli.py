@@ -355,6 +355,35 @@ def test_notices_before_a_failure_are_shown_once(project: Project) -> None:
     assert "001_a.sql failed at line 3" in result.output
 
 
+def test_an_error_with_a_position_is_located_without_running_the_migration_again(
+    project: Project,
+) -> None:
+    project.write("001_seq.sql", "CREATE SEQUENCE s;\n")
+    project.write("002_bad.sql", "SELECT nextval('s');\nCREATE TABLE a (id int);\n"
+                  "INSERT INTO a\n  SELECT id FROM no_such_table;\n")
+    result = project.cli("up")
+    assert result.exit_code == 1
+    assert ("Migration 002_bad.sql failed at line 4, column 18: relation \"no_such_table\" "
+            "does not exist [SQLSTATE 42P01]") in result.output
+    assert project.version() == ["001"] and "a" not in project.tables()
+    # sequences are not transactional: one call means the statements ran once
+    assert project.query("SELECT last_value FROM s") == [(1,)]
+
+
+def test_a_late_failure_is_not_run_again_to_find_its_line(project: Project) -> None:
+    project.write("001_seq.sql", "CREATE SEQUENCE s;\nCREATE TABLE t (id int NOT NULL);\n")
+    project.write("002_slow.sql", "SELECT nextval('s');\nSELECT pg_sleep(2.2);\n"
+                  "INSERT INTO t VALUES (NULL);\n")
+    result = project.cli("up")
+    assert result.exit_code == 1
+    assert "Migration 002_slow.sql failed after 2." in result.output
+    assert ('null value in column "id" of relation "t" violates not-null constraint '
+            "[SQLSTATE 23502], in one of its 3 statements") in result.output
+    assert "were not run again to find the line" in result.output
+    assert project.version() == ["001"]
+    assert project.query("SELECT last_value FROM s") == [(1,)]
+
+
 def test_transaction_false_forces_autocommit(project: Project) -> None:
     project.write("001_initial_schema.sql", "CREATE TABLE t (a int);\n")
     project.write("002_vacuum.sql", "-- migrate:up transaction:false\nVACUUM t;\n"
