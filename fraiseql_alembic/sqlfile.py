@@ -336,7 +336,7 @@ def split_statements(migration: ParsedMigration, section: Section) -> SplitSecti
     migration runs in its own transaction anyway); any other transaction control
     is refused, with its line.
     """
-    from pglast.parser import ParseError, split  # imported here: only running SQL needs it
+    from pglast.parser import ParseError  # imported here: only running SQL needs it
 
     text = migration.text
     line_starts = _line_offsets(text) if not section.commented_out else []
@@ -346,36 +346,29 @@ def split_statements(migration: ParsedMigration, section: Section) -> SplitSecti
         return section.line + section.sql.count("\n", 0, index)
 
     try:
-        pieces = split(section.sql, with_parser=False, only_slices=True)
+        pieces = statement_spans(section.sql)
     except ParseError as err:  # an unterminated quote, $$ body or /* comment
         index = err.args[1] if len(err.args) > 1 and isinstance(err.args[1], int) else 0
         reason = re.sub(r'\s+"$', '"', " ".join(str(err.args[0]).split()))
         raise MigrationFileError(
             filename, f"{reason}; close it (PostgreSQL would reject the file)", line_of(index)
         ) from err
-    end = pieces[-1].stop if pieces else 0
-    rest = section.sql[end:]
-    leftover = end + _leading_noise(rest.replace(";", " "))
-    if leftover < len(section.sql):  # the scanner stops at an unclosed parenthesis
+    except UnclosedStatement as err:
         raise MigrationFileError(
             filename,
-            "the statement starting here never ends (an unclosed parenthesis?); nothing "
-            "after it could be read",
-            line_of(leftover),
-        )
+            "the statement starting here never ends (an unclosed parenthesis or BEGIN ATOMIC "
+            "block?); nothing after it could be read",
+            line_of(err.start),
+        ) from err
     statements: list[Statement] = []
-    for piece in pieces:
-        raw = section.sql[piece]
-        lead = _leading_noise(raw)
-        sql = raw[lead:].strip()
-        if not sql:
-            continue
+    for piece_start, piece_end in pieces:
+        sql = section.sql[piece_start:piece_end]
         if section.commented_out:
-            line = section.line + section.sql.count("\n", 0, piece.start + lead)
+            line = section.line + section.sql.count("\n", 0, piece_start)
             column = 1
             offset = section.offset
         else:
-            offset = section.offset + piece.start + lead
+            offset = section.offset + piece_start
             line_index = bisect.bisect_right(line_starts, offset) - 1
             line, column = line_index + 1, offset - line_starts[line_index] + 1
         kind = _statement_kind(sql) if _NEEDS_TREE_RE.search(sql) else None
@@ -390,6 +383,63 @@ def split_statements(migration: ParsedMigration, section: Section) -> SplitSecti
             )
         )
     return _unwrap_transaction(statements, filename)
+
+
+class UnclosedStatement(Exception):
+    """The text ends inside a parenthesis or a ``BEGIN ATOMIC`` body."""
+
+    def __init__(self, start: int) -> None:
+        super().__init__(start)
+        self.start = start
+
+
+def statement_spans(sql: str) -> list[tuple[int, int]]:
+    """(start, end) of each statement in ``sql``, from its first token to its last, without
+    the ``;``, comments and blank space around it.  Pure.
+
+    PostgreSQL's own scanner (pglast) reads the tokens, so quotes, ``$$`` bodies and
+    comments are what the server would see; a ``;`` ends a statement only outside
+    parentheses and outside a ``BEGIN ATOMIC ... END`` function body, as in psql.  Every
+    token belongs to a statement: text the server would reject (``SELEC 1``) is a
+    statement too, never dropped.  Raises pglast's ParseError for an unterminated quote
+    or comment and :class:`UnclosedStatement` for text that ends inside a parenthesis or
+    an atomic body.
+    """
+    from pglast.parser import scan
+
+    spans: list[tuple[int, int]] = []
+    start: int | None = None
+    end = 0
+    parens = 0
+    atomic = 0  # depth inside BEGIN ATOMIC ... END (CASE ... END nests within it)
+    previous = ""
+    for token in scan(sql):
+        name = token.name
+        if name in ("SQL_COMMENT", "C_COMMENT"):
+            continue
+        if name == "ASCII_59" and parens == 0 and atomic == 0:  # ;
+            if start is not None:
+                spans.append((start, end))
+            start = None
+            previous = name
+            continue
+        if start is None:
+            start = token.start
+        end = token.end + 1
+        if name == "ASCII_40":
+            parens += 1
+        elif name == "ASCII_41":
+            parens = max(parens - 1, 0)
+        elif (name == "ATOMIC" and previous == "BEGIN_P") or (atomic and name == "CASE"):
+            atomic += 1
+        elif atomic and name == "END_P":
+            atomic -= 1
+        previous = name
+    if start is not None:
+        if parens or atomic:
+            raise UnclosedStatement(start)
+        spans.append((start, end))
+    return spans
 
 
 def terminated(sql: str) -> str:

@@ -384,6 +384,22 @@ def test_a_late_failure_is_not_run_again_to_find_its_line(project: Project) -> N
     assert project.query("SELECT last_value FROM s") == [(1,)]
 
 
+def test_a_typo_without_a_keyword_fails_instead_of_vanishing(project: Project) -> None:
+    project.write("001_typo.sql", "CREATE TABLE a (id int);\nSELEC 1;\n")
+    result = project.cli("up")
+    assert result.exit_code == 1
+    assert "001_typo.sql failed at line 2, column 1: syntax error at or near \"SELEC\"" in result.output
+    assert project.version() == [] and "a" not in project.tables()
+
+
+def test_sql_standard_function_bodies_run_whole(project: Project) -> None:
+    project.write("001_f.sql", "CREATE FUNCTION two() RETURNS int LANGUAGE sql\nBEGIN ATOMIC\n"
+                  "  SELECT 1;\n  SELECT CASE WHEN true THEN 2 END;\nEND;\nSELECT two();\n")
+    result = project.cli("up")
+    assert result.exit_code == 0, result.output
+    assert project.query("SELECT two()") == [(2,)]
+
+
 def test_transaction_false_forces_autocommit(project: Project) -> None:
     project.write("001_initial_schema.sql", "CREATE TABLE t (a int);\n")
     project.write("002_vacuum.sql", "-- migrate:up transaction:false\nVACUUM t;\n"

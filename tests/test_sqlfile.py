@@ -250,8 +250,29 @@ def test_unclosed_parenthesis_does_not_drop_the_rest_of_the_file() -> None:
     with pytest.raises(MigrationFileError) as caught:
         split_statements(migration, migration.up)
     assert caught.value.line == 3
-    assert "never ends (an unclosed parenthesis?)" in caught.value.message
+    assert "never ends (an unclosed parenthesis or BEGIN ATOMIC block?)" in caught.value.message
 
 
 def test_trailing_semicolons_and_comments_are_not_leftovers() -> None:
     assert sqls(parse("SELECT 1; -- done\n /* end */ ;  \n")) == ["SELECT 1"]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("SELEC 1;\nSELECT 2;\n", ["SELEC 1", "SELECT 2"]),  # a typo is a statement, not noise
+    ("foo;bar;", ["foo", "bar"]),
+    ("SELECT 1;\nmy_backfill();\n", ["SELECT 1", "my_backfill()"]),
+    ("VACCUM t", ["VACCUM t"]),
+])
+def test_text_without_a_keyword_is_kept_for_the_server_to_reject(
+    text: str, expected: list[str],
+) -> None:
+    assert sqls(parse(text)) == expected
+
+
+def test_begin_atomic_bodies_keep_their_semicolons() -> None:
+    body = ("CREATE FUNCTION f() RETURNS int LANGUAGE sql\nBEGIN ATOMIC\n"
+            "  SELECT CASE WHEN true THEN 1 END;\n  SELECT 2;\nEND")
+    assert sqls(parse(body + ";\nSELECT 3;\n")) == [body, "SELECT 3"]
+    with pytest.raises(MigrationFileError) as caught:
+        sqls(parse("SELECT 1;\n" + body.removesuffix("END") + "\n"))
+    assert caught.value.line == 2
