@@ -62,16 +62,31 @@ def database_error(err: BaseException) -> DatabaseError | None:
     return DatabaseError(f"Database error: {first}{state}")
 
 
+def session_reset_sql(options: RunOptions) -> str:
+    """Literal SQL that gives each migration the same session: ``RESET ALL`` (a ``SET``
+    in one file, such as the ``SET lock_timeout = 0`` or cleared ``search_path`` that
+    pg_dump output starts with, must not leak into the next file), then the run's own
+    settings again.  Values set when connecting (``options=-c ...`` in the URL) are the
+    defaults RESET returns to, so they stay.  For sessions this package opened."""
+    return "RESET ALL;\n" + _settings_sql(options) + ";\n"
+
+
 def apply_session_settings(cursor: Any, options: RunOptions) -> None:
     """lock_timeout / statement_timeout for a migration session, and (PostgreSQL 14+) a
     check that the client is still there, so a killed deploy's statement stops within a
     second instead of running on with its locks."""
-    cursor.execute(
-        "SELECT set_config('lock_timeout', %s, false), "
-        "set_config('statement_timeout', %s, false), "
+    cursor.execute(_settings_sql(options))
+
+
+def _settings_sql(options: RunOptions) -> str:
+    def literal(value: str) -> str:
+        return "'" + value.replace("'", "''") + "'"
+
+    return (
+        f"SELECT set_config('lock_timeout', {literal(options.lock_timeout)}, false), "
+        f"set_config('statement_timeout', {literal(options.statement_timeout or '0')}, false), "
         "CASE WHEN current_setting('server_version_num')::int >= 140000 "
-        "THEN set_config('client_connection_check_interval', '1s', false) END",
-        (options.lock_timeout, options.statement_timeout or "0"),
+        "THEN set_config('client_connection_check_interval', '1s', false) END"
     )
 
 

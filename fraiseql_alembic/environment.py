@@ -26,6 +26,7 @@ from .plugin import (
     LOCK_HELD_KEY,
     REPORTER_KEY,
     RUN_OPTIONS_KEY,
+    SESSION_RESET_KEY,
     as_command_error,
 )
 from .settings import URL_KEY, RunOptions, check_duration, sqlalchemy_url
@@ -167,7 +168,7 @@ def _command_name(config: Any) -> str:
 def _run_online(
     context: Any, config: Any, url: str, schema: str, options: RunOptions, given: Any
 ) -> None:
-    from .database import apply_session_settings, connect
+    from .database import apply_session_settings, connect, session_reset_sql
 
     reporter = config.attributes.get(REPORTER_KEY)
     token = config.attributes.get(CANCEL_KEY)
@@ -186,14 +187,25 @@ def _run_online(
         try:
             with dbapi.cursor() as cursor:
                 apply_session_settings(cursor, options)
+                # alembic_version's schema, named to Alembic: a migration that changes
+                # search_path (pg_dump output clears it) must not lose the table.
+                cursor.execute(
+                    "SELECT coalesce((SELECT n.nspname FROM pg_class c JOIN pg_namespace n "
+                    "ON n.oid = c.relnamespace WHERE c.oid = to_regclass('alembic_version')), "
+                    "current_schema())"
+                )
+                found = cursor.fetchone()
             dbapi.commit()
+            version_schema = str(found[0]) if found and found[0] else None
             if not isinstance(connection, nullcontext) and not _read_only_command(config):
                 _prepare_history(dbapi, schema)
                 config.attributes[HISTORY_READY_KEY] = True
+                config.attributes[SESSION_RESET_KEY] = session_reset_sql(options)
             context.configure(
                 connection=conn,
                 transaction_per_migration=True,
                 on_version_apply=_after_each(schema, reporter),
+                version_table_schema=version_schema,
             )
             if _command_name(config) == "upgrade" and not config.attributes.get(LOCK_HELD_KEY):
                 _verify_before_upgrade(context, conn, schema)

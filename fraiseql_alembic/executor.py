@@ -88,10 +88,10 @@ def run_steps(
     todo = [step for step in steps if step.migration.name.version not in done]
     try:
         try:
-            _prepare(dbapi, history_schema, options)
+            run = _prepare(dbapi, history_schema, options)
         except psycopg2.Error as err:
             raise (database_error(err) or DatabaseError(str(err))) from err
-        for prepared in _prepared_ahead(todo, history_schema):
+        for prepared in _prepared_ahead(todo, run):
             step, section = prepared.step, prepared.section
             key = step.migration.name.version
             if cancel is not None:
@@ -99,11 +99,13 @@ def run_steps(
             if reporter is not None:
                 reporter.start(step.migration.name.filename, step.upgrade)
             try:
-                if _run_batched(dbapi, shim, prepared, history_schema, reporter, cancel, url):
+                if _run_batched(dbapi, shim, prepared, run, reporter, cancel, url):
                     done.add(key)
                     if reporter is not None:
                         reporter.done(step.migration.name.filename, step.upgrade)
                     continue
+                with dbapi.cursor() as cursor:
+                    cursor.execute(run.session_reset)
                 run_section(
                     shim,  # type: ignore[arg-type]
                     step.migration,
@@ -114,8 +116,8 @@ def run_steps(
                     cancel=cancel,
                     history_ready=True,
                 )
-                _move_version(dbapi, step)
-                dbapi.commit()
+                _move_version(dbapi, step, run.version_table)
+                _commit(dbapi, step)
             except BaseException as err:
                 _rollback(dbapi)
                 if isinstance(err, psycopg2.Error):
@@ -150,10 +152,10 @@ def record_without_running(
 
     dbapi = open_dbapi(url)
     try:
-        _prepare(dbapi, history_schema, options)
+        run = _prepare(dbapi, history_schema, options)
         with history.writing(dbapi, history_schema) as cursor:
             if move is not None:
-                cursor.execute(*_version_statement(*move))
+                cursor.execute(*_version_statement(*move, table=run.version_table))
                 if cursor.rowcount != 1:
                     raise MigrationError(
                         f"alembic_version no longer says {move[0] or '(nothing applied)'} "
@@ -185,7 +187,17 @@ class _Prepared:
     starts: tuple[int, ...] = ()  # where each statement begins in the query the server gets
 
 
-def _prepare_step(step: Step, schema: str) -> _Prepared:
+@dataclass(frozen=True)
+class _Run:
+    """What every step of one run shares: the history schema, the version table's
+    schema-qualified name, and the SQL that resets the session before each migration."""
+
+    schema: str
+    version_table: str
+    session_reset: str
+
+
+def _prepare_step(step: Step, run: _Run) -> _Prepared:
     """Pure: split the step's section and build its one-round-trip query, if any."""
     from .runner import needs_autocommit
     from .sqlfile import split_statements, terminated
@@ -196,21 +208,20 @@ def _prepare_step(step: Step, schema: str) -> _Prepared:
     statements = tuple(split.statements)
     if section.timeouts or needs_autocommit(section, split.statements) or split.unwrapped:
         return _Prepared(step, section, statements, None, ())
-    guard, params = _guarded_bookkeeping(schema, step)
+    guard, params = _guarded_bookkeeping(run, step)
+    head = run.session_reset + "BEGIN;\n"
     starts: list[int] = []
-    offset = len(BATCH_HEAD)
+    offset = len(head)
     for statement in statements:
         starts.append(offset)
         offset += len(terminated(statement.sql)) + 1
     batch = (
-        BATCH_HEAD
+        head.replace("%", "%%")
         + "".join(terminated(s.sql).replace("%", "%%") + "\n" for s in statements)
         + guard + ";\nCOMMIT"
     )
     return _Prepared(step, section, statements, batch, params, tuple(starts))
 
-
-BATCH_HEAD = "BEGIN;\n"
 
 #: A batch that failed within this many seconds is run again statement by statement to
 #: find the failing line; one that failed later is not (that would hold its locks and
@@ -233,7 +244,7 @@ def _failing_statement(prepared: _Prepared, position: int | None) -> tuple[int, 
     return None
 
 
-def _prepared_ahead(steps: Sequence[Step], schema: str) -> Iterator[_Prepared]:
+def _prepared_ahead(steps: Sequence[Step], run: _Run) -> Iterator[_Prepared]:
     """:func:`_prepare_step` for each step, in order, computed on a second thread.
 
     Splitting and building the next migrations' queries then overlaps with the
@@ -244,11 +255,11 @@ def _prepared_ahead(steps: Sequence[Step], schema: str) -> Iterator[_Prepared]:
     from concurrent.futures import ThreadPoolExecutor
 
     if len(steps) < 2:
-        yield from (_prepare_step(step, schema) for step in steps)
+        yield from (_prepare_step(step, run) for step in steps)
         return
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fraiseql-prepare")
     try:
-        yield from pool.map(_prepare_step, steps, [schema] * len(steps))
+        yield from pool.map(_prepare_step, steps, [run] * len(steps))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -257,7 +268,7 @@ def _run_batched(
     dbapi: Any,
     shim: _Shim,
     prepared: _Prepared,
-    schema: str,
+    run: _Run,
     reporter: Any,
     cancel: CancelToken | None,
     url: str,
@@ -320,13 +331,13 @@ def _run_batched(
             elapsed_ms = int((time.perf_counter() - started) * 1000)
             action = history.APPLIED if step.upgrade else history.ROLLED_BACK
             entry = history_entry(step.migration, action, elapsed_ms)
-            record, params = _bookkeeping(schema, entry, step)
+            record, params = _bookkeeping(run, entry, step)
             cursor.execute(record, params)
             moved = cursor.fetchone()
             if not moved or moved[0] != 1:
                 _rollback(dbapi)
                 raise _version_moved(step)
-            cursor.execute("COMMIT")
+            _commit(dbapi, step, cursor)
     except BaseException:
         _rollback(dbapi)
         raise
@@ -397,9 +408,10 @@ def _error_without_rerun(
     """The error of a failed batch when it can be told without running it again, else None.
 
     PostgreSQL's error position (syntax errors, unknown tables or columns, ...) names the
-    statement and the column; a batch that failed after :data:`RELOCATE_WITHIN_S` is
-    reported without the line rather than run again.  ``alembic_version`` having moved
-    (the guard's division by zero) is left to the rerun, which says so.
+    statement and the column; a batch that failed after :data:`RELOCATE_WITHIN_S`, or on
+    a lock or statement timeout, is reported without the line rather than run again.
+    ``alembic_version`` having moved (the guard's division by zero) is left to the rerun,
+    which says so.
     """
     from .errors import UnlocatedExecutionError
     from .runner import located_error
@@ -411,7 +423,9 @@ def _error_without_rerun(
         return located_error(prepared.step.migration, prepared.statements[index], err, dbapi,
                              in_transaction=True, position=position)
     sqlstate = getattr(err, "pgcode", None)
-    if elapsed_s <= RELOCATE_WITHIN_S or sqlstate == DIVISION_BY_ZERO:
+    if sqlstate == DIVISION_BY_ZERO or (
+        elapsed_s <= RELOCATE_WITHIN_S and sqlstate not in NEVER_RERUN
+    ):
         return None
     message = (getattr(diag, "message_primary", None) or str(err).strip().splitlines()[0])
     return UnlocatedExecutionError(prepared.step.migration.name.filename,
@@ -419,6 +433,10 @@ def _error_without_rerun(
 
 
 DIVISION_BY_ZERO = "22012"
+#: A lock timeout or statement timeout is not run again to find its line: that would
+#: wait (and queue the application behind the lock request) as long again.  ``up``
+#: retries lock timeouts itself (``--lock-retries``).
+NEVER_RERUN = frozenset({"55P03", "57014"})
 
 
 def _ignore(_text: str) -> None:
@@ -431,16 +449,17 @@ def _release(held: list[str], sink: Any) -> None:
     held.clear()
 
 
-def _guarded_bookkeeping(schema: str, step: Step) -> tuple[str, tuple[Any, ...]]:
+def _guarded_bookkeeping(run: _Run, step: Step) -> tuple[str, tuple[Any, ...]]:
     """The version move and history row as one statement that fails (division by
     zero) when ``alembic_version`` did not say ``step.version_before``; the caller
     then reruns the migration step by step, where :func:`_bookkeeping` says why."""
     from .runner import history_entry
 
-    move, move_params = _version_statement(step.version_before, step.version_after)
+    move, move_params = _version_statement(step.version_before, step.version_after,
+                                           table=run.version_table)
     action = history.APPLIED if step.upgrade else history.ROLLED_BACK
     entry = history_entry(step.migration, action, None)
-    insert, insert_params = history.record_statement(schema, entry, server_timed=True)
+    insert, insert_params = history.record_statement(run.schema, entry, server_timed=True)
     sql = (
         f"WITH moved AS ({move}), recorded AS ({insert}) "
         "SELECT 1 / (SELECT count(*)::integer FROM moved)"
@@ -448,11 +467,12 @@ def _guarded_bookkeeping(schema: str, step: Step) -> tuple[str, tuple[Any, ...]]
     return sql, move_params + insert_params
 
 
-def _bookkeeping(schema: str, entry: history.Entry, step: Step) -> tuple[str, tuple[Any, ...]]:
+def _bookkeeping(run: _Run, entry: history.Entry, step: Step) -> tuple[str, tuple[Any, ...]]:
     """One statement: move alembic_version and add the history row, returning the number
     of version rows moved (1, or 0 when alembic_version changed underneath)."""
-    move, move_params = _version_statement(step.version_before, step.version_after)
-    insert, insert_params = history.record_statement(schema, entry)
+    move, move_params = _version_statement(step.version_before, step.version_after,
+                                           table=run.version_table)
+    insert, insert_params = history.record_statement(run.schema, entry)
     sql = (
         f"WITH moved AS ({move}), recorded AS ({insert} RETURNING 1) "
         "SELECT (SELECT count(*) FROM moved) + 0 * (SELECT count(*) FROM recorded)"
@@ -460,9 +480,14 @@ def _bookkeeping(schema: str, entry: history.Entry, step: Step) -> tuple[str, tu
     return sql, move_params + insert_params
 
 
-def _prepare(dbapi: Any, schema: str, options: RunOptions) -> None:
-    """Session timeouts, and the version and history tables, committed before any step."""
-    from .database import apply_session_settings
+def _prepare(dbapi: Any, schema: str, options: RunOptions) -> _Run:
+    """Session timeouts, and the version and history tables, committed before any step.
+
+    The version table is found (or made) on the session's search_path, as Alembic does,
+    then named with its schema: a migration that changes search_path (pg_dump output
+    clears it) does not lose it.
+    """
+    from .database import apply_session_settings, session_reset_sql
 
     with dbapi.cursor() as cursor:
         apply_session_settings(cursor, options)
@@ -470,15 +495,23 @@ def _prepare(dbapi: Any, schema: str, options: RunOptions) -> None:
         row = cursor.fetchone()
         if not (row and row[0]):
             cursor.execute(VERSION_TABLE_DDL)
+        cursor.execute(
+            "SELECT quote_ident(n.nspname) || '.alembic_version' FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.oid = to_regclass('alembic_version')"
+        )
+        found = cursor.fetchone()
     with history.writing(dbapi, schema) as cursor:
         history.ensure_table(cursor, schema)
     dbapi.commit()
+    table = str(found[0]) if found else "alembic_version"
+    return _Run(schema, table, session_reset_sql(options))
 
 
-def _move_version(dbapi: Any, step: Step) -> None:
+def _move_version(dbapi: Any, step: Step, table: str) -> None:
     """Alembic's bookkeeping for a linear chain: INSERT, UPDATE or DELETE one row."""
     with dbapi.cursor() as cursor:
-        cursor.execute(*_version_statement(step.version_before, step.version_after))
+        cursor.execute(*_version_statement(step.version_before, step.version_after, table=table))
         if cursor.rowcount != 1:
             raise _version_moved(step)
 
@@ -490,17 +523,42 @@ def _version_moved(step: Step) -> MigrationError:
     )
 
 
-def _version_statement(before: str | None, after: str | None) -> tuple[str, tuple[Any, ...]]:
-    """The statement that moves ``alembic_version`` from ``before`` to ``after`` (None: no
-    row) in a linear chain, returning 1 per moved row."""
+def _version_statement(
+    before: str | None, after: str | None, *, table: str = "alembic_version"
+) -> tuple[str, tuple[Any, ...]]:
+    """The statement that moves ``alembic_version`` (``table``, schema-qualified) from
+    ``before`` to ``after`` (None: no row) in a linear chain, returning 1 per moved row."""
     if before is None:
-        return "INSERT INTO alembic_version (version_num) VALUES (%s) RETURNING 1", (after,)
+        return f"INSERT INTO {table} (version_num) VALUES (%s) RETURNING 1", (after,)
     if after is None:
-        return "DELETE FROM alembic_version WHERE version_num = %s RETURNING 1", (before,)
-    return "UPDATE alembic_version SET version_num = %s WHERE version_num = %s RETURNING 1", (
+        return f"DELETE FROM {table} WHERE version_num = %s RETURNING 1", (before,)
+    return f"UPDATE {table} SET version_num = %s WHERE version_num = %s RETURNING 1", (
         after,
         before,
     )
+
+
+def _commit(dbapi: Any, step: Step, cursor: Any = None) -> None:
+    """COMMIT a migration's transaction; an error raised only now (a deferred constraint)
+    names the migration, which was rolled back."""
+    import psycopg2
+
+    try:
+        if cursor is not None:
+            cursor.execute("COMMIT")
+        else:
+            dbapi.commit()
+    except psycopg2.Error as err:
+        if dbapi.closed:
+            raise
+        diag = getattr(err, "diag", None)
+        message = (getattr(diag, "message_primary", None) or str(err).strip().splitlines()[0])
+        state = f" [SQLSTATE {err.pgcode}]" if err.pgcode else ""
+        raise MigrationError(
+            f"Migration {step.migration.name.filename} failed at COMMIT: {message.strip()}"
+            f"{state} (a deferred constraint is checked only then). The migration was rolled "
+            "back; fix the file and run the command again"
+        ) from err
 
 
 def _rollback(dbapi: Any) -> None:

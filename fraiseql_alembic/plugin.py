@@ -45,6 +45,8 @@ LOCK_HELD_KEY = "fraiseql.lock_held"  # our API holds the migration lock already
 RUN_OPTIONS_KEY = "fraiseql.run_options"  # settings.RunOptions
 HISTORY_READY_KEY = "fraiseql.history_ready"  # our env.py created the history table
 SCRIPT_DIRECTORY_KEY = "fraiseql.script_directory"  # the ScriptDirectory our API loaded
+#: SQL that resets the session before each migration (our env.py, on a connection it opened)
+SESSION_RESET_KEY = "fraiseql.session_reset"
 DEFAULT_HISTORY_SCHEMA = "public"
 
 
@@ -222,6 +224,15 @@ def _direction(migration: ParsedMigration, direction: str) -> Callable[..., None
                 if not migration.reversible or migration.down is None:
                     raise IrreversibleMigrationError(irreversible_message(migration))
                 section, action = migration.down, history.ROLLED_BACK
+            reset = attributes.get(SESSION_RESET_KEY)
+            if reset and not context.as_sql:
+                connection = context.connection
+                assert connection is not None
+                cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+                try:
+                    cursor.execute(reset)
+                finally:
+                    cursor.close()
             run_section(
                 context,
                 migration,

@@ -400,6 +400,40 @@ def test_sql_standard_function_bodies_run_whole(project: Project) -> None:
     assert project.query("SELECT two()") == [(2,)]
 
 
+@pytest.mark.parametrize("through_alembic", [False, True])
+def test_a_set_in_one_migration_does_not_leak_into_the_next(
+    project: Project, through_alembic: bool,
+) -> None:
+    if through_alembic:  # a .py revision in the folder: the Alembic path
+        project.write("000_py.py", 'revision = "000"\ndown_revision = None\n'
+                      "def upgrade():\n    pass\n\ndef downgrade():\n    pass\n")
+        project.write("001_dump.sql", "-- revises: 000\n-- migrate:up\n"
+                      "SELECT pg_catalog.set_config('search_path', '', false);\n"
+                      "SET lock_timeout = 0;\nCREATE TABLE public.t (id int);\n")
+    else:
+        project.write("001_dump.sql", "SELECT pg_catalog.set_config('search_path', '', false);\n"
+                      "SET lock_timeout = 0;\nCREATE TABLE public.t (id int);\n")
+    project.write("002_look.sql", ("-- revises: 001\n" if through_alembic else "")
+                  + "CREATE TABLE seen AS SELECT current_setting('lock_timeout') AS lt, "
+                  "current_setting('search_path') AS sp;\n")
+    result = project.cli("up", "--lock-timeout", "3s")
+    assert result.exit_code == 0, result.output
+    assert project.query("SELECT lt, sp FROM seen") == [("3s", '"$user", public')]
+    assert project.version() == ["002"]
+
+
+def test_an_error_raised_at_commit_names_the_migration(project: Project) -> None:
+    project.write("001_fk.sql", "CREATE TABLE p (id int PRIMARY KEY);\n"
+                  "CREATE TABLE c (pid int REFERENCES p DEFERRABLE INITIALLY DEFERRED);\n")
+    project.write("002_bad.sql", "INSERT INTO c VALUES (999);\n")
+    result = project.cli("up")
+    assert result.exit_code == 1
+    assert "Migration 002_bad.sql failed at COMMIT: insert or update on table \"c\" violates " \
+        "foreign key constraint" in result.output
+    assert "rolled back" in result.output
+    assert project.version() == ["001"] and project.query("SELECT count(*) FROM c") == [(0,)]
+
+
 def test_transaction_false_forces_autocommit(project: Project) -> None:
     project.write("001_initial_schema.sql", "CREATE TABLE t (a int);\n")
     project.write("002_vacuum.sql", "-- migrate:up transaction:false\nVACUUM t;\n"
