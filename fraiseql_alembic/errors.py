@@ -123,8 +123,9 @@ class UnlocatedExecutionError(MigrationExecutionError):
         self.message = (
             f"Migration {filename} failed after {elapsed_s:.1f}s: {pg_message}{state}, in one "
             f"of its {statements} statements. They ran as one query, and were not run again "
-            "to find the line, which would hold their locks as long again. The migration was "
-            "rolled back; fix the file and run the command again"
+            "to find the line, which would hold their locks as long again (`fraiseql migrate "
+            "up --rehearse` on a copy of the database names it). The migration was rolled "
+            "back; fix the file and run the command again"
         )
         self.args = (self.message,)
         self.located = f"{filename}: {pg_message}{state}"
