@@ -69,7 +69,7 @@ def rehearse(
     """
     import psycopg2
 
-    from .database import apply_session_settings, database_error, open_dbapi
+    from .database import apply_session_settings, database_error, open_dbapi, session_reset_sql
     from .executor import _rollback, _Shim
 
     dbapi = open_dbapi(url, application_name="fraiseql-migrate rehearsal")
@@ -81,18 +81,22 @@ def rehearse(
         outcomes.append(outcome)
         on_outcome(outcome)
 
+    reset = session_reset_sql(options)
     try:
         with dbapi.cursor() as cursor:
             apply_session_settings(cursor, options)
         dbapi.commit()  # only session settings ran: they must outlive the rollbacks below
         shim = _Shim(dbapi)
         stopped: str | None = None
+        why: str | None = None  # said of the migrations after the stop, when it helps
         for candidate in candidates:
             if stopped is not None:
-                report(Outcome(candidate.version, candidate.filename, stopped))
+                report(Outcome(candidate.version, candidate.filename, stopped, why))
                 continue
             if cancel is not None:
                 cancel.check(f"before {candidate.filename}; nothing was written")
+            with dbapi.cursor() as cursor:  # the same session `up` gives each migration
+                cursor.execute(reset)
             outcome = _rehearse_one(shim, candidate, on_notice, cancel)
             if outcome.result == WOULD_APPLY:
                 _still_in_transaction(dbapi, candidate.filename)
@@ -101,6 +105,11 @@ def rehearse(
                 stopped = NOT_REACHED
             elif outcome.result == NOT_REHEARSED:
                 stopped = NOT_REHEARSED
+            elif candidate.migration is not None and _adds_enum_value(candidate.migration):
+                stopped = NOT_REHEARSED
+                why = (f"it comes after {candidate.filename}, which adds an enum value that "
+                       "nothing may use before that migration commits (SQLSTATE 55P04); `up` "
+                       "commits each migration, the rehearsal cannot")
     except psycopg2.Error as err:
         raise (database_error(err) or DatabaseError(str(err))) from err
     finally:
@@ -142,8 +151,54 @@ def _rehearse_one(
             )
     except MigrationExecutionError as err:
         return Outcome(version, filename, WOULD_FAIL, err.located)
+    failed_at_commit = _deferred_checks(shim.dbapi, filename)
+    if failed_at_commit is not None:
+        return Outcome(version, filename, WOULD_FAIL, failed_at_commit)
     return Outcome(version, filename, WOULD_APPLY,
                    elapsed_ms=int((time.perf_counter() - started) * 1000))
+
+
+def _deferred_checks(dbapi: Any, filename: str) -> str | None:
+    """Run the checks a COMMIT would (deferred constraints) now; their error, if any.
+
+    ``SET CONSTRAINTS ALL IMMEDIATE`` stays in force for the rest of the rehearsal, so a
+    later migration that relies on a deferred constraint *inside* itself may be reported
+    as failing although `up` (one transaction per migration) would apply it.
+    """
+    import psycopg2
+
+    try:
+        with dbapi.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    except psycopg2.Error as err:
+        diag = getattr(err, "diag", None)
+        message = (getattr(diag, "message_primary", None) or str(err).strip().splitlines()[0])
+        state = f" [SQLSTATE {err.pgcode}]" if err.pgcode else ""
+        return f"{filename}: at COMMIT: {message.strip()}{state} (a deferred constraint)"
+    return None
+
+
+def _adds_enum_value(migration: ParsedMigration) -> bool:
+    """Whether the up section runs ``ALTER TYPE ... ADD VALUE``: PostgreSQL lets no later
+    statement of the same transaction use the new value (55P04), so what follows it cannot
+    be rehearsed in the rehearsal's one transaction."""
+    import re
+
+    from pglast import ast, parse_sql
+    from pglast.parser import ParseError
+
+    from .sqlfile import split_statements
+
+    for statement in split_statements(migration, migration.up).statements:
+        if not re.search(r"\bADD\s+VALUE\b", statement.sql, re.IGNORECASE):
+            continue
+        try:
+            parsed = parse_sql(statement.sql)
+        except ParseError:
+            continue
+        if any(isinstance(raw.stmt, ast.AlterEnumStmt) and raw.stmt.newVal for raw in parsed):
+            return True
+    return False
 
 
 def _why_not_transactional(migration: ParsedMigration) -> str:

@@ -279,3 +279,38 @@ def test_a_python_revision_is_not_rehearsed_and_the_alembic_path_backs_up(
     assert result.output.splitlines()[0].startswith("✓ Backup: before.dump (")
     assert "✓ Running migration: 002_add_tags.py" in result.output
     assert {"a", "tags", "c"} <= project.tables()
+
+
+def test_deferred_constraints_are_checked_as_commit_would(project: Project) -> None:
+    project.write("001_fk.sql", "CREATE TABLE p (id int PRIMARY KEY);\n"
+                  "CREATE TABLE c (pid int REFERENCES p DEFERRABLE INITIALLY DEFERRED);\n")
+    project.cli("up")
+    project.write("002_bad.sql", "INSERT INTO c VALUES (999);\n")
+    result = project.cli("up", "--rehearse")
+    assert result.exit_code == 1
+    assert "✗ Would fail: 002_bad.sql: at COMMIT: insert or update on table \"c\"" in result.output
+    assert project.query("SELECT count(*) FROM c") == [(0,)]
+
+
+def test_what_follows_a_new_enum_value_is_not_rehearsed(project: Project) -> None:
+    project.write("001_type.sql", "CREATE TYPE mood AS ENUM ('sad');\n"
+                  "CREATE TABLE feel (m mood);\n")
+    project.cli("up")
+    project.write("002_add.sql", "ALTER TYPE mood ADD VALUE 'happy';\n")
+    project.write("003_use.sql", "INSERT INTO feel VALUES ('happy');\n")
+    result = project.cli("up", "--rehearse")
+    assert result.exit_code == 0, result.output
+    assert "✓ Would apply: 002_add.sql" in result.output
+    assert "Not rehearsed: 003_use.sql: it comes after 002_add.sql, which adds an enum value" \
+        in result.output
+    assert project.cli("up").exit_code == 0  # and up applies both
+
+
+def test_each_rehearsed_migration_starts_from_a_reset_session(project: Project) -> None:
+    project.write("001_dump.sql", "SELECT pg_catalog.set_config('search_path', '', false);\n"
+                  "CREATE TABLE public.t (id int);\n")
+    project.write("002_plain.sql", "CREATE TABLE u (id int);\n")  # needs search_path back
+    result = project.cli("up", "--rehearse")
+    assert result.exit_code == 0, result.output
+    assert "✓ Would apply: 002_plain.sql" in result.output
+    assert project.tables() == set()
