@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from .errors import MigrationError
-from .secrets import redact
+from .secrets import mask_url, redact
 
 if TYPE_CHECKING:
     from .cancel import CancelToken
@@ -54,7 +54,7 @@ class Backup:
         """
         return (
             "pg_restore --clean --create --if-exists --no-owner --dbname "
-            + shlex.quote(self.maintenance_uri or "postgres")
+            + shlex.quote(mask_url(self.maintenance_uri) or "postgres")
             + " "
             + shlex.quote(shown_path)
         )

@@ -7,12 +7,16 @@ import re
 _URL_PASSWORD = re.compile(
     r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<tail>@)"
 )
-_KEYWORD_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|\S+)", re.I)
+#: ``password=...`` and ``sslpassword=...`` (a client key's passphrase), in conninfo
+#: strings or URL query parameters (which end at ``&``).
+_KEYWORD_PASSWORD = re.compile(
+    r"(?P<head>\b(?:ssl)?password\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|[^\s&]+)", re.I
+)
 
 
 def mask_url(url: str) -> str:
-    """Return ``url`` with its password replaced by ``***``."""
-    return _URL_PASSWORD.sub(r"\g<head>***\g<tail>", url)
+    """Return ``url`` with its passwords replaced by ``***``."""
+    return _KEYWORD_PASSWORD.sub(r"\g<head>***", _URL_PASSWORD.sub(r"\g<head>***\g<tail>", url))
 
 
 def redact(text: str, *secrets: str | None) -> str:
