@@ -1016,13 +1016,15 @@ def check(settings: Settings, *, base: str | None = None) -> CheckReport:
 
         on_base = files_at(settings.path, base)
         new_files = tuple(name for name in paths if name not in on_base)
+        changed, renamed = _changed_since_base(settings.path, base, on_base, parsed, shown)
         problems += [
             rules.Problem(shown(name.filename), 1, message)
             for name, message in rules.numbering_against_base(
-                [name for name, _ in listing.migrations], on_base, base
+                [name for name, _ in listing.migrations if name.filename not in renamed],
+                on_base, base,
             )
         ]
-        problems += _changed_since_base(settings.path, base, on_base, parsed, shown)
+        problems += changed
     report = set(new_files) if new_files is not None else None
     problems += [
         rules.Problem(shown(finding.file), finding.line,
@@ -1049,22 +1051,35 @@ def check(settings: Settings, *, base: str | None = None) -> CheckReport:
 def _changed_since_base(
     folder: Path, base: str, on_base: set[str], parsed: Sequence[ParsedMigration],
     shown: Callable[[str], str],
-) -> list[Any]:
-    """Migrations that ``base`` has and this branch deleted or whose up section it edited.
+) -> tuple[list[Any], set[str]]:
+    """Migrations that ``base`` has and this branch deleted, renamed or whose up section
+    it edited; and the new names of the renamed ones.
 
     Compared with the fork point (``git merge-base``), as a pull request's diff is: a file
-    merged into ``base`` after the branch was made is not "deleted" by the branch.
+    merged into ``base`` after the branch was made is not "deleted" by the branch.  A new
+    file with a deleted file's number is a rename: databases track the number, so the
+    advice is to rename it back, never to renumber it (which would apply it twice).
     """
     from . import check as rules
     from .gitbase import changed_since, content_at, fork_point
     from .sqlfile import normalize_text, parse_filename, parse_migration
 
     current = {migration.name.filename: migration for migration in parsed}
+    by_version = {migration.name.version: migration.name.filename for migration in parsed}
     fork = fork_point(folder, base)
     problems = []
+    renamed: set[str] = set()
     for filename, change in sorted(changed_since(folder, fork).items()):
         name = parse_filename(filename)
         if name is None or filename not in on_base:
+            continue
+        new_name = by_version.get(name.version)
+        if change == "D" and new_name is not None and new_name not in on_base:
+            renamed.add(new_name)
+            problems.append(rules.Problem(shown(new_name), 1, (
+                f"renames {filename}, which {base} has already: databases know a migration by "
+                f"its number and file, so rename it back to {filename} (a new change goes "
+                "in a new migration)")))
             continue
         before: ParsedMigration | None = None
         if change == "M":
@@ -1073,10 +1088,11 @@ def _changed_since_base(
                     name, normalize_text(content_at(folder, fork, filename), filename))
             except MigrationFileError:
                 before = None
-        message = rules.changed_since_base(filename, change, before, current.get(filename), base)
+        message = rules.changed_since_base(shown(filename), change, before,
+                                           current.get(filename), base)
         if message is not None:
             problems.append(rules.Problem(shown(filename), 1, message))
-    return problems
+    return problems, renamed
 
 
 # mark-applied / repair: change the record, never the schema

@@ -24,6 +24,11 @@ def files_at(folder: Path, ref: str) -> set[str]:
     """Names of the files directly inside ``folder`` in commit ``ref``."""
     inside = _git(folder, "rev-parse", "--show-prefix")
     if inside.returncode != 0:
+        said = " ".join(inside.stderr.split())
+        if "safe.directory" in said or "dubious ownership" in said:
+            raise ConfigError(
+                f"--base {ref}: git refuses to read {folder}: {said[:300]}"
+            )
         raise ConfigError(
             f"--base {ref}: {folder} is not inside a git repository; run check in a clone "
             "of the project, or leave out --base"
@@ -48,11 +53,16 @@ def files_at(folder: Path, ref: str) -> set[str]:
 
 
 def fork_point(folder: Path, ref: str) -> str:
-    """Where this branch left ``ref`` (``git merge-base ref HEAD``), or ``ref`` itself when
-    they share no history.  Call :func:`files_at` first (it checks the repository and
-    the ref)."""
+    """Where this branch left ``ref`` (``git merge-base ref HEAD``); a ConfigError when they
+    share no history.  Call :func:`files_at` first (it checks the repository and the ref)."""
     merge_base = _git(folder, "merge-base", ref, "HEAD")
-    return merge_base.stdout.strip() if merge_base.returncode == 0 else ref
+    if merge_base.returncode != 0:
+        raise ConfigError(
+            f"--base {ref}: this branch and {ref} share no commit that git can see (a shallow "
+            "clone?); fetch the history (in GitHub Actions, `fetch-depth: 0` on "
+            "actions/checkout) so that check can tell what the branch changed"
+        )
+    return merge_base.stdout.strip()
 
 
 def changed_since(folder: Path, commit: str) -> dict[str, str]:

@@ -160,8 +160,8 @@ def test_merged_files_may_not_be_deleted_or_have_their_up_section_edited(repo: P
     assert result.exit_code == 1
     assert result.output.splitlines()[0] == (
         "migrations/001_user.sql:1: was deleted, but main has it, so databases may have applied "
-        "it; restore it (git checkout main -- 001_user.sql) and undo its change in a new "
-        "migration")
+        "it; restore it (git checkout main -- migrations/001_user.sql) and undo its change in "
+        "a new migration")
     git(repo.parent, "checkout", "-q", "--", ".")
     # the down section and the whitespace the checksum ignores may change
     text = (repo / "002_post.sql").read_text(encoding="utf-8")
@@ -176,6 +176,26 @@ def test_merged_files_may_not_be_deleted_or_have_their_up_section_edited(repo: P
     result = run("check", "--base", "main")
     assert result.exit_code == 1
     assert "002_post.sql:1: its up section changed since main" in result.output
+
+
+def test_a_renamed_merged_file_is_to_be_renamed_back_not_renumbered(repo: Path) -> None:
+    git(repo.parent, "mv", "migrations/002_post.sql", "migrations/002_posts.sql")
+    result = run("check", "--base", "main")
+    assert result.exit_code == 1
+    assert result.output.splitlines()[:-1] == [
+        "migrations/002_posts.sql:1: renames 002_post.sql, which main has already: databases "
+        "know a migration by its number and file, so rename it back to 002_post.sql (a new "
+        "change goes in a new migration)"]
+
+
+def test_no_shared_history_with_the_base_is_one_error_line(repo: Path) -> None:
+    git(repo.parent, "checkout", "-q", "--orphan", "elsewhere")
+    git(repo.parent, "commit", "-qm", "unrelated")
+    git(repo.parent, "checkout", "-q", "feature")
+    result = run("check", "--base", "elsewhere")
+    assert result.exit_code == 1
+    assert "share no commit that git can see (a shallow clone?)" in result.output
+    assert "fetch-depth: 0" in result.output
 
 
 def test_files_merged_into_base_after_the_fork_are_not_deleted_by_the_branch(repo: Path) -> None:
