@@ -96,6 +96,28 @@ CASES = [
     ("FQL010", "-- fraiseql-lint: ignore FQL999\nSELECT 1;", "-- fraiseql-lint: ignore FQL001\nSELECT 1;"),
     ("FQL010", "-- fraiseql-lint: ignroe FQL001\nSELECT 1;", "-- a fraiseql lint remark\nSELECT 1;"),
     ("FQL011", "CREATE TABLE tb_x (a int,);", "CREATE TABLE tb_x (a int);"),
+    ("FQL011", "DO $$ BEGIN CREAT INDEX i ON t (a); END $$;",
+     "DO $$ BEGIN CREATE INDEX CONCURRENTLY i ON t (a); END $$;"),
+    ("FQL007", "TRUNCATE tb_log;",
+     "TRUNCATE tb_log;\n-- migrate:down\n-- restore tb_log from the backup\nSELECT 1;"),
+    ("FQL007", "DROP SCHEMA legacy CASCADE;", "DROP SCHEMA legacy;"),
+    ("FQL008", "ALTER SCHEMA app RENAME TO app_v2;",
+     "CREATE SCHEMA app_tmp;\nALTER SCHEMA app_tmp RENAME TO app_v2;"),
+    ("FQL008", "ALTER TABLE tb_user SET SCHEMA archive;",
+     "CREATE TABLE tb_tmp (a int);\nALTER TABLE tb_tmp SET SCHEMA archive;"),
+    ("FQL012", "VACUUM FULL tb_user;", "VACUUM (FULL false, ANALYZE) tb_user;"),
+    ("FQL012", "CLUSTER tb_user USING idx_user_email;",
+     "CREATE TABLE tb_tmp (a int);\nCLUSTER tb_tmp USING idx_tmp;"),
+    ("FQL012", "REINDEX TABLE tb_user;", "REINDEX TABLE CONCURRENTLY tb_user;"),
+    ("FQL012", "REINDEX INDEX idx_user_email;",
+     "CREATE INDEX idx_new ON tb_new_t (a);\nREINDEX INDEX idx_new;"),
+    ("FQL013", "ALTER TYPE order_status ADD VALUE 'refunded';\n"
+     "UPDATE tb_order SET status = 'refunded' WHERE refund_id IS NOT NULL;",
+     "ALTER TYPE order_status ADD VALUE 'refunded';\n"
+     "UPDATE tb_order SET status = 'cancelled' WHERE refund_id IS NOT NULL;"),
+    # DO blocks: the statements inside go through the same rules
+    ("FQL001", "DO $$ BEGIN\n  CREATE INDEX idx_a ON tb_user (a);\nEND $$;",
+     "DO $$ BEGIN\n  CREATE TABLE tb_n (a int);\n  CREATE INDEX idx_a ON tb_n (a);\nEND $$;"),
 ]
 IDS = [f"{rule}-{index}" for index, (rule, _, _) in enumerate(CASES)]
 
@@ -111,9 +133,10 @@ def test_rule_does_not_fire_on_the_safe_version(rule: str, bad: str, good: str) 
 
 
 SILENCEABLE = [(rule, bad) for rule, bad, _ in CASES if rule != "FQL010"]
+SILENCEABLE_IDS = [name for name, (rule, _, _) in zip(IDS, CASES, strict=True) if rule != "FQL010"]
 
 
-@pytest.mark.parametrize(("rule", "bad"), SILENCEABLE, ids=IDS[: len(SILENCEABLE)])
+@pytest.mark.parametrize(("rule", "bad"), SILENCEABLE, ids=SILENCEABLE_IDS)
 def test_rule_is_silenced_by_id_and_by_slug(rule: str, bad: str) -> None:
     found = rule_named(rule)
     assert found is not None
@@ -193,10 +216,33 @@ def test_set_not_null_after_constraint_validated_in_an_earlier_file() -> None:
         "FQL004"]
 
 
-def test_tables_created_in_the_file_are_exempt_schema_or_not() -> None:
-    text = ("CREATE TABLE app.tb_new (a int);\nCREATE INDEX i ON tb_new (a);\n"
+def test_tables_created_in_the_file_are_exempt_in_their_schema_only() -> None:
+    text = ("CREATE TABLE app.tb_new (a int);\nCREATE INDEX i ON app.tb_new (a);\n"
             "ALTER TABLE app.tb_new ALTER COLUMN a TYPE bigint, ALTER COLUMN a SET NOT NULL;\n")
     assert rules(text) == []
+    # archive.tb_order is new; tb_order (public) is another, existing table
+    assert rules("CREATE TABLE archive.tb_order (a int);\nCREATE INDEX i ON tb_order (a);"
+                 ) == ["FQL001"]
+    assert rules("CREATE TABLE tb_order (a int);\nCREATE INDEX i ON other.tb_order (a);"
+                 ) == ["FQL001"]
+    assert rules("CREATE TABLE tb_order (a int);\nCREATE INDEX i ON public.tb_order (a);") == []
+    assert rules("CREATE TABLE public.tb_order (a int);\nCREATE INDEX i ON tb_order (a);") == []
+    # quoted names keep their case, unquoted ones fold to lower case
+    assert rules('CREATE TABLE "Orders" (a int);\nCREATE INDEX i ON orders (a);') == ["FQL001"]
+    assert rules('CREATE TABLE Orders (a int);\nCREATE INDEX i ON "orders" (a);') == []
+    # SET search_path moves unqualified names; a temporary table comes first
+    assert rules("SET search_path TO archive, public;\nCREATE TABLE tb_order (a int);\n"
+                 "CREATE INDEX i ON archive.tb_order (a);") == []
+    assert rules("SET search_path TO archive, public;\nCREATE TABLE archive.tb_order (a int);\n"
+                 "CREATE INDEX i ON tb_order (a);") == []
+    assert rules("SET search_path TO archive;\nCREATE TABLE tb_order (a int);\n"
+                 "CREATE INDEX i ON public.tb_order (a);") == ["FQL001"]
+    assert rules("SELECT set_config('search_path', 'Archive', true);\n"
+                 "CREATE TABLE archive.tb_x (a int);\nCREATE INDEX i ON tb_x (a);") == []
+    assert rules("CREATE TEMP TABLE tb_user (a int);\nCREATE INDEX i ON tb_user (a);") == []
+    # a session-level search_path lasts into the next file
+    assert rules("CREATE TABLE tb_a (a int);\nCREATE INDEX i ON archive.tb_a (a);",
+                 before=("SET search_path = archive;",)) == []
     # IF NOT EXISTS may find an old, full table: not exempt
     assert rules("CREATE TABLE IF NOT EXISTS tb_user (a int);\nCREATE INDEX i ON tb_user (a);"
                  ) == ["FQL001"]
