@@ -408,7 +408,7 @@ def _string_constant(expression: str) -> str | None:
 
 _DIRECTIVE_RE = re.compile(r"fraiseql-lint\s*:\s*(?P<rest>.*)", re.IGNORECASE | re.DOTALL)
 _IGNORE_RE = re.compile(r"^ignore\b(?P<names>.*)$", re.IGNORECASE | re.DOTALL)
-_REASON_RE = re.compile(r"\s--|--|:")  # rule names end here; a free-text reason follows
+_REASON_RE = re.compile(r"--|:|\n")  # rule names end here; a free-text reason may follow
 
 
 @dataclass(frozen=True)

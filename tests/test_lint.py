@@ -387,3 +387,100 @@ def test_cli_project_lock_timeout_setting_is_used(folder: Path) -> None:
     assert result.exit_code == 1
     assert "FQL009 missing-lock-timeout" in result.output
     assert "lock_timeout in the project settings" in result.output
+
+
+# ---------------------------------------------------------------------------
+# Review fixes
+
+
+def test_session_lock_timeout_carries_over_to_later_files() -> None:
+    alter = "ALTER TABLE tb_user ADD COLUMN a text;"
+    (finding,) = findings(alter, before=("SET lock_timeout = 0;",))
+    assert finding.rule == "FQL009"
+    assert "001_before.sql" in finding.message and "one `up` runs every file" in finding.message
+    assert rules(alter, before=("RESET lock_timeout;",)) == ["FQL009"]
+    assert rules(alter, before=("SELECT set_config('lock_timeout', '0', false);",)) == ["FQL009"]
+    assert rules(alter, before=("DO $$ BEGIN PERFORM set_config('lock_timeout', '0', false); "
+                                "END $$;",)) == ["FQL009"]
+    # transaction-local settings end with their migration
+    assert rules(alter, before=("SET LOCAL lock_timeout = 0;",)) == []
+    assert rules(alter, before=("SELECT set_config('lock_timeout', '0', true);",)) == []
+    # a later file's marker wins for that file only; a later SET restores a timeout
+    assert rules(f"-- migrate:up lock_timeout:3s\n{alter}", before=("SET lock_timeout = 0;",)) == []
+    assert rules(alter, before=("SET lock_timeout = 0;", "-- migrate:up lock_timeout:3s\n"
+                                "SELECT 1;")) == ["FQL009"]
+    assert rules(alter, before=("SET lock_timeout = 0;", "SET lock_timeout = '5s';")) == []
+    # the project's 0 is undone by a session SET in an earlier file
+    assert rules(alter, lock_timeout="0", before=("SET lock_timeout = '5s';",)) == []
+
+
+def test_index_on_only_a_partitioned_parent_is_not_reported() -> None:
+    assert rules("CREATE INDEX idx_m ON ONLY measurement (logdate);") == []
+    assert rules("CREATE INDEX idx_m ON measurement (logdate);") == ["FQL001"]
+
+
+def test_select_into_creates_a_table() -> None:
+    assert rules("SELECT * INTO tb_copy FROM tb_user;\nCREATE INDEX i ON tb_copy (id);\n"
+                 "ALTER TABLE tb_copy ALTER COLUMN id SET NOT NULL;") == []
+    assert rules("SELECT * INTO archive.tb_copy FROM tb_user;\nCREATE INDEX i ON tb_copy (id);"
+                 ) == ["FQL001"]
+
+
+def test_block_comments_above_and_trailing_directives() -> None:
+    bad = "CREATE INDEX idx_a ON tb_user (a);"
+    assert rules(f"/* fraiseql-lint: ignore FQL001 */\n{bad}") == []
+    assert rules(f"/*\n * fraiseql-lint: ignore FQL001\n * tb_user is tiny\n */\n{bad}") == []
+    assert rules(f"/* fraiseql-lint: ignore FQL001 */ {bad}") == []
+    assert rules(f"/* fraiseql-lint: ignore FQL001 */\n\n{bad}") == ["FQL001"]
+    # a trailing directive silences the last statement on its line only
+    two = "CREATE INDEX idx_b ON tb_user (b); CREATE INDEX idx_c ON tb_user (c);"
+    found = findings(f"{two} -- fraiseql-lint: ignore FQL001")
+    assert [(f.rule, f.column) for f in found] == [("FQL001", 1)]
+    # ... and not the statement on the next line
+    assert rules(f"SELECT 1; -- fraiseql-lint: ignore FQL001\n{bad}") == ["FQL001"]
+    assert rules(f"SELECT 1; /* fraiseql-lint: ignore FQL001 */ {bad}") == ["FQL001"]
+
+
+def test_directive_reason_after_double_dash_or_colon() -> None:
+    bad = "CREATE INDEX idx_a ON tb_user (a);"
+    assert rules(f"-- fraiseql-lint: ignore FQL001 -- tiny table, 250 rows\n{bad}") == []
+    assert rules(f"-- fraiseql-lint: ignore FQL001, set-not-null: maintenance window\n{bad}") == []
+    assert rules(f"/* fraiseql-lint: ignore index-not-concurrent -- tiny */ {bad}") == []
+    # without a separator the words are rule names: each typo is reported
+    found = findings(f"-- fraiseql-lint: ignore FQL001 tiny table\n{bad}")
+    assert [f.rule for f in found] == ["FQL010", "FQL010"]
+    assert "a reason without ` -- ` or `:`" in found[0].message
+
+
+def test_do_block_statements_are_linted_at_their_own_line() -> None:
+    text = ("-- migrate:up\nDO $$\nDECLARE n int;\nBEGIN\n  SELECT count(*) INTO n FROM tb_user;\n"
+            "  IF n < 1000 THEN\n    ALTER TABLE tb_user\n      ADD COLUMN a int NOT NULL;\n"
+            "  END IF;\n  EXECUTE 'CREATE INDEX idx_a ON tb_user (a)';\nEND $$;\n")
+    assert [(f.rule, f.line, f.column) for f in findings(text)] == [
+        ("FQL002", 8, 18), ("FQL001", 10, 3)]
+    # a '...' body: reported at the DO statement
+    assert [(f.rule, f.line) for f in findings(
+        "SELECT 1;\nDO 'BEGIN CREATE INDEX i ON tb_user (a); END';")] == [("FQL001", 2)]
+    # other languages are not parsed; a directive inside the block silences it
+    assert rules("DO LANGUAGE plpython3u $$ plpy.execute('x') $$;") == []
+    assert rules("DO $$ BEGIN\n  -- fraiseql-lint: ignore FQL001\n"
+                 "  CREATE INDEX i ON tb_user (a);\nEND $$;") == []
+    # tables a DO block creates are new for the rest of the file
+    assert rules("DO $$ BEGIN CREATE TABLE tb_n (a int); END $$;\n"
+                 "CREATE INDEX i ON tb_n (a);") == []
+
+
+def test_new_enum_value_only_within_one_transaction() -> None:
+    add = "ALTER TYPE order_status ADD VALUE 'refunded';\n"
+    use = "ALTER TABLE tb_order ALTER COLUMN status SET DEFAULT 'refunded';"
+    (finding,) = findings(add + use)
+    assert (finding.rule, finding.line) == ("FQL013", 2)
+    assert "unsafe use of new value" in finding.message and "line 1" in finding.message
+    # the next migration is another transaction
+    assert rules(use, before=(add,)) == []
+    # a non-transactional statement in between commits the segment before it
+    assert rules(add + "CREATE INDEX CONCURRENTLY i ON tb_order (a);\n" + use) == []
+    assert rules("-- migrate:up transaction:false\n" + add + use) == []
+    # used inside a DO block
+    assert rules(add + "DO $$ BEGIN UPDATE tb_order SET status = 'refunded'; END $$;") == [
+        "FQL013"]
