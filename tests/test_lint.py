@@ -96,6 +96,28 @@ CASES = [
     ("FQL010", "-- fraiseql-lint: ignore FQL999\nSELECT 1;", "-- fraiseql-lint: ignore FQL001\nSELECT 1;"),
     ("FQL010", "-- fraiseql-lint: ignroe FQL001\nSELECT 1;", "-- a fraiseql lint remark\nSELECT 1;"),
     ("FQL011", "CREATE TABLE tb_x (a int,);", "CREATE TABLE tb_x (a int);"),
+    ("FQL011", "DO $$ BEGIN CREAT INDEX i ON t (a); END $$;",
+     "DO $$ BEGIN CREATE INDEX CONCURRENTLY i ON t (a); END $$;"),
+    ("FQL007", "TRUNCATE tb_log;",
+     "TRUNCATE tb_log;\n-- migrate:down\n-- restore tb_log from the backup\nSELECT 1;"),
+    ("FQL007", "DROP SCHEMA legacy CASCADE;", "DROP SCHEMA legacy;"),
+    ("FQL008", "ALTER SCHEMA app RENAME TO app_v2;",
+     "CREATE SCHEMA app_tmp;\nALTER SCHEMA app_tmp RENAME TO app_v2;"),
+    ("FQL008", "ALTER TABLE tb_user SET SCHEMA archive;",
+     "CREATE TABLE tb_tmp (a int);\nALTER TABLE tb_tmp SET SCHEMA archive;"),
+    ("FQL012", "VACUUM FULL tb_user;", "VACUUM (FULL false, ANALYZE) tb_user;"),
+    ("FQL012", "CLUSTER tb_user USING idx_user_email;",
+     "CREATE TABLE tb_tmp (a int);\nCLUSTER tb_tmp USING idx_tmp;"),
+    ("FQL012", "REINDEX TABLE tb_user;", "REINDEX TABLE CONCURRENTLY tb_user;"),
+    ("FQL012", "REINDEX INDEX idx_user_email;",
+     "CREATE INDEX idx_new ON tb_new_t (a);\nREINDEX INDEX idx_new;"),
+    ("FQL013", "ALTER TYPE order_status ADD VALUE 'refunded';\n"
+     "UPDATE tb_order SET status = 'refunded' WHERE refund_id IS NOT NULL;",
+     "ALTER TYPE order_status ADD VALUE 'refunded';\n"
+     "UPDATE tb_order SET status = 'cancelled' WHERE refund_id IS NOT NULL;"),
+    # DO blocks: the statements inside go through the same rules
+    ("FQL001", "DO $$ BEGIN\n  CREATE INDEX idx_a ON tb_user (a);\nEND $$;",
+     "DO $$ BEGIN\n  CREATE TABLE tb_n (a int);\n  CREATE INDEX idx_a ON tb_n (a);\nEND $$;"),
 ]
 IDS = [f"{rule}-{index}" for index, (rule, _, _) in enumerate(CASES)]
 
@@ -111,9 +133,10 @@ def test_rule_does_not_fire_on_the_safe_version(rule: str, bad: str, good: str) 
 
 
 SILENCEABLE = [(rule, bad) for rule, bad, _ in CASES if rule != "FQL010"]
+SILENCEABLE_IDS = [name for name, (rule, _, _) in zip(IDS, CASES, strict=True) if rule != "FQL010"]
 
 
-@pytest.mark.parametrize(("rule", "bad"), SILENCEABLE, ids=IDS[: len(SILENCEABLE)])
+@pytest.mark.parametrize(("rule", "bad"), SILENCEABLE, ids=SILENCEABLE_IDS)
 def test_rule_is_silenced_by_id_and_by_slug(rule: str, bad: str) -> None:
     found = rule_named(rule)
     assert found is not None
@@ -193,10 +216,33 @@ def test_set_not_null_after_constraint_validated_in_an_earlier_file() -> None:
         "FQL004"]
 
 
-def test_tables_created_in_the_file_are_exempt_schema_or_not() -> None:
-    text = ("CREATE TABLE app.tb_new (a int);\nCREATE INDEX i ON tb_new (a);\n"
+def test_tables_created_in_the_file_are_exempt_in_their_schema_only() -> None:
+    text = ("CREATE TABLE app.tb_new (a int);\nCREATE INDEX i ON app.tb_new (a);\n"
             "ALTER TABLE app.tb_new ALTER COLUMN a TYPE bigint, ALTER COLUMN a SET NOT NULL;\n")
     assert rules(text) == []
+    # archive.tb_order is new; tb_order (public) is another, existing table
+    assert rules("CREATE TABLE archive.tb_order (a int);\nCREATE INDEX i ON tb_order (a);"
+                 ) == ["FQL001"]
+    assert rules("CREATE TABLE tb_order (a int);\nCREATE INDEX i ON other.tb_order (a);"
+                 ) == ["FQL001"]
+    assert rules("CREATE TABLE tb_order (a int);\nCREATE INDEX i ON public.tb_order (a);") == []
+    assert rules("CREATE TABLE public.tb_order (a int);\nCREATE INDEX i ON tb_order (a);") == []
+    # quoted names keep their case, unquoted ones fold to lower case
+    assert rules('CREATE TABLE "Orders" (a int);\nCREATE INDEX i ON orders (a);') == ["FQL001"]
+    assert rules('CREATE TABLE Orders (a int);\nCREATE INDEX i ON "orders" (a);') == []
+    # SET search_path moves unqualified names; a temporary table comes first
+    assert rules("SET search_path TO archive, public;\nCREATE TABLE tb_order (a int);\n"
+                 "CREATE INDEX i ON archive.tb_order (a);") == []
+    assert rules("SET search_path TO archive, public;\nCREATE TABLE archive.tb_order (a int);\n"
+                 "CREATE INDEX i ON tb_order (a);") == []
+    assert rules("SET search_path TO archive;\nCREATE TABLE tb_order (a int);\n"
+                 "CREATE INDEX i ON public.tb_order (a);") == ["FQL001"]
+    assert rules("SELECT set_config('search_path', 'Archive', true);\n"
+                 "CREATE TABLE archive.tb_x (a int);\nCREATE INDEX i ON tb_x (a);") == []
+    assert rules("CREATE TEMP TABLE tb_user (a int);\nCREATE INDEX i ON tb_user (a);") == []
+    # a session-level search_path lasts into the next file
+    assert rules("CREATE TABLE tb_a (a int);\nCREATE INDEX i ON archive.tb_a (a);",
+                 before=("SET search_path = archive;",)) == []
     # IF NOT EXISTS may find an old, full table: not exempt
     assert rules("CREATE TABLE IF NOT EXISTS tb_user (a int);\nCREATE INDEX i ON tb_user (a);"
                  ) == ["FQL001"]
@@ -341,3 +387,100 @@ def test_cli_project_lock_timeout_setting_is_used(folder: Path) -> None:
     assert result.exit_code == 1
     assert "FQL009 missing-lock-timeout" in result.output
     assert "lock_timeout in the project settings" in result.output
+
+
+# ---------------------------------------------------------------------------
+# Review fixes
+
+
+def test_session_lock_timeout_carries_over_to_later_files() -> None:
+    alter = "ALTER TABLE tb_user ADD COLUMN a text;"
+    (finding,) = findings(alter, before=("SET lock_timeout = 0;",))
+    assert finding.rule == "FQL009"
+    assert "001_before.sql" in finding.message and "one `up` runs every file" in finding.message
+    assert rules(alter, before=("RESET lock_timeout;",)) == ["FQL009"]
+    assert rules(alter, before=("SELECT set_config('lock_timeout', '0', false);",)) == ["FQL009"]
+    assert rules(alter, before=("DO $$ BEGIN PERFORM set_config('lock_timeout', '0', false); "
+                                "END $$;",)) == ["FQL009"]
+    # transaction-local settings end with their migration
+    assert rules(alter, before=("SET LOCAL lock_timeout = 0;",)) == []
+    assert rules(alter, before=("SELECT set_config('lock_timeout', '0', true);",)) == []
+    # a later file's marker wins for that file only; a later SET restores a timeout
+    assert rules(f"-- migrate:up lock_timeout:3s\n{alter}", before=("SET lock_timeout = 0;",)) == []
+    assert rules(alter, before=("SET lock_timeout = 0;", "-- migrate:up lock_timeout:3s\n"
+                                "SELECT 1;")) == ["FQL009"]
+    assert rules(alter, before=("SET lock_timeout = 0;", "SET lock_timeout = '5s';")) == []
+    # the project's 0 is undone by a session SET in an earlier file
+    assert rules(alter, lock_timeout="0", before=("SET lock_timeout = '5s';",)) == []
+
+
+def test_index_on_only_a_partitioned_parent_is_not_reported() -> None:
+    assert rules("CREATE INDEX idx_m ON ONLY measurement (logdate);") == []
+    assert rules("CREATE INDEX idx_m ON measurement (logdate);") == ["FQL001"]
+
+
+def test_select_into_creates_a_table() -> None:
+    assert rules("SELECT * INTO tb_copy FROM tb_user;\nCREATE INDEX i ON tb_copy (id);\n"
+                 "ALTER TABLE tb_copy ALTER COLUMN id SET NOT NULL;") == []
+    assert rules("SELECT * INTO archive.tb_copy FROM tb_user;\nCREATE INDEX i ON tb_copy (id);"
+                 ) == ["FQL001"]
+
+
+def test_block_comments_above_and_trailing_directives() -> None:
+    bad = "CREATE INDEX idx_a ON tb_user (a);"
+    assert rules(f"/* fraiseql-lint: ignore FQL001 */\n{bad}") == []
+    assert rules(f"/*\n * fraiseql-lint: ignore FQL001\n * tb_user is tiny\n */\n{bad}") == []
+    assert rules(f"/* fraiseql-lint: ignore FQL001 */ {bad}") == []
+    assert rules(f"/* fraiseql-lint: ignore FQL001 */\n\n{bad}") == ["FQL001"]
+    # a trailing directive silences the last statement on its line only
+    two = "CREATE INDEX idx_b ON tb_user (b); CREATE INDEX idx_c ON tb_user (c);"
+    found = findings(f"{two} -- fraiseql-lint: ignore FQL001")
+    assert [(f.rule, f.column) for f in found] == [("FQL001", 1)]
+    # ... and not the statement on the next line
+    assert rules(f"SELECT 1; -- fraiseql-lint: ignore FQL001\n{bad}") == ["FQL001"]
+    assert rules(f"SELECT 1; /* fraiseql-lint: ignore FQL001 */ {bad}") == ["FQL001"]
+
+
+def test_directive_reason_after_double_dash_or_colon() -> None:
+    bad = "CREATE INDEX idx_a ON tb_user (a);"
+    assert rules(f"-- fraiseql-lint: ignore FQL001 -- tiny table, 250 rows\n{bad}") == []
+    assert rules(f"-- fraiseql-lint: ignore FQL001, set-not-null: maintenance window\n{bad}") == []
+    assert rules(f"/* fraiseql-lint: ignore index-not-concurrent -- tiny */ {bad}") == []
+    # without a separator the words are rule names: each typo is reported
+    found = findings(f"-- fraiseql-lint: ignore FQL001 tiny table\n{bad}")
+    assert [f.rule for f in found] == ["FQL010", "FQL010"]
+    assert "a reason without ` -- ` or `:`" in found[0].message
+
+
+def test_do_block_statements_are_linted_at_their_own_line() -> None:
+    text = ("-- migrate:up\nDO $$\nDECLARE n int;\nBEGIN\n  SELECT count(*) INTO n FROM tb_user;\n"
+            "  IF n < 1000 THEN\n    ALTER TABLE tb_user\n      ADD COLUMN a int NOT NULL;\n"
+            "  END IF;\n  EXECUTE 'CREATE INDEX idx_a ON tb_user (a)';\nEND $$;\n")
+    assert [(f.rule, f.line, f.column) for f in findings(text)] == [
+        ("FQL002", 8, 18), ("FQL001", 10, 3)]
+    # a '...' body: reported at the DO statement
+    assert [(f.rule, f.line) for f in findings(
+        "SELECT 1;\nDO 'BEGIN CREATE INDEX i ON tb_user (a); END';")] == [("FQL001", 2)]
+    # other languages are not parsed; a directive inside the block silences it
+    assert rules("DO LANGUAGE plpython3u $$ plpy.execute('x') $$;") == []
+    assert rules("DO $$ BEGIN\n  -- fraiseql-lint: ignore FQL001\n"
+                 "  CREATE INDEX i ON tb_user (a);\nEND $$;") == []
+    # tables a DO block creates are new for the rest of the file
+    assert rules("DO $$ BEGIN CREATE TABLE tb_n (a int); END $$;\n"
+                 "CREATE INDEX i ON tb_n (a);") == []
+
+
+def test_new_enum_value_only_within_one_transaction() -> None:
+    add = "ALTER TYPE order_status ADD VALUE 'refunded';\n"
+    use = "ALTER TABLE tb_order ALTER COLUMN status SET DEFAULT 'refunded';"
+    (finding,) = findings(add + use)
+    assert (finding.rule, finding.line) == ("FQL013", 2)
+    assert "unsafe use of new value" in finding.message and "line 1" in finding.message
+    # the next migration is another transaction
+    assert rules(use, before=(add,)) == []
+    # a non-transactional statement in between commits the segment before it
+    assert rules(add + "CREATE INDEX CONCURRENTLY i ON tb_order (a);\n" + use) == []
+    assert rules("-- migrate:up transaction:false\n" + add + use) == []
+    # used inside a DO block
+    assert rules(add + "DO $$ BEGIN UPDATE tb_order SET status = 'refunded'; END $$;") == [
+        "FQL013"]
