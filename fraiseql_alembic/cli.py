@@ -725,7 +725,7 @@ def lint(files: tuple[Path, ...], output_format: str, path: Path | None,
          database_url: str | None) -> None:
     """Find risky operations in migrations (default: every file in the folder).
 
-    Rules FQL001-FQL011 (docs/lint.md).  Silence one for a statement with
+    Rules FQL001-FQL013 (docs/lint.md).  Silence one for a statement with
     `-- fraiseql-lint: ignore FQL001` in it or on the line above.  Exit 0 when
     nothing is found, 1 when findings remain.
     """
