@@ -12,6 +12,7 @@ plain ``alembic`` CLI, go through Alembic itself.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -104,8 +105,9 @@ def run_steps(
                     if reporter is not None:
                         reporter.done(step.migration.name.filename, step.upgrade)
                     continue
-                with dbapi.cursor() as cursor:
-                    cursor.execute(run.session_reset)
+                if prepared.reset_before:
+                    with dbapi.cursor() as cursor:
+                        cursor.execute(run.session_reset)
                 run_section(
                     shim,  # type: ignore[arg-type]
                     step.migration,
@@ -185,6 +187,7 @@ class _Prepared:
     batch: str | None
     params: tuple[Any, ...]
     starts: tuple[int, ...] = ()  # where each statement begins in the query the server gets
+    reset_before: bool = False  # the migration before it may have changed the session
 
 
 @dataclass(frozen=True)
@@ -197,8 +200,9 @@ class _Run:
     session_reset: str
 
 
-def _prepare_step(step: Step, run: _Run) -> _Prepared:
-    """Pure: split the step's section and build its one-round-trip query, if any."""
+def _prepare_step(step: Step, run: _Run, reset_before: bool = False) -> _Prepared:
+    """Pure: split the step's section and build its one-round-trip query, if any;
+    ``reset_before`` puts the session reset at its head."""
     from .runner import needs_autocommit
     from .sqlfile import split_statements, terminated
 
@@ -207,9 +211,9 @@ def _prepare_step(step: Step, run: _Run) -> _Prepared:
     split = split_statements(step.migration, section)
     statements = tuple(split.statements)
     if section.timeouts or needs_autocommit(section, split.statements) or split.unwrapped:
-        return _Prepared(step, section, statements, None, ())
+        return _Prepared(step, section, statements, None, (), reset_before=reset_before)
     guard, params = _guarded_bookkeeping(run, step)
-    head = run.session_reset + "BEGIN;\n"
+    head = (run.session_reset if reset_before else "") + "BEGIN;\n"
     starts: list[int] = []
     offset = len(head)
     for statement in statements:
@@ -220,7 +224,18 @@ def _prepare_step(step: Step, run: _Run) -> _Prepared:
         + "".join(terminated(s.sql).replace("%", "%%") + "\n" for s in statements)
         + guard + ";\nCOMMIT"
     )
-    return _Prepared(step, section, statements, batch, params, tuple(starts))
+    return _Prepared(step, section, statements, batch, params, tuple(starts), reset_before)
+
+
+_SESSION_CHANGE_RE = re.compile(r"^(?:SET|RESET|DISCARD)\b|set_config|^DO\b.*\bSET\b",
+                                re.IGNORECASE | re.DOTALL)
+
+
+def changes_session(statements: Sequence[Statement]) -> bool:
+    """Whether a migration may leave a session setting behind (``SET``, ``RESET``,
+    ``DISCARD``, ``set_config``, a ``DO`` block with ``SET``), so that the session must be
+    reset before the next one.  Pure; errs on the side of True."""
+    return any(_SESSION_CHANGE_RE.search(statement.sql) for statement in statements)
 
 
 #: A batch that failed within this many seconds is run again statement by statement to
@@ -254,12 +269,20 @@ def _prepared_ahead(steps: Sequence[Step], run: _Run) -> Iterator[_Prepared]:
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    changed = False  # the run's session was just set up: nothing to reset before the first
+
+    def prepare(step: Step) -> _Prepared:  # called in order (one worker)
+        nonlocal changed
+        prepared = _prepare_step(step, run, reset_before=changed)
+        changed = changes_session(prepared.statements)
+        return prepared
+
     if len(steps) < 2:
-        yield from (_prepare_step(step, run) for step in steps)
+        yield from (prepare(step) for step in steps)
         return
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fraiseql-prepare")
     try:
-        yield from pool.map(_prepare_step, steps, [run] * len(steps))
+        yield from pool.map(prepare, steps)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 

@@ -484,3 +484,22 @@ def test_which_failed_batches_are_run_again_to_find_the_line(
     if not rerun:
         assert isinstance(found, UnlocatedExecutionError)
         assert f"[SQLSTATE {sqlstate}], in one of its 2 statements" in found.message
+
+
+@pytest.mark.parametrize(("sql", "changes"), [
+    ("CREATE TABLE t (id int);\nCREATE INDEX i ON t (id);\n", False),
+    ("SET lock_timeout = 0;\n", True),
+    ("set search_path = app;\n", True),
+    ("SELECT pg_catalog.set_config('search_path', '', false);\n", True),
+    ("RESET ALL;\n", True),
+    ("DO $$ BEGIN SET search_path = x; END $$;\n", True),
+    ("UPDATE t SET id = 1;\n", False),  # SET inside a statement is not a session change
+])
+def test_which_migrations_make_the_next_one_reset_the_session(sql: str, changes: bool) -> None:
+    from fraiseql_alembic.executor import changes_session
+    from fraiseql_alembic.sqlfile import parse_filename, parse_migration, split_statements
+
+    name = parse_filename("001_a.sql")
+    assert name is not None
+    migration = parse_migration(name, sql)
+    assert changes_session(split_statements(migration, migration.up).statements) is changes
