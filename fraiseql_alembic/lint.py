@@ -747,12 +747,20 @@ def _rename_rule(node: ast.RenameStmt) -> Iterator[_Hit]:
         what, old = f"RENAME {table} TO {node.newname}", table
     else:
         return
-    yield _Hit(
+    yield _breaking_rename(
+        what, old,
+        "expand and contract: add the new name (column, or a view), write to both, move "
+        "readers over, and drop the old name in a later migration",
+    )
+
+
+def _breaking_rename(what: str, old: str, fix: str) -> _Hit:
+    """FQL008: ``what`` renames ``old``, which running copies of the application still use."""
+    return _Hit(
         "FQL008",
         f"{what} breaks every running copy of the application that still uses {old} "
         "(deploys are not atomic)",
-        "expand and contract: add the new name (column, or a view), write to both, move "
-        "readers over, and drop the old name in a later migration",
+        fix,
     )
 
 
@@ -816,10 +824,8 @@ def _schema_rename_rule(
         what = f"SET SCHEMA {node.newschema} on {old}"
     else:
         return
-    yield _Hit(
-        "FQL008",
-        f"{what} breaks every running copy of the application that still uses {old} "
-        "(deploys are not atomic)",
+    yield _breaking_rename(
+        what, old,
         "keep the old name working while the application moves: create the new schema and "
         "views (or a search_path that holds both), switch the application, and move or drop "
         "the old name in a later migration",
