@@ -457,18 +457,10 @@ def _read_state(settings: Settings) -> DatabaseState:
     """Where the database is, on a read-only psycopg2 session (no SQLAlchemy needed)."""
     import psycopg2
 
-    from .database import connect_error, read_state
-    from .locking import libpq_url
+    from .database import open_dbapi, read_state
 
-    url = settings.require_url()
-    try:
-        connection = psycopg2.connect(
-            libpq_url(url),
-            application_name="fraiseql-migrate",
-            options="-c default_transaction_read_only=on",
-        )
-    except psycopg2.Error as err:
-        raise connect_error(url, err) from err
+    connection = open_dbapi(settings.require_url(),
+                            options="-c default_transaction_read_only=on")
     try:
         return read_state(connection, settings.history_schema)
     except psycopg2.Error as err:

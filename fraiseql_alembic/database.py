@@ -62,6 +62,20 @@ def database_error(err: BaseException) -> DatabaseError | None:
     return DatabaseError(f"Database error: {first}{state}")
 
 
+def version_table_schema(cursor: Any) -> str | None:
+    """The schema of ``alembic_version`` on the session's search_path, or, while there is
+    none, the schema it would be created in (``current_schema()``), as Alembic does.
+    Naming it lets a migration change search_path (pg_dump output clears it) without
+    losing the table."""
+    cursor.execute(
+        "SELECT coalesce((SELECT n.nspname FROM pg_class c JOIN pg_namespace n "
+        f"ON n.oid = c.relnamespace WHERE c.oid = to_regclass('{VERSION_TABLE}')), "
+        "current_schema())"
+    )
+    row = cursor.fetchone()
+    return str(row[0]) if row and row[0] else None
+
+
 def session_reset_sql(options: RunOptions) -> str:
     """Literal SQL that gives each migration the same session: ``RESET ALL`` (a ``SET``
     in one file, such as the ``SET lock_timeout = 0`` or cleared ``search_path`` that

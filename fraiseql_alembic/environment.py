@@ -168,7 +168,12 @@ def _command_name(config: Any) -> str:
 def _run_online(
     context: Any, config: Any, url: str, schema: str, options: RunOptions, given: Any
 ) -> None:
-    from .database import apply_session_settings, connect, session_reset_sql
+    from .database import (
+        apply_session_settings,
+        connect,
+        session_reset_sql,
+        version_table_schema,
+    )
 
     reporter = config.attributes.get(REPORTER_KEY)
     token = config.attributes.get(CANCEL_KEY)
@@ -187,16 +192,8 @@ def _run_online(
         try:
             with dbapi.cursor() as cursor:
                 apply_session_settings(cursor, options)
-                # alembic_version's schema, named to Alembic: a migration that changes
-                # search_path (pg_dump output clears it) must not lose the table.
-                cursor.execute(
-                    "SELECT coalesce((SELECT n.nspname FROM pg_class c JOIN pg_namespace n "
-                    "ON n.oid = c.relnamespace WHERE c.oid = to_regclass('alembic_version')), "
-                    "current_schema())"
-                )
-                found = cursor.fetchone()
+                version_schema = version_table_schema(cursor)  # named to Alembic
             dbapi.commit()
-            version_schema = str(found[0]) if found and found[0] else None
             if not isinstance(connection, nullcontext) and not _read_only_command(config):
                 _prepare_history(dbapi, schema)
                 config.attributes[HISTORY_READY_KEY] = True

@@ -139,6 +139,16 @@ class AbortedByUser(MigrationError):
     """The user declined a confirmation prompt, or no terminal was there to ask."""
 
 
+def server_words(err: BaseException) -> tuple[str, str]:
+    """PostgreSQL's primary message for a driver error (else the error's first line), and
+    `` [SQLSTATE xxxxx]`` when it has one (else "")."""
+    diag = getattr(err, "diag", None)
+    lines = str(err).strip().splitlines()
+    message = (getattr(diag, "message_primary", None) or (lines[0] if lines else "")).strip()
+    sqlstate = getattr(err, "pgcode", None)
+    return message, f" [SQLSTATE {sqlstate}]" if sqlstate else ""
+
+
 def our_error_in_context(err: BaseException) -> MigrationError | None:
     """The MigrationError that ``err`` was raised while handling, if any.
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import history
-from .errors import DatabaseError, MigrationError
+from .errors import DatabaseError, MigrationError, server_words
 
 if TYPE_CHECKING:
     from .cancel import CancelToken
@@ -382,7 +382,7 @@ def _connection_lost(
 
     import psycopg2
 
-    from .locking import libpq_url
+    from .database import open_dbapi
 
     filename = step.migration.name.filename
     reason = str(err).strip().splitlines()[0] if str(err).strip() else "connection lost"
@@ -390,15 +390,14 @@ def _connection_lost(
     deadline = time.monotonic() + probe_seconds
     while versions is None:
         try:
-            probe = psycopg2.connect(libpq_url(url), connect_timeout=5,
-                                     application_name="fraiseql-migrate")
+            probe = open_dbapi(url, connect_timeout=5)
             try:
                 with probe.cursor() as cursor:
                     cursor.execute("SELECT version_num FROM alembic_version")
                     versions = {str(row[0]) for row in cursor.fetchall()}
             finally:
                 probe.close()
-        except psycopg2.Error:
+        except (psycopg2.Error, MigrationError):  # not reachable (yet)
             if time.monotonic() >= deadline:
                 break
             time.sleep(0.5)  # e.g. the server is restarting
@@ -450,9 +449,9 @@ def _error_without_rerun(
         elapsed_s <= RELOCATE_WITHIN_S and sqlstate not in NEVER_RERUN
     ):
         return None
-    message = (getattr(diag, "message_primary", None) or str(err).strip().splitlines()[0])
+    message, _ = server_words(err)
     return UnlocatedExecutionError(prepared.step.migration.name.filename,
-                                   len(prepared.statements), elapsed_s, message.strip(), sqlstate)
+                                   len(prepared.statements), elapsed_s, message, sqlstate)
 
 
 DIVISION_BY_ZERO = "22012"
@@ -510,24 +509,22 @@ def _prepare(dbapi: Any, schema: str, options: RunOptions) -> _Run:
     then named with its schema: a migration that changes search_path (pg_dump output
     clears it) does not lose it.
     """
-    from .database import apply_session_settings, session_reset_sql
+    from .database import apply_session_settings, session_reset_sql, version_table_schema
 
     with dbapi.cursor() as cursor:
         apply_session_settings(cursor, options)
         cursor.execute("SELECT to_regclass('alembic_version') IS NOT NULL")
         row = cursor.fetchone()
-        if not (row and row[0]):
+        if not (row and row[0]):  # checked first: no notice, no CREATE right needed
             cursor.execute(VERSION_TABLE_DDL)
-        cursor.execute(
-            "SELECT quote_ident(n.nspname) || '.alembic_version' FROM pg_class c "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE c.oid = to_regclass('alembic_version')"
-        )
-        found = cursor.fetchone()
+        version_schema = version_table_schema(cursor)
     with history.writing(dbapi, schema) as cursor:
         history.ensure_table(cursor, schema)
     dbapi.commit()
-    table = str(found[0]) if found else "alembic_version"
+    table = (
+        '"' + version_schema.replace('"', '""') + '".alembic_version'
+        if version_schema else "alembic_version"
+    )
     return _Run(schema, table, session_reset_sql(options))
 
 
@@ -574,11 +571,9 @@ def _commit(dbapi: Any, step: Step, cursor: Any = None) -> None:
     except psycopg2.Error as err:
         if dbapi.closed:
             raise
-        diag = getattr(err, "diag", None)
-        message = (getattr(diag, "message_primary", None) or str(err).strip().splitlines()[0])
-        state = f" [SQLSTATE {err.pgcode}]" if err.pgcode else ""
+        message, state = server_words(err)
         raise MigrationError(
-            f"Migration {step.migration.name.filename} failed at COMMIT: {message.strip()}"
+            f"Migration {step.migration.name.filename} failed at COMMIT: {message}"
             f"{state} (a deferred constraint is checked only then). The migration was rolled "
             "back; fix the file and run the command again"
         ) from err

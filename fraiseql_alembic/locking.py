@@ -81,16 +81,9 @@ class MigrationLock:
         self.connection: Any = None
 
     def __enter__(self) -> MigrationLock:
-        import psycopg2
+        from .database import open_dbapi
 
-        try:
-            self.connection = psycopg2.connect(
-                libpq_url(self.url), application_name=APPLICATION_NAME
-            )
-        except psycopg2.Error as err:
-            from .database import connect_error
-
-            raise connect_error(self.url, err) from err
+        self.connection = open_dbapi(self.url, application_name=APPLICATION_NAME)
         self.connection.autocommit = True
         try:
             self._acquire()

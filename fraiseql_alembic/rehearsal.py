@@ -19,7 +19,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import DatabaseError, MigrationError, MigrationExecutionError, MigrationFileError
+from .errors import (
+    DatabaseError,
+    MigrationError,
+    MigrationExecutionError,
+    MigrationFileError,
+    server_words,
+)
 
 if TYPE_CHECKING:
     from .cancel import CancelToken
@@ -171,10 +177,8 @@ def _deferred_checks(dbapi: Any, filename: str) -> str | None:
         with dbapi.cursor() as cursor:
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
     except psycopg2.Error as err:
-        diag = getattr(err, "diag", None)
-        message = (getattr(diag, "message_primary", None) or str(err).strip().splitlines()[0])
-        state = f" [SQLSTATE {err.pgcode}]" if err.pgcode else ""
-        return f"{filename}: at COMMIT: {message.strip()}{state} (a deferred constraint)"
+        message, state = server_words(err)
+        return f"{filename}: at COMMIT: {message}{state} (a deferred constraint)"
     return None
 
 

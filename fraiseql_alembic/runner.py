@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import history
 from .cancel import CancelToken, MigrationInterrupted
-from .errors import MigrationExecutionError, MigrationFileError
+from .errors import MigrationExecutionError, MigrationFileError, server_words
 from .sqlfile import ParsedMigration, Section, Statement, split_statements, terminated
 
 if TYPE_CHECKING:
@@ -300,7 +300,7 @@ def located_error(
     ``statement_position``, for an error raised by a query that held more statements.
     """
     diag = getattr(err, "diag", None)
-    message = (getattr(diag, "message_primary", None) or str(err).strip().splitlines()[0]).strip()
+    message, _ = server_words(err)
     line, column = statement.line, statement.column
     if position is None:
         position = getattr(diag, "statement_position", None)
