@@ -469,25 +469,6 @@ def _unwrap_transaction(statements: list[Statement], filename: str) -> SplitSect
     return SplitSection(statements, unwrapped)
 
 
-def _leading_noise(raw: str) -> int:
-    """Length of the whitespace and comments before a statement's first token."""
-    position = 0
-    length = len(raw)
-    while position < length:
-        char = raw[position]
-        if char.isspace():
-            position += 1
-        elif raw.startswith("--", position):
-            newline = raw.find("\n", position)
-            position = length if newline == -1 else newline + 1
-        elif raw.startswith("/*", position):
-            close = raw.find("*/", position + 2)
-            position = length if close == -1 else close + 2
-        else:
-            break
-    return position
-
-
 _NON_TRANSACTIONAL_NODES = {
     "VacuumStmt",
     "CreatedbStmt",
