@@ -60,3 +60,32 @@ def test_bench_harness_measures_every_case(database_url: str, tmp_path: Path) ->
     for name in CASES:
         assert f"| {name} | 20 |" in text
     assert "fraiseql_status" in result.stdout  # the table is printed too
+
+
+def _bench_module() -> object:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_run", REPO / "bench" / "run.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_run"] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cluster_goes_to_a_tmpfs_only_when_one_has_room(tmp_path: Path) -> None:
+    bench = _bench_module()
+    cluster_parent = bench.cluster_parent  # type: ignore[attr-defined]
+    assert cluster_parent("disk")[0] is None
+    assert cluster_parent(str(tmp_path)) == (tmp_path, f"{tmp_path} (--cluster-dir)")
+
+    bench.TMPFS_CANDIDATES = (tmp_path,)  # type: ignore[attr-defined]  # not a mount point
+    parent, where = cluster_parent("auto")
+    assert parent is None and where.startswith("disk")
+
+    mounts = Path("/proc/mounts").read_text(encoding="utf-8")
+    shm_is_tmpfs = any(line.split()[1:3] == ["/dev/shm", "tmpfs"] for line in mounts.splitlines())
+    bench.TMPFS_CANDIDATES = (Path("/dev/shm"),)  # type: ignore[attr-defined]
+    bench.TMPFS_MIN_FREE = 0  # type: ignore[attr-defined]
+    expected = Path("/dev/shm") if shm_is_tmpfs and os.access("/dev/shm", os.W_OK) else None
+    assert cluster_parent("auto")[0] == expected
