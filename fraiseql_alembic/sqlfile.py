@@ -20,7 +20,7 @@ import bisect
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from .errors import MigrationFileError
 
@@ -214,18 +214,18 @@ def parse_migration(name: MigrationName, text: str) -> ParsedMigration:
 
     up_start = up_marker[0] + 1 if up_marker is not None else 0
     up_end = down_marker[0] if down_marker is not None else len(lines)
-    up = _section(text, offsets, up_start, up_end, up_marker[1] if up_marker else None)
+    up_transaction = up_marker[1] if up_marker else None
+    up_timeouts = section_timeouts.get("up", ())
     down: Section | None = None
     if down_marker is not None:
-        down = _section(text, offsets, down_marker[0] + 1, len(lines), down_marker[1])
-        down = replace(down, timeouts=section_timeouts.get("down", ()))
+        down = _section(text, offsets, down_marker[0] + 1, len(lines), down_marker[1],
+                        section_timeouts.get("down", ()))
     else:
         rollback = _find_rollback_block(lines, up_start, name.filename)
         if rollback is not None:
-            up = _section(text, offsets, up_start, rollback, up.transaction)
+            up_end = rollback
             down = _rollback_section(lines, offsets, rollback)
-
-    up = replace(up, timeouts=section_timeouts.get("up", ()))
+    up = _section(text, offsets, up_start, up_end, up_transaction, up_timeouts)
     return ParsedMigration(
         name=name,
         text=text,
@@ -280,11 +280,12 @@ def _line_offsets(text: str) -> list[int]:
 
 
 def _section(
-    text: str, offsets: list[int], start: int, end: int, transaction: bool | None
+    text: str, offsets: list[int], start: int, end: int, transaction: bool | None,
+    timeouts: tuple[tuple[str, str], ...] = (),
 ) -> Section:
     begin = offsets[start] if start < len(offsets) else len(text)
     finish = offsets[end] if end < len(offsets) else len(text)
-    return Section(text[begin:finish], begin, start + 1, transaction)
+    return Section(text[begin:finish], begin, start + 1, transaction, timeouts=timeouts)
 
 
 def _find_rollback_block(lines: list[str], start: int, filename: str) -> int | None:

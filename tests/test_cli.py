@@ -422,6 +422,58 @@ def test_a_set_in_one_migration_does_not_leak_into_the_next(
     assert project.version() == ["002"]
 
 
+def test_a_failed_migration_is_located_with_the_session_reset(project: Project) -> None:
+    # 002's one-round-trip query starts by resetting what 001 set; when it fails, the
+    # reset is rolled back with it, and the statement-by-statement rerun that finds the
+    # line must reset again (else CREATE TABLE fails for want of a search_path).
+    project.write("001_clear.sql", "SET search_path = '';\nCREATE TABLE public.a (id int);\n")
+    project.write("002_bad.sql", "CREATE TABLE b (id int);\nSELECT 1 / 0;\n")
+    result = project.cli("up")
+    assert result.exit_code == 1
+    assert "002_bad.sql" in result.output and "line 2" in result.output, result.output
+    assert "division by zero" in result.output and "no schema" not in result.output
+    assert project.version() == ["001"]
+
+
+@pytest.mark.parametrize("forget", [
+    "DEALLOCATE ALL;\n",
+    "DISCARD PLANS;\n",
+    "DO $$ BEGIN EXECUTE 'DEALLOCATE ALL'; END $$;\n",
+])
+def test_migrations_after_one_that_drops_prepared_statements_are_recorded(
+    project: Project, forget: str,
+) -> None:
+    project.write("000_s.sql", "CREATE SEQUENCE s;\n")
+    project.write("001_a.sql", "SELECT nextval('s');\n" + forget)
+    project.write("002_b.sql", "SELECT nextval('s');\nCREATE TABLE b (id int);\n")
+    project.write("003_c.sql", "CREATE TABLE c (id int);\n")
+    result = project.cli("up")
+    assert result.exit_code == 0, result.output
+    assert project.version() == ["003"]
+    assert project.query("SELECT last_value FROM s") == [(2,)]  # each ran once: no rerun
+    rows = project.query("SELECT version, action, execution_ms IS NOT NULL "
+                         "FROM fraiseql_migrations ORDER BY id")
+    assert rows == [("000", "applied", True), ("001", "applied", True),
+                    ("002", "applied", True), ("003", "applied", True)]
+
+
+def test_prepared_statements_dropped_where_no_file_says_so(project: Project) -> None:
+    # The function hides DEALLOCATE from the file's text: 002's bookkeeping then fails
+    # (26000), 002 is run again with plain bookkeeping, even after 2 s (it is not
+    # its statements that failed), and the statements come back for 003 and 004.
+    project.write("001_f.sql", "CREATE FUNCTION forget() RETURNS void LANGUAGE plpgsql AS "
+                  "$$ BEGIN EXECUTE 'DEALL' || 'OCATE ALL'; END $$;\nCREATE SEQUENCE s;\n")
+    project.write("002_call.sql", "SELECT nextval('s'), pg_sleep(2.1);\nSELECT forget();\n")
+    project.write("003_c.sql", "CREATE TABLE c (id int);\n")
+    project.write("004_d.sql", "CREATE TABLE d (id int);\n")
+    result = project.cli("up")
+    assert result.exit_code == 0, result.output
+    assert project.version() == ["004"]
+    assert project.query("SELECT version FROM fraiseql_migrations WHERE action = 'applied' "
+                         "ORDER BY id") == [("001",), ("002",), ("003",), ("004",)]
+    assert project.query("SELECT last_value FROM s") == [(2,)]  # once more, to record it
+
+
 def test_an_error_raised_at_commit_names_the_migration(project: Project) -> None:
     project.write("001_fk.sql", "CREATE TABLE p (id int PRIMARY KEY);\n"
                   "CREATE TABLE c (pid int REFERENCES p DEFERRABLE INITIALLY DEFERRED);\n")

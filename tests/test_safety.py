@@ -503,3 +503,21 @@ def test_which_migrations_make_the_next_one_reset_the_session(sql: str, changes:
     assert name is not None
     migration = parse_migration(name, sql)
     assert changes_session(split_statements(migration, migration.up).statements) is changes
+
+
+@pytest.mark.parametrize(("sql", "forgets"), [
+    ("CREATE TABLE t (id int);\n", False),
+    ("DEALLOCATE ALL;\n", True),
+    ("deallocate my_plan;\n", True),
+    ("DISCARD PLANS;\n", True),
+    ("DO $$ BEGIN EXECUTE 'DISCARD ALL'; END $$;\n", True),
+    ("CREATE TABLE discarded_items (id int);\n", False),
+])
+def test_which_migrations_make_the_bookkeeping_be_prepared_again(sql: str, forgets: bool) -> None:
+    from fraiseql_alembic.executor import forgets_statements
+    from fraiseql_alembic.sqlfile import parse_filename, parse_migration, split_statements
+
+    name = parse_filename("001_a.sql")
+    assert name is not None
+    migration = parse_migration(name, sql)
+    assert forgets_statements(split_statements(migration, migration.up).statements) is forgets
