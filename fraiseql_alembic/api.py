@@ -11,6 +11,7 @@ only renders it.  Every failure is a :class:`~fraiseql_alembic.errors.MigrationE
 
 from __future__ import annotations
 
+import os
 import string
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext, suppress
@@ -308,8 +309,9 @@ class _Progress:
 @contextmanager
 def _migration_lock(
     settings: Settings, progress: _Progress, cancel: CancelToken | None
-) -> Iterator[None]:
-    """Hold the database's migration lock while planning and running."""
+) -> Iterator[Any]:
+    """Hold the database's migration lock while planning and running; yields the lock's
+    connection (autocommit, idle), which the direct path also plans and runs on."""
     from .locking import MigrationLock
 
     options = settings.run
@@ -325,14 +327,16 @@ def _migration_lock(
         wait_seconds=options.lock_wait,
         on_wait=on_wait,
         should_stop=(lambda: cancel.cancelled) if cancel is not None else None,
-    ):
-        yield
+    ) as lock:
+        yield lock.connection
 
 
 def _run_direct(
-    settings: Settings, progress: _Progress, cancel: CancelToken | None, steps: list[Step]
+    settings: Settings, progress: _Progress, cancel: CancelToken | None, steps: list[Step],
+    connection: Any,
 ) -> None:
-    """Run SQL-only steps with :mod:`fraiseql_alembic.executor` (retries included)."""
+    """Run SQL-only steps with :mod:`fraiseql_alembic.executor` (retries included), on
+    ``connection``, the session holding the migration lock."""
     from .executor import run_steps
 
     done: set[str] = set()  # versions completed, so that a retry resumes after them
@@ -347,6 +351,7 @@ def _run_direct(
             reporter=progress,
             cancel=cancel,
             done=done,
+            connection=connection,
         ),
         through_alembic=False,
     )
@@ -453,22 +458,34 @@ def revisions(settings: Settings) -> tuple[list[Any], ScriptDirectory | None]:
     return chain(directory), directory
 
 
-def _read_state(settings: Settings) -> DatabaseState:
-    """Where the database is, on a read-only psycopg2 session (no SQLAlchemy needed)."""
+def _read_state(settings: Settings, connection: Any = None) -> DatabaseState:
+    """Where the database is, on a read-only psycopg2 session (no SQLAlchemy needed):
+    a new one, or a read-only transaction on ``connection`` (autocommit, idle)."""
     import psycopg2
 
     from .database import open_dbapi, read_state
 
-    connection = open_dbapi(settings.require_url(),
-                            options="-c default_transaction_read_only=on")
+    own = connection is None
+    if own:
+        connection = open_dbapi(settings.require_url(),
+                                options="-c default_transaction_read_only=on")
     try:
-        return read_state(connection, settings.history_schema)
+        if own:
+            return read_state(connection, settings.history_schema)
+        with connection.cursor() as cursor:
+            cursor.execute("BEGIN READ ONLY")
+        try:
+            return read_state(connection, settings.history_schema)
+        finally:
+            with suppress(psycopg2.Error), connection.cursor() as cursor:
+                cursor.execute("ROLLBACK")
     except psycopg2.Error as err:
         from .database import database_error
 
         raise (database_error(err) or DatabaseError(str(err))) from err
     finally:
-        connection.close()
+        if own:
+            connection.close()
 
 
 def sql_migration(script: Any) -> ParsedMigration | None:
@@ -477,7 +494,8 @@ def sql_migration(script: Any) -> ParsedMigration | None:
 
 
 def display_name(script: Any) -> str:
-    return Path(script.path).name
+    migration = sql_migration(script)
+    return migration.name.filename if migration is not None else os.path.basename(script.path)
 
 
 # ---------------------------------------------------------------------------
@@ -537,8 +555,8 @@ def upgrade(
     if dry_run:
         return _plan_upgrade(settings, scripts, steps, dry_run=True)
     progress = _Progress(reporter)
-    with _migration_lock(settings, progress, cancel):
-        plan = _plan_upgrade(settings, scripts, steps, dry_run=False)
+    with _migration_lock(settings, progress, cancel) as connection:
+        plan = _plan_upgrade(settings, scripts, steps, dry_run=False, connection=connection)
         if not plan.planned:
             return plan
         if backup is not False:
@@ -554,7 +572,7 @@ def upgrade(
                 Step(sql_migration(by_version[item.version]),  # type: ignore[arg-type]
                      True, by_version[item.version].down_revision, item.version)
                 for item in to_run
-            ])
+            ], connection)
             return replace(plan, applied=tuple(item.version for item in to_run))
         from alembic import command
 
@@ -679,9 +697,10 @@ def rehearse(
 
 
 def _plan_upgrade(
-    settings: Settings, scripts: list[Script], steps: int | None, *, dry_run: bool
+    settings: Settings, scripts: list[Script], steps: int | None, *, dry_run: bool,
+    connection: Any = None,
 ) -> UpgradeResult:
-    state = _read_state(settings)
+    state = _read_state(settings, connection)
     report = status_view.with_ignored(
         status_view.build(scripts, state, sql_migration, display_name),
         loader.list_folder(settings.path).ignored,
@@ -819,8 +838,8 @@ def downgrade(
         raise AbortedByUser("Rollback cancelled; nothing was changed")
     _load_sql_scanner_in_background()
     progress = _Progress(reporter)
-    with _migration_lock(settings, progress, cancel):
-        if _plan_downgrade(settings, scripts, steps) != (planned, target):
+    with _migration_lock(settings, progress, cancel) as connection:
+        if _plan_downgrade(settings, scripts, steps, connection) != (planned, target):
             raise MigrationError(
                 "The database changed while the rollback waited (another deploy ran?); "
                 "nothing was rolled back. Run the command again to see the new plan"
@@ -832,7 +851,7 @@ def downgrade(
                 Step(sql_migration(by_version[item.version]),  # type: ignore[arg-type]
                      False, item.version, by_version[item.version].down_revision)
                 for item in planned
-            ])
+            ], connection)
             return DowngradeResult(planned, tuple(item.version for item in planned))
         from alembic import command
 
@@ -844,10 +863,10 @@ def downgrade(
 
 
 def _plan_downgrade(
-    settings: Settings, scripts: list[Script], steps: int
+    settings: Settings, scripts: list[Script], steps: int, connection: Any = None
 ) -> tuple[tuple[PlannedMigration, ...], str]:
     """What ``steps`` rollbacks would undo, newest first, and the revision they end at."""
-    state = _read_state(settings)
+    state = _read_state(settings, connection)
     report = status_view.build(scripts, state, sql_migration, display_name)
     partial = [row for row in report.rows if row.partial is not None and not row.applied]
     if partial:

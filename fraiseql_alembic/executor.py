@@ -72,17 +72,21 @@ def run_steps(
     reporter: Any,
     cancel: CancelToken | None,
     done: set[str],
+    connection: Any = None,
 ) -> None:
     """Run ``steps`` in order, each committed on its own; ``done`` collects versions.
 
-    Steps whose version is already in ``done`` are skipped (a retry resumes).
+    Steps whose version is already in ``done`` are skipped (a retry resumes).  They run
+    on ``connection`` (an idle autocommit session, left open and in autocommit
+    afterwards) or on a new connection to ``url``.
     """
     import psycopg2
 
     from .database import database_error, open_dbapi
     from .runner import run_section
 
-    dbapi = open_dbapi(url)
+    dbapi = connection if connection is not None else open_dbapi(url)
+    dbapi.autocommit = False
     if cancel is not None:
         cancel.register(dbapi)
     shim = _Shim(dbapi)
@@ -135,7 +139,11 @@ def run_steps(
     finally:
         if cancel is not None:
             cancel.unregister(dbapi)
-        dbapi.close()
+        if connection is None:
+            dbapi.close()
+        elif not dbapi.closed:
+            _rollback(dbapi)
+            dbapi.autocommit = True
 
 
 def record_without_running(
@@ -554,13 +562,14 @@ def _record_statements(schema: str, version_table: str) -> tuple[tuple[str, str]
     prepared = []
     for shape, (before, after) in (("insert", (None, "")), ("update", ("", "")),
                                    ("delete", ("", None))):
-        move, move_params = _version_statement(before, after, table=version_table)
-        sql = _guard_sql(move, insert)
+        # The table goes in after numbering: its schema's name might hold a "%s".
+        move, move_params = _version_statement(before, after, table="\0")
         count = len(move_params) + len(insert_params)
-        pieces = sql.split("%s")
-        assert len(pieces) == count + 1, sql  # one placeholder per parameter, nothing else
+        pieces = _guard_sql(move, insert).split("%s")
+        assert len(pieces) == count + 1  # one placeholder per parameter, nothing else
         sql = pieces[0] + "".join(f"${number}{piece}"
                                   for number, piece in enumerate(pieces[1:], start=1))
+        sql = sql.replace("\0", version_table)
         name = RECORD_STATEMENT_NAMES[shape]
         prepared.append((name, f"PREPARE {name} ({', '.join(['text'] * count)}) AS {sql}"))
     return tuple(prepared)

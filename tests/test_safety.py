@@ -229,6 +229,25 @@ def test_backend_killed_mid_migration_keeps_nothing(project: Project) -> None:
     assert project.version() == ["001"] and "killed" not in project.tables()
 
 
+def test_ending_the_lock_holder_stops_its_migration_too(project: Project) -> None:
+    # The pid a waiting deploy names is the session that runs the migrations: ending it
+    # (as the lock-wait error suggests) never leaves a migration running unlocked.
+    project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
+    project.write("002_slow.sql", slow("killed", 30))
+    process = start(project, "fraiseql", "migrate", "up")
+    wait_for_output(process, "Running migration: 002_slow.sql")
+    holder = f"""SELECT l.pid FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted
+        AND l.classid = ({LOCK_KEY} >> 32)::oid AND l.objid = ({LOCK_KEY} & 4294967295)::oid"""
+    wait_until(lambda: project.query(
+        f"SELECT count(*) FROM pg_stat_activity WHERE pid = ({holder}) "
+        "AND query LIKE '%pg_sleep%'")[0][0] == 1)
+    project.query(f"SELECT pg_terminate_backend(({holder}))")
+    returncode, _, err = finish(process, timeout=60)
+    assert returncode == 1 and "Migration 002_slow.sql was interrupted" in err, err
+    assert project.version() == ["001"] and "killed" not in project.tables()
+    assert lock_is_free(project) and no_migration_backend(project)
+
+
 def test_connection_lost_at_commit_tells_whether_it_was_applied(project: Project) -> None:
     from fraiseql_alembic.executor import Step, _connection_lost
     from fraiseql_alembic.sqlfile import parse_filename, parse_migration
@@ -521,3 +540,20 @@ def test_which_migrations_make_the_bookkeeping_be_prepared_again(sql: str, forge
     assert name is not None
     migration = parse_migration(name, sql)
     assert forgets_statements(split_statements(migration, migration.up).statements) is forgets
+
+
+def test_the_prepared_bookkeeping_numbers_every_parameter_once() -> None:
+    import re
+
+    from fraiseql_alembic.executor import RECORD_STATEMENT_NAMES, _record_statements
+
+    statements = dict(_record_statements("public", '"odd%s"".schema".alembic_version'))
+    assert set(statements) == set(RECORD_STATEMENT_NAMES.values())
+    for name, sql in statements.items():
+        types = re.match(rf"PREPARE {name} \(([^)]*)\) AS ", sql)
+        assert types is not None, sql
+        count = len(types.group(1).split(", "))
+        numbers = [int(n) for n in re.findall(r"\$(\d+)", sql)]
+        assert numbers == list(range(1, count + 1)), sql  # each once, in order
+        assert '"odd%s"".schema".alembic_version' in sql and "%s" not in sql.replace(
+            '"odd%s"', "")
