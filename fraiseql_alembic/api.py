@@ -469,9 +469,8 @@ def _read_state(settings: Settings, connection: Any = None) -> DatabaseState:
     if own:
         connection = open_dbapi(settings.require_url(),
                                 options="-c default_transaction_read_only=on")
+        connection.autocommit = True
     try:
-        if own:
-            return read_state(connection, settings.history_schema)
         with connection.cursor() as cursor:
             cursor.execute("BEGIN READ ONLY")
         try:

@@ -104,28 +104,22 @@ def run_steps(
             if reporter is not None:
                 reporter.start(step.migration.name.filename, step.upgrade)
             try:
-                if _run_batched(dbapi, shim, prepared, run, reporter, cancel, url):
-                    if prepared.forgets_statements:
-                        _restore_record_statements(dbapi, run)
-                    done.add(key)
-                    if reporter is not None:
-                        reporter.done(step.migration.name.filename, step.upgrade)
-                    continue
-                if prepared.reset_before:
-                    with dbapi.cursor() as cursor:
-                        cursor.execute(run.session_reset)
-                run_section(
-                    shim,  # type: ignore[arg-type]
-                    step.migration,
-                    section,
-                    action=history.APPLIED if step.upgrade else history.ROLLED_BACK,
-                    history_schema=history_schema,
-                    on_notice=reporter.notice if reporter is not None else None,
-                    cancel=cancel,
-                    history_ready=True,
-                )
-                _move_version(dbapi, step, run.version_table)
-                _commit(dbapi, step)
+                if not _run_batched(dbapi, shim, prepared, run, reporter, cancel, url):
+                    if prepared.reset_before:
+                        with dbapi.cursor() as cursor:
+                            cursor.execute(run.session_reset)
+                    run_section(
+                        shim,  # type: ignore[arg-type]
+                        step.migration,
+                        section,
+                        action=history.APPLIED if step.upgrade else history.ROLLED_BACK,
+                        history_schema=history_schema,
+                        on_notice=reporter.notice if reporter is not None else None,
+                        cancel=cancel,
+                        history_ready=True,
+                    )
+                    _move_version(dbapi, step, run.version_table)
+                    _commit(dbapi, step)
                 if prepared.forgets_statements:
                     _restore_record_statements(dbapi, run)
             except BaseException as err:
@@ -532,8 +526,7 @@ def _guarded_bookkeeping(
     params = move_params + insert_params
     if inline:
         return _guard_sql(move, insert), params
-    name = RECORD_STATEMENT_NAMES[_move_shape(step.version_before, step.version_after)]
-    return f"EXECUTE {name}({', '.join(['%s'] * len(params))})", params
+    return f"EXECUTE {_record_statement_name(move)}({', '.join(['%s'] * len(params))})", params
 
 
 def _guard_sql(move: str, insert: str) -> str:
@@ -541,16 +534,15 @@ def _guard_sql(move: str, insert: str) -> str:
             "SELECT 1 / (SELECT count(*)::integer FROM moved)")
 
 
-#: The session's prepared bookkeeping statements, one per way ``alembic_version`` moves.
-RECORD_STATEMENT_NAMES = {
-    "insert": "fraiseql_record_insert",
-    "update": "fraiseql_record_update",
-    "delete": "fraiseql_record_delete",
-}
+#: The (before, after) of each way :func:`_version_statement` moves ``alembic_version``:
+#: the first migration's INSERT, a move's UPDATE, the last rollback's DELETE.
+_MOVE_SHAPES: tuple[tuple[str | None, str | None], ...] = ((None, ""), ("", ""), ("", None))
 
 
-def _move_shape(before: str | None, after: str | None) -> str:
-    return "insert" if before is None else "delete" if after is None else "update"
+def _record_statement_name(move: str) -> str:
+    """The session's prepared bookkeeping statement for a version move, named by the
+    move's verb: ``fraiseql_record_insert``, ``_update`` or ``_delete``."""
+    return "fraiseql_record_" + move.split(" ", 1)[0].lower()
 
 
 def _record_statements(schema: str, version_table: str) -> tuple[tuple[str, str], ...]:
@@ -560,8 +552,7 @@ def _record_statements(schema: str, version_table: str) -> tuple[tuple[str, str]
                           up_checksum=None, execution_ms=None, action="")
     insert, insert_params = history.record_statement(schema, entry, server_timed=True)
     prepared = []
-    for shape, (before, after) in (("insert", (None, "")), ("update", ("", "")),
-                                   ("delete", ("", None))):
+    for before, after in _MOVE_SHAPES:
         # The table goes in after numbering: its schema's name might hold a "%s".
         move, move_params = _version_statement(before, after, table="\0")
         count = len(move_params) + len(insert_params)
@@ -570,7 +561,7 @@ def _record_statements(schema: str, version_table: str) -> tuple[tuple[str, str]
         sql = pieces[0] + "".join(f"${number}{piece}"
                                   for number, piece in enumerate(pieces[1:], start=1))
         sql = sql.replace("\0", version_table)
-        name = RECORD_STATEMENT_NAMES[shape]
+        name = _record_statement_name(move)
         prepared.append((name, f"PREPARE {name} ({', '.join(['text'] * count)}) AS {sql}"))
     return tuple(prepared)
 
@@ -582,9 +573,9 @@ def _restore_record_statements(dbapi: Any, run: _Run) -> None:
         cursor.execute("SELECT name FROM pg_prepared_statements WHERE name = ANY(%s)",
                        ([name for name, _ in run.record_statements],))
         present = {row[0] for row in cursor.fetchall()}
-        for name, sql in run.record_statements:
-            if name not in present:
-                cursor.execute(sql)
+        missing = [sql for name, sql in run.record_statements if name not in present]
+        if missing:
+            cursor.execute(";\n".join(missing))
     if not dbapi.autocommit:
         dbapi.commit()
 
