@@ -3,9 +3,7 @@ with a real database."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -85,7 +83,7 @@ def git(root: Path, *args: str) -> str:
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> Iterator[Path]:
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A git repository with main holding 001 and 002, checked out on a feature branch."""
     git(tmp_path, "init", "-q", "-b", "main")
     git(tmp_path, "config", "user.name", "Test")
@@ -97,12 +95,8 @@ def repo(tmp_path: Path) -> Iterator[Path]:
     git(tmp_path, "add", "-A")
     git(tmp_path, "commit", "-qm", "base")
     git(tmp_path, "checkout", "-qb", "feature")
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        yield migrations
-    finally:
-        os.chdir(cwd)
+    monkeypatch.chdir(tmp_path)
+    return migrations
 
 
 def run(*args: str, url: str | None = None) -> Result:
@@ -289,15 +283,13 @@ def test_database_is_not_asked_while_the_folder_is_broken(project: Project) -> N
         "✗ 1 problem (2 migrations; database not checked: the folder has the problems above)")
 
 
-def test_unreachable_database_is_one_error_line(tmp_path: Path) -> None:
+def test_unreachable_database_is_one_error_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     (tmp_path / "migrations").mkdir()
     (tmp_path / "migrations" / "001_a.sql").write_text(CLEAN.format("a"), encoding="utf-8")
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        result = run("check", url="postgresql://app:s3cret@127.0.0.1:1/app")
-    finally:
-        os.chdir(cwd)
+    monkeypatch.chdir(tmp_path)
+    result = run("check", url="postgresql://app:s3cret@127.0.0.1:1/app")
     assert result.exit_code == 1
     assert result.output.startswith("Error: ")
     assert result.output.count("\n") == 1

@@ -3,8 +3,6 @@ spec's own example migrations.  No database needed: lint reads files only."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -305,15 +303,11 @@ def test_spec_zero_downtime_steps_name_the_risky_ones() -> None:
 
 
 @pytest.fixture
-def folder(tmp_path: Path) -> Iterator[Path]:
+def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     migrations = tmp_path / "migrations"
     migrations.mkdir()
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        yield migrations
-    finally:
-        os.chdir(cwd)
+    monkeypatch.chdir(tmp_path)
+    return migrations
 
 
 def run(*args: str) -> Result:
