@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import re
 
+#: The password of a URL is everything between the user's ``:`` and the LAST ``@``
+#: before the host (the ``@`` followed by a host part holding no ``@`` up to ``/``,
+#: ``?``, ``#`` or the end), so an unencoded ``@`` in it (``app:p@ss@host``) is masked
+#: whole.  Such a URL is refused before connecting (settings.sqlalchemy_url).
 _URL_PASSWORD = re.compile(
-    r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<pw>[^@\s]*)(?P<tail>@)"
+    r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<pw>\S*?)"
+    r"(?P<tail>@)(?=[^@\s/?#]*(?:[/?#\s]|$))"
 )
 #: ``password=...`` and ``sslpassword=...`` (a client key's passphrase), in conninfo
 #: strings or URL query parameters (which end at ``&``).

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .secrets import mask_url
+from .secrets import mask_url, password_of
 
 URL_KEY = "fraiseql.url"
 DEFAULT_PATH = "migrations"
@@ -135,6 +135,14 @@ def sqlalchemy_url(url: str) -> str:
         raise ConfigError(
             f"Database URL {mask_url(url)!r} is not a PostgreSQL URL; expected "
             "postgresql://user:password@host:5432/dbname"
+        )
+    secret = password_of(url)
+    if secret is not None and "@" in re.split(r"[/?]", secret, maxsplit=1)[0]:
+        # libpq (and SQLAlchemy) end the password at its first "@" and would look up
+        # the rest of it as the host name, quoting it in their error.
+        raise ConfigError(
+            f"The password in database URL {mask_url(url)!r} contains '@', which must be "
+            "percent-encoded: write %40 for each '@' in it (app:p%40ss@host)"
         )
     return f"postgresql+psycopg2://{match.group('rest')}"
 
