@@ -10,8 +10,9 @@ all see the same chain.
 
 A project opts in by using our environment (``script_location =
 fraiseql_alembic:alembic_env``) or by setting ``fraiseql_migrations = true`` in
-its ``[alembic]`` section.  Nothing changes for any other project, and a failure
-to install the hooks is logged, never raised.
+its ``[alembic]`` section (or ``[tool.alembic]`` in pyproject.toml).  Nothing changes
+for any other project, whatever its config style, and a failure to install the hooks
+is logged, never raised.
 """
 
 from __future__ import annotations
@@ -76,12 +77,14 @@ def install() -> None:
 
     def _load_revisions(self: ScriptDirectory) -> Iterator[Script]:
         ours = getattr(self, "_fraiseql_opted_in", False) or _is_our_env(self.dir)
+        if not ours:  # not our project: Alembic's own generator, untouched
+            yield from original_load(self)
+            return
         # Alembic's own scan resolves every file of the folder; with SQL files only,
         # there is nothing for it to find.
-        scripts = list(original_load(self)) if not ours or _has_python_files(self) else []
+        scripts = list(original_load(self)) if _has_python_files(self) else []
         yield from scripts
-        if ours:
-            yield from sql_scripts(self, scripts)
+        yield from sql_scripts(self, scripts)
 
     ScriptDirectory.from_config = classmethod(from_config)  # type: ignore[assignment,method-assign]
     ScriptDirectory._load_revisions = _load_revisions  # type: ignore[method-assign]
@@ -89,12 +92,39 @@ def install() -> None:
 
 
 def opted_in(config: Config) -> bool:
-    """Our environment in ``script_location``, or ``fraiseql_migrations = true``."""
-    location = (config.get_main_option("script_location") or "").strip()
-    if location == ENV_LOCATION or (location and _is_our_env(location)):
-        return True
-    value = (config.get_main_option(OPT_IN_OPTION) or "").strip().lower()
+    """Our environment in ``script_location``, or ``fraiseql_migrations = true``.
+
+    Both are read where Alembic reads its own options: the main section of alembic.ini,
+    else ``[tool.alembic]`` in pyproject.toml.  Never raises: a configuration we cannot
+    read is not ours, and Alembic reports its own problems with it.
+    """
+    try:
+        location = (config_option(config, "script_location") or "").strip()
+        if location == ENV_LOCATION or (location and _is_our_env(location)):
+            return True
+        value = (config_option(config, OPT_IN_OPTION) or "").strip().lower()
+    except Exception:  # never break a project that did not opt in
+        log.debug("fraiseql-alembic: could not read the opt-in options", exc_info=True)
+        return False
     return value in ("true", "yes", "on", "1")
+
+
+def config_option(config: Config, name: str, default: str | None = None) -> str | None:
+    """An option from the main section of alembic.ini, else from ``[tool.alembic]``.
+
+    Unlike ``Config.get_main_option`` this works without alembic.ini (a project
+    configured in pyproject.toml only).  TOML booleans and numbers come back as text
+    (``true``, ``60``); lists and tables, which none of our options are, as ``default``.
+    """
+    if config.file_config.has_option(config.config_ini_section, name):
+        return config.file_config.get(config.config_ini_section, name)
+    raw = config.toml_alembic_config.get(name)
+    if isinstance(raw, bool):
+        return "true" if raw else "false"
+    if isinstance(raw, int | float):
+        return str(raw)
+    value = config.get_alembic_option(name) if isinstance(raw, str) else None
+    return value if isinstance(value, str) else default
 
 
 def _has_python_files(directory: ScriptDirectory) -> bool:
