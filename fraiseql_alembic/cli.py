@@ -299,33 +299,36 @@ def run_options(func: F) -> F:
     func = click.option("--lock-timeout", metavar="DURATION", default=None,
                         help="PostgreSQL lock_timeout for migrations (default 10s; 0 = wait "
                         "forever).")(func)
-    func = click.option("--lock-wait", type=click.FloatRange(min=0), default=None,
-                        metavar="SECONDS", help="How long to wait for another deploy's "
-                        "migration lock (default 60).")(func)
+    func = click.option("--lock-wait", default=None, metavar="SECONDS",
+                        help="How long to wait for another deploy's migration lock "
+                        "(default 60).")(func)
     return func
 
 
 def _run_settings(
     path: Path | None,
     database_url: str | None,
-    lock_wait: float | None,
+    lock_wait: str | None,
     lock_timeout: str | None,
     statement_timeout: str | None,
     lock_retries: int | None,
 ) -> Settings:
+    """The settings with the run flags applied; a bad flag is a UsageError (exit 2)."""
     from dataclasses import replace
 
-    from .settings import check_duration
+    from .errors import UsageError
+    from .settings import check_duration, check_seconds
 
     settings = _settings(path, database_url)
     run = settings.run
     if lock_wait is not None:
-        run = replace(run, lock_wait=lock_wait)
+        run = replace(run, lock_wait=check_seconds(lock_wait, "--lock-wait", UsageError))
     if lock_timeout is not None:
-        run = replace(run, lock_timeout=check_duration(lock_timeout, "--lock-timeout"))
+        run = replace(run, lock_timeout=check_duration(lock_timeout, "--lock-timeout",
+                                                       UsageError))
     if statement_timeout is not None:
         run = replace(run, statement_timeout=check_duration(statement_timeout,
-                                                            "--statement-timeout"))
+                                                            "--statement-timeout", UsageError))
     if lock_retries is not None:
         run = replace(run, lock_retries=lock_retries)
     return replace(settings, run=run)
@@ -518,9 +521,9 @@ def down(
 
 def record_options(func: F) -> F:
     """Options of the verbs that change the record only (mark-applied, repair)."""
-    func = click.option("--lock-wait", type=click.FloatRange(min=0), default=None,
-                        metavar="SECONDS", help="How long to wait for another deploy's "
-                        "migration lock (default 60).")(func)
+    func = click.option("--lock-wait", default=None, metavar="SECONDS",
+                        help="How long to wait for another deploy's migration lock "
+                        "(default 60).")(func)
     return click.option("--reason", metavar="TEXT", default=None,
                         help="Why, for the audit trail (stored in fraiseql_migrations.note)."
                         )(func)
@@ -532,7 +535,7 @@ def record_options(func: F) -> F:
 @common_options
 @handle_errors
 def mark_applied(
-    version: str, reason: str | None, lock_wait: float | None, path: Path | None,
+    version: str, reason: str | None, lock_wait: str | None, path: Path | None,
     database_url: str | None,
 ) -> None:
     """Record the next pending migration as applied without running it (it was applied
@@ -551,7 +554,7 @@ def mark_applied(
 @common_options
 @handle_errors
 def repair(
-    version: str | None, reason: str | None, lock_wait: float | None, path: Path | None,
+    version: str | None, reason: str | None, lock_wait: str | None, path: Path | None,
     database_url: str | None,
 ) -> None:
     """Accept the current checksum of applied files that changed (all MODIFIED ones, or

@@ -29,7 +29,7 @@ from .plugin import (
     SESSION_RESET_KEY,
     as_command_error,
 )
-from .settings import URL_KEY, RunOptions, check_duration, sqlalchemy_url
+from .settings import URL_KEY, RunOptions, check_duration, check_seconds, sqlalchemy_url
 from .status import ancestors
 
 Step = Any
@@ -52,7 +52,9 @@ def run_options(config: Any) -> RunOptions:
     get = config.get_main_option
     statement_timeout = get("fraiseql_statement_timeout")
     return RunOptions(
-        lock_wait=float(get("fraiseql_lock_wait", str(RunOptions.lock_wait))),
+        lock_wait=check_seconds(
+            get("fraiseql_lock_wait", str(RunOptions.lock_wait)), "fraiseql_lock_wait"
+        ),
         lock_timeout=check_duration(
             get("fraiseql_lock_timeout", RunOptions.lock_timeout), "fraiseql_lock_timeout"
         ),

@@ -9,6 +9,7 @@ CLI imports this before deciding whether Alembic is needed at all.
 from __future__ import annotations
 
 import configparser
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, MigrationError
 from .secrets import mask_url, password_of
 
 URL_KEY = "fraiseql.url"
@@ -24,17 +25,55 @@ DEFAULT_PATH = "migrations"
 _URL_RE = re.compile(r"^(?P<scheme>postgres(?:ql)?)(?P<driver>\+[a-z0-9_]+)?://(?P<rest>.*)$", re.I)
 
 
-_DURATION_RE = re.compile(r"^\d+(?:\.\d+)?\s*(?:us|ms|s|min|h|d)?$")
+_DURATION_RE = re.compile(r"^(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>us|ms|s|min|h|d)?$", re.ASCII)
+_MS_PER_UNIT = {"us": 0.001, "ms": 1.0, "s": 1e3, "min": 6e4, "h": 3.6e6, "d": 8.64e7}
+#: PostgreSQL's ceiling for lock_timeout and statement_timeout, in milliseconds.
+MAX_TIMEOUT_MS = 2_147_483_647
 
 
-def check_duration(value: str, option: str) -> str:
-    """A PostgreSQL duration (``500ms``, ``10s``, ``2min``, ``0`` = off), else ConfigError."""
+def check_duration(
+    value: str, option: str, error: type[MigrationError] = ConfigError
+) -> str:
+    """A PostgreSQL duration (``500ms``, ``10s``, ``2min``, ``0`` = off), else ``error``.
+
+    PostgreSQL rounds to whole milliseconds, so ``0.4ms`` would silently mean 0 (no
+    timeout at all); such a value is refused, like one above its ceiling (about 24 days).
+    """
     value = value.strip()
-    if not _DURATION_RE.match(value):
-        raise ConfigError(
+    match = _DURATION_RE.match(value)
+    if not match:
+        raise error(
             f"{option} {value!r} is not a duration; use e.g. 500ms, 10s, 2min (0 turns it off)"
         )
+    milliseconds = round(float(match["number"]) * _MS_PER_UNIT[match["unit"] or "ms"])
+    if milliseconds == 0 and float(match["number"]) != 0:
+        raise error(
+            f"{option} {value!r} is below 1ms, which PostgreSQL rounds to 0 (no timeout at "
+            "all); use 1ms or more, or 0 to turn it off"
+        )
+    if milliseconds > MAX_TIMEOUT_MS:
+        raise error(
+            f"{option} {value!r} is longer than PostgreSQL allows (2147483647ms, about 24 "
+            "days); use a shorter duration, or 0 to turn it off"
+        )
     return value
+
+
+def check_seconds(
+    value: str | float, option: str, error: type[MigrationError] = ConfigError
+) -> float:
+    """A number of seconds to wait, finite and 0 or more, else ``error`` (``nan`` and
+    ``inf`` would wait forever, a negative number not at all)."""
+    try:
+        seconds = math.nan if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
+        raise error(
+            f"{option} {value!r} is not a number of seconds; use 0 or more, e.g. 60 "
+            "(0: do not wait)"
+        )
+    return seconds
 
 
 @dataclass(frozen=True)
@@ -102,12 +141,18 @@ def _run_options(project: dict[str, Any]) -> RunOptions:
     def number(key: str, default: float, kind: type[int] | type[float]) -> Any:
         value = project.get(key, default)
         try:
-            result = kind(value)
+            result = math.nan if isinstance(value, bool) else float(value)
         except (TypeError, ValueError):
-            raise ConfigError(f"{key} = {value!r} in {where} must be a number") from None
+            result = math.nan
+        if math.isnan(result):
+            raise ConfigError(f"{key} = {value!r} in {where} must be a number")
         if result < 0:
             raise ConfigError(f"{key} = {value!r} in {where} must not be negative")
-        return result
+        if math.isinf(result):  # would wait, or retry, forever
+            raise ConfigError(f"{key} = {value!r} in {where} must be a finite number")
+        if kind is int and not result.is_integer():
+            raise ConfigError(f"{key} = {value!r} in {where} must be a whole number")
+        return kind(result)
 
     statement_timeout = project.get("statement_timeout")
     return RunOptions(

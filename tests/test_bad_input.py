@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import psycopg2
+import pytest
 from conftest import Project
 
 from fraiseql_alembic.secrets import mask_url, password_of, redact
@@ -78,3 +79,94 @@ def test_a_password_with_an_unencoded_at_is_refused_before_connecting(
         with connection.cursor() as cursor:
             cursor.execute(f"DROP ROLE {role}")
         connection.close()
+
+
+# ---------------------------------------------------------------------------
+# Durations: nan, inf, negative, below 1ms and above PostgreSQL's ceiling
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("up", "--lock-wait", "nan"),
+     "--lock-wait 'nan' is not a number of seconds; use 0 or more, e.g. 60 (0: do not wait)"),
+    (("up", "--lock-wait", "inf"),
+     "--lock-wait 'inf' is not a number of seconds; use 0 or more, e.g. 60 (0: do not wait)"),
+    (("up", "--lock-wait", "-1"),
+     "--lock-wait '-1' is not a number of seconds; use 0 or more, e.g. 60 (0: do not wait)"),
+    (("down", "--force", "--lock-wait", "NaN"),
+     "--lock-wait 'NaN' is not a number of seconds; use 0 or more, e.g. 60 (0: do not wait)"),
+    (("mark-applied", "001", "--lock-wait", "infinity"),
+     "--lock-wait 'infinity' is not a number of seconds; use 0 or more, e.g. 60 (0: do not "
+     "wait)"),
+    (("repair", "--lock-wait", "1e999"),
+     "--lock-wait '1e999' is not a number of seconds; use 0 or more, e.g. 60 (0: do not wait)"),
+    (("up", "--lock-timeout", "0.4ms"),
+     "--lock-timeout '0.4ms' is below 1ms, which PostgreSQL rounds to 0 (no timeout at all); "
+     "use 1ms or more, or 0 to turn it off"),
+    (("up", "--statement-timeout", "100us"),
+     "--statement-timeout '100us' is below 1ms, which PostgreSQL rounds to 0 (no timeout at "
+     "all); use 1ms or more, or 0 to turn it off"),
+    (("down", "--force", "--lock-timeout", "25d"),
+     "--lock-timeout '25d' is longer than PostgreSQL allows (2147483647ms, about 24 days); use "
+     "a shorter duration, or 0 to turn it off"),
+    (("up", "--lock-timeout", "-1s"),
+     "--lock-timeout '-1s' is not a duration; use e.g. 500ms, 10s, 2min (0 turns it off)"),
+    (("up", "--lock-timeout", "\u0665s"),
+     "--lock-timeout '\u0665s' is not a duration; use e.g. 500ms, 10s, 2min (0 turns it off)"),
+])
+def test_bad_durations_on_the_command_line_are_usage_errors(
+    project: Project, args: tuple[str, ...], message: str
+) -> None:
+    """`--lock-wait nan` used to be accepted and wait forever (nan >= 0 is false, so the
+    wait never ran out); `--lock-timeout 0.4ms` reached PostgreSQL as 0, no timeout."""
+    project.write("001_a.sql", UP_DOWN.format(t="a"))
+    result = fraiseql(project.root, *args, url=project.database_url)
+    assert one_error(result, 2) == f"Error: {message}"
+    assert project.version() == []
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ("lock_wait = nan", "lock_wait = nan in [tool.fraiseql.migrations] in pyproject.toml must "
+     "be a number"),
+    ("lock_wait = inf", "lock_wait = inf in [tool.fraiseql.migrations] in pyproject.toml must "
+     "be a finite number"),
+    ('lock_wait = "-inf"', "lock_wait = '-inf' in [tool.fraiseql.migrations] in pyproject.toml "
+     "must not be negative"),
+    ("lock_wait = true", "lock_wait = True in [tool.fraiseql.migrations] in pyproject.toml "
+     "must be a number"),
+    ("lock_retries = inf", "lock_retries = inf in [tool.fraiseql.migrations] in "
+     "pyproject.toml must be a finite number"),
+    ("lock_retries = 2.5", "lock_retries = 2.5 in [tool.fraiseql.migrations] in "
+     "pyproject.toml must be a whole number"),
+    ('lock_timeout = "0.1ms"', "lock_timeout in [tool.fraiseql.migrations] in pyproject.toml "
+     "'0.1ms' is below 1ms, which PostgreSQL rounds to 0 (no timeout at all); use 1ms or more, "
+     "or 0 to turn it off"),
+    ('statement_timeout = "9999999999"', "statement_timeout in [tool.fraiseql.migrations] in "
+     "pyproject.toml '9999999999' is longer than PostgreSQL allows (2147483647ms, about 24 "
+     "days); use a shorter duration, or 0 to turn it off"),
+])
+def test_bad_durations_in_pyproject_stop_every_verb(
+    project: Project, setting: str, message: str
+) -> None:
+    (project.root / "pyproject.toml").write_text(f"[tool.fraiseql.migrations]\n{setting}\n")
+    project.write("001_a.sql", UP_DOWN.format(t="a"))
+    for verb in ("status", "up"):
+        result = fraiseql(project.root, verb, url=project.database_url)
+        assert one_error(result, 1) == f"Error: {message}"
+    assert project.version() == []
+
+
+def test_a_bad_lock_wait_in_alembic_ini_is_one_line(project: Project) -> None:
+    ini = (Path(__file__).parent.parent / "alembic.ini.example").read_text()
+    ini = ini.replace("# fraiseql_history_schema = public", "fraiseql_lock_wait = nan")
+    assert "fraiseql_lock_wait = nan" in ini
+    (project.root / "alembic.ini").write_text(ini)
+    project.write("001_a.sql", UP_DOWN.format(t="a"))
+    env = {**os.environ, "DATABASE_URL": project.database_url}
+    result = subprocess.run([str(BIN / "alembic"), "upgrade", "head"], cwd=project.root,
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 255, result.stdout + result.stderr  # Alembic's exit code
+    assert result.stdout.strip().splitlines() == [
+        "FAILED: fraiseql_lock_wait 'nan' is not a number of seconds; use 0 or more, e.g. 60 "
+        "(0: do not wait)"]
+    assert "Traceback" not in result.stderr
+    assert project.version() == []

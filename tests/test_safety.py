@@ -308,7 +308,7 @@ def test_busy_table_released_during_retries_succeeds(project: Project) -> None:
 
 def test_cli_run_options_validate(project: Project) -> None:
     result = project.cli("up", "--lock-timeout", "soon")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "--lock-timeout 'soon' is not a duration" in result.output
 
 
