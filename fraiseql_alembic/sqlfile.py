@@ -16,16 +16,17 @@ block of commented-out SQL serves as the down section.
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from .errors import MigrationFileError
 
 #: A migration file: digits, underscore, snake_case slug, ``.sql``.
-FILENAME_RE = re.compile(r"^(?P<version>\d+)_(?P<slug>[a-z][a-z0-9_]*)\.sql$")
+#: ASCII digits only: ``٠٠٤_x.sql`` is not migration 4.
+FILENAME_RE = re.compile(r"^(?P<version>[0-9]+)_(?P<slug>[a-z][a-z0-9_]*)\.sql$")
 #: A name accepted by ``create``.
 SLUG_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 MAX_SLUG_LENGTH = 100
@@ -49,7 +50,7 @@ _DURATION_RE = re.compile(r"^\d+(?:\.\d+)?(?:us|ms|s|min|h|d)?$")
 # ordinary transactional SQL.  The few that do are parsed with PostgreSQL's parser.
 _NEEDS_TREE_RE = re.compile(
     r"\b(concurrently|vacuum|database|tablespace|system|begin|start|commit|end|"
-    r"rollback|abort|prepare)\b",
+    r"rollback|abort|prepare|reindex|discard|cluster|subscription)\b",
     re.IGNORECASE,
 )
 
@@ -86,6 +87,14 @@ def normalize_text(raw: bytes, filename: str) -> str:
         raise MigrationFileError(
             filename, "is not valid UTF-8 text; re-save the file as UTF-8", line
         ) from err
+    nul = text.find("\0")
+    if nul >= 0:
+        raise MigrationFileError(
+            filename,
+            "contains a NUL byte, which would cut the file short when sent to PostgreSQL; "
+            "remove it (a binary file saved as .sql?)",
+            text.count("\n", 0, nul) + 1,
+        )
     if text.startswith("\ufeff"):
         text = text[1:]
     if "\r" in text:
@@ -93,9 +102,55 @@ def normalize_text(raw: bytes, filename: str) -> str:
     return text
 
 
+_CHECKSUM_CHUNK = 1 << 20
+
+
 def checksum_of(text: str) -> str:
-    """SHA-256 (hex) of normalised migration text: CRLF and BOM do not count."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    """SHA-256 (hex) of normalised migration text: CRLF and BOM do not count.
+
+    Hashed a megabyte at a time, so a large file is never held twice as bytes."""
+    digest = hashlib.sha256()
+    for start in range(0, len(text), _CHECKSUM_CHUNK):
+        digest.update(text[start:start + _CHECKSUM_CHUNK].encode("utf-8"))
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class CopyData:
+    """The data lines after ``COPY ... FROM stdin;``: a window on the text, not a copy."""
+
+    text: str = field(repr=False)
+    start: int
+    end: int
+    line: int  # file line of the first data line
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+    def reader(self, chunk: int = 1 << 20) -> _CopyReader:
+        """A file-like object for ``cursor.copy_expert``: the data, a chunk at a time."""
+        return _CopyReader(self, chunk)
+
+    def file_line(self, data_line: int) -> int:
+        """The file line of the ``data_line``-th (1-based) line of the data."""
+        return self.line + data_line - 1
+
+
+class _CopyReader:
+    def __init__(self, data: CopyData, chunk: int) -> None:
+        self.data = data
+        self.position = data.start
+        self.chunk = chunk
+
+    def read(self, size: int = -1) -> str:
+        limit = self.data.end - self.position
+        size = limit if size is None or size < 0 else min(size, limit, max(self.chunk, 1))
+        piece = self.data.text[self.position:self.position + size]
+        self.position += size
+        return piece
+
+    def readline(self, size: int = -1) -> str:  # psycopg2 uses read(); kept for file-likeness
+        return self.read(size)
 
 
 @dataclass(frozen=True)
@@ -108,6 +163,7 @@ class Statement:
     column: int
     non_transactional: bool = False
     transaction_control: str | None = None  # "begin", "commit" or "other"
+    copy: CopyData | None = None  # the data of ``COPY ... FROM stdin``
 
 
 @dataclass(frozen=True)
@@ -123,7 +179,8 @@ class Section:
 
     @property
     def is_empty(self) -> bool:
-        return not _strip_comments(self.sql).strip()
+        match = _ONLY_COMMENTS_RE.match(self.sql)
+        return match is not None and match.end() == len(self.sql)
 
 
 @dataclass(frozen=True)
@@ -150,82 +207,90 @@ class ParsedMigration:
 
 
 def parse_migration(name: MigrationName, text: str) -> ParsedMigration:
-    """Split normalised file text into header, up section and down section."""
-    lines = text.split("\n")
-    offsets = _line_offsets(text)
+    """Split normalised file text into header, up section and down section.
+
+    Only the header and the marker lines are read line by line: a large file is not
+    split into a list of its lines.
+    """
     title = ""
     revises: str | None = None
-    up_marker: tuple[int, bool | None] | None = None  # (line index, transaction option)
-    down_marker: tuple[int, bool | None] | None = None
+    up_marker: tuple[int, int, bool | None] | None = None  # (line index, offset, transaction)
+    down_marker: tuple[int, int, bool | None] | None = None
     first_sql_line: int | None = None
-    in_block_comment = False
     section_timeouts: dict[str, tuple[tuple[str, str], ...]] = {}
+    markers = _marker_lines(text)
 
-    for index, line in enumerate(lines):
+    header_end = markers[0][1] if markers else len(text)
+    in_block_comment = False
+    for index, _offset, line in _lines(text, 0, header_end):
         stripped = line.strip()
-        marker = _MARKER_RE.match(stripped)
-        if marker is not None:
-            kind = marker.group("kind").lower()
-            option = _parse_options(marker.group("options"), name.filename, index + 1)
-            section_timeouts[marker.group("kind").lower()] = option[1]
-            if kind == "up":
-                if up_marker is not None:
-                    raise MigrationFileError(
-                        name.filename,
-                        f"second `-- migrate:up` marker (the first is on line {up_marker[0] + 1})",
-                        index + 1,
-                    )
-                if down_marker is not None:
-                    raise MigrationFileError(
-                        name.filename, "`-- migrate:up` must come before `-- migrate:down`",
-                        index + 1,
-                    )
-                if first_sql_line is not None:
-                    raise MigrationFileError(
-                        name.filename,
-                        f"SQL on line {first_sql_line + 1} comes before `-- migrate:up`; "
-                        "move it below the marker",
-                        index + 1,
-                    )
-                up_marker = (index, option[0])
-            else:
-                if down_marker is not None:
-                    raise MigrationFileError(
-                        name.filename,
-                        "second `-- migrate:down` marker "
-                        f"(the first is on line {down_marker[0] + 1})",
-                        index + 1,
-                    )
-                down_marker = (index, option[0])
+        if in_block_comment or stripped.startswith("/*"):
+            in_block_comment = "*/" not in stripped or stripped.endswith("/*")
             continue
-        if up_marker is None and down_marker is None and first_sql_line is None:
-            if in_block_comment or stripped.startswith("/*"):
-                in_block_comment = "*/" not in stripped or stripped.endswith("/*")
-                continue
-            if stripped.startswith("--"):
-                revision = _REVISES_RE.match(stripped)
-                if revision is not None:
-                    revises = revision.group("rev")
-                elif not title and stripped.strip("-").strip():
-                    title = _TITLE_RE.match(stripped).group("title")  # type: ignore[union-attr]
-                continue
-            if stripped:
-                first_sql_line = index
+        if stripped.startswith("--"):
+            revision = _REVISES_RE.match(stripped)
+            if revision is not None:
+                revises = revision.group("rev")
+            elif not title and stripped.strip("-").strip():
+                title = _TITLE_RE.match(stripped).group("title")  # type: ignore[union-attr]
+            continue
+        if stripped:
+            first_sql_line = index
+            break
 
-    up_start = up_marker[0] + 1 if up_marker is not None else 0
-    up_end = down_marker[0] if down_marker is not None else len(lines)
-    up_transaction = up_marker[1] if up_marker else None
+    for index, offset, marker in markers:
+        kind = marker.group("kind").lower()
+        option = _parse_options(marker.group("options"), name.filename, index + 1)
+        section_timeouts[kind] = option[1]
+        if kind == "up":
+            if up_marker is not None:
+                raise MigrationFileError(
+                    name.filename,
+                    f"second `-- migrate:up` marker (the first is on line {up_marker[0] + 1})",
+                    index + 1,
+                )
+            if down_marker is not None:
+                raise MigrationFileError(
+                    name.filename, "`-- migrate:up` must come before `-- migrate:down`",
+                    index + 1,
+                )
+            if first_sql_line is not None:
+                raise MigrationFileError(
+                    name.filename,
+                    f"SQL on line {first_sql_line + 1} comes before `-- migrate:up`; "
+                    "move it below the marker",
+                    index + 1,
+                )
+            up_marker = (index, offset, option[0])
+        else:
+            if down_marker is not None:
+                raise MigrationFileError(
+                    name.filename,
+                    "second `-- migrate:down` marker "
+                    f"(the first is on line {down_marker[0] + 1})",
+                    index + 1,
+                )
+            down_marker = (index, offset, option[0])
+
+    if up_marker is not None:
+        up_line, up_begin = up_marker[0] + 1, _next_line(text, up_marker[1])
+    else:
+        up_line, up_begin = 0, 0
+    up_finish = down_marker[1] if down_marker is not None else len(text)
+    up_transaction = up_marker[2] if up_marker else None
     up_timeouts = section_timeouts.get("up", ())
     down: Section | None = None
     if down_marker is not None:
-        down = _section(text, offsets, down_marker[0] + 1, len(lines), down_marker[1],
-                        section_timeouts.get("down", ()))
+        begin = _next_line(text, down_marker[1])
+        down = Section(text[begin:], begin, down_marker[0] + 2, down_marker[2],
+                       timeouts=section_timeouts.get("down", ()))
     else:
-        rollback = _find_rollback_block(lines, up_start, name.filename)
+        rollback = _find_rollback_block(text, up_begin, up_line, name.filename)
         if rollback is not None:
-            up_end = rollback
-            down = _rollback_section(lines, offsets, rollback)
-    up = _section(text, offsets, up_start, up_end, up_transaction, up_timeouts)
+            up_finish = rollback[1]
+            down = _rollback_section(text, *rollback)
+    up = Section(text[up_begin:up_finish], up_begin, up_line + 1, up_transaction,
+                 timeouts=up_timeouts)
     return ParsedMigration(
         name=name,
         text=text,
@@ -270,51 +335,73 @@ def _parse_options(
     return transaction, tuple(timeouts)
 
 
-def _line_offsets(text: str) -> list[int]:
-    offsets = [0]
-    position = text.find("\n")
-    while position != -1:
-        offsets.append(position + 1)
-        position = text.find("\n", position + 1)
-    return offsets
+_MARKER_LINE_RE = re.compile(r"^[^\S\n]*--[^\S\n]*migrate:[^\n]*", re.IGNORECASE | re.MULTILINE)
+_ROLLBACK_LINE_RE = re.compile(r"^[^\S\n]*--[^\S\n]*rollback[^\S\n]*:",
+                               re.IGNORECASE | re.MULTILINE)
 
 
-def _section(
-    text: str, offsets: list[int], start: int, end: int, transaction: bool | None,
-    timeouts: tuple[tuple[str, str], ...] = (),
-) -> Section:
-    begin = offsets[start] if start < len(offsets) else len(text)
-    finish = offsets[end] if end < len(offsets) else len(text)
-    return Section(text[begin:finish], begin, start + 1, transaction, timeouts=timeouts)
+def _marker_lines(text: str) -> list[tuple[int, int, re.Match[str]]]:
+    """(line index, offset, match) of each ``-- migrate:up|down`` line."""
+    found = []
+    line, counted = 0, 0
+    for candidate in _MARKER_LINE_RE.finditer(text):
+        marker = _MARKER_RE.match(candidate.group().strip())
+        if marker is None:
+            continue
+        line += text.count("\n", counted, candidate.start())
+        counted = candidate.start()
+        found.append((line, candidate.start(), marker))
+    return found
 
 
-def _find_rollback_block(lines: list[str], start: int, filename: str) -> int | None:
-    """Index of a ``-- Rollback:`` line that opens a trailing block of comments."""
-    for index in range(len(lines) - 1, start - 1, -1):
-        if _ROLLBACK_RE.match(lines[index].strip()):
-            for later in range(index + 1, len(lines)):
-                stripped = lines[later].strip()
-                if stripped and not stripped.startswith("--"):
-                    raise MigrationFileError(
-                        filename,
-                        f"SQL on line {later + 1} follows the `-- Rollback:` block on line "
-                        f"{index + 1}; the block must end the file (or use `-- migrate:down`)",
-                        later + 1,
-                    )
-            return index
-    return None
+def _lines(text: str, start: int, stop: int) -> Iterator[tuple[int, int, str]]:
+    """(index, offset, text) of each line that starts in ``text[start:stop]``."""
+    index = text.count("\n", 0, start)
+    while start < stop:
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end
+        yield index, start, text[start:end]
+        index, start = index + 1, end + 1
 
 
-def _rollback_section(lines: list[str], offsets: list[int], index: int) -> Section:
+def _next_line(text: str, offset: int) -> int:
+    """Offset of the line after the one at ``offset`` (the end of the text if none)."""
+    end = text.find("\n", offset)
+    return len(text) if end < 0 else end + 1
+
+
+def _find_rollback_block(
+    text: str, start: int, start_line: int, filename: str
+) -> tuple[int, int] | None:
+    """(line index, offset) of a ``-- Rollback:`` line that opens a trailing block of
+    comments, searched from ``start``."""
+    last = None
+    for candidate in _ROLLBACK_LINE_RE.finditer(text, start):
+        last = candidate
+    if last is None:
+        return None
+    index = start_line + text.count("\n", start, last.start())
+    for later, _offset, line in _lines(text, _next_line(text, last.start()), len(text)):
+        stripped = line.strip()
+        if stripped and not stripped.startswith("--"):
+            raise MigrationFileError(
+                filename,
+                f"SQL on line {later + 1} follows the `-- Rollback:` block on line "
+                f"{index + 1}; the block must end the file (or use `-- migrate:down`)",
+                later + 1,
+            )
+    return index, last.start()
+
+
+def _rollback_section(text: str, index: int, offset: int) -> Section:
     """Uncomment a ``-- Rollback:`` block; offsets and lines keep pointing into the file."""
     # text after "-- Rollback:" on the same line is a remark, not SQL
-    body = [""] + [re.sub(r"^\s*--\s?", "", line) for line in lines[index + 1 :]]
-    return Section("\n".join(body), offsets[index], index + 1, None, commented_out=True)
+    lines = text[_next_line(text, offset):].split("\n")
+    body = [""] + [re.sub(r"^\s*--\s?", "", line) for line in lines]
+    return Section("\n".join(body), offset, index + 1, None, commented_out=True)
 
 
-def _strip_comments(sql: str) -> str:
-    sql = re.sub(r"/\*.*?\*/", "", sql, flags=re.DOTALL)
-    return re.sub(r"--[^\n]*", "", sql)
+_ONLY_COMMENTS_RE = re.compile(r"(?:\s+|--[^\n]*|/\*.*?\*/)*", re.DOTALL)
 
 
 # ---------------------------------------------------------------------------
@@ -323,56 +410,62 @@ def _strip_comments(sql: str) -> str:
 
 @dataclass(frozen=True)
 class SplitSection:
-    """A section's statements; ``unwrapped`` when a file-wide BEGIN/COMMIT was dropped."""
+    """A section's statements; ``unwrapped`` when a file-wide BEGIN/COMMIT was dropped;
+    ``changes_lexing`` when a statement changes ``standard_conforming_strings`` (the
+    statements after it must each be sent on their own, as psql sends them)."""
 
     statements: list[Statement]
     unwrapped: bool
+    changes_lexing: bool = False
 
 
-def split_statements(migration: ParsedMigration, section: Section) -> SplitSection:
-    """Split a section into statements with PostgreSQL's own scanner (pglast).
+def split_statements(
+    migration: ParsedMigration, section: Section, *, standard_strings: bool = True
+) -> SplitSection:
+    """Split a section into the statements ``psql -f`` would send (:mod:`.psqlscan`).
 
-    ``$$`` bodies, quoted semicolons and comments are handled as the server would.
-    A file wrapped in ``BEGIN; ... COMMIT;`` loses those two statements (the
-    migration runs in its own transaction anyway); any other transaction control
-    is refused, with its line.
+    Quotes (with backslash escapes when ``standard_conforming_strings`` is off, from
+    ``standard_strings`` at the start and every ``SET`` of it), ``$$`` bodies, comments
+    and ``COPY ... FROM stdin`` data are read as psql reads them; psql meta-commands and
+    variables are refused with their line.  A file wrapped in ``BEGIN; ... COMMIT;`` loses
+    those two statements (the migration runs in its own transaction anyway); any other
+    transaction control is refused, with its line.
     """
-    from pglast.parser import ParseError  # imported here: only running SQL needs it
+    from .psqlscan import ScanError, scan
 
-    text = migration.text
-    line_starts = _line_offsets(text) if not section.commented_out else []
     filename = migration.name.filename
+    if section.commented_out:  # offsets are into the uncommented text
+        source, begin, finish = section.sql, 0, len(section.sql)
+    else:
+        source, begin, finish = migration.text, section.offset, section.offset + len(section.sql)
 
     def line_of(index: int) -> int:
-        return section.line + section.sql.count("\n", 0, index)
+        if section.commented_out:
+            return section.line + source.count("\n", 0, index)
+        return source.count("\n", 0, index) + 1
 
     try:
-        pieces = statement_spans(section.sql)
-    except ParseError as err:  # an unterminated quote, $$ body or /* comment
-        index = err.args[1] if len(err.args) > 1 and isinstance(err.args[1], int) else 0
-        reason = re.sub(r'\s+"$', '"', " ".join(str(err.args[0]).split()))
-        raise MigrationFileError(
-            filename, f"{reason}; close it (PostgreSQL would reject the file)", line_of(index)
-        ) from err
-    except UnclosedStatement as err:
-        raise MigrationFileError(
-            filename,
-            "the statement starting here never ends (an unclosed parenthesis or BEGIN ATOMIC "
-            "block?); nothing after it could be read",
-            line_of(err.start),
-        ) from err
+        scanned = scan(source, begin, finish, standard_strings=standard_strings)
+    except ScanError as err:
+        raise MigrationFileError(filename, _scan_reason(err.message), line_of(err.offset)) \
+            from err
     statements: list[Statement] = []
-    for piece_start, piece_end in pieces:
-        sql = section.sql[piece_start:piece_end]
+    line, counted = line_of(begin), begin  # lines counted incrementally: linear in the file
+    for span in scanned.spans:
+        line += source.count("\n", counted, span.start)
+        counted = span.start
+        sql = source[span.start:span.end]
         if section.commented_out:
-            line = section.line + section.sql.count("\n", 0, piece_start)
-            column = 1
-            offset = section.offset
+            offset, column = section.offset, 1
         else:
-            offset = section.offset + piece_start
-            line_index = bisect.bisect_right(line_starts, offset) - 1
-            line, column = line_index + 1, offset - line_starts[line_index] + 1
+            offset = span.start
+            column = span.start - (source.rfind("\n", 0, span.start) + 1) + 1
         kind = _statement_kind(sql) if _NEEDS_TREE_RE.search(sql) else None
+        copy = None
+        if span.copy_data is not None:
+            data_start, data_end = span.copy_data
+            copy = CopyData(source, data_start, data_end,
+                            line + source.count("\n", span.start, data_start))
         statements.append(
             Statement(
                 sql,
@@ -381,66 +474,17 @@ def split_statements(migration: ParsedMigration, section: Section) -> SplitSecti
                 column,
                 non_transactional=kind == "non_transactional",
                 transaction_control=kind if kind in ("begin", "commit", "other") else None,
+                copy=copy,
             )
         )
-    return _unwrap_transaction(statements, filename)
+    split = _unwrap_transaction(statements, filename)
+    return SplitSection(split.statements, split.unwrapped, scanned.changes_lexing)
 
 
-class UnclosedStatement(Exception):
-    """The text ends inside a parenthesis or a ``BEGIN ATOMIC`` body."""
-
-    def __init__(self, start: int) -> None:
-        super().__init__(start)
-        self.start = start
-
-
-def statement_spans(sql: str) -> list[tuple[int, int]]:
-    """(start, end) of each statement in ``sql``, from its first token to its last, without
-    the ``;``, comments and blank space around it.  Pure.
-
-    PostgreSQL's own scanner (pglast) reads the tokens, so quotes, ``$$`` bodies and
-    comments are what the server would see; a ``;`` ends a statement only outside
-    parentheses and outside a ``BEGIN ATOMIC ... END`` function body, as in psql.  Every
-    token belongs to a statement: text the server would reject (``SELEC 1``) is a
-    statement too, never dropped.  Raises pglast's ParseError for an unterminated quote
-    or comment and :class:`UnclosedStatement` for text that ends inside a parenthesis or
-    an atomic body.
-    """
-    from pglast.parser import scan
-
-    spans: list[tuple[int, int]] = []
-    start: int | None = None
-    end = 0
-    parens = 0
-    atomic = 0  # depth inside BEGIN ATOMIC ... END (CASE ... END nests within it)
-    previous = ""
-    for token in scan(sql):
-        name = token.name
-        if name in ("SQL_COMMENT", "C_COMMENT"):
-            continue
-        if name == "ASCII_59" and parens == 0 and atomic == 0:  # ;
-            if start is not None:
-                spans.append((start, end))
-            start = None
-            previous = name
-            continue
-        if start is None:
-            start = token.start
-        end = token.end + 1
-        if name == "ASCII_40":
-            parens += 1
-        elif name == "ASCII_41":
-            parens = max(parens - 1, 0)
-        elif (name == "ATOMIC" and previous == "BEGIN_P") or (atomic and name == "CASE"):
-            atomic += 1
-        elif atomic and name == "END_P":
-            atomic -= 1
-        previous = name
-    if start is not None:
-        if parens or atomic:
-            raise UnclosedStatement(start)
-        spans.append((start, end))
-    return spans
+def _scan_reason(message: str) -> str:
+    if message.startswith("unterminated"):
+        return f"{message}; close it (PostgreSQL would reject the file)"
+    return message
 
 
 def terminated(sql: str) -> str:

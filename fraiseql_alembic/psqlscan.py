@@ -1,0 +1,469 @@
+"""Where ``psql -f`` would end each statement of a file, and what it would do besides.
+
+Pure code: text in, spans out.  The rules are those of psql's own lexer
+(``src/fe_utils/psqlscan.l``), not of the server's grammar, because psql decides what
+reaches the server:
+
+- a ``;`` ends a statement outside quotes, comments, parentheses and the ``BEGIN ... END``
+  body of ``CREATE [OR REPLACE] FUNCTION|PROCEDURE`` (psql's own heuristic);
+- ``'...'`` reads backslash escapes when ``standard_conforming_strings`` is off, as
+  ``E'...'`` always does; a ``SET standard_conforming_strings`` takes effect from the next
+  line, as psql learns the new value only after it ran the statement;
+- ``U&'...'``, ``B'...'``, ``X'...'``, ``"..."``, ``$tag$...$tag$``, nested ``/* */``
+  comments and string continuation over a newline are read as psql reads them;
+- ``COPY ... FROM stdin;`` is followed by data lines up to a line ``\\.``;
+- a backslash starts a psql meta-command and ``:name`` a psql variable: psql-only, refused
+  with their position (``\\restrict`` / ``\\unrestrict``, which pg_dump writes and which do
+  nothing to what runs, are skipped).
+
+It reads a large file in linear time, with no token objects: regular expressions skip
+what cannot end a statement.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+class ScanError(Exception):
+    """The text cannot be read as psql would send it; ``offset`` is where."""
+
+    def __init__(self, offset: int, message: str) -> None:
+        super().__init__(message)
+        self.offset = offset
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Span:
+    """One statement: ``start``/``end`` of its text (first token to last, no ``;``).
+
+    ``copy_data`` is the (start, end) of the data lines that follow ``COPY ... FROM
+    stdin;`` (without the closing ``\\.`` line).  ``standard_strings`` is the setting the
+    statement was read with.
+    """
+
+    start: int
+    end: int
+    copy_data: tuple[int, int] | None = None
+    standard_strings: bool = True
+
+
+@dataclass(frozen=True)
+class Scan:
+    """The statements of a text; ``changes_lexing`` when one of them changes
+    ``standard_conforming_strings``, so that the following ones must each be sent on
+    their own (the server reads a query string whole, with the setting it had before)."""
+
+    spans: list[Span]
+    changes_lexing: bool
+
+
+_IDENT = "A-Za-z_\x80-\U0010ffff"
+_IDENT_CONT = "A-Za-z0-9_$\x80-\U0010ffff"
+_IDENT_RE = re.compile(f"[{_IDENT}][{_IDENT_CONT}]*")
+_SPACE_RE = re.compile(r"[ \t\n\r\f]+")
+# Text that cannot open a quote, a comment or a dollar quote, end a statement, change a
+# depth or start a psql feature: numbers (whole, so that ``1e5$$`` is a number and a
+# dollar quote), operators and punctuation.
+_PLAIN_RE = re.compile(
+    r"(?:[0-9]+(?:\.[0-9]*)?(?:[Ee][-+]?[0-9]+)?|\.[0-9]+(?:[Ee][-+]?[0-9]+)?"
+    rf"|[^{_IDENT}0-9\s'\"$;()\[\]\\:/\-]|-(?!-)|/(?!\*))+"
+)
+_LINE_COMMENT_RE = re.compile(r"--[^\n\r]*")
+_COMMENT_TOKEN_RE = re.compile(r"/\*|\*/")
+_DOLLAR_RE = re.compile(r"\$(?:[A-Za-z\x80-\U0010ffff_][A-Za-z\x80-\U0010ffff_0-9]*)?\$")
+_ESCAPED_END_RE = re.compile(r"[\\']")
+# After a closing quote: whitespace holding a newline, then a quote, continues the string.
+_CONTINUE_RE = re.compile(
+    r"(?:[ \t\f]|--[^\n\r]*)*[\n\r](?:[ \t\n\r\f]+|--[^\n\r]*[\n\r])*'"
+)
+_VARIABLE_RE = re.compile(r":(?:[A-Za-z\x80-\U0010ffff_0-9]+|'[A-Za-z\x80-\U0010ffff_0-9]+'"
+                          r"|\"[A-Za-z\x80-\U0010ffff_0-9]+\"|\{\?[A-Za-z\x80-\U0010ffff_0-9]+\})")
+_META_RE = re.compile(r"\\(?:[A-Za-z]+|.)", re.DOTALL)
+_REST_OF_LINE_RE = re.compile(r"[^\n\r]*")
+#: Meta-commands pg_dump writes that change nothing about what runs.
+_HARMLESS_META = frozenset({"restrict", "unrestrict"})
+_HEAD_WORDS = frozenset({"create", "function", "procedure", "or", "replace"})
+
+_COPY_RE = re.compile(r"copy\b", re.IGNORECASE)  # used with match(text, pos)
+_RESET_START_RE = re.compile(r"(?:reset|discard)\b", re.IGNORECASE)
+_STDIN_RE = re.compile(r"\bfrom\s+stdin\b", re.IGNORECASE)
+_STDOUT_RE = re.compile(r"\bto\s+stdout\b", re.IGNORECASE)
+_SCS_RE = re.compile(r"standard_conforming_strings", re.IGNORECASE)
+_SET_SCS_RE = re.compile(
+    r"\ASET\s+(?:(?:SESSION|LOCAL)\s+)?standard_conforming_strings\s*(?:=|\s+TO\s)\s*"
+    r"(?P<value>[A-Za-z0-9_]+|'[A-Za-z0-9_]*')\Z",
+    re.IGNORECASE,
+)
+_RESET_SCS_RE = re.compile(r"\A(?:RESET\s+standard_conforming_strings|RESET\s+ALL|DISCARD\s+ALL)\Z",
+                           re.IGNORECASE)
+_SESSION_DEFAULTS_RE = re.compile(r"\AALTER\s+(?:DATABASE|ROLE|USER)\b", re.IGNORECASE)
+_ON = frozenset({"on", "true", "yes", "1", "tru", "tr", "t", "ye", "y"})
+_OFF = frozenset({"off", "false", "no", "0", "fals", "fal", "fa", "f", "n", "of"})
+
+
+def scan(text: str, start: int = 0, end: int | None = None, *,
+         standard_strings: bool = True) -> Scan:
+    """The statements of ``text[start:end]`` as psql would send them, offsets into
+    ``text``.  ``standard_strings`` is the session's ``standard_conforming_strings`` when
+    the text starts (on unless the database or role was set otherwise).
+
+    Raises :class:`ScanError` for text psql would send unfinished (an unterminated quote,
+    comment or dollar quote, an unclosed parenthesis or ``BEGIN ATOMIC`` body, COPY data
+    without its ``\\.`` line), for psql meta-commands and variables, and for a change of
+    ``standard_conforming_strings`` it cannot follow.
+    """
+    return _Scanner(text, start, len(text) if end is None else end, standard_strings).run()
+
+
+class _Scanner:
+    def __init__(self, text: str, start: int, end: int, standard_strings: bool) -> None:
+        self.text = text
+        self.pos = start
+        self.end = end
+        self.initial_strings = standard_strings
+        self.strings = standard_strings
+        self.pending: tuple[int, bool] | None = None  # (from offset, new setting)
+        self.spans: list[Span] = []
+        self.changes_lexing = False
+        self._new_statement()
+
+    def _new_statement(self) -> None:
+        self.first: int | None = None  # offset of the statement's first token
+        self.last = 0  # end of its last token
+        self.parens = 0
+        self.brackets = 0
+        self.begin_depth = 0
+        self.idents = 0  # identifiers seen (psql's identifier_count)
+        self.head = ""  # initials of CREATE/OR/REPLACE/FUNCTION/PROCEDURE among the first 4
+        self.statement_strings = self.strings
+
+    def run(self) -> Scan:
+        text, end = self.text, self.end
+        while True:
+            match = _SPACE_RE.match(text, self.pos, end)
+            if match:
+                self.pos = match.end()
+            if self.pos >= end:
+                break
+            if self.pending is not None and self.pos >= self.pending[0]:
+                self.strings = self.pending[1]
+                self.pending = None
+            char = text[self.pos]
+            if char == ";":
+                self.pos += 1
+                if self.parens == 0 and self.begin_depth == 0:
+                    self._end_statement(terminated=True)
+                else:
+                    self._token(self.pos - 1, self.pos)
+                continue
+            if char == "-" and text.startswith("--", self.pos):
+                match = _LINE_COMMENT_RE.match(text, self.pos, end)
+                assert match is not None
+                self.pos = match.end()
+                continue
+            if char == "/" and text.startswith("/*", self.pos):
+                self.pos = self._comment_end(self.pos)
+                continue
+            begin = self.pos
+            if char == "'":
+                self.pos = self._string_end(begin + 1, escapes=not self.strings)
+            elif char == '"':
+                self.pos = self._quoted_end(begin + 1, '"', "quoted identifier")
+            elif char == "$":
+                match = _DOLLAR_RE.match(text, begin, end)
+                if match is None:
+                    self.pos += 1  # a parameter ($1) or a lone $
+                else:
+                    close = text.find(match.group(), match.end(), end)
+                    if close < 0:
+                        raise ScanError(begin, _unterminated(text, begin,
+                                                             "dollar-quoted string"))
+                    self.pos = close + len(match.group())
+            elif char == "(":
+                self.parens += 1
+                self.pos += 1
+            elif char == ")":
+                self.parens = max(self.parens - 1, 0)
+                self.pos += 1
+            elif char == "[":
+                self.brackets += 1
+                self.pos += 1
+            elif char == "]":
+                self.brackets = max(self.brackets - 1, 0)
+                self.pos += 1
+            elif char == "\\":
+                self._meta_command(begin)
+                continue
+            elif char == ":":
+                self.pos = self._colon(begin)
+            else:
+                match = _IDENT_RE.match(text, begin, end)
+                if match is not None:
+                    self.pos = self._identifier(match.group(), match.end())
+                else:
+                    match = _PLAIN_RE.match(text, begin, end)
+                    self.pos = match.end() if match else begin + 1
+            self._token(begin, self.pos)
+        self._end_statement(terminated=False)
+        return Scan(self.spans, self.changes_lexing)
+
+    def _token(self, begin: int, finish: int) -> None:
+        if self.first is None:
+            self.first = begin
+            self.statement_strings = self.strings
+        self.last = finish
+
+    # -- quotes and comments -------------------------------------------------------
+
+    def _comment_end(self, begin: int) -> int:
+        depth = 0
+        position = begin + 2
+        while True:
+            match = _COMMENT_TOKEN_RE.search(self.text, position, self.end)
+            if match is None:
+                raise ScanError(begin, "unterminated /* comment")
+            position = match.end()
+            if match.group() == "/*":
+                depth += 1
+            elif depth == 0:
+                return position
+            else:
+                depth -= 1
+
+    def _string_end(self, position: int, *, escapes: bool, prefix: str = "") -> int:
+        """End of a '...' literal starting at ``position`` (after its quote), with the
+        continuation ``'a'\\n'b'`` read as one literal in the same mode."""
+        text, end = self.text, self.end
+        start = position - 1 - len(prefix)
+        while True:
+            if escapes:
+                while True:
+                    match = _ESCAPED_END_RE.search(text, position, end)
+                    if match is None:
+                        raise ScanError(start, _unterminated(text, start))
+                    if match.group() == "\\":
+                        position = match.end() + 1
+                        continue
+                    position = match.end()
+                    if text.startswith("'", position):
+                        position += 1
+                        continue
+                    break
+            else:
+                while True:
+                    close = text.find("'", position, end)
+                    if close < 0:
+                        raise ScanError(start, _unterminated(text, start))
+                    position = close + 1
+                    if prefix in ("", "U&") and text.startswith("'", position):
+                        position += 1  # '' inside the literal
+                        continue
+                    break
+            more = _CONTINUE_RE.match(text, position, end)
+            if more is None:
+                return position
+            position = more.end()
+
+    def _quoted_end(self, position: int, quote: str, what: str) -> int:
+        text = self.text
+        while True:
+            close = text.find(quote, position, self.end)
+            if close < 0:
+                raise ScanError(position - 1, _unterminated(text, position - 1, what))
+            position = close + 1
+            if text.startswith(quote, position):
+                position += 1
+                continue
+            return position
+
+    # -- words ---------------------------------------------------------------------
+
+    def _identifier(self, word: str, after: int) -> int:
+        text = self.text
+        if len(word) == 1 and after < self.end:
+            follow = text[after]
+            lower = word.lower()
+            if follow == "'" and lower == "e":
+                return self._string_end(after + 1, escapes=True, prefix="E")
+            if follow == "'" and lower in ("b", "x"):
+                return self._string_end(after + 1, escapes=False, prefix=lower)
+            if follow == "'" and lower == "n":
+                return after  # N'...': psql reads the n alone, then an ordinary literal
+            if lower == "u" and follow == "&" and after + 1 < self.end:
+                quote = text[after + 1]
+                if quote == "'":
+                    return self._string_end(after + 2, escapes=False, prefix="U&")
+                if quote == '"':
+                    return self._quoted_end(after + 2, '"', "quoted identifier")
+        # psql's heuristic for BEGIN ... END bodies: only in a statement that starts
+        # CREATE [OR REPLACE] FUNCTION|PROCEDURE, outside parentheses.
+        if self.idents < 4:
+            lower = word.lower()
+            self.head += lower[0] if lower in _HEAD_WORDS else " "
+        self.idents += 1
+        head = self.head
+        if self.parens == 0 and head[:1] == "c" and (
+            head[1:2] in ("f", "p") or head[1:4] in ("orf", "orp")
+        ):
+            lower = word.lower()
+            if lower == "begin":
+                self.begin_depth += 1
+            elif lower == "case":
+                if self.begin_depth >= 1:
+                    self.begin_depth += 1
+            elif lower == "end" and self.begin_depth > 0:
+                self.begin_depth -= 1
+        return after
+
+    def _colon(self, begin: int) -> int:
+        text = self.text
+        if text.startswith("::", begin) or text.startswith(":=", begin):
+            return begin + 2
+        match = _VARIABLE_RE.match(text, begin, self.end)
+        if match is None:
+            return begin + 1
+        if match.group()[1] not in "'\"{" and self.brackets > 0:
+            return begin + 1  # an array slice a[1:n]: psql keeps it unless n is a variable
+        raise ScanError(
+            begin,
+            f"`{match.group()}` is a psql variable, which only psql substitutes (`psql -v` or "
+            "`\\set`); write the value into the migration",
+        )
+
+    def _meta_command(self, begin: int) -> None:
+        match = _META_RE.match(self.text, begin, self.end)
+        command = match.group() if match else "\\"
+        name = command[1:]
+        if name in _HARMLESS_META:
+            rest = _REST_OF_LINE_RE.match(self.text, begin, self.end)
+            self.pos = rest.end() if rest else self.end
+            return
+        if name in (";", ":"):
+            raise ScanError(begin, f"`{command}` is psql's way to put a {name!r} into a "
+                                   "statement; write the statements separately")
+        if name == ".":
+            raise ScanError(begin, "`\\.` ends COPY data, but no `COPY ... FROM stdin;` "
+                                   "comes before it")
+        raise ScanError(
+            begin,
+            f"`{command}` is a psql meta-command, which only psql runs; a migration is plain "
+            "SQL run on one connection (see docs/file-format.md, \"psql features\")",
+        )
+
+    # -- end of a statement ---------------------------------------------------------
+
+    def _end_statement(self, *, terminated: bool) -> None:
+        first = self.first
+        if first is None:
+            if not terminated:
+                return
+            self._new_statement()
+            return
+        if (self.parens or self.begin_depth) and not terminated:
+                raise ScanError(first, "the statement starting here never ends (an unclosed "
+                                       "parenthesis or BEGIN ATOMIC block?); nothing after it "
+                                       "could be read")
+        text = self.text
+        last = self.last
+        copy_data = None
+        if _COPY_RE.match(text, first, last):
+            copy_data = self._copy_data(first, last, terminated)
+        self.spans.append(Span(first, last, copy_data, self.statement_strings))
+        if _SCS_RE.search(text, first, last) or (
+            (self.strings != self.initial_strings or self.pending is not None)
+            and _RESET_START_RE.match(text, first, last)
+        ):
+            self._follow_setting(first, last)
+        self._new_statement()
+
+    def _copy_data(self, first: int, last: int, terminated: bool) -> tuple[int, int] | None:
+        text = self.text
+        direction = copy_direction(text[first:last])
+        if direction == "stdout":
+            raise ScanError(first, "`COPY ... TO STDOUT` writes rows to psql's output; a "
+                                   "migration has none: remove it")
+        if direction != "stdin":
+            return None
+        if not terminated:
+            return (self.end, self.end)
+        line_end = text.find("\n", self.pos, self.end)
+        line_end = self.end if line_end < 0 else line_end
+        rest = text[self.pos:line_end].strip()
+        if rest and not rest.startswith("--"):
+            raise ScanError(self.pos, "text after `COPY ... FROM stdin;` on the same line; "
+                                      "the data starts on the next line")
+        data = min(line_end + 1, self.end)
+        if text.startswith("\\.", data) and (data + 2 >= self.end or text[data + 2] == "\n"):
+            self.pos = min(data + 3, self.end)
+            return (data, data)
+        marker = text.find("\n\\.\n", data - 1, self.end)
+        if marker < 0 and text.endswith("\n\\.", data - 1, self.end):
+            marker = self.end - 3
+        if marker < 0:
+            raise ScanError(first, "the data of this `COPY ... FROM stdin` never ends: add a "
+                                   "line `\\.` after its last row")
+        self.pos = min(marker + 4, self.end)
+        return (data, marker + 1)
+
+    def _follow_setting(self, first: int, last: int) -> None:
+        """A statement naming standard_conforming_strings: follow it from the next line,
+        or refuse what cannot be followed."""
+        statement = " ".join(_strip_comments(self.text[first:last]).split())
+        value: bool | None
+        if _RESET_SCS_RE.match(statement):
+            value = self.initial_strings
+        elif not _SCS_RE.search(statement) or _SESSION_DEFAULTS_RE.match(statement):
+            return  # named in a comment only, or a default for later sessions
+        else:
+            match = _SET_SCS_RE.match(statement)
+            word = match.group("value").strip("'").lower() if match else ""
+            value = True if word in _ON else False if word in _OFF else None
+            if word == "default":
+                value = self.initial_strings
+            if value is None:
+                raise ScanError(
+                    first,
+                    "this statement may change standard_conforming_strings, which changes how "
+                    "the rest of the file is read; only `SET standard_conforming_strings = on` "
+                    "(or off) can be followed",
+                )
+        self.changes_lexing = True
+        line_end = self.text.find("\n", self.pos, self.end)
+        self.pending = (self.end if line_end < 0 else line_end + 1, value)
+
+
+def copy_direction(statement: str) -> str | None:
+    """``"stdin"`` for ``COPY ... FROM STDIN``, ``"stdout"`` for ``COPY ... TO STDOUT``,
+    else None; from PostgreSQL's parser, or from the words when it cannot parse it (the
+    server then rejects the statement, and its data is not read as SQL)."""
+    stdin = _STDIN_RE.search(statement)
+    stdout = _STDOUT_RE.search(statement)
+    if not (stdin or stdout):
+        return None
+    import json
+
+    from pglast.parser import ParseError, parse_sql_json
+
+    try:
+        tree = json.loads(parse_sql_json(statement))
+        node = tree["stmts"][0]["stmt"]["CopyStmt"]
+    except (ParseError, KeyError, IndexError):
+        return "stdin" if stdin else "stdout"
+    if node.get("filename") or node.get("is_program"):
+        return None
+    return "stdin" if node.get("is_from") else "stdout"
+
+
+def _unterminated(text: str, start: int, what: str = "quoted string") -> str:
+    """PostgreSQL's words for it, near the rest of the line where it starts."""
+    line_end = text.find("\n", start)
+    near = text[start:line_end if line_end >= 0 else len(text)].rstrip()
+    return f'unterminated {what} at or near "{near}"'
+
+
+def _strip_comments(sql: str) -> str:
+    sql = re.sub(r"/\*.*?\*/", " ", sql, flags=re.DOTALL)
+    return re.sub(r"--[^\n]*", " ", sql)
