@@ -92,15 +92,27 @@ def apply_session_settings(cursor: Any, options: RunOptions) -> None:
     cursor.execute(_settings_sql(options))
 
 
-def _settings_sql(options: RunOptions) -> str:
+def transaction_setup_sql(options: RunOptions) -> str:
+    """Literal SQL that a migration's transaction starts with in lease mode, where a
+    transaction pooler may hand each transaction another server session: ``RESET ALL``
+    (whatever an earlier transaction left on that session) and the run's settings for
+    this transaction only (``set_config(..., true)``, as ``SET LOCAL``), so that nothing
+    is left behind for the pool's other clients.  Empty in advisory mode."""
+    if not options.pooled:
+        return ""
+    return "RESET ALL;\n" + _settings_sql(options, local=True) + ";\n"
+
+
+def _settings_sql(options: RunOptions, *, local: bool = False) -> str:
     def literal(value: str) -> str:
         return "'" + value.replace("'", "''") + "'"
 
+    scope = "true" if local else "false"
     return (
-        f"SELECT set_config('lock_timeout', {literal(options.lock_timeout)}, false), "
-        f"set_config('statement_timeout', {literal(options.statement_timeout or '0')}, false), "
-        "CASE WHEN current_setting('server_version_num')::int >= 140000 "
-        "THEN set_config('client_connection_check_interval', '1s', false) END"
+        f"SELECT set_config('lock_timeout', {literal(options.lock_timeout)}, {scope}), "
+        f"set_config('statement_timeout', {literal(options.statement_timeout or '0')}, "
+        f"{scope}), CASE WHEN current_setting('server_version_num')::int >= 140000 "
+        f"THEN set_config('client_connection_check_interval', '1s', {scope}) END"
     )
 
 

@@ -105,9 +105,11 @@ def run_steps(
                 reporter.start(step.migration.name.filename, step.upgrade)
             try:
                 if not _run_batched(dbapi, shim, prepared, run, reporter, cancel, url):
-                    if prepared.reset_before:
-                        with dbapi.cursor() as cursor:
+                    with dbapi.cursor() as cursor:
+                        if prepared.reset_before:
                             cursor.execute(run.session_reset)
+                        if run.transaction_setup:
+                            cursor.execute(run.transaction_setup)
                     run_section(
                         shim,  # type: ignore[arg-type]
                         step.migration,
@@ -207,6 +209,8 @@ class _Run:
     session_reset: str
     #: (name, PREPARE statement) of each shape of the bookkeeping (see _record_statements)
     record_statements: tuple[tuple[str, str], ...] = ()
+    #: SQL each migration's transaction starts with (lease mode: database.transaction_setup_sql)
+    transaction_setup: str = ""
 
 
 def _prepare_step(step: Step, run: _Run, reset_before: bool = False) -> _Prepared:
@@ -223,8 +227,8 @@ def _prepare_step(step: Step, run: _Run, reset_before: bool = False) -> _Prepare
     if section.timeouts or needs_autocommit(section, split.statements) or split.unwrapped:
         return _Prepared(step, section, statements, None, (), reset_before=reset_before,
                          forgets_statements=forgets)
-    guard, params = _guarded_bookkeeping(run, step, inline=forgets)
-    head = (run.session_reset if reset_before else "") + "BEGIN;\n"
+    guard, params = _guarded_bookkeeping(run, step, inline=forgets or not run.record_statements)
+    head = (run.session_reset if reset_before else "") + "BEGIN;\n" + run.transaction_setup
     starts: list[int] = []
     offset = len(head)
     for statement in statements:
@@ -374,6 +378,8 @@ def _run_batched(
                 if prepared.reset_before:  # rolled back with the batch: reset again
                     cursor.execute(run.session_reset)
                 cursor.execute("BEGIN")  # again, one statement at a time, to locate it
+                if run.transaction_setup:
+                    cursor.execute(run.transaction_setup)
                 execute_statements(
                     shim,  # type: ignore[arg-type]
                     step.migration, list(prepared.statements), sink, cancel,
@@ -569,6 +575,8 @@ def _record_statements(schema: str, version_table: str) -> tuple[tuple[str, str]
 def _restore_record_statements(dbapi: Any, run: _Run) -> None:
     """Prepare again the bookkeeping statements the session no longer has (a migration
     ran ``DISCARD`` or ``DEALLOCATE``), in a transaction of their own."""
+    if not run.record_statements:  # lease mode: nothing of a session is relied on
+        return
     with dbapi.cursor() as cursor:
         cursor.execute("SELECT name FROM pg_prepared_statements WHERE name = ANY(%s)",
                        ([name for name, _ in run.record_statements],))
@@ -600,10 +608,16 @@ def _prepare(dbapi: Any, schema: str, options: RunOptions) -> _Run:
     then named with its schema: a migration that changes search_path (pg_dump output
     clears it) does not lose it.
     """
-    from .database import apply_session_settings, session_reset_sql, version_table_schema
+    from .database import (
+        apply_session_settings,
+        session_reset_sql,
+        transaction_setup_sql,
+        version_table_schema,
+    )
 
     with dbapi.cursor() as cursor:
-        apply_session_settings(cursor, options)
+        if not options.pooled:  # lease mode: each transaction sets them (transaction_setup)
+            apply_session_settings(cursor, options)
         cursor.execute("SELECT to_regclass('alembic_version') IS NOT NULL")
         row = cursor.fetchone()
         if not (row and row[0]):  # checked first: no notice, no CREATE right needed
@@ -616,7 +630,10 @@ def _prepare(dbapi: Any, schema: str, options: RunOptions) -> _Run:
         '"' + version_schema.replace('"', '""') + '".alembic_version'
         if version_schema else "alembic_version"
     )
-    run = _Run(schema, table, session_reset_sql(options), _record_statements(schema, table))
+    if options.pooled:  # a pooler may hand each transaction another session: rely on none
+        run = _Run(schema, table, "RESET ALL;\n", (), transaction_setup_sql(options))
+    else:
+        run = _Run(schema, table, session_reset_sql(options), _record_statements(schema, table))
     _restore_record_statements(dbapi, run)
     return run
 

@@ -1,15 +1,35 @@
-"""One advisory lock per database, so two deploys never migrate at the same time.
+"""One migration lock per database, so two deploys never migrate at the same time.
 
-The lock is a session-level ``pg_try_advisory_lock`` taken on a dedicated
-autocommit connection that stays idle while migrations run.  An idle session has
-no open transaction, so ``CREATE INDEX CONCURRENTLY`` (which waits for older
-transactions) never waits on it.  The server drops the lock when the connection
-ends, whichever way the process ends (exit, exception, SIGKILL).
+Two modes (``--lock``, ``FRAISEQL_LOCK``, ``lock`` in pyproject.toml):
+
+- ``advisory`` (default, :class:`MigrationLock`): a session-level
+  ``pg_try_advisory_lock`` taken on a dedicated autocommit connection that stays
+  idle between migrations.  An idle session has no open transaction, so ``CREATE
+  INDEX CONCURRENTLY`` (which waits for older transactions) never waits on it.  The
+  server drops the lock when the connection ends, whichever way the process ends.
+  Behind a pooler in transaction mode the session is not ours between transactions,
+  so the lock would be lost (or left held on a pooled server connection):
+  :func:`pooling` detects that first and the lock refuses with the fixes.
+- ``lease`` (:class:`LeaseLock`): a row in ``fraiseql_migration_lock`` naming its
+  holder, with an expiry that a heartbeat thread pushes forward on its own
+  connection.  Every statement is a transaction of its own, so it works through any
+  pooler that runs transactions (PgBouncer session or transaction mode).  A crashed
+  holder's lease expires; a holder whose heartbeat fails stops before its next
+  migration.
+
+Each mode also respects the other: an advisory run waits while a live lease exists,
+and a lease holder backs off while a session holds the advisory lock.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
+import sys
+import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,15 +61,139 @@ class LockHolder:
 class LockTimeoutError(MigrationError):
     """The lock stayed taken for longer than we were allowed to wait."""
 
-    def __init__(self, waited: float, holder: LockHolder | None) -> None:
+    def __init__(self, waited: float, holder: LockHolder | LeaseHolder | None) -> None:
         who = holder.describe() if holder is not None else "another session"
+        way_out = (
+            holder.way_out() if isinstance(holder, LeaseHolder)
+            else "end that session (SELECT pg_terminate_backend(pid))"
+        )
         super().__init__(
             f"Gave up after waiting {waited:.0f}s for the migration lock held by {who}. "
             "Another deploy is migrating this database; wait for it, raise --lock-wait "
-            "(fraiseql_lock_wait in alembic.ini), "
-            "or end that session (SELECT pg_terminate_backend(pid))"
+            f"(fraiseql_lock_wait in alembic.ini), or {way_out}"
         )
         self.holder = holder
+
+
+class PoolerError(MigrationError):
+    """The connection goes through a pooler that the chosen lock mode cannot work with."""
+
+
+TRANSACTION, STATEMENT = "transaction", "statement"
+PROBE_APPLICATION = "fraiseql-migrate probe"
+
+
+def pooler_error(url: str, mode: str) -> PoolerError:
+    """The one line for a pooler in ``mode`` (``transaction`` or ``statement``)."""
+    from .secrets import mask_url
+
+    if mode == STATEMENT:
+        return PoolerError(
+            f"{mask_url(url)} goes through a connection pooler in statement mode (PgBouncer "
+            "pool_mode = statement): it closes the connection at the first BEGIN, and every "
+            "migration is a transaction. Point DATABASE_URL at PostgreSQL itself, at a pool "
+            "in session mode, or at one in transaction mode with --lock lease; nothing was "
+            "changed"
+        )
+    return PoolerError(
+        f"{mask_url(url)} goes through a connection pooler in transaction mode (PgBouncer "
+        "pool_mode = transaction: the server session changed between two transactions), "
+        "where the session advisory lock that keeps deploys apart would be lost. Use "
+        "--lock lease (FRAISEQL_LOCK=lease, or lock = \"lease\" in pyproject.toml), or point "
+        "DATABASE_URL at PostgreSQL itself or at a pool in session mode; nothing was changed"
+    )
+
+
+def pooling(connection: Any, url: str) -> str | None:
+    """``"transaction"``, ``"statement"`` or None: how a pooler between ``connection``
+    (autocommit, ours) and PostgreSQL shares server sessions.
+
+    A connection whose server sees our own socket's address and port is direct: one
+    query answers.  Otherwise (a Unix socket, or a proxy) a second connection probes:
+    PgBouncer hands out server connections last-in first-out, so in transaction or
+    statement mode the probe's transaction lands on the backend our first query just
+    left, or our next query lands on another one.  Neither happens to a session of its
+    own (direct, or a pool in session mode).  A pooler in statement mode closes the
+    probe's connection at its BEGIN while ours still answers.
+    """
+    import psycopg2
+
+    from .database import open_dbapi
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid(), host(inet_client_addr()), inet_client_port()")
+        row = cursor.fetchone()
+    assert row is not None
+    first = int(row[0])
+    if _is_own_socket(connection, row[1], row[2]):
+        return None
+    probe = open_dbapi(url, application_name=PROBE_APPLICATION)
+    try:
+        try:
+            with probe.cursor() as cursor:  # psycopg2 sends BEGIN first: a transaction
+                cursor.execute("SELECT pg_backend_pid()")
+                probed = cursor.fetchone()
+            probe.rollback()
+        except psycopg2.OperationalError:
+            if not probe.closed:
+                raise
+            with connection.cursor() as cursor:  # ours still answers: the pooler closed it
+                cursor.execute("SELECT 1")
+            return STATEMENT
+    finally:
+        probe.close()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        again = cursor.fetchone()
+    assert probed is not None and again is not None
+    return TRANSACTION if int(probed[0]) == first or int(again[0]) != first else None
+
+
+def statement_pooling(url: str) -> bool:
+    """Whether a fresh connection to ``url`` answers single statements but is closed at
+    its first BEGIN: what PgBouncer in statement mode does (its own message, "transaction
+    blocks not allowed in statement pooling mode", does not reach the client).  Asked
+    after a connection was closed unexpectedly, to say so instead."""
+    import psycopg2
+
+    from .database import open_dbapi
+
+    try:
+        probe = open_dbapi(url, application_name=PROBE_APPLICATION, connect_timeout=5)
+    except MigrationError:
+        return False
+    try:
+        probe.autocommit = True
+        with probe.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.execute("BEGIN")
+            cursor.execute("ROLLBACK")
+        return False
+    except psycopg2.OperationalError:
+        return bool(probe.closed)
+    except psycopg2.Error:
+        return False
+    finally:
+        probe.close()
+
+
+def _is_own_socket(connection: Any, address: str | None, port: int | None) -> bool:
+    """Whether the server's view of its client (address, port) is our own TCP socket."""
+    if address is None or port is None:
+        return False
+    try:
+        own = socket.socket(fileno=os.dup(connection.fileno()))
+    except OSError:
+        return False
+    try:
+        if own.family not in (socket.AF_INET, socket.AF_INET6):
+            return False
+        local = own.getsockname()
+    except OSError:
+        return False
+    finally:
+        own.close()
+    return int(local[1]) == int(port) and str(local[0]).removeprefix("::ffff:") == address
 
 
 def libpq_url(url: str) -> str:
@@ -71,13 +215,15 @@ class MigrationLock:
         url: str,
         *,
         wait_seconds: float = 60.0,
-        on_wait: Callable[[LockHolder | None], None] | None = None,
+        on_wait: Callable[[LockHolder | LeaseHolder | None], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        history_schema: str = "public",
     ) -> None:
         self.url = url
         self.wait_seconds = wait_seconds
         self.on_wait = on_wait
         self.should_stop = should_stop
+        self.history_schema = history_schema
         self.connection: Any = None
 
     def __enter__(self) -> MigrationLock:
@@ -86,11 +232,17 @@ class MigrationLock:
         self.connection = open_dbapi(self.url, application_name=APPLICATION_NAME)
         self.connection.autocommit = True
         try:
+            mode = pooling(self.connection, self.url)
+            if mode is not None:
+                raise pooler_error(self.url, mode)
             self._acquire()
         except BaseException:
             self.connection.close()
             raise
         return self
+
+    def check(self) -> None:
+        """Nothing to check: the lock lives as long as the session (see LeaseLock)."""
 
     def __exit__(
         self,
@@ -112,14 +264,19 @@ class MigrationLock:
         started = time.monotonic()
         told = False
         delay = 0.05
-        holder: LockHolder | None = None
+        holder: LockHolder | LeaseHolder | None = None
         while True:
             with self.connection.cursor() as cursor:
-                cursor.execute("SELECT pg_try_advisory_lock(%s)", (LOCK_KEY,))
+                cursor.execute("SELECT pg_try_advisory_lock(%s), to_regclass(%s) IS NOT NULL",
+                               (LOCK_KEY, lease_table(self.history_schema)))
                 row = cursor.fetchone()
-            if row and row[0]:
+                lease = (live_lease(cursor, self.history_schema, table_exists=bool(row[1]))
+                         if row and row[0] else None)
+                if lease is not None:  # a deploy in lease mode is migrating: let it be
+                    cursor.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+            if row and row[0] and lease is None:
                 return
-            holder = self.holder()
+            holder = lease or self.holder()
             if not told and self.on_wait is not None:
                 self.on_wait(holder)
                 told = True
@@ -138,18 +295,317 @@ class MigrationLock:
     def holder(self) -> LockHolder | None:
         """The session holding the lock, if it can be seen."""
         with self.connection.cursor() as cursor:
+            return advisory_holder(cursor)
+
+
+def advisory_holder(cursor: Any) -> LockHolder | None:
+    """The session holding the advisory lock in this database, if it can be seen."""
+    cursor.execute(
+        "SELECT a.pid, coalesce(a.application_name, ''), "
+        "coalesce(host(a.client_addr), 'local socket'), a.backend_start "
+        "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.locktype = 'advisory' AND l.granted "
+        "AND l.classid = (%s >> 32)::oid AND l.objid = (%s & 4294967295)::oid "
+        "AND l.objsubid = 1 AND l.database = "
+        "(SELECT oid FROM pg_database WHERE datname = current_database())",
+        (LOCK_KEY, LOCK_KEY),
+    )
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    return LockHolder(int(row[0]), str(row[1]), str(row[2]), row[3])
+
+
+# ---------------------------------------------------------------------------
+# lease mode
+
+LEASE_TABLE = "fraiseql_migration_lock"
+HEARTBEAT_APPLICATION = "fraiseql-migrate heartbeat"
+
+
+def lease_table(schema: str) -> str:
+    """``"schema".fraiseql_migration_lock`` (the history schema, validated)."""
+    from .history import qualified_table
+
+    qualified_table(schema)
+    return f'"{schema}".{LEASE_TABLE}'
+
+
+def lease_table_sql(table: str) -> str:
+    """One row at most (``id = 1``): who holds the lease, and until when."""
+    return (
+        f"CREATE TABLE IF NOT EXISTS {table} ("
+        "id integer PRIMARY KEY DEFAULT 1 CHECK (id = 1), "
+        "token text NOT NULL, host text NOT NULL, pid integer NOT NULL, "
+        "application text NOT NULL, acquired_at timestamptz NOT NULL, "
+        "heartbeat_at timestamptz NOT NULL, expires_at timestamptz NOT NULL)"
+    )
+
+
+@dataclass(frozen=True)
+class LeaseHolder:
+    """Who holds the lease, as its row tells it."""
+
+    host: str
+    pid: int
+    application: str
+    since: datetime | None
+    expires_in: float  # seconds, by the server's clock
+    table: str
+
+    def describe(self) -> str:
+        since = f", since {self.since:%Y-%m-%d %H:%M:%S %Z}".rstrip() if self.since else ""
+        return (
+            f"pid {self.pid} ({self.application}) on host {self.host}{since}, by a lease "
+            f"that expires in {max(self.expires_in, 0):.0f}s unless its heartbeat renews it"
+        )
+
+    def way_out(self) -> str:
+        return (
+            "if that deploy is dead, wait for its lease to expire or delete it "
+            f"(DELETE FROM {self.table})"
+        )
+
+
+def live_lease(cursor: Any, schema: str, *, table_exists: bool | None = None) -> LeaseHolder | None:
+    """The unexpired lease in ``schema``'s lock table, if there is one."""
+    table = lease_table(schema)
+    if table_exists is None:
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (table,))
+        row = cursor.fetchone()
+        table_exists = bool(row and row[0])
+    if not table_exists:
+        return None
+    cursor.execute(
+        f"SELECT host, pid, application, acquired_at, "
+        f"extract(epoch FROM expires_at - now())::float8 FROM {table} "
+        "WHERE id = 1 AND expires_at > now()"
+    )
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    return LeaseHolder(str(row[0]), int(row[1]), str(row[2]), row[3], float(row[4]), table)
+
+
+class LeaseLostError(MigrationError):
+    """The heartbeat could not keep the lease: another deploy may hold it now."""
+
+
+class LeaseLock:
+    """Context manager holding the migration lease (lock mode ``lease``).
+
+    The lease is the one row of ``fraiseql_migration_lock`` in the history schema.
+    Taking it is one statement (insert, or take over an expired row), so is every
+    renewal and the release: nothing depends on keeping a server session, and it
+    works through PgBouncer in transaction mode.  A heartbeat thread renews the
+    expiry every quarter of ``expiry`` seconds on a connection of its own.  When a
+    renewal finds the row taken over or deleted, or no renewal has succeeded for
+    ``expiry`` seconds, the lease is lost: :meth:`check`, called before each
+    migration, raises :class:`LeaseLostError`.  ``connection`` (autocommit, idle)
+    is the one that took the lease; the direct path plans and runs on it.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        wait_seconds: float = 60.0,
+        expiry: float = 60.0,
+        history_schema: str = "public",
+        on_wait: Callable[[LockHolder | LeaseHolder | None], None] | None = None,
+        on_notice: Callable[[str], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        application: str | None = None,
+    ) -> None:
+        self.url = url
+        self.wait_seconds = wait_seconds
+        self.expiry = expiry
+        self.schema = history_schema
+        self.table = lease_table(history_schema)
+        self.on_wait = on_wait
+        self.on_notice = on_notice
+        self.should_stop = should_stop
+        self.application = application or (
+            os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python"
+        )
+        self.token = uuid.uuid4().hex
+        self.connection: Any = None
+        self._renewed = 0.0  # time.monotonic() when the last successful renewal started
+        self._lost: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> LeaseLock:
+        from .database import open_dbapi
+
+        self.connection = open_dbapi(self.url, application_name=APPLICATION_NAME)
+        self.connection.autocommit = True
+        try:
+            if pooling(self.connection, self.url) == STATEMENT:
+                raise pooler_error(self.url, STATEMENT)
+            self._ensure_table()
+            self._acquire()
+        except BaseException:
+            self.connection.close()
+            raise
+        self._thread = threading.Thread(
+            target=self._heartbeat, name="fraiseql-lease-heartbeat", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        import psycopg2
+
+        from .database import open_dbapi
+
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        try:
+            connection = self.connection
+            if connection.closed:  # e.g. its session was ended: release on a new one
+                connection = open_dbapi(self.url, application_name=APPLICATION_NAME)
+            connection.autocommit = True
+            with connection.cursor() as cursor:
+                cursor.execute(f"DELETE FROM {self.table} WHERE id = 1 AND token = %s",
+                               (self.token,))
+            if connection is not self.connection:
+                connection.close()
+        except (psycopg2.Error, MigrationError):
+            pass  # the lease expires by itself
+        finally:
+            self.connection.close()
+
+    def check(self) -> None:
+        """Raise LeaseLostError if the lease may no longer be ours."""
+        reason = self._lost
+        if reason is None and time.monotonic() - self._renewed >= self.expiry:
+            reason = f"no heartbeat renewed it for {self.expiry:.0f}s"
+        if reason is not None:
+            raise LeaseLostError(
+                f"Lost the migration lease in {self.table} ({reason}): another deploy may "
+                "be migrating this database now, so this one stopped before its next "
+                "migration; those before it are applied. See `fraiseql migrate status`, "
+                "then run the command again"
+            )
+
+    def _ensure_table(self) -> None:
+        import psycopg2
+
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (self.table,))
+            row = cursor.fetchone()
+            if row and row[0]:
+                return
+            # another deploy may create it at the same moment
+            with contextlib.suppress(psycopg2.errors.UniqueViolation,
+                                     psycopg2.errors.DuplicateTable):
+                cursor.execute(lease_table_sql(self.table))
+
+    def _acquire(self) -> None:
+        started = time.monotonic()
+        told = False
+        delay = 0.05
+        holder: LockHolder | LeaseHolder | None = None
+        while True:
+            self._renewed = time.monotonic()
+            took, previous = self._try_take()
+            if took:
+                with self.connection.cursor() as cursor:
+                    holder = advisory_holder(cursor)
+                    if holder is None:
+                        if previous is not None and self.on_notice is not None:
+                            self.on_notice(
+                                f"Took over the migration lease of {previous}, which "
+                                "expired without being renewed (that deploy stopped?)"
+                            )
+                        return
+                    # a deploy in advisory mode is migrating: let it be
+                    cursor.execute(f"DELETE FROM {self.table} WHERE id = 1 AND token = %s",
+                                   (self.token,))
+            else:
+                with self.connection.cursor() as cursor:
+                    holder = live_lease(cursor, self.schema, table_exists=True)
+            if not told and self.on_wait is not None:
+                self.on_wait(holder)
+                told = True
+            waited = time.monotonic() - started
+            if waited >= self.wait_seconds:
+                raise LockTimeoutError(waited, holder)
+            if self.should_stop is not None and self.should_stop():
+                from .cancel import MigrationInterrupted
+
+                raise MigrationInterrupted(
+                    "Stopped while waiting for the migration lock; nothing was changed"
+                )
+            time.sleep(min(delay, max(self.wait_seconds - waited, 0.01)))
+            delay = min(delay * 2, 1.0)
+
+    def _try_take(self) -> tuple[bool, str | None]:
+        """Insert the lease, or take over an expired one: (taken, who held it before)."""
+        with self.connection.cursor() as cursor:
             cursor.execute(
-                "SELECT a.pid, coalesce(a.application_name, ''), "
-                "coalesce(host(a.client_addr), 'local socket'), a.backend_start "
-                "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                "WHERE l.locktype = 'advisory' AND l.granted "
-                "AND l.classid = (%s >> 32)::oid AND l.objid = (%s & 4294967295)::oid "
-                "AND l.objsubid = 1 AND l.database = "
-                "(SELECT oid FROM pg_database WHERE datname = current_database())",
-                (LOCK_KEY, LOCK_KEY),
+                f"WITH previous AS (SELECT host, pid, application FROM {self.table} "
+                "WHERE id = 1) "
+                f"INSERT INTO {self.table} AS lease (id, token, host, pid, application, "
+                "acquired_at, heartbeat_at, expires_at) VALUES (1, %s, %s, %s, %s, now(), "
+                "now(), now() + make_interval(secs => %s)) "
+                "ON CONFLICT (id) DO UPDATE SET token = EXCLUDED.token, host = EXCLUDED.host, "
+                "pid = EXCLUDED.pid, application = EXCLUDED.application, "
+                "acquired_at = EXCLUDED.acquired_at, heartbeat_at = EXCLUDED.heartbeat_at, "
+                "expires_at = EXCLUDED.expires_at WHERE lease.expires_at <= now() "
+                "RETURNING (SELECT format('pid %%s (%%s) on host %%s', pid, application, host) "
+                "FROM previous)",
+                (self.token, socket.gethostname(), os.getpid(), self.application, self.expiry),
             )
             row = cursor.fetchone()
         if row is None:
-            return None
-        return LockHolder(int(row[0]), str(row[1]), str(row[2]), row[3])
+            return False, None
+        return True, (str(row[0]) if row[0] is not None else None)
 
+    def _heartbeat(self) -> None:
+        """Renew the expiry every quarter of it until told to stop or the lease is lost."""
+        import psycopg2
+
+        from .database import open_dbapi
+
+        every = max(self.expiry / 4, 0.1)
+        connection: Any = None
+        try:
+            while not self._stop.wait(every):
+                started = time.monotonic()
+                try:
+                    if connection is None or connection.closed:
+                        connection = open_dbapi(self.url, application_name=HEARTBEAT_APPLICATION,
+                                                connect_timeout=max(int(every), 2))
+                        connection.autocommit = True
+                    with connection.cursor() as cursor:
+                        cursor.execute(
+                            f"UPDATE {self.table} SET heartbeat_at = now(), "
+                            "expires_at = now() + make_interval(secs => %s) "
+                            "WHERE id = 1 AND token = %s",
+                            (self.expiry, self.token),
+                        )
+                        renewed = cursor.rowcount == 1
+                except (psycopg2.Error, MigrationError) as err:
+                    if connection is not None:
+                        connection.close()
+                    connection = None
+                    if time.monotonic() - self._renewed >= self.expiry:
+                        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+                        self._lost = f"no heartbeat renewed it for {self.expiry:.0f}s: {first}"
+                        return
+                    continue
+                if not renewed:
+                    self._lost = "its row was taken over or deleted"
+                    return
+                self._renewed = started
+        finally:
+            if connection is not None:
+                connection.close()

@@ -13,7 +13,7 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,45 @@ class RunOptions:
     lock_timeout: str = "10s"  # PostgreSQL lock_timeout of migration sessions
     statement_timeout: str | None = None  # PostgreSQL statement_timeout (None: server's)
     lock_retries: int = 3  # retries of a migration that failed with lock_not_available
+    lock: str = "advisory"  # how deploys exclude each other: see LOCK_MODES
+    lease_expiry: float = 60.0  # seconds a lease outlives its holder's last heartbeat
+
+    @property
+    def pooled(self) -> bool:
+        """Lease mode: assume a transaction pooler may sit in front of PostgreSQL, so that
+        nothing of a session (settings, prepared statements) survives a transaction."""
+        return self.lock == LEASE
+
+
+ADVISORY, LEASE = "advisory", "lease"
+#: ``advisory``: a session advisory lock (PostgreSQL directly, or a pool in session mode);
+#: ``lease``: a row in ``fraiseql_migration_lock`` with expiry and heartbeat (any pooler).
+LOCK_MODES = (ADVISORY, LEASE)
+
+
+def check_lock_mode(value: str, option: str) -> str:
+    """``advisory`` or ``lease`` (any case), else ConfigError naming ``option``."""
+    mode = str(value).strip().lower()
+    if mode not in LOCK_MODES:
+        raise ConfigError(
+            f"{option} {value!r} is not a lock mode; use advisory (the default) or lease "
+            "(behind a transaction-pooling PgBouncer)"
+        )
+    return mode
+
+
+def check_lease_expiry(value: object, option: str) -> float:
+    """Seconds, at least 1 (a heartbeat runs every quarter of it), else ConfigError."""
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if not (1 <= seconds <= 86400):
+        raise ConfigError(
+            f"{option} {value!r} is not a lease expiry; give seconds between 1 and 86400 "
+            "(default 60)"
+        )
+    return seconds
 
 
 @dataclass(frozen=True)
@@ -132,7 +171,10 @@ def resolve(
         if ini_url:
             url, source = ini_url, "alembic.ini"
     schema = str(project.get("history_schema", "public"))
-    return Settings(folder, url, source, schema, _run_options(project))
+    run = _run_options(project)
+    if environ.get("FRAISEQL_LOCK"):
+        run = replace(run, lock=check_lock_mode(environ["FRAISEQL_LOCK"], "FRAISEQL_LOCK"))
+    return Settings(folder, url, source, schema, run)
 
 
 def _run_options(project: dict[str, Any]) -> RunOptions:
@@ -166,6 +208,9 @@ def _run_options(project: dict[str, Any]) -> RunOptions:
             else None
         ),
         lock_retries=number("lock_retries", RunOptions.lock_retries, int),
+        lock=check_lock_mode(str(project.get("lock", RunOptions.lock)), f"lock in {where}"),
+        lease_expiry=check_lease_expiry(project.get("lease_expiry", RunOptions.lease_expiry),
+                                        f"lease_expiry in {where}"),
     )
 
 
