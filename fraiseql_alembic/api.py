@@ -268,8 +268,12 @@ class _Progress:
     def __init__(self, reporter: Reporter | None) -> None:
         self.reporter = reporter
         self.current: str | None = None
+        #: called before each migration starts (the lease's check: stop if it was lost)
+        self.before_each: Callable[[], None] | None = None
 
     def start(self, filename: str, is_upgrade: bool) -> None:
+        if self.before_each is not None:
+            self.before_each()
         self.current = filename
         if self.reporter is not None:
             self.reporter.start(filename, is_upgrade)
@@ -310,9 +314,13 @@ class _Progress:
 def _migration_lock(
     settings: Settings, progress: _Progress, cancel: CancelToken | None
 ) -> Iterator[Any]:
-    """Hold the database's migration lock while planning and running; yields the lock's
-    connection (autocommit, idle), which the direct path also plans and runs on."""
-    from .locking import MigrationLock
+    """Hold the database's migration lock (advisory, or a lease with ``--lock lease``)
+    while planning and running; yields the lock's connection (autocommit, idle), which
+    the direct path also plans and runs on.  Under a lease, ``progress.start`` first
+    checks that the lease is still ours, so a lost lease stops the run before the next
+    migration."""
+    from .locking import LeaseLock, MigrationLock
+    from .settings import LEASE
 
     options = settings.run
 
@@ -322,13 +330,25 @@ def _migration_lock(
             f"Waiting up to {options.lock_wait:.0f}s for the migration lock held by {who}"
         )
 
-    with MigrationLock(
-        settings.require_url(),
-        wait_seconds=options.lock_wait,
-        on_wait=on_wait,
-        should_stop=(lambda: cancel.cancelled) if cancel is not None else None,
-    ) as lock:
-        yield lock.connection
+    should_stop = (lambda: cancel.cancelled) if cancel is not None else None
+    lock: LeaseLock | MigrationLock
+    if options.lock == LEASE:
+        lock = LeaseLock(
+            settings.require_url(), wait_seconds=options.lock_wait,
+            expiry=options.lease_expiry, history_schema=settings.history_schema,
+            on_wait=on_wait, on_notice=progress.waiting, should_stop=should_stop,
+        )
+    else:
+        lock = MigrationLock(
+            settings.require_url(), wait_seconds=options.lock_wait, on_wait=on_wait,
+            should_stop=should_stop, history_schema=settings.history_schema,
+        )
+    with lock:
+        progress.before_each = lock.check
+        try:
+            yield lock.connection
+        finally:
+            progress.before_each = None
 
 
 def _run_direct(
@@ -466,9 +486,8 @@ def _read_state(settings: Settings, connection: Any = None) -> DatabaseState:
     from .database import open_dbapi, read_state
 
     own = connection is None
-    if own:
-        connection = open_dbapi(settings.require_url(),
-                                options="-c default_transaction_read_only=on")
+    if own:  # read only by BEGIN READ ONLY: poolers refuse a startup `options` parameter
+        connection = open_dbapi(settings.require_url())
         connection.autocommit = True
     try:
         with connection.cursor() as cursor:
@@ -480,7 +499,12 @@ def _read_state(settings: Settings, connection: Any = None) -> DatabaseState:
                 cursor.execute("ROLLBACK")
     except psycopg2.Error as err:
         from .database import database_error
+        from .locking import statement_pooling
 
+        if own and connection.closed and statement_pooling(settings.require_url()):
+            from .locking import STATEMENT, pooler_error
+
+            raise pooler_error(settings.require_url(), STATEMENT) from err
         raise (database_error(err) or DatabaseError(str(err))) from err
     finally:
         if own:

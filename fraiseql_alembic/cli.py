@@ -288,8 +288,18 @@ def _run_reported(
         raise
 
 
+def lock_option(func: F) -> F:
+    """``--lock advisory|lease``: how deploys exclude each other."""
+    return click.option("--lock", "lock", type=click.Choice(["advisory", "lease"],
+                        case_sensitive=False), default=None,
+                        help="advisory (default): a session advisory lock; lease: a lease "
+                        "row with a heartbeat, for a pooler in transaction mode (default: "
+                        "$FRAISEQL_LOCK, then lock in pyproject.toml).")(func)
+
+
 def run_options(func: F) -> F:
     """Options of the verbs that move the database (up, down)."""
+    func = lock_option(func)
     func = click.option("--lock-retries", type=click.IntRange(min=0), default=None,
                         metavar="N", help="Retries of a migration that hit lock_timeout "
                         "(default 3).")(func)
@@ -312,6 +322,7 @@ def _run_settings(
     lock_timeout: str | None,
     statement_timeout: str | None,
     lock_retries: int | None,
+    lock: str | None = None,
 ) -> Settings:
     """The settings with the run flags applied; a bad flag is a UsageError (exit 2)."""
     from dataclasses import replace
@@ -331,6 +342,8 @@ def _run_settings(
                                                             "--statement-timeout", UsageError))
     if lock_retries is not None:
         run = replace(run, lock_retries=lock_retries)
+    if lock is not None:
+        run = replace(run, lock=lock.lower())
     return replace(settings, run=run)
 
 
@@ -521,6 +534,7 @@ def down(
 
 def record_options(func: F) -> F:
     """Options of the verbs that change the record only (mark-applied, repair)."""
+    func = lock_option(func)
     func = click.option("--lock-wait", default=None, metavar="SECONDS",
                         help="How long to wait for another deploy's migration lock "
                         "(default 60).")(func)
@@ -535,14 +549,14 @@ def record_options(func: F) -> F:
 @common_options
 @handle_errors
 def mark_applied(
-    version: str, reason: str | None, lock_wait: str | None, path: Path | None,
-    database_url: str | None,
+    version: str, reason: str | None, lock_wait: str | None, lock: str | None,
+    path: Path | None, database_url: str | None,
 ) -> None:
     """Record the next pending migration as applied without running it (it was applied
     by hand).  VERSION: 003, 003_add_indexes or the file name."""
     from .api import mark_applied as api_mark_applied
 
-    settings = _run_settings(path, database_url, lock_wait, None, None, None)
+    settings = _run_settings(path, database_url, lock_wait, None, None, None, lock)
     recorded = api_mark_applied(settings, version, reason=reason, reporter=TextReporter())
     click.echo(f"{CHECK} Marked {recorded.filename} as applied without running it "
                "(recorded in fraiseql_migrations)")
@@ -554,14 +568,14 @@ def mark_applied(
 @common_options
 @handle_errors
 def repair(
-    version: str | None, reason: str | None, lock_wait: str | None, path: Path | None,
-    database_url: str | None,
+    version: str | None, reason: str | None, lock_wait: str | None, lock: str | None,
+    path: Path | None, database_url: str | None,
 ) -> None:
     """Accept the current checksum of applied files that changed (all MODIFIED ones, or
     VERSION)."""
     from .api import repair as api_repair
 
-    settings = _run_settings(path, database_url, lock_wait, None, None, None)
+    settings = _run_settings(path, database_url, lock_wait, None, None, None, lock)
     repaired = api_repair(settings, version, reason=reason, reporter=TextReporter())
     if not repaired:
         click.echo("Nothing to repair: every applied migration file matches its recorded "

@@ -136,7 +136,8 @@ def _url_of(given: Any) -> str:
 def _lock_for(config: Any, url: str, options: RunOptions) -> AbstractContextManager[Any]:
     if config.attributes.get(LOCK_HELD_KEY) or _read_only_command(config):
         return nullcontext()
-    from .locking import MigrationLock
+    from .locking import LeaseLock, MigrationLock
+    from .settings import LEASE
 
     reporter = config.attributes.get(REPORTER_KEY)
     token = config.attributes.get(CANCEL_KEY)
@@ -149,12 +150,20 @@ def _lock_for(config: Any, url: str, options: RunOptions) -> AbstractContextMana
         else:
             print(line, file=sys.stderr)
 
-    return MigrationLock(
-        url,
-        wait_seconds=options.lock_wait,
-        on_wait=on_wait,
-        should_stop=(lambda: token.cancelled) if token is not None else None,
-    )
+    should_stop = (lambda: token.cancelled) if token is not None else None
+    schema = config.attributes.get(HISTORY_SCHEMA_KEY, DEFAULT_HISTORY_SCHEMA)
+    lock: LeaseLock | MigrationLock
+    if options.lock == LEASE:
+        lock = LeaseLock(url, wait_seconds=options.lock_wait, expiry=options.lease_expiry,
+                         history_schema=schema, on_wait=on_wait, should_stop=should_stop)
+    else:
+        lock = MigrationLock(url, wait_seconds=options.lock_wait, on_wait=on_wait,
+                             should_stop=should_stop, history_schema=schema)
+    config.attributes[_LOCK_CHECK_KEY] = lock.check  # before each step (a lost lease stops)
+    return lock
+
+
+_LOCK_CHECK_KEY = "fraiseql.lock_check"
 
 
 def _read_only_command(config: Any) -> bool:
@@ -174,6 +183,7 @@ def _run_online(
         apply_session_settings,
         connect,
         session_reset_sql,
+        transaction_setup_sql,
         version_table_schema,
     )
 
@@ -193,13 +203,17 @@ def _run_online(
             token.register(dbapi)
         try:
             with dbapi.cursor() as cursor:
-                apply_session_settings(cursor, options)
+                if not options.pooled:  # lease mode: each migration's transaction sets them
+                    apply_session_settings(cursor, options)
                 version_schema = version_table_schema(cursor)  # named to Alembic
             dbapi.commit()
             if not isinstance(connection, nullcontext) and not _read_only_command(config):
                 _prepare_history(dbapi, schema)
                 config.attributes[HISTORY_READY_KEY] = True
-                config.attributes[SESSION_RESET_KEY] = session_reset_sql(options)
+                config.attributes[SESSION_RESET_KEY] = (
+                    transaction_setup_sql(options) if options.pooled
+                    else session_reset_sql(options)
+                )
             context.configure(
                 connection=conn,
                 transaction_per_migration=True,
@@ -211,7 +225,9 @@ def _run_online(
             migration_context = context.get_context()
             steps_fn = migration_context._migrations_fn
             assert steps_fn is not None
-            migration_context._migrations_fn = _announcing(steps_fn, reporter, token)
+            migration_context._migrations_fn = _announcing(
+                steps_fn, reporter, token, config.attributes.get(_LOCK_CHECK_KEY)
+            )
             with context.begin_transaction():
                 context.run_migrations()
         finally:
@@ -241,9 +257,11 @@ def _prepare_history(dbapi: Any, schema: str) -> None:
 
 
 def _announcing(
-    steps_fn: Callable[..., Iterable[Step]], reporter: Any, token: Any
+    steps_fn: Callable[..., Iterable[Step]], reporter: Any, token: Any,
+    lock_check: Callable[[], None] | None = None,
 ) -> Callable[..., Iterator[Step]]:
-    """Check for cancellation and tell the reporter just before Alembic runs each step."""
+    """Check for cancellation (and that the lock's lease is still ours) and tell the
+    reporter just before Alembic runs each step."""
 
     def steps(*args: Any, **kwargs: Any) -> Iterator[Step]:
         for step in steps_fn(*args, **kwargs):
@@ -251,6 +269,8 @@ def _announcing(
             name = os.path.basename(path) if path else None
             if token is not None:
                 token.check(f"before {name}" if name else "")
+            if lock_check is not None:
+                lock_check()
             if reporter is not None and name is not None:
                 reporter.start(name, bool(step.is_upgrade))
             yield step
