@@ -28,6 +28,7 @@ from .plugin import (
     RUN_OPTIONS_KEY,
     SESSION_RESET_KEY,
     as_command_error,
+    config_option,
 )
 from .settings import URL_KEY, RunOptions, check_duration, check_seconds, sqlalchemy_url
 from .status import ancestors
@@ -40,23 +41,24 @@ _READ_ONLY_COMMANDS = frozenset({"current", "check", "history", "heads", "show",
 
 def configured_url(config: Any) -> str | None:
     """The URL our API passed, else ``sqlalchemy.url``, else ``DATABASE_URL``."""
-    url = config.attributes.get(URL_KEY) or config.get_main_option("sqlalchemy.url")
+    url = config.attributes.get(URL_KEY) or config_option(config, "sqlalchemy.url")
     return url or os.environ.get("DATABASE_URL") or None
 
 
 def run_options(config: Any) -> RunOptions:
-    """From our API, else the ``fraiseql_*`` options of alembic.ini, else the defaults."""
+    """From our API, else the ``fraiseql_*`` options (alembic.ini or ``[tool.alembic]``)."""
     options = config.attributes.get(RUN_OPTIONS_KEY)
     if isinstance(options, RunOptions):
         return options
-    get = config.get_main_option
-    statement_timeout = get("fraiseql_statement_timeout")
+    statement_timeout = config_option(config, "fraiseql_statement_timeout")
     return RunOptions(
         lock_wait=check_seconds(
-            get("fraiseql_lock_wait", str(RunOptions.lock_wait)), "fraiseql_lock_wait"
+            config_option(config, "fraiseql_lock_wait", str(RunOptions.lock_wait)),
+            "fraiseql_lock_wait",
         ),
         lock_timeout=check_duration(
-            get("fraiseql_lock_timeout", RunOptions.lock_timeout), "fraiseql_lock_timeout"
+            config_option(config, "fraiseql_lock_timeout", RunOptions.lock_timeout),
+            "fraiseql_lock_timeout",
         ),
         statement_timeout=(
             check_duration(statement_timeout, "fraiseql_statement_timeout")
@@ -93,8 +95,8 @@ def _run(context: Any, config: Any) -> None:
 
     given = config.attributes.get("connection")  # pytest-alembic and Alembic's cookbook
     url = _url_of(given) if given is not None else configured_url(config)
-    schema = config.attributes.get(HISTORY_SCHEMA_KEY) or config.get_main_option(
-        "fraiseql_history_schema", DEFAULT_HISTORY_SCHEMA
+    schema = config.attributes.get(HISTORY_SCHEMA_KEY) or config_option(
+        config, "fraiseql_history_schema", DEFAULT_HISTORY_SCHEMA
     )
     config.attributes.setdefault(HISTORY_SCHEMA_KEY, schema)
     if context.is_offline_mode():
