@@ -32,6 +32,7 @@ from .errors import (
     MigrationFileError,
     MigrationLayoutError,
     UsageError,
+    file_access_error,
     our_error_in_context,
 )
 from .executor import Step
@@ -100,13 +101,16 @@ def init(path: Path) -> InitResult:
             f"--path {path} is a file, not a folder; point --path at the migrations folder"
         )
     created: list[Path] = []
-    if not path.exists():
-        path.mkdir(parents=True)
-        created.append(path)
     readme = path / "README.md"
-    if not readme.exists():
-        readme.write_text(_template("migrations_README.md"), encoding="utf-8")
-        created.append(readme)
+    try:
+        if not path.exists():
+            path.mkdir(parents=True)
+            created.append(path)
+        if not readme.exists():
+            readme.write_text(_template("migrations_README.md"), encoding="utf-8")
+            created.append(readme)
+    except OSError as err:
+        raise file_access_error(err, action="create", writing=True) from err
     return InitResult(path, tuple(created))
 
 
@@ -182,8 +186,16 @@ def create(
     else:
         content = string.Template(_template("migration.sql")).substitute(values)
     target = path / filename
-    with open(target, "x", encoding="utf-8") as handle:
-        handle.write(content)
+    opened = False
+    try:
+        with open(target, "x", encoding="utf-8") as handle:
+            opened = True
+            handle.write(content)
+    except OSError as err:
+        if opened:  # a partial file (disk full) would look like a migration
+            with suppress(OSError):
+                target.unlink()
+        raise file_access_error(err, target, action="create", writing=True) from err
     return target
 
 

@@ -96,7 +96,11 @@ def handle_errors(func: F) -> F:
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             ctx.exit(130)
-        except MigrationError as err:
+        except (MigrationError, OSError) as err:
+            if isinstance(err, OSError):  # one that no verb put into words (errors.py does)
+                from .errors import file_access_error
+
+                err = file_access_error(err)
             if state.verbose:
                 click.echo(redact(traceback.format_exc(), secret), err=True)
             click.echo(f"Error: {redact(err.message, secret)}", err=True)

@@ -6,6 +6,11 @@ to do next.  The CLI prints ``Error: <message>`` and exits with ``exit_code``.
 
 from __future__ import annotations
 
+import errno
+import getpass
+import os
+from pathlib import Path
+
 
 class MigrationError(Exception):
     """Root of every error this package raises on purpose."""
@@ -129,6 +134,70 @@ class UnlocatedExecutionError(MigrationExecutionError):
         )
         self.args = (self.message,)
         self.located = f"{filename}: {pg_message}{state}"
+
+
+class FileAccessError(MigrationError):
+    """A file or folder could not be read or written (permissions, a symbolic link loop, a
+    read-only file system, ...): see :func:`file_access_error`."""
+
+
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """``path`` relative to the current directory when it is below it, else as it is."""
+    try:
+        return str(Path(path).absolute().relative_to(Path.cwd()))
+    except (ValueError, OSError):
+        return str(path)
+
+
+def os_reason(err: OSError, where: str, *, writing: bool = False) -> str:
+    """Why a file operation on ``where`` (when ``writing``: in that folder) failed and what
+    to do, in our words: no errno and no exception name.  The one place OSErrors are put
+    into words."""
+    code = err.errno
+    if code == errno.ELOOP:
+        return ("it is a symbolic link that leads back to itself (a loop); point it at a "
+                "real file or folder, or remove it")
+    if code in (errno.EACCES, errno.EPERM):
+        try:
+            user = f" {getpass.getuser()}"
+        except (KeyError, OSError):
+            user = ""
+        if writing:
+            return (f"permission denied: user{user} may not write there; fix the folder's "
+                    f"permissions (see `ls -ld {where}`) or run as a user who may")
+        return (f"permission denied: user{user} may not read it; fix its permissions "
+                f"(see `ls -ld {where}`) or run as a user who may")
+    if code == errno.EROFS:
+        return ("the file system is read-only; run this where the migrations folder is "
+                "writable (e.g. your checkout, not a deployed image)")
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return "no space left on the device (or the disk quota is used up); free some space"
+    if code == errno.ENOENT:
+        return "it does not exist"
+    if code == errno.ENOTDIR:
+        return "a part of the path is a file, not a folder"
+    if code == errno.EISDIR:
+        return "it is a folder, not a file"
+    if code == errno.ENAMETOOLONG:
+        return "the name is too long for the file system"
+    if code == errno.EIO:
+        return "input/output error (a failing disk or network file system?)"
+    text = err.strerror or str(err) or type(err).__name__
+    return text[:1].lower() + text[1:]
+
+
+def file_access_error(
+    err: OSError, path: str | os.PathLike[str] | None = None, *, action: str = "use",
+    writing: bool = False,
+) -> FileAccessError:
+    """``Cannot <action> <path>: <reason>`` for an OSError, the path shown relative to the
+    current directory (``path``, else the one the error names)."""
+    target = path if path is not None else err.filename
+    if target is None or isinstance(target, int):
+        return FileAccessError(f"Cannot {action} a file: {os_reason(err, 'it', writing=writing)}")
+    where = shown_path(os.fsdecode(target))
+    folder = shown_path(Path(os.fsdecode(target)).parent) if writing else where
+    return FileAccessError(f"Cannot {action} {where}: {os_reason(err, folder, writing=writing)}")
 
 
 class DatabaseError(MigrationError):

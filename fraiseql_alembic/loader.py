@@ -15,7 +15,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import MigrationFileError, MigrationLayoutError
+from .errors import (
+    MigrationFileError,
+    MigrationLayoutError,
+    file_access_error,
+    os_reason,
+    shown_path,
+)
 from .sqlfile import MigrationName, ParsedMigration, normalize_text, parse_filename, parse_migration
 
 # Names that look like an attempt at a migration but will not be loaded.
@@ -70,6 +76,12 @@ def list_folder(folder: Path, *, check_numbers: bool = True) -> FolderListing:
 
 def _list_folder(folder: Path) -> FolderListing:
     if not folder.exists():
+        if folder.is_symlink():
+            raise MigrationLayoutError(
+                f"Migrations folder {shown_path(folder)} is a symbolic link to "
+                f"{os.readlink(folder)}, which does not exist or loops; point it at the "
+                "migrations folder or pass --path"
+            )
         raise MigrationLayoutError(
             f"Migrations folder {folder} does not exist; run `fraiseql migrate init` "
             "or pass --path"
@@ -80,17 +92,52 @@ def _list_folder(folder: Path) -> FolderListing:
         )
     found: list[tuple[MigrationName, Path]] = []
     ignored: list[Path] = []
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            if not entry.is_file():
-                continue
-            name = parse_filename(entry.name)
-            if name is not None:
-                found.append((name, Path(entry.path)))
-            elif _ALMOST_SQL_RE.match(entry.name) and not entry.name.endswith((".py", ".pyc")):
-                ignored.append(Path(entry.path))
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                name = parse_filename(entry.name)
+                if name is None and (not _ALMOST_SQL_RE.match(entry.name)
+                                     or entry.name.endswith((".py", ".pyc"))):
+                    continue
+                if not _is_file(entry, named_like_a_migration=name is not None):
+                    continue
+                if name is not None:
+                    found.append((name, Path(entry.path)))
+                else:
+                    ignored.append(Path(entry.path))
+    except OSError as err:
+        raise file_access_error(err, folder, action="read the migrations folder") from err
     found.sort(key=lambda item: (item[0].number, item[0].filename))
     return FolderListing(tuple(found), tuple(sorted(ignored)))
+
+
+def _is_file(entry: os.DirEntry[str], *, named_like_a_migration: bool) -> bool:
+    """Whether ``entry`` is a file (or a link to one).  Anything else named like a
+    migration is an error naming it, never silently passed over: a folder, a symbolic
+    link to nothing, a link loop."""
+    where = shown_path(entry.path)
+    try:
+        if entry.is_file():
+            return True
+    except OSError as err:  # ELOOP: a symbolic link loop
+        if not named_like_a_migration:
+            return False
+        raise MigrationLayoutError(
+            f"{where} is named like a migration but cannot be read: "
+            f"{os_reason(err, where)}"
+        ) from err
+    if not named_like_a_migration:
+        return False
+    if entry.is_dir():
+        what = "a folder, not a file"
+        fix = "move it out of the migrations folder, or rename it so it does not end in .sql"
+    elif entry.is_symlink():
+        what = f"a symbolic link to {os.readlink(entry.path)}, which does not exist"
+        fix = "restore the file it points to, or remove the link"
+    else:
+        what = "not a regular file"
+        fix = "move it out of the migrations folder"
+    raise MigrationLayoutError(f"{where} is named like a migration but is {what}; {fix}")
 
 
 def check_unique_numbers(names: Sequence[MigrationName]) -> None:
@@ -109,7 +156,9 @@ def read_migration(name: MigrationName, path: Path) -> ParsedMigration:
     try:
         raw = path.read_bytes()
     except OSError as err:
-        raise MigrationFileError(name.filename, f"cannot be read: {err.strerror}") from err
+        raise MigrationFileError(
+            shown_path(path), f"cannot be read: {os_reason(err, shown_path(path))}"
+        ) from err
     return parse_migration(name, normalize_text(raw, name.filename))
 
 

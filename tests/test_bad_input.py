@@ -170,3 +170,126 @@ def test_a_bad_lock_wait_in_alembic_ini_is_one_line(project: Project) -> None:
         "(0: do not wait)"]
     assert "Traceback" not in result.stderr
     assert project.version() == []
+
+
+# ---------------------------------------------------------------------------
+# The folder: links, folders and permissions, in our words and relative paths
+
+VERBS = ("status", "lint", "check", "up")
+
+
+def without_root_bypass() -> tuple[str, ...]:
+    """A command prefix under which file permissions apply: root ignores them, so as root
+    the capabilities that bypass them are dropped (setpriv, from util-linux)."""
+    if os.geteuid() != 0:
+        return ()
+    caps = "-dac_override,-dac_read_search"
+    return ("setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}")
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda folder: (folder / "002_loop.sql").symlink_to("002_loop.sql"),
+     "Error: migrations/002_loop.sql is named like a migration but cannot be read: it is a "
+     "symbolic link that leads back to itself (a loop); point it at a real file or folder, or "
+     "remove it"),
+    (lambda folder: (folder / "002_gone.sql").symlink_to("missing.sql"),
+     "Error: migrations/002_gone.sql is named like a migration but is a symbolic link to "
+     "missing.sql, which does not exist; restore the file it points to, or remove the link"),
+    (lambda folder: (folder / "002_x.sql").mkdir(),
+     "Error: migrations/002_x.sql is named like a migration but is a folder, not a file; move "
+     "it out of the migrations folder, or rename it so it does not end in .sql"),
+])
+def test_a_link_or_folder_named_like_a_migration_is_reported_by_every_verb(
+    project: Project, make: object, message: str
+) -> None:
+    """A loop was `Error: OSError: [Errno 40] ...`; a folder or a dangling link was passed
+    over in silence, and `up` went on to apply 003 without 002."""
+    project.write("001_a.sql", UP_DOWN.format(t="a"))
+    project.write("003_c.sql", UP_DOWN.format(t="c"))
+    make(project.migrations)  # type: ignore[operator]
+    for verb in VERBS:
+        result = fraiseql(project.root, verb, url=project.database_url)
+        assert one_error(result, 1) == message, verb
+    assert project.version() == []
+
+
+def test_links_and_folders_not_named_like_migrations_are_left_alone(project: Project) -> None:
+    project.write("001_a.sql", UP_DOWN.format(t="a"))
+    (project.migrations / "notes").symlink_to("notes")  # a loop, not a migration's name
+    (project.migrations / "drafts").mkdir()
+    (project.migrations / "old.txt").symlink_to("gone.txt")
+    result = fraiseql(project.root, "up", url=project.database_url)
+    assert result.returncode == 0, result.stderr
+    assert project.version() == ["001"]
+
+
+def test_an_unreadable_folder_or_file_is_one_line_with_its_relative_path(
+    project: Project
+) -> None:
+    import getpass
+
+    user = getpass.getuser()
+    project.write("001_a.sql", UP_DOWN.format(t="a"))
+    project.migrations.chmod(0)
+    try:
+        for verb in VERBS:
+            result = fraiseql(project.root, verb, url=project.database_url,
+                              prefix=without_root_bypass())
+            assert one_error(result, 1) == (
+                f"Error: Cannot read the migrations folder migrations: permission denied: user "
+                f"{user} may not read it; fix its permissions (see `ls -ld migrations`) or run "
+                "as a user who may"), verb
+    finally:
+        project.migrations.chmod(0o755)
+    (project.migrations / "001_a.sql").chmod(0)
+    expected = (f"migrations/001_a.sql: cannot be read: permission denied: user {user} may not "
+                "read it; fix its permissions (see `ls -ld migrations/001_a.sql`) or run as a "
+                "user who may")
+    for verb in ("status", "up", "lint"):
+        result = fraiseql(project.root, verb, url=project.database_url,
+                          prefix=without_root_bypass())
+        assert one_error(result, 1) == f"Error: {expected}", verb
+    result = fraiseql(project.root, "check", url=project.database_url,
+                      prefix=without_root_bypass())
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[0] == expected.replace("001_a.sql:", "001_a.sql:1:", 1)
+    assert project.version() == []
+
+
+def test_create_in_a_read_only_folder_is_one_line(tmp_path: Path) -> None:
+    import getpass
+
+    assert fraiseql(tmp_path, "init").returncode == 0
+    migrations = tmp_path / "migrations"
+    migrations.chmod(0o555)
+    try:
+        result = fraiseql(tmp_path, "create", "add_x", prefix=without_root_bypass())
+    finally:
+        migrations.chmod(0o755)
+    assert one_error(result, 1) == (
+        f"Error: Cannot create migrations/001_add_x.sql: permission denied: user "
+        f"{getpass.getuser()} may not write there; fix the folder's permissions (see `ls -ld "
+        "migrations`) or run as a user who may")
+    assert sorted(path.name for path in migrations.iterdir()) == ["README.md"]
+
+
+def test_create_and_init_on_a_read_only_file_system_are_one_line(tmp_path: Path) -> None:
+    """The folder is bind-mounted read-only in a private mount namespace (unshare; as a
+    normal user inside a user namespace)."""
+    assert fraiseql(tmp_path, "init").returncode == 0
+    (tmp_path / "migrations" / "README.md").unlink()
+    fraiseql_bin = BIN / "fraiseql"
+    script = (
+        "mount --bind migrations migrations && mount -o remount,bind,ro migrations && "
+        f"{fraiseql_bin} migrate create add_x; {fraiseql_bin} migrate init"
+    )
+    namespace = ("unshare", "-m") if os.geteuid() == 0 else ("unshare", "-rm")
+    result = subprocess.run([*namespace, "sh", "-c", script], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120, env={**os.environ, "DATABASE_URL": ""})
+    read_only = ("the file system is read-only; run this where the migrations folder is "
+                 "writable (e.g. your checkout, not a deployed image)")
+    assert result.stderr.splitlines() == [
+        f"Error: Cannot create migrations/001_add_x.sql: {read_only}",
+        f"Error: Cannot create migrations/README.md: {read_only}",
+    ]
+    assert list((tmp_path / "migrations").iterdir()) == []
