@@ -92,6 +92,76 @@ def numbering_against_base(
     return found
 
 
+@dataclass(frozen=True)
+class Revision:
+    """What the branch rule needs of a revision: its id, parents and file name."""
+
+    revision: str
+    parents: tuple[str, ...]
+    filename: str
+
+
+def branches(
+    revisions: Sequence[Revision], base_files: Collection[str] | None = None,
+    ref: str | None = None,
+) -> list[tuple[str | None, str]]:
+    """(file or None, message) when the chain has several heads (lines nothing joins).
+
+    ``up`` applies nothing then.  With ``base_files`` (what ``ref`` holds), a new revision
+    that branches off where ``ref`` already has a later migration was made before that one
+    was merged: it is named, with the parent it must take to run after what is merged.
+    """
+    children: dict[str | None, list[Revision]] = {}
+    for revision in revisions:
+        for parent in revision.parents or (None,):
+            children.setdefault(parent, []).append(revision)
+    heads = [revision for revision in revisions if revision.revision not in children]
+    if len(heads) < 2:
+        return []
+    by_id = {revision.revision: revision for revision in revisions}
+
+    def line_head(start: Revision) -> Revision | None:
+        found = [head for head in heads if start.revision in _below(head, by_id)]
+        return found[0] if len(found) == 1 else None
+
+    found: list[tuple[str | None, str]] = []
+    if base_files is not None and ref is not None:
+        for parent, siblings in children.items():
+            merged = [sibling for sibling in siblings if sibling.filename in base_files]
+            if len(siblings) < 2 or not merged:
+                continue
+            parent_name = by_id[parent].filename if parent in by_id else "<base>"
+            head = line_head(merged[0])
+            for sibling in siblings:
+                if sibling.filename in base_files:
+                    continue
+                follow = head.revision if head is not None else "<the head>"
+                relink = (f"add a `-- revises: {follow}` header line to it"
+                          if sibling.filename.endswith(".sql")
+                          else f"set `down_revision = \"{follow}\"` in it")
+                found.append((sibling.filename, (
+                    f"follows {parent_name}, but {ref} already has {merged[0].filename} after "
+                    f"it, so databases that ran that would skip this one (two heads): {relink} "
+                    "so that it runs after the migrations already merged"
+                )))
+    if not found:
+        found.append((None, status_view.branched_message([head.filename for head in heads])))
+    return found
+
+
+def _below(head: Revision, by_id: dict[str, Revision]) -> set[str]:
+    """``head`` and every revision under it."""
+    seen: set[str] = set()
+    stack = [head.revision]
+    while stack:
+        current = stack.pop()
+        if current not in seen:
+            seen.add(current)
+            revision = by_id.get(current)
+            stack.extend(revision.parents if revision is not None else ())
+    return seen
+
+
 def changed_since_base(
     filename: str, status: str, before: ParsedMigration | None, after: ParsedMigration | None,
     ref: str,
@@ -119,7 +189,8 @@ def _renamed(name: MigrationName, number: int) -> str:
 
 def database_problems(report: status_view.StatusReport) -> list[tuple[str, int, str]]:
     """(file name, line, message) for each row of the status that ``up`` would refuse or
-    that needs a person: modified, missing, never ran here, not in alembic_version, partial."""
+    that needs a person: modified, missing, never ran here, not in alembic_version, merged
+    out of order, partial."""
     found: list[tuple[str, int, str]] = []
     for row in report.rows:
         when = f" on {row.applied_at:%Y-%m-%d %H:%M:%S}" if row.applied_at else ""
@@ -138,6 +209,10 @@ def database_problems(report: status_view.StatusReport) -> list[tuple[str, int, 
                 "never ran on the database, yet later migrations did (merged late?); "
                 "renumber it above the last applied migration"
             )))
+        elif row.state == status_view.OUT_OF_ORDER or (
+            row.state == status_view.UNTRACKED and row.fork is not None
+        ):
+            found.append((row.filename, 1, status_view.out_of_order_message(row)))
         elif row.state == status_view.UNTRACKED:
             found.append((row.filename, 1, (
                 f"fraiseql_migrations says it was applied{when} but alembic_version does not; "

@@ -179,7 +179,13 @@ def link_chain(
     - ``-- revises: <id>`` in the header wins.
     - Otherwise the nearest lower number among SQL files and numeric ``.py`` ids.
     - The lowest SQL file with nothing lower chains onto the single head of the
-      existing ``.py`` history (teams adopting us keep their Alembic history).
+      existing hex-id ``.py`` history (teams adopting us keep their Alembic history).
+
+    A parent depends only on the numbers and on the file's own header, never on which
+    hex-id revisions happen to be in the folder: a ``.py`` revision merged late with
+    ``down_revision = "003"`` starts a second head beside ``004``; it never slips in
+    below ``004``, which databases may have applied already.  A SQL file meant to follow
+    a hex-id revision names it with ``-- revises:`` (``create`` writes that line).
     """
     python = list(python)
     by_number: dict[int, tuple[str, str]] = {}
@@ -195,34 +201,8 @@ def link_chain(
                 )
             by_number[number] = (script.revision, script.filename)
     numbers = sorted(by_number)
-
+    legacy_heads = _legacy_heads(python)
     sql_ids = {migration.name.version for migration in sql}
-    referenced = {parent for script in python for parent in script.down_revisions}
-    legacy_heads = sorted(
-        script.revision
-        for script in python
-        if script.revision not in referenced
-        and not _NUMERIC_ID_RE.match(script.revision)
-        and not sql_ids.intersection(script.down_revisions)
-    )
-
-    # Hex-id revisions made with `alembic revision` on top of a numbered one: a later
-    # SQL file chains onto the tip of that run instead of forking a second head.
-    hex_children: dict[str, list[str]] = {}
-    for script in python:
-        if not _NUMERIC_ID_RE.match(script.revision):
-            for parent in script.down_revisions:
-                hex_children.setdefault(parent, []).append(script.revision)
-
-    def tip(revision: str) -> str:
-        seen = {revision}
-        while len(hex_children.get(revision, ())) == 1:
-            revision = hex_children[revision][0]
-            if revision in seen:
-                break
-            seen.add(revision)
-        return revision
-
     known = sql_ids | {script.revision for script in python}
     parents: dict[str, str | None] = {}
     for migration in sql:
@@ -236,7 +216,7 @@ def link_chain(
             continue
         position = bisect.bisect_left(numbers, migration.name.number)
         if position > 0:
-            parents[migration.name.version] = tip(by_number[numbers[position - 1]][0])
+            parents[migration.name.version] = by_number[numbers[position - 1]][0]
         elif len(legacy_heads) == 1:
             parents[migration.name.version] = legacy_heads[0]
         elif len(legacy_heads) > 1:
@@ -248,3 +228,31 @@ def link_chain(
         else:
             parents[migration.name.version] = None
     return parents
+
+
+def _legacy_heads(python: Sequence[PyRevision]) -> list[str]:
+    """Heads of the hex-id history that no numbered revision is part of.
+
+    A hex-id revision is legacy when every revision below it is a hex-id ``.py``
+    revision too; one made with ``alembic revision`` on top of a numbered revision
+    (or of a SQL file) is not a place for the first SQL file to adopt.
+    """
+    hex_ids = {script.revision for script in python if not _NUMERIC_ID_RE.match(script.revision)}
+    children: dict[str, list[str]] = {}
+    for script in python:
+        for parent in script.down_revisions:
+            children.setdefault(parent, []).append(script.revision)
+    not_legacy = [
+        script.revision
+        for script in python
+        if script.revision in hex_ids
+        and any(parent not in hex_ids for parent in script.down_revisions)
+    ]
+    seen = set(not_legacy)
+    while not_legacy:  # everything above a numbered revision is not legacy either
+        for child in children.get(not_legacy.pop(), ()):
+            if child not in seen:
+                seen.add(child)
+                not_legacy.append(child)
+    referenced = set(children)
+    return sorted(hex_ids - seen - referenced)

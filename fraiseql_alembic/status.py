@@ -24,6 +24,25 @@ MODIFIED = "modified"  # applied, but the file changed since
 MISSING = "missing"  # applied, but the file is gone
 UNRECORDED = "unrecorded"  # inside the applied chain, but it never ran here (merged late?)
 UNTRACKED = "untracked"  # history says applied, alembic_version says not (edited by hand?)
+#: Pending, and it branches off a revision that this database has already moved past on
+#: another line of history: merged after later migrations were applied.
+OUT_OF_ORDER = "out_of_order"
+
+
+@dataclass(frozen=True)
+class Fork:
+    """Where a revision parts from the database's line of history (display names).
+
+    For an OUT_OF_ORDER row: ``parent`` is the revision it follows, ``other`` the applied
+    revision that came after ``parent`` on the database's line, and ``follow`` the id it
+    should follow instead (the head of that line in the folder), when there is one.
+    For an UNTRACKED row: ``other`` ran after it (fraiseql_migrations) yet follows
+    ``parent`` in the folder, so ``alembic_version`` no longer covers it.
+    """
+
+    parent: str
+    other: str
+    follow: str | None = None
 
 
 @dataclass(frozen=True)
@@ -43,18 +62,21 @@ class StatusRow:
     #: marked_applied, or manual for the spec's hand-made INSERT).
     action: str | None = None
     repair: history.HistoryRow | None = None  # the newest repair, which accepted ``checksum``
+    fork: Fork | None = None  # OUT_OF_ORDER, or UNTRACKED because the chain changed under it
 
     @property
     def applied(self) -> bool:
         """Applied according to ``alembic_version``."""
-        return self.state not in (PENDING, UNTRACKED)
+        return self.state not in (PENDING, UNTRACKED, OUT_OF_ORDER)
 
 
 @dataclass(frozen=True)
 class StatusReport:
     rows: tuple[StatusRow, ...]
-    heads: tuple[str, ...]
+    heads: tuple[str, ...]  # alembic_version
     ignored: tuple[Path, ...] = ()
+    #: The heads of the folder's chain, as file names; more than one is a branch.
+    folder_heads: tuple[str, ...] = ()
 
     @property
     def pending(self) -> tuple[StatusRow, ...]:
@@ -63,8 +85,14 @@ class StatusReport:
     @property
     def problems(self) -> tuple[StatusRow, ...]:
         return tuple(
-            row for row in self.rows if row.state in (MODIFIED, MISSING, UNRECORDED, UNTRACKED)
+            row for row in self.rows
+            if row.state in (MODIFIED, MISSING, UNRECORDED, UNTRACKED, OUT_OF_ORDER)
         )
+
+    @property
+    def branched(self) -> bool:
+        """The folder has several heads and something is not applied: ``up`` refuses."""
+        return len(self.folder_heads) > 1 and any(not row.applied for row in self.rows)
 
 
 def build(
@@ -81,8 +109,17 @@ def build(
     section alone is not a change), and SQL files that sit inside the applied part
     of the chain but never ran here (UNRECORDED: merged late, numbered below
     migrations that were already applied, or their history row was deleted).
+
+    When the folder has several heads, a pending revision that branches off a revision
+    the database has moved past on another line is OUT_OF_ORDER (a ``.py`` revision
+    merged after later migrations were applied), never silently left out.
     """
     by_id = {script.revision: script for script in scripts}
+    children: dict[str | None, list[str]] = {}
+    for script in scripts:
+        for parent in parents_of(script) or (None,):
+            children.setdefault(parent, []).append(script.revision)
+    folder_heads = tuple(script.revision for script in scripts if script.revision not in children)
     applied_ids = ancestors(state.heads, by_id.get)
     recorded_ids = {
         version
@@ -91,6 +128,30 @@ def build(
     }
     if any(head not in by_id for head in state.heads):
         applied_ids |= recorded_ids  # the chain below a deleted head is unknown: trust history
+    def name(revision: str | None) -> str:
+        script = by_id.get(revision) if revision is not None else None
+        return display_name(script) if script is not None else (revision or "<base>")
+
+    def fork(script: Any, recorded: history.HistoryRow | None) -> Fork | None:
+        """The applied revision beside ``script`` that the database went on with."""
+        if len(folder_heads) < 2:
+            return None  # one head: a merge revision joined the lines on purpose
+        for parent in parents_of(script) or (None,):
+            if parent is not None and parent not in applied_ids:
+                continue
+            for other in children.get(parent, ()):
+                if other == script.revision or other not in applied_ids:
+                    continue
+                if recorded is None:  # pending: what should it follow instead?
+                    follow = [head for head in folder_heads
+                              if other in ancestors([head], by_id.get)]
+                    return Fork(name(parent), name(other), follow[0] if len(follow) == 1
+                                else (state.heads[0] if len(state.heads) == 1 else None))
+                ran_after = state.history.get(other)
+                if ran_after is not None and ran_after.id > recorded.id:
+                    return Fork(name(parent), name(other))
+        return None
+
     rows: list[StatusRow] = []
     for script in scripts:
         migration = sql_migration(script)
@@ -102,14 +163,17 @@ def build(
                     StatusRow(script.revision, display_name(script), UNTRACKED,
                               record.applied_at, record.execution_ms, record.applied_by,
                               checksum, record.checksum, migration,
-                              action=record.action, repair=record.repair)
+                              action=record.action, repair=record.repair,
+                              fork=fork(script, record))
                 )
                 continue
             mark = _manual_mark(script.revision, display_name(script), state.history)
+            branch = fork(script, None) if applied_ids else None
             rows.append(
-                StatusRow(script.revision, display_name(script), PENDING, None, None, None,
+                StatusRow(script.revision, display_name(script),
+                          PENDING if branch is None else OUT_OF_ORDER, None, None, None,
                           checksum, None, migration, mark,
-                          state.progress.get((script.revision, "up")))
+                          state.progress.get((script.revision, "up")), fork=branch)
             )
             continue
         if record is not None and record.action not in history.APPLIED_ACTIONS:
@@ -158,7 +222,14 @@ def build(
                 repair=record.repair if record is not None else None,
             )
         )
-    return StatusReport(tuple(rows), state.heads)
+    return StatusReport(tuple(rows), state.heads,
+                        folder_heads=tuple(name(head) for head in folder_heads))
+
+
+def parents_of(script: Any) -> tuple[str, ...]:
+    """A revision's ``down_revision`` as a tuple (none, one, or a merge's several)."""
+    parents = script.down_revision
+    return (parents,) if isinstance(parents, str) else tuple(parents or ())
 
 
 def _changed(record: history.HistoryRow, migration: ParsedMigration) -> bool:
@@ -207,7 +278,46 @@ def warnings(report: StatusReport) -> list[str]:
         f"{path.name} is not loaded: migration files are named NNN_snake_case_name.sql"
         for path in report.ignored
     ]
+    if report.branched and not any(row.state == OUT_OF_ORDER for row in report.rows):
+        lines.append(branched_message(report.folder_heads))
     return lines
+
+
+def branched_message(heads: Sequence[str]) -> str:
+    """Why ``up`` applies nothing while the folder has several heads, and the way out."""
+    return (
+        f"The migrations folder has {len(heads)} heads ({', '.join(heads)}): two lines of "
+        "history that nothing joins, so `fraiseql migrate up` applies nothing and `alembic "
+        "upgrade head` refuses. Make one follow the other (its `down_revision`, or a "
+        "`-- revises: <id>` header line in a SQL file), or join them with `alembic merge "
+        "heads -m merge`"
+    )
+
+
+def out_of_order_message(row: StatusRow) -> str:
+    """An OUT_OF_ORDER or relinked UNTRACKED row: what happened and the way out."""
+    fork = row.fork
+    assert fork is not None
+    sql = row.filename.endswith(".sql")
+    if row.state == UNTRACKED:
+        relink = (f"`-- revises: {row.version}` header line to {fork.other}"
+                  if fork.other.endswith(".sql")
+                  else f"`down_revision = \"{row.version}\"` to {fork.other}")
+        return (
+            f"{row.filename} was applied, and {fork.other} after it, but in the folder "
+            f"{fork.other} follows {fork.parent}, not {row.filename}, so alembic_version no "
+            f"longer covers it: give {fork.other} its parent back (add a {relink})"
+        )
+    follow = fork.follow or "<the head>"
+    relink = (f"add a `-- revises: {follow}` header line to it" if sql
+              else f"set `down_revision = \"{follow}\"` in it")
+    return (
+        f"{row.filename} was merged after {fork.other} was applied: it follows "
+        f"{fork.parent}, which this database has moved past, so it would run out of order. "
+        f"If no database has run it yet, {relink} so that it runs after the migrations "
+        "already applied; to run it out of order on purpose, join the two lines with "
+        "`alembic merge heads -m merge`"
+    )
 
 
 def ancestors(revision_ids: Iterable[str], lookup: Callable[[str], Any]) -> set[str]:

@@ -126,8 +126,12 @@ def test_hand_written_py_revision_joins_the_chain(ini_project: Project) -> None:
 
 
 def test_alembic_revision_with_hex_id_then_sql_file_stays_one_chain(ini_project: Project) -> None:
-    command(ini_project, "alembic", "revision", "-m", "hand made")
-    ini_project.write("004_next.sql", UP_DOWN.format(t="f"))
+    command(ini_project, "alembic", "revision", "-m", "hand made", "--rev-id", "0123abcdef99")
+    # `create` names the hex head it follows: numbering alone would fork from 003
+    command(ini_project, "fraiseql", "migrate", "create", "next")
+    created = ini_project.migrations / "004_next.sql"
+    assert created.read_text().splitlines()[1] == "-- revises: 0123abcdef99"
+    created.write_text(created.read_text().replace("-- migrate:up\n", "-- migrate:up\nCREATE TABLE f (id int);\n"))
     heads = command(ini_project, "alembic", "heads").stdout
     assert heads == "004 (head)\n"
     command(ini_project, "fraiseql", "migrate", "up")
