@@ -1,10 +1,12 @@
 """``up --backup``: a ``pg_dump --format=custom`` of the database before anything is applied.
 
-The password travels in ``PGPASSWORD``, never on pg_dump's command line (where
-``ps`` would show it); every other connection parameter, including query
-parameters such as ``sslmode``, goes in the libpq URI given as ``--dbname``.  The
-dump is written to ``<FILE>.partial`` and renamed when pg_dump succeeds, so a file
-at FILE is always a complete dump.
+No secret is ever on pg_dump's command line, where ``ps`` (and any user of the
+machine) would see it: the password travels in ``PGPASSWORD``, and a client key's
+passphrase (``sslpassword``, which has no environment variable) in a private service
+file (mode 0600, named by ``PGSERVICEFILE``, removed when pg_dump ends).  Every other
+connection parameter, including query parameters such as ``sslmode``, goes in the libpq
+URI given as ``--dbname``.  The dump is written to ``<FILE>.partial`` and renamed when
+pg_dump succeeds, so a file at FILE is always a complete dump.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ import re
 import shlex
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -60,17 +65,26 @@ class Backup:
         )
 
 
+#: Connection parameters that are secrets: never on a command line.
+SECRET_PARAMETERS = ("password", "sslpassword")
+#: The section of the private service file that carries the other secrets.
+SERVICE = "fraiseql_backup"
+
+
 @dataclass(frozen=True)
 class Connection:
-    """How pg_dump reaches the database: a password-free URI and the password apart."""
+    """How pg_dump reaches the database: a secret-free URI, and the secrets apart."""
 
     uri: str
     password: str | None
     dbname: str
+    #: Secrets other than the password (``sslpassword``), by parameter name.
+    secrets: tuple[tuple[str, str], ...] = ()
 
 
 def split_password(url: str) -> Connection:
-    """Pure: take the password out of a libpq URI (userinfo or ``?password=``)."""
+    """Pure: take the password (userinfo or ``?password=``) and the other secret
+    parameters (``?sslpassword=``) out of a libpq URI."""
     parts = urlsplit(url)
     password: str | None = None
     netloc = parts.netloc
@@ -82,15 +96,60 @@ def split_password(url: str) -> Connection:
         netloc = f"{user}@{hostinfo}" if user else hostinfo
     query = parse_qsl(parts.query, keep_blank_values=True)
     kept = []
+    secrets: dict[str, str] = {}
     for key, value in query:
         if key == "password":
             password = value
+        elif key in SECRET_PARAMETERS:
+            secrets[key] = value
         else:
             kept.append((key, value))
     dbname = unquote(parts.path.lstrip("/")) or dict(kept).get("dbname") or ""
     query_text = urlencode(kept)
     uri = f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query_text}" if query_text else "")
-    return Connection(uri, password, dbname)
+    return Connection(uri, password, dbname, tuple(sorted(secrets.items())))
+
+
+@contextmanager
+def private_service(connection: Connection) -> Iterator[tuple[str, dict[str, str]]]:
+    """The URI and environment additions that hand pg_dump ``connection``'s secrets off
+    its command line: ``PGPASSWORD``, and a service file only this user can read (0600),
+    removed on leaving, for the others.  Yields the URI to pass as ``--dbname``."""
+    env: dict[str, str] = {}
+    if connection.password is not None:
+        env["PGPASSWORD"] = connection.password
+    if not connection.secrets:
+        yield connection.uri, env
+        return
+    parts = urlsplit(connection.uri)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(key == "service" for key, _ in query) or os.environ.get("PGSERVICE"):
+        raise BackupError(
+            "Cannot back up: the database URL (or PGSERVICE) names a service and the URL "
+            "holds an sslpassword; "
+            "pg_dump could get the sslpassword only on its command line, where `ps` shows "
+            "it. Move sslpassword into that service's entry of pg_service.conf. "
+            f"{NOTHING_APPLIED}"
+        )
+    lines = [f"[{SERVICE}]"]
+    for key, value in connection.secrets:
+        if value != value.strip() or "\n" in value or "\r" in value:
+            raise BackupError(
+                f"Cannot back up: the {key} in the database URL starts or ends with a space "
+                "or holds a line break, which pg_dump cannot be given privately. "
+                f"{NOTHING_APPLIED}"
+            )
+        lines.append(f"{key}={value}")
+    handle, name = tempfile.mkstemp(prefix="fraiseql-pgservice-", suffix=".conf")  # 0600
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as service_file:
+            service_file.write("\n".join(lines) + "\n")
+        env["PGSERVICEFILE"] = name
+        query_text = urlencode([*query, ("service", SERVICE)])
+        yield urlunsplit(parts._replace(query=query_text)), env
+    finally:
+        with suppress(OSError):
+            os.unlink(name)
 
 
 def default_path(dbname: str, now: datetime | None = None, folder: Path | None = None) -> Path:
@@ -186,14 +245,12 @@ def dump(
             f"Cannot back up to {target}: {err.strerror or err}; pass a writable --backup "
             f"FILE. {NOTHING_APPLIED}"
         ) from err
-    env = dict(os.environ)
-    if connection.password is not None:
-        env["PGPASSWORD"] = connection.password
-    command = [pg_dump, "--format=custom", "--file", str(partial)]
-    if lock_timeout and lock_timeout != "0":
-        command.append(f"--lock-wait-timeout={lock_timeout}")
-    command += ["--dbname", connection.uri]
-    returncode, stderr = _run(command, env, cancel)
+    with private_service(connection) as (uri, secret_env):
+        command = [pg_dump, "--format=custom", "--file", str(partial)]
+        if lock_timeout and lock_timeout != "0":
+            command.append(f"--lock-wait-timeout={lock_timeout}")
+        command += ["--dbname", uri]
+        returncode, stderr = _run(command, {**os.environ, **secret_env}, cancel)
     if returncode != 0:
         partial.unlink(missing_ok=True)
         if cancel is not None and cancel.cancelled:
@@ -202,7 +259,8 @@ def dump(
             raise MigrationInterrupted(
                 f"Stopped by {cancel.reason} during the backup; {NOTHING_APPLIED.lower()}"
             )
-        reason = _first_error(stderr, connection.password, lock_timeout)
+        reason = _first_error(stderr, lock_timeout, connection.password,
+                              *(value for _, value in connection.secrets))
         raise BackupError(
             f"Backup failed: {reason} (pg_dump exit {returncode}). {NOTHING_APPLIED}; fix the "
             "cause or run without --backup"
@@ -245,7 +303,7 @@ def _run(command: list[str], env: dict[str, str], cancel: CancelToken | None) ->
                     process.terminate()
 
 
-def _first_error(stderr: str, password: str | None, lock_timeout: str | None) -> str:
+def _first_error(stderr: str, lock_timeout: str | None, *secrets: str | None) -> str:
     """pg_dump's error as one line, without its prefixes or a password.
 
     pg_dump enforces ``--lock-wait-timeout`` with a statement timeout on its ``LOCK
@@ -260,7 +318,7 @@ def _first_error(stderr: str, password: str | None, lock_timeout: str | None) ->
         chosen = (f"could not lock table {locked} within --lock-timeout {lock_timeout}: another "
                   "session holds a conflicting lock (a long transaction or a running "
                   "migration?)")
-    return redact(chosen, password) or "no message"
+    return redact(chosen, *secrets) or "no message"
 
 
 def human_size(size: int) -> str:
