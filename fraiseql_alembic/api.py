@@ -162,14 +162,14 @@ def create(
             "or pass --path"
         )
     listing = loader.list_folder(path)
-    numbers = [migration.number for migration, _ in listing.migrations]
+    numbered = [(migration.number, migration.version) for migration, _ in listing.migrations]
     widths = [len(migration.version) for migration, _ in listing.migrations]
     for entry in path.iterdir():  # numbered .py revisions count too
         stem = entry.name.split("_", 1)[0]
         if entry.suffix == ".py" and loader.is_numeric_id(stem) and "_" in entry.name:
-            numbers.append(int(stem))
+            numbered.append((int(stem), stem))
             widths.append(len(stem))
-    number = max(numbers, default=0) + 1
+    number = max(numbered, default=(0, ""))[0] + 1
     version = str(number).zfill(max([3, *widths[-1:]]))
     filename = f"{version}_{name}.sql"
     assert parse_filename(filename) is not None
@@ -185,6 +185,9 @@ def create(
         )
     else:
         content = string.Template(_template("migration.sql")).substitute(values)
+    follow = _head_to_follow(path, max(numbered, default=(0, None))[1])
+    if follow is not None:  # after the title line
+        content = content.replace("\n", f"\n-- revises: {follow}\n", 1)
     target = path / filename
     opened = False
     try:
@@ -197,6 +200,16 @@ def create(
                 target.unlink()
         raise file_access_error(err, target, action="create", writing=True) from err
     return target
+
+
+def _head_to_follow(path: Path, highest: str | None) -> str | None:
+    """The parent a new SQL file must name in a ``-- revises:`` line: the folder's single
+    head when that is not the highest-numbered revision (which numbering alone would
+    chain onto), e.g. a hex-id revision from ``alembic revision`` or ``alembic merge``."""
+    if not loader.has_python_revisions(path):
+        return None
+    heads = script_directory(Settings(path, None, None)).get_heads()
+    return heads[0] if len(heads) == 1 and heads[0] != highest else None
 
 
 # ---------------------------------------------------------------------------
@@ -741,6 +754,10 @@ def _plan_upgrade(
         loader.list_folder(settings.path).ignored,
     )
     refuse_inconsistent(report, settings.path)
+    if report.branched:
+        raise MigrationLayoutError(
+            f"{status_view.branched_message(report.folder_heads)}. Nothing was applied"
+        )
     lost_heads = [row for row in report.rows
                   if row.state == status_view.MISSING and row.version in state.heads]
     if lost_heads:
@@ -794,7 +811,8 @@ def _leading_manual_marks(pending: list[status_view.StatusRow]) -> list[str]:
 
 
 def refuse_inconsistent(report: status_view.StatusReport, folder: Path | None = None) -> None:
-    """Refuse to migrate past a changed applied file or one that never ran here."""
+    """Refuse to migrate past a changed applied file, one that never ran here, or one
+    merged out of order (it branches off a revision the database has moved past)."""
     for row in report.rows:
         if row.state == status_view.MODIFIED:
             raise ChecksumMismatchError(
@@ -804,6 +822,13 @@ def refuse_inconsistent(report: status_view.StatusReport, folder: Path | None = 
                 "in a new "
                 "migration (`fraiseql migrate create fix_...`); if the edit is harmless (e.g. a "
                 f"comment), accept it with `fraiseql migrate repair {row.version}`"
+            )
+        if row.state == status_view.OUT_OF_ORDER or (
+            row.state == status_view.UNTRACKED and row.fork is not None
+        ):
+            raise MigrationLayoutError(
+                f"Refusing to migrate: {status_view.out_of_order_message(row)}. "
+                "Nothing was applied"
             )
         if row.state == status_view.UNTRACKED:
             raise MigrationLayoutError(
@@ -1073,14 +1098,16 @@ def check(settings: Settings, *, base: str | None = None) -> CheckReport:
             problems.append(rules.Problem(shown(name.filename), err.line or 1, err.detail))
             continue
         parsed.append(migration)
-    if not problems and not loader.has_python_revisions(settings.path):
+    chain: list[rules.Revision] | None = None
+    if not problems:
         try:
-            loader.link_chain(parsed, [])
-        except MigrationLayoutError as err:
+            chain = _chain_of(settings, parsed)
+        except MigrationError as err:
             problems.append(rules.Problem(None, 1, err.message))
     layout_ok = not problems
 
     new_files: tuple[str, ...] | None = None
+    on_base: set[str] | None = None
     if base is not None:
         from .gitbase import files_at
 
@@ -1095,6 +1122,9 @@ def check(settings: Settings, *, base: str | None = None) -> CheckReport:
             )
         ]
         problems += changed
+    branched = [rules.Problem(shown(filename) if filename else None, 1, message)
+                for filename, message in rules.branches(chain or [], on_base, base)]
+    problems += branched
     report = set(new_files) if new_files is not None else None
     problems += [
         rules.Problem(shown(finding.file), finding.line,
@@ -1115,7 +1145,27 @@ def check(settings: Settings, *, base: str | None = None) -> CheckReport:
         pending = len(database.pending)
         problems += [rules.Problem(shown(filename), line, message)
                      for filename, line, message in rules.database_problems(database)]
+        if any(row.state == status_view.OUT_OF_ORDER for row in database.rows):
+            # the database's explanation names the file and the way out: say it once
+            problems = [problem for problem in problems
+                        if problem not in branched or problem.file is not None]
     return CheckReport(tuple(problems), len(listing.migrations), new_files, pending, skipped)
+
+
+def _chain_of(settings: Settings, parsed: Sequence[ParsedMigration]) -> list[Any]:
+    """Every revision with its parents (check.Revision), base first; Alembic loads the
+    ``.py`` revisions when there are any."""
+    from .check import Revision
+
+    if not loader.has_python_revisions(settings.path):
+        parents = loader.link_chain(parsed, [])
+        return [Revision(migration.name.version,
+                         (parent,) if (parent := parents[migration.name.version]) else (),
+                         migration.name.filename)
+                for migration in parsed]
+    scripts, _ = revisions(settings)
+    return [Revision(script.revision, status_view.parents_of(script), display_name(script))
+            for script in scripts]
 
 
 def _changed_since_base(
@@ -1208,7 +1258,7 @@ def mark_applied(
             )
         others = replace(report, rows=tuple(other for other in report.rows if other is not row))
         refuse_inconsistent(others, settings.path)
-        if row.state == status_view.UNTRACKED:
+        if row.state in (status_view.UNTRACKED, status_view.OUT_OF_ORDER):
             refuse_inconsistent(report, settings.path)  # explains this one
         move: tuple[str | None, str] | None = None
         if row.state == status_view.PENDING:
@@ -1336,4 +1386,5 @@ def _describe(row: status_view.StatusRow) -> str:
         status_view.MISSING: "its file is missing",
         status_view.UNRECORDED: "it never ran here",
         status_view.UNTRACKED: "it is not in alembic_version",
+        status_view.OUT_OF_ORDER: "it was merged out of order",
     }.get(row.state, row.state)
