@@ -612,7 +612,8 @@ def status(as_json: bool, exit_code: bool, path: Path | None, database_url: str 
     report = api_status(_settings(path, database_url))
     click.echo(render_status_json(report) if as_json else render_status(report))
     if exit_code:
-        if report.problems or any(row.partial is not None for row in report.rows):
+        if (report.problems or report.branched
+                or any(row.partial is not None for row in report.rows)):
             sys.exit(EXIT_INCONSISTENT)
         if report.pending:
             sys.exit(EXIT_PENDING)
@@ -647,6 +648,7 @@ def render_status_json(report: StatusReport) -> str:
     return json.dumps(
         {
             "heads": list(report.heads),
+            "folder_heads": list(report.folder_heads),
             "pending": len(report.pending),
             "problems": len(report.problems),
             "migrations": migrations,
@@ -661,13 +663,16 @@ def render_status(report: StatusReport) -> str:
         APPLIED,
         MISSING,
         MODIFIED,
+        OUT_OF_ORDER,
         PENDING,
         UNRECORDED,
         UNTRACKED,
+        out_of_order_message,
         warnings,
     )
 
     lines = ["Migration Status:"]
+    problems: list[str] = []
     if not report.rows:
         lines.append("  (no migrations yet: create one with `fraiseql migrate create <name>`)")
     for row in report.rows:
@@ -700,12 +705,19 @@ def render_status(report: StatusReport) -> str:
                          "mismatch)")
         elif row.state == MISSING:
             lines.append(f"  {PROBLEM_MARK} {row.filename} ({when}; file MISSING)")
+        elif row.state == OUT_OF_ORDER or (row.state == UNTRACKED and row.fork is not None):
+            lines.append(f"  {PROBLEM_MARK} {row.filename} (NOT APPLIED: merged out of order)"
+                         if row.state == OUT_OF_ORDER else
+                         f"  {PROBLEM_MARK} {row.filename} ({when}; NOT in alembic_version: "
+                         "the chain changed under it)")
+            problems.append(out_of_order_message(row))
         elif row.state == UNTRACKED:
             lines.append(f"  {PROBLEM_MARK} {row.filename} (NOT in alembic_version, but "
                          f"fraiseql_migrations says {when}: alembic_version edited by hand?)")
         elif row.state == UNRECORDED:
             lines.append(f"  {PROBLEM_MARK} {row.filename} (NEVER RAN HERE, yet below applied "
                          "migrations: merged late, or its history row was deleted)")
+    lines += [f"Problem: {problem}" for problem in problems]
     lines += [f"Warning: {warning}" for warning in warnings(report)]
     return "\n".join(lines)
 
