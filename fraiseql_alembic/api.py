@@ -812,7 +812,12 @@ def _leading_manual_marks(pending: list[status_view.StatusRow]) -> list[str]:
 
 def refuse_inconsistent(report: status_view.StatusReport, folder: Path | None = None) -> None:
     """Refuse to migrate past a changed applied file, one that never ran here, or one
-    merged out of order (it branches off a revision the database has moved past)."""
+    merged out of order (it branches off a revision the database has moved past), or an
+    ``alembic_version`` whose rows cannot all be right."""
+    if report.version_rows_problem is not None:
+        raise MigrationLayoutError(
+            f"Refusing to migrate: {report.version_rows_problem}. Nothing was applied"
+        )
     for row in report.rows:
         if row.state == status_view.MODIFIED:
             raise ChecksumMismatchError(
@@ -928,6 +933,10 @@ def _plan_downgrade(
     """What ``steps`` rollbacks would undo, newest first, and the revision they end at."""
     state = _read_state(settings, connection)
     report = status_view.build(scripts, state, sql_migration, display_name)
+    if report.version_rows_problem is not None:
+        raise MigrationLayoutError(
+            f"Refusing to roll back: {report.version_rows_problem}. Nothing was rolled back"
+        )
     partial = [row for row in report.rows if row.partial is not None and not row.applied]
     if partial:
         raise MigrationLayoutError(
@@ -1143,7 +1152,7 @@ def check(settings: Settings, *, base: str | None = None) -> CheckReport:
     else:
         database = status(settings)
         pending = len(database.pending)
-        problems += [rules.Problem(shown(filename), line, message)
+        problems += [rules.Problem(shown(filename) if filename else None, line, message)
                      for filename, line, message in rules.database_problems(database)]
         if any(row.state == status_view.OUT_OF_ORDER for row in database.rows):
             # the database's explanation names the file and the way out: say it once

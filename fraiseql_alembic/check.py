@@ -187,11 +187,14 @@ def _renamed(name: MigrationName, number: int) -> str:
     return f"{str(number).zfill(len(name.version))}_{name.slug}.sql"
 
 
-def database_problems(report: status_view.StatusReport) -> list[tuple[str, int, str]]:
+def database_problems(report: status_view.StatusReport) -> list[tuple[str | None, int, str]]:
     """(file name, line, message) for each row of the status that ``up`` would refuse or
     that needs a person: modified, missing, never ran here, not in alembic_version, merged
-    out of order, partial."""
-    found: list[tuple[str, int, str]] = []
+    out of order, partial; and (None, 1, message) for rows of alembic_version that cannot
+    all be right."""
+    found: list[tuple[str | None, int, str]] = []
+    if report.version_rows_problem is not None:
+        found.append((None, 1, report.version_rows_problem))
     for row in report.rows:
         when = f" on {row.applied_at:%Y-%m-%d %H:%M:%S}" if row.applied_at else ""
         if row.state == status_view.MODIFIED:

@@ -612,7 +612,7 @@ def status(as_json: bool, exit_code: bool, path: Path | None, database_url: str 
     report = api_status(_settings(path, database_url))
     click.echo(render_status_json(report) if as_json else render_status(report))
     if exit_code:
-        if (report.problems or report.branched
+        if (report.problems or report.branched or report.version_rows_problem
                 or any(row.partial is not None for row in report.rows)):
             sys.exit(EXIT_INCONSISTENT)
         if report.pending:
@@ -650,7 +650,8 @@ def render_status_json(report: StatusReport) -> str:
             "heads": list(report.heads),
             "folder_heads": list(report.folder_heads),
             "pending": len(report.pending),
-            "problems": len(report.problems),
+            "problems": len(report.problems) + (report.version_rows_problem is not None),
+            "version_rows_problem": report.version_rows_problem,
             "migrations": migrations,
             "ignored_files": [path.name for path in report.ignored],
         },
@@ -717,6 +718,8 @@ def render_status(report: StatusReport) -> str:
         elif row.state == UNRECORDED:
             lines.append(f"  {PROBLEM_MARK} {row.filename} (NEVER RAN HERE, yet below applied "
                          "migrations: merged late, or its history row was deleted)")
+    if report.version_rows_problem is not None:
+        problems.insert(0, report.version_rows_problem)
     lines += [f"Problem: {problem}" for problem in problems]
     lines += [f"Warning: {warning}" for warning in warnings(report)]
     return "\n".join(lines)

@@ -77,6 +77,9 @@ class StatusReport:
     ignored: tuple[Path, ...] = ()
     #: The heads of the folder's chain, as file names; more than one is a branch.
     folder_heads: tuple[str, ...] = ()
+    #: Why the rows of ``alembic_version`` cannot all be right (several rows in a single
+    #: line of migrations, or one row below another), and the way out; None when fine.
+    version_rows_problem: str | None = None
 
     @property
     def pending(self) -> tuple[StatusRow, ...]:
@@ -223,7 +226,57 @@ def build(
             )
         )
     return StatusReport(tuple(rows), state.heads,
-                        folder_heads=tuple(name(head) for head in folder_heads))
+                        folder_heads=tuple(name(head) for head in folder_heads),
+                        version_rows_problem=_version_rows_problem(
+                            state, by_id.get, len(folder_heads) > 1, name))
+
+
+def _version_rows_problem(
+    state: DatabaseState, lookup: Callable[[str], Any], branched: bool,
+    name: Callable[[str | None], str],
+) -> str | None:
+    """What is wrong with ``alembic_version`` holding several rows, or None.
+
+    Alembic keeps one row per line of history: several rows in a project whose
+    migrations form a single line (a hand-made INSERT instead of an UPDATE, a botched
+    stamp), or a row below another row of the same line, leave it unclear where the
+    database is.  The way out keeps the row of the migration that fraiseql_migrations
+    says ran last.
+    """
+    heads = state.heads
+    if len(heads) < 2:
+        return None
+    below = {head for head in heads if heads.count(head) > 1} | {
+        head for head in heads
+        if any(other != head and head in ancestors([other], lookup) for other in heads)
+    }
+    if branched and not below:
+        return None  # one row per line of a branched history: Alembic's own way
+    shown = ", ".join(name(head) for head in heads)
+    if branched:
+        lower = sorted(below)
+        return (
+            f"alembic_version holds {len(heads)} rows ({shown}), and "
+            f"{', '.join(name(head) for head in lower)} is below another of them, which "
+            "Alembic never writes (one row per line of history). Delete the lower row "
+            "(`DELETE FROM alembic_version WHERE version_num IN ("
+            + ", ".join(f"'{head}'" for head in lower) + ")`)"
+        )
+    ran = [(record.id, head) for head in set(heads)
+           if (record := state.history.get(head)) is not None
+           and record.action in history.APPLIED_ACTIONS]
+    keep = max(ran)[1] if ran else None
+    others = "the other" if len(heads) == 2 else "the others"
+    where = (f"fraiseql_migrations says {name(keep)} ran last: keep its row and delete "
+             f"{others}" if keep is not None else
+             "Keep only the row of the migration the database is really at and delete "
+             f"{others}")
+    version = keep if keep is not None else "<version>"
+    return (
+        f"alembic_version holds {len(heads)} rows ({shown}), but this project's migrations "
+        f"form a single line, so the database can be at only one of them. {where} (`DELETE "
+        f"FROM alembic_version WHERE version_num <> '{version}'`)"
+    )
 
 
 def parents_of(script: Any) -> tuple[str, ...]:

@@ -293,3 +293,70 @@ def test_create_and_init_on_a_read_only_file_system_are_one_line(tmp_path: Path)
         f"Error: Cannot create migrations/README.md: {read_only}",
     ]
     assert list((tmp_path / "migrations").iterdir()) == []
+
+
+# ---------------------------------------------------------------------------
+# alembic_version with two rows in a single line of migrations
+
+
+def test_two_alembic_version_rows_in_a_linear_project_are_a_problem(project: Project) -> None:
+    """Someone INSERTed instead of UPDATE: rows 001 and 003 of one line. Nothing said so,
+    and `up` went on from 003. Now status shows it (exit 4 with --exit-code), `up`,
+    `down` and the plain `alembic upgrade` refuse with the way out, `check` lists it."""
+    for number, table in (("001", "a"), ("002", "b"), ("003", "c")):
+        project.write(f"{number}_{table}.sql", UP_DOWN.format(t=table))
+    assert project.cli("up").exit_code == 0
+    project.write("004_d.sql", UP_DOWN.format(t="d"))
+    project.query("INSERT INTO alembic_version VALUES ('001')")
+    problem = (
+        "alembic_version holds 2 rows (001_a.sql, 003_c.sql), but this project's migrations "
+        "form a single line, so the database can be at only one of them. fraiseql_migrations "
+        "says 003_c.sql ran last: keep its row and delete the other (`DELETE FROM "
+        "alembic_version WHERE version_num <> '003'`)")
+    url = project.database_url
+
+    status = fraiseql(project.root, "status", "--exit-code", url=url)
+    assert status.returncode == 4, status.stdout + status.stderr
+    assert status.stdout.splitlines()[-1] == f"Problem: {problem}"
+    import json
+
+    as_json = json.loads(fraiseql(project.root, "status", "--json", url=url).stdout)
+    assert as_json["version_rows_problem"] == problem and as_json["problems"] == 1
+
+    up = fraiseql(project.root, "up", url=url)
+    assert one_error(up, 1) == f"Error: Refusing to migrate: {problem}. Nothing was applied"
+    down = fraiseql(project.root, "down", "--force", url=url)
+    assert one_error(down, 1) == (
+        f"Error: Refusing to roll back: {problem}. Nothing was rolled back")
+    check = fraiseql(project.root, "check", url=url)
+    assert check.returncode == 1
+    assert check.stdout.splitlines()[0] == problem
+    ini = (Path(__file__).parent.parent / "alembic.ini.example").read_text()
+    (project.root / "alembic.ini").write_text(ini)
+    alembic = subprocess.run([str(BIN / "alembic"), "upgrade", "head"], cwd=project.root,
+                             env={**os.environ, "DATABASE_URL": url}, capture_output=True,
+                             text=True, timeout=120)
+    assert alembic.returncode == 255
+    assert f"FAILED: Refusing to migrate: {problem}. Nothing was applied" in alembic.stdout
+    assert sorted(project.version()) == ["001", "003"]
+    assert "d" not in project.tables()
+
+    project.query("DELETE FROM alembic_version WHERE version_num <> '003'")  # the way out
+    assert fraiseql(project.root, "up", url=url).returncode == 0
+    assert project.version() == ["004"]
+
+
+def test_a_hand_inserted_row_without_history_says_to_find_the_right_one(
+    project: Project
+) -> None:
+    project.write("001_a.sql", UP_DOWN.format(t="a"))
+    project.write("002_b.sql", UP_DOWN.format(t="b"))
+    project.query("CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY); "
+                  "INSERT INTO alembic_version VALUES ('001'), ('002')")
+    result = fraiseql(project.root, "up", url=project.database_url)
+    assert one_error(result, 1) == (
+        "Error: Refusing to migrate: alembic_version holds 2 rows (001_a.sql, 002_b.sql), but "
+        "this project's migrations form a single line, so the database can be at only one of "
+        "them. Keep only the row of the migration the database is really at and delete the "
+        "other (`DELETE FROM alembic_version WHERE version_num <> '<version>'`). Nothing was "
+        "applied")
