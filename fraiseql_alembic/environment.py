@@ -30,7 +30,15 @@ from .plugin import (
     as_command_error,
     config_option,
 )
-from .settings import URL_KEY, RunOptions, check_duration, check_seconds, sqlalchemy_url
+from .settings import (
+    URL_KEY,
+    RunOptions,
+    check_duration,
+    check_lease_expiry,
+    check_lock_mode,
+    check_seconds,
+    sqlalchemy_url,
+)
 from .status import ancestors
 
 Step = Any
@@ -64,6 +72,16 @@ def run_options(config: Any) -> RunOptions:
             check_duration(statement_timeout, "fraiseql_statement_timeout")
             if statement_timeout
             else None
+        ),
+        lock=(
+            check_lock_mode(os.environ["FRAISEQL_LOCK"], "FRAISEQL_LOCK")
+            if os.environ.get("FRAISEQL_LOCK")
+            else check_lock_mode(config_option(config, "fraiseql_lock", RunOptions.lock),
+                                 "fraiseql_lock")
+        ),
+        lease_expiry=check_lease_expiry(
+            config_option(config, "fraiseql_lease_expiry", str(RunOptions.lease_expiry)),
+            "fraiseql_lease_expiry",
         ),
     )
 
