@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from . import loader
 from . import status as status_view
+from .database import standard_strings
 from .errors import (
     AbortedByUser,
     ChecksumMismatchError,
@@ -37,7 +38,7 @@ from .errors import (
 )
 from .executor import Step
 from .settings import URL_KEY, Settings
-from .sqlfile import MAX_SLUG_LENGTH, SLUG_RE, parse_filename, suggest_slug
+from .sqlfile import MAX_SLUG_LENGTH, SLUG_RE, parse_filename, split_statements, suggest_slug
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -728,7 +729,7 @@ def rehearse(
     by_version = {script.revision: script for script in scripts}
     progress = _Progress(reporter)
     with _migration_lock(settings, progress, cancel):
-        plan = _plan_upgrade(settings, scripts, steps, dry_run=False)
+        plan = _plan_upgrade(settings, scripts, steps, dry_run=False, validate=False)
         outcomes = []
         for item in plan.planned[: len(plan.marked)]:
             outcomes.append(Outcome(item.version, item.filename, WOULD_RECORD))
@@ -746,8 +747,10 @@ def rehearse(
 
 def _plan_upgrade(
     settings: Settings, scripts: list[Script], steps: int | None, *, dry_run: bool,
-    connection: Any = None,
+    connection: Any = None, validate: bool = True,
 ) -> UpgradeResult:
+    """What ``up`` would run; ``validate`` reads every pending file first (a rehearsal
+    reports an unreadable file as that migration's outcome instead)."""
     state = _read_state(settings, connection)
     report = status_view.with_ignored(
         status_view.build(scripts, state, sql_migration, display_name),
@@ -767,6 +770,9 @@ def _plan_upgrade(
         )
     pending = [row for row in report.rows if row.state == status_view.PENDING]
     marked = _leading_manual_marks(pending)
+    if validate:
+        validate_pending(pending[len(marked):], standard_strings=(
+            standard_strings(connection) if connection is not None else True))
     if steps is not None:
         pending = pending[:steps]
     marked = marked[: len(pending)]
@@ -787,6 +793,20 @@ def _plan_upgrade(
             )
     warnings = tuple(status_view.warnings(report))
     return UpgradeResult(planned, (), dry_run, warnings, tuple(marked))
+
+
+def validate_pending(rows: Sequence[status_view.StatusRow], *, standard_strings: bool) -> None:
+    """Read every pending SQL migration's up section as it would run, before the first one
+    runs: a file that cannot be (a COMMIT in its middle, an unterminated quote, a psql
+    meta-command) stops the run with nothing applied, not after the files before it."""
+    for row in rows:
+        if row.migration is None:
+            continue
+        try:
+            split_statements(row.migration, row.migration.up, standard_strings=standard_strings)
+        except MigrationFileError as err:
+            raise MigrationFileError(err.filename, f"{err.detail}. Nothing was applied",
+                                     err.line) from err
 
 
 def _leading_manual_marks(pending: list[status_view.StatusRow]) -> list[str]:

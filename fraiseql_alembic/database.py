@@ -76,6 +76,12 @@ def version_table_schema(cursor: Any) -> str | None:
     return str(row[0]) if row and row[0] else None
 
 
+def standard_strings(dbapi_connection: Any) -> bool:
+    """The session's ``standard_conforming_strings`` (reported by the server at connect and
+    on every change), with which psql would read a migration file."""
+    return bool(dbapi_connection.get_parameter_status("standard_conforming_strings") != "off")
+
+
 def session_reset_sql(options: RunOptions) -> str:
     """Literal SQL that gives each migration the same session: ``RESET ALL`` (a ``SET``
     in one file, such as the ``SET lock_timeout = 0`` or cleared ``search_path`` that

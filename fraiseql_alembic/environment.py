@@ -257,15 +257,18 @@ def _run_online(
 
 def _verify_before_upgrade(context: Any, connection: Any, schema: str) -> None:
     """The checks `fraiseql migrate up` makes, for the plain `alembic upgrade` too."""
-    from .api import refuse_inconsistent, sql_migration
-    from .database import read_state
-    from .status import build
+    from .api import refuse_inconsistent, sql_migration, validate_pending
+    from .database import read_state, standard_strings
+    from .status import PENDING, build
 
     scripts = list(reversed(list(context.script.walk_revisions())))
     state = read_state(connection.connection.dbapi_connection, schema)
     # read_state used the DB-API cursor: end its implicit read transaction there too
     connection.connection.dbapi_connection.rollback()
-    refuse_inconsistent(build(scripts, state, sql_migration, lambda s: os.path.basename(s.path)))
+    report = build(scripts, state, sql_migration, lambda s: os.path.basename(s.path))
+    refuse_inconsistent(report)
+    validate_pending([row for row in report.rows if row.state == PENDING],
+                     standard_strings=standard_strings(connection.connection.dbapi_connection))
 
 
 def _prepare_history(dbapi: Any, schema: str) -> None:

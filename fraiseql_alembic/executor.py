@@ -24,7 +24,7 @@ from .errors import DatabaseError, MigrationError, server_words
 if TYPE_CHECKING:
     from .cancel import CancelToken
     from .settings import RunOptions
-    from .sqlfile import ParsedMigration, Section, Statement
+    from .sqlfile import ParsedMigration, Section, SplitSection, Statement
 
 VERSION_TABLE_DDL = (
     "CREATE TABLE IF NOT EXISTS alembic_version (version_num VARCHAR(32) NOT NULL, "
@@ -211,6 +211,13 @@ class _Run:
     record_statements: tuple[tuple[str, str], ...] = ()
     #: SQL each migration's transaction starts with (lease mode: database.transaction_setup_sql)
     transaction_setup: str = ""
+    #: the session's standard_conforming_strings, with which psql would read the files
+    standard_strings: bool = True
+
+
+#: A section larger than this is sent statement by statement, as psql sends it, rather
+#: than as one query: a query string is held in memory several times over on its way.
+BATCH_LIMIT = 4 << 20
 
 
 def _prepare_step(step: Step, run: _Run, reset_before: bool = False) -> _Prepared:
@@ -221,10 +228,11 @@ def _prepare_step(step: Step, run: _Run, reset_before: bool = False) -> _Prepare
 
     section = step.migration.up if step.upgrade else step.migration.down
     assert section is not None
-    split = split_statements(step.migration, section)
+    split = split_statements(step.migration, section, standard_strings=run.standard_strings)
     statements = tuple(split.statements)
     forgets = forgets_statements(statements)
-    if section.timeouts or needs_autocommit(section, split.statements) or split.unwrapped:
+    if (section.timeouts or needs_autocommit(section, split.statements) or split.unwrapped
+            or not batchable(split, len(section.sql))):
         return _Prepared(step, section, statements, None, (), reset_before=reset_before,
                          forgets_statements=forgets)
     guard, params = _guarded_bookkeeping(run, step, inline=forgets or not run.record_statements)
@@ -241,6 +249,16 @@ def _prepare_step(step: Step, run: _Run, reset_before: bool = False) -> _Prepare
     )
     return _Prepared(step, section, statements, batch, params, tuple(starts), reset_before,
                      forgets)
+
+
+def batchable(split: SplitSection, size: int) -> bool:
+    """Whether a section's statements may go to the server as one query string.
+
+    Not when a statement changes ``standard_conforming_strings`` (the server reads a
+    query string whole with the setting it had before it, psql sends each statement on
+    its own), not with ``COPY ... FROM stdin`` data, and not above :data:`BATCH_LIMIT`."""
+    return (not split.changes_lexing and size <= BATCH_LIMIT
+            and not any(statement.copy is not None for statement in split.statements))
 
 
 _SESSION_CHANGE_RE = re.compile(r"^(?:SET|RESET|DISCARD)\b|set_config|^DO\b.*\bSET\b",
@@ -611,6 +629,7 @@ def _prepare(dbapi: Any, schema: str, options: RunOptions) -> _Run:
     from .database import (
         apply_session_settings,
         session_reset_sql,
+        standard_strings,
         transaction_setup_sql,
         version_table_schema,
     )
@@ -631,9 +650,11 @@ def _prepare(dbapi: Any, schema: str, options: RunOptions) -> _Run:
         if version_schema else "alembic_version"
     )
     if options.pooled:  # a pooler may hand each transaction another session: rely on none
-        run = _Run(schema, table, "RESET ALL;\n", (), transaction_setup_sql(options))
+        run = _Run(schema, table, "RESET ALL;\n", (), transaction_setup_sql(options),
+                   standard_strings=standard_strings(dbapi))
     else:
-        run = _Run(schema, table, session_reset_sql(options), _record_statements(schema, table))
+        run = _Run(schema, table, session_reset_sql(options), _record_statements(schema, table),
+                   standard_strings=standard_strings(dbapi))
     _restore_record_statements(dbapi, run)
     return run
 

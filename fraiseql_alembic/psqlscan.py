@@ -60,46 +60,50 @@ class Scan:
     changes_lexing: bool
 
 
-_IDENT = "A-Za-z_\x80-\U0010ffff"
-_IDENT_CONT = "A-Za-z0-9_$\x80-\U0010ffff"
-_IDENT_RE = re.compile(f"[{_IDENT}][{_IDENT_CONT}]*")
+# Character classes written as "not these ASCII characters" (psql's lexer works on bytes:
+# every non-ASCII character is a letter to it); a class spelling out the range up to
+# U+10FFFF takes milliseconds to compile, this one microseconds.
+_NOT_IDENT = r"\x00-\x40\x5b-\x5e\x60\x7b-\x7f"  # ASCII but letters and _
+_NOT_IDENT_CONT = r"\x00-\x23\x25-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f"  # ... digits and $
+_NOT_DOLQ_CONT = r"\x00-\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f"  # ASCII but letters, digits, _
+_IDENT_RE = re.compile(f"[^{_NOT_IDENT}][^{_NOT_IDENT_CONT}]*")
 _SPACE_RE = re.compile(r"[ \t\n\r\f]+")
 # Text that cannot open a quote, a comment or a dollar quote, end a statement, change a
 # depth or start a psql feature: numbers (whole, so that ``1e5$$`` is a number and a
 # dollar quote), operators and punctuation.
 _PLAIN_RE = re.compile(
     r"(?:[0-9]+(?:\.[0-9]*)?(?:[Ee][-+]?[0-9]+)?|\.[0-9]+(?:[Ee][-+]?[0-9]+)?"
-    rf"|[^{_IDENT}0-9\s'\"$;()\[\]\\:/\-]|-(?!-)|/(?!\*))+"
+    r"|[!#%&*+,.<=>?@^`{|}~\x00-\x08\x0b\x0e-\x1f\x7f]|-(?!-)|/(?!\*))+"
 )
 _LINE_COMMENT_RE = re.compile(r"--[^\n\r]*")
 _COMMENT_TOKEN_RE = re.compile(r"/\*|\*/")
-_DOLLAR_RE = re.compile(r"\$(?:[A-Za-z\x80-\U0010ffff_][A-Za-z\x80-\U0010ffff_0-9]*)?\$")
+_DOLLAR_RE = re.compile(rf"\$(?:[^{_NOT_IDENT}][^{_NOT_DOLQ_CONT}]*)?\$")
 _ESCAPED_END_RE = re.compile(r"[\\']")
 # After a closing quote: whitespace holding a newline, then a quote, continues the string.
 _CONTINUE_RE = re.compile(
     r"(?:[ \t\f]|--[^\n\r]*)*[\n\r](?:[ \t\n\r\f]+|--[^\n\r]*[\n\r])*'"
 )
-_VARIABLE_RE = re.compile(r":(?:[A-Za-z\x80-\U0010ffff_0-9]+|'[A-Za-z\x80-\U0010ffff_0-9]+'"
-                          r"|\"[A-Za-z\x80-\U0010ffff_0-9]+\"|\{\?[A-Za-z\x80-\U0010ffff_0-9]+\})")
+_VARIABLE_RE = re.compile(rf":(?:[^{_NOT_DOLQ_CONT}]+|'[^{_NOT_DOLQ_CONT}]+'"
+                          rf"|\"[^{_NOT_DOLQ_CONT}]+\"|\{{\?[^{_NOT_DOLQ_CONT}]+\}})")
 _META_RE = re.compile(r"\\(?:[A-Za-z]+|.)", re.DOTALL)
 _REST_OF_LINE_RE = re.compile(r"[^\n\r]*")
 #: Meta-commands pg_dump writes that change nothing about what runs.
 _HARMLESS_META = frozenset({"restrict", "unrestrict"})
 _HEAD_WORDS = frozenset({"create", "function", "procedure", "or", "replace"})
 
-_COPY_RE = re.compile(r"copy\b", re.IGNORECASE)  # used with match(text, pos)
-_RESET_START_RE = re.compile(r"(?:reset|discard)\b", re.IGNORECASE)
-_STDIN_RE = re.compile(r"\bfrom\s+stdin\b", re.IGNORECASE)
-_STDOUT_RE = re.compile(r"\bto\s+stdout\b", re.IGNORECASE)
-_SCS_RE = re.compile(r"standard_conforming_strings", re.IGNORECASE)
+_COPY_RE = re.compile(r"copy\b", re.IGNORECASE | re.ASCII)  # used with match(text, pos)
+_RESET_START_RE = re.compile(r"(?:reset|discard)\b", re.IGNORECASE | re.ASCII)
+_STDIN_RE = re.compile(r"\bfrom\s+stdin\b", re.IGNORECASE | re.ASCII)
+_STDOUT_RE = re.compile(r"\bto\s+stdout\b", re.IGNORECASE | re.ASCII)
+_SCS_RE = re.compile(r"standard_conforming_strings", re.IGNORECASE | re.ASCII)
 _SET_SCS_RE = re.compile(
     r"\ASET\s+(?:(?:SESSION|LOCAL)\s+)?standard_conforming_strings\s*(?:=|\s+TO\s)\s*"
     r"(?P<value>[A-Za-z0-9_]+|'[A-Za-z0-9_]*')\Z",
-    re.IGNORECASE,
+    re.IGNORECASE | re.ASCII,
 )
 _RESET_SCS_RE = re.compile(r"\A(?:RESET\s+standard_conforming_strings|RESET\s+ALL|DISCARD\s+ALL)\Z",
-                           re.IGNORECASE)
-_SESSION_DEFAULTS_RE = re.compile(r"\AALTER\s+(?:DATABASE|ROLE|USER)\b", re.IGNORECASE)
+                           re.IGNORECASE | re.ASCII)
+_SESSION_DEFAULTS_RE = re.compile(r"\AALTER\s+(?:DATABASE|ROLE|USER)\b", re.IGNORECASE | re.ASCII)
 _ON = frozenset({"on", "true", "yes", "1", "tru", "tr", "t", "ye", "y"})
 _OFF = frozenset({"off", "false", "no", "0", "fals", "fal", "fa", "f", "n", "of"})
 
@@ -350,7 +354,7 @@ class _Scanner:
         raise ScanError(
             begin,
             f"`{command}` is a psql meta-command, which only psql runs; a migration is plain "
-            "SQL run on one connection (see docs/file-format.md, \"psql features\")",
+            "SQL run on one connection (see \"Read as psql -f reads it\" in docs/file-format.md)",
         )
 
     # -- end of a statement ---------------------------------------------------------

@@ -133,6 +133,7 @@ def _rehearse_one(
     cancel: CancelToken | None,
 ) -> Outcome:
     """Run one migration inside the rehearsal's transaction."""
+    from .database import standard_strings
     from .runner import execute_statements, needs_autocommit, section_timeouts
     from .sqlfile import split_statements
 
@@ -141,7 +142,8 @@ def _rehearse_one(
         return Outcome(version, filename, NOT_REHEARSED,
                        "a Python revision: only SQL files can be rehearsed")
     try:
-        split = split_statements(migration, migration.up)
+        split = split_statements(migration, migration.up,
+                                 standard_strings=standard_strings(shim.dbapi))
     except MigrationFileError as err:
         return Outcome(version, filename, WOULD_FAIL, err.message)
     if needs_autocommit(migration.up, split.statements):

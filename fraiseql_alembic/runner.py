@@ -34,6 +34,10 @@ def _stderr_notice(text: str) -> None:
     print(text, file=sys.stderr)
 
 
+#: Characters of COPY data sent per read (psycopg2 encodes each piece on its own).
+COPY_CHUNK = 1 << 20
+
+
 def needs_autocommit(section: Section, statements: list[Statement]) -> bool:
     """True when the section must run outside a transaction block."""
     if section.transaction is not None:
@@ -59,7 +63,13 @@ def run_section(
 
     Timeouts named on the section's marker (``lock_timeout:2s``) apply to it alone.
     """
-    split = split_statements(migration, section)
+    if context.as_sql:  # psql will read the script: as the session starts, with it on
+        split = split_statements(migration, section)
+    else:
+        from .database import standard_strings
+
+        split = split_statements(migration, section,
+                                 standard_strings=standard_strings(_dbapi_connection(context)))
     statements = split.statements
     autocommit = needs_autocommit(section, statements)
     if context.as_sql:
@@ -109,7 +119,13 @@ def _prefix_checksum(migration: ParsedMigration, line: int) -> str:
     """Checksum of the file's lines before ``line``: the part a partial run applied."""
     from .sqlfile import checksum_of
 
-    return checksum_of("\n".join(migration.text.split("\n")[: max(line - 1, 0)]))
+    text, end = migration.text, 0
+    for _ in range(max(line - 1, 0)):
+        found = text.find("\n", end)
+        if found < 0:
+            return checksum_of(text)
+        end = found + 1
+    return checksum_of(text[: max(end - 1, 0)])
 
 
 def _alone(statement: Statement, section: Section) -> bool:
@@ -267,7 +283,11 @@ def execute_statements(
                 if statement.non_transactional and not in_transaction:
                     _drop_invalid_leftover(cursor, statement, migration, sink)
                 try:
-                    cursor.execute(statement.sql)
+                    if statement.copy is not None:  # its data follows in the file
+                        cursor.copy_expert(statement.sql, statement.copy.reader(),
+                                           size=COPY_CHUNK)
+                    else:
+                        cursor.execute(statement.sql)
                 except psycopg2.Error as err:
                     if cancel is not None and cancel.cancelled:
                         raise MigrationInterrupted(
@@ -310,6 +330,11 @@ def located_error(
         if migration.text[statement.offset : end] == statement.sql:
             line = migration.text.count("\n", 0, offset) + 1
             column = offset - (migration.text.rfind("\n", 0, offset) + 1) + 1
+    if statement.copy is not None:
+        data_line = _copy_line(getattr(diag, "context", None))
+        if data_line is not None:
+            line, column = statement.copy.file_line(data_line), 1
+            message += f" (line {data_line} of the COPY data)"
     if not in_transaction:
         invalid = _invalid_index_left(dbapi, statement)
         if invalid:
@@ -336,6 +361,14 @@ def located_error(
             f"fraiseql migrate {segment[1]}" if segment is not None and segment[0] > 0 else None
         ),
     )
+
+
+def _copy_line(context: str | None) -> int | None:
+    """The data line PostgreSQL names in a COPY error's context (``COPY t, line 3``)."""
+    import re
+
+    match = re.search(r"\bCOPY [^,]+, line (\d+)", context or "")
+    return int(match.group(1)) if match else None
 
 
 def _index_name(statement: Statement) -> str | None:
@@ -408,7 +441,11 @@ def _emit_offline(
 
     def emit_all() -> None:
         for statement in statements:
-            output(terminated(statement.sql) + "\n")
+            if statement.copy is not None:  # with its data and their end, as psql reads them
+                data = statement.copy
+                output(terminated(statement.sql) + "\n" + data.text[data.start:data.end] + "\\.")
+            else:
+                output(terminated(statement.sql) + "\n")
 
     if autocommit:
         with context.autocommit_block():

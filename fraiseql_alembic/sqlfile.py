@@ -21,8 +21,10 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
-from .errors import MigrationFileError
+from .errors import ConfigError, MigrationFileError
+from .settings import check_duration
 
 #: A migration file: digits, underscore, snake_case slug, ``.sql``.
 #: ASCII digits only: ``٠٠٤_x.sql`` is not migration 4.
@@ -44,7 +46,7 @@ _REVISES_RE = re.compile(r"^--\s*revises\s*:\s*(?P<rev>\S+)\s*$", re.IGNORECASE)
 _TITLE_RE = re.compile(r"^--\s*(?:migration\s+\S+?\s*:\s*)?(?P<title>.*?)\s*$", re.IGNORECASE)
 _OPTION_RE = re.compile(r"^(?P<key>[a-z_]+):(?P<value>\S+)$")
 _KNOWN_OPTIONS = ("transaction", "lock_timeout", "statement_timeout")
-_DURATION_RE = re.compile(r"^\d+(?:\.\d+)?(?:us|ms|s|min|h|d)?$")
+_DURATION_RE = re.compile(r"^[0-9]+(?:\.[0-9]+)?(?:us|ms|s|min|h|d)?$")
 
 # Statements whose text contains none of these words need no syntax tree: they are
 # ordinary transactional SQL.  The few that do are parsed with PostgreSQL's parser.
@@ -331,6 +333,10 @@ def _parse_options(
                 filename, f"option {token!r} needs a duration such as 500ms, 2s or 1min", line
             )
         else:
+            try:  # below 1ms PostgreSQL rounds to 0 (no timeout); above ~24 days it refuses
+                check_duration(value, f"option {key}:")
+            except ConfigError as err:
+                raise MigrationFileError(filename, err.message, line) from err
             timeouts.append((key, value))
     return transaction, tuple(timeouts)
 
@@ -545,11 +551,73 @@ def _statement_kind(sql: str) -> str | None:
             return "other"
         if node_type in _NON_TRANSACTIONAL_NODES:
             return "non_transactional"
-        if node_type in ("IndexStmt", "DropStmt") and node.get("concurrent"):
-            return "non_transactional"
-        if node_type == "ReindexStmt" and any(
-            param.get("DefElem", {}).get("defname") == "concurrently"
-            for param in node.get("params", ())
-        ):
+        if _refused_in_transaction(node_type, node):
             return "non_transactional"
     return None
+
+
+_WHOLE_REINDEX = {"REINDEX_OBJECT_SCHEMA", "REINDEX_OBJECT_DATABASE", "REINDEX_OBJECT_SYSTEM"}
+
+
+def _options(node: dict[str, Any], key: str = "options") -> dict[str, str]:
+    """A statement's ``WITH (...)`` options (or ``params``) as name -> lowercase value text
+    (``"true"`` for a bare name)."""
+    found: dict[str, str] = {}
+    for item in node.get(key) or ():
+        element: dict[str, Any] = item.get("DefElem", {})
+        found[str(element.get("defname", ""))] = _constant_text(element.get("arg"))
+    return found
+
+
+def _constant_text(arg: dict[str, Any] | None) -> str:
+    """An option's value as PostgreSQL's parser wrote it: ``false``, ``off`` (a TypeName),
+    ``0`` (an Integer whose zero the JSON leaves out); ``true`` when there is none."""
+    if not arg:
+        return "true"
+    ((kind, value),) = arg.items()
+    if kind == "String":
+        return str(value.get("sval", "")).lower()
+    if kind == "TypeName":
+        return str(value.get("names", [{}])[-1].get("String", {}).get("sval", "")).lower()
+    if kind == "Integer":
+        return str(value.get("ival", 0))
+    if kind == "Boolean":
+        return "true" if value.get("boolval") else "false"
+    return str(value).lower()
+
+
+def _refused_in_transaction(node_type: str, node: dict[str, Any]) -> bool:
+    """Whether PostgreSQL refuses this statement inside a transaction block
+    (``PreventInTransactionBlock``), beyond the node types that always are."""
+    if node_type in ("IndexStmt", "DropStmt"):
+        return bool(node.get("concurrent"))
+    if node_type == "ReindexStmt":
+        return node.get("kind") in _WHOLE_REINDEX or _options(node, "params").get(
+            "concurrently", "false") not in _FALSE
+    if node_type == "AlterTableStmt":  # DETACH PARTITION ... CONCURRENTLY
+        return any(
+            command.get("AlterTableCmd", {}).get("def", {}).get("PartitionCmd", {})
+            .get("concurrent")
+            for command in node.get("cmds") or ()
+        )
+    if node_type == "DiscardStmt":
+        return node.get("target") == "DISCARD_ALL"
+    if node_type == "ClusterStmt":  # CLUSTER of every clustered table
+        return "relation" not in node
+    if node_type == "AlterDatabaseStmt":
+        return "tablespace" in _options(node)
+    if node_type == "CreateSubscriptionStmt":
+        options = _options(node)
+        return options.get("create_slot", "true") not in _FALSE and options.get(
+            "connect", "true") not in _FALSE
+    if node_type == "AlterSubscriptionStmt":
+        kind = node.get("kind")
+        if kind == "ALTER_SUBSCRIPTION_REFRESH":
+            return True
+        return (kind in ("ALTER_SUBSCRIPTION_SET_PUBLICATION", "ALTER_SUBSCRIPTION_ADD_PUBLICATION",
+                         "ALTER_SUBSCRIPTION_DROP_PUBLICATION")
+                and _options(node).get("refresh", "true") not in _FALSE)
+    return node_type == "DropSubscriptionStmt"  # with a replication slot: cannot be known here
+
+
+_FALSE = {"false", "off", "no", "0"}

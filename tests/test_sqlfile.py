@@ -276,3 +276,90 @@ def test_begin_atomic_bodies_keep_their_semicolons() -> None:
     with pytest.raises(MigrationFileError) as caught:
         sqls(parse("SELECT 1;\n" + body.removesuffix("END") + "\n"))
     assert caught.value.line == 2
+
+
+# ---------------------------------------------------------------------------
+# Read as psql reads it (tests/test_psql_input.py compares with psql itself)
+
+
+def _split(text: str, *, standard_strings: bool = True) -> list[str]:
+    from fraiseql_alembic.sqlfile import parse_filename, parse_migration, split_statements
+
+    migration = parse_migration(parse_filename("001_x.sql"), text)  # type: ignore[arg-type]
+    return [s.sql for s in split_statements(migration, migration.up,
+                                            standard_strings=standard_strings).statements]
+
+
+def test_backslash_escapes_follow_standard_conforming_strings() -> None:
+    text = "SET standard_conforming_strings = off;\nSELECT 'a\\'; DROP TABLE t; --';\n"
+    assert _split(text) == ["SET standard_conforming_strings = off",
+                            "SELECT 'a\\'; DROP TABLE t; --'"]
+    assert _split("SELECT 'a\\'; DROP TABLE t; --';\n", standard_strings=False) == [
+        "SELECT 'a\\'; DROP TABLE t; --'"]
+    # the rest of the SET's own line is read the old way, as psql does
+    assert _split("SET standard_conforming_strings = off; SELECT 'a\\';\nSELECT 1;\n") == [
+        "SET standard_conforming_strings = off", "SELECT 'a\\'", "SELECT 1"]
+    assert _split("SET standard_conforming_strings TO off;\nRESET ALL;\nSELECT 'a\\';\n")[-1] \
+        == "SELECT 'a\\'"
+
+
+def test_a_setting_change_that_cannot_be_followed_is_refused() -> None:
+    from fraiseql_alembic.errors import MigrationFileError
+
+    with pytest.raises(MigrationFileError) as caught:
+        _split("SELECT 1;\nSELECT set_config('standard_conforming_strings', 'off', false);\n")
+    assert caught.value.line == 2 and "only `SET standard_conforming_strings" in caught.value.message
+
+
+def test_copy_from_stdin_data_is_not_sql() -> None:
+    from fraiseql_alembic.sqlfile import parse_filename, parse_migration, split_statements
+
+    text = "COPY t (v) FROM stdin;\na;b\n'c\n\\.\nSELECT 1;\n"
+    migration = parse_migration(parse_filename("001_x.sql"), text)  # type: ignore[arg-type]
+    statements = split_statements(migration, migration.up).statements
+    assert [s.sql for s in statements] == ["COPY t (v) FROM stdin", "SELECT 1"]
+    copy = statements[0].copy
+    assert copy is not None and copy.line == 2
+    reader = copy.reader(chunk=3)  # streamed in chunks, never copied whole
+    assert [reader.read(100), reader.read(100), reader.read(100), reader.read(100)] == [
+        "a;b", "\n'c", "\n", ""]
+    assert text[copy.start:copy.end] == "a;b\n'c\n"
+    assert statements[1].line == 5
+
+
+@pytest.mark.parametrize(("text", "line", "message"), [
+    ("SELECT 1;\n\\connect db\n", 2, "`\\connect` is a psql meta-command"),
+    ("SELECT 1;\nSELECT :'v';\n", 2, "`:'v'` is a psql variable"),
+    ("SELECT 1;\nCOPY t FROM stdin;\n1\n", 2, "never ends: add a line `\\.`"),
+    ("SELECT 1;\nCOPY t TO stdout;\n", 2, "`COPY ... TO STDOUT` writes rows"),
+    ("SELECT 1;\nSELECT 'a\0b';\n", 2, "contains a NUL byte"),
+])
+def test_psql_only_input_is_refused_with_its_line(text: str, line: int, message: str) -> None:
+    from fraiseql_alembic.errors import MigrationFileError
+    from fraiseql_alembic.sqlfile import normalize_text
+
+    with pytest.raises(MigrationFileError) as caught:
+        _split(normalize_text(text.encode(), "001_x.sql"))
+    assert caught.value.line == line and message in caught.value.message
+
+
+def test_restrict_lines_and_array_slices_pass() -> None:
+    assert _split("\\restrict k3y\nSELECT a[1:n] FROM t;\n\\unrestrict k3y\n") == [
+        "SELECT a[1:n] FROM t"]
+
+
+def test_only_ascii_digits_number_a_migration() -> None:
+    from fraiseql_alembic.sqlfile import parse_filename
+
+    assert parse_filename("\u0660\u0660\u0664_x.sql") is None
+    assert parse_filename("004_x.sql") is not None
+
+
+@pytest.mark.parametrize("option", ["lock_timeout:0.4ms", "statement_timeout:30d"])
+def test_marker_durations_postgresql_would_not_honour_are_refused(option: str) -> None:
+    from fraiseql_alembic.errors import MigrationFileError
+    from fraiseql_alembic.sqlfile import parse_filename, parse_migration
+
+    with pytest.raises(MigrationFileError):
+        parse_migration(parse_filename("001_x.sql"),  # type: ignore[arg-type]
+                        f"-- migrate:up {option}\nSELECT 1;\n")
