@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import uuid
@@ -381,15 +382,44 @@ def test_pyproject_only_project_opts_in_with_its_own_env(tmp_path: Path, databas
     assert _alembic(tmp_path, database_url, "heads").stdout == ""
 
 
-def test_no_alembic_config_at_all_fails_as_alembic_does(tmp_path: Path) -> None:
-    """Neither alembic.ini nor pyproject.toml: the installed command fails exactly as Alembic does."""
+NAMED_SECTION = "\n[other]\nscript_location = %(here)s/scripts\nsqlalchemy.url = driver://u@h/d\n"
+
+
+@pytest.mark.parametrize(
+    "case, argv, extra_env",
+    [
+        ("no config at all", ["heads"], {}),
+        ("-n with a section", ["-n", "other", "heads"], {}),
+        ("-n without one", ["-n", "nosuch", "heads"], {}),
+        ("ALEMBIC_CONFIG", ["heads"], {"ALEMBIC_CONFIG": "other.ini"}),
+    ],
+)
+def test_other_config_forms_behave_as_alembic_does(
+    case: str, argv: list[str], extra_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The installed command, and Alembic without our plugin, on less common config forms."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "ALEMBIC_CONFIG")}
+    if case != "no config at all":
+        init = subprocess.run(
+            [str(BIN / "alembic"), "init", "scripts"], cwd=tmp_path, env=env, capture_output=True,
+            text=True, timeout=120,
+        )
+        assert init.returncode == 0, init.stdout + init.stderr
+        with open(tmp_path / "alembic.ini", "a") as ini:
+            ini.write(NAMED_SECTION)
+        if extra_env:
+            shutil.move(tmp_path / "alembic.ini", tmp_path / "other.ini")
+        (tmp_path / "scripts" / "versions" / "001_looks_like_ours.sql").write_text(LOOKALIKE)
+    env.update(extra_env)
     ours = subprocess.run(
-        [str(BIN / "alembic"), "heads"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+        [str(BIN / "alembic"), *argv], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=120,
     )
     driver = subprocess.run(
-        [sys.executable, "-c", DRIVER, "without"], input=json.dumps(["heads"]) + "\n",
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        [sys.executable, "-c", DRIVER, "without"], input=json.dumps(argv) + "\n",
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
     )
     code, out, err, plugin_loaded = json.loads(driver.stdout)
     assert (ours.returncode, ours.stdout, ours.stderr) == (code, out, err)
-    assert code != 0 and out + err and not plugin_loaded
+    assert not plugin_loaded
+    assert (code == 0) == (case in ("-n with a section", "ALEMBIC_CONFIG")), out + err
