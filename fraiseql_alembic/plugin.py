@@ -22,7 +22,7 @@ import sys
 import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -109,6 +109,10 @@ def opted_in(config: Config) -> bool:
     return value in ("true", "yes", "on", "1")
 
 
+@overload
+def config_option(config: Config, name: str, default: str) -> str: ...
+@overload
+def config_option(config: Config, name: str, default: None = None) -> str | None: ...
 def config_option(config: Config, name: str, default: str | None = None) -> str | None:
     """An option from the main section of alembic.ini, else from ``[tool.alembic]``.
 
