@@ -76,6 +76,27 @@ _PLAIN_RE = re.compile(
     r"|[!#%&*+,.<=>?@^`{|}~\x00-\x08\x0b\x0e-\x1f\x7f]|-(?!-)|/(?!\*))+"
 )
 _LINE_COMMENT_RE = re.compile(r"--[^\n\r]*")
+# Once a statement is known not to start CREATE [OR REPLACE] FUNCTION|PROCEDURE, its words
+# no longer matter, except a one-letter word that opens a literal (E'', B'', X'', N'', U&):
+# runs of such words, numbers, operators and blanks are skipped in one match.
+# Literals that end on the same line as psql reads them are skipped the same way.
+_WORD = rf"(?![EeBbXxNn]'|[Uu]&['\"])[^{_NOT_IDENT}][^{_NOT_IDENT_CONT}]*"
+_CONTINUE = r"(?:[ \t\f]|--[^\n\r]*)*[\n\r](?:[ \t\n\r\f]+|--[^\n\r]*[\n\r])*'"
+_ESCAPED = rf"'(?:[^'\\\n\r]|''|\\[^\n\r])*'(?!{_CONTINUE})"
+_STANDARD = rf"'(?:[^'\n\r]|'')*'(?!{_CONTINUE})"
+
+
+def _quiet_run(*tokens: str) -> re.Pattern[str]:
+    token = "|".join(tokens)
+    return re.compile(rf"(?:{token})(?:[ \t\n\r\f]*(?:{token}))*")
+
+
+_QUIET_WORDS = (_WORD, _PLAIN_RE.pattern, "::", ":=")
+_QUIET_RUN = {  # by standard_conforming_strings; None while a change of it is pending
+    True: _quiet_run(f"[Ee]{_ESCAPED}", _STANDARD, *_QUIET_WORDS),
+    False: _quiet_run(f"[Ee]{_ESCAPED}", _ESCAPED, *_QUIET_WORDS),
+    None: _quiet_run(*_QUIET_WORDS),
+}
 _COMMENT_TOKEN_RE = re.compile(r"/\*|\*/")
 _DOLLAR_RE = re.compile(rf"\$(?:[^{_NOT_IDENT}][^{_NOT_DOLQ_CONT}]*)?\$")
 _ESCAPED_END_RE = re.compile(r"[\\']")
@@ -142,6 +163,7 @@ class _Scanner:
         self.begin_depth = 0
         self.idents = 0  # identifiers seen (psql's identifier_count)
         self.head = ""  # initials of CREATE/OR/REPLACE/FUNCTION/PROCEDURE among the first 4
+        self.quiet = False  # the head says no BEGIN ... END tracking: words can be skipped
         self.statement_strings = self.strings
 
     def run(self) -> Scan:
@@ -155,6 +177,13 @@ class _Scanner:
             if self.pending is not None and self.pos >= self.pending[0]:
                 self.strings = self.pending[1]
                 self.pending = None
+            if self.quiet:
+                quiet = _QUIET_RUN[self.strings if self.pending is None else None]
+                match = quiet.match(text, self.pos, end)
+                if match:
+                    self._token(self.pos, match.end())
+                    self.pos = match.end()
+                    continue
             char = text[self.pos]
             if char == ";":
                 self.pos += 1
@@ -309,6 +338,7 @@ class _Scanner:
             self.head += lower[0] if lower in _HEAD_WORDS else " "
         self.idents += 1
         head = self.head
+        self.quiet = _cannot_open_a_body(head)
         if self.parens == 0 and head[:1] == "c" and (
             head[1:2] in ("f", "p") or head[1:4] in ("orf", "orp")
         ):
@@ -437,6 +467,16 @@ class _Scanner:
         self.changes_lexing = True
         line_end = self.text.find("\n", self.pos, self.end)
         self.pending = (self.end if line_end < 0 else line_end + 1, value)
+
+
+def _cannot_open_a_body(head: str) -> bool:
+    """Whether the first identifiers of a statement already rule out psql's
+    CREATE [OR REPLACE] FUNCTION|PROCEDURE (whose BEGIN ... END bodies it tracks)."""
+    return (
+        head[:1] not in ("", "c")
+        or head[1:2] not in ("", "f", "p", "o")
+        or (head[1:2] == "o" and (head[2:3] not in ("", "r") or head[3:4] not in ("", "f", "p")))
+    )
 
 
 def copy_direction(statement: str) -> str | None:

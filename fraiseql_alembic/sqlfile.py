@@ -21,6 +21,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from .errors import ConfigError, MigrationFileError
@@ -198,7 +199,7 @@ class ParsedMigration:
     down: Section | None
     notices: tuple[str, ...] = field(default=())
 
-    @property
+    @cached_property
     def up_checksum(self) -> str:
         """Checksum of the up section alone: editing the down section keeps it."""
         return checksum_of(self.up.sql)
@@ -341,9 +342,16 @@ def _parse_options(
     return transaction, tuple(timeouts)
 
 
-_MARKER_LINE_RE = re.compile(r"^[^\S\n]*--[^\S\n]*migrate:[^\n]*", re.IGNORECASE | re.MULTILINE)
-_ROLLBACK_LINE_RE = re.compile(r"^[^\S\n]*--[^\S\n]*rollback[^\S\n]*:",
-                               re.IGNORECASE | re.MULTILINE)
+# A literal "--" first lets the regex engine skip to candidates quickly (a pattern that
+# starts with ``^`` tries every line of a large file); the line start is checked after.
+_MARKER_LINE_RE = re.compile(r"--[^\S\n]*(?i:migrate):[^\n]*")
+_ROLLBACK_LINE_RE = re.compile(r"--[^\S\n]*(?i:rollback)[^\S\n]*:")
+
+
+def _line_starts_with(text: str, offset: int) -> int | None:
+    """The start of the line holding ``offset`` when only blanks come before it there."""
+    start = text.rfind("\n", 0, offset) + 1
+    return start if not text[start:offset].strip() else None
 
 
 def _marker_lines(text: str) -> list[tuple[int, int, re.Match[str]]]:
@@ -351,12 +359,13 @@ def _marker_lines(text: str) -> list[tuple[int, int, re.Match[str]]]:
     found = []
     line, counted = 0, 0
     for candidate in _MARKER_LINE_RE.finditer(text):
-        marker = _MARKER_RE.match(candidate.group().strip())
-        if marker is None:
+        start = _line_starts_with(text, candidate.start())
+        marker = _MARKER_RE.match(candidate.group().strip()) if start is not None else None
+        if start is None or marker is None:
             continue
-        line += text.count("\n", counted, candidate.start())
-        counted = candidate.start()
-        found.append((line, candidate.start(), marker))
+        line += text.count("\n", counted, start)
+        counted = start
+        found.append((line, start, marker))
     return found
 
 
@@ -383,11 +392,13 @@ def _find_rollback_block(
     comments, searched from ``start``."""
     last = None
     for candidate in _ROLLBACK_LINE_RE.finditer(text, start):
-        last = candidate
+        line_start = _line_starts_with(text, candidate.start())
+        if line_start is not None and line_start >= start:
+            last = line_start
     if last is None:
         return None
-    index = start_line + text.count("\n", start, last.start())
-    for later, _offset, line in _lines(text, _next_line(text, last.start()), len(text)):
+    index = start_line + text.count("\n", start, last)
+    for later, _offset, line in _lines(text, _next_line(text, last), len(text)):
         stripped = line.strip()
         if stripped and not stripped.startswith("--"):
             raise MigrationFileError(
@@ -396,7 +407,7 @@ def _find_rollback_block(
                 f"{index + 1}; the block must end the file (or use `-- migrate:down`)",
                 later + 1,
             )
-    return index, last.start()
+    return index, last
 
 
 def _rollback_section(text: str, index: int, offset: int) -> Section:
