@@ -76,12 +76,16 @@ _PLAIN_RE = re.compile(
     r"|[!#%&*+,.<=>?@^`{|}~\x00-\x08\x0b\x0e-\x1f\x7f]|-(?!-)|/(?!\*))+"
 )
 _LINE_COMMENT_RE = re.compile(r"--[^\n\r]*")
+# After a closing quote: whitespace holding a newline, then a quote, continues the string.
+# (Written so that no two ways match the same text: a nested repeat such as
+# ``(?:\s+)*`` takes exponential time on a long blank run that is not followed by a quote.)
+_CONTINUE = r"[ \t\f]*(?:--[^\n\r]*)?[\n\r](?:[ \t\n\r\f]|--[^\n\r]*[\n\r])*'"
+_CONTINUE_RE = re.compile(_CONTINUE)
 # Once a statement is known not to start CREATE [OR REPLACE] FUNCTION|PROCEDURE, its words
 # no longer matter, except a one-letter word that opens a literal (E'', B'', X'', N'', U&):
 # runs of such words, numbers, operators and blanks are skipped in one match.
 # Literals that end on the same line as psql reads them are skipped the same way.
 _WORD = rf"(?![EeBbXxNn]'|[Uu]&['\"])[^{_NOT_IDENT}][^{_NOT_IDENT_CONT}]*"
-_CONTINUE = r"(?:[ \t\f]|--[^\n\r]*)*[\n\r](?:[ \t\n\r\f]+|--[^\n\r]*[\n\r])*'"
 _ESCAPED = rf"'(?:[^'\\\n\r]|''|\\[^\n\r])*'(?!{_CONTINUE})"
 _STANDARD = rf"'(?:[^'\n\r]|'')*'(?!{_CONTINUE})"
 
@@ -100,10 +104,6 @@ _QUIET_RUN = {  # by standard_conforming_strings; None while a change of it is p
 _COMMENT_TOKEN_RE = re.compile(r"/\*|\*/")
 _DOLLAR_RE = re.compile(rf"\$(?:[^{_NOT_IDENT}][^{_NOT_DOLQ_CONT}]*)?\$")
 _ESCAPED_END_RE = re.compile(r"[\\']")
-# After a closing quote: whitespace holding a newline, then a quote, continues the string.
-_CONTINUE_RE = re.compile(
-    r"(?:[ \t\f]|--[^\n\r]*)*[\n\r](?:[ \t\n\r\f]+|--[^\n\r]*[\n\r])*'"
-)
 _VARIABLE_RE = re.compile(rf":(?:[^{_NOT_DOLQ_CONT}]+|'[^{_NOT_DOLQ_CONT}]+'"
                           rf"|\"[^{_NOT_DOLQ_CONT}]+\"|\{{\?[^{_NOT_DOLQ_CONT}]+\}})")
 _META_RE = re.compile(r"\\(?:[A-Za-z]+|.)", re.DOTALL)

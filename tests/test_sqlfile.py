@@ -363,3 +363,17 @@ def test_marker_durations_postgresql_would_not_honour_are_refused(option: str) -
     with pytest.raises(MigrationFileError):
         parse_migration(parse_filename("001_x.sql"),  # type: ignore[arg-type]
                         f"-- migrate:up {option}\nSELECT 1;\n")
+
+
+def test_a_long_blank_run_after_a_literal_is_read_in_linear_time() -> None:
+    """The string-continuation rule once had a nested repeat, exponential in the blanks
+    between a literal and the next token: 40 blank lines took longer than a day."""
+    import subprocess
+    import sys
+
+    code = (
+        "from fraiseql_alembic.psqlscan import scan\n"
+        "text = \"select 'a'\" + ' \\n' * 200_000 + \"x; select 'b' -- c\\n -- d\\n 'e';\"\n"
+        "assert len(scan(text).spans) == 2\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=20)
