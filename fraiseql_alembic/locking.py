@@ -203,6 +203,38 @@ def libpq_url(url: str) -> str:
     return "postgresql://" + sqlalchemy_url(url).split("://", 1)[1]
 
 
+def _wait_for(
+    attempt: Callable[[], tuple[bool, LockHolder | LeaseHolder | None]],
+    wait_seconds: float,
+    on_wait: Callable[[LockHolder | LeaseHolder | None], None] | None,
+    should_stop: Callable[[], bool] | None,
+) -> None:
+    """Call ``attempt`` until it takes the lock, backing off from 50 ms to 1 s; tell
+    ``on_wait`` who holds it once, and give up after ``wait_seconds`` or when
+    ``should_stop`` says so (both lock modes wait alike)."""
+    started = time.monotonic()
+    told = False
+    delay = 0.05
+    while True:
+        taken, holder = attempt()
+        if taken:
+            return
+        if not told and on_wait is not None:
+            on_wait(holder)
+            told = True
+        waited = time.monotonic() - started
+        if waited >= wait_seconds:
+            raise LockTimeoutError(waited, holder)
+        if should_stop is not None and should_stop():
+            from .cancel import MigrationInterrupted
+
+            raise MigrationInterrupted(
+                "Stopped while waiting for the migration lock; nothing was changed"
+            )
+        time.sleep(min(delay, max(wait_seconds - waited, 0.01)))
+        delay = min(delay * 2, 1.0)
+
+
 class MigrationLock:
     """Context manager holding the database's migration lock.
 
@@ -261,11 +293,7 @@ class MigrationLock:
             self.connection.close()
 
     def _acquire(self) -> None:
-        started = time.monotonic()
-        told = False
-        delay = 0.05
-        holder: LockHolder | LeaseHolder | None = None
-        while True:
+        def attempt() -> tuple[bool, LockHolder | LeaseHolder | None]:
             with self.connection.cursor() as cursor:
                 cursor.execute("SELECT pg_try_advisory_lock(%s), to_regclass(%s) IS NOT NULL",
                                (LOCK_KEY, lease_table(self.history_schema)))
@@ -275,22 +303,10 @@ class MigrationLock:
                 if lease is not None:  # a deploy in lease mode is migrating: let it be
                     cursor.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
             if row and row[0] and lease is None:
-                return
-            holder = lease or self.holder()
-            if not told and self.on_wait is not None:
-                self.on_wait(holder)
-                told = True
-            waited = time.monotonic() - started
-            if waited >= self.wait_seconds:
-                raise LockTimeoutError(waited, holder)
-            if self.should_stop is not None and self.should_stop():
-                from .cancel import MigrationInterrupted
+                return True, None
+            return False, lease or self.holder()
 
-                raise MigrationInterrupted(
-                    "Stopped while waiting for the migration lock; nothing was changed"
-                )
-            time.sleep(min(delay, max(self.wait_seconds - waited, 0.01)))
-            delay = min(delay * 2, 1.0)
+        _wait_for(attempt, self.wait_seconds, self.on_wait, self.should_stop)
 
     def holder(self) -> LockHolder | None:
         """The session holding the lock, if it can be seen."""
@@ -509,43 +525,26 @@ class LeaseLock:
                 cursor.execute(lease_table_sql(self.table))
 
     def _acquire(self) -> None:
-        started = time.monotonic()
-        told = False
-        delay = 0.05
-        holder: LockHolder | LeaseHolder | None = None
-        while True:
+        def attempt() -> tuple[bool, LockHolder | LeaseHolder | None]:
             self._renewed = time.monotonic()
             took, previous = self._try_take()
-            if took:
-                with self.connection.cursor() as cursor:
-                    holder = advisory_holder(cursor)
-                    if holder is None:
-                        if previous is not None and self.on_notice is not None:
-                            self.on_notice(
-                                f"Took over the migration lease of {previous}, which "
-                                "expired without being renewed (that deploy stopped?)"
-                            )
-                        return
-                    # a deploy in advisory mode is migrating: let it be
-                    cursor.execute(f"DELETE FROM {self.table} WHERE id = 1 AND token = %s",
-                                   (self.token,))
-            else:
-                with self.connection.cursor() as cursor:
-                    holder = live_lease(cursor, self.schema, table_exists=True)
-            if not told and self.on_wait is not None:
-                self.on_wait(holder)
-                told = True
-            waited = time.monotonic() - started
-            if waited >= self.wait_seconds:
-                raise LockTimeoutError(waited, holder)
-            if self.should_stop is not None and self.should_stop():
-                from .cancel import MigrationInterrupted
+            with self.connection.cursor() as cursor:
+                if not took:
+                    return False, live_lease(cursor, self.schema, table_exists=True)
+                holder = advisory_holder(cursor)
+                if holder is None:
+                    if previous is not None and self.on_notice is not None:
+                        self.on_notice(
+                            f"Took over the migration lease of {previous}, which "
+                            "expired without being renewed (that deploy stopped?)"
+                        )
+                    return True, None
+                # a deploy in advisory mode is migrating: let it be
+                cursor.execute(f"DELETE FROM {self.table} WHERE id = 1 AND token = %s",
+                               (self.token,))
+                return False, holder
 
-                raise MigrationInterrupted(
-                    "Stopped while waiting for the migration lock; nothing was changed"
-                )
-            time.sleep(min(delay, max(self.wait_seconds - waited, 0.01)))
-            delay = min(delay * 2, 1.0)
+        _wait_for(attempt, self.wait_seconds, self.on_wait, self.should_stop)
 
     def _try_take(self) -> tuple[bool, str | None]:
         """Insert the lease, or take over an expired one: (taken, who held it before)."""

@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg2
 import pytest
 from conftest import Project
 
@@ -35,13 +34,7 @@ def run(argv: list[str], cwd: Path, url: str, **env: str) -> subprocess.Complete
 
 
 def query(url: str, sql: str) -> list[tuple[Any, ...]]:
-    connection = psycopg2.connect(url)
-    try:
-        with connection, connection.cursor() as cursor:
-            cursor.execute(sql)
-            return cursor.fetchall() if cursor.description else []
-    finally:
-        connection.close()
+    return Project(REPO, url).query(sql)  # only its database is used
 
 
 def rows_of(url: str) -> list[tuple[Any, ...]] | None:
