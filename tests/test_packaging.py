@@ -23,6 +23,7 @@ def test_wheel_contains_package_data(tmp_path: Path) -> None:
         "fraiseql_alembic/alembic_env/env.py",
         "fraiseql_alembic/alembic_env/script.py.mako",
         "fraiseql_alembic/plugin.py",
+        "fraiseql_alembic/py.typed",  # PEP 561: the API's type hints reach its users
     ):
         assert required in names, required
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
