@@ -795,17 +795,22 @@ def _plan_upgrade(
     return UpgradeResult(planned, (), dry_run, warnings, tuple(marked))
 
 
-def validate_pending(rows: Sequence[status_view.StatusRow], *, standard_strings: bool) -> None:
-    """Read every pending SQL migration's up section as it would run, before the first one
+def validate_pending(rows: Sequence[status_view.StatusRow], *, standard_strings: bool,
+                     upgrade: bool = True) -> None:
+    """Read every SQL migration's section that a run will execute (up sections of pending
+    rows, or down sections of those to roll back) as it would run, before the first one
     runs: a file that cannot be (a COMMIT in its middle, an unterminated quote, a psql
-    meta-command) stops the run with nothing applied, not after the files before it."""
+    meta-command) stops the run with nothing done, not after the files before it."""
     for row in rows:
-        if row.migration is None:
+        migration = row.migration
+        section = None if migration is None else migration.up if upgrade else migration.down
+        if migration is None or section is None:
             continue
         try:
-            split_statements(row.migration, row.migration.up, standard_strings=standard_strings)
+            split_statements(migration, section, standard_strings=standard_strings)
         except MigrationFileError as err:
-            raise MigrationFileError(err.filename, f"{err.detail}. Nothing was applied",
+            done = "applied" if upgrade else "rolled back"
+            raise MigrationFileError(err.filename, f"{err.detail}. Nothing was {done}",
                                      err.line) from err
 
 
@@ -987,6 +992,8 @@ def _plan_downgrade(
             raise IrreversibleMigrationError(
                 irreversible_message(row.migration) + " Nothing was rolled back."
             )
+    validate_pending(plan_rows, upgrade=False, standard_strings=(
+        standard_strings(connection) if connection is not None else True))
     planned = tuple(
         PlannedMigration(
             row.version,

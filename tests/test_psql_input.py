@@ -292,3 +292,15 @@ def test_offline_sql_carries_copy_data_for_psql(project: Project) -> None:
                              input=script.stdout, capture_output=True, text=True)
     assert applied.returncode == 0, applied.stderr
     assert project.query("SELECT v FROM t") == [("x;y",)]
+
+
+def test_down_reads_every_section_it_will_run_before_the_first(project: Project) -> None:
+    project.write("001_a.sql", "-- migrate:up\nCREATE TABLE a (id int);\n"
+                               "-- migrate:down\n\\connect elsewhere\nDROP TABLE a;\n")
+    project.write("002_b.sql", "-- migrate:up\nCREATE TABLE b (id int);\n"
+                               "-- migrate:down\nDROP TABLE b;\n")
+    assert fraiseql(project, "up").returncode == 0
+    error = one_line_error(fraiseql(project, "down", "--steps", "2", "--force"))
+    assert "001_a.sql:4: `\\connect` is a psql meta-command" in error
+    assert error.endswith("Nothing was rolled back")
+    assert project.version() == ["002"] and {"a", "b"} <= project.tables()
