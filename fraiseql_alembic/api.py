@@ -18,7 +18,7 @@ from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from . import loader
 from . import status as status_view
@@ -582,6 +582,7 @@ def upgrade(
     reporter: Reporter | None = None,
     cancel: CancelToken | None = None,
     backup: Path | bool = False,
+    resume: Resume | None = None,
 ) -> UpgradeResult:
     """Apply pending migrations in order (all, or the next ``steps``).
 
@@ -594,10 +595,15 @@ def upgrade(
     ``backup`` (a path, or True for ``backups/<db>-<UTC time>.dump``) runs
     ``pg_dump --format=custom`` under the lock, once something is pending and
     before anything is applied; if the dump fails nothing is applied.
+
+    ``resume`` settles a statement that an earlier run sent outside a transaction and
+    stopped before recording (:func:`settle_interrupted`) before anything runs.
     """
     _check_steps(steps)
     if dry_run and backup is not False:
         raise UsageError("--backup cannot be combined with --dry-run: a dry run changes nothing")
+    if dry_run and resume is not None:
+        raise UsageError("--resume cannot be combined with --dry-run: a dry run changes nothing")
     if not dry_run:
         _load_sql_scanner_in_background()
     scripts, directory = revisions(settings)
@@ -605,6 +611,8 @@ def upgrade(
         return _plan_upgrade(settings, scripts, steps, dry_run=True)
     progress = _Progress(reporter)
     with _migration_lock(settings, progress, cancel) as connection:
+        if resume is not None:
+            settle_interrupted(settings, connection, "up", resume, scripts, progress.notice)
         plan = _plan_upgrade(settings, scripts, steps, dry_run=False, connection=connection)
         if not plan.planned:
             return plan
@@ -642,6 +650,50 @@ def upgrade(
             )
     applied = tuple(item.version for item in plan.planned[len(marked) :])
     return replace(plan, applied=applied)
+
+
+#: ``--resume``: what became of the statement an interrupted run left unrecorded.
+Resume = Literal["done", "again"]
+
+
+def settle_interrupted(
+    settings: Settings,
+    connection: Any,
+    direction: str,
+    resume: Resume,
+    scripts: Sequence[Script],
+    notice: Callable[[str], None],
+) -> None:
+    """Settle, by the user's word, the statement that a run of ``direction`` sent
+    outside a transaction and stopped before recording (the run that finds it stops
+    with an :class:`~fraiseql_alembic.errors.InterruptedStatementError`).
+
+    ``"done"``: it took effect; it is recorded as completed and the file resumes after
+    it.  ``"again"``: the record of it is dropped, and the file resumes with it.
+    ``connection`` is an idle autocommit session under the migration lock.
+    """
+    import psycopg2
+
+    from . import history
+    from .database import database_error
+
+    try:
+        with connection.cursor() as cursor:
+            settled = history.resolve_running(
+                cursor, settings.history_schema, direction, done=resume == "done"
+            )
+    except psycopg2.Error as err:
+        raise (database_error(err) or DatabaseError(str(err))) from err
+    if settled is None:
+        raise MigrationError(
+            f"--resume {resume}: no statement of an earlier `fraiseql migrate {direction}` "
+            "was left unrecorded (see `fraiseql migrate status`); nothing was run. Run the "
+            "command without --resume"
+        )
+    names = {script.revision: display_name(script) for script in scripts}
+    where = f"{names.get(settled.version, settled.version)}:{settled.statement_line}"
+    notice(f"{where}: recorded as done, not run again (--resume done)" if resume == "done"
+           else f"{where}: will be run again (--resume again)")
 
 
 def _load_sql_scanner_in_background() -> None:
@@ -912,6 +964,7 @@ def downgrade(
     confirm: Callable[[tuple[PlannedMigration, ...]], bool] | None = None,
     reporter: Reporter | None = None,
     cancel: CancelToken | None = None,
+    resume: Resume | None = None,
 ) -> DowngradeResult:
     """Roll back the most recent ``steps`` migrations, newest first.
 
@@ -919,7 +972,7 @@ def downgrade(
     back.  ``confirm`` sees the plan and may refuse it (AbortedByUser); it is asked
     before the migration lock is taken, so a prompt never blocks other deploys.
     Under the lock the plan is made again, and if the database moved meanwhile
-    nothing is rolled back.
+    nothing is rolled back.  ``resume``: as for :func:`upgrade`.
     """
     _check_steps(steps)
     scripts, directory = revisions(settings)
@@ -929,6 +982,8 @@ def downgrade(
     _load_sql_scanner_in_background()
     progress = _Progress(reporter)
     with _migration_lock(settings, progress, cancel) as connection:
+        if resume is not None:
+            settle_interrupted(settings, connection, "down", resume, scripts, progress.notice)
         if _plan_downgrade(settings, scripts, steps, connection) != (planned, target):
             raise MigrationError(
                 "The database changed while the rollback waited (another deploy ran?); "

@@ -21,8 +21,9 @@ from .reporting import CHECK, PENDING_MARK, PROBLEM_MARK, JsonReporter, TextRepo
 from .secrets import password_of, redact
 
 if TYPE_CHECKING:
-    from .api import PlannedMigration, RehearsalResult
+    from .api import PlannedMigration, RehearsalResult, Resume
     from .cancel import CancelToken
+    from .history import Progress
     from .settings import Settings
     from .status import StatusReport
 
@@ -351,6 +352,22 @@ def _run_settings(
     return replace(settings, run=run)
 
 
+def _resume_point(partial: Progress, direction: str) -> str:
+    """Where `up`/`down` goes on in a partly run file, for the status line."""
+    if partial.state == "running":
+        return (f"stopped while line {partial.statement_line} ran outside a transaction; "
+                f"`fraiseql migrate {direction}` checks whether it took effect")
+    return f"`fraiseql migrate {direction}` resumes at line {partial.next_line}"
+
+
+def resume_option(func: F) -> F:
+    """``--resume done|again``: settle a statement an interrupted run left unrecorded."""
+    return click.option(
+        "--resume", type=click.Choice(["done", "again"]), default=None,
+        help="An earlier run stopped while a statement ran outside a transaction: record "
+        "that statement as done (it took effect), or run it again; then go on.")(func)
+
+
 @migrate.command()
 @click.option("--steps", type=click.IntRange(min=1), default=None, metavar="N",
               help="Apply only the next N pending migrations.")
@@ -364,6 +381,7 @@ def _run_settings(
               "before applying anything; nothing is applied if the dump fails.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object per line for each event instead of text.")
+@resume_option
 @run_options
 @common_options
 @handle_errors
@@ -373,6 +391,7 @@ def up(
     rehearse: bool,
     backup: str | None,
     as_json: bool,
+    resume: Resume | None,
     path: Path | None,
     database_url: str | None,
     **run: Any,
@@ -380,9 +399,13 @@ def up(
     """Apply pending migrations in order."""
     from .api import upgrade
 
-    for flag, given in (("--rehearse", rehearse), ("--backup", backup is not None)):
+    for flag, given in (("--rehearse", rehearse), ("--backup", backup is not None),
+                        ("--resume", resume is not None)):
         if dry_run and given:
             raise click.UsageError(f"{flag} cannot be combined with --dry-run")
+    if rehearse and resume is not None:
+        raise click.UsageError("--resume cannot be combined with --rehearse: a rehearsal "
+                               "writes nothing")
     if rehearse and backup is not None:
         raise click.UsageError("--backup cannot be combined with --rehearse: a rehearsal "
                                "writes nothing")
@@ -395,6 +418,7 @@ def up(
         lambda token: upgrade(
             settings, steps=steps, dry_run=dry_run, reporter=reporter, cancel=token,
             backup=False if backup is None else (Path(backup) if backup else True),
+            resume=resume,
         ),
         reporter,
         is_upgrade=True,
@@ -493,12 +517,14 @@ def rehearsal_summary(result: RehearsalResult) -> str:
 @click.option("--steps", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
               help="Roll back the N most recent migrations.")
 @click.option("--force", is_flag=True, help="Do not ask for confirmation.")
+@resume_option
 @run_options
 @common_options
 @handle_errors
 def down(
     steps: int,
     force: bool,
+    resume: Resume | None,
     path: Path | None,
     database_url: str | None,
     **run: Any,
@@ -523,7 +549,8 @@ def down(
     reporter = TextReporter()
     result = _run_reported(
         lambda token: downgrade(
-            settings, steps=steps, confirm=confirm, reporter=reporter, cancel=token
+            settings, steps=steps, confirm=confirm, reporter=reporter, cancel=token,
+            resume=resume,
         ),
         reporter,
         is_upgrade=False,
@@ -639,6 +666,9 @@ def render_status_json(report: StatusReport) -> str:
             "checksum": row.checksum,
             "recorded_checksum": row.recorded_checksum,
             "resumes_at_line": row.partial.next_line if row.partial is not None else None,
+            "interrupted_at_line": (
+                row.partial.statement_line
+                if row.partial is not None and row.partial.state == "running" else None),
             "marked_by_hand": row.marked_by_hand is not None,
             "action": row.action,
             "repaired_at": row.repair.applied_at.isoformat() if row.repair else None,
@@ -684,12 +714,12 @@ def render_status(report: StatusReport) -> str:
         )
         if row.state == APPLIED and row.partial is not None:
             lines.append(f"  {PARTIAL_MARK} {row.filename} ({when}; PARTLY ROLLED BACK: "
-                         f"`fraiseql migrate down` resumes at line {row.partial.next_line})")
+                         f"{_resume_point(row.partial, 'down')})")
         elif row.state == APPLIED:
             lines.append(f"  {CHECK} {row.filename} ({when}{_record_note(row)})")
         elif row.state == PENDING and row.partial is not None:
             lines.append(f"  {PARTIAL_MARK} {row.filename} (PARTIALLY APPLIED: "
-                         f"`fraiseql migrate up` resumes at line {row.partial.next_line})")
+                         f"{_resume_point(row.partial, 'up')})")
         elif row.state == PENDING and row.marked_by_hand is not None:
             lines.append(
                 f"  {PENDING_MARK} {row.filename} (pending; marked applied by hand "

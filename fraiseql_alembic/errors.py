@@ -112,28 +112,44 @@ class MigrationExecutionError(MigrationError):
         )
 
 
-class UnlocatedExecutionError(MigrationExecutionError):
-    """A migration sent as one query failed late; its failing statement is not known.
+def _first_line(statement: str) -> str:
+    first = statement.strip().splitlines()[0] if statement.strip() else ""
+    return first[:77] + "..." if len(first) > 80 else first
 
-    Finding it would mean running the statements again, holding their locks (and
-    redoing their work) as long again, so the error says what PostgreSQL said instead.
-    """
+
+class InterruptedStatementError(MigrationFileError):
+    """A statement run outside a transaction was interrupted (the client died or lost its
+    connection while it ran) and whether it took effect cannot be known."""
+
+    def __init__(self, filename: str, line: int, statement: str, direction: str) -> None:
+        command = f"fraiseql migrate {direction}"
+        super().__init__(
+            filename,
+            f"`{_first_line(statement)}` ran outside a transaction and an earlier run "
+            "stopped before recording its outcome, so it may have taken effect; nothing was "
+            f"run. Check the database, then run `{command} --resume done` if it took effect, "
+            f"or `{command} --resume again` to run it again",
+            line,
+        )
+        self.statement = statement
+
+
+class StatementStillRunningError(MigrationFileError):
+    """The statement an earlier run left unrecorded is still running on the server."""
 
     def __init__(
-        self, filename: str, statements: int, elapsed_s: float, pg_message: str,
-        sqlstate: str | None,
+        self, filename: str, line: int, statement: str, pid: int, direction: str
     ) -> None:
-        super().__init__(filename, 0, 0, "", pg_message, sqlstate)
-        state = f" [SQLSTATE {sqlstate}]" if sqlstate else ""
-        self.message = (
-            f"Migration {filename} failed after {elapsed_s:.1f}s: {pg_message}{state}, in one "
-            f"of its {statements} statements. They ran as one query, and were not run again "
-            "to find the line, which would hold their locks as long again (`fraiseql migrate "
-            "up --rehearse` on a copy of the database names it). The migration was rolled "
-            "back; fix the file and run the command again"
+        super().__init__(
+            filename,
+            f"`{_first_line(statement)}`, sent by an earlier run that stopped, is still "
+            f"running on the server (pid {pid}); nothing was run. Wait for it to finish, or "
+            f"cancel it (SELECT pg_cancel_backend({pid})), then run `fraiseql migrate "
+            f"{direction}` again",
+            line,
         )
-        self.args = (self.message,)
-        self.located = f"{filename}: {pg_message}{state}"
+        self.statement = statement
+        self.pid = pid
 
 
 class FileAccessError(MigrationError):

@@ -278,14 +278,26 @@ def read_latest(cursor: Cursor, schema: str) -> dict[str, HistoryRow]:
 # Progress inside a file that runs in segments (non-transactional statements)
 
 PROGRESS_TABLE = "fraiseql_migration_progress"
+SEGMENTS_TABLE = "fraiseql_migration_segments"
+
+#: ``Progress.state``: the completed segments are recorded and nothing else started.
+DONE = "done"
+#: ``Progress.state``: a statement outside a transaction was started; its outcome was never
+#: recorded (the client died, or the connection was lost, while it ran).
+RUNNING = "running"
 
 
 @dataclass(frozen=True)
 class Progress:
-    """How far a segmented migration got: segments committed and the next one's line.
+    """How far a segmented migration got: statements committed and the next one's line.
 
-    ``checksum`` covers the lines before ``next_line`` only: the rest of the file may
-    be fixed before the run resumes.
+    ``done`` statements of the section (in file order) are completed; the checksum of
+    each is in the segments table (:func:`read_segments`), so that a completed part is
+    recognised whatever is edited after it.  ``done`` is None for a row written by an
+    earlier release: then ``checksum`` covers the file's lines before ``next_line``.
+
+    With ``state`` :data:`RUNNING`, the statement at ``statement_line`` (the ``done``-th,
+    counting from 0) was started outside a transaction and its outcome is not known.
     """
 
     version: str
@@ -293,6 +305,11 @@ class Progress:
     checksum: str
     segments_done: int
     next_line: int
+    done: int | None = None
+    state: str = DONE
+    statement_line: int | None = None
+    statement_checksum: str | None = None
+    started_at: datetime | None = None
 
 
 def _progress_table(schema: str) -> str:
@@ -300,16 +317,60 @@ def _progress_table(schema: str) -> str:
     return f'"{schema}".{PROGRESS_TABLE}'
 
 
+def _segments_table(schema: str) -> str:
+    qualified_table(schema)
+    return f'"{schema}".{SEGMENTS_TABLE}'
+
+
+#: Columns of the progress table added with the segments table (statement-level
+#: resume and the record of a statement started outside a transaction).
+_PROGRESS_LATER_COLUMNS = {
+    "done": "INTEGER",
+    "state": f"TEXT NOT NULL DEFAULT '{DONE}'",
+    "statement_line": "INTEGER",
+    "statement_offset": "INTEGER",
+    "statement_checksum": "TEXT",
+    "started_at": "TIMESTAMPTZ",
+}
+
+
 def ensure_progress_table(cursor: Cursor, schema: str) -> None:
-    cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (_progress_table(schema),))
+    """Create the progress and segments tables, or add what an earlier release lacked."""
+    cursor.execute("SELECT to_regclass(%s) IS NOT NULL, to_regclass(%s) IS NOT NULL",
+                   (_progress_table(schema), _segments_table(schema)))
     row = cursor.fetchone()
     if not (row and row[0]):
         cursor.execute(
             f"CREATE TABLE IF NOT EXISTS {_progress_table(schema)} ("
             "version TEXT NOT NULL, direction TEXT NOT NULL, checksum TEXT NOT NULL, "
             "segments_done INTEGER NOT NULL, next_line INTEGER NOT NULL, "
-            "updated_at TIMESTAMPTZ NOT NULL DEFAULT now(), PRIMARY KEY (version, direction))"
+            "updated_at TIMESTAMPTZ NOT NULL DEFAULT now(), "
+            + "".join(f"{name} {kind}, " for name, kind in _PROGRESS_LATER_COLUMNS.items())
+            + "PRIMARY KEY (version, direction))"
         )
+    else:
+        columns = _table_columns(cursor, _progress_table(schema))
+        for name, kind in _PROGRESS_LATER_COLUMNS.items():
+            if name not in columns:
+                cursor.execute(f"ALTER TABLE {_progress_table(schema)} "
+                               f"ADD COLUMN IF NOT EXISTS {name} {kind}")
+    if not (row and row[1]):
+        cursor.execute(
+            f"CREATE TABLE IF NOT EXISTS {_segments_table(schema)} ("
+            "version TEXT NOT NULL, direction TEXT NOT NULL, segment INTEGER NOT NULL, "
+            "first_statement INTEGER NOT NULL, first_line INTEGER NOT NULL, "
+            "statements TEXT[] NOT NULL, done_at TIMESTAMPTZ NOT NULL DEFAULT now(), "
+            "PRIMARY KEY (version, direction, segment))"
+        )
+
+
+def _table_columns(cursor: Cursor, table: str) -> set[str]:
+    cursor.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 "
+        "AND NOT attisdropped",
+        (table,),
+    )
+    return {str(row[0]) for row in cursor.fetchall()}
 
 
 def read_progress(cursor: Cursor, schema: str) -> dict[tuple[str, str], Progress]:
@@ -317,29 +378,143 @@ def read_progress(cursor: Cursor, schema: str) -> dict[tuple[str, str], Progress
     row = cursor.fetchone()
     if not (row and row[0]):
         return {}
+    columns = _table_columns(cursor, _progress_table(schema))
+    later = ", ".join(name if name in columns else "NULL"
+                      for name in ("done", "state", "statement_line", "statement_checksum",
+                                   "started_at"))
     cursor.execute(
-        "SELECT version, direction, checksum, segments_done, next_line "
+        f"SELECT version, direction, checksum, segments_done, next_line, {later} "
         f"FROM {_progress_table(schema)}"
     )
-    return {(r[0], r[1]): Progress(*r) for r in cursor.fetchall()}
+    return {
+        (r[0], r[1]): Progress(r[0], r[1], r[2], r[3], r[4], r[5], r[6] or DONE, r[7], r[8],
+                               r[9])
+        for r in cursor.fetchall()
+    }
 
 
-def save_progress(cursor: Cursor, schema: str, progress: Progress) -> None:
+def has_progress(cursor: Cursor, schema: str, version: str, direction: str) -> bool:
+    """Whether an earlier run left this section partly run."""
+    cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (_progress_table(schema),))
+    row = cursor.fetchone()
+    if not (row and row[0]):
+        return False
+    cursor.execute(f"SELECT EXISTS (SELECT FROM {_progress_table(schema)} "
+                   "WHERE version = %s AND direction = %s)", (version, direction))
+    row = cursor.fetchone()
+    return bool(row and row[0])
+
+
+def read_segments(cursor: Cursor, schema: str, version: str, direction: str) -> list[str]:
+    """The checksum of each completed statement of a partly run section, in file order."""
     cursor.execute(
-        f"INSERT INTO {_progress_table(schema)} "
-        "(version, direction, checksum, segments_done, next_line) VALUES (%s, %s, %s, %s, %s) "
-        "ON CONFLICT (version, direction) DO UPDATE SET segments_done = EXCLUDED.segments_done, "
-        "next_line = EXCLUDED.next_line, checksum = EXCLUDED.checksum, updated_at = now()",
-        (progress.version, progress.direction, progress.checksum, progress.segments_done,
-         progress.next_line),
+        f"SELECT first_statement, statements FROM {_segments_table(schema)} "
+        "WHERE version = %s AND direction = %s ORDER BY segment",
+        (version, direction),
     )
+    done: list[str] = []
+    for first, statements in cursor.fetchall():
+        if first != len(done):  # written by hand? then nothing before it can be trusted
+            return done
+        done.extend(statements)
+    return done
+
+
+def save_segment(
+    cursor: Cursor, schema: str, progress: Progress, first_line: int, statements: list[str]
+) -> None:
+    """Record a completed segment and where the section goes on, in one query.
+
+    ``progress`` is the state after the segment: ``done`` counts its statements,
+    ``segments_done`` includes it.  Run it in the segment's transaction, or alone in
+    autocommit (the two statements then commit together).
+    """
+    assert progress.done is not None
+    cursor.execute(
+        f"INSERT INTO {_segments_table(schema)} "
+        "(version, direction, segment, first_statement, first_line, statements) "
+        "VALUES (%s, %s, %s, %s, %s, %s::text[]) ON CONFLICT (version, direction, segment) "
+        "DO UPDATE SET first_statement = EXCLUDED.first_statement, "
+        "first_line = EXCLUDED.first_line, statements = EXCLUDED.statements, done_at = now();\n"
+        + _UPSERT_PROGRESS.replace("{table}", _progress_table(schema)),
+        (progress.version, progress.direction, progress.segments_done - 1,
+         progress.done - len(statements), first_line, statements,
+         *_progress_values(progress)),
+    )
+
+
+_UPSERT_PROGRESS = (
+    "INSERT INTO {table} (version, direction, checksum, segments_done, next_line, done, state, "
+    "statement_line, statement_offset, statement_checksum, started_at) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, CASE WHEN %s THEN now() END) "
+    "ON CONFLICT (version, direction) DO UPDATE SET checksum = EXCLUDED.checksum, "
+    "segments_done = EXCLUDED.segments_done, next_line = EXCLUDED.next_line, "
+    "done = EXCLUDED.done, state = EXCLUDED.state, statement_line = EXCLUDED.statement_line, "
+    "statement_offset = EXCLUDED.statement_offset, "
+    "statement_checksum = EXCLUDED.statement_checksum, started_at = EXCLUDED.started_at, "
+    "updated_at = now()"
+)
+
+
+def _progress_values(progress: Progress, offset: int | None = None) -> tuple[Any, ...]:
+    running = progress.state == RUNNING
+    return (progress.version, progress.direction, progress.checksum, progress.segments_done,
+            progress.next_line, progress.done, progress.state,
+            progress.statement_line if running else None, offset if running else None,
+            progress.statement_checksum if running else None, running)
+
+
+def save_progress(
+    cursor: Cursor, schema: str, progress: Progress, *, statement_offset: int | None = None
+) -> None:
+    """Write the progress row as it is now (``state`` :data:`RUNNING` records the
+    intent to run the statement at ``statement_line``, before it is sent)."""
+    cursor.execute(
+        _UPSERT_PROGRESS.replace("{table}", _progress_table(schema)),
+        _progress_values(progress, statement_offset),
+    )
+
+
+def resolve_running(
+    cursor: Cursor, schema: str, direction: str, *, done: bool
+) -> Progress | None:
+    """Settle the statement a run left :data:`RUNNING` in ``direction``, by the user's word.
+
+    ``done``: it is recorded as completed (the section resumes after it); otherwise the
+    record of it is dropped and the next run sends it again.  Returns the row as it was,
+    or None when no statement was left running.
+    """
+    running = [progress for (_, way), progress in read_progress(cursor, schema).items()
+               if way == direction and progress.state == RUNNING]
+    if not running:
+        return None
+    progress = running[0]
+    assert progress.statement_checksum is not None and progress.statement_line is not None
+    count = progress.done or 0
+    if done:
+        settled = replace(progress, state=DONE, done=count + 1,
+                          segments_done=progress.segments_done + 1)
+        save_segment(cursor, schema, settled, progress.statement_line,
+                     [progress.statement_checksum])
+    elif count == 0:
+        clear_progress(cursor, schema, progress.version, direction)
+    else:
+        save_progress(cursor, schema, replace(progress, state=DONE,
+                                              next_line=progress.statement_line))
+    return progress
 
 
 def clear_progress(cursor: Cursor, schema: str, version: str, direction: str) -> None:
-    cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (_progress_table(schema),))
+    cursor.execute("SELECT to_regclass(%s) IS NOT NULL, to_regclass(%s) IS NOT NULL",
+                   (_progress_table(schema), _segments_table(schema)))
     row = cursor.fetchone()
     if row and row[0]:
         cursor.execute(
             f"DELETE FROM {_progress_table(schema)} WHERE version = %s AND direction = %s",
+            (version, direction),
+        )
+    if row and row[1]:
+        cursor.execute(
+            f"DELETE FROM {_segments_table(schema)} WHERE version = %s AND direction = %s",
             (version, direction),
         )

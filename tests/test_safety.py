@@ -367,7 +367,8 @@ def test_changing_the_applied_part_of_a_partial_file_is_refused(project: Project
     project.write("002_mixed.sql", MIXED.replace("CREATE TABLE m2", "CREATE TABLE m2b"))
     result = project.cli("up")
     assert result.exit_code == 1
-    assert "002_mixed.sql: lines 1-7 changed since they were applied" in result.output
+    assert ("002_mixed.sql:6: this statement changed since an earlier run completed it "
+            "(lines 3-7 are applied; the file is partly applied)") in result.output
     assert "m2b" not in project.tables()
 
 
