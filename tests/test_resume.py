@@ -323,3 +323,37 @@ def test_edit_inside_a_completed_segment_is_refused_with_its_line(
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert project.query("SELECT count(*) FROM m1") == [(1,)]
     assert [valid for _, valid in index_oid(project, "idx_m1")] == [True]
+
+
+def test_statement_still_running_on_the_server_is_not_sent_again(project: Project) -> None:
+    """Under a lease (a pooler in front), the lease of a frozen client expires while its
+    statement still runs on the server: the next run names the backend instead."""
+    (project.root / "pyproject.toml").write_text(
+        "[tool.fraiseql.migrations]\nlock = \"lease\"\nlease_expiry = 1\n")
+    setup(project, "direct")
+    project.write("002_indexed.sql", INDEXED)
+    with blocker(project, "INSERT INTO t VALUES (3)") as holder:
+        process = start(project, "fraiseql", "migrate", "up")
+        try:
+            wait_until(waiting(project, "CREATE INDEX CONCURRENTLY"))
+            found = backend(project, "CREATE INDEX CONCURRENTLY")
+            assert found is not None
+            os.kill(process.pid, signal.SIGSTOP)  # its lease is no longer renewed
+            stopped = run(project, "fraiseql", "migrate", "up")
+            assert stopped.returncode == 1
+            assert stopped.stderr.splitlines()[-1] == (
+                "Error: 002_indexed.sql:4: `CREATE INDEX CONCURRENTLY idx_t_a ON t (a)`, sent by "
+                "an earlier run that stopped, is still running on the server "
+                f"(pid {found[0]}); nothing was run. Wait for it to finish, or cancel it "
+                f"(SELECT pg_cancel_backend({found[0]})), then run `fraiseql migrate up` again")
+            holder.commit()  # the server finishes the build
+            wait_until(lambda: project.query(
+                f"SELECT state FROM pg_stat_activity WHERE pid = {found[0]}") == [("idle",)])
+        finally:
+            process.kill()
+            process.wait(timeout=30)
+    resumed = run(project, "fraiseql", "migrate", "up")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "index idx_t_a exists and is valid: recorded as done" in resumed.stdout
+    assert project.query("SELECT count(*) FROM before_index") == [(1,)]
+    assert project.version() == ["002"]
