@@ -112,30 +112,6 @@ class MigrationExecutionError(MigrationError):
         )
 
 
-class UnlocatedExecutionError(MigrationExecutionError):
-    """A migration sent as one query failed late; its failing statement is not known.
-
-    Finding it would mean running the statements again, holding their locks (and
-    redoing their work) as long again, so the error says what PostgreSQL said instead.
-    """
-
-    def __init__(
-        self, filename: str, statements: int, elapsed_s: float, pg_message: str,
-        sqlstate: str | None,
-    ) -> None:
-        super().__init__(filename, 0, 0, "", pg_message, sqlstate)
-        state = f" [SQLSTATE {sqlstate}]" if sqlstate else ""
-        self.message = (
-            f"Migration {filename} failed after {elapsed_s:.1f}s: {pg_message}{state}, in one "
-            f"of its {statements} statements. They ran as one query, and were not run again "
-            "to find the line, which would hold their locks as long again (`fraiseql migrate "
-            "up --rehearse` on a copy of the database names it). The migration was rolled "
-            "back; fix the file and run the command again"
-        )
-        self.args = (self.message,)
-        self.located = f"{filename}: {pg_message}{state}"
-
-
 def _first_line(statement: str) -> str:
     first = statement.strip().splitlines()[0] if statement.strip() else ""
     return first[:77] + "..." if len(first) > 80 else first

@@ -12,6 +12,7 @@ plain ``alembic`` CLI, go through Alembic itself.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from . import history
 from .errors import DatabaseError, MigrationError, server_words
 
 if TYPE_CHECKING:
+    from . import batchquery
     from .cancel import CancelToken
     from .settings import RunOptions
     from .sqlfile import ParsedMigration, Section, SplitSection, Statement
@@ -210,6 +212,7 @@ class _Prepared:
     starts: tuple[int, ...] = ()  # where each statement begins in the query the server gets
     reset_before: bool = False  # the migration before it may have changed the session
     forgets_statements: bool = False  # it may drop the session's prepared statements
+    head_statements: int = 0  # statements of the query before the migration's own
 
 
 @dataclass(frozen=True)
@@ -261,7 +264,15 @@ def _prepare_step(step: Step, run: _Run, reset_before: bool = False) -> _Prepare
         + guard + ";\nCOMMIT"
     )
     return _Prepared(step, section, statements, batch, params, tuple(starts), reset_before,
-                     forgets)
+                     forgets, _statement_count(head))
+
+
+@functools.lru_cache(maxsize=16)
+def _statement_count(sql: str) -> int:
+    """How many statements ``sql`` (our own, such as a batch's head) holds."""
+    from .psqlscan import scan
+
+    return len(scan(sql).spans)
 
 
 def batchable(split: SplitSection, size: int) -> bool:
@@ -293,12 +304,6 @@ def forgets_statements(statements: Sequence[Statement]) -> bool:
     ``DEALLOCATE``, also inside a ``DO`` block), so that the bookkeeping statements must
     be prepared again after it.  Pure; errs on the side of True."""
     return any(_FORGETS_STATEMENTS_RE.search(statement.sql) for statement in statements)
-
-
-#: A batch that failed within this many seconds is run again statement by statement to
-#: find the failing line; one that failed later is not (that would hold its locks and
-#: redo its work as long again): PostgreSQL's message is reported without the line.
-RELOCATE_WITHIN_S = 2.0
 
 
 def _failing_statement(prepared: _Prepared, position: int | None) -> tuple[int, int] | None:
@@ -362,60 +367,63 @@ def _run_batched(
     ``BEGIN; <statements>; <version change and history row>; COMMIT`` go in one
     simple-protocol query: the server runs them in order and stops at the first
     error, leaving the transaction aborted, so nothing of a failed migration is
-    kept.  The history row's ``execution_ms`` is then measured by the server.  On a
-    failure the transaction is rolled back and the statements run again one by one in
-    a fresh transaction, which names the failing statement's line (or succeeds, e.g.
-    after a transient lock conflict), with the bookkeeping checked on its own.
+    kept.  The history row's ``execution_ms`` is then measured by the server.  The
+    query goes through :mod:`.batchquery`, which counts the statements that completed:
+    a failure names its statement's line however long it ran, and nothing is run again
+    to find it.
     """
     import time
 
-    import psycopg2
-
+    from . import batchquery
     from .cancel import MigrationInterrupted
-    from .runner import execute_statements, forward_notices, history_entry
+    from .runner import _NoticeForwarder, execute_statements, history_entry
 
-    if prepared.batch is None:
+    if prepared.batch is None or not batchquery.available(dbapi):
         return False
     step = prepared.step
     sink = reporter.notice if reporter is not None else _ignore
     started = time.perf_counter()
     dbapi.autocommit = True
     # The batch's notices are held back until it is known whether the statements run
-    # again one by one (which prints them itself): each notice is shown once.
+    # again (only when the session lost its prepared bookkeeping): each is shown once.
     held: list[str] = []
     try:
-        with forward_notices(dbapi, sink), dbapi.cursor() as cursor:
-            try:
-                with forward_notices(dbapi, held.append):
-                    cursor.execute(prepared.batch, prepared.params)
+        with dbapi.cursor() as cursor:
+            query = cursor.mogrify(prepared.batch, prepared.params)
+            outcome = batchquery.run(dbapi, query, _NoticeForwarder(held.append).append)
+            err = outcome.error
+            if err is None:
                 _release(held, sink)
                 return True
-            except psycopg2.Error as err:
-                _rollback(dbapi)
-                if (cancel is not None and cancel.cancelled) or dbapi.closed:
-                    _release(held, sink)
-                if cancel is not None and cancel.cancelled:
-                    raise MigrationInterrupted(
-                        f"Stopped by {cancel.reason} in {step.migration.name.filename}; that "
-                        "migration was rolled back"
-                    ) from err
-                if isinstance(err, psycopg2.OperationalError) and dbapi.closed:
-                    raise _connection_lost(url, step, err) from err
-                known = _error_without_rerun(prepared, err, dbapi, time.perf_counter() - started)
-                if known is not None:
-                    _release(held, sink)  # not run again: these notices are the only copy
-                    raise known from err
-                held.clear()  # the statements run again below and print them again
-                if prepared.reset_before:  # rolled back with the batch: reset again
-                    cursor.execute(run.session_reset)
-                cursor.execute("BEGIN")  # again, one statement at a time, to locate it
-                if run.transaction_setup:
-                    cursor.execute(run.transaction_setup)
-                execute_statements(
-                    shim,  # type: ignore[arg-type]
-                    step.migration, list(prepared.statements), sink, cancel,
-                    in_transaction=True,
-                )
+            _rollback(dbapi)
+            if cancel is not None and cancel.cancelled:
+                _release(held, sink)
+                raise MigrationInterrupted(
+                    f"Stopped by {cancel.reason} in {step.migration.name.filename}; that "
+                    "migration was rolled back"
+                ) from err
+            if outcome.lost:
+                _release(held, sink)
+                raise _connection_lost(url, step, err) from err
+            if getattr(err, "pgcode", None) != PREPARED_STATEMENT_GONE or (
+                    outcome.completed - prepared.head_statements != len(prepared.statements)):
+                _release(held, sink)
+                raise _batch_failure(prepared, outcome, dbapi) or err
+            # Every statement ran, then the session's prepared bookkeeping statement was
+            # found gone (a function of the migration deallocated it): all of it was rolled
+            # back, and it runs once more, statement by statement, with the bookkeeping
+            # spelled out.  Its notices are printed by that run.
+            held.clear()
+            if prepared.reset_before:  # rolled back with the batch: reset again
+                cursor.execute(run.session_reset)
+            cursor.execute("BEGIN")
+            if run.transaction_setup:
+                cursor.execute(run.transaction_setup)
+            execute_statements(
+                shim,  # type: ignore[arg-type]
+                step.migration, list(prepared.statements), sink, cancel,
+                in_transaction=True,
+            )
             elapsed_ms = int((time.perf_counter() - started) * 1000)
             action = history.APPLIED if step.upgrade else history.ROLLED_BACK
             entry = history_entry(step.migration, action, elapsed_ms)
@@ -426,7 +434,6 @@ def _run_batched(
                 _rollback(dbapi)
                 raise _version_moved(step)
             _commit(dbapi, step, cursor)
-            # The batch may have failed because the session lost its prepared bookkeeping.
             _restore_record_statements(dbapi, run)
     except BaseException:
         _rollback(dbapi)
@@ -491,44 +498,39 @@ def _connection_lost(
     )
 
 
-def _error_without_rerun(
-    prepared: _Prepared, err: Any, dbapi: Any, elapsed_s: float
+def _batch_failure(
+    prepared: _Prepared, outcome: batchquery.Outcome, dbapi: Any
 ) -> MigrationError | None:
-    """The error of a failed batch when it can be told without running it again, else None.
+    """What a failed batch's error means; None when it is not about the migration's SQL
+    (the session reset or ``BEGIN`` failed: the driver's error says it).
 
     PostgreSQL's error position (syntax errors, unknown tables or columns, ...) names the
-    statement and the column; a batch that failed after :data:`RELOCATE_WITHIN_S`, or on
-    a lock or statement timeout, is reported without the line rather than run again.
-    ``alembic_version`` having moved (the guard's division by zero) is left to the rerun,
-    which says so.
+    statement and the column; otherwise the statements that completed before the error
+    name the failing one: one of the migration's, the bookkeeping (``alembic_version``
+    moved underneath: the guard's division by zero) or ``COMMIT`` (a deferred constraint).
     """
-    from .errors import UnlocatedExecutionError
     from .runner import located_error
 
-    diag = getattr(err, "diag", None)
-    found = _failing_statement(prepared, getattr(diag, "statement_position", None))
+    step, statements, err = prepared.step, prepared.statements, outcome.error
+    found = _failing_statement(prepared, outcome.position)
     if found is not None:
         index, position = found
-        return located_error(prepared.step.migration, prepared.statements[index], err, dbapi,
+        return located_error(step.migration, statements[index], err, dbapi,
                              in_transaction=True, position=position)
-    sqlstate = getattr(err, "pgcode", None)
-    if sqlstate in BOOKKEEPING_FAILED or (
-        elapsed_s <= RELOCATE_WITHIN_S and sqlstate not in NEVER_RERUN
-    ):
-        return None
-    message, _ = server_words(err)
-    return UnlocatedExecutionError(prepared.step.migration.name.filename,
-                                   len(prepared.statements), elapsed_s, message, sqlstate)
+    index = outcome.completed - prepared.head_statements
+    if 0 <= index < len(statements):
+        return located_error(step.migration, statements[index], err, dbapi,
+                             in_transaction=True)
+    if index == len(statements) and getattr(err, "pgcode", None) == DIVISION_BY_ZERO:
+        return _version_moved(step)
+    if index == len(statements) + 1 and err is not None:
+        return _commit_failed(step, err)
+    return None
 
 
 DIVISION_BY_ZERO = "22012"
-#: The bookkeeping's guard (alembic_version moved underneath: division by zero) or its
-#: prepared statement gone (26000): the rerun, with plain bookkeeping, tells which.
-BOOKKEEPING_FAILED = frozenset({DIVISION_BY_ZERO, "26000"})
-#: A lock timeout or statement timeout is not run again to find its line: that would
-#: wait (and queue the application behind the lock request) as long again.  ``up``
-#: retries lock timeouts itself (``--lock-retries``).
-NEVER_RERUN = frozenset({"55P03", "57014"})
+#: The session's prepared bookkeeping statement is gone (see :func:`_run_batched`).
+PREPARED_STATEMENT_GONE = "26000"
 
 
 def _ignore(_text: str) -> None:
@@ -715,12 +717,16 @@ def _commit(dbapi: Any, step: Step, cursor: Any = None) -> None:
     except psycopg2.Error as err:
         if dbapi.closed:
             raise
-        message, state = server_words(err)
-        raise MigrationError(
-            f"Migration {step.migration.name.filename} failed at COMMIT: {message}"
-            f"{state} (a deferred constraint is checked only then). The migration was rolled "
-            "back; fix the file and run the command again"
-        ) from err
+        raise _commit_failed(step, err) from err
+
+
+def _commit_failed(step: Step, err: BaseException) -> MigrationError:
+    message, state = server_words(err)
+    return MigrationError(
+        f"Migration {step.migration.name.filename} failed at COMMIT: {message}"
+        f"{state} (a deferred constraint is checked only then). The migration was rolled "
+        "back; fix the file and run the command again"
+    )
 
 
 def _rollback(dbapi: Any) -> None:

@@ -475,37 +475,6 @@ def test_a_closed_stdout_never_stops_a_run_half_way(project: Project) -> None:
     assert (code, err) == (141, "")  # like a process that SIGPIPE ended, without a word
 
 
-@pytest.mark.parametrize(("sqlstate", "elapsed", "rerun"), [
-    ("55P03", 0.3, False),  # lock timeout: running it again would wait (and block) again
-    ("57014", 0.3, False),  # statement timeout
-    ("23502", 0.3, True),   # a quick failure without a position: run again to find the line
-    ("23502", 30.0, False),  # a late one: not run again
-    ("22012", 30.0, True),  # the guard (alembic_version moved): the rerun says so
-])
-def test_which_failed_batches_are_run_again_to_find_the_line(
-    sqlstate: str, elapsed: float, rerun: bool,
-) -> None:
-    from fraiseql_alembic.errors import UnlocatedExecutionError
-    from fraiseql_alembic.executor import Step, _error_without_rerun, _prepare_step, _Run
-    from fraiseql_alembic.sqlfile import parse_filename, parse_migration
-
-    name = parse_filename("002_b.sql")
-    assert name is not None
-    migration = parse_migration(name, "ALTER TABLE busy ADD COLUMN x int;\nSELECT 1;\n")
-    prepared = _prepare_step(Step(migration, True, "001", "002"),
-                             _Run("public", "public.alembic_version", "RESET ALL;\n"))
-
-    class Failure(Exception):
-        pgcode = sqlstate
-        diag = None
-
-    found = _error_without_rerun(prepared, Failure("canceling statement"), None, elapsed)
-    assert (found is None) == rerun
-    if not rerun:
-        assert isinstance(found, UnlocatedExecutionError)
-        assert f"[SQLSTATE {sqlstate}], in one of its 2 statements" in found.message
-
-
 @pytest.mark.parametrize(("sql", "changes"), [
     ("CREATE TABLE t (id int);\nCREATE INDEX i ON t (id);\n", False),
     ("SET lock_timeout = 0;\n", True),
