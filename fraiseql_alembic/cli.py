@@ -217,6 +217,9 @@ def _raise_terminated(_signum: int, _frame: Any) -> None:
 
 T = TypeVar("T")
 
+#: Set once :func:`run_interruptible` starts work (read by :mod:`.console` on a SIGTERM).
+work_started = False
+
 
 def run_interruptible(work: Callable[[CancelToken], T]) -> T:
     """Run ``work`` in a worker thread; SIGINT/SIGTERM cancel it cleanly.
@@ -246,6 +249,8 @@ def run_interruptible(work: Callable[[CancelToken], T]) -> T:
 
     worker = threading.Thread(target=target, name="fraiseql-migrate", daemon=True)
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    global work_started
+    work_started = True
     exit_code = 0
     try:
         worker.start()

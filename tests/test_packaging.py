@@ -29,4 +29,4 @@ def test_wheel_contains_package_data(tmp_path: Path) -> None:
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "[alembic.plugins]\nfraiseql_sql = fraiseql_alembic.plugin" in text
-    assert "fraiseql = fraiseql_alembic.cli:main" in text
+    assert "fraiseql = fraiseql_alembic.console:main" in text
