@@ -245,11 +245,18 @@ def _run_online(
             migration_context = context.get_context()
             steps_fn = migration_context._migrations_fn
             assert steps_fn is not None
+            running: list[Step] = []  # the step Alembic is running, set by _announcing
             migration_context._migrations_fn = _announcing(
-                steps_fn, reporter, token, config.attributes.get(_LOCK_CHECK_KEY)
+                steps_fn, reporter, token, config.attributes.get(_LOCK_CHECK_KEY), running
             )
-            with context.begin_transaction():
-                context.run_migrations()
+            try:
+                with context.begin_transaction():
+                    context.run_migrations()
+            except Exception as err:
+                lost = _lost_in_step(err, dbapi, running, url, version_schema)
+                if lost is None:
+                    raise
+                raise as_command_error(lost) from err
         finally:
             if token is not None:
                 token.unregister(dbapi)
@@ -279,15 +286,51 @@ def _prepare_history(dbapi: Any, schema: str) -> None:
     dbapi.commit()
 
 
+def _lost_in_step(
+    err: Exception, dbapi: Any, running: list[Step], url: str, version_schema: str | None
+) -> Any:
+    """A step's driver error told as the direct path tells it, or None (an error in a SQL
+    revision's statement already names its line; other errors are not about a step).
+
+    A lost connection (a backend killed during the COMMIT, a server restart): a new
+    connection reads ``alembic_version`` to say whether the step committed.  An error
+    SQLAlchemy raised from no statement of its own, on a live connection: the COMMIT
+    failed (a deferred constraint)."""
+    import psycopg2
+    from sqlalchemy.exc import DBAPIError
+
+    from .executor import commit_failed, connection_lost
+
+    original = err.orig if isinstance(err, DBAPIError) else err
+    if not running or not isinstance(original, psycopg2.Error):
+        return None
+    step = running[-1]
+    path = getattr(getattr(step, "revision", None), "path", None)
+    name = os.path.basename(path) if path else ", ".join(step.to_revisions_no_deps)
+    lost = dbapi.closed or (isinstance(err, DBAPIError) and err.connection_invalidated)
+    if not lost:
+        at_commit = (isinstance(err, DBAPIError) and err.statement is None
+                     and original.pgcode is not None)
+        return commit_failed(name, original) if at_commit else None
+    if not isinstance(original, psycopg2.OperationalError):
+        return None
+    table = ('"' + version_schema.replace('"', '""') + '".alembic_version'
+             if version_schema else "alembic_version")
+    return connection_lost(url, name, original, before=step.from_revisions_no_deps,
+                           after=step.to_revisions_no_deps, version_table=table)
+
+
 def _announcing(
     steps_fn: Callable[..., Iterable[Step]], reporter: Any, token: Any,
-    lock_check: Callable[[], None] | None = None,
+    lock_check: Callable[[], None] | None = None, running: list[Step] | None = None,
 ) -> Callable[..., Iterator[Step]]:
     """Check for cancellation (and that the lock's lease is still ours) and tell the
-    reporter just before Alembic runs each step."""
+    reporter just before Alembic runs each step; ``running`` ends with that step."""
 
     def steps(*args: Any, **kwargs: Any) -> Iterator[Step]:
         for step in steps_fn(*args, **kwargs):
+            if running is not None:
+                running[:] = [step]
             path = getattr(getattr(step, "revision", None), "path", None)  # stamps have none
             name = os.path.basename(path) if path else None
             if token is not None:

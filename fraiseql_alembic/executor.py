@@ -447,18 +447,39 @@ def _run_batched(
 def _connection_lost(
     url: str, step: Step, err: Exception, probe_seconds: float = 10.0
 ) -> MigrationError:
-    """What happened to a migration whose connection died during its one query.
+    """What happened to a migration whose connection died during its one query."""
+    return connection_lost(
+        url, step.migration.name.filename, err,
+        before=(step.version_before,) if step.version_before is not None else (),
+        after=(step.version_after,) if step.version_after is not None else (),
+        probe_seconds=probe_seconds,
+    )
 
-    The query ends with COMMIT, so PostgreSQL kept all of it or none of it; a new
-    connection (tried for up to ``probe_seconds``) reads ``alembic_version`` to tell which.
+
+def connection_lost(
+    url: str,
+    filename: str,
+    err: BaseException,
+    *,
+    before: Sequence[str],
+    after: Sequence[str],
+    version_table: str = "alembic_version",
+    probe_seconds: float = 10.0,
+) -> MigrationError:
+    """What happened to a migration whose connection died before its COMMIT was answered,
+    on either path.
+
+    PostgreSQL kept all of its transaction or none of it; a new connection (tried for up
+    to ``probe_seconds``) reads ``version_table`` to tell which: the versions ``after``
+    it there and those ``before`` it gone mean it committed.
     """
     import time
 
     import psycopg2
+    import psycopg2.errors
 
     from .database import open_dbapi
 
-    filename = step.migration.name.filename
     reason = str(err).strip().splitlines()[0] if str(err).strip() else "connection lost"
     versions: set[str] | None = None
     deadline = time.monotonic() + probe_seconds
@@ -467,8 +488,10 @@ def _connection_lost(
             probe = open_dbapi(url, connect_timeout=5)
             try:
                 with probe.cursor() as cursor:
-                    cursor.execute("SELECT version_num FROM alembic_version")
+                    cursor.execute(f"SELECT version_num FROM {version_table}")
                     versions = {str(row[0]) for row in cursor.fetchall()}
+            except psycopg2.errors.UndefinedTable:  # nothing was ever recorded
+                versions = set()
             finally:
                 probe.close()
         except (psycopg2.Error, MigrationError):  # not reachable (yet)
@@ -476,8 +499,8 @@ def _connection_lost(
                 break
             time.sleep(0.5)  # e.g. the server is restarting
     committed = versions is not None and (
-        (step.version_after is None or step.version_after in versions)
-        and (step.version_before is None or step.version_before not in versions)
+        all(version in versions for version in after)
+        and not any(version in versions for version in before)
     )
     if committed:
         return DatabaseError(
@@ -721,11 +744,16 @@ def _commit(dbapi: Any, step: Step, cursor: Any = None) -> None:
 
 
 def _commit_failed(step: Step, err: BaseException) -> MigrationError:
+    return commit_failed(step.migration.name.filename, err)
+
+
+def commit_failed(filename: str, err: BaseException) -> MigrationError:
+    """A migration whose COMMIT failed (and was rolled back), on either path."""
     message, state = server_words(err)
     return MigrationError(
-        f"Migration {step.migration.name.filename} failed at COMMIT: {message}"
-        f"{state} (a deferred constraint is checked only then). The migration was rolled "
-        "back; fix the file and run the command again"
+        f"Migration {filename} failed at COMMIT: {message}{state} (a deferred constraint "
+        "is checked only then). The migration was rolled back; fix the file and run the "
+        "command again"
     )
 
 
