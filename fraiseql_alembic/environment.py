@@ -27,6 +27,7 @@ from .plugin import (
     REPORTER_KEY,
     RUN_OPTIONS_KEY,
     SESSION_RESET_KEY,
+    SessionReset,
     as_command_error,
     config_option,
 )
@@ -231,8 +232,8 @@ def _run_online(
                 _prepare_history(dbapi, schema)
                 config.attributes[HISTORY_READY_KEY] = True
                 config.attributes[SESSION_RESET_KEY] = (
-                    transaction_setup_sql(options) if options.pooled
-                    else session_reset_sql(options)
+                    SessionReset(transaction_setup_sql(options), own_transaction=False)
+                    if options.pooled else SessionReset(session_reset_sql(options))
                 )
             context.configure(
                 connection=conn,

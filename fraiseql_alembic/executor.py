@@ -112,8 +112,9 @@ def run_steps(
             try:
                 if not _run_batched(dbapi, shim, prepared, run, reporter, cancel, url):
                     with dbapi.cursor() as cursor:
-                        if prepared.reset_before:
-                            cursor.execute(run.session_reset)
+                        if prepared.reset_before and run.session_clean:
+                            cursor.execute(run.session_clean)
+                            dbapi.commit()  # on its own: an UNLISTEN acts at COMMIT
                         if run.transaction_setup:
                             cursor.execute(run.transaction_setup)
                     run_section(
@@ -210,7 +211,7 @@ class _Prepared:
     batch: str | None
     params: tuple[Any, ...]
     starts: tuple[int, ...] = ()  # where each statement begins in the query the server gets
-    reset_before: bool = False  # the migration before it may have changed the session
+    reset_before: bool = False  # the session is reset first (every step of a run)
     forgets_statements: bool = False  # it may drop the session's prepared statements
     head_statements: int = 0  # statements of the query before the migration's own
 
@@ -222,6 +223,10 @@ class _Run:
 
     schema: str
     version_table: str
+    #: at the head of each migration's query, in a transaction of its own (an UNLISTEN
+    #: acts at COMMIT): database.SESSION_CLEAN_SQL and the EXECUTE of the prepared
+    #: session check (settings; fails if the session holds prepared statements not
+    #: ours).  Empty in lease mode (transaction_setup does it)
     session_reset: str
     #: (name, PREPARE statement) of each shape of the bookkeeping (see _record_statements)
     record_statements: tuple[tuple[str, str], ...] = ()
@@ -229,6 +234,10 @@ class _Run:
     transaction_setup: str = ""
     #: the session's standard_conforming_strings, with which psql would read the files
     standard_strings: bool = True
+    #: the whole reset, sent on its own: session_reset with DEALLOCATE ALL and our
+    #: statements prepared again (after a failed session check, before a migration that
+    #: is not one query, before a rerun)
+    session_clean: str = ""
 
 
 #: A section larger than this is sent statement by statement, as psql sends it, rather
@@ -285,17 +294,6 @@ def batchable(split: SplitSection, size: int) -> bool:
             and not any(statement.copy is not None for statement in split.statements))
 
 
-_SESSION_CHANGE_RE = re.compile(r"^(?:SET|RESET|DISCARD)\b|set_config|^DO\b.*\bSET\b",
-                                re.IGNORECASE | re.DOTALL)
-
-
-def changes_session(statements: Sequence[Statement]) -> bool:
-    """Whether a migration may leave a session setting behind (``SET``, ``RESET``,
-    ``DISCARD``, ``set_config``, a ``DO`` block with ``SET``), so that the session must be
-    reset before the next one.  Pure; errs on the side of True."""
-    return any(_SESSION_CHANGE_RE.search(statement.sql) for statement in statements)
-
-
 _FORGETS_STATEMENTS_RE = re.compile(r"\b(?:DISCARD|DEALLOCATE)\b", re.IGNORECASE)
 
 
@@ -332,12 +330,9 @@ def _prepared_ahead(steps: Sequence[Step], run: _Run) -> Iterator[_Prepared]:
     import time
     from concurrent.futures import ThreadPoolExecutor
 
-    changed = False  # the run's session was just set up: nothing to reset before the first
-
     def prepare(step: Step) -> _Prepared:  # called in order (one worker)
-        nonlocal changed
-        prepared = _prepare_step(step, run, reset_before=changed)
-        changed = changes_session(prepared.statements)
+        # Every migration starts from the same session, as psql gives each file a new one.
+        prepared = _prepare_step(step, run, reset_before=True)
         # Let the main thread have the GIL if a query of its returned meanwhile: else it
         # waits for this thread's switch interval (5 ms) while later steps are prepared.
         time.sleep(0)
@@ -405,6 +400,10 @@ def _run_batched(
             if outcome.lost:
                 _release(held, sink)
                 raise _connection_lost(url, step, err) from err
+            if _session_check_failed(err):  # an earlier migration left prepared statements:
+                held.clear()  # nothing of this one ran; deallocate them, and run it again
+                cursor.execute(run.session_clean)
+                return _run_batched(dbapi, shim, prepared, run, reporter, cancel, url)
             if getattr(err, "pgcode", None) != PREPARED_STATEMENT_GONE or (
                     outcome.completed - prepared.head_statements != len(prepared.statements)):
                 _release(held, sink)
@@ -414,8 +413,8 @@ def _run_batched(
             # back, and it runs once more, statement by statement, with the bookkeeping
             # spelled out.  Its notices are printed by that run.
             held.clear()
-            if prepared.reset_before:  # rolled back with the batch: reset again
-                cursor.execute(run.session_reset)
+            if prepared.reset_before and run.session_clean:  # rolled back with the batch
+                cursor.execute(run.session_clean)  # (PREPAREs are not: the whole reset)
             cursor.execute("BEGIN")
             if run.transaction_setup:
                 cursor.execute(run.transaction_setup)
@@ -665,8 +664,9 @@ def _prepare(dbapi: Any, schema: str, options: RunOptions) -> _Run:
     clears it) does not lose it.
     """
     from .database import (
+        SESSION_CLEAN_SQL,
         apply_session_settings,
-        session_reset_sql,
+        session_check_sql,
         standard_strings,
         transaction_setup_sql,
         version_table_schema,
@@ -688,13 +688,36 @@ def _prepare(dbapi: Any, schema: str, options: RunOptions) -> _Run:
         if version_schema else "alembic_version"
     )
     if options.pooled:  # a pooler may hand each transaction another session: rely on none
-        run = _Run(schema, table, "RESET ALL;\n", (), transaction_setup_sql(options),
+        run = _Run(schema, table, "", (), transaction_setup_sql(options),
                    standard_strings=standard_strings(dbapi))
     else:
-        run = _Run(schema, table, session_reset_sql(options), _record_statements(schema, table),
-                   standard_strings=standard_strings(dbapi))
+        record = _record_statements(schema, table)
+        keep = [name for name, _ in record] + [SESSION_CHECK]
+        statements = (*record, (SESSION_CHECK, f"PREPARE {SESSION_CHECK} AS "
+                                + session_check_sql(options, keep)))
+        check = f"EXECUTE {SESSION_CHECK};\n"
+        reset = "BEGIN;\n" + SESSION_CLEAN_SQL + check + "COMMIT;\n"
+        run = _Run(schema, table, reset, statements, standard_strings=standard_strings(dbapi),
+                   session_clean=(SESSION_CLEAN_SQL + "DEALLOCATE ALL;\n"
+                                  + "".join(sql + ";\n" for _, sql in statements) + check))
     _restore_record_statements(dbapi, run)
     return run
+
+
+#: The session's prepared check (database.session_check_sql), run after the reset at the
+#: head of each migration's query.
+SESSION_CHECK = "fraiseql_session_check"
+
+
+def _session_check_failed(err: Exception) -> bool:
+    """Whether a migration's query failed in the session check at its head: the session
+    held prepared statements not ours, or the check itself was gone (a function of an
+    earlier migration deallocated it).  Nothing of the migration ran then."""
+    from .database import SESSION_CHECK_MARK
+
+    text, sqlstate = str(err), getattr(err, "pgcode", None)
+    return ((sqlstate == "22P02" and SESSION_CHECK_MARK in text)
+            or (sqlstate == PREPARED_STATEMENT_GONE and f'"{SESSION_CHECK}"' in text))
 
 
 def _move_version(dbapi: Any, step: Step, table: str) -> None:

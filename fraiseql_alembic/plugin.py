@@ -21,6 +21,7 @@ import logging
 import sys
 import types
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
@@ -46,7 +47,7 @@ LOCK_HELD_KEY = "fraiseql.lock_held"  # our API holds the migration lock already
 RUN_OPTIONS_KEY = "fraiseql.run_options"  # settings.RunOptions
 HISTORY_READY_KEY = "fraiseql.history_ready"  # our env.py created the history table
 SCRIPT_DIRECTORY_KEY = "fraiseql.script_directory"  # the ScriptDirectory our API loaded
-#: SQL that resets the session before each migration (our env.py, on a connection it opened)
+#: The SessionReset run before each migration (our env.py, on a connection it opened)
 SESSION_RESET_KEY = "fraiseql.session_reset"
 DEFAULT_HISTORY_SCHEMA = "public"
 
@@ -259,14 +260,8 @@ def _direction(migration: ParsedMigration, direction: str) -> Callable[..., None
                     raise IrreversibleMigrationError(irreversible_message(migration))
                 section, action = migration.down, history.ROLLED_BACK
             reset = attributes.get(SESSION_RESET_KEY)
-            if reset and not context.as_sql:
-                connection = context.connection
-                assert connection is not None
-                cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-                try:
-                    cursor.execute(reset)
-                finally:
-                    cursor.close()
+            if isinstance(reset, SessionReset) and not context.as_sql:
+                reset.run(context)
             run_section(
                 context,
                 migration,
@@ -282,6 +277,32 @@ def _direction(migration: ParsedMigration, direction: str) -> Callable[..., None
 
     run.__name__ = "upgrade" if direction == "up" else "downgrade"
     return run
+
+
+@dataclass(frozen=True)
+class SessionReset:
+    """The SQL our env.py runs before each SQL migration (database.session_reset_sql, or
+    transaction_setup_sql in lease mode, whose settings belong to the migration's own
+    transaction: ``own_transaction`` False)."""
+
+    sql: str
+    own_transaction: bool = True
+
+    def run(self, context: Any) -> None:
+        """Committed on its own when the migration's transaction has run nothing yet (an
+        ``UNLISTEN`` acts only at COMMIT; Alembic's transaction then goes on as if
+        nothing happened), else inside it."""
+        from psycopg2.extensions import TRANSACTION_STATUS_IDLE
+
+        dbapi = context.connection.connection.dbapi_connection
+        idle = dbapi.get_transaction_status() == TRANSACTION_STATUS_IDLE
+        cursor = dbapi.cursor()
+        try:
+            cursor.execute(self.sql)
+        finally:
+            cursor.close()
+        if idle and self.own_transaction:
+            dbapi.commit()
 
 
 def irreversible_message(migration: ParsedMigration) -> str:

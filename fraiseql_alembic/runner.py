@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import history
 from .cancel import CancelToken, MigrationInterrupted
+from .database import OFFLINE_RESET_SQL
 from .errors import (
     InterruptedStatementError,
     MigrationError,
@@ -733,6 +734,11 @@ def _emit_offline(
             emit_all()
     else:
         emit_all()
+    # psql runs the whole script on one session: reset it as a new one would be, so that
+    # the bookkeeping below finds alembic_version as the session found it on connecting
+    # (a file may have cleared search_path, as pg_dump output does) and the next
+    # migration starts from the same session as this one.
+    output(OFFLINE_RESET_SQL)
     if not getattr(context, "_fraiseql_history_emitted", False):
         output(history.create_table_sql(history_schema) + ";\n")
         context._fraiseql_history_emitted = True  # type: ignore[attr-defined]

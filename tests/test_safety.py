@@ -475,25 +475,6 @@ def test_a_closed_stdout_never_stops_a_run_half_way(project: Project) -> None:
     assert (code, err) == (141, "")  # like a process that SIGPIPE ended, without a word
 
 
-@pytest.mark.parametrize(("sql", "changes"), [
-    ("CREATE TABLE t (id int);\nCREATE INDEX i ON t (id);\n", False),
-    ("SET lock_timeout = 0;\n", True),
-    ("set search_path = app;\n", True),
-    ("SELECT pg_catalog.set_config('search_path', '', false);\n", True),
-    ("RESET ALL;\n", True),
-    ("DO $$ BEGIN SET search_path = x; END $$;\n", True),
-    ("UPDATE t SET id = 1;\n", False),  # SET inside a statement is not a session change
-])
-def test_which_migrations_make_the_next_one_reset_the_session(sql: str, changes: bool) -> None:
-    from fraiseql_alembic.executor import changes_session
-    from fraiseql_alembic.sqlfile import parse_filename, parse_migration, split_statements
-
-    name = parse_filename("001_a.sql")
-    assert name is not None
-    migration = parse_migration(name, sql)
-    assert changes_session(split_statements(migration, migration.up).statements) is changes
-
-
 @pytest.mark.parametrize(("sql", "forgets"), [
     ("CREATE TABLE t (id int);\n", False),
     ("DEALLOCATE ALL;\n", True),
