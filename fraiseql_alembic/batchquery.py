@@ -11,8 +11,9 @@ ran, which names the failing one for every error (a constraint, a lock timeout, 
 cancellation, ``COMMIT``), however long it ran, without running anything again.  It
 costs no server work: no marker statement is added to the query.
 
-Only the wait for the server releases the GIL (as psycopg2 does), so the thread that
-prepares the next migrations is not handed the GIL once per result.
+Only the wait for the server (and sending a large query) releases the GIL, as psycopg2
+releases it once per query: the thread that prepares the next migrations is not handed
+the GIL once per result.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ _FATAL_ERROR, _COPY_BOTH = 7, 8
 _CONNECTION_BAD = 1
 # PG_DIAG_* field codes
 _SQLSTATE, _MESSAGE_PRIMARY, _STATEMENT_POSITION = ord("C"), ord("M"), ord("P")
+
+#: Queries up to this many bytes are sent without releasing the GIL.
+SMALL_QUERY = 16 << 10
 
 _NoticeReceiver = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 
@@ -54,6 +58,7 @@ class _LibPQ:
         quick = ctypes.PyDLL(path)  # ... through PyDLL keeps it
         conn, res = ctypes.c_void_p, ctypes.c_void_p
         self.send = _bind(waiting.PQsendQuery, ctypes.c_int, conn, ctypes.c_char_p)
+        self.send_small = _bind(quick.PQsendQuery, ctypes.c_int, conn, ctypes.c_char_p)
         self.wait = _bind(waiting.PQgetResult, res, conn)
         self.get = _bind(quick.PQgetResult, res, conn)
         self.busy = _bind(quick.PQisBusy, ctypes.c_int, conn)
@@ -130,7 +135,10 @@ def run(dbapi: Any, query: bytes, on_notice: Callable[[str], None]) -> Outcome:
     error: Exception | None = None
     position: int | None = None
     try:
-        if not lib.send(connection, query):
+        # A small query fits the socket's buffer at once: sending it keeps the GIL (one
+        # hand-over fewer per migration); a large one may wait for the server to read.
+        send = lib.send_small if len(query) <= SMALL_QUERY else lib.send
+        if not send(connection, query):
             return _broken(lib, connection, dbapi, completed, encoding)
         while True:
             result = lib.wait(connection) if lib.busy(connection) else lib.get(connection)
