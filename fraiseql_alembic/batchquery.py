@@ -228,10 +228,9 @@ def _drain_copy(lib: _LibPQ, connection: int) -> None:
 
 def _tell_psycopg2(dbapi: Any) -> None:
     """Let psycopg2 see that the connection broke (its ``closed`` becomes 2), as after a
-    query of its own that lost the connection."""
-    import contextlib
-
+    query of its own that lost the connection: a query on a broken connection does not
+    tell it, ``reset()`` does (and fails, there being nothing to reset)."""
     import psycopg2
 
-    with contextlib.suppress(psycopg2.Error), dbapi.cursor() as cursor:
-        cursor.execute("SELECT 1")
+    with contextlib.suppress(psycopg2.Error):
+        dbapi.reset()
