@@ -17,6 +17,8 @@ import psycopg2
 import pytest
 from conftest import Project
 
+from fraiseql_alembic.devdb import DevCluster
+
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parent.parent
 
@@ -122,9 +124,12 @@ SLOW_COMMIT = (
 )
 
 
-@pytest.mark.parametrize("how", ["direct", "alembic", "plain alembic"])
+@pytest.mark.parametrize(("how", "cause"), [
+    ("direct", "terminate"), ("alembic", "terminate"), ("plain alembic", "terminate"),
+    ("alembic", "restart"),
+])
 def test_a_backend_killed_during_commit_is_told_alike_on_every_path(
-    project: Project, how: str,
+    project: Project, pg_cluster: DevCluster, how: str, cause: str,
 ) -> None:
     on_path(project, "alembic" if how != "direct" else "direct", "001_slow_commit.sql",
             SLOW_COMMIT)
@@ -145,8 +150,11 @@ def test_a_backend_killed_during_commit_is_told_alike_on_every_path(
         while not project.query(in_commit):
             assert process.poll() is None and time.monotonic() < deadline, "never in COMMIT"
             time.sleep(0.05)
-        assert project.query(f"SELECT pg_terminate_backend(pid) FROM ({in_commit}) c") \
-            == [(True,)]
+        if cause == "restart":  # the server ends every backend, and is back a moment later
+            pg_cluster.restart()
+        else:
+            assert project.query(f"SELECT pg_terminate_backend(pid) FROM ({in_commit}) c") \
+                == [(True,)]
         out, err = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
