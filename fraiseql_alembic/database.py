@@ -122,11 +122,12 @@ def session_check_sql(options: RunOptions, keep: Sequence[str]) -> str:
     prepared again).  Reading ``pg_prepared_statements`` costs about 10 us; deallocating
     by name would need a ``DO`` block, about 75 us for every migration."""
     names = ", ".join("'" + name.replace("'", "''") + "'" for name in keep)
+    others = ("FROM pg_catalog.pg_prepared_statements "
+              f"WHERE name <> ALL (ARRAY[{names}]::text[])")
     mark = SESSION_CHECK_MARK.replace("'", "''")
-    return (
-        _settings_sql(options) + ", (SELECT CAST('" + mark + "' || pg_catalog.string_agg("
-        "name, ', ' ORDER BY name) AS integer) FROM pg_catalog.pg_prepared_statements "
-        f"WHERE name <> ALL (ARRAY[{names}]::text[]) HAVING count(*) > 0)"
+    return (  # the names are listed only when there are some (EXISTS alone is cheaper)
+        _settings_sql(options) + f", CASE WHEN EXISTS (SELECT {others}) THEN (SELECT CAST('"
+        + mark + f"' || pg_catalog.string_agg(name, ', ' ORDER BY name) AS integer) {others}) END"
     )
 
 
