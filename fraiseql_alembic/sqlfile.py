@@ -345,7 +345,7 @@ def _parse_options(
 # A literal "--" first lets the regex engine skip to candidates quickly (a pattern that
 # starts with ``^`` tries every line of a large file); the line start is checked after.
 _MARKER_LINE_RE = re.compile(r"--[^\S\n]*(?i:migrate):[^\n]*")
-_ROLLBACK_LINE_RE = re.compile(r"--[^\S\n]*(?i:rollback)[^\S\n]*:")
+_ROLLBACK_LINE_RE = re.compile(r"--[^\S\n]*(?i:rollback)[^\S\n]*:[^\n]*")  # one a line
 
 
 def _line_starts_with(text: str, offset: int) -> int | None:
@@ -428,8 +428,10 @@ _ONLY_COMMENTS_RE = re.compile(r"(?:\s+|--[^\n]*|/\*.*?\*/)*", re.DOTALL)
 @dataclass(frozen=True)
 class SplitSection:
     """A section's statements; ``unwrapped`` when a file-wide BEGIN/COMMIT was dropped;
-    ``changes_lexing`` when a statement changes ``standard_conforming_strings`` (the
-    statements after it must each be sent on their own, as psql sends them)."""
+    ``changes_lexing`` when the statements must each be sent on their own, as psql sends
+    them, rather than joined in one query string that the server would read differently:
+    after a change of ``standard_conforming_strings``, or when a statement that psql ends
+    inside a ``BEGIN ATOMIC`` body could run on into the next one."""
 
     statements: list[Statement]
     unwrapped: bool
@@ -467,17 +469,27 @@ def split_statements(
         raise MigrationFileError(filename, _scan_reason(err.message), line_of(err.offset)) \
             from err
     statements: list[Statement] = []
+    alone = False  # a statement must reach the server on its own
     line, counted = line_of(begin), begin  # lines counted incrementally: linear in the file
+    line_start = source.rfind("\n", 0, begin) + 1  # ... and where the current line starts
     for span in scanned.spans:
         line += source.count("\n", counted, span.start)
+        line_start = max(line_start, source.rfind("\n", counted, span.start) + 1)
         counted = span.start
         sql = source[span.start:span.end]
         if section.commented_out:
             offset, column = section.offset, 1
         else:
             offset = span.start
-            column = span.start - (source.rfind("\n", 0, span.start) + 1) + 1
+            column = span.start - line_start + 1
         kind = _statement_kind(sql) if _NEEDS_TREE_RE.search(sql) else None
+        if kind == "unparsed" and _ATOMIC_RE.search(sql):
+            # psql ended it inside what the server reads as a BEGIN ATOMIC body (a bare
+            # ``end`` there): joined to the next statements, the server would run the
+            # whole body where psql sends, and the server rejects, this part alone
+            kind, alone = None, True
+        elif kind == "unparsed":
+            kind = None
         copy = None
         if span.copy_data is not None:
             data_start, data_end = span.copy_data
@@ -495,7 +507,7 @@ def split_statements(
             )
         )
     split = _unwrap_transaction(statements, filename)
-    return SplitSection(split.statements, split.unwrapped, scanned.changes_lexing)
+    return SplitSection(split.statements, split.unwrapped, scanned.changes_lexing or alone)
 
 
 def _scan_reason(message: str) -> str:
@@ -521,14 +533,28 @@ def _unwrap_transaction(statements: list[Statement], filename: str) -> SplitSect
         statements = statements[1:-1]
     for statement in statements:
         if statement.transaction_control is not None:
+            keyword, offset = _transaction_keyword(statement.sql)
             raise MigrationFileError(
                 filename,
-                f"transaction control `{statement.sql.split()[0].upper()}` inside a migration; "
+                f"transaction control `{keyword}` inside a migration; "
                 "each migration already runs in its own transaction. Remove it, or wrap the "
                 "whole file in a single BEGIN; ... COMMIT;",
-                statement.line,
+                statement.line + statement.sql.count("\n", 0, offset),
             )
     return SplitSection(statements, unwrapped)
+
+
+def _transaction_keyword(sql: str) -> tuple[str, int]:
+    """The first word of the transaction statement in ``sql``, and its offset (psql may
+    send several statements as one, when its BEGIN ... END count says so)."""
+    from pglast.parser import parse_sql_json
+
+    for item in json.loads(parse_sql_json(sql)).get("stmts", ()):
+        if "TransactionStmt" in item["stmt"]:
+            offset = len(sql.encode()[:item.get("stmt_location", 0)].decode(errors="ignore"))
+            offset += len(sql[offset:]) - len(sql[offset:].lstrip(" \t\n\r\f;"))
+            return sql[offset:].split(None, 1)[0].rstrip(";").upper(), offset
+    return sql.split()[0].upper(), 0
 
 
 _NON_TRANSACTIONAL_NODES = {
@@ -541,14 +567,18 @@ _NON_TRANSACTIONAL_NODES = {
 }
 
 
+_ATOMIC_RE = re.compile(r"\batomic\b", re.IGNORECASE)
+
+
 def _statement_kind(sql: str) -> str | None:
-    """Classify a statement by its syntax tree: transaction control or non-transactional."""
+    """Classify a statement by its syntax tree: transaction control or non-transactional
+    (``"unparsed"`` when PostgreSQL's parser rejects it)."""
     from pglast.parser import ParseError, parse_sql_json
 
     try:
         tree = json.loads(parse_sql_json(sql))
     except ParseError:
-        return None  # the server will report the syntax error, with its position
+        return "unparsed"  # the server will report the syntax error, with its position
     for item in tree.get("stmts", ()):
         ((node_type, node),) = item["stmt"].items()
         if node_type == "TransactionStmt":

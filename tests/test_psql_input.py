@@ -113,7 +113,7 @@ CASES = {
         "INSERT INTO t (v) VALUES ($$dollar; 'x'$$), ($tag$ $$ ; $tag$), (B'0101'::text);\n"
         "INSERT INTO t (v) /* nested /* comment; */ still ; */ VALUES ('continued'\n"
         "   'over; lines');\n"
-        "INSERT INTO t (v) VALUES (E'esc'\n'\\'aped across'), (N'national;'), (X'1f'::text);\n"
+        "INSERT INTO t (v) VALUES (E'esc'\n'\\\\aped across'), (N'national;'), (X'1f'::text);\n"
         'INSERT INTO t (v) SELECT "semi;colon" FROM (SELECT \'q\' AS "semi;colon") s;\n'
         "INSERT INTO t (v) VALUES ('a[1:2]'), ((ARRAY['x','y','z'])[2:3]::text);\n"
     ),
@@ -134,6 +134,25 @@ CASES = {
         "\\.\n"
         "INSERT INTO t (v) VALUES ('after copy');\n"
     ),
+    # Found by fuzzing. psql lexes a file line by line: a literal continued on the next
+    # line is a new literal to psql (the server still joins the parts). The E'' literal
+    # below is one literal to both, and the DROP inside it never runs.
+    "continued_literal_after_doubled_quote": TABLE + (
+        "INSERT INTO t (v) SELECT E'x''\\'; DROP TABLE t; --'\n'z';\n"
+        "INSERT INTO t (v) SELECT E'a\\\\'\n'b';\n"
+    ),
+    # psql ends '\' at its second quote and sends the first line alone (the server finds
+    # it unterminated): refused before anything runs, psql fails, nothing is applied.
+    "continued_literal_read_differently": TABLE + (
+        "INSERT INTO t (v) SELECT E'a'\n'\\' ; INSERT INTO t (v) VALUES ('2'); --' ;\n"
+    ),
+    # psql's BEGIN ... END count ends the function at `AS end`; the server alone rejects
+    # that part. Joined to what follows, it would have read the whole body and succeeded.
+    "begin_atomic_with_a_bare_end": TABLE + (
+        "CREATE FUNCTION f() RETURNS int LANGUAGE sql\n"
+        "BEGIN ATOMIC SELECT 1 AS end; SELECT 2; END;\n"
+        "INSERT INTO t (v) VALUES ('after');\n"
+    ),
     "copy_csv": TABLE + (
         "COPY t (n, v) FROM stdin WITH (FORMAT csv);\n"
         '10,"a,b"\n'
@@ -150,8 +169,11 @@ def test_read_as_psql_reads_it(name: str, tmp_path: Path, databases: Callable[[]
     if name == "standard_conforming_strings_off":
         assert results["psql"][1] == [(1, "it's; DROP TABLE t; --"), (2, "back\\slash; x"),
                                       (3, "plain \\ again")]
-    if name == "setting_takes_effect_on_the_next_line":
+    if name in ("setting_takes_effect_on_the_next_line", "continued_literal_read_differently",
+                "begin_atomic_with_a_bare_end"):
         assert results["psql"] == (False, None)
+    if name == "continued_literal_after_doubled_quote":
+        assert results["psql"][1] == [(1, "x''; DROP TABLE t; --z"), (2, "a\\b")]
 
 
 def test_database_default_standard_conforming_strings_off(

@@ -297,8 +297,8 @@ def test_backslash_escapes_follow_standard_conforming_strings() -> None:
     assert _split("SELECT 'a\\'; DROP TABLE t; --';\n", standard_strings=False) == [
         "SELECT 'a\\'; DROP TABLE t; --'"]
     # the rest of the SET's own line is read the old way, as psql does
-    assert _split("SET standard_conforming_strings = off; SELECT 'a\\';\nSELECT 1;\n") == [
-        "SET standard_conforming_strings = off", "SELECT 'a\\'", "SELECT 1"]
+    assert _split("SET standard_conforming_strings = off; SELECT 'a''b', E'\\\\';\nSELECT 1;\n") \
+        == ["SET standard_conforming_strings = off", "SELECT 'a''b', E'\\\\'", "SELECT 1"]
     assert _split("SET standard_conforming_strings TO off;\nRESET ALL;\nSELECT 'a\\';\n")[-1] \
         == "SELECT 'a\\'"
 
@@ -377,3 +377,159 @@ def test_a_long_blank_run_after_a_literal_is_read_in_linear_time() -> None:
         "assert len(scan(text).spans) == 2\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=20)
+
+
+# ---------------------------------------------------------------------------
+# Found by differential fuzzing against psql 15 (statements psql sends, from `psql -L`)
+
+
+def _refusal(text: str) -> tuple[int, str]:
+    from fraiseql_alembic.errors import MigrationFileError
+
+    with pytest.raises(MigrationFileError) as caught:
+        _split(text)
+    assert "\n" not in caught.value.message
+    return caught.value.line, caught.value.message
+
+
+def test_a_literal_is_never_cut_short() -> None:
+    """``E'x''\\'...'`` followed by a continued literal was once cut after ``E'x'`` by the
+    fast path, and the rest read as a plain literal: the DROP inside it ran."""
+    text = "SELECT E'x''\\'; DROP TABLE t; --'\n'z';\nSELECT 1;\n"
+    assert _split(text) == ["SELECT E'x''\\'; DROP TABLE t; --'\n'z'", "SELECT 1"]
+    assert _split("SELECT 1, E'x''\\'; DROP TABLE t; --'\n'z';\n") == [
+        "SELECT 1, E'x''\\'; DROP TABLE t; --'\n'z'"]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("SELECT 'a'\n'b';\n", ["SELECT 'a'\n'b'"]),
+    ("SELECT E'a\\n'\n  -- c\n'b;c';\n", ["SELECT E'a\\n'\n  -- c\n'b;c'"]),
+    ("SELECT E'\\\\'\n'b\\n';\n", ["SELECT E'\\\\'\n'b\\n'"]),  # both end it at the same quote
+    ("SELECT B'1'\n'0''x';\n", ["SELECT B'1'\n'0''x'"]),
+    ("SELECT U&'a'\n'b''c';\n", ["SELECT U&'a'\n'b''c'"]),
+])
+def test_a_literal_continued_on_the_next_line_is_read_as_psql_reads_it(
+    text: str, expected: list[str]
+) -> None:
+    """psql lexes a file line by line and reads the continuation as a literal of its own;
+    the server as part of the first one: where both end it at the same quote, it passes."""
+    assert _split(text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "SELECT 1;\nSELECT E'a'\n'\\' ; SELECT 2; --' ;\n",  # psql: '\' ends at the 2nd quote
+    "SELECT 1;\nSELECT E'a'\n-- c\n'\\'');\n",
+    "SELECT 1;\nSELECT e'a'\n'b\\';\n",
+])
+def test_a_continued_literal_the_server_would_end_elsewhere_is_refused(text: str) -> None:
+    line, message = _refusal(text)
+    assert line == 3 if "-- c" not in text else line == 4
+    assert "this literal continues the one before it on an earlier line" in message
+
+
+def test_a_continued_literal_read_in_another_mode_after_a_set_is_refused() -> None:
+    text = "SET standard_conforming_strings = off;\nSELECT B'1'\n'0\\'';\n"
+    assert _refusal(text)[0] == 3
+    assert _split(text.replace("B'1'", "'1'")) == [  # plain: read with backslashes by both
+        "SET standard_conforming_strings = off", "SELECT '1'\n'0\\''"]
+
+
+def test_a_literal_on_the_line_of_a_set_that_both_would_end_differently_is_refused() -> None:
+    """psql reads the rest of a SET's line with the old setting, the server with the new
+    one: ``'a\\' -- it's`` newline ``;`` is one statement to both, but not the same one."""
+    line, message = _refusal("SELECT 1;\nSET standard_conforming_strings = off; "
+                             "SELECT 'a\\' -- it's\n;\n")
+    assert line == 2 and "on the line of a `SET standard_conforming_strings`" in message
+    assert _split("SET standard_conforming_strings = off; SELECT 'a\\\\b';\n") == [
+        "SET standard_conforming_strings = off", "SELECT 'a\\\\b'"]
+
+
+def test_u_ampersand_without_a_quote_is_no_word() -> None:
+    """psql's xufailed rule: ``u&`` is not counted as an identifier, so the head of the
+    statement below is CREATE FUNCTION, and its BEGIN ... END body is kept whole."""
+    text = "CREATE u& FUNCTION f() BEGIN ATOMIC SELECT 1; END;\nSELECT U&x;\n"
+    assert _split(text) == ["CREATE u& FUNCTION f() BEGIN ATOMIC SELECT 1; END", "SELECT U&x"]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("COPY t FROM stdin;\u00a0\n1\n\\.\n", "text after `COPY ... FROM stdin;` on the same line"),
+    ("\\restrict k3y \\\\ DROP TABLE t;\n", "`\\restrict` is skipped only with one key after it"),
+    ("\\unrestrict `rm x`\n", "`\\unrestrict` is skipped only with one key after it"),
+    ("SELECT a[1:PORT] FROM t;\n", "psql substitutes its own variable PORT there"),
+])
+def test_psql_only_readings_are_refused(text: str, message: str) -> None:
+    assert message in _refusal(text)[1]
+
+
+def test_copy_is_a_whole_word() -> None:
+    assert _split("copyé FROM stdin;\nSELECT 1;\n") == ["copyé FROM stdin", "SELECT 1"]
+    assert _split("SELECT a[1: PORT], a[1:n] FROM t;\n") == ["SELECT a[1: PORT], a[1:n] FROM t"]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # psql 15 glues an identifier onto a number (its "junk" rules): no E'' literal, no
+    # dollar quote starts there, and the word is not counted as an identifier
+    ("SELECT 1e'\\'; SELECT 2; --';\n", ["SELECT 1e'\\'", "SELECT 2"]),
+    ("SELECT .5e'\\'; SELECT 2; --';\n", ["SELECT .5e'\\'", "SELECT 2"]),
+    ("SELECT 1e5$$ ; SELECT 2; --$$;\n", ["SELECT 1e5$$", "SELECT 2"]),
+    ("SELECT $1e5$$ ; SELECT 2; --$$;\n", ["SELECT $1e5$$", "SELECT 2"]),
+    ("SELECT 4$$ ; $$, 1e+5$$ ; $$;\n", ["SELECT 4$$ ; $$, 1e+5$$ ; $$"]),
+    ("CREATE FUNCTION f() BEGIN ATOMIC SELECT 1end; SELECT 2; END;\nSELECT 3;\n",
+     ["CREATE FUNCTION f() BEGIN ATOMIC SELECT 1end; SELECT 2; END", "SELECT 3"]),
+    # ``1e+`` is one token even without a digit after it: ``end`` counts, ``--`` is no comment
+    ("CREATE FUNCTION f() BEGIN ATOMIC SELECT 1e+end; SELECT 2;\n",
+     ["CREATE FUNCTION f() BEGIN ATOMIC SELECT 1e+end", "SELECT 2"]),
+    ("SELECT 1e--x;\nSELECT 2;\n", ["SELECT 1e--x", "SELECT 2"]),
+    ("SELECT 1..--x;\nSELECT 2;\n", ["SELECT 1..--x;\nSELECT 2"]),
+])
+def test_numbers_are_read_as_psql_15_reads_them(text: str, expected: list[str]) -> None:
+    assert _split(text) == expected
+
+
+def test_copy_data_ends_as_psql_ends_it() -> None:
+    # at the end of the file, with nothing after the COPY line, psql reads no data
+    for text in ("COPY t FROM stdin;", "COPY t FROM stdin;\n", "SELECT 1;\nCOPY t FROM stdin;\n"):
+        assert _split(text)[-1] == "COPY t FROM stdin"
+    # a last line `\.` without its newline is data to psql (and corrupt to PostgreSQL)
+    for text in ("COPY t FROM stdin;\n1\n\\.", "COPY t FROM stdin;\n\\."):
+        line, message = _refusal(text)
+        assert line == 1 and "has no newline after it" in message
+
+
+def test_transaction_control_psql_sends_with_a_function_is_named() -> None:
+    """``AS begin`` makes psql's BEGIN ... END count send the END (a COMMIT) with the
+    function: refused, naming END and its line."""
+    line, message = _refusal("CREATE FUNCTION f() RETURNS int LANGUAGE sql\n"
+                             "BEGIN ATOMIC SELECT 1 AS begin; END;\nEND;\nSELECT 2;\n")
+    assert line == 3 and "transaction control `END` inside a migration" in message
+
+
+def test_many_rollback_words_on_one_line_are_read_in_linear_time() -> None:
+    """Each ``--rollback:`` on a line once searched back to the line's start: 400,000 on
+    one line took a minute."""
+    import subprocess
+    import sys
+
+    code = (
+        "from fraiseql_alembic.sqlfile import parse_filename, parse_migration\n"
+        "text = 'SELECT 1;\\n-- Rollback:\\n-- ' + '--rollback:' * 400_000 + '\\n'\n"
+        "migration = parse_migration(parse_filename('001_x.sql'), text)\n"
+        "assert migration.down is not None\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=20)
+
+
+def test_statements_on_one_long_line_are_read_in_linear_time() -> None:
+    """A statement's column was found by searching back to the start of its line: a 30 MB
+    line of statements took 14 s (quadratic), it takes about one."""
+    import subprocess
+    import sys
+
+    code = (
+        "from fraiseql_alembic.sqlfile import parse_filename, parse_migration, split_statements\n"
+        "text = (\"SELECT '\" + 'x' * 1000 + \"';\") * 30_000 + '\\nSELECT 2;'\n"
+        "migration = parse_migration(parse_filename('001_x.sql'), text)\n"
+        "statements = split_statements(migration, migration.up).statements\n"
+        "assert [(s.line, s.column) for s in statements[-2:]] == [(1, 29_999 * 1010 + 1), (2, 1)]\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=10)
