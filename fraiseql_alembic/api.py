@@ -26,7 +26,6 @@ from .database import standard_strings
 from .errors import (
     AbortedByUser,
     ChecksumMismatchError,
-    DatabaseError,
     IrreversibleMigrationError,
     MigrationError,
     MigrationExecutionError,
@@ -34,11 +33,12 @@ from .errors import (
     MigrationLayoutError,
     UsageError,
     file_access_error,
-    our_error_in_context,
 )
 from .executor import Step
 from .settings import URL_KEY, Settings
 from .sqlfile import MAX_SLUG_LENGTH, SLUG_RE, parse_filename, split_statements, suggest_slug
+from .sqlstate import LOCK_NOT_AVAILABLE
+from .translate import alembic_errors, foreign_error
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -259,33 +259,9 @@ def alembic_config(
 
 @contextmanager
 def _alembic_errors(running: _Progress | None = None) -> Iterator[None]:
-    """Turn Alembic's CommandError (and ours wrapped in it) and driver errors into ours."""
-    from alembic.util import CommandError
-    from sqlalchemy.exc import DBAPIError
-
-    try:
+    """:func:`.translate.alembic_errors`, naming the migration ``running`` is at."""
+    with alembic_errors(lambda: running.current if running else None):
         yield
-    except CommandError as err:
-        original = getattr(err, "original", None)
-        if isinstance(original, MigrationError):
-            raise original from err
-        raise MigrationError(str(err)) from err
-    except DBAPIError as err:  # e.g. the connection dropped outside a migration's SQL
-        from .secrets import redact
-
-        cause = our_error_in_context(err)
-        if cause is not None:  # a failed rollback on a dead connection hid the real error
-            raise cause from err
-        lines = str(getattr(err, "orig", None) or err).strip().splitlines()
-        if getattr(getattr(err, "orig", None), "pgcode", None) == "42501":
-            from .database import database_error
-
-            raise (database_error(err) or MigrationError(lines[0])) from err
-        where = f" while running {running.current}" if running and running.current else ""
-        raise DatabaseError(
-            f"Database error{where}: {redact(lines[0] if lines else type(err).__name__)}. "
-            "That migration was rolled back; run the command again once the database is back"
-        ) from err
 
 
 class _Progress:
@@ -429,7 +405,8 @@ def _run_with_retries(
                     raise MigrationError(
                         f"Migration {err.filename} could not get a lock"
                         + (f" at line {err.line}" if err.line else "") + " "
-                        f"({err.pg_message} [SQLSTATE 55P03]). Gave up after {attempts} "
+                        f"({err.pg_message} [SQLSTATE {LOCK_NOT_AVAILABLE}]). Gave up after "
+                        f"{attempts} "
                         f"attempt{'s' if attempts != 1 else ''}: a long transaction holds a "
                         "lock this migration needs; "
                         "nothing of it was kept. Retry when that transaction ends, or raise "
@@ -438,13 +415,11 @@ def _run_with_retries(
                 raise
             delay = min(2 ** (attempt - 1), 30)
             progress.notice(
-                f"Lock timeout in {err.filename} (SQLSTATE 55P03): attempt {attempt} of "
-                f"{attempts} rolled back; retrying in {delay}s"
+                f"Lock timeout in {err.filename} (SQLSTATE {LOCK_NOT_AVAILABLE}): attempt "
+                f"{attempt} of {attempts} rolled back; retrying in {delay}s"
             )
             time.sleep(delay)
 
-
-LOCK_NOT_AVAILABLE = "55P03"
 
 
 def script_directory(settings: Settings) -> ScriptDirectory:
@@ -524,14 +499,13 @@ def _read_state(settings: Settings, connection: Any = None) -> DatabaseState:
             with suppress(psycopg2.Error), connection.cursor() as cursor:
                 cursor.execute("ROLLBACK")
     except psycopg2.Error as err:
-        from .database import database_error
         from .locking import statement_pooling
 
         if own and connection.closed and statement_pooling(settings.require_url()):
             from .locking import STATEMENT, pooler_error
 
             raise pooler_error(settings.require_url(), STATEMENT) from err
-        raise (database_error(err) or DatabaseError(str(err))) from err
+        raise foreign_error(err) from err
     finally:
         if own:
             connection.close()
@@ -675,7 +649,6 @@ def settle_interrupted(
     import psycopg2
 
     from . import history
-    from .database import database_error
 
     try:
         with connection.cursor() as cursor:
@@ -683,7 +656,7 @@ def settle_interrupted(
                 cursor, settings.history_schema, direction, done=resume == "done"
             )
     except psycopg2.Error as err:
-        raise (database_error(err) or DatabaseError(str(err))) from err
+        raise foreign_error(err) from err
     if settled is None:
         raise MigrationError(
             f"--resume {resume}: no statement of an earlier `fraiseql migrate {direction}` "

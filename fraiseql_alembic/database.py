@@ -1,6 +1,6 @@
 """Connections and read-only queries of the database state.
 
-No formatting here beyond the one-line error for a failed connection.
+Driver errors are put into words by :mod:`.translate`.
 """
 
 from __future__ import annotations
@@ -10,24 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import history
-from .errors import DatabaseError
 from .history import HistoryRow, Progress
-from .secrets import mask_url, password_of, redact
 from .settings import RunOptions, sqlalchemy_url
+from .translate import connect_error
 
 VERSION_TABLE = "alembic_version"
-
-
-def connect_error(url: str, err: BaseException) -> DatabaseError:
-    """One line naming the (masked) URL and the driver's first line of explanation."""
-    original = getattr(err, "orig", None) or err
-    text = str(original).strip().splitlines()
-    reason = text[0] if text else type(original).__name__
-    reason = redact(reason, password_of(url))
-    return DatabaseError(
-        f"Cannot connect to {mask_url(url)}: {reason}. Check --database-url / DATABASE_URL "
-        "and that the server is running"
-    )
 
 
 def open_dbapi(url: str, *, application_name: str = "fraiseql-migrate", **options: Any) -> Any:
@@ -40,27 +27,6 @@ def open_dbapi(url: str, *, application_name: str = "fraiseql-migrate", **option
         return psycopg2.connect(libpq_url(url), application_name=application_name, **options)
     except psycopg2.Error as err:
         raise connect_error(url, err) from err
-
-
-def database_error(err: BaseException) -> DatabaseError | None:
-    """A driver or SQLAlchemy database error as one masked line; None for anything else."""
-    import psycopg2
-    from sqlalchemy.exc import DBAPIError
-
-    if not isinstance(err, (psycopg2.Error, DBAPIError)):
-        return None
-    original = getattr(err, "orig", None) or err
-    lines = str(original).strip().splitlines()
-    first = redact(lines[0] if lines else type(original).__name__)
-    sqlstate = getattr(original, "pgcode", None)
-    if sqlstate == "42501":
-        return DatabaseError(
-            f"Permission denied: {first} [SQLSTATE 42501]. The migrating role needs CREATE "
-            "and USAGE on the schema that holds alembic_version and fraiseql_migrations "
-            "(e.g. GRANT CREATE, USAGE ON SCHEMA public TO <role>). Nothing was applied"
-        )
-    state = f" [SQLSTATE {sqlstate}]" if sqlstate else ""
-    return DatabaseError(f"Database error: {first}{state}")
 
 
 def version_table_schema(cursor: Any) -> str | None:

@@ -100,8 +100,8 @@ def run_environment() -> None:
     except MigrationError as err:
         raise as_command_error(err) from err
     except Exception as err:
-        from .database import database_error
         from .errors import our_error_in_context
+        from .translate import database_error
 
         wrapped = our_error_in_context(err) or database_error(err)
         if wrapped is None:

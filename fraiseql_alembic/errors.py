@@ -11,6 +11,8 @@ import getpass
 import os
 from pathlib import Path
 
+from . import sqlstate as codes
+
 
 class MigrationError(Exception):
     """Root of every error this package raises on purpose."""
@@ -77,7 +79,7 @@ class MigrationExecutionError(MigrationError):
         first_line = statement.strip().splitlines()[0] if statement.strip() else ""
         if len(first_line) > 80:
             first_line = first_line[:77] + "..."
-        state = f" [SQLSTATE {sqlstate}]" if sqlstate else ""
+        state = codes.shown(sqlstate)
         if connection_lost:
             tail = (
                 " The connection to the database was lost; nothing of this migration was "
@@ -88,7 +90,7 @@ class MigrationExecutionError(MigrationError):
                 " The parts of the file before this statement's segment were run and are "
                 f"recorded; fix the file from here on and run `{resume_command}` to resume."
             )
-        elif sqlstate == "55P03":
+        elif sqlstate == codes.LOCK_NOT_AVAILABLE:
             tail = (
                 " Another session holds a lock this migration needs (lock_timeout); nothing "
                 "of it was kept. Retry when that transaction ends."
@@ -222,16 +224,6 @@ class DatabaseError(MigrationError):
 
 class AbortedByUser(MigrationError):
     """The user declined a confirmation prompt, or no terminal was there to ask."""
-
-
-def server_words(err: BaseException) -> tuple[str, str]:
-    """PostgreSQL's primary message for a driver error (else the error's first line), and
-    `` [SQLSTATE xxxxx]`` when it has one (else "")."""
-    diag = getattr(err, "diag", None)
-    lines = str(err).strip().splitlines()
-    message = (getattr(diag, "message_primary", None) or (lines[0] if lines else "")).strip()
-    sqlstate = getattr(err, "pgcode", None)
-    return message, f" [SQLSTATE {sqlstate}]" if sqlstate else ""
 
 
 def our_error_in_context(err: BaseException) -> MigrationError | None:

@@ -19,8 +19,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from . import history
-from .errors import DatabaseError, MigrationError, server_words
+from . import history, sqlstate
+from .errors import DatabaseError, MigrationError
+from .translate import foreign_error, server_words
 
 if TYPE_CHECKING:
     from . import batchquery
@@ -84,7 +85,7 @@ def run_steps(
     """
     import psycopg2
 
-    from .database import database_error, open_dbapi
+    from .database import open_dbapi
     from .runner import run_section
 
     dbapi = connection if connection is not None else open_dbapi(url)
@@ -98,7 +99,7 @@ def run_steps(
             run = _prepare(dbapi, history_schema, options)
             partial = _partly_run(dbapi, history_schema)
         except psycopg2.Error as err:
-            raise (database_error(err) or DatabaseError(str(err))) from err
+            raise foreign_error(err) from err
         for prepared in _prepared_ahead(todo, run):
             step, section = prepared.step, prepared.section
             key = step.migration.name.version
@@ -135,7 +136,7 @@ def run_steps(
             except BaseException as err:
                 _rollback(dbapi)
                 if isinstance(err, psycopg2.Error):
-                    raise (database_error(err) or DatabaseError(str(err))) from err
+                    raise foreign_error(err) from err
                 raise
             done.add(key)
             if reporter is not None:
@@ -174,7 +175,7 @@ def record_without_running(
     """
     import psycopg2
 
-    from .database import database_error, open_dbapi
+    from .database import open_dbapi
 
     dbapi = open_dbapi(url)
     try:
@@ -194,7 +195,7 @@ def record_without_running(
                     history.clear_progress(cursor, history_schema, entry.version, "up")
         dbapi.commit()
     except psycopg2.Error as err:
-        raise (database_error(err) or DatabaseError(str(err))) from err
+        raise foreign_error(err) from err
     finally:
         _rollback(dbapi)
         dbapi.close()
@@ -550,9 +551,9 @@ def _batch_failure(
     return None
 
 
-DIVISION_BY_ZERO = "22012"
+DIVISION_BY_ZERO = sqlstate.DIVISION_BY_ZERO
 #: The session's prepared bookkeeping statement is gone (see :func:`_run_batched`).
-PREPARED_STATEMENT_GONE = "26000"
+PREPARED_STATEMENT_GONE = sqlstate.INVALID_SQL_STATEMENT_NAME
 
 
 def _ignore(_text: str) -> None:
@@ -715,9 +716,9 @@ def _session_check_failed(err: Exception) -> bool:
     earlier migration deallocated it).  Nothing of the migration ran then."""
     from .database import SESSION_CHECK_MARK
 
-    text, sqlstate = str(err), getattr(err, "pgcode", None)
-    return ((sqlstate == "22P02" and SESSION_CHECK_MARK in text)
-            or (sqlstate == PREPARED_STATEMENT_GONE and f'"{SESSION_CHECK}"' in text))
+    text, code = str(err), getattr(err, "pgcode", None)
+    return ((code == sqlstate.INVALID_TEXT_REPRESENTATION and SESSION_CHECK_MARK in text)
+            or (code == PREPARED_STATEMENT_GONE and f'"{SESSION_CHECK}"' in text))
 
 
 def _move_version(dbapi: Any, step: Step, table: str) -> None:

@@ -127,15 +127,10 @@ def writing(dbapi_connection: Any, schema: str) -> Iterator[Any]:
     try:
         yield cursor
     except psycopg2.errors.InsufficientPrivilege as err:
-        from .errors import DatabaseError
+        from .translate import permission_denied
 
         message = (err.diag.message_primary or str(err)).strip()
-        raise DatabaseError(
-            f"Cannot write the migration history in schema {schema!r}: {message} [SQLSTATE "
-            f"42501]. Grant the migrating role CREATE and USAGE on schema {schema} (e.g. GRANT "
-            f"CREATE, USAGE ON SCHEMA {schema} TO <role>), or set history_schema to a schema "
-            "it may write. Nothing was applied"
-        ) from err
+        raise permission_denied(message, schema) from err
     finally:
         cursor.close()
 

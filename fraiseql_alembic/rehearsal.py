@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
-    DatabaseError,
     MigrationError,
     MigrationExecutionError,
     MigrationFileError,
-    server_words,
 )
+from .sqlstate import UNSAFE_NEW_ENUM_VALUE_USAGE
+from .translate import foreign_error, server_words
 
 if TYPE_CHECKING:
     from .cancel import CancelToken
@@ -75,7 +75,7 @@ def rehearse(
     """
     import psycopg2
 
-    from .database import apply_session_settings, database_error, open_dbapi, session_reset_sql
+    from .database import apply_session_settings, open_dbapi, session_reset_sql
     from .executor import _rollback, _Shim
 
     dbapi = open_dbapi(url, application_name="fraiseql-migrate rehearsal")
@@ -114,10 +114,11 @@ def rehearse(
             elif candidate.migration is not None and _adds_enum_value(candidate.migration):
                 stopped = NOT_REHEARSED
                 why = (f"it comes after {candidate.filename}, which adds an enum value that "
-                       "nothing may use before that migration commits (SQLSTATE 55P04); `up` "
+                       f"nothing may use before that migration commits (SQLSTATE "
+                       f"{UNSAFE_NEW_ENUM_VALUE_USAGE}); `up` "
                        "commits each migration, the rehearsal cannot")
     except psycopg2.Error as err:
-        raise (database_error(err) or DatabaseError(str(err))) from err
+        raise foreign_error(err) from err
     finally:
         _rollback(dbapi)
         if cancel is not None:

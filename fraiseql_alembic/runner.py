@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from . import history
+from . import history, sqlstate
 from .cancel import CancelToken, MigrationInterrupted
 from .database import OFFLINE_RESET_SQL
 from .errors import (
@@ -31,9 +31,9 @@ from .errors import (
     MigrationExecutionError,
     MigrationFileError,
     StatementStillRunningError,
-    server_words,
 )
 from .sqlfile import ParsedMigration, Section, Statement, split_statements, terminated
+from .translate import server_words
 
 if TYPE_CHECKING:
     from alembic.runtime.migration import MigrationContext
@@ -626,9 +626,10 @@ def located_error(
             )
     import psycopg2
 
-    sqlstate = getattr(err, "pgcode", None)
+    code = getattr(err, "pgcode", None)
     lost = isinstance(err, psycopg2.OperationalError) and (
-        sqlstate is None or sqlstate.startswith("08") or sqlstate in ("57P01", "57P02", "57P03")
+        code is None or code.startswith(sqlstate.CONNECTION_EXCEPTION_CLASS)
+        or code in sqlstate.SERVER_GONE
     )
     return MigrationExecutionError(
         migration.name.filename,
@@ -636,7 +637,7 @@ def located_error(
         column,
         statement.sql,
         message,
-        sqlstate,
+        code,
         kept_nothing=in_transaction and (segment is None or segment[0] == 0),
         connection_lost=lost,
         resume_command=(

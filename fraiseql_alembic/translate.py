@@ -1,0 +1,114 @@
+"""The one place where psycopg2's, SQLAlchemy's and Alembic's errors become ours.
+
+Like httpx's ``map_httpcore_exceptions``: a boundary that calls into a foreign library
+either runs inside :func:`translating` (driver errors) or :func:`alembic_errors`
+(Alembic's ``CommandError`` and SQLAlchemy's errors), or raises ``foreign_error(err)
+from err`` itself.  Each failure gets one message, whichever path met it first.
+
+psycopg2, SQLAlchemy and Alembic are imported inside the functions: ``fraiseql --help``
+must not load them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from . import sqlstate
+from .errors import DatabaseError, MigrationError, our_error_in_context
+from .secrets import mask_url, password_of, redact
+
+
+def server_words(err: BaseException) -> tuple[str, str]:
+    """PostgreSQL's primary message for a driver error (else the error's first line), and
+    `` [SQLSTATE xxxxx]`` when it has one (else "")."""
+    diag = getattr(err, "diag", None)
+    lines = str(err).strip().splitlines()
+    message = (getattr(diag, "message_primary", None) or (lines[0] if lines else "")).strip()
+    return message, sqlstate.shown(getattr(err, "pgcode", None))
+
+
+def permission_denied(message: str, schema: str | None = None) -> DatabaseError:
+    """The one message for SQLSTATE 42501 outside a migration's own SQL: the migrating
+    role may not create or write our bookkeeping tables (in ``schema`` when known)."""
+    where = f"schema {schema}" if schema else (
+        "the schema that holds alembic_version and fraiseql_migrations")
+    return DatabaseError(
+        f"Permission denied: {message}{sqlstate.shown(sqlstate.INSUFFICIENT_PRIVILEGE)}. "
+        f"The migrating role needs CREATE and USAGE on {where} (e.g. GRANT CREATE, USAGE ON "
+        f"SCHEMA {schema or 'public'} TO <role>), or set history_schema to a schema it may "
+        "write. Nothing was applied"
+    )
+
+
+def connect_error(url: str, err: BaseException) -> DatabaseError:
+    """One line naming the (masked) URL and the driver's first line of explanation."""
+    original = getattr(err, "orig", None) or err
+    text = str(original).strip().splitlines()
+    reason = text[0] if text else type(original).__name__
+    reason = redact(reason, password_of(url))
+    return DatabaseError(
+        f"Cannot connect to {mask_url(url)}: {reason}. Check --database-url / DATABASE_URL "
+        "and that the server is running"
+    )
+
+
+def database_error(err: BaseException) -> DatabaseError | None:
+    """A driver or SQLAlchemy database error as one masked line; None for anything else."""
+    import psycopg2
+    from sqlalchemy.exc import DBAPIError
+
+    if not isinstance(err, (psycopg2.Error, DBAPIError)):
+        return None
+    original = getattr(err, "orig", None) or err
+    lines = str(original).strip().splitlines()
+    first = redact(lines[0] if lines else type(original).__name__)
+    code = getattr(original, "pgcode", None)
+    if code == sqlstate.INSUFFICIENT_PRIVILEGE:
+        return permission_denied(first)
+    return DatabaseError(f"Database error: {first}{sqlstate.shown(code)}")
+
+
+def foreign_error(err: BaseException) -> MigrationError:
+    """:func:`database_error`, or the error's text as a :class:`DatabaseError`."""
+    return database_error(err) or DatabaseError(str(err))
+
+
+@contextmanager
+def translating() -> Iterator[None]:
+    """Driver errors raised inside become :func:`foreign_error`'s."""
+    import psycopg2
+
+    try:
+        yield
+    except psycopg2.Error as err:
+        raise foreign_error(err) from err
+
+
+@contextmanager
+def alembic_errors(running: Callable[[], str | None] | None = None) -> Iterator[None]:
+    """Turn Alembic's CommandError (and ours wrapped in it) and SQLAlchemy's database
+    errors into ours; ``running`` names the migration under way, if any."""
+    from alembic.util import CommandError
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        yield
+    except CommandError as err:
+        original = getattr(err, "original", None)
+        if isinstance(original, MigrationError):
+            raise original from err
+        raise MigrationError(str(err)) from err
+    except DBAPIError as err:  # e.g. the connection dropped outside a migration's SQL
+        cause = our_error_in_context(err)
+        if cause is not None:  # a failed rollback on a dead connection hid the real error
+            raise cause from err
+        if getattr(err.orig, "pgcode", None) == sqlstate.INSUFFICIENT_PRIVILEGE:
+            raise foreign_error(err) from err
+        lines = str(err.orig or err).strip().splitlines()
+        current = running() if running is not None else None
+        where = f" while running {current}" if current else ""
+        raise DatabaseError(
+            f"Database error{where}: {redact(lines[0] if lines else type(err).__name__)}. "
+            "That migration was rolled back; run the command again once the database is back"
+        ) from err
