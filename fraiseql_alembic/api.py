@@ -25,7 +25,6 @@ from . import status as status_view
 from .database import standard_strings
 from .errors import (
     AbortedByUser,
-    ChecksumMismatchError,
     IrreversibleMigrationError,
     MigrationError,
     MigrationExecutionError,
@@ -35,8 +34,12 @@ from .errors import (
     file_access_error,
 )
 from .executor import Step
-from .settings import URL_KEY, Settings
-from .sqlfile import MAX_SLUG_LENGTH, SLUG_RE, parse_filename, split_statements, suggest_slug
+from .preflight import refuse_inconsistent, sql_migration, validate_pending
+from .preflight import relative as _relative
+from .preflight import shown as _shown
+from .preflight import when_applied as _when
+from .settings import Settings
+from .sqlfile import MAX_SLUG_LENGTH, SLUG_RE, parse_filename, suggest_slug
 from .sqlstate import LOCK_NOT_AVAILABLE
 from .translate import alembic_errors, foreign_error
 
@@ -228,32 +231,22 @@ def alembic_config(
     """An in-memory Alembic Config for our environment and the migrations folder."""
     from alembic.config import Config
 
-    from .plugin import (
-        CANCEL_KEY,
-        ENV_LOCATION,
-        HISTORY_SCHEMA_KEY,
-        LOCK_HELD_KEY,
-        OPT_IN_OPTION,
-        REPORTER_KEY,
-        RUN_OPTIONS_KEY,
-        SCRIPT_DIRECTORY_KEY,
-    )
+    from .plugin import ENV_LOCATION, OPT_IN_OPTION, RunContext, set_run_context
 
     config = Config()
     config.set_main_option("script_location", ENV_LOCATION)
     config.set_main_option("path_separator", "os")
     config.set_main_option("version_locations", str(settings.path).replace("%", "%%"))
     config.set_main_option(OPT_IN_OPTION, "true")
-    config.attributes[URL_KEY] = settings.database_url
-    config.attributes[HISTORY_SCHEMA_KEY] = settings.history_schema
-    config.attributes[RUN_OPTIONS_KEY] = settings.run
-    config.attributes[LOCK_HELD_KEY] = lock_held
-    if reporter is not None:
-        config.attributes[REPORTER_KEY] = reporter
-    if cancel is not None:
-        config.attributes[CANCEL_KEY] = cancel
-    if directory is not None:
-        config.attributes[SCRIPT_DIRECTORY_KEY] = directory
+    set_run_context(config, RunContext(
+        url=settings.database_url,
+        history_schema=settings.history_schema,
+        run_options=settings.run,
+        reporter=reporter,
+        cancel=cancel,
+        lock_held=lock_held,
+        script_directory=directory,
+    ))
     return config
 
 
@@ -509,11 +502,6 @@ def _read_state(settings: Settings, connection: Any = None) -> DatabaseState:
     finally:
         if own:
             connection.close()
-
-
-def sql_migration(script: Any) -> ParsedMigration | None:
-    migration: ParsedMigration | None = getattr(script.module, "fraiseql_migration", None)
-    return migration
 
 
 def display_name(script: Any) -> str:
@@ -820,25 +808,6 @@ def _plan_upgrade(
     return UpgradeResult(planned, (), dry_run, warnings, tuple(marked))
 
 
-def validate_pending(rows: Sequence[status_view.StatusRow], *, standard_strings: bool,
-                     upgrade: bool = True) -> None:
-    """Read every SQL migration's section that a run will execute (up sections of pending
-    rows, or down sections of those to roll back) as it would run, before the first one
-    runs: a file that cannot be (a COMMIT in its middle, an unterminated quote, a psql
-    meta-command) stops the run with nothing done, not after the files before it."""
-    for row in rows:
-        migration = row.migration
-        section = None if migration is None else migration.up if upgrade else migration.down
-        if migration is None or section is None:
-            continue
-        try:
-            split_statements(migration, section, standard_strings=standard_strings)
-        except MigrationFileError as err:
-            done = "applied" if upgrade else "rolled back"
-            raise MigrationFileError(err.filename, f"{err.detail}. Nothing was {done}",
-                                     err.line) from err
-
-
 def _leading_manual_marks(pending: list[status_view.StatusRow]) -> list[str]:
     """Versions marked applied by hand (the spec's INSERT) at the front of the pending list.
 
@@ -858,66 +827,6 @@ def _leading_manual_marks(pending: list[status_view.StatusRow]) -> list[str]:
             break
         marked.append(row.version)
     return marked
-
-
-def refuse_inconsistent(report: status_view.StatusReport, folder: Path | None = None) -> None:
-    """Refuse to migrate past a changed applied file, one that never ran here, or one
-    merged out of order (it branches off a revision the database has moved past), or an
-    ``alembic_version`` whose rows cannot all be right."""
-    if report.version_rows_problem is not None:
-        raise MigrationLayoutError(
-            f"Refusing to migrate: {report.version_rows_problem}. Nothing was applied"
-        )
-    for row in report.rows:
-        if row.state == status_view.MODIFIED:
-            raise ChecksumMismatchError(
-                f"Migration {row.filename} checksum mismatch: the file changed after it was "
-                f"applied{_when(row)}. Don't edit applied migrations: restore the file "
-                f"(e.g. `git checkout -- {_shown(folder, row.filename)}`) and put the change "
-                "in a new "
-                "migration (`fraiseql migrate create fix_...`); if the edit is harmless (e.g. a "
-                f"comment), accept it with `fraiseql migrate repair {row.version}`"
-            )
-        if row.state == status_view.OUT_OF_ORDER or (
-            row.state == status_view.UNTRACKED and row.fork is not None
-        ):
-            raise MigrationLayoutError(
-                f"Refusing to migrate: {status_view.out_of_order_message(row)}. "
-                "Nothing was applied"
-            )
-        if row.state == status_view.UNTRACKED:
-            raise MigrationLayoutError(
-                f"Refusing to apply {row.filename}: fraiseql_migrations says it was applied"
-                f"{_when(row)}, but alembic_version does not (was alembic_version edited by "
-                "hand?). If its changes are in the database, record that with `alembic stamp "
-                f"{row.version}`; if they were undone by hand, run `fraiseql migrate status` "
-                "and see docs/troubleshooting.md. Nothing was applied"
-            )
-        if row.state == status_view.UNRECORDED:
-            raise MigrationLayoutError(
-                f"Migration {row.filename} sits below migrations this database already has "
-                "but never ran here: it was merged late (numbered below the applied ones), "
-                "or its row in fraiseql_migrations was deleted. If it is new, renumber it "
-                "above the last applied migration (e.g. `git mv`); if its changes are in the "
-                f"database, record it with `fraiseql migrate mark-applied {row.version}`. "
-                "Nothing was applied"
-            )
-
-
-def _shown(folder: Path | None, filename: str) -> str:
-    """``migrations/003_x.sql``: the file as seen from the current directory."""
-    return filename if folder is None else _relative(folder / filename)
-
-
-def _relative(path: Path) -> str:
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
-def _when(row: status_view.StatusRow) -> str:
-    return f" on {row.applied_at:%Y-%m-%d %H:%M:%S}" if row.applied_at else ""
 
 
 # ---------------------------------------------------------------------------

@@ -89,7 +89,7 @@ def _libpq() -> _LibPQ | None:
     import psycopg2._psycopg
 
     try:
-        return _LibPQ(psycopg2._psycopg.__file__)
+        return _LibPQ(psycopg2._psycopg.__file__)  # noqa: SLF001 (where its libpq lives)
     except (OSError, AttributeError):
         return None
 

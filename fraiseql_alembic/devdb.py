@@ -508,9 +508,9 @@ def _conf_string(value: str) -> str:
 
 def _start_or_reuse(base_dir: Path | None, port: int | None) -> DevCluster:
     if base_dir is not None and (base_dir / STATE_FILE).exists():
-        cluster = DevCluster._load(base_dir)
+        cluster = DevCluster._load(base_dir)  # noqa: SLF001 (this module's own class)
         if not cluster.is_running():
-            cluster._launch(fixed_port=cluster.port)
+            cluster._launch(fixed_port=cluster.port)  # noqa: SLF001
         return cluster
     return DevCluster.start(base_dir, port)
 
@@ -542,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
                     file=sys.stderr,
                 )
         elif args.command == "stop":
-            DevCluster._load(args.dir).stop()
+            DevCluster._load(args.dir).stop()  # noqa: SLF001
         else:
             print(DevCluster.attach(args.dir).url())
     except DevDBError as err:

@@ -15,24 +15,19 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import replace
 from typing import Any
 
 from . import history
 from .plugin import (
-    CANCEL_KEY,
     DEFAULT_HISTORY_SCHEMA,
-    HISTORY_READY_KEY,
-    HISTORY_SCHEMA_KEY,
-    LOCK_HELD_KEY,
-    REPORTER_KEY,
-    RUN_OPTIONS_KEY,
-    SESSION_RESET_KEY,
     SessionReset,
     as_command_error,
     config_option,
+    run_context,
+    set_run_context,
 )
 from .settings import (
-    URL_KEY,
     RunOptions,
     check_duration,
     check_lease_expiry,
@@ -50,14 +45,14 @@ _READ_ONLY_COMMANDS = frozenset({"current", "check", "history", "heads", "show",
 
 def configured_url(config: Any) -> str | None:
     """The URL our API passed, else ``sqlalchemy.url``, else ``DATABASE_URL``."""
-    url = config.attributes.get(URL_KEY) or config_option(config, "sqlalchemy.url")
+    url = run_context(config).url or config_option(config, "sqlalchemy.url")
     return url or os.environ.get("DATABASE_URL") or None
 
 
 def run_options(config: Any) -> RunOptions:
     """From our API, else the ``fraiseql_*`` options (alembic.ini or ``[tool.alembic]``)."""
-    options = config.attributes.get(RUN_OPTIONS_KEY)
-    if isinstance(options, RunOptions):
+    options = run_context(config).run_options
+    if options is not None:
         return options
     statement_timeout = config_option(config, "fraiseql_statement_timeout")
     return RunOptions(
@@ -93,7 +88,7 @@ def run_environment() -> None:
     from .errors import MigrationError
 
     config = context.config
-    if config.config_file_name and not config.attributes.get(URL_KEY):
+    if config.config_file_name and not run_context(config).url:
         _configure_logging(config.config_file_name)
     try:
         _run(context, config)
@@ -114,10 +109,12 @@ def _run(context: Any, config: Any) -> None:
 
     given = config.attributes.get("connection")  # pytest-alembic and Alembic's cookbook
     url = _url_of(given) if given is not None else configured_url(config)
-    schema = config.attributes.get(HISTORY_SCHEMA_KEY) or config_option(
+    run = run_context(config)
+    schema = run.history_schema or config_option(
         config, "fraiseql_history_schema", DEFAULT_HISTORY_SCHEMA
     )
-    config.attributes.setdefault(HISTORY_SCHEMA_KEY, schema)
+    if run.history_schema is None:
+        set_run_context(config, replace(run, history_schema=schema))
     if context.is_offline_mode():
         context.configure(
             url=sqlalchemy_url(url) if url else None,
@@ -155,13 +152,14 @@ def _url_of(given: Any) -> str:
 
 
 def _lock_for(config: Any, url: str, options: RunOptions) -> AbstractContextManager[Any]:
-    if config.attributes.get(LOCK_HELD_KEY) or _read_only_command(config):
+    run = run_context(config)
+    if run.lock_held or _read_only_command(config):
         return nullcontext()
     from .locking import LeaseLock, MigrationLock
     from .settings import LEASE
 
-    reporter = config.attributes.get(REPORTER_KEY)
-    token = config.attributes.get(CANCEL_KEY)
+    reporter = run.reporter
+    token = run.cancel
 
     def on_wait(holder: Any) -> None:
         who = holder.describe() if holder is not None else "another session"
@@ -172,7 +170,7 @@ def _lock_for(config: Any, url: str, options: RunOptions) -> AbstractContextMana
             print(line, file=sys.stderr)
 
     should_stop = (lambda: token.cancelled) if token is not None else None
-    schema = config.attributes.get(HISTORY_SCHEMA_KEY, DEFAULT_HISTORY_SCHEMA)
+    schema = run.schema
     lock: LeaseLock | MigrationLock
     if options.lock == LEASE:
         lock = LeaseLock(url, wait_seconds=options.lock_wait, expiry=options.lease_expiry,
@@ -180,11 +178,9 @@ def _lock_for(config: Any, url: str, options: RunOptions) -> AbstractContextMana
     else:
         lock = MigrationLock(url, wait_seconds=options.lock_wait, on_wait=on_wait,
                              should_stop=should_stop, history_schema=schema)
-    config.attributes[_LOCK_CHECK_KEY] = lock.check  # before each step (a lost lease stops)
+    # before each step (a lost lease stops)
+    set_run_context(config, replace(run_context(config), lock_check=lock.check))
     return lock
-
-
-_LOCK_CHECK_KEY = "fraiseql.lock_check"
 
 
 def _read_only_command(config: Any) -> bool:
@@ -208,8 +204,8 @@ def _run_online(
         version_table_schema,
     )
 
-    reporter = config.attributes.get(REPORTER_KEY)
-    token = config.attributes.get(CANCEL_KEY)
+    reporter = run_context(config).reporter
+    token = run_context(config).cancel
     from sqlalchemy.engine import Engine
 
     if given is None:
@@ -230,25 +226,30 @@ def _run_online(
             dbapi.commit()
             if not isinstance(connection, nullcontext) and not _read_only_command(config):
                 _prepare_history(dbapi, schema)
-                config.attributes[HISTORY_READY_KEY] = True
-                config.attributes[SESSION_RESET_KEY] = (
-                    SessionReset(transaction_setup_sql(options), own_transaction=False)
-                    if options.pooled else SessionReset(session_reset_sql(options))
-                )
+                set_run_context(config, replace(
+                    run_context(config),
+                    history_ready=True,
+                    session_reset=(
+                        SessionReset(transaction_setup_sql(options), own_transaction=False)
+                        if options.pooled else SessionReset(session_reset_sql(options))
+                    ),
+                ))
             context.configure(
                 connection=conn,
                 transaction_per_migration=True,
                 on_version_apply=_after_each(schema, reporter),
                 version_table_schema=version_schema,
             )
-            if _command_name(config) == "upgrade" and not config.attributes.get(LOCK_HELD_KEY):
+            if _command_name(config) == "upgrade" and not run_context(config).lock_held:
                 _verify_before_upgrade(context, conn, schema)
             migration_context = context.get_context()
-            steps_fn = migration_context._migrations_fn
+            # private Alembic API (the tested range is pinned): the only hook that sees each
+            # step before it runs, for cancel, the lease check and "Running migration"
+            steps_fn = migration_context._migrations_fn  # noqa: SLF001
             assert steps_fn is not None
             running: list[Step] = []  # the step Alembic is running, set by _announcing
-            migration_context._migrations_fn = _announcing(
-                steps_fn, reporter, token, config.attributes.get(_LOCK_CHECK_KEY), running
+            migration_context._migrations_fn = _announcing(  # noqa: SLF001
+                steps_fn, reporter, token, run_context(config).lock_check, running
             )
             try:
                 with context.begin_transaction():
@@ -265,8 +266,8 @@ def _run_online(
 
 def _verify_before_upgrade(context: Any, connection: Any, schema: str) -> None:
     """The checks `fraiseql migrate up` makes, for the plain `alembic upgrade` too."""
-    from .api import refuse_inconsistent, sql_migration, validate_pending
     from .database import read_state, standard_strings
+    from .preflight import refuse_inconsistent, sql_migration, validate_pending
     from .status import PENDING, build
 
     scripts = list(reversed(list(context.script.walk_revisions())))

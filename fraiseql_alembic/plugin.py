@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from alembic.runtime.plugins import Plugin
     from alembic.script.base import Script, ScriptDirectory
 
+    from .api import Reporter
+    from .cancel import CancelToken
+    from .settings import RunOptions
     from .sqlfile import ParsedMigration
 
 log = logging.getLogger(__name__)
@@ -39,17 +42,45 @@ ENV_LOCATION = "fraiseql_alembic:alembic_env"
 _ENV_DIR = Path(__file__).resolve().parent / "alembic_env"
 _INSTALLED_FLAG = "_fraiseql_sql_installed"
 
-# Attribute names set on config.attributes by our API; read by the generated revisions.
-REPORTER_KEY = "fraiseql.reporter"
-HISTORY_SCHEMA_KEY = "fraiseql.history_schema"
-CANCEL_KEY = "fraiseql.cancel"  # a CancelToken shared with the thread that gets signals
-LOCK_HELD_KEY = "fraiseql.lock_held"  # our API holds the migration lock already
-RUN_OPTIONS_KEY = "fraiseql.run_options"  # settings.RunOptions
-HISTORY_READY_KEY = "fraiseql.history_ready"  # our env.py created the history table
-SCRIPT_DIRECTORY_KEY = "fraiseql.script_directory"  # the ScriptDirectory our API loaded
-#: The SessionReset run before each migration (our env.py, on a connection it opened)
-SESSION_RESET_KEY = "fraiseql.session_reset"
+#: The one ``config.attributes`` key of ours: it holds a :class:`RunContext`.
+RUN_CONTEXT_KEY = "fraiseql"
 DEFAULT_HISTORY_SCHEMA = "public"
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What our API tells our env.py and the SQL revisions about one run, and what our
+    env.py adds while it prepares the run (with :func:`dataclasses.replace`).
+
+    Read it with :func:`run_context`: a plain ``alembic`` run, which our API did not
+    start, gets the defaults."""
+
+    url: str | None = None  # the database URL our API resolved
+    history_schema: str | None = None  # None: ``fraiseql_history_schema``, else public
+    run_options: RunOptions | None = None  # None: the ``fraiseql_*`` options
+    reporter: Reporter | None = None
+    cancel: CancelToken | None = None  # shared with the thread that gets signals
+    lock_held: bool = False  # our API holds the migration lock already
+    script_directory: ScriptDirectory | None = None  # the folder our API loaded
+    # set by our env.py, on a connection it opened
+    history_ready: bool = False  # the history table exists (created and committed)
+    session_reset: SessionReset | None = None  # run before each SQL migration
+    lock_check: Callable[[], None] | None = None  # before each step (a lost lease stops)
+
+    @property
+    def schema(self) -> str:
+        """The history schema, ``public`` when none was given."""
+        return DEFAULT_HISTORY_SCHEMA if self.history_schema is None else self.history_schema
+
+
+def run_context(config: Config | None) -> RunContext:
+    """The :class:`RunContext` our API or env.py stored on ``config``, else the defaults."""
+    found = config.attributes.get(RUN_CONTEXT_KEY) if config is not None else None
+    return found if isinstance(found, RunContext) else RunContext()
+
+
+def set_run_context(config: Config, context: RunContext) -> None:
+    config.attributes[RUN_CONTEXT_KEY] = context
 
 
 def setup(plugin: Plugin) -> None:
@@ -65,15 +96,17 @@ def install() -> None:
 
     if getattr(ScriptDirectory, _INSTALLED_FLAG, False):
         return
-    original_load = ScriptDirectory._load_revisions
+    # private Alembic API (the tested range is pinned): the one place revisions are listed
+    original_load = ScriptDirectory._load_revisions  # noqa: SLF001
     original_from_config = ScriptDirectory.from_config.__func__  # type: ignore[attr-defined]
 
     def from_config(cls: type[ScriptDirectory], config: Config) -> ScriptDirectory:
-        loaded = config.attributes.get(SCRIPT_DIRECTORY_KEY)
+        loaded = run_context(config).script_directory
         if loaded is not None:  # our API loaded the folder already: do not load it twice
-            return loaded  # type: ignore[no-any-return]
+            return loaded
         directory: ScriptDirectory = original_from_config(cls, config)
-        directory._fraiseql_opted_in = opted_in(config)  # type: ignore[attr-defined]
+        # our own mark on Alembic's object, read by _load_revisions below
+        directory._fraiseql_opted_in = opted_in(config)  # type: ignore[attr-defined]  # noqa: SLF001
         return directory
 
     def _load_revisions(self: ScriptDirectory) -> Iterator[Script]:
@@ -88,7 +121,7 @@ def install() -> None:
         yield from sql_scripts(self, scripts)
 
     ScriptDirectory.from_config = classmethod(from_config)  # type: ignore[assignment,method-assign]
-    ScriptDirectory._load_revisions = _load_revisions  # type: ignore[method-assign]
+    ScriptDirectory._load_revisions = _load_revisions  # type: ignore[method-assign]  # noqa: SLF001
     setattr(ScriptDirectory, _INSTALLED_FLAG, True)
 
 
@@ -136,7 +169,8 @@ def _has_python_files(directory: ScriptDirectory) -> bool:
     """Whether any version location holds a file Alembic could load as a revision."""
     import os
 
-    for location in directory._version_locations:
+    # private Alembic API: the resolved version_locations, as Alembic itself reads them
+    for location in directory._version_locations:  # noqa: SLF001
         if not location.exists():
             continue
         if directory.recursive_version_locations:
@@ -165,7 +199,7 @@ def sql_scripts(directory: ScriptDirectory, existing: list[Script]) -> Iterator[
 
     try:
         found: list[tuple[MigrationName, Path]] = []
-        for location in directory._version_locations:
+        for location in directory._version_locations:  # noqa: SLF001 (as above)
             if location.exists():
                 found.extend(list_folder(Path(location)).migrations)
         found.sort(key=lambda item: (item[0].number, item[0].filename))
@@ -249,9 +283,8 @@ def _direction(migration: ParsedMigration, direction: str) -> Callable[..., None
         from .runner import run_section
 
         context = op.get_context()
-        attributes = context.config.attributes if context.config is not None else {}
-        reporter = attributes.get(REPORTER_KEY)
-        schema = attributes.get(HISTORY_SCHEMA_KEY, DEFAULT_HISTORY_SCHEMA)
+        run = run_context(context.config)
+        reporter = run.reporter
         try:
             if direction == "up":
                 section, action = migration.up, history.APPLIED
@@ -259,18 +292,17 @@ def _direction(migration: ParsedMigration, direction: str) -> Callable[..., None
                 if not migration.reversible or migration.down is None:
                     raise IrreversibleMigrationError(irreversible_message(migration))
                 section, action = migration.down, history.ROLLED_BACK
-            reset = attributes.get(SESSION_RESET_KEY)
-            if isinstance(reset, SessionReset) and not context.as_sql:
-                reset.run(context)
+            if run.session_reset is not None and not context.as_sql:
+                run.session_reset.run(context)
             run_section(
                 context,
                 migration,
                 section,
                 action=action,
-                history_schema=schema,
-                history_ready=bool(attributes.get(HISTORY_READY_KEY)),
+                history_schema=run.schema,
+                history_ready=run.history_ready,
                 on_notice=reporter.notice if reporter is not None else None,
-                cancel=attributes.get(CANCEL_KEY),
+                cancel=run.cancel,
             )
         except MigrationError as err:
             raise as_command_error(err) from err

@@ -742,5 +742,6 @@ def _emit_offline(
     output(OFFLINE_RESET_SQL)
     if not getattr(context, "_fraiseql_history_emitted", False):
         output(history.create_table_sql(history_schema) + ";\n")
-        context._fraiseql_history_emitted = True  # type: ignore[attr-defined]
+        # our own mark on Alembic's MigrationContext: the offline script creates the table once
+        context._fraiseql_history_emitted = True  # type: ignore[attr-defined]  # noqa: SLF001
     output(history.record_sql(history_schema, history_entry(migration, action, None)) + ";\n")

@@ -20,7 +20,6 @@ from typing import Any
 from .errors import ConfigError, MigrationError
 from .secrets import mask_url, password_of
 
-URL_KEY = "fraiseql.url"
 DEFAULT_PATH = "migrations"
 _URL_RE = re.compile(r"^(?P<scheme>postgres(?:ql)?)(?P<driver>\+[a-z0-9_]+)?://(?P<rest>.*)$", re.I)
 

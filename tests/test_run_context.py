@@ -1,0 +1,110 @@
+"""Pure: what our API hands to env.py travels as one typed RunContext, and env.py never
+imports the API above it."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+from fraiseql_alembic import api, environment, plugin, preflight
+from fraiseql_alembic.plugin import RUN_CONTEXT_KEY, RunContext, run_context
+from fraiseql_alembic.settings import RunOptions, Settings
+
+PACKAGE = Path(plugin.__file__).parent
+SOURCES = sorted(PACKAGE.rglob("*.py"))
+
+# config.attributes[...], .get(...), .setdefault(...), .pop(...): the key given
+_ATTRIBUTE_USE = re.compile(r"\.attributes(?:\.(?:get|setdefault|pop))?\s*[\[(]\s*([^,\])]+)")
+# "connection" is Alembic's cookbook key (pytest-alembic sets it), not ours
+_ALLOWED_KEYS = {"RUN_CONTEXT_KEY", '"connection"'}
+
+
+def test_config_attributes_are_read_through_one_key() -> None:
+    keys = {
+        (path.name, match.group(1).strip())
+        for path in SOURCES
+        for match in _ATTRIBUTE_USE.finditer(path.read_text(encoding="utf-8"))
+    }
+    assert keys, "the scan found no use of config.attributes at all"
+    assert {key for _, key in keys} <= _ALLOWED_KEYS, sorted(keys)
+
+
+def test_no_string_key_of_ours_is_left() -> None:
+    """The old keys were string constants like "fraiseql.reporter"."""
+    left = [
+        (path.name, node.value)
+        for path in SOURCES
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        and re.fullmatch(r"fraiseql\.[a-z_]+", node.value)
+    ]
+    assert left == []
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Every module a file imports, at the top or inside functions, as a dotted name
+    relative to the package ("api", "plugin", ...) or absolute ("os")."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level == 0:
+                names.add(module)
+                names.update(f"{module}.{alias.name}" for alias in node.names)
+            elif module:
+                names.add(module)
+            else:  # from . import api
+                names.update(alias.name for alias in node.names)
+    return names
+
+
+def test_environment_does_not_import_the_api() -> None:
+    imported = _imported_modules(Path(environment.__file__))
+    assert "preflight" in imported  # the scan sees the lazy imports inside functions
+    assert "api" not in imported
+    assert "fraiseql_alembic.api" not in imported
+
+
+def test_the_checks_moved_down_stay_reachable_from_api() -> None:
+    assert api.refuse_inconsistent is preflight.refuse_inconsistent
+    assert api.validate_pending is preflight.validate_pending
+    assert api.sql_migration is preflight.sql_migration
+
+
+def test_a_plain_alembic_run_gets_the_defaults() -> None:
+    from alembic.config import Config
+
+    for config in (None, Config()):
+        context = run_context(config)
+        assert context == RunContext()
+        assert context.schema == "public"
+        assert context.url is None and context.run_options is None
+        assert not context.lock_held and not context.history_ready
+
+
+def test_something_else_under_our_key_is_not_taken_for_a_context() -> None:
+    from alembic.config import Config
+
+    config = Config()
+    config.attributes[RUN_CONTEXT_KEY] = {"reporter": object()}
+    assert run_context(config) == RunContext()
+
+
+def test_our_api_hands_its_settings_over_in_one_context(tmp_path: Path) -> None:
+    options = RunOptions(lock_wait=7)
+    settings = Settings(tmp_path, "postgresql://u@h/db", "test", history_schema="ops",
+                        run=options)
+    config = api.alembic_config(settings, lock_held=True)
+    assert [key for key in config.attributes if key != "connection"] == [RUN_CONTEXT_KEY]
+    context = run_context(config)
+    assert context.url == "postgresql://u@h/db"
+    assert context.schema == "ops"
+    assert context.run_options is options
+    assert context.lock_held
+    assert context.reporter is None and context.cancel is None
+    assert context.script_directory is None
+    assert environment.run_options(config) is options
+    assert environment.configured_url(config) == "postgresql://u@h/db"
