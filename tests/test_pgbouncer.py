@@ -241,8 +241,8 @@ def test_eight_concurrent_deploys_through_transaction_pooling_apply_each_once(
     runs = sum(out.count("✓ Running migration:") for _, out, _ in results)
     assert runs == total, results
     assert sum("Already up to date" in out for _, out, _ in results) >= 1
-    assert any("Waiting up to 60s for the migration lock held by pid" in err
-               and "by a lease that expires in" in err for _, _, err in results)
+    # Whether a deploy had to wait (and said so) depends on how the 8 start-ups overlap on
+    # a loaded machine: not asserted here; test_a_crashed_lease_holder_* checks the message.
     assert applied_rows(project) == [(f"{n:03d}", 1) for n in range(1, total + 1)]
     assert project.version() == [f"{total:03d}"]
     for number in range(1, total + 1):
