@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -151,9 +152,6 @@ class _CopyReader:
         piece = self.data.text[self.position:self.position + size]
         self.position += size
         return piece
-
-    def readline(self, size: int = -1) -> str:  # psycopg2 uses read(); kept for file-likeness
-        return self.read(size)
 
 
 @dataclass(frozen=True)
@@ -438,9 +436,28 @@ class SplitSection:
     changes_lexing: bool = False
 
 
+#: Sections already split, per migration (``up`` reads every pending file before the
+#: first runs, then runs each: one split serves both).  Weak keys: a migration's splits
+#: live as long as the migration does.
+_SPLITS: weakref.WeakKeyDictionary[
+    ParsedMigration, dict[tuple[int, bool, bool], SplitSection]
+] = weakref.WeakKeyDictionary()
+
+
 def split_statements(
     migration: ParsedMigration, section: Section, *, standard_strings: bool = True
 ) -> SplitSection:
+    """The statements ``psql -f`` would send for ``section`` (:func:`_split`), split once
+    per migration, section and ``standard_strings``."""
+    key = (section.offset, section.commented_out, standard_strings)
+    splits = _SPLITS.setdefault(migration, {})
+    found = splits.get(key)
+    if found is None:
+        found = splits[key] = _split(migration, section, standard_strings)
+    return found
+
+
+def _split(migration: ParsedMigration, section: Section, standard_strings: bool) -> SplitSection:
     """Split a section into the statements ``psql -f`` would send (:mod:`.psqlscan`).
 
     Quotes (with backslash escapes when ``standard_conforming_strings`` is off, from
