@@ -20,9 +20,14 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from . import loader
-from . import status as status_view
-from .database import standard_strings
+from .engine import status as status_view
+from .engine.database import standard_strings
+from .engine.executor import Step
+from .engine.preflight import refuse_inconsistent, sql_migration, validate_pending
+from .engine.preflight import relative as _relative
+from .engine.preflight import shown as _shown
+from .engine.preflight import when_applied as _when
+from .engine.translate import alembic_errors, foreign_error
 from .errors import (
     AbortedByUser,
     IrreversibleMigrationError,
@@ -33,27 +38,22 @@ from .errors import (
     UsageError,
     file_access_error,
 )
-from .executor import Step
-from .preflight import refuse_inconsistent, sql_migration, validate_pending
-from .preflight import relative as _relative
-from .preflight import shown as _shown
-from .preflight import when_applied as _when
+from .project import loader
 from .settings import Settings
-from .sqlfile import MAX_SLUG_LENGTH, SLUG_RE, parse_filename, suggest_slug
+from .sql.sqlfile import MAX_SLUG_LENGTH, SLUG_RE, parse_filename, suggest_slug
 from .sqlstate import LOCK_NOT_AVAILABLE
-from .translate import alembic_errors, foreign_error
 
 if TYPE_CHECKING:
     from alembic.config import Config
     from alembic.script import Script, ScriptDirectory
 
-    from .backup import Backup
-    from .cancel import CancelToken
-    from .check import Problem
-    from .database import DatabaseState
-    from .lint import Finding
-    from .rehearsal import Outcome
-    from .sqlfile import MigrationName, ParsedMigration
+    from .engine.backup import Backup
+    from .engine.cancel import CancelToken
+    from .engine.database import DatabaseState
+    from .engine.rehearsal import Outcome
+    from .project.check import Problem
+    from .sql.lint import Finding
+    from .sql.sqlfile import MigrationName, ParsedMigration
 
 
 def _template(name: str) -> str:
@@ -151,7 +151,7 @@ def create(
     ``tb_<entity>``, ``tv_<entity>`` with a GIN index on ``data``, and with
     ``sync_history`` the shared ``sync_history`` table; its down section undoes it.
     """
-    from . import cqrs as cqrs_template
+    from .project import cqrs as cqrs_template
 
     validate_name(name)
     if cqrs is not None:
@@ -231,7 +231,7 @@ def alembic_config(
     """An in-memory Alembic Config for our environment and the migrations folder."""
     from alembic.config import Config
 
-    from .plugin import ENV_LOCATION, OPT_IN_OPTION, RunContext, set_run_context
+    from .alembic_bridge.plugin import ENV_LOCATION, OPT_IN_OPTION, RunContext, set_run_context
 
     config = Config()
     config.set_main_option("script_location", ENV_LOCATION)
@@ -314,7 +314,7 @@ def _migration_lock(
     the direct path also plans and runs on.  Under a lease, ``progress.start`` first
     checks that the lease is still ours, so a lost lease stops the run before the next
     migration."""
-    from .locking import LeaseLock, MigrationLock
+    from .engine.locking import LeaseLock, MigrationLock
     from .settings import LEASE
 
     options = settings.run
@@ -350,9 +350,9 @@ def _run_direct(
     settings: Settings, progress: _Progress, cancel: CancelToken | None, steps: list[Step],
     connection: Any,
 ) -> None:
-    """Run SQL-only steps with :mod:`fraiseql_alembic.executor` (retries included), on
+    """Run SQL-only steps with :mod:`fraiseql_alembic.engine.executor` (retries included), on
     ``connection``, the session holding the migration lock."""
-    from .executor import run_steps
+    from .engine.executor import run_steps
 
     done: set[str] = set()  # versions completed, so that a retry resumes after them
     _run_with_retries(
@@ -452,7 +452,7 @@ def revisions(settings: Settings) -> tuple[list[Any], ScriptDirectory | None]:
     """
     import types
 
-    from .plugin import load_parsed
+    from .alembic_bridge.plugin import load_parsed
 
     listing = loader.list_folder(settings.path)
     if not loader.has_python_revisions(settings.path):
@@ -477,7 +477,7 @@ def _read_state(settings: Settings, connection: Any = None) -> DatabaseState:
     a new one, or a read-only transaction on ``connection`` (autocommit, idle)."""
     import psycopg2
 
-    from .database import open_dbapi, read_state
+    from .engine.database import open_dbapi, read_state
 
     own = connection is None
     if own:  # read only by BEGIN READ ONLY: poolers refuse a startup `options` parameter
@@ -492,10 +492,10 @@ def _read_state(settings: Settings, connection: Any = None) -> DatabaseState:
             with suppress(psycopg2.Error), connection.cursor() as cursor:
                 cursor.execute("ROLLBACK")
     except psycopg2.Error as err:
-        from .locking import statement_pooling
+        from .engine.locking import statement_pooling
 
         if own and connection.closed and statement_pooling(settings.require_url()):
-            from .locking import STATEMENT, pooler_error
+            from .engine.locking import STATEMENT, pooler_error
 
             raise pooler_error(settings.require_url(), STATEMENT) from err
         raise foreign_error(err) from err
@@ -636,7 +636,7 @@ def settle_interrupted(
     """
     import psycopg2
 
-    from . import history
+    from .engine import history
 
     try:
         with connection.cursor() as cursor:
@@ -669,12 +669,12 @@ def _load_sql_scanner_in_background() -> None:
     import sys
     import threading
 
-    if "pglast.parser" in sys.modules and "fraiseql_alembic.psqlscan" in sys.modules:
+    if "pglast.parser" in sys.modules and "fraiseql_alembic.sql.psqlscan" in sys.modules:
         return
 
     def load() -> None:
         with suppress(Exception):
-            from . import psqlscan  # noqa: F401
+            from .sql import psqlscan  # noqa: F401
         with suppress(Exception):
             import pglast.parser  # noqa: F401
 
@@ -687,11 +687,11 @@ def _check_steps(steps: int | None) -> None:
 
 
 def _back_up(settings: Settings, target: Path | bool, cancel: CancelToken | None) -> Backup:
-    from . import backup
+    from .engine import backup
 
     url = settings.require_url()
     if target is True:
-        from .locking import libpq_url
+        from .engine.locking import libpq_url
 
         target = backup.default_path(backup.split_password(libpq_url(url)).dbname)
     assert isinstance(target, Path)
@@ -716,7 +716,7 @@ class RehearsalResult:
     @property
     def failed(self) -> Outcome | None:
         """The migration that would fail, if one would."""
-        from .rehearsal import WOULD_FAIL
+        from .engine.rehearsal import WOULD_FAIL
 
         return next((item for item in self.outcomes if item.result == WOULD_FAIL), None)
 
@@ -737,8 +737,8 @@ def rehearse(
     rest are "not rehearsed").  Takes real locks on the tables the migrations touch,
     for as long as the rehearsal runs.  Writes nothing.
     """
-    from .rehearsal import WOULD_RECORD, Candidate, Outcome
-    from .rehearsal import rehearse as run_rehearsal
+    from .engine.rehearsal import WOULD_RECORD, Candidate, Outcome
+    from .engine.rehearsal import rehearse as run_rehearsal
 
     _check_steps(steps)
     scripts, _ = revisions(settings)
@@ -927,7 +927,7 @@ def _plan_downgrade(
     plan_rows = list(reversed(applied))[:steps]
     for row in plan_rows:
         if row.migration is not None and not row.migration.reversible:
-            from .plugin import irreversible_message
+            from .alembic_bridge.plugin import irreversible_message
 
             raise IrreversibleMigrationError(
                 irreversible_message(row.migration) + " Nothing was rolled back."
@@ -980,7 +980,7 @@ def lint(settings: Settings, files: Sequence[Path] = ()) -> LintReport:
     rule FQL009.  A file that cannot be parsed raises MigrationFileError.
     Findings name files as seen from the current directory.
     """
-    from .lint import lint_migrations
+    from .sql.lint import lint_migrations
 
     chosen: list[tuple[MigrationName, Path]] = []
     for path in files:
@@ -1047,9 +1047,9 @@ def check(settings: Settings, *, base: str | None = None) -> CheckReport:
     unrecorded or partly applied files; pending migrations are counted, not problems.
     A database that cannot be reached raises DatabaseError.
     """
-    from . import check as rules
-    from .lint import lint_migrations
-    from .sqlfile import split_statements
+    from .project import check as rules
+    from .sql.lint import lint_migrations
+    from .sql.sqlfile import split_statements
 
     listing = loader.list_folder(settings.path, check_numbers=False)
     paths = {name.filename: path for name, path in listing.migrations}
@@ -1085,7 +1085,7 @@ def check(settings: Settings, *, base: str | None = None) -> CheckReport:
     new_files: tuple[str, ...] | None = None
     on_base: set[str] | None = None
     if base is not None:
-        from .gitbase import files_at
+        from .project.gitbase import files_at
 
         on_base = files_at(settings.path, base)
         new_files = tuple(name for name in paths if name not in on_base)
@@ -1131,7 +1131,7 @@ def check(settings: Settings, *, base: str | None = None) -> CheckReport:
 def _chain_of(settings: Settings, parsed: Sequence[ParsedMigration]) -> list[Any]:
     """Every revision with its parents (check.Revision), base first; Alembic loads the
     ``.py`` revisions when there are any."""
-    from .check import Revision
+    from .project.check import Revision
 
     if not loader.has_python_revisions(settings.path):
         parents = loader.link_chain(parsed, [])
@@ -1156,9 +1156,9 @@ def _changed_since_base(
     file with a deleted file's number is a rename: databases track the number, so the
     advice is to rename it back, never to renumber it (which would apply it twice).
     """
-    from . import check as rules
-    from .gitbase import changed_since, content_at, fork_point
-    from .sqlfile import normalize_text, parse_filename, parse_migration
+    from .project import check as rules
+    from .project.gitbase import changed_since, content_at, fork_point
+    from .sql.sqlfile import normalize_text, parse_filename, parse_migration
 
     current = {migration.name.filename: migration for migration in parsed}
     by_version = {migration.name.version: migration.name.filename for migration in parsed}
@@ -1218,8 +1218,8 @@ def mark_applied(
     below applied migrations but never ran here (merged late) is recorded the same
     way, without moving ``alembic_version``.  Under the migration lock.
     """
-    from .executor import record_without_running
-    from .history import MARKED_APPLIED, Entry
+    from .engine.executor import record_without_running
+    from .engine.history import MARKED_APPLIED, Entry
 
     scripts, _ = revisions(settings)
     with _migration_lock(settings, _Progress(reporter), None):
@@ -1280,8 +1280,8 @@ def repair(
     and ``up`` stops refusing.  Returns what was repaired: empty when nothing was
     modified.  Under the migration lock.
     """
-    from .executor import record_without_running
-    from .history import REPAIRED, Entry
+    from .engine.executor import record_without_running
+    from .engine.history import REPAIRED, Entry
 
     scripts, _ = revisions(settings)
     with _migration_lock(settings, _Progress(reporter), None):

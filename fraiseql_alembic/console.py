@@ -27,11 +27,11 @@ def _raise_terminated(_signum: int, _frame: Any) -> None:
 def main() -> None:
     signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        from .cli import main as cli_main
+        from .cli.main import main as cli_main
 
         cli_main()
     except Terminated:
-        cli = sys.modules.get(f"{__package__}.cli")
+        cli = sys.modules.get(f"{__package__}.cli.main")
         if getattr(cli, "work_started", False):  # the work is over: what it did is kept
             line = ("Error: Stopped by SIGTERM as the command ended; what it did is kept "
                     "(`fraiseql migrate status` shows where the database is)")

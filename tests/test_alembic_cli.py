@@ -280,7 +280,7 @@ def test_down_asks_on_a_terminal(project: Project) -> None:
 
 def test_help_and_version_do_not_import_alembic() -> None:
     code = (
-        "import sys\nfrom fraiseql_alembic.cli import main\n"
+        "import sys\nfrom fraiseql_alembic.cli.main import main\n"
         "try:\n    main(['migrate', '--help'])\nexcept SystemExit:\n    pass\n"
         "print(sorted(m for m in ('alembic', 'sqlalchemy', 'pglast', 'psycopg2') if m in sys.modules))"
     )
@@ -313,7 +313,7 @@ def test_env_uses_the_connection_it_is_given(project: Project) -> None:
     from alembic import command as alembic_command
     from alembic.config import Config
 
-    from fraiseql_alembic.database import create_engine
+    from fraiseql_alembic.engine.database import create_engine
 
     project.write("001_initial_schema.sql", UP_DOWN.format(t="given"))
     config = Config()

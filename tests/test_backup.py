@@ -15,14 +15,14 @@ import psycopg2
 import pytest
 from conftest import Project
 
-from fraiseql_alembic.backup import (
+from fraiseql_alembic.devdb import DevCluster
+from fraiseql_alembic.engine.backup import (
     client_major,
     default_path,
     human_size,
     maintenance_uri,
     split_password,
 )
-from fraiseql_alembic.devdb import DevCluster
 
 UP_DOWN = "-- migrate:up\nCREATE TABLE {t} (id int);\n-- migrate:down\nDROP TABLE {t};\n"
 
@@ -250,7 +250,7 @@ def test_cancelling_during_the_backup_stops_pg_dump_and_applies_nothing(project:
     from dataclasses import replace
 
     from fraiseql_alembic import api, settings
-    from fraiseql_alembic.cancel import CancelToken, MigrationInterrupted
+    from fraiseql_alembic.engine.cancel import CancelToken, MigrationInterrupted
 
     project.write("001_a.sql", UP_DOWN.format(t="a"))
     project.cli("up")

@@ -1,4 +1,4 @@
-"""fraiseql_alembic.batchquery: one query of several statements, read result by result."""
+"""fraiseql_alembic.engine.batchquery: one query of several statements, read result by result."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import psycopg2.errors
 import pytest
 from conftest import Project
 
-from fraiseql_alembic import batchquery
+from fraiseql_alembic.engine import batchquery
 
 
 @pytest.fixture

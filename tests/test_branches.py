@@ -15,9 +15,9 @@ import pytest
 from conftest import Project
 from test_alembic_cli import REPO, UP_DOWN, command
 
-from fraiseql_alembic.check import Revision, branches
-from fraiseql_alembic.loader import PyRevision, link_chain
-from fraiseql_alembic.sqlfile import normalize_text, parse_filename, parse_migration
+from fraiseql_alembic.project.check import Revision, branches
+from fraiseql_alembic.project.loader import PyRevision, link_chain
+from fraiseql_alembic.sql.sqlfile import normalize_text, parse_filename, parse_migration
 
 FEATURE = "abc123def456"
 PY_REVISION = '''"""{doc}"""

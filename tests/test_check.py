@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner, Result
 from conftest import Project
 
-from fraiseql_alembic.check import duplicate_numbers, misnamed, numbering_against_base
-from fraiseql_alembic.cli import main
-from fraiseql_alembic.sqlfile import MigrationName, parse_filename
+from fraiseql_alembic.cli.main import main
+from fraiseql_alembic.project.check import duplicate_numbers, misnamed, numbering_against_base
+from fraiseql_alembic.sql.sqlfile import MigrationName, parse_filename
 
 CLEAN = "-- migrate:up\nCREATE TABLE tb_{0} (id int);\n-- migrate:down\nDROP TABLE tb_{0};\n"
 
@@ -299,9 +299,9 @@ def test_unreachable_database_is_one_error_line(
 def test_database_problems_of_each_state() -> None:
     from datetime import datetime, timezone
 
-    from fraiseql_alembic import status as status_view
-    from fraiseql_alembic.check import database_problems
-    from fraiseql_alembic.history import Progress
+    from fraiseql_alembic.engine import status as status_view
+    from fraiseql_alembic.engine.history import Progress
+    from fraiseql_alembic.project.check import database_problems
 
     when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
     partial = Progress("005", "up", "c", 1, 7)

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import Project
 
-from fraiseql_alembic.cli import main
+from fraiseql_alembic.cli.main import main
 
 UP_DOWN = "-- migrate:up\nCREATE TABLE {t} (id int);\n-- migrate:down\nDROP TABLE {t};\n"
 

@@ -9,7 +9,7 @@ from conftest import Project
 
 from fraiseql_alembic import api
 from fraiseql_alembic.errors import UsageError
-from fraiseql_alembic.sqlfile import parse_filename, parse_migration, split_statements
+from fraiseql_alembic.sql.sqlfile import parse_filename, parse_migration, split_statements
 
 
 def statements(path_text: str, filename: str, section: str) -> list[str]:

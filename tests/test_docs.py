@@ -18,7 +18,7 @@ import click
 import pytest
 import yaml
 
-from fraiseql_alembic.cli import migrate
+from fraiseql_alembic.cli.main import migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

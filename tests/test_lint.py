@@ -21,10 +21,10 @@ from test_spec_examples import (
     SPEC_PROFILE,
 )
 
-from fraiseql_alembic.cli import main
+from fraiseql_alembic.cli.main import main
 from fraiseql_alembic.errors import MigrationFileError
-from fraiseql_alembic.lint import RULES, Finding, lint_migrations, rule_named
-from fraiseql_alembic.sqlfile import ParsedMigration, parse_filename, parse_migration
+from fraiseql_alembic.sql.lint import RULES, Finding, lint_migrations, rule_named
+from fraiseql_alembic.sql.sqlfile import ParsedMigration, parse_filename, parse_migration
 
 
 def parsed(text: str, filename: str = "010_change.sql") -> ParsedMigration:

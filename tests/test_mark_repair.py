@@ -10,8 +10,8 @@ import psycopg2
 from conftest import Project
 
 from fraiseql_alembic import api, settings
-from fraiseql_alembic.locking import LOCK_KEY
-from fraiseql_alembic.sqlfile import checksum_of
+from fraiseql_alembic.engine.locking import LOCK_KEY
+from fraiseql_alembic.sql.sqlfile import checksum_of
 
 UP_DOWN = "-- migrate:up\nCREATE TABLE {t} (id int);\n-- migrate:down\nDROP TABLE {t};\n"
 

@@ -22,11 +22,11 @@ def test_wheel_contains_package_data(tmp_path: Path) -> None:
         "fraiseql_alembic/templates/migrations_README.md",
         "fraiseql_alembic/alembic_env/env.py",
         "fraiseql_alembic/alembic_env/script.py.mako",
-        "fraiseql_alembic/plugin.py",
+        "fraiseql_alembic/alembic_bridge/plugin.py",
         "fraiseql_alembic/py.typed",  # PEP 561: the API's type hints reach its users
     ):
         assert required in names, required
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    assert "[alembic.plugins]\nfraiseql_sql = fraiseql_alembic.plugin" in text
+    assert "[alembic.plugins]\nfraiseql_sql = fraiseql_alembic.alembic_bridge.plugin" in text
     assert "fraiseql = fraiseql_alembic.console:main" in text

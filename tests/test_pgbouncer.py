@@ -25,7 +25,7 @@ import pytest
 from conftest import Project
 
 from fraiseql_alembic.devdb import DevCluster, _as_user, _chown, _free_port, _which
-from fraiseql_alembic.locking import LOCK_KEY
+from fraiseql_alembic.engine.locking import LOCK_KEY
 from fraiseql_alembic.settings import resolve
 
 BIN = Path(sys.executable).parent

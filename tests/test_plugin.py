@@ -9,9 +9,9 @@ import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from fraiseql_alembic import plugin
-from fraiseql_alembic.loader import PyRevision, link_chain
-from fraiseql_alembic.sqlfile import parse_filename, parse_migration
+from fraiseql_alembic.alembic_bridge import plugin
+from fraiseql_alembic.project.loader import PyRevision, link_chain
+from fraiseql_alembic.sql.sqlfile import parse_filename, parse_migration
 
 
 def sql(filename: str, text: str = "SELECT 1;\n"):  # type: ignore[no-untyped-def]
@@ -25,7 +25,7 @@ def test_setup_never_raises(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogC
         raise AttributeError("ScriptDirectory changed shape")
 
     monkeypatch.setattr(plugin, "install", broken)
-    with caplog.at_level(logging.WARNING, logger="fraiseql_alembic.plugin"):
+    with caplog.at_level(logging.WARNING, logger="fraiseql_alembic.alembic_bridge.plugin"):
         plugin.setup(object())  # type: ignore[arg-type]
     assert "could not install the SQL revision loader" in caplog.text
 

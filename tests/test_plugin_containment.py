@@ -82,7 +82,7 @@ for line in sys.stdin:
         for captured in (out, err):
             captured.seek(0)
             printed.append(captured.read().decode(errors="replace"))
-    plugin_loaded = "fraiseql_alembic.plugin" in sys.modules
+    plugin_loaded = "fraiseql_alembic.alembic_bridge.plugin" in sys.modules
     print(json.dumps([code, *printed, plugin_loaded]), flush=True)
 """
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from conftest import Project
 
-from fraiseql_alembic.backup import Backup
-from fraiseql_alembic.rehearsal import WOULD_APPLY, WOULD_FAIL, Outcome
-from fraiseql_alembic.reporting import JsonReporter, TextReporter, elapsed_text
+from fraiseql_alembic.cli.reporting import JsonReporter, TextReporter, elapsed_text
+from fraiseql_alembic.engine.backup import Backup
+from fraiseql_alembic.engine.rehearsal import WOULD_APPLY, WOULD_FAIL, Outcome
 
 UP_DOWN = "-- migrate:up\nCREATE TABLE {t} (id int);\n-- migrate:down\nDROP TABLE {t};\n"
 GREEN_CHECK = "\x1b[32m✓\x1b[0m"

@@ -56,7 +56,7 @@ def alembic_config(tmp_path: Path, database_url: str) -> Any:
 
 @pytest.fixture
 def alembic_engine(database_url: str) -> Iterator[Any]:
-    from fraiseql_alembic.database import create_engine
+    from fraiseql_alembic.engine.database import create_engine
 
     engine = create_engine(database_url)
     yield engine

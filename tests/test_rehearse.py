@@ -11,8 +11,8 @@ import pytest
 from conftest import Project
 
 from fraiseql_alembic import api, settings
-from fraiseql_alembic.cancel import CancelToken, MigrationInterrupted
-from fraiseql_alembic.locking import LOCK_KEY
+from fraiseql_alembic.engine.cancel import CancelToken, MigrationInterrupted
+from fraiseql_alembic.engine.locking import LOCK_KEY
 
 UP_DOWN = "-- migrate:up\nCREATE TABLE {t} (id int);\n-- migrate:down\nDROP TABLE {t};\n"
 
@@ -123,7 +123,7 @@ def test_a_commit_that_slips_past_the_splitter_stops_the_rehearsal(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Last line of defence: if a statement ever ended the transaction, say so loudly."""
-    from fraiseql_alembic import sqlfile
+    from fraiseql_alembic.sql import sqlfile
 
     monkeypatch.setattr(sqlfile, "_unwrap_transaction",
                         lambda statements, _filename: sqlfile.SplitSection(statements, False))

@@ -1,5 +1,5 @@
-"""Pure: what our API hands to env.py travels as one typed RunContext, and env.py never
-imports the API above it."""
+"""Pure: what our API hands to env.py travels as one typed RunContext (that env.py never
+imports the API above it is checked with every other layer rule in test_layers.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import ast
 import re
 from pathlib import Path
 
-from fraiseql_alembic import api, environment, plugin, preflight
-from fraiseql_alembic.plugin import RUN_CONTEXT_KEY, RunContext, run_context
+from fraiseql_alembic import api
+from fraiseql_alembic.alembic_bridge import environment, plugin
+from fraiseql_alembic.alembic_bridge.plugin import RUN_CONTEXT_KEY, RunContext, run_context
+from fraiseql_alembic.engine import preflight
 from fraiseql_alembic.settings import RunOptions, Settings
 
 PACKAGE = Path(plugin.__file__).parent
@@ -40,32 +42,6 @@ def test_no_string_key_of_ours_is_left() -> None:
         and re.fullmatch(r"fraiseql\.[a-z_]+", node.value)
     ]
     assert left == []
-
-
-def _imported_modules(path: Path) -> set[str]:
-    """Every module a file imports, at the top or inside functions, as a dotted name
-    relative to the package ("api", "plugin", ...) or absolute ("os")."""
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            module = node.module or ""
-            if node.level == 0:
-                names.add(module)
-                names.update(f"{module}.{alias.name}" for alias in node.names)
-            elif module:
-                names.add(module)
-            else:  # from . import api
-                names.update(alias.name for alias in node.names)
-    return names
-
-
-def test_environment_does_not_import_the_api() -> None:
-    imported = _imported_modules(Path(environment.__file__))
-    assert "preflight" in imported  # the scan sees the lazy imports inside functions
-    assert "api" not in imported
-    assert "fraiseql_alembic.api" not in imported
 
 
 def test_the_checks_moved_down_stay_reachable_from_api() -> None:

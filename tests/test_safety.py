@@ -15,7 +15,7 @@ import pytest
 from conftest import Project
 
 from fraiseql_alembic.devdb import DevCluster
-from fraiseql_alembic.locking import LOCK_KEY
+from fraiseql_alembic.engine.locking import LOCK_KEY
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parent.parent
@@ -249,8 +249,8 @@ def test_ending_the_lock_holder_stops_its_migration_too(project: Project) -> Non
 
 
 def test_connection_lost_at_commit_tells_whether_it_was_applied(project: Project) -> None:
-    from fraiseql_alembic.executor import Step, _connection_lost
-    from fraiseql_alembic.sqlfile import parse_filename, parse_migration
+    from fraiseql_alembic.engine.executor import Step, _connection_lost
+    from fraiseql_alembic.sql.sqlfile import parse_filename, parse_migration
 
     project.write("001_a.sql", UP_DOWN.format(t="a"))
     project.write("002_b.sql", UP_DOWN.format(t="b"))
@@ -484,8 +484,8 @@ def test_a_closed_stdout_never_stops_a_run_half_way(project: Project) -> None:
     ("CREATE TABLE discarded_items (id int);\n", False),
 ])
 def test_which_migrations_make_the_bookkeeping_be_prepared_again(sql: str, forgets: bool) -> None:
-    from fraiseql_alembic.executor import forgets_statements
-    from fraiseql_alembic.sqlfile import parse_filename, parse_migration, split_statements
+    from fraiseql_alembic.engine.executor import forgets_statements
+    from fraiseql_alembic.sql.sqlfile import parse_filename, parse_migration, split_statements
 
     name = parse_filename("001_a.sql")
     assert name is not None
@@ -496,7 +496,7 @@ def test_which_migrations_make_the_bookkeeping_be_prepared_again(sql: str, forge
 def test_the_prepared_bookkeeping_numbers_every_parameter_once() -> None:
     import re
 
-    from fraiseql_alembic.executor import _record_statements
+    from fraiseql_alembic.engine.executor import _record_statements
 
     statements = dict(_record_statements("public", '"odd%s"".schema".alembic_version'))
     assert set(statements) == {"fraiseql_record_insert", "fraiseql_record_update",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fraiseql_alembic.backup import Backup
+from fraiseql_alembic.engine.backup import Backup
 from fraiseql_alembic.secrets import mask_url, redact
 
 

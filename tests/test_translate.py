@@ -1,4 +1,4 @@
-"""Foreign errors become ours in one place (``fraiseql_alembic.translate``), with the
+"""Foreign errors become ours in one place (``fraiseql_alembic.engine.translate``), with the
 SQLSTATEs named once (``fraiseql_alembic.sqlstate``)."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import psycopg2
 import pytest
 from conftest import Project
 
-from fraiseql_alembic import history
 from fraiseql_alembic.devdb import DevCluster
+from fraiseql_alembic.engine import history
+from fraiseql_alembic.engine.translate import database_error, permission_denied
 from fraiseql_alembic.errors import DatabaseError
-from fraiseql_alembic.translate import database_error, permission_denied
 
 PACKAGE = Path(__file__).resolve().parent.parent / "fraiseql_alembic"
 BIN = Path(sys.executable).parent

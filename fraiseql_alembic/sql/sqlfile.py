@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from .errors import ConfigError, MigrationFileError
-from .settings import check_duration
+from ..errors import ConfigError, MigrationFileError
+from ..settings import check_duration
 
 #: A migration file: digits, underscore, snake_case slug, ``.sql``.
 #: ASCII digits only: ``٠٠٤_x.sql`` is not migration 4.

@@ -15,14 +15,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import (
+from ..errors import (
     MigrationFileError,
     MigrationLayoutError,
     file_access_error,
     os_reason,
     shown_path,
 )
-from .sqlfile import MigrationName, ParsedMigration, normalize_text, parse_filename, parse_migration
+from ..sql.sqlfile import (
+    MigrationName,
+    ParsedMigration,
+    normalize_text,
+    parse_filename,
+    parse_migration,
+)
 
 # Names that look like an attempt at a migration but will not be loaded.
 _ALMOST_SQL_RE = re.compile(r"^\d+[_\-].*|.*\.sql$", re.IGNORECASE)

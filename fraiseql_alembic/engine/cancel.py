@@ -13,7 +13,7 @@ import contextlib
 import threading
 from typing import Any
 
-from .errors import MigrationError
+from ..errors import MigrationError
 
 
 class MigrationInterrupted(MigrationError):

@@ -36,7 +36,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-from .errors import MigrationError
+from ..errors import MigrationError
 
 #: "fraiseql" in ASCII: the bigint key of the lock, the same in every database.
 LOCK_KEY = 0x667261697365716C
@@ -85,7 +85,7 @@ PROBE_APPLICATION = "fraiseql-migrate probe"
 
 def pooler_error(url: str, mode: str) -> PoolerError:
     """The one line for a pooler in ``mode`` (``transaction`` or ``statement``)."""
-    from .secrets import mask_url
+    from ..secrets import mask_url
 
     if mode == STATEMENT:
         return PoolerError(
@@ -198,7 +198,7 @@ def _is_own_socket(connection: Any, address: str | None, port: int | None) -> bo
 
 def libpq_url(url: str) -> str:
     """A URL psycopg2/libpq accepts (no SQLAlchemy ``+driver`` part)."""
-    from .settings import sqlalchemy_url
+    from ..settings import sqlalchemy_url
 
     return "postgresql://" + sqlalchemy_url(url).split("://", 1)[1]
 

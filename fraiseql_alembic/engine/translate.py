@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from . import sqlstate
-from .errors import DatabaseError, MigrationError, our_error_in_context
-from .secrets import mask_url, password_of, redact
+from .. import sqlstate
+from ..errors import DatabaseError, MigrationError, our_error_in_context
+from ..secrets import mask_url, password_of, redact
 
 
 def server_words(err: BaseException) -> tuple[str, str]:

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-from .errors import MigrationError
-from .secrets import mask_url, redact
+from ..errors import MigrationError
+from ..secrets import mask_url, redact
 
 if TYPE_CHECKING:
     from .cancel import CancelToken

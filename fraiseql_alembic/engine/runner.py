@@ -22,17 +22,18 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from . import history, sqlstate
-from .cancel import CancelToken, MigrationInterrupted
-from .database import OFFLINE_RESET_SQL
-from .errors import (
+from .. import sqlstate
+from ..engine import history
+from ..errors import (
     InterruptedStatementError,
     MigrationError,
     MigrationExecutionError,
     MigrationFileError,
     StatementStillRunningError,
 )
-from .sqlfile import ParsedMigration, Section, Statement, split_statements, terminated
+from ..sql.sqlfile import ParsedMigration, Section, Statement, split_statements, terminated
+from .cancel import CancelToken, MigrationInterrupted
+from .database import OFFLINE_RESET_SQL
 from .translate import server_words
 
 if TYPE_CHECKING:
@@ -136,7 +137,7 @@ def segments_of(section: Section, statements: list[Statement]) -> list[list[Stat
 def _prefix_checksum(migration: ParsedMigration, line: int) -> str:
     """Checksum of the file's lines before ``line``: what a progress row written by an
     earlier release vouches for."""
-    from .sqlfile import checksum_of
+    from ..sql.sqlfile import checksum_of
 
     text, end = migration.text, 0
     for _ in range(max(line - 1, 0)):

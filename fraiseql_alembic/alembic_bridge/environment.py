@@ -3,7 +3,7 @@
 Online, each migration runs in its own transaction (``transaction_per_migration``)
 holding its SQL, the ``alembic_version`` change and its history row.  Commands that
 move the database (upgrade, downgrade, stamp) first take the database's migration
-lock (:mod:`fraiseql_alembic.locking`) unless our API already holds it.  Migration
+lock (:mod:`fraiseql_alembic.engine.locking`) unless our API already holds it.  Migration
 sessions get ``lock_timeout`` (and ``statement_timeout`` if set).  The database URL
 comes from ``config.attributes`` (set by our API), ``sqlalchemy.url``, or
 ``DATABASE_URL``.  Offline (``--sql``), statements are written for ``psql``.
@@ -18,7 +18,16 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from typing import Any
 
-from . import history
+from ..engine import history
+from ..engine.status import ancestors
+from ..settings import (
+    RunOptions,
+    check_duration,
+    check_lease_expiry,
+    check_lock_mode,
+    check_seconds,
+    sqlalchemy_url,
+)
 from .plugin import (
     DEFAULT_HISTORY_SCHEMA,
     SessionReset,
@@ -27,15 +36,6 @@ from .plugin import (
     run_context,
     set_run_context,
 )
-from .settings import (
-    RunOptions,
-    check_duration,
-    check_lease_expiry,
-    check_lock_mode,
-    check_seconds,
-    sqlalchemy_url,
-)
-from .status import ancestors
 
 Step = Any
 
@@ -85,7 +85,7 @@ def run_options(config: Any) -> RunOptions:
 def run_environment() -> None:
     from alembic import context
 
-    from .errors import MigrationError
+    from ..errors import MigrationError
 
     config = context.config
     if config.config_file_name and not run_context(config).url:
@@ -95,8 +95,8 @@ def run_environment() -> None:
     except MigrationError as err:
         raise as_command_error(err) from err
     except Exception as err:
-        from .errors import our_error_in_context
-        from .translate import database_error
+        from ..engine.translate import database_error
+        from ..errors import our_error_in_context
 
         wrapped = our_error_in_context(err) or database_error(err)
         if wrapped is None:
@@ -105,7 +105,7 @@ def run_environment() -> None:
 
 
 def _run(context: Any, config: Any) -> None:
-    from .errors import ConfigError
+    from ..errors import ConfigError
 
     given = config.attributes.get("connection")  # pytest-alembic and Alembic's cookbook
     url = _url_of(given) if given is not None else configured_url(config)
@@ -155,8 +155,8 @@ def _lock_for(config: Any, url: str, options: RunOptions) -> AbstractContextMana
     run = run_context(config)
     if run.lock_held or _read_only_command(config):
         return nullcontext()
-    from .locking import LeaseLock, MigrationLock
-    from .settings import LEASE
+    from ..engine.locking import LeaseLock, MigrationLock
+    from ..settings import LEASE
 
     reporter = run.reporter
     token = run.cancel
@@ -196,7 +196,7 @@ def _command_name(config: Any) -> str:
 def _run_online(
     context: Any, config: Any, url: str, schema: str, options: RunOptions, given: Any
 ) -> None:
-    from .database import (
+    from ..engine.database import (
         apply_session_settings,
         connect,
         session_reset_sql,
@@ -266,9 +266,9 @@ def _run_online(
 
 def _verify_before_upgrade(context: Any, connection: Any, schema: str) -> None:
     """The checks `fraiseql migrate up` makes, for the plain `alembic upgrade` too."""
-    from .database import read_state, standard_strings
-    from .preflight import refuse_inconsistent, sql_migration, validate_pending
-    from .status import PENDING, build
+    from ..engine.database import read_state, standard_strings
+    from ..engine.preflight import refuse_inconsistent, sql_migration, validate_pending
+    from ..engine.status import PENDING, build
 
     scripts = list(reversed(list(context.script.walk_revisions())))
     state = read_state(connection.connection.dbapi_connection, schema)
@@ -301,7 +301,7 @@ def _lost_in_step(
     import psycopg2
     from sqlalchemy.exc import DBAPIError
 
-    from .executor import commit_failed, connection_lost
+    from ..engine.executor import commit_failed, connection_lost
 
     original = err.orig if isinstance(err, DBAPIError) else err
     if not running or not isinstance(original, psycopg2.Error):

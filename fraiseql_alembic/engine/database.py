@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import history
+from ..engine import history
+from ..settings import RunOptions, sqlalchemy_url
 from .history import HistoryRow, Progress
-from .settings import RunOptions, sqlalchemy_url
 from .translate import connect_error
 
 VERSION_TABLE = "alembic_version"

@@ -15,17 +15,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from . import __version__
-from .errors import MigrationError
+from .. import __version__
+from ..errors import MigrationError
+from ..secrets import password_of, redact
 from .reporting import CHECK, PENDING_MARK, PROBLEM_MARK, JsonReporter, TextReporter
-from .secrets import password_of, redact
 
 if TYPE_CHECKING:
-    from .api import PlannedMigration, RehearsalResult, Resume
-    from .cancel import CancelToken
-    from .history import Progress
-    from .settings import Settings
-    from .status import StatusReport
+    from ..api import PlannedMigration, RehearsalResult, Resume
+    from ..engine.cancel import CancelToken
+    from ..engine.history import Progress
+    from ..engine.status import StatusReport
+    from ..settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -99,7 +99,7 @@ def handle_errors(func: F) -> F:
             ctx.exit(130)
         except (MigrationError, OSError) as err:
             if isinstance(err, OSError):  # one that no verb put into words (errors.py does)
-                from .errors import file_access_error
+                from ..errors import file_access_error
 
                 err = file_access_error(err)
             if state.verbose:
@@ -121,7 +121,7 @@ def handle_errors(func: F) -> F:
 
 
 def _settings(path: Path | None, database_url: str | None) -> Settings:
-    from .settings import resolve
+    from ..settings import resolve
 
     return resolve(path, database_url)
 
@@ -172,7 +172,7 @@ def migrate() -> None:
 @handle_errors
 def init(path: Path | None, database_url: str | None) -> None:
     """Create the migrations folder and its README.md (safe to run twice)."""
-    from .api import init as api_init
+    from ..api import init as api_init
 
     settings = _settings(path, database_url)
     result = api_init(settings.path)
@@ -200,7 +200,7 @@ def create(
     database_url: str | None,
 ) -> None:
     """Write migrations/NNN_<name>.sql with the next number (NAME in snake_case)."""
-    from .api import create as api_create
+    from ..api import create as api_create
 
     settings = _settings(path, database_url)
     created = api_create(settings.path, name, cqrs=entity, sync_history=sync_history)
@@ -231,7 +231,7 @@ def run_interruptible(work: Callable[[CancelToken], T]) -> T:
     import signal
     import threading
 
-    from .cancel import CancelToken, MigrationInterrupted
+    from ..engine.cancel import CancelToken, MigrationInterrupted
 
     token = CancelToken()
     if threading.current_thread() is not threading.main_thread():
@@ -284,7 +284,7 @@ def _run_reported(
     work: Callable[[CancelToken], T], reporter: TextReporter, *, is_upgrade: bool
 ) -> T:
     """``run_interruptible``, telling the user what did and did not happen on a stop."""
-    from .cancel import MigrationInterrupted
+    from ..engine.cancel import MigrationInterrupted
 
     try:
         return run_interruptible(work)
@@ -337,8 +337,8 @@ def _run_settings(
     """The settings with the run flags applied; a bad flag is a UsageError (exit 2)."""
     from dataclasses import replace
 
-    from .errors import UsageError
-    from .settings import check_duration, check_seconds
+    from ..errors import UsageError
+    from ..settings import check_duration, check_seconds
 
     settings = _settings(path, database_url)
     run = settings.run
@@ -402,7 +402,7 @@ def up(
     **run: Any,
 ) -> None:
     """Apply pending migrations in order."""
-    from .api import upgrade
+    from ..api import upgrade
 
     for flag, given in (("--rehearse", rehearse), ("--backup", backup is not None),
                         ("--resume", resume is not None)):
@@ -468,8 +468,8 @@ def up(
 
 def _rehearse(settings: Settings, steps: int | None, reporter: TextReporter) -> None:
     """``up --rehearse``: outcomes as they come, a summary, exit 1 if one would fail."""
-    from .api import rehearse
-    from .cancel import MigrationInterrupted
+    from ..api import rehearse
+    from ..engine.cancel import MigrationInterrupted
 
     try:
         result = run_interruptible(
@@ -498,7 +498,7 @@ def _rehearse(settings: Settings, steps: int | None, reporter: TextReporter) -> 
 def rehearsal_summary(result: RehearsalResult) -> str:
     """``Rehearsal: 1 of 3 migrations would apply; 003_x.sql would fail; nothing was
     written.``"""
-    from .rehearsal import NOT_REHEARSED, WOULD_APPLY, WOULD_RECORD
+    from ..engine.rehearsal import NOT_REHEARSED, WOULD_APPLY, WOULD_RECORD
     from .reporting import plural
 
     if result.up_to_date:
@@ -535,8 +535,8 @@ def down(
     **run: Any,
 ) -> None:
     """Roll back the most recent migration(s), newest first."""
-    from .api import downgrade
-    from .errors import AbortedByUser
+    from ..api import downgrade
+    from ..errors import AbortedByUser
 
     settings = _run_settings(path, database_url, **run)
 
@@ -590,7 +590,7 @@ def mark_applied(
 ) -> None:
     """Record the next pending migration as applied without running it (it was applied
     by hand).  VERSION: 003, 003_add_indexes or the file name."""
-    from .api import mark_applied as api_mark_applied
+    from ..api import mark_applied as api_mark_applied
 
     settings = _run_settings(path, database_url, lock_wait, None, None, None, lock)
     recorded = api_mark_applied(settings, version, reason=reason, reporter=TextReporter())
@@ -609,7 +609,7 @@ def repair(
 ) -> None:
     """Accept the current checksum of applied files that changed (all MODIFIED ones, or
     VERSION)."""
-    from .api import repair as api_repair
+    from ..api import repair as api_repair
 
     settings = _run_settings(path, database_url, lock_wait, None, None, None, lock)
     repaired = api_repair(settings, version, reason=reason, reporter=TextReporter())
@@ -639,7 +639,7 @@ EXIT_INCONSISTENT = 4  # status --exit-code: modified, missing, partial or unrec
 @handle_errors
 def status(as_json: bool, exit_code: bool, path: Path | None, database_url: str | None) -> None:
     """Show every migration: applied (when), pending, modified or missing."""
-    from .api import status as api_status
+    from ..api import status as api_status
 
     report = api_status(_settings(path, database_url))
     click.echo(render_status_json(report) if as_json else render_status(report))
@@ -655,7 +655,7 @@ def render_status_json(report: StatusReport) -> str:
     """The status as one JSON document (docs/status.md describes the fields)."""
     import json
 
-    from .status import PENDING
+    from ..engine.status import PENDING
 
     def state(row: Any) -> str:
         return "partial" if row.partial is not None and row.state == PENDING else str(row.state)
@@ -695,7 +695,7 @@ def render_status_json(report: StatusReport) -> str:
 
 
 def render_status(report: StatusReport) -> str:
-    from .status import (
+    from ..engine.status import (
         APPLIED,
         MISSING,
         MODIFIED,
@@ -800,7 +800,7 @@ def lint(files: tuple[Path, ...], output_format: str, path: Path | None,
     `-- fraiseql-lint: ignore FQL001` in it or on the line above.  Exit 0 when
     nothing is found, 1 when findings remain.
     """
-    from .api import lint as api_lint
+    from ..api import lint as api_lint
 
     report = api_lint(_settings(path, database_url), files)
     for finding in report.findings:
@@ -839,7 +839,7 @@ def check(base: str | None, output_format: str, path: Path | None,
     findings; with a database configured also changed, missing, unrecorded and
     partly applied migrations.  Exit 0 when clean, 1 when problems were found.
     """
-    from .api import check as api_check
+    from ..api import check as api_check
 
     report = api_check(_settings(path, database_url), base=base)
     for problem in report.problems:
@@ -866,7 +866,7 @@ def check(base: str | None, output_format: str, path: Path | None,
 
 def _record_note(row: Any) -> str:
     """``; marked applied without running it`` and ``; checksum accepted by repair ...``."""
-    from .history import MARKED_APPLIED
+    from ..engine.history import MARKED_APPLIED
 
     notes = []
     if row.action == MARKED_APPLIED:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import string
 from collections.abc import Mapping
 
-from .errors import UsageError
-from .sqlfile import SLUG_RE, suggest_slug
+from ..errors import UsageError
+from ..sql.sqlfile import SLUG_RE, suggest_slug
 
 #: PostgreSQL truncates longer identifiers (NAMEDATALEN - 1 bytes).
 MAX_IDENTIFIER_BYTES = 63

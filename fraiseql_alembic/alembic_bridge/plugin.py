@@ -30,10 +30,10 @@ if TYPE_CHECKING:
     from alembic.runtime.plugins import Plugin
     from alembic.script.base import Script, ScriptDirectory
 
-    from .api import Reporter
-    from .cancel import CancelToken
-    from .settings import RunOptions
-    from .sqlfile import ParsedMigration
+    from ..api import Reporter
+    from ..engine.cancel import CancelToken
+    from ..settings import RunOptions
+    from ..sql.sqlfile import ParsedMigration
 
 log = logging.getLogger(__name__)
 
@@ -193,9 +193,9 @@ def sql_scripts(directory: ScriptDirectory, existing: list[Script]) -> Iterator[
     from alembic import util
     from alembic.script.base import Script
 
-    from .errors import MigrationError
-    from .loader import PyRevision, check_unique_numbers, link_chain, list_folder
-    from .sqlfile import MigrationName
+    from ..errors import MigrationError
+    from ..project.loader import PyRevision, check_unique_numbers, link_chain, list_folder
+    from ..sql.sqlfile import MigrationName
 
     try:
         found: list[tuple[MigrationName, Path]] = []
@@ -250,7 +250,7 @@ _PARSE_CACHE: dict[tuple[str, int, int], ParsedMigration] = {}
 
 def load_parsed(name: Any, path: Path) -> ParsedMigration:
     """Parse a file once per process (keyed by path, size and mtime)."""
-    from .loader import read_migration
+    from ..project.loader import read_migration
 
     stat = path.stat()
     key = (str(path), stat.st_size, stat.st_mtime_ns)
@@ -278,9 +278,9 @@ def _direction(migration: ParsedMigration, direction: str) -> Callable[..., None
     def run(**_: Any) -> None:
         from alembic import op
 
-        from . import history
-        from .errors import IrreversibleMigrationError, MigrationError
-        from .runner import run_section
+        from ..engine import history
+        from ..engine.runner import run_section
+        from ..errors import IrreversibleMigrationError, MigrationError
 
         context = op.get_context()
         run = run_context(context.config)

@@ -19,15 +19,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from . import history, sqlstate
-from .errors import DatabaseError, MigrationError
+from .. import sqlstate
+from ..engine import history
+from ..errors import DatabaseError, MigrationError
 from .translate import foreign_error, server_words
 
 if TYPE_CHECKING:
-    from . import batchquery
+    from ..engine import batchquery
+    from ..settings import RunOptions
+    from ..sql.sqlfile import ParsedMigration, Section, SplitSection, Statement
     from .cancel import CancelToken
-    from .settings import RunOptions
-    from .sqlfile import ParsedMigration, Section, SplitSection, Statement
 
 VERSION_TABLE_DDL = (
     "CREATE TABLE IF NOT EXISTS alembic_version (version_num VARCHAR(32) NOT NULL, "
@@ -249,8 +250,8 @@ BATCH_LIMIT = 4 << 20
 def _prepare_step(step: Step, run: _Run, reset_before: bool = False) -> _Prepared:
     """Pure: split the step's section and build its one-round-trip query, if any;
     ``reset_before`` puts the session reset at its head."""
+    from ..sql.sqlfile import split_statements, terminated
     from .runner import needs_autocommit
-    from .sqlfile import split_statements, terminated
 
     section = step.migration.up if step.upgrade else step.migration.down
     assert section is not None
@@ -280,7 +281,7 @@ def _prepare_step(step: Step, run: _Run, reset_before: bool = False) -> _Prepare
 @functools.lru_cache(maxsize=16)
 def _statement_count(sql: str) -> int:
     """How many statements ``sql`` (our own, such as a batch's head) holds."""
-    from .psqlscan import scan
+    from ..sql.psqlscan import scan
 
     return len(scan(sql).spans)
 
@@ -370,7 +371,7 @@ def _run_batched(
     """
     import time
 
-    from . import batchquery
+    from ..engine import batchquery
     from .cancel import MigrationInterrupted
     from .runner import _NoticeForwarder, execute_statements, history_entry
 

@@ -12,11 +12,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import history
+from ..engine import history
 
 if TYPE_CHECKING:
+    from ..sql.sqlfile import ParsedMigration
     from .database import DatabaseState
-    from .sqlfile import ParsedMigration
 
 APPLIED = "applied"
 PENDING = "pending"

@@ -2,7 +2,7 @@
 
 Pure: functions here take file names, parsed migrations and status rows and return
 problems.  :func:`fraiseql_alembic.api.check` gathers their inputs (the folder, git,
-the database) and :mod:`fraiseql_alembic.gitbase` asks git what a base ref holds.
+the database) and :mod:`fraiseql_alembic.project.gitbase` asks git what a base ref holds.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from . import status as status_view
-from .sqlfile import MigrationName, ParsedMigration, parse_filename
+from ..engine import status as status_view
+from ..sql.sqlfile import MigrationName, ParsedMigration, parse_filename
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ class Cursor(Protocol):
 def qualified_table(schema: str) -> str:
     """``"schema".fraiseql_migrations``, refusing a schema that is not a plain identifier."""
     if not _IDENTIFIER_RE.match(schema):
-        from .errors import ConfigError
+        from ..errors import ConfigError
 
         raise ConfigError(
             f"History schema {schema!r} is not a plain identifier; use letters, digits and _"
@@ -147,7 +147,7 @@ def ensure_table(cursor: Cursor, schema: str) -> None:
         cursor.execute("SELECT to_regnamespace(%s) IS NOT NULL", (schema,))
         row = cursor.fetchone()
         if not (row and row[0]):
-            from .errors import ConfigError
+            from ..errors import ConfigError
 
             raise ConfigError(
                 f"History schema {schema!r} does not exist in this database: create it "

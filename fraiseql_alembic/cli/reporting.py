@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 import click
 
 if TYPE_CHECKING:
-    from .backup import Backup
-    from .rehearsal import Outcome
+    from ..engine.backup import Backup
+    from ..engine.rehearsal import Outcome
 
 CHECK = "✓"
 PENDING_MARK = "○"
@@ -168,7 +168,7 @@ class TextReporter:
         click.echo(text, err=True)
 
     def backed_up(self, backup: Backup) -> None:
-        from .backup import human_size
+        from ..engine.backup import human_size
 
         shown = shown_path(backup.path)
         self.echo(f"{self.mark(CHECK)} Backup: {shown} ({human_size(backup.size_bytes)})")
@@ -178,7 +178,7 @@ class TextReporter:
                   "stop the application first)")
 
     def rehearsed(self, outcome: Outcome) -> None:
-        from .rehearsal import NOT_REACHED, NOT_REHEARSED, WOULD_APPLY, WOULD_FAIL
+        from ..engine.rehearsal import NOT_REACHED, NOT_REHEARSED, WOULD_APPLY, WOULD_FAIL
 
         took = (f" ({elapsed_text(outcome.elapsed_ms / 1000)})"
                 if self.terminal and outcome.elapsed_ms is not None else "")

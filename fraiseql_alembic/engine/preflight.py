@@ -1,7 +1,7 @@
 """The checks made before a run moves the database, on both paths: our API's verbs and
 the plain ``alembic upgrade`` through our env.py (which must not import :mod:`.api`).
 
-Pure: they read a :class:`~fraiseql_alembic.status.StatusReport` and the parsed files,
+Pure: they read a :class:`~fraiseql_alembic.engine.status.StatusReport` and the parsed files,
 and raise one of our errors; nothing here touches the database.
 """
 
@@ -11,12 +11,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import status as status_view
-from .errors import ChecksumMismatchError, MigrationFileError, MigrationLayoutError
-from .sqlfile import split_statements
+from ..engine import status as status_view
+from ..errors import ChecksumMismatchError, MigrationFileError, MigrationLayoutError
+from ..sql.sqlfile import split_statements
 
 if TYPE_CHECKING:
-    from .sqlfile import ParsedMigration
+    from ..sql.sqlfile import ParsedMigration
 
 
 def sql_migration(script: Any) -> ParsedMigration | None:

@@ -35,7 +35,7 @@ from pglast.enums import (
 from pglast.parser import ParseError, parse_sql, scan
 from pglast.visitors import Visitor
 
-from .errors import MigrationFileError
+from ..errors import MigrationFileError
 from .sqlfile import ParsedMigration, Statement, split_statements
 
 

@@ -1,0 +1,1 @@
+"""The Alembic bridge: the only package that imports alembic (and all private Alembic API)."""

@@ -1,0 +1,1 @@
+"""``fraiseql migrate``: parse, call :mod:`fraiseql_alembic.api`, render."""

@@ -1,0 +1,4 @@
+"""Everything that talks to PostgreSQL.
+
+Session, step runner, recorder, plan, lock, rehearsal, backup.
+"""

@@ -1,0 +1,1 @@
+"""The migrations folder: scan, name, scaffold and check files. Never the database."""

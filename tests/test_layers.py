@@ -1,0 +1,164 @@
+"""Pure: the package's layers are folders, and calls go down only (docs/architecture.md).
+
+Every import is read from the source (top-level, inside functions and under
+TYPE_CHECKING alike), so a lazy import cannot hide an upward call or a cycle.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import fraiseql_alembic
+
+PACKAGE = Path(fraiseql_alembic.__file__).parent
+
+#: Rank of each layer: a module may import its own layer and the layers below it.
+LAYERS = {
+    "foundation": 0,  # errors, settings, secrets, sqlstate: used by every layer
+    "sql": 1,
+    "project": 2,
+    "engine": 3,
+    "alembic_bridge": 4,
+    "api": 5,
+    "cli": 6,
+    "entry": 7,  # console (the installed command), alembic_env (Alembic's script_location)
+}
+FOUNDATION = {"errors", "settings", "secrets", "sqlstate", "__init__"}
+STANDALONE = {"devdb"}  # a tool of its own: imports nothing of ours, nothing imports it
+
+#: Third-party packages each layer may import (anything else of the stdlib is free).
+HEAVY = {"alembic", "sqlalchemy", "psycopg2", "click"}  # pglast: pure, any layer may parse
+ALLOWED_HEAVY = {
+    "foundation": set(),
+    "sql": set(),
+    "project": set(),
+    "engine": {"psycopg2", "sqlalchemy"},
+    "alembic_bridge": {"alembic", "sqlalchemy", "psycopg2"},
+    "api": {"psycopg2"},
+    "cli": {"click"},
+    "entry": {"alembic"},
+}
+
+#: Upward imports or cycles not yet removed; must end empty.
+KNOWN: set[tuple[str, str]] = {
+    ("alembic_bridge.plugin", "api"),
+    ("api", "alembic"),
+    ("engine.runner", "alembic"),
+    ("engine.translate", "alembic"),
+    ("project.check", "engine.status"),
+    ("engine.database", "engine.locking"),
+}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+    if parts[-1] == "__init__" and len(parts) > 1:
+        parts.pop()
+    return ".".join(parts)
+
+
+def layer_of(module: str) -> str:
+    top = module.split(".")[0]
+    if top in FOUNDATION:
+        return "foundation"
+    if top in ("console", "alembic_env"):
+        return "entry"
+    if top == "api":
+        return "api"
+    if top in LAYERS:
+        return top
+    raise AssertionError(f"{module} is in no layer: add it to a layer folder")
+
+
+def imports_of(path: Path) -> Iterator[str]:
+    """Every module of ours (dotted, package-relative) or third-party top name imported."""
+    here = module_name(path).split(".")
+    package = here if path.name == "__init__.py" else here[:-1]
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("fraiseql_alembic."):
+                    yield alias.name.removeprefix("fraiseql_alembic.")
+                else:
+                    yield "!" + alias.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0:
+                module = node.module or ""
+                if module == "fraiseql_alembic" or module.startswith("fraiseql_alembic."):
+                    base = module.removeprefix("fraiseql_alembic").lstrip(".").split(".")
+                else:
+                    yield "!" + module.split(".")[0]
+                    continue
+            else:
+                base = package[: len(package) - (node.level - 1)] + (
+                    node.module.split(".") if node.module else []
+                )
+            base = [part for part in base if part]
+            for alias in node.names:
+                candidate = [*base, alias.name]
+                if (PACKAGE.joinpath(*candidate).with_suffix(".py").exists()
+                        or PACKAGE.joinpath(*candidate, "__init__.py").exists()):
+                    yield ".".join(candidate)
+                elif base:
+                    yield ".".join(base)
+
+
+def sources() -> list[Path]:
+    return sorted(p for p in PACKAGE.rglob("*.py") if "templates" not in p.parts)
+
+
+def test_every_module_is_in_a_layer_and_calls_go_down() -> None:
+    wrong = []
+    for path in sources():
+        name = module_name(path)
+        if name in STANDALONE:
+            assert not [m for m in imports_of(path) if not m.startswith("!")], name
+            continue
+        mine = layer_of(name)
+        for target in imports_of(path):
+            if target.startswith("!"):
+                top = target[1:]
+                if top in HEAVY and top not in ALLOWED_HEAVY[mine]:
+                    wrong.append((name, top))
+                continue
+            if target in STANDALONE or target == "":
+                wrong.append((name, target or "fraiseql_alembic"))
+                continue
+            if LAYERS[layer_of(target)] > LAYERS[mine]:
+                wrong.append((name, target))
+    assert set(wrong) <= KNOWN, sorted(set(wrong) - KNOWN)
+
+
+def test_no_import_cycles() -> None:
+    graph: dict[str, set[str]] = {}
+    for path in sources():
+        name = module_name(path)
+        graph[name] = {t for t in imports_of(path) if not t.startswith("!") and t != name}
+    cycles = set()
+
+    def visit(node: str, trail: list[str]) -> None:
+        for nxt in graph.get(node, ()):
+            if nxt in trail:
+                cycle = trail[trail.index(nxt):]
+                start = cycle.index(min(cycle))
+                cycles.add(tuple(cycle[start:] + cycle[:start]))
+            elif len(trail) < 12:
+                visit(nxt, [*trail, nxt])
+
+    for name in graph:
+        visit(name, [name])
+    packages = {name for name in graph if (PACKAGE / name.replace(".", "/")).is_dir()}
+    real = {c for c in cycles if not packages & set(c)}
+    assert {(c[0], c[1]) for c in real} <= KNOWN, sorted(real)
+
+
+def test_the_scan_sees_lazy_and_relative_imports() -> None:
+    """The rules above are only as good as the scan: it must see a function-level
+    relative import (the bridge's lazy import of the engine) and the alembic import."""
+    environment = PACKAGE / "alembic_bridge" / "environment.py"
+    found = set(imports_of(environment))
+    assert "!alembic" in found
+    assert any(name.startswith("engine.") for name in found)
+    assert layer_of("engine.runner") == "engine" and layer_of("api") == "api"
