@@ -1,0 +1,301 @@
+"""The plain `alembic` CLI and the installed `fraiseql` command, run as subprocesses."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import Project
+from scenarios import BIN, REPO, UP_DOWN, command
+
+
+@pytest.fixture
+def ini_project(project: Project) -> Project:
+    shutil.copy(REPO / "alembic.ini.example", project.root / "alembic.ini")
+    project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
+    project.write("002_add_comments_table.sql", "-- Migration 002: Add comments table\n" + UP_DOWN.format(t="b"))
+    project.write("003_add_indexes.sql", "-- migrate:up\nCREATE INDEX i ON b (id);\n-- migrate:down\nDROP INDEX i;\n")
+    return project
+
+
+def test_alembic_reads_the_sql_chain(ini_project: Project) -> None:
+    assert command(ini_project, "alembic", "heads").stdout == "003 (head)\n"
+    history = command(ini_project, "alembic", "history").stdout
+    assert history.splitlines() == [
+        "002 -> 003 (head), Add indexes",
+        "001 -> 002, Add comments table",
+        "<base> -> 001, Initial schema",
+    ]
+    show = command(ini_project, "alembic", "show", "002").stdout
+    assert "Rev: 002" in show and "Parent: 001" in show and "002_add_comments_table.sql" in show
+    assert command(ini_project, "alembic", "current").stdout == ""
+
+
+def test_alembic_upgrade_downgrade_stamp(ini_project: Project) -> None:
+    command(ini_project, "alembic", "upgrade", "+1")
+    assert ini_project.version() == ["001"]
+    command(ini_project, "alembic", "upgrade", "head")
+    assert ini_project.version() == ["003"]
+    assert command(ini_project, "alembic", "current").stdout == "003 (head)\n"
+    command(ini_project, "alembic", "downgrade", "-1")
+    assert ini_project.version() == ["002"]
+    command(ini_project, "alembic", "downgrade", "001")
+    assert ini_project.version() == ["001"] and "b" not in ini_project.tables()
+    command(ini_project, "alembic", "downgrade", "base")
+    assert ini_project.version() == [] and "a" not in ini_project.tables()
+    command(ini_project, "alembic", "upgrade", "002")
+    command(ini_project, "alembic", "stamp", "003")
+    assert ini_project.version() == ["003"]
+    actions = ini_project.query("SELECT version, action FROM fraiseql_migrations ORDER BY id")
+    assert actions[-1] == ("003", "stamped")
+    assert ("001", "rolled_back") in actions
+    # the same state is what `fraiseql migrate status` shows
+    status = command(ini_project, "fraiseql", "migrate", "status").stdout
+    assert "✓ 003_add_indexes.sql (applied" in status
+
+
+def test_alembic_offline_sql_runs_in_psql(ini_project: Project) -> None:
+    command(ini_project, "alembic", "upgrade", "001")
+    sql = command(ini_project, "alembic", "upgrade", "001:003", "--sql").stdout
+    assert "CREATE TABLE b (id int);" in sql and "UPDATE alembic_version SET version_num='003'" in sql
+    psql = subprocess.run(
+        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", ini_project.database_url],
+        input=sql, capture_output=True, text=True, timeout=60,
+    )
+    assert psql.returncode == 0, psql.stderr
+    assert ini_project.version() == ["003"]
+    assert {"a", "b"} <= ini_project.tables()
+    status = command(ini_project, "fraiseql", "migrate", "status").stdout
+    assert "○" not in status and "MODIFIED" not in status
+
+
+def test_alembic_unknown_revision_is_one_line(ini_project: Project) -> None:
+    result = command(ini_project, "alembic", "upgrade", "999", check=False)
+    assert result.returncode != 0
+    assert result.stdout.strip() == "FAILED: Can't locate revision identified by '999'"
+    # stderr holds only what alembic.ini's logging section asks for
+    assert all(line.startswith(("INFO ", "ERROR ")) for line in result.stderr.splitlines())
+    assert "Traceback" not in result.stderr
+
+
+def test_alembic_reports_sql_errors_as_one_line(ini_project: Project) -> None:
+    ini_project.write("004_bad.sql", "SELECT * FROM no_such_table;\n")
+    result = command(ini_project, "alembic", "upgrade", "head", check=False)
+    assert result.returncode != 0
+    assert "FAILED: Migration 004_bad.sql failed at line 1, column 15: relation \"no_such_table\" does not exist" in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert ini_project.version() == ["003"]
+
+
+def test_hand_written_py_revision_joins_the_chain(ini_project: Project) -> None:
+    (ini_project.migrations / "004_add_tags.py").write_text(
+        '"""Add tags."""\nfrom alembic import op\n\nrevision = "004"\ndown_revision = "003"\n\n'
+        "def upgrade() -> None:\n    op.execute('CREATE TABLE tags (id int)')\n\n"
+        "def downgrade() -> None:\n    op.execute('DROP TABLE tags')\n"
+    )
+    ini_project.write("005_after_tags.sql", UP_DOWN.format(t="e"))
+    assert command(ini_project, "alembic", "heads").stdout == "005 (head)\n"
+    assert "004 -> 005 (head)" in command(ini_project, "alembic", "history").stdout
+    up = command(ini_project, "fraiseql", "migrate", "up").stdout
+    assert "✓ Running migration: 004_add_tags.py\n✓ Running migration: 005_after_tags.sql" in up
+    assert {"tags", "e"} <= ini_project.tables()
+    status = command(ini_project, "fraiseql", "migrate", "status").stdout
+    assert "✓ 004_add_tags.py (applied" in status
+    assert ("004", "applied") in ini_project.query("SELECT version, action FROM fraiseql_migrations")
+    command(ini_project, "fraiseql", "migrate", "down", "--steps", "2", "--force")
+    assert ini_project.version() == ["003"] and "tags" not in ini_project.tables()
+
+
+def test_alembic_revision_with_hex_id_then_sql_file_stays_one_chain(ini_project: Project) -> None:
+    command(ini_project, "alembic", "revision", "-m", "hand made", "--rev-id", "0123abcdef99")
+    # `create` names the hex head it follows: numbering alone would fork from 003
+    command(ini_project, "fraiseql", "migrate", "create", "next")
+    created = ini_project.migrations / "004_next.sql"
+    assert created.read_text().splitlines()[1] == "-- revises: 0123abcdef99"
+    created.write_text(created.read_text().replace("-- migrate:up\n", "-- migrate:up\nCREATE TABLE f (id int);\n"))
+    heads = command(ini_project, "alembic", "heads").stdout
+    assert heads == "004 (head)\n"
+    command(ini_project, "fraiseql", "migrate", "up")
+    assert ini_project.version() == ["004"]
+
+
+LEGACY_ENV = '''
+from alembic import context
+from sqlalchemy import create_engine
+import os
+
+config = context.config
+if context.is_offline_mode():
+    context.configure(url=os.environ["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg2://"), literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+else:
+    engine = create_engine(os.environ["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg2://"))
+    with engine.connect() as connection:
+        context.configure(connection=connection)
+        with context.begin_transaction():
+            context.run_migrations()
+'''
+
+LEGACY_REV = '''"""{doc}"""
+from alembic import op
+
+revision = "{rev}"
+down_revision = {down!r}
+
+def upgrade():
+    op.execute("CREATE TABLE {table} (id int)")
+
+def downgrade():
+    op.execute("DROP TABLE {table}")
+'''
+
+
+def legacy_project(project: Project, *, opt_in: bool) -> Path:
+    root = project.root / "alembic"
+    versions = root / "versions"
+    versions.mkdir(parents=True)
+    (root / "env.py").write_text(LEGACY_ENV)
+    (root / "script.py.mako").write_text("")
+    (versions / "1a2b3c4d5e6f_first.py").write_text(
+        LEGACY_REV.format(doc="first", rev="1a2b3c4d5e6f", down=None, table="legacy_one"))
+    (versions / "9f8e7d6c5b4a_second.py").write_text(
+        LEGACY_REV.format(doc="second", rev="9f8e7d6c5b4a", down="1a2b3c4d5e6f", table="legacy_two"))
+    (project.root / "alembic.ini").write_text(
+        "[alembic]\nscript_location = %(here)s/alembic\npath_separator = os\n"
+        + ("fraiseql_migrations = true\n" if opt_in else "")
+    )
+    (versions / "001_first_sql.sql").write_text(UP_DOWN.format(t="from_sql"))
+    return versions
+
+
+def test_existing_alembic_history_adopts_sql_files(project: Project) -> None:
+    versions = legacy_project(project, opt_in=True)
+    command(project, "alembic", "upgrade", "9f8e7d6c5b4a")  # the team's database, already migrated
+    assert command(project, "alembic", "heads").stdout == "001 (head)\n"
+    assert "9f8e7d6c5b4a -> 001 (head)" in command(project, "alembic", "history").stdout
+    command(project, "alembic", "upgrade", "head")
+    assert "from_sql" in project.tables()
+    status = command(project, "fraiseql", "migrate", "status", "--path", str(versions)).stdout
+    assert "✓ 1a2b3c4d5e6f_first.py" in status and "✓ 9f8e7d6c5b4a_second.py" in status
+    assert "✓ 001_first_sql.sql" in status
+    (versions / "002_second_sql.sql").write_text("-- revises: 001\n" + UP_DOWN.format(t="from_sql2"))
+    up = command(project, "fraiseql", "migrate", "up", "--path", str(versions)).stdout
+    assert "✓ Running migration: 002_second_sql.sql" in up
+
+
+def test_revises_header_names_the_parent(project: Project) -> None:
+    versions = legacy_project(project, opt_in=True)
+    (versions / "001_first_sql.sql").write_text("-- revises: 1a2b3c4d5e6f\n" + UP_DOWN.format(t="x"))
+    heads = command(project, "alembic", "heads").stdout.split()
+    assert sorted(h for h in heads if h != "(head)") == ["001", "9f8e7d6c5b4a"]
+
+
+def test_project_that_did_not_opt_in_is_untouched(project: Project) -> None:
+    legacy_project(project, opt_in=False)
+    assert command(project, "alembic", "heads").stdout == "9f8e7d6c5b4a (head)\n"
+    command(project, "alembic", "upgrade", "head")
+    assert "from_sql" not in project.tables()
+    assert "fraiseql_migrations" not in project.tables()
+
+
+def test_installed_fraiseql_quick_start(project: Project) -> None:
+    shutil.rmtree(project.migrations)
+    init = command(project, "fraiseql", "migrate", "init").stdout
+    assert "Initialized migrations" in init
+    created = command(project, "fraiseql", "migrate", "create", "initial_schema").stdout
+    assert created == "✓ Created migrations/001_initial_schema.sql\n"
+    path = project.migrations / "001_initial_schema.sql"
+    path.write_text(path.read_text().replace("-- migrate:up\n", "-- migrate:up\nCREATE TABLE tb_user (id int);\n")
+                    .replace("-- migrate:down\n", "-- migrate:down\nDROP TABLE tb_user;\n"))
+    assert command(project, "fraiseql", "migrate", "up").stdout == (
+        "✓ Running migration: 001_initial_schema.sql\n✓ Migration completed successfully\n")
+    assert "✓ 001_initial_schema.sql (applied" in command(project, "fraiseql", "migrate", "status").stdout
+    command(project, "fraiseql", "migrate", "down", "--force")
+    assert "○ 001_initial_schema.sql (pending)" in command(project, "fraiseql", "migrate", "status").stdout
+
+
+def test_down_asks_on_a_terminal(project: Project) -> None:
+    import pty
+
+    project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
+    command(project, "fraiseql", "migrate", "up")
+
+    def run_on_tty(answer: bytes) -> str:
+        pid, fd = pty.fork()
+        if pid == 0:  # child: the installed command on a real terminal
+            os.chdir(project.root)
+            os.environ["DATABASE_URL"] = project.database_url
+            os.environ.pop("NO_COLOR", None)
+            os.execv(str(BIN / "fraiseql"), ["fraiseql", "migrate", "down"])
+        output = b""
+        answered = False
+        while True:
+            try:
+                chunk = os.read(fd, 1024)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+            if not answered and b"Continue?" in output:
+                os.write(fd, answer)
+                answered = True
+        os.waitpid(pid, 0)
+        return output.decode()
+
+    declined = run_on_tty(b"n\n")
+    assert "About to roll back 1 migration:" in declined and "001_initial_schema.sql" in declined
+    assert "Rollback cancelled; nothing was changed" in declined
+    assert project.version() == ["001"]
+    accepted = run_on_tty(b"y\n")
+    green_check = "\x1b[32m✓\x1b[0m"  # the progress display of a terminal
+    assert re.search(
+        r"  \[1/1\] Rolling back migration: 001_initial_schema\.sql \.\.\."
+        rf"\r{re.escape(green_check)} \[1/1\] Rolling back migration: "
+        r"001_initial_schema\.sql \(\d+\.\ds\)\r\n", accepted), accepted
+    assert f"{green_check} Rollback completed successfully (1 migration rolled back)" in accepted
+    assert re.search(r"Rolled back 1 migration in \d+\.\ds\r\n", accepted), accepted
+    assert project.version() == []
+
+
+def test_help_and_version_do_not_import_alembic() -> None:
+    code = (
+        "import sys\nfrom fraiseql_alembic.cli.main import main\n"
+        "try:\n    main(['migrate', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('alembic', 'sqlalchemy', 'pglast', 'psycopg2') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().endswith("[]")
+
+
+def test_alembic_upgrade_refuses_changed_applied_file(ini_project: Project) -> None:
+    command(ini_project, "alembic", "upgrade", "002")
+    ini_project.write("002_add_comments_table.sql", UP_DOWN.format(t="b").replace("(id int)", "(id bigint)"))
+    result = command(ini_project, "alembic", "upgrade", "head", check=False)
+    assert result.returncode != 0
+    assert "FAILED: Migration 002_add_comments_table.sql checksum mismatch" in result.stdout
+    assert ini_project.version() == ["002"]
+
+
+def test_alembic_stamp_records_every_covered_revision(ini_project: Project) -> None:
+    command(ini_project, "alembic", "upgrade", "head")
+    command(ini_project, "alembic", "downgrade", "base")
+    command(ini_project, "alembic", "stamp", "002")
+    status = command(ini_project, "fraiseql", "migrate", "status").stdout
+    assert "✓ 001_initial_schema.sql (applied" in status and "✓ 002_add_comments_table.sql (applied" in status
+    assert "○ 003_add_indexes.sql (pending)" in status
+    rows = ini_project.query("SELECT version, action FROM fraiseql_migrations WHERE action = 'stamped' ORDER BY version")
+    assert rows == [("001", "stamped"), ("002", "stamped")]
+
+
+def test_alembic_upgrade_runs_concurrent_index_after_checks(ini_project: Project) -> None:
+    ini_project.write("004_concurrent.sql", "CREATE INDEX CONCURRENTLY idx_a ON a (id);\n")
+    command(ini_project, "alembic", "upgrade", "head")
+    assert ini_project.version() == ["004"]
+    assert ini_project.query("SELECT to_regclass('idx_a') IS NOT NULL") == [(True,)]

@@ -1,0 +1,60 @@
+"""`python -m fraiseql_alembic.devdb` as a command: start, reuse, print the URL, stop twice."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from scenarios import fetch_one
+
+from fraiseql_alembic.devdb import DevCluster, DevDBError
+
+
+@pytest.fixture
+def cluster_dir() -> Iterator[Path]:
+    """An empty directory for a second cluster, reachable by `postgres` when we are root
+    (pytest's tmp_path is not), removed afterwards."""
+    path = Path(tempfile.mkdtemp(prefix="fraiseql-devdb-test-", dir="/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def test_cli_start_reuse_url_and_double_stop(cluster_dir: Path, pg_bindir: Path) -> None:
+    base = cluster_dir / "cli"
+    env = {**os.environ, "FRAISEQL_PG_BINDIR": str(pg_bindir)}
+
+    def devdb(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "fraiseql_alembic.devdb", *args, "--dir", str(base)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+
+    started = devdb("start")
+    try:
+        assert started.returncode == 0, started.stderr
+        url = started.stdout.strip()
+        assert url.startswith("postgresql://fraiseql:") and "\n" not in url
+        assert devdb("start").stdout.strip() == url  # reuses the running cluster
+        assert devdb("url").stdout.strip() == url
+        assert DevCluster.attach(base).url() == url
+        assert fetch_one(url, "SELECT 1") == 1
+    finally:
+        first = devdb("stop")
+    assert first.returncode == 0, first.stderr
+    assert devdb("stop").returncode == 0  # stopping twice is fine
+    missing = devdb("url")
+    assert missing.returncode == 1
+    assert "not running" in missing.stderr
+    with pytest.raises(DevDBError, match="not running"):
+        DevCluster.attach(base)

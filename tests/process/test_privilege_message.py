@@ -1,0 +1,63 @@
+"""A role without CREATE rights gets one message from the installed `fraiseql` command."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+
+import psycopg2
+from conftest import Project
+from scenarios import BIN, PERMISSION_RE
+
+from fraiseql_alembic.devdb import DevCluster
+
+
+def _fraiseql(project: Project, url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN / "fraiseql"), "migrate", "up"], cwd=project.root,
+                          env={**os.environ, "DATABASE_URL": url}, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_a_role_without_create_rights_gets_one_message(
+    project: Project, pg_cluster: DevCluster
+) -> None:
+    """Without CREATE on public (alembic_version) and without CREATE on the history
+    schema (fraiseql_migrations): the same sentence, naming the schema when it is known."""
+    dbname = project.database_url.rsplit("/", 1)[1]
+    admin = psycopg2.connect(project.database_url)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute("DROP ROLE IF EXISTS create_less")
+        cursor.execute("CREATE ROLE create_less LOGIN PASSWORD 'create-less-pw-9'")
+        cursor.execute(f'GRANT CONNECT ON DATABASE "{dbname}" TO create_less')
+        cursor.execute("CREATE SCHEMA audit")
+        cursor.execute("GRANT USAGE ON SCHEMA audit TO create_less")
+    try:
+        project.write("001_a.sql", "SELECT 1;\n")
+        url = re.sub(r"://[^@]+@", "://create_less:create-less-pw-9@", project.database_url)
+        seen = []
+        for schema in ("public", "audit"):
+            if schema == "audit":
+                with admin.cursor() as cursor:
+                    cursor.execute("GRANT CREATE, USAGE ON SCHEMA public TO create_less")
+                (project.root / "pyproject.toml").write_text(
+                    '[tool.fraiseql.migrations]\nhistory_schema = "audit"\n', encoding="utf-8")
+            result = _fraiseql(project, url)
+            assert result.returncode == 1, result.stdout + result.stderr
+            lines = result.stderr.strip().splitlines()
+            assert len(lines) == 1, result.stderr
+            match = PERMISSION_RE.match(lines[0])
+            assert match, lines[0]
+            assert match.group(1) == schema
+            assert "create-less-pw-9" not in result.stdout + result.stderr
+            seen.append(lines[0])
+        assert "on schema audit (e.g." in seen[1]
+        assert project.query("SELECT to_regclass('audit.fraiseql_migrations')") == [(None,)]
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute("DROP SCHEMA IF EXISTS audit CASCADE")
+            cursor.execute(f'REVOKE ALL ON DATABASE "{dbname}" FROM create_less')
+            cursor.execute("DROP OWNED BY create_less")
+            cursor.execute("DROP ROLE create_less")
+        admin.close()

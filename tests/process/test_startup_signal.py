@@ -1,0 +1,66 @@
+"""A SIGTERM while the installed `fraiseql` command is still starting (importing its
+modules) is an interruption like any other: exit 143 and one line, never a kill."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from conftest import Project
+from scenarios import BIN
+
+# Stands in for click, which cli.py imports first: it blocks on a FIFO (the test holds its
+# write end open and writes nothing), then loads the real click.
+BLOCKING_CLICK = '''
+import os, sys
+fd = os.open(os.environ["FRAISEQL_TEST_FIFO"], os.O_RDONLY)
+os.read(fd, 1)
+del sys.modules["click"]
+sys.path.remove(os.path.dirname(__file__))
+import click  # the real one
+'''
+
+
+def _writer_of(fifo: Path, process: subprocess.Popen[str], timeout: float = 60) -> int:
+    """The FIFO's write end, opened once the command has opened its read end (so it is
+    now blocked reading it, inside its imports)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as err:  # ENXIO: no reader yet
+            if err.errno != errno.ENXIO or process.poll() is not None:
+                raise
+            if time.monotonic() > deadline:
+                raise TimeoutError("the command never reached its imports") from err
+            time.sleep(0.01)
+
+
+def test_sigterm_while_the_command_starts_exits_143_with_one_line(
+    project: Project, tmp_path: Path,
+) -> None:
+    project.write("001_a.sql", "CREATE TABLE a (id int);\n")
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "click.py").write_text(BLOCKING_CLICK)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    env = {**os.environ, "DATABASE_URL": project.database_url, "PYTHONPATH": str(shim),
+           "FRAISEQL_TEST_FIFO": str(fifo)}
+    process = subprocess.Popen([str(BIN / "fraiseql"), "migrate", "up"], cwd=project.root,
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    writer = _writer_of(fifo, process)
+    try:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+    finally:
+        os.close(writer)
+    assert process.returncode == 143, (process.returncode, err)
+    assert err == "Error: Stopped by SIGTERM while starting; nothing was changed\n"
+    assert out == ""
+    assert project.tables() == set()

@@ -1,0 +1,261 @@
+"""What several test files share: paths, the installed commands, migration texts.
+
+The user's spec examples (SPEC_*) are applied by tests/db/test_spec_examples.py and linted by
+tests/unit/test_lint.py.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from contextlib import closing
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import psycopg2
+
+if TYPE_CHECKING:
+    from conftest import Project
+
+#: The repository root.
+REPO = Path(__file__).resolve().parent.parent
+#: Where the installed `fraiseql` and `alembic` commands are.
+BIN = Path(sys.executable).parent
+
+#: A reversible migration creating table ``{t}``.
+UP_DOWN = "-- migrate:up\nCREATE TABLE {t} (id int);\n-- migrate:down\nDROP TABLE {t};\n"
+
+
+def command(project: Project, *argv: str, check: bool = True, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "DATABASE_URL": project.database_url, **env}
+    result = subprocess.run(
+        [str(BIN / argv[0]), *argv[1:]], cwd=project.root, env=environment,
+        capture_output=True, text=True, timeout=120,
+    )
+    if check:
+        assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+
+def fetch_one(url: str, query: str) -> object:
+    """The first column of the one row QUERY returns."""
+    with closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
+        cur.execute(query)
+        row = cur.fetchone()
+        assert row is not None
+        return row[0]
+
+
+def on_path(project: Project, path: str, first: str, text: str) -> None:
+    """Write the first migration; on the Alembic path a `.py` revision comes before it
+    (a folder holding one is run by Alembic)."""
+    if path == "alembic":
+        project.write("000_py.py", 'revision = "000"\ndown_revision = None\n'
+                      "def upgrade():\n    pass\n\ndef downgrade():\n    pass\n")
+        text = "-- revises: 000\n" + text
+    project.write(first, text)
+
+
+#: PostgreSQL's words for a role without CREATE on the schema, as the unified line shows.
+PERMISSION_RE = re.compile(
+    r"^Error: Permission denied: permission denied for schema (\w+) \[SQLSTATE 42501\]\. "
+    r"The migrating role needs CREATE and USAGE on .+ \(e\.g\. GRANT CREATE, USAGE ON SCHEMA "
+    r"\1 TO <role>\), or set history_schema to a schema it may write\. Nothing was applied$"
+)
+
+#: A hex Alembic revision id merged next to numbered files.
+FEATURE = "abc123def456"
+
+EXTENSION = 'CREATE EXTENSION IF NOT EXISTS "uuid-ossp";\n\n'
+
+SPEC_001 = EXTENSION + """-- Migration 001: Initial schema
+
+-- Users table
+CREATE TABLE tb_user (
+    id UUID PRIMARY KEY DEFAULT uuid_generate_v4(),
+    email TEXT NOT NULL UNIQUE,
+    username TEXT NOT NULL UNIQUE,
+    full_name TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT NOW()
+);
+
+-- Posts table
+CREATE TABLE tb_post (
+    id UUID PRIMARY KEY DEFAULT uuid_generate_v4(),
+    title TEXT NOT NULL,
+    content TEXT NOT NULL,
+    author_id UUID NOT NULL REFERENCES tb_user(id),
+    published BOOLEAN NOT NULL DEFAULT FALSE,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT NOW()
+);
+"""
+
+SPEC_005 = """-- Migration 005: Add email verification
+
+ALTER TABLE tb_user ADD COLUMN email_verified BOOLEAN DEFAULT FALSE;
+CREATE INDEX idx_user_email_verified ON tb_user(email_verified);
+"""
+
+SPEC_010 = """-- Migration 010: Add post categories
+
+CREATE TABLE tb_category (
+    id UUID PRIMARY KEY DEFAULT uuid_generate_v4(),
+    name TEXT NOT NULL UNIQUE
+);
+
+-- Rollback:
+-- DROP TABLE tb_category;
+"""
+
+SPEC_015 = """-- Migration 015: Make email required
+
+-- First, ensure all existing users have emails
+UPDATE tb_user SET email = username || '@example.com'
+WHERE email IS NULL;
+
+-- Now make it NOT NULL
+ALTER TABLE tb_user ALTER COLUMN email SET NOT NULL;
+"""
+
+SPEC_020 = """-- Migration 020: Add comments with CQRS pattern
+
+-- ============================================================================
+-- COMMAND SIDE: Normalized table for writes
+-- ============================================================================
+
+CREATE TABLE tb_comment (
+    id UUID PRIMARY KEY DEFAULT uuid_generate_v4(),
+    post_id UUID NOT NULL REFERENCES tb_post(id) ON DELETE CASCADE,
+    author_id UUID NOT NULL REFERENCES tb_user(id) ON DELETE CASCADE,
+    content TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT NOW()
+);
+
+CREATE INDEX idx_comment_post ON tb_comment(post_id);
+CREATE INDEX idx_comment_author ON tb_comment(author_id);
+
+-- ============================================================================
+-- QUERY SIDE: Denormalized table for reads
+-- ============================================================================
+
+CREATE TABLE tv_comment (
+    id UUID PRIMARY KEY,
+    data JSONB NOT NULL,  -- Contains comment + author info
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT NOW()
+);
+
+-- GIN index for fast JSONB queries
+CREATE INDEX idx_tv_comment_data ON tv_comment USING GIN(data);
+
+-- ============================================================================
+-- SYNC TRACKING (optional but recommended)
+-- ============================================================================
+
+-- Track when each entity was last synced
+CREATE TABLE sync_history (
+    entity_type TEXT NOT NULL,
+    entity_id UUID NOT NULL,
+    synced_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),
+    PRIMARY KEY (entity_type, entity_id)
+);
+
+CREATE INDEX idx_sync_history_synced ON sync_history(synced_at DESC);
+"""
+
+SPEC_030 = """-- Migration 030: Update post status
+
+BEGIN;
+
+ALTER TABLE tb_post ADD COLUMN status TEXT DEFAULT 'draft';
+UPDATE tb_post SET status = CASE
+    WHEN published THEN 'published'
+    ELSE 'draft'
+END;
+ALTER TABLE tb_post DROP COLUMN published;
+
+COMMIT;
+"""
+
+SPEC_035_CONCURRENTLY = """-- Migration 035: Index posts by date
+
+-- ✅ Better: Create index concurrently (doesn't lock)
+CREATE INDEX CONCURRENTLY idx_post_created ON tb_post(created_at);
+"""
+
+SPEC_040 = """-- Migration 040: Multiple operations
+
+ALTER TABLE tb_user ADD COLUMN phone TEXT;  -- ✓ Applied
+CREATE INDEX idx_user_phone ON tb_user(phone);  -- ✓ Applied
+ALTER TABLE tb_post ADD COLUMN invalid_column INVALID_TYPE;  -- ✗ Failed
+"""
+
+SPEC_050 = """-- Migration 050: Migrate user preferences
+
+-- Create new table
+CREATE TABLE tb_user_preferences (
+    user_id UUID PRIMARY KEY REFERENCES tb_user(id),
+    preferences JSONB NOT NULL DEFAULT '{}'
+);
+
+-- Migrate data in batches (for large datasets)
+DO $$
+DECLARE
+    batch_size INTEGER := 1000;
+    offset_val INTEGER := 0;
+    rows_affected INTEGER;
+BEGIN
+    LOOP
+        INSERT INTO tb_user_preferences (user_id, preferences)
+        SELECT id, jsonb_build_object('theme', 'light', 'language', 'en')
+        FROM tb_user
+        ORDER BY id
+        LIMIT batch_size OFFSET offset_val;
+
+        GET DIAGNOSTICS rows_affected = ROW_COUNT;
+        EXIT WHEN rows_affected = 0;
+
+        offset_val := offset_val + batch_size;
+        RAISE NOTICE 'Migrated % users', offset_val;
+    END LOOP;
+END $$;
+"""
+
+SPEC_060 = """-- Migration 060: Add comments with CASCADE
+
+CREATE TABLE tb_comment (
+    id UUID PRIMARY KEY,
+    post_id UUID NOT NULL REFERENCES tb_post(id) ON DELETE CASCADE,
+    -- ☝️ When post deleted, comments are automatically deleted
+    author_id UUID NOT NULL REFERENCES tb_user(id) ON DELETE SET NULL
+    -- ☝️ When user deleted, comments remain but author_id becomes NULL
+);
+"""
+
+SPEC_PROFILE = """-- Migration 003: Add user profiles
+--
+-- Author: Your Name
+-- Date: 2024-01-15
+--
+-- This migration adds support for user profiles with bio and avatar.
+
+-- Create table
+CREATE TABLE tb_user_profile (
+    user_id UUID PRIMARY KEY REFERENCES tb_user(id) ON DELETE CASCADE,
+    bio TEXT,
+    avatar_url TEXT,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT NOW()
+);
+
+-- Add index
+CREATE INDEX idx_user_profile_user ON tb_user_profile(user_id);
+
+-- Add initial data (if needed)
+INSERT INTO tb_user_profile (user_id, bio)
+SELECT id, 'Default bio'
+FROM tb_user
+WHERE created_at < NOW() - INTERVAL '1 day';
+"""
