@@ -40,7 +40,7 @@ from .errors import (
 )
 from .project import loader
 from .settings import Settings
-from .sql.sqlfile import MAX_SLUG_LENGTH, SLUG_RE, parse_filename, suggest_slug
+from .sql.names import MAX_SLUG_LENGTH, SLUG_RE, parse_filename, suggest_slug
 from .sqlstate import LOCK_NOT_AVAILABLE
 
 if TYPE_CHECKING:
@@ -53,7 +53,8 @@ if TYPE_CHECKING:
     from .engine.rehearsal import Outcome
     from .project.check import Problem
     from .sql.lint import Finding
-    from .sql.sqlfile import MigrationName, ParsedMigration
+    from .sql.names import MigrationName
+    from .sql.parse import ParsedMigration
 
 
 def _template(name: str) -> str:
@@ -1049,7 +1050,7 @@ def check(settings: Settings, *, base: str | None = None) -> CheckReport:
     """
     from .project import check as rules
     from .sql.lint import lint_migrations
-    from .sql.sqlfile import split_statements
+    from .sql.statements import split_statements
 
     listing = loader.list_folder(settings.path, check_numbers=False)
     paths = {name.filename: path for name, path in listing.migrations}
@@ -1158,7 +1159,8 @@ def _changed_since_base(
     """
     from .project import check as rules
     from .project.gitbase import changed_since, content_at, fork_point
-    from .sql.sqlfile import normalize_text, parse_filename, parse_migration
+    from .sql.names import parse_filename
+    from .sql.parse import normalize_text, parse_migration
 
     current = {migration.name.filename: migration for migration in parsed}
     by_version = {migration.name.version: migration.name.filename for migration in parsed}

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from ..api import Reporter
     from ..engine.cancel import CancelToken
     from ..settings import RunOptions
-    from ..sql.sqlfile import ParsedMigration
+    from ..sql.parse import ParsedMigration
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ def sql_scripts(directory: ScriptDirectory, existing: list[Script]) -> Iterator[
 
     from ..errors import MigrationError
     from ..project.loader import PyRevision, check_unique_numbers, link_chain, list_folder
-    from ..sql.sqlfile import MigrationName
+    from ..sql.names import MigrationName
 
     try:
         found: list[tuple[MigrationName, Path]] = []

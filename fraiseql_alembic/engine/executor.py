@@ -27,7 +27,8 @@ from .translate import foreign_error, server_words
 if TYPE_CHECKING:
     from ..engine import batchquery
     from ..settings import RunOptions
-    from ..sql.sqlfile import ParsedMigration, Section, SplitSection, Statement
+    from ..sql.parse import ParsedMigration, Section
+    from ..sql.statements import SplitSection, Statement
     from .cancel import CancelToken
 
 VERSION_TABLE_DDL = (
@@ -250,7 +251,7 @@ BATCH_LIMIT = 4 << 20
 def _prepare_step(step: Step, run: _Run, reset_before: bool = False) -> _Prepared:
     """Pure: split the step's section and build its one-round-trip query, if any;
     ``reset_before`` puts the session reset at its head."""
-    from ..sql.sqlfile import split_statements, terminated
+    from ..sql.statements import split_statements, terminated
     from .runner import needs_autocommit
 
     section = step.migration.up if step.upgrade else step.migration.down

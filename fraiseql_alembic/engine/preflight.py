@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..engine import status as status_view
 from ..errors import ChecksumMismatchError, MigrationFileError, MigrationLayoutError
-from ..sql.sqlfile import split_statements
+from ..sql.statements import split_statements
 
 if TYPE_CHECKING:
-    from ..sql.sqlfile import ParsedMigration
+    from ..sql.parse import ParsedMigration
 
 
 def sql_migration(script: Any) -> ParsedMigration | None:

@@ -29,7 +29,7 @@ from .translate import foreign_error, server_words
 
 if TYPE_CHECKING:
     from ..settings import RunOptions
-    from ..sql.sqlfile import ParsedMigration
+    from ..sql.parse import ParsedMigration
     from .cancel import CancelToken
 
 WOULD_APPLY = "would-apply"
@@ -134,7 +134,7 @@ def _rehearse_one(
     cancel: CancelToken | None,
 ) -> Outcome:
     """Run one migration inside the rehearsal's transaction."""
-    from ..sql.sqlfile import split_statements
+    from ..sql.statements import split_statements
     from .database import standard_strings
     from .runner import execute_statements, needs_autocommit, section_timeouts
 
@@ -194,7 +194,7 @@ def _adds_enum_value(migration: ParsedMigration) -> bool:
     from pglast import ast, parse_sql
     from pglast.parser import ParseError
 
-    from ..sql.sqlfile import split_statements
+    from ..sql.statements import split_statements
 
     for statement in split_statements(migration, migration.up).statements:
         if not re.search(r"\bADD\s+VALUE\b", statement.sql, re.IGNORECASE):
@@ -209,7 +209,7 @@ def _adds_enum_value(migration: ParsedMigration) -> bool:
 
 
 def _why_not_transactional(migration: ParsedMigration) -> str:
-    from ..sql.sqlfile import split_statements
+    from ..sql.statements import split_statements
 
     if migration.up.transaction is False:
         return (f"its up marker (line {migration.up.line - 1}) says transaction:false, so it "

@@ -31,7 +31,8 @@ from ..errors import (
     MigrationFileError,
     StatementStillRunningError,
 )
-from ..sql.sqlfile import ParsedMigration, Section, Statement, split_statements, terminated
+from ..sql.parse import ParsedMigration, Section
+from ..sql.statements import Statement, split_statements, terminated
 from .cancel import CancelToken, MigrationInterrupted
 from .database import OFFLINE_RESET_SQL
 from .translate import server_words
@@ -137,7 +138,7 @@ def segments_of(section: Section, statements: list[Statement]) -> list[list[Stat
 def _prefix_checksum(migration: ParsedMigration, line: int) -> str:
     """Checksum of the file's lines before ``line``: what a progress row written by an
     earlier release vouches for."""
-    from ..sql.sqlfile import checksum_of
+    from ..sql.parse import checksum_of
 
     text, end = migration.text, 0
     for _ in range(max(line - 1, 0)):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ..engine import history
 
 if TYPE_CHECKING:
-    from ..sql.sqlfile import ParsedMigration
+    from ..sql.parse import ParsedMigration
     from .database import DatabaseState
 
 APPLIED = "applied"

@@ -12,7 +12,8 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from ..engine import status as status_view
-from ..sql.sqlfile import MigrationName, ParsedMigration, parse_filename
+from ..sql.names import MigrationName, parse_filename
+from ..sql.parse import ParsedMigration
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ def duplicate_numbers(names: Sequence[MigrationName]) -> list[tuple[MigrationNam
         found.append((name, (
             f"shares number {name.version} with {first[name.number].filename} (two branches "
             "merged?); renumber the one that is not applied anywhere yet, e.g. to "
-            f"{_renamed(name, top)}"
+            f"{name.renumbered(top)}"
         )))
     return found
 
@@ -86,7 +87,7 @@ def numbering_against_base(
             continue
         found.append((name, (
             f"numbered {name.version} but {ref} already has {top_version}: renumber it to "
-            f"{_renamed(name, next_free)} so that it runs after the migrations already merged"
+            f"{name.renumbered(next_free)} so that it runs after the migrations already merged"
         )))
         next_free += 1
     return found
@@ -181,10 +182,6 @@ def changed_since_base(
     return (f"its up section changed since {ref}, where it is merged already, so databases "
             "may have applied the old version; restore it and put the change in a new "
             "migration (editing the down section alone is fine)")
-
-
-def _renamed(name: MigrationName, number: int) -> str:
-    return f"{str(number).zfill(len(name.version))}_{name.slug}.sql"
 
 
 def database_problems(report: status_view.StatusReport) -> list[tuple[str | None, int, str]]:

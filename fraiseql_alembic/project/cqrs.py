@@ -12,7 +12,7 @@ import string
 from collections.abc import Mapping
 
 from ..errors import UsageError
-from ..sql.sqlfile import SLUG_RE, suggest_slug
+from ..sql.names import SLUG_RE, suggest_slug
 
 #: PostgreSQL truncates longer identifiers (NAMEDATALEN - 1 bytes).
 MAX_IDENTIFIER_BYTES = 63

@@ -22,23 +22,12 @@ from ..errors import (
     os_reason,
     shown_path,
 )
-from ..sql.sqlfile import (
-    MigrationName,
-    ParsedMigration,
-    normalize_text,
-    parse_filename,
-    parse_migration,
-)
+from ..sql.names import NUMERIC_ID_RE, MigrationName, parse_filename
+from ..sql.names import is_numeric_id as is_numeric_id  # api.py calls loader.is_numeric_id
+from ..sql.parse import ParsedMigration, normalize_text, parse_migration
 
 # Names that look like an attempt at a migration but will not be loaded.
 _ALMOST_SQL_RE = re.compile(r"^\d+[_\-].*|.*\.sql$", re.IGNORECASE)
-# Numbers, not Alembic's 12-character hex ids (which can be all digits by chance).
-_NUMERIC_ID_RE = re.compile(r"^\d{1,11}$")
-
-
-def is_numeric_id(revision: str) -> bool:
-    """True for a numbered revision id (``004``), false for Alembic's hex ids."""
-    return bool(_NUMERIC_ID_RE.match(revision))
 
 
 @dataclass(frozen=True)
@@ -198,7 +187,7 @@ def link_chain(
     for migration in sql:
         by_number[migration.name.number] = (migration.name.version, migration.name.filename)
     for script in python:
-        if _NUMERIC_ID_RE.match(script.revision):
+        if NUMERIC_ID_RE.match(script.revision):
             number = int(script.revision)
             if number in by_number:
                 raise MigrationLayoutError(
@@ -243,7 +232,7 @@ def _legacy_heads(python: Sequence[PyRevision]) -> list[str]:
     revision too; one made with ``alembic revision`` on top of a numbered revision
     (or of a SQL file) is not a place for the first SQL file to adopt.
     """
-    hex_ids = {script.revision for script in python if not _NUMERIC_ID_RE.match(script.revision)}
+    hex_ids = {script.revision for script in python if not NUMERIC_ID_RE.match(script.revision)}
     children: dict[str, list[str]] = {}
     for script in python:
         for parent in script.down_revisions:

@@ -9,7 +9,9 @@ from conftest import Project
 
 from fraiseql_alembic import api
 from fraiseql_alembic.errors import UsageError
-from fraiseql_alembic.sql.sqlfile import parse_filename, parse_migration, split_statements
+from fraiseql_alembic.sql.names import parse_filename
+from fraiseql_alembic.sql.parse import parse_migration
+from fraiseql_alembic.sql.statements import split_statements
 
 
 def statements(path_text: str, filename: str, section: str) -> list[str]:

@@ -12,7 +12,7 @@ from scenarios import UP_DOWN
 
 from fraiseql_alembic import api, settings
 from fraiseql_alembic.engine.locking import LOCK_KEY
-from fraiseql_alembic.sql.sqlfile import checksum_of
+from fraiseql_alembic.sql.parse import checksum_of
 
 
 def four_files(project: Project) -> None:

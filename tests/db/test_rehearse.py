@@ -122,10 +122,10 @@ def test_a_commit_that_slips_past_the_splitter_stops_the_rehearsal(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Last line of defence: if a statement ever ended the transaction, say so loudly."""
-    from fraiseql_alembic.sql import sqlfile
+    from fraiseql_alembic.sql import statements as splitter
 
-    monkeypatch.setattr(sqlfile, "_unwrap_transaction",
-                        lambda statements, _filename: sqlfile.SplitSection(statements, False))
+    monkeypatch.setattr(splitter, "_unwrap_transaction",
+                        lambda found, _filename: splitter.SplitSection(found, False))
     project.write("001_a.sql", "-- migrate:up\nCREATE TABLE a (id int);\nCOMMIT;\n")
     project.write("002_b.sql", UP_DOWN.format(t="b"))
 

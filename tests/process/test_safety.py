@@ -245,7 +245,8 @@ def test_ending_the_lock_holder_stops_its_migration_too(project: Project) -> Non
 
 def test_connection_lost_at_commit_tells_whether_it_was_applied(project: Project) -> None:
     from fraiseql_alembic.engine.executor import Step, _connection_lost
-    from fraiseql_alembic.sql.sqlfile import parse_filename, parse_migration
+    from fraiseql_alembic.sql.names import parse_filename
+    from fraiseql_alembic.sql.parse import parse_migration
 
     project.write("001_a.sql", UP_DOWN.format(t="a"))
     project.write("002_b.sql", UP_DOWN.format(t="b"))
@@ -480,7 +481,9 @@ def test_a_closed_stdout_never_stops_a_run_half_way(project: Project) -> None:
 ])
 def test_which_migrations_make_the_bookkeeping_be_prepared_again(sql: str, forgets: bool) -> None:
     from fraiseql_alembic.engine.executor import forgets_statements
-    from fraiseql_alembic.sql.sqlfile import parse_filename, parse_migration, split_statements
+    from fraiseql_alembic.sql.names import parse_filename
+    from fraiseql_alembic.sql.parse import parse_migration
+    from fraiseql_alembic.sql.statements import split_statements
 
     name = parse_filename("001_a.sql")
     assert name is not None

@@ -6,7 +6,8 @@ from scenarios import FEATURE
 
 from fraiseql_alembic.project.check import Revision, branches
 from fraiseql_alembic.project.loader import PyRevision, link_chain
-from fraiseql_alembic.sql.sqlfile import normalize_text, parse_filename, parse_migration
+from fraiseql_alembic.sql.names import parse_filename
+from fraiseql_alembic.sql.parse import normalize_text, parse_migration
 
 
 def sql(filename: str, text: str = "SELECT 1;\n") -> object:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fraiseql_alembic.project.check import duplicate_numbers, misnamed, numbering_against_base
-from fraiseql_alembic.sql.sqlfile import MigrationName, parse_filename
+from fraiseql_alembic.sql.names import MigrationName, parse_filename
 
 
 def name(filename: str) -> MigrationName:

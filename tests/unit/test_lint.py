@@ -24,7 +24,8 @@ from scenarios import (
 from fraiseql_alembic.cli.main import main
 from fraiseql_alembic.errors import MigrationFileError
 from fraiseql_alembic.sql.lint import RULES, Finding, lint_migrations, rule_named
-from fraiseql_alembic.sql.sqlfile import ParsedMigration, parse_filename, parse_migration
+from fraiseql_alembic.sql.names import parse_filename
+from fraiseql_alembic.sql.parse import ParsedMigration, parse_migration
 
 
 def parsed(text: str, filename: str = "010_change.sql") -> ParsedMigration:

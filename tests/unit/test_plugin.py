@@ -11,7 +11,8 @@ from alembic.script import ScriptDirectory
 
 from fraiseql_alembic.alembic_bridge import plugin
 from fraiseql_alembic.project.loader import PyRevision, link_chain
-from fraiseql_alembic.sql.sqlfile import parse_filename, parse_migration
+from fraiseql_alembic.sql.names import parse_filename
+from fraiseql_alembic.sql.parse import parse_migration
 
 
 def sql(filename: str, text: str = "SELECT 1;\n"):  # type: ignore[no-untyped-def]

@@ -5,14 +5,9 @@ from __future__ import annotations
 import pytest
 
 from fraiseql_alembic.errors import MigrationFileError
-from fraiseql_alembic.sql.sqlfile import (
-    ParsedMigration,
-    checksum_of,
-    normalize_text,
-    parse_filename,
-    parse_migration,
-    split_statements,
-)
+from fraiseql_alembic.sql.names import parse_filename
+from fraiseql_alembic.sql.parse import ParsedMigration, checksum_of, normalize_text, parse_migration
+from fraiseql_alembic.sql.statements import split_statements
 
 
 def parse(text: str, filename: str = "002_add_comments_table.sql") -> ParsedMigration:
@@ -221,7 +216,7 @@ def test_text_after_rollback_marker_is_a_remark() -> None:
 
 
 def test_terminated_keeps_the_semicolon_out_of_a_trailing_comment() -> None:
-    from fraiseql_alembic.sql.sqlfile import terminated
+    from fraiseql_alembic.sql.statements import terminated
 
     assert terminated("SELECT 1") == "SELECT 1;"
     assert terminated("SELECT 1 -- one") == "SELECT 1 -- one\n;"
@@ -283,7 +278,9 @@ def test_begin_atomic_bodies_keep_their_semicolons() -> None:
 
 
 def _split(text: str, *, standard_strings: bool = True) -> list[str]:
-    from fraiseql_alembic.sql.sqlfile import parse_filename, parse_migration, split_statements
+    from fraiseql_alembic.sql.names import parse_filename
+    from fraiseql_alembic.sql.parse import parse_migration
+    from fraiseql_alembic.sql.statements import split_statements
 
     migration = parse_migration(parse_filename("001_x.sql"), text)  # type: ignore[arg-type]
     return [s.sql for s in split_statements(migration, migration.up,
@@ -312,7 +309,9 @@ def test_a_setting_change_that_cannot_be_followed_is_refused() -> None:
 
 
 def test_copy_from_stdin_data_is_not_sql() -> None:
-    from fraiseql_alembic.sql.sqlfile import parse_filename, parse_migration, split_statements
+    from fraiseql_alembic.sql.names import parse_filename
+    from fraiseql_alembic.sql.parse import parse_migration
+    from fraiseql_alembic.sql.statements import split_statements
 
     text = "COPY t (v) FROM stdin;\na;b\n'c\n\\.\nSELECT 1;\n"
     migration = parse_migration(parse_filename("001_x.sql"), text)  # type: ignore[arg-type]
@@ -336,7 +335,7 @@ def test_copy_from_stdin_data_is_not_sql() -> None:
 ])
 def test_psql_only_input_is_refused_with_its_line(text: str, line: int, message: str) -> None:
     from fraiseql_alembic.errors import MigrationFileError
-    from fraiseql_alembic.sql.sqlfile import normalize_text
+    from fraiseql_alembic.sql.parse import normalize_text
 
     with pytest.raises(MigrationFileError) as caught:
         _split(normalize_text(text.encode(), "001_x.sql"))
@@ -349,7 +348,7 @@ def test_restrict_lines_and_array_slices_pass() -> None:
 
 
 def test_only_ascii_digits_number_a_migration() -> None:
-    from fraiseql_alembic.sql.sqlfile import parse_filename
+    from fraiseql_alembic.sql.names import parse_filename
 
     assert parse_filename("\u0660\u0660\u0664_x.sql") is None
     assert parse_filename("004_x.sql") is not None
@@ -358,7 +357,8 @@ def test_only_ascii_digits_number_a_migration() -> None:
 @pytest.mark.parametrize("option", ["lock_timeout:0.4ms", "statement_timeout:30d"])
 def test_marker_durations_postgresql_would_not_honour_are_refused(option: str) -> None:
     from fraiseql_alembic.errors import MigrationFileError
-    from fraiseql_alembic.sql.sqlfile import parse_filename, parse_migration
+    from fraiseql_alembic.sql.names import parse_filename
+    from fraiseql_alembic.sql.parse import parse_migration
 
     with pytest.raises(MigrationFileError):
         parse_migration(parse_filename("001_x.sql"),  # type: ignore[arg-type]
@@ -511,7 +511,8 @@ def test_many_rollback_words_on_one_line_are_read_in_linear_time() -> None:
     import sys
 
     code = (
-        "from fraiseql_alembic.sql.sqlfile import parse_filename, parse_migration\n"
+        "from fraiseql_alembic.sql.names import parse_filename\n"
+        "from fraiseql_alembic.sql.parse import parse_migration\n"
         "text = 'SELECT 1;\\n-- Rollback:\\n-- ' + '--rollback:' * 400_000 + '\\n'\n"
         "migration = parse_migration(parse_filename('001_x.sql'), text)\n"
         "assert migration.down is not None\n"
@@ -526,7 +527,9 @@ def test_statements_on_one_long_line_are_read_in_linear_time() -> None:
     import sys
 
     code = (
-        "from fraiseql_alembic.sql.sqlfile import parse_filename, parse_migration, split_statements\n"
+        "from fraiseql_alembic.sql.names import parse_filename\n"
+        "from fraiseql_alembic.sql.parse import parse_migration\n"
+        "from fraiseql_alembic.sql.statements import split_statements\n"
         "text = (\"SELECT '\" + 'x' * 1000 + \"';\") * 30_000 + '\\nSELECT 2;'\n"
         "migration = parse_migration(parse_filename('001_x.sql'), text)\n"
         "statements = split_statements(migration, migration.up).statements\n"

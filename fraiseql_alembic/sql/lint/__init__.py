@@ -1,0 +1,139 @@
+"""Lint migrations for operations that hurt a busy production database.
+
+Pure: :func:`lint_migrations` takes parsed migrations and returns findings; nothing
+here reads files or talks to a database.  Each statement of a file's up section is
+parsed with PostgreSQL's own parser (pglast) and the rules match the syntax tree;
+the SQL statements of a ``DO`` block are parsed out of its PL/pgSQL body and go
+through the same rules.  docs/lint.md describes every rule: why it is dangerous and
+what to write instead.
+
+The package: :mod:`.rules` (the rules and their table), :mod:`.state` (what is carried
+from statement to statement and file to file), :mod:`.plpgsql` (DO blocks),
+:mod:`.directives` (``-- fraiseql-lint: ignore``); this module runs them over the files.
+
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container, Iterator, Sequence
+from dataclasses import dataclass
+
+from pglast import ast
+from pglast.parser import ParseError, parse_sql
+
+from ...errors import MigrationFileError
+from ..parse import ParsedMigration
+from ..statements import split_statements
+from .directives import read_directives, silenced
+from .plpgsql import do_hits
+from .rules import BY_ID, RULES, Rule, rule_named, statement_hits
+from .state import Catalog, FileState, Hit, Session, position, remember
+
+__all__ = ["RULES", "Finding", "Rule", "lint_migrations", "rule_named"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem: where (file name, 1-based line and column), which rule, why, what instead."""
+
+    file: str
+    line: int
+    column: int
+    rule: str
+    slug: str
+    message: str
+    fix: str
+
+    def text(self) -> str:
+        """``003_x.sql:12:1: FQL001 index-not-concurrent: <why>. Instead: <fix>``."""
+        return (
+            f"{self.file}:{self.line}:{self.column}: {self.rule} {self.slug}: "
+            f"{self.message}. Instead: {self.fix}"
+        )
+
+
+def lint_migrations(
+    migrations: Sequence[ParsedMigration],
+    *,
+    lock_timeout: str = "10s",
+    report: Container[str] | None = None,
+) -> list[Finding]:
+    """Findings for the up sections of ``migrations`` (in the order they run).
+
+    ``lock_timeout`` is the project's setting (``RunOptions.lock_timeout``).  Files
+    whose name is not in ``report`` are read only for what later files depend on
+    (constraints); ``None`` reports every file.  A reported file that the splitter
+    refuses (e.g. transaction control) raises MigrationFileError; one read only for
+    context is skipped.
+    """
+    catalog = Catalog()
+    session = Session(lock_timeout, "lock_timeout in the project settings")
+    findings: list[Finding] = []
+    for migration in migrations:
+        reported = report is None or migration.name.filename in report
+        try:
+            found = _lint_file(migration, catalog, session)
+        except MigrationFileError:
+            if reported:
+                raise
+            continue  # context only: its own lint run reports it
+        if reported:
+            findings.extend(found)
+    return findings
+
+
+def _lint_file(migration: ParsedMigration, catalog: Catalog, session: Session) -> list[Finding]:
+    section = migration.up
+    statements = split_statements(migration, section).statements
+    layout, directive_hits = read_directives(migration)
+    findings = [_finding(migration, hit.location, hit) for hit in directive_hits]
+    timeouts = dict(section.timeouts)
+    if "lock_timeout" in timeouts:
+        source = f"lock_timeout:{timeouts['lock_timeout']} on the `-- migrate:up` marker"
+        effective = timeouts["lock_timeout"]
+    else:
+        source, effective = session.lock_timeout_source, session.lock_timeout
+    state = FileState(migration, session, effective, source, session.search_path)
+    for index, statement in enumerate(statements):
+        state.line = statement.line
+        state.in_transaction = section.transaction is True or (
+            section.transaction is None and not statement.non_transactional
+        )
+        if not state.in_transaction:
+            state.new_enum_values.clear()  # what ran before has committed
+        hits = list(_sql_hits(statement.sql, state, catalog))
+        if not hits:
+            continue
+        quiet = silenced(migration, statements, index, layout)
+        findings.extend(_finding(migration, statement.offset + hit.location, hit)
+                        for hit in hits if hit.rule not in quiet)
+    findings.sort(key=lambda finding: (finding.line, finding.column, finding.rule))
+    return findings
+
+
+def _finding(migration: ParsedMigration, offset: int, hit: Hit) -> Finding:
+    """The finding of ``hit``, at character ``offset`` of the file text."""
+    line, column = position(migration.text, offset)
+    rule = BY_ID[hit.rule]
+    return Finding(migration.name.filename, line, column, rule.id, rule.slug, hit.message,
+                   hit.fix)
+
+
+def _sql_hits(sql: str, state: FileState, catalog: Catalog) -> Iterator[Hit]:
+    """Hits of the statement(s) in ``sql``, located inside ``sql``; updates the state."""
+    try:
+        nodes = [raw.stmt for raw in parse_sql(sql) if raw.stmt is not None]
+    except ParseError as err:
+        index = err.args[1] if len(err.args) > 1 and isinstance(err.args[1], int) else 0
+        yield Hit(
+            "FQL011",
+            f"PostgreSQL's parser rejects this statement ({err.args[0] if err.args else err})",
+            "fix the SQL; `fraiseql migrate up` would fail here",
+            max(0, min(index, len(sql))),
+        )
+        return
+    for node in nodes:
+        yield from statement_hits(node, state, catalog)
+        if isinstance(node, ast.DoStmt):
+            yield from do_hits(node, sql, lambda query: _sql_hits(query, state, catalog))
+        remember(node, state, catalog)

@@ -1,0 +1,543 @@
+"""The rules (FQL001 ...): each matches a parsed statement and says why and what instead.
+
+A new rule is a row of :data:`RULES` and a function called from :func:`statement_hits`
+(and, if it needs to know what earlier statements did, a field of the state in
+:mod:`.state`).  docs/lint.md describes every rule.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from pglast import ast
+from pglast.enums import AlterTableType, ConstrType, DropBehavior, ObjectType, ReindexObjectType
+from pglast.visitors import Visitor
+
+from .state import RELATION_KINDS, Catalog, FileState, Hit, location_of, shown, text_of
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    slug: str
+    summary: str
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("FQL001", "index-not-concurrent", "index built without CONCURRENTLY on an existing table"),
+    Rule("FQL002", "not-null-without-default", "ADD COLUMN ... NOT NULL without a DEFAULT"),
+    Rule("FQL003", "volatile-default", "ADD COLUMN whose default rewrites the table"),
+    Rule("FQL004", "set-not-null", "SET NOT NULL without a validated CHECK (col IS NOT NULL)"),
+    Rule("FQL005", "constraint-without-not-valid",
+         "FOREIGN KEY / CHECK added to an existing table without NOT VALID"),
+    Rule("FQL006", "alter-column-type", "ALTER COLUMN ... TYPE on an existing table"),
+    Rule("FQL007", "drop-without-down",
+         "DROP TABLE / DROP COLUMN / DROP SCHEMA ... CASCADE / TRUNCATE in a file with no down "
+         "section"),
+    Rule("FQL008", "rename",
+         "RENAME of a column, table or schema, or SET SCHEMA, that the application uses"),
+    Rule("FQL009", "missing-lock-timeout", "ACCESS EXCLUSIVE lock with lock_timeout disabled"),
+    Rule("FQL010", "unknown-ignore", "`-- fraiseql-lint:` comment naming no known rule"),
+    Rule("FQL011", "syntax-error", "statement PostgreSQL's parser rejects"),
+    Rule("FQL012", "blocking-maintenance",
+         "VACUUM FULL / CLUSTER / REINDEX without CONCURRENTLY on an existing table"),
+    Rule("FQL013", "new-enum-value-used",
+         "enum value added by ALTER TYPE ... ADD VALUE used in the same transaction"),
+)
+BY_ID = {rule.id: rule for rule in RULES}
+_BY_NAME = {**{rule.id.lower(): rule for rule in RULES}, **{rule.slug: rule for rule in RULES}}
+
+
+def rule_named(name: str) -> Rule | None:
+    """The rule of an id (``FQL001``, any case) or slug (``index-not-concurrent``)."""
+    return _BY_NAME.get(name.strip().lower())
+
+
+def statement_hits(node: ast.Node, state: FileState, catalog: Catalog) -> Iterator[Hit]:
+    """The hits of one parsed statement (the state is read, not changed)."""
+    yield from _rules(node, state, catalog)
+    yield from _new_enum_value_rule(node, state)
+
+
+_WEAKER_THAN_ACCESS_EXCLUSIVE = {
+    AlterTableType.AT_SetStatistics,
+    AlterTableType.AT_SetOptions,
+    AlterTableType.AT_ResetOptions,
+    AlterTableType.AT_ValidateConstraint,
+    AlterTableType.AT_ClusterOn,
+    AlterTableType.AT_DropCluster,
+    AlterTableType.AT_SetRelOptions,
+    AlterTableType.AT_ResetRelOptions,
+    AlterTableType.AT_ReplaceRelOptions,
+    AlterTableType.AT_EnableTrig,
+    AlterTableType.AT_EnableAlwaysTrig,
+    AlterTableType.AT_EnableReplicaTrig,
+    AlterTableType.AT_DisableTrig,
+    AlterTableType.AT_EnableTrigAll,
+    AlterTableType.AT_DisableTrigAll,
+    AlterTableType.AT_EnableTrigUser,
+    AlterTableType.AT_DisableTrigUser,
+    AlterTableType.AT_AttachPartition,
+}
+
+#: Functions whose value differs per row: as a new column's default, every row is written.
+VOLATILE_FUNCTIONS = frozenset({
+    "random", "clock_timestamp", "timeofday", "gen_random_uuid", "uuid_generate_v1",
+    "uuid_generate_v1mc", "uuid_generate_v4", "uuidv4", "uuidv7", "nextval", "txid_current",
+    "random_normal", "gen_random_bytes",
+})
+_SERIAL_TYPES = frozenset({"serial", "serial2", "serial4", "serial8", "smallserial",
+                           "bigserial"})
+
+
+def _rules(node: ast.Node, state: FileState, catalog: Catalog) -> Iterator[Hit]:
+    if (
+        isinstance(node, ast.IndexStmt)
+        and not node.concurrent
+        and not state.is_new(node.relation)
+        and (node.relation is None or node.relation.inh)  # ON ONLY a partitioned table
+    ):
+        table = shown(node.relation)
+        yield Hit(
+            "FQL001",
+            f"CREATE INDEX on {table} without CONCURRENTLY blocks every write to {table} "
+            "(SHARE lock) until the whole index is built",
+            f"CREATE INDEX CONCURRENTLY {node.idxname or '...'} ON {table} (...); fraiseql "
+            "runs it outside a transaction and resumes the file there if it is interrupted",
+        )
+    if isinstance(node, ast.AlterTableStmt) and node.relation is not None and not state.is_new(
+        node.relation
+    ):
+        for command in node.cmds or ():
+            yield from _alter_table_rules(node.relation, command, state, catalog)
+    if isinstance(node, ast.RenameStmt) and node.relation is not None and not state.is_new(
+        node.relation
+    ):
+        yield from _rename_rule(node)
+    if isinstance(node, (ast.RenameStmt, ast.AlterObjectSchemaStmt)):
+        yield from _schema_rename_rule(node, state)
+    if isinstance(node, (ast.DropStmt, ast.TruncateStmt)):
+        yield from _data_loss_rule(node, state)
+    yield from _maintenance_rule(node, state)
+    yield from _lock_timeout_rule(node, state)
+
+
+def _alter_table_rules(
+    relation: ast.RangeVar, command: ast.AlterTableCmd, state: FileState, catalog: Catalog
+) -> Iterator[Hit]:
+    table = shown(relation)
+    subtype = command.subtype
+    if subtype == AlterTableType.AT_AddColumn and isinstance(command.def_, ast.ColumnDef):
+        yield from _add_column_rules(table, command.def_)
+    elif subtype == AlterTableType.AT_AddConstraint and isinstance(command.def_, ast.Constraint):
+        yield from _add_constraint_rules(table, command.def_)
+    elif subtype == AlterTableType.AT_SetNotNull and not catalog.proves_not_null(
+        state.resolve(relation), text_of(command.name)
+    ):
+        column = command.name
+        yield Hit(
+            "FQL004",
+            f"SET NOT NULL on {table}.{column} scans the whole table under ACCESS EXCLUSIVE "
+            "(no reads or writes) to prove it holds no NULL",
+            f"ALTER TABLE {table} ADD CONSTRAINT {relation.relname}_{column}_not_null CHECK "
+            f"({column} IS NOT NULL) NOT VALID; in a later migration VALIDATE CONSTRAINT it, "
+            "then SET NOT NULL (PostgreSQL 12+ skips the scan) and drop the constraint",
+        )
+    elif subtype == AlterTableType.AT_AlterColumnType:
+        yield Hit(
+            "FQL006",
+            f"ALTER COLUMN {command.name} TYPE rewrites {table} and rebuilds its indexes under "
+            "ACCESS EXCLUSIVE, unless the change is binary-compatible (e.g. varchar(n) to text)",
+            "add a column of the new type, backfill it in batches, move the application to "
+            "it, drop the old column in a later migration (or silence this rule if the change "
+            "is binary-compatible)",
+            location_of(command.def_),
+        )
+    elif subtype == AlterTableType.AT_DropColumn and not state.migration.reversible:
+        yield Hit(
+            "FQL007",
+            f"DROP COLUMN {command.name} deletes the data of {table}.{command.name}, and this "
+            "file has no down section: there is no way back",
+            "write a `-- migrate:down` section that restores the column, take a backup "
+            "before deploying, and drop the column only once no application code reads it",
+        )
+
+
+def _add_column_rules(table: str, column: ast.ColumnDef) -> Iterator[Hit]:
+    constraints = [c for c in column.constraints or () if isinstance(c, ast.Constraint)]
+    kinds = {constraint.contype for constraint in constraints}
+    default = next((c for c in constraints if c.contype == ConstrType.CONSTR_DEFAULT), None)
+    type_name = (
+        column.typeName.names[-1].sval
+        if column.typeName is not None and column.typeName.names
+        else ""
+    )
+    name = column.colname
+    where = location_of(column)
+    if {ConstrType.CONSTR_UNIQUE, ConstrType.CONSTR_PRIMARY} & kinds:
+        yield Hit(
+            "FQL001",
+            f"ADD COLUMN {name} UNIQUE / PRIMARY KEY builds an index on {table} while holding "
+            "ACCESS EXCLUSIVE (no reads or writes) until it is built",
+            f"add the column plain, CREATE UNIQUE INDEX CONCURRENTLY on it, then ALTER TABLE "
+            f"{table} ADD CONSTRAINT ... UNIQUE USING INDEX ...",
+            where,
+        )
+    rewrites = (
+        ConstrType.CONSTR_IDENTITY in kinds
+        or ConstrType.CONSTR_GENERATED in kinds
+        or type_name in _SERIAL_TYPES
+    )
+    if (
+        {ConstrType.CONSTR_NOTNULL, ConstrType.CONSTR_PRIMARY} & kinds
+        and default is None
+        and not rewrites
+    ):
+        yield Hit(
+            "FQL002",
+            f"ADD COLUMN {name} NOT NULL without a DEFAULT fails as soon as {table} has a row "
+            "(existing rows would hold NULL)",
+            "give it a constant DEFAULT (instant since PostgreSQL 11), or add it nullable, "
+            "backfill it, and SET NOT NULL the safe way (see FQL004)",
+            where,
+        )
+    volatile = _volatile_call(default.raw_expr) if default is not None else None
+    if volatile is not None or rewrites:
+        what = (
+            f"DEFAULT {volatile}() is volatile" if volatile is not None
+            else f"type {type_name} takes its default from a sequence" if type_name in
+            _SERIAL_TYPES else "an identity or generated column is computed for every row"
+        )
+        yield Hit(
+            "FQL003",
+            f"ADD COLUMN {name}: {what}, so PostgreSQL rewrites all of {table} and its indexes "
+            "under ACCESS EXCLUSIVE (only constants and now() are instant since PostgreSQL 11)",
+            "add the column without that default, then ALTER COLUMN ... SET DEFAULT in a "
+            "separate statement (new rows only) and backfill existing rows in batches",
+            where,
+        )
+
+
+def _add_constraint_rules(table: str, constraint: ast.Constraint) -> Iterator[Hit]:
+    name = constraint.conname or "..."
+    where = location_of(constraint)
+    if constraint.contype in (ConstrType.CONSTR_UNIQUE, ConstrType.CONSTR_PRIMARY,
+                              ConstrType.CONSTR_EXCLUSION) and not constraint.indexname:
+        yield Hit(
+            "FQL001",
+            f"ADD CONSTRAINT {name} builds its index on {table} while holding ACCESS "
+            "EXCLUSIVE (no reads or writes) until it is built",
+            f"CREATE UNIQUE INDEX CONCURRENTLY first, then ALTER TABLE {table} ADD CONSTRAINT "
+            f"{name} UNIQUE USING INDEX <that index> (instant)",
+            where,
+        )
+    if constraint.contype in (ConstrType.CONSTR_FOREIGN, ConstrType.CONSTR_CHECK) and (
+        not constraint.skip_validation
+    ):
+        if constraint.contype == ConstrType.CONSTR_FOREIGN:
+            target = shown(constraint.pktable) if constraint.pktable is not None else "..."
+            what = (f"FOREIGN KEY {name} checks every row of {table} while blocking writes to "
+                    f"{table} and {target}")
+        else:
+            what = f"CHECK {name} scans every row of {table} under ACCESS EXCLUSIVE"
+        yield Hit(
+            "FQL005",
+            what,
+            f"add it with NOT VALID (instant; new rows are checked), then `ALTER TABLE {table} "
+            f"VALIDATE CONSTRAINT {name}` in a later migration (reads and writes go on)",
+            where,
+        )
+
+
+def _rename_rule(node: ast.RenameStmt) -> Iterator[Hit]:
+    table = shown(node.relation)
+    if node.renameType == ObjectType.OBJECT_COLUMN:
+        what = f"RENAME COLUMN {node.subname} TO {node.newname} on {table}"
+        old = f"{table}.{node.subname}"
+    elif node.renameType in (ObjectType.OBJECT_TABLE, ObjectType.OBJECT_VIEW,
+                             ObjectType.OBJECT_MATVIEW):
+        what, old = f"RENAME {table} TO {node.newname}", table
+    else:
+        return
+    yield _breaking_rename(
+        what, old,
+        "expand and contract: add the new name (column, or a view), write to both, move "
+        "readers over, and drop the old name in a later migration",
+    )
+
+
+def _breaking_rename(what: str, old: str, fix: str) -> Hit:
+    """FQL008: ``what`` renames ``old``, which running copies of the application still use."""
+    return Hit(
+        "FQL008",
+        f"{what} breaks every running copy of the application that still uses {old} "
+        "(deploys are not atomic)",
+        fix,
+    )
+
+
+def _data_loss_rule(node: ast.DropStmt | ast.TruncateStmt, state: FileState) -> Iterator[Hit]:
+    """FQL007: DROP TABLE, DROP SCHEMA ... CASCADE, TRUNCATE with no way back."""
+    if state.migration.reversible:
+        return
+    if isinstance(node, ast.TruncateStmt):
+        for relation in node.relations or ():
+            if state.is_new(relation):
+                continue
+            yield Hit(
+                "FQL007",
+                f"TRUNCATE {shown(relation)} deletes every row of it, and this file has no "
+                "down section: there is no way back",
+                "take a backup before deploying and write a `-- migrate:down` section that "
+                "says how to restore the rows (or silence this rule if they are disposable)",
+                location_of(relation),
+            )
+        return
+    if node.removeType == ObjectType.OBJECT_TABLE:
+        for names in node.objects or ():
+            parts = [part.sval for part in names]
+            if state.qualified(parts) in state.created:
+                continue
+            yield Hit(
+                "FQL007",
+                f"DROP TABLE {'.'.join(text_of(part) for part in parts)} deletes its data, and "
+                "this file has no down section: there is no way back",
+                "write a `-- migrate:down` section that recreates it, take a backup before "
+                "deploying, and drop it only once no application code uses it",
+            )
+    elif node.removeType == ObjectType.OBJECT_SCHEMA and node.behavior == DropBehavior.DROP_CASCADE:
+        for name in node.objects or ():
+            schema = text_of(getattr(name, "sval", None))
+            if schema in state.created_schemas:
+                continue
+            yield Hit(
+                "FQL007",
+                f"DROP SCHEMA {schema} CASCADE deletes every table, view, function and type "
+                f"in {schema} with their data, and this file has no down section: there is no "
+                "way back",
+                "drop the objects one by one (each DROP is then linted), write a "
+                "`-- migrate:down` section, and take a backup before deploying",
+            )
+
+
+def _schema_rename_rule(
+    node: ast.RenameStmt | ast.AlterObjectSchemaStmt, state: FileState
+) -> Iterator[Hit]:
+    """FQL008 for names the application resolves: ALTER SCHEMA ... RENAME, SET SCHEMA."""
+    if isinstance(node, ast.RenameStmt):
+        if node.renameType != ObjectType.OBJECT_SCHEMA or node.subname in state.created_schemas:
+            return
+        what, old = f"ALTER SCHEMA {node.subname} RENAME TO {node.newname}", node.subname
+        old = f"schema {old}"
+    elif node.objectType in RELATION_KINDS and node.relation is not None and not (
+        state.is_new(node.relation)
+    ):
+        old = shown(node.relation)
+        what = f"SET SCHEMA {node.newschema} on {old}"
+    else:
+        return
+    yield _breaking_rename(
+        what, old,
+        "keep the old name working while the application moves: create the new schema and "
+        "views (or a search_path that holds both), switch the application, and move or drop "
+        "the old name in a later migration",
+    )
+
+
+def _maintenance_rule(node: ast.Node, state: FileState) -> Iterator[Hit]:
+    """FQL012: VACUUM FULL, CLUSTER, REINDEX without CONCURRENTLY on existing tables."""
+    if isinstance(node, ast.VacuumStmt) and any(
+        option.defname == "full" and _enabled(option) for option in node.options or ()
+    ):
+        relations = [item.relation for item in node.rels or () if item.relation is not None]
+        if not relations:
+            yield Hit("FQL012", _REWRITE.format(what="VACUUM FULL", table="every table of "
+                       "the database"), _REWRITE_FIX)
+        for relation in relations:
+            if not state.is_new(relation):
+                yield Hit("FQL012", _REWRITE.format(what="VACUUM FULL", table=shown(relation)),
+                           _REWRITE_FIX, location_of(relation))
+    elif isinstance(node, ast.ClusterStmt):
+        if node.relation is None:
+            yield Hit("FQL012", _REWRITE.format(what="CLUSTER", table="every table clustered "
+                       "before"), _REWRITE_FIX)
+        elif not state.is_new(node.relation):
+            yield Hit("FQL012", _REWRITE.format(what="CLUSTER", table=shown(node.relation)),
+                       _REWRITE_FIX, location_of(node.relation))
+    elif isinstance(node, ast.ReindexStmt) and not any(
+        option.defname == "concurrently" and _enabled(option) for option in node.params or ()
+    ):
+        if node.relation is not None:
+            key = state.resolve(node.relation)
+            if key in state.created or key in state.created_indexes:
+                return
+            target = shown(node.relation)
+        else:
+            target = f"every index of {node.name or 'the database'}"
+        kind = ReindexObjectType(node.kind or 0).name.removeprefix("REINDEX_OBJECT_")
+        yield Hit(
+            "FQL012",
+            f"REINDEX {kind} {target} without CONCURRENTLY blocks every write to the table "
+            "until the indexes are rebuilt, and every read that would use an index being "
+            "rebuilt (ACCESS EXCLUSIVE on it)",
+            f"REINDEX {kind} CONCURRENTLY {node.relation.relname if node.relation else '...'} "
+            "(PostgreSQL 12+): reads and writes go on; fraiseql runs it outside a transaction",
+            location_of(node.relation),
+        )
+
+
+_REWRITE = ("{what} rewrites {table} under ACCESS EXCLUSIVE: no reads or writes until the "
+            "whole table and its indexes are copied")
+_REWRITE_FIX = ("run plain VACUUM (no lock on reads or writes) or pg_repack / pg_squeeze, "
+                "which rebuild a table online, outside migrations")
+
+
+def _enabled(option: ast.DefElem) -> bool:
+    """``FULL`` / ``FULL true`` / ``FULL on`` / ``FULL 1``, not ``FULL false``."""
+    value = option.arg
+    if value is None:
+        return True
+    if isinstance(value, ast.Boolean):
+        return bool(value.boolval)
+    if isinstance(value, ast.Integer):
+        return value.ival != 0
+    return text_of(getattr(value, "sval", None)).lower() not in ("false", "off", "0", "no")
+
+
+def _new_enum_value_rule(node: ast.Node, state: FileState) -> Iterator[Hit]:
+    """FQL013: a value ALTER TYPE ... ADD VALUE added earlier in the same transaction."""
+    if not state.new_enum_values or isinstance(node, ast.AlterEnumStmt):
+        return
+    constants = _StringConstants()
+    constants(node)
+    for value, location in constants.found:
+        added = state.new_enum_values.get(value)
+        if added is None:
+            continue
+        enum, line = added
+        yield Hit(
+            "FQL013",
+            f"'{value}' was added to enum {enum} on line {line} in the same transaction; "
+            f"PostgreSQL 12+ refuses to use it before that transaction commits (`unsafe use "
+            f"of new value \"{value}\" of enum type {enum}`), and PostgreSQL 11 and older "
+            "refuse ALTER TYPE ... ADD VALUE inside a transaction at all",
+            "put ALTER TYPE ... ADD VALUE in a migration of its own, numbered before the one "
+            "that uses the value: each migration commits before the next one starts",
+            location,
+        )
+        return
+
+
+class _StringConstants(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[tuple[str, int]] = []
+
+    def visit_A_Const(self, _ancestors: object, node: ast.A_Const) -> None:
+        if isinstance(node.val, ast.String) and node.val.sval is not None:
+            self.found.append((node.val.sval, location_of(node)))
+
+
+def _lock_timeout_rule(node: ast.Node, state: FileState) -> Iterator[Hit]:
+    if not _is_zero(state.lock_timeout):
+        return
+    for target, what in _access_exclusive(node, state):
+        yield Hit(
+            "FQL009",
+            f"{what} takes ACCESS EXCLUSIVE on {target} with lock_timeout disabled "
+            f"({state.lock_timeout_source}): while it waits behind a long query, every "
+            f"other query on {target} queues behind it",
+            "keep a lock_timeout (the default 10s gives up and retries): remove "
+            "lock_timeout:0, or write `-- migrate:up lock_timeout:5s` or `SET LOCAL "
+            "lock_timeout = '5s'`",
+        )
+
+
+def _access_exclusive(node: ast.Node, state: FileState) -> Iterator[tuple[str, str]]:
+    """(relation, statement) for each existing relation ``node`` locks ACCESS EXCLUSIVE."""
+    relations: list[ast.RangeVar] = []
+    what = ""
+    if isinstance(node, ast.AlterTableStmt) and node.relation is not None and any(
+        _alter_needs_access_exclusive(command) for command in node.cmds or ()
+    ):
+        relations, what = [node.relation], "ALTER TABLE"
+    elif isinstance(node, ast.RenameStmt) and node.relation is not None:
+        relations, what = [node.relation], "ALTER ... RENAME"
+    elif (
+        isinstance(node, ast.AlterObjectSchemaStmt)
+        and node.objectType in RELATION_KINDS
+        and node.relation is not None
+    ):
+        relations, what = [node.relation], "ALTER ... SET SCHEMA"
+    elif isinstance(node, ast.TruncateStmt):
+        relations, what = list(node.relations or ()), "TRUNCATE"
+    elif isinstance(node, ast.LockStmt) and node.mode == 8:  # AccessExclusiveLock
+        relations, what = list(node.relations or ()), "LOCK TABLE"
+    elif isinstance(node, ast.ClusterStmt) and node.relation is not None:
+        relations, what = [node.relation], "CLUSTER"
+    elif (
+        isinstance(node, ast.RefreshMatViewStmt)
+        and node.relation is not None
+        and not node.concurrent
+    ):
+        relations, what = [node.relation], "REFRESH MATERIALIZED VIEW"
+    elif isinstance(node, ast.VacuumStmt) and any(
+        option.defname == "full" and _enabled(option) for option in node.options or ()
+    ):
+        relations = [item.relation for item in node.rels or () if item.relation is not None]
+        what = "VACUUM FULL"
+    elif isinstance(node, ast.DropStmt) and node.removeType in (
+        ObjectType.OBJECT_TABLE, ObjectType.OBJECT_MATVIEW, ObjectType.OBJECT_INDEX
+    ) and not node.concurrent:
+        kind = "INDEX" if node.removeType == ObjectType.OBJECT_INDEX else "TABLE"
+        for names in node.objects or ():
+            parts = [part.sval for part in names]
+            key = state.qualified(parts)
+            if key not in state.created and key not in state.created_indexes:
+                dropped = ".".join(parts)
+                yield (f"the table of index {dropped}" if kind == "INDEX" else dropped,
+                       f"DROP {kind} {dropped}")
+        return
+    for relation in relations:
+        if not state.is_new(relation):
+            yield shown(relation), what
+
+
+def _alter_needs_access_exclusive(command: ast.AlterTableCmd) -> bool:
+    if command.subtype in _WEAKER_THAN_ACCESS_EXCLUSIVE:
+        return False
+    return not (  # a foreign key takes SHARE ROW EXCLUSIVE
+        command.subtype == AlterTableType.AT_AddConstraint
+        and isinstance(command.def_, ast.Constraint)
+        and command.def_.contype == ConstrType.CONSTR_FOREIGN
+    )
+
+
+class _FunctionCalls(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+
+    def visit_FuncCall(self, _ancestors: object, node: ast.FuncCall) -> None:
+        if node.funcname:
+            self.names.append(text_of(node.funcname[-1].sval))
+
+
+def _volatile_call(expression: ast.Node | None) -> str | None:
+    """The first known-volatile function an expression calls, if any."""
+    if expression is None:
+        return None
+    calls = _FunctionCalls()
+    calls(expression)
+    return next((name for name in calls.names if name in VOLATILE_FUNCTIONS), None)
+
+
+_DURATION_NUMBER_RE = re.compile(r"^\s*(?P<number>\d+(?:\.\d+)?)\s*[a-z]*\s*$", re.IGNORECASE)
+
+
+def _is_zero(duration: str) -> bool:
+    """``0``, ``0s``, ``0ms``: PostgreSQL's "no timeout"."""
+    match = _DURATION_NUMBER_RE.match(duration)
+    return match is not None and float(match.group("number")) == 0
