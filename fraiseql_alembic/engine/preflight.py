@@ -44,6 +44,15 @@ def validate_pending(rows: Sequence[status_view.StatusRow], *, standard_strings:
                                      err.line) from err
 
 
+def irreversible_message(migration: ParsedMigration) -> str:
+    """Why a migration without a down section cannot be rolled back, and the way out."""
+    return (
+        f"Migration {migration.name.filename} has no down section, so it cannot be rolled "
+        "back. Add a `-- migrate:down` line at the end of the file followed by the SQL that "
+        "undoes it (e.g. DROP TABLE ...), then run the command again."
+    )
+
+
 def refuse_inconsistent(report: status_view.StatusReport, folder: Path | None = None) -> None:
     """Refuse to migrate past a changed applied file, one that never ran here, or one
     merged out of order (it branches off a revision the database has moved past), or an

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..engine import history
+from ..project.check import branched_message as branched_message  # the branch rule's words
 
 if TYPE_CHECKING:
     from ..sql.parse import ParsedMigration
@@ -334,17 +335,6 @@ def warnings(report: StatusReport) -> list[str]:
     if report.branched and not any(row.state == OUT_OF_ORDER for row in report.rows):
         lines.append(branched_message(report.folder_heads))
     return lines
-
-
-def branched_message(heads: Sequence[str]) -> str:
-    """Why ``up`` applies nothing while the folder has several heads, and the way out."""
-    return (
-        f"The migrations folder has {len(heads)} heads ({', '.join(heads)}): two lines of "
-        "history that nothing joins, so `fraiseql migrate up` applies nothing and `alembic "
-        "upgrade head` refuses. Make one follow the other (its `down_revision`, or a "
-        "`-- revises: <id>` header line in a SQL file), or join them with `alembic merge "
-        "heads -m merge`"
-    )
 
 
 def out_of_order_message(row: StatusRow) -> str:

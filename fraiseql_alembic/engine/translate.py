@@ -1,17 +1,18 @@
 """The one place where psycopg2's, SQLAlchemy's and Alembic's errors become ours.
 
 Like httpx's ``map_httpcore_exceptions``: a boundary that calls into a foreign library
-either runs inside :func:`translating` (driver errors) or :func:`alembic_errors`
-(Alembic's ``CommandError`` and SQLAlchemy's errors), or raises ``foreign_error(err)
-from err`` itself.  Each failure gets one message, whichever path met it first.
+either runs inside :func:`translating` (driver errors), or raises ``foreign_error(err)
+from err`` itself; a SQLAlchemy error met while Alembic ran becomes :func:`in_a_run`'s
+(the bridge's ``alembic_errors`` unwraps Alembic's ``CommandError`` and calls it).
+Each failure gets one message, whichever path met it first.
 
-psycopg2, SQLAlchemy and Alembic are imported inside the functions: ``fraiseql --help``
-must not load them.
+psycopg2 and SQLAlchemy are imported inside the functions: ``fraiseql --help`` must not
+load them.  Nothing here imports Alembic.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from .. import sqlstate
@@ -85,30 +86,18 @@ def translating() -> Iterator[None]:
         raise foreign_error(err) from err
 
 
-@contextmanager
-def alembic_errors(running: Callable[[], str | None] | None = None) -> Iterator[None]:
-    """Turn Alembic's CommandError (and ours wrapped in it) and SQLAlchemy's database
-    errors into ours; ``running`` names the migration under way, if any."""
-    from alembic.util import CommandError
-    from sqlalchemy.exc import DBAPIError
-
-    try:
-        yield
-    except CommandError as err:
-        original = getattr(err, "original", None)
-        if isinstance(original, MigrationError):
-            raise original from err
-        raise MigrationError(str(err)) from err
-    except DBAPIError as err:  # e.g. the connection dropped outside a migration's SQL
-        cause = our_error_in_context(err)
-        if cause is not None:  # a failed rollback on a dead connection hid the real error
-            raise cause from err
-        if getattr(err.orig, "pgcode", None) == sqlstate.INSUFFICIENT_PRIVILEGE:
-            raise foreign_error(err) from err
-        lines = str(err.orig or err).strip().splitlines()
-        current = running() if running is not None else None
-        where = f" while running {current}" if current else ""
-        raise DatabaseError(
-            f"Database error{where}: {redact(lines[0] if lines else type(err).__name__)}. "
-            "That migration was rolled back; run the command again once the database is back"
-        ) from err
+def in_a_run(err: BaseException, running: str | None = None) -> MigrationError:
+    """A SQLAlchemy database error raised while Alembic ran (e.g. the connection dropped
+    outside a migration's SQL) as ours; ``running`` names the migration under way."""
+    cause = our_error_in_context(err)
+    if cause is not None:  # a failed rollback on a dead connection hid the real error
+        return cause
+    original = getattr(err, "orig", None)
+    if getattr(original, "pgcode", None) == sqlstate.INSUFFICIENT_PRIVILEGE:
+        return foreign_error(err)
+    lines = str(original or err).strip().splitlines()
+    where = f" while running {running}" if running else ""
+    return DatabaseError(
+        f"Database error{where}: {redact(lines[0] if lines else type(err).__name__)}. "
+        "That migration was rolled back; run the command again once the database is back"
+    )

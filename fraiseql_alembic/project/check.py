@@ -1,20 +1,29 @@
-"""The rules of ``fraiseql migrate check``: what makes a migrations folder unfit to merge.
+"""``fraiseql migrate check`` on the folder: what makes a migrations folder unfit to merge.
 
-Pure: functions here take file names, parsed migrations and status rows and return
-problems.  :func:`fraiseql_alembic.api.check` gathers their inputs (the folder, git,
-the database) and :mod:`fraiseql_alembic.project.gitbase` asks git what a base ref holds.
+The rules (:func:`duplicate_numbers`, :func:`branches`, ...) are pure: they take file
+names, parsed migrations and revisions and return problems.  :func:`check_folder`
+gathers their inputs from the folder and from git (:mod:`.gitbase` asks git what a base
+ref holds) and lints; :func:`lint_files` is ``fraiseql migrate lint``'s reading of the
+files.  What a database adds is the engine's (``engine.plan.database_problems``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..engine import status as status_view
+from ..errors import MigrationError, MigrationFileError, UsageError, shown_path
 from ..sql.names import MigrationName, parse_filename
-from ..sql.parse import ParsedMigration
+from ..sql.parse import ParsedMigration, normalize_text, parse_migration
+from ..sql.statements import split_statements
+from . import gitbase, loader
+from .loader import Revision
 
+if TYPE_CHECKING:
+    from ..sql.lint import Finding
 
 @dataclass(frozen=True)
 class Problem:
@@ -93,15 +102,6 @@ def numbering_against_base(
     return found
 
 
-@dataclass(frozen=True)
-class Revision:
-    """What the branch rule needs of a revision: its id, parents and file name."""
-
-    revision: str
-    parents: tuple[str, ...]
-    filename: str
-
-
 def branches(
     revisions: Sequence[Revision], base_files: Collection[str] | None = None,
     ref: str | None = None,
@@ -146,7 +146,7 @@ def branches(
                     "so that it runs after the migrations already merged"
                 )))
     if not found:
-        found.append((None, status_view.branched_message([head.filename for head in heads])))
+        found.append((None, branched_message([head.filename for head in heads])))
     return found
 
 
@@ -184,44 +184,187 @@ def changed_since_base(
             "migration (editing the down section alone is fine)")
 
 
-def database_problems(report: status_view.StatusReport) -> list[tuple[str | None, int, str]]:
-    """(file name, line, message) for each row of the status that ``up`` would refuse or
-    that needs a person: modified, missing, never ran here, not in alembic_version, merged
-    out of order, partial; and (None, 1, message) for rows of alembic_version that cannot
-    all be right."""
-    found: list[tuple[str | None, int, str]] = []
-    if report.version_rows_problem is not None:
-        found.append((None, 1, report.version_rows_problem))
-    for row in report.rows:
-        when = f" on {row.applied_at:%Y-%m-%d %H:%M:%S}" if row.applied_at else ""
-        if row.state == status_view.MODIFIED:
-            found.append((row.filename, 1, (
-                f"changed after it was applied to the database{when} (checksum mismatch); "
-                "restore it from git and put the change in a new migration"
-            )))
-        elif row.state == status_view.MISSING:
-            found.append((row.filename, 1, (
-                f"was applied to the database{when} but the file is missing from the folder; "
-                "restore it from git"
-            )))
-        elif row.state == status_view.UNRECORDED:
-            found.append((row.filename, 1, (
-                "never ran on the database, yet later migrations did (merged late?); "
-                "renumber it above the last applied migration"
-            )))
-        elif row.state == status_view.OUT_OF_ORDER or (
-            row.state == status_view.UNTRACKED and row.fork is not None
-        ):
-            found.append((row.filename, 1, status_view.out_of_order_message(row)))
-        elif row.state == status_view.UNTRACKED:
-            found.append((row.filename, 1, (
-                f"fraiseql_migrations says it was applied{when} but alembic_version does not; "
-                "see `fraiseql migrate status` and docs/troubleshooting.md"
-            )))
-        elif row.partial is not None:
-            direction = "up" if row.state == status_view.PENDING else "down"
-            found.append((row.filename, row.partial.next_line, (
-                f"partly {'applied' if direction == 'up' else 'rolled back'} on the database; "
-                f"`fraiseql migrate {direction}` resumes at this line"
-            )))
-    return found
+def branched_message(heads: Sequence[str]) -> str:
+    """Why ``up`` applies nothing while the folder has several heads, and the way out."""
+    return (
+        f"The migrations folder has {len(heads)} heads ({', '.join(heads)}): two lines of "
+        "history that nothing joins, so `fraiseql migrate up` applies nothing and `alembic "
+        "upgrade head` refuses. Make one follow the other (its `down_revision`, or a "
+        "`-- revises: <id>` header line in a SQL file), or join them with `alembic merge "
+        "heads -m merge`"
+    )
+
+
+@dataclass(frozen=True)
+class FolderCheck:
+    """What :func:`check_folder` found in the folder (and against ``base``)."""
+
+    problems: tuple[Problem, ...]
+    migrations: int  # files in the folder
+    new_files: tuple[str, ...] | None  # files not on ``base`` (None without one)
+    #: No problem of layout (numbers, names, parsing, the chain): a database can be checked
+    layout_ok: bool
+    branched: tuple[Problem, ...]  # the branch rule's problems (a database may say it better)
+
+
+def check_folder(
+    folder: Path, *, base: str | None, lock_timeout: str,
+    python_chain: Callable[[], list[Revision]],
+) -> FolderCheck:
+    """Duplicate numbers, misnamed files, files that do not parse, a chain that does not
+    link, lint findings; with ``base`` (a git ref), files new relative to it must be
+    numbered above its highest number, and only new files are linted.  ``python_chain``
+    gives the chain, base first, when the folder holds ``.py`` revisions (Alembic's)."""
+    listing = loader.list_folder(folder, check_numbers=False)
+
+    def shown(filename: str) -> str:
+        return shown_path(folder / filename)
+
+    problems = [
+        Problem(shown(name.filename), 1, message)
+        for name, message in duplicate_numbers([name for name, _ in listing.migrations])
+    ]
+    problems += [Problem(shown(path.name), 1, misnamed(path.name)) for path in listing.ignored]
+    parsed: list[ParsedMigration] = []
+    for name, path in listing.migrations:
+        try:
+            migration = loader.read_migration(name, path)
+            for section in (migration.up, migration.down):
+                if section is not None:
+                    split_statements(migration, section)
+        except MigrationFileError as err:
+            problems.append(Problem(shown(name.filename), err.line or 1, err.detail))
+            continue
+        parsed.append(migration)
+    chain: list[Revision] | None = None
+    if not problems:
+        try:
+            chain = (python_chain() if loader.has_python_revisions(folder)
+                     else _sql_chain(parsed))
+        except MigrationError as err:
+            problems.append(Problem(None, 1, err.message))
+    layout_ok = not problems
+
+    new_files: tuple[str, ...] | None = None
+    on_base: set[str] | None = None
+    if base is not None:
+        on_base = gitbase.files_at(folder, base)
+        new_files = tuple(name.filename for name, _ in listing.migrations
+                          if name.filename not in on_base)
+        changed, renamed = changes_against_base(folder, base, on_base, parsed)
+        problems += [
+            Problem(shown(name.filename), 1, message)
+            for name, message in numbering_against_base(
+                [name for name, _ in listing.migrations if name.filename not in renamed],
+                on_base, base,
+            )
+        ]
+        problems += changed
+    branched = [Problem(shown(filename) if filename else None, 1, message)
+                for filename, message in branches(chain or [], on_base, base)]
+    problems += branched
+    from ..sql.lint import lint_migrations  # lazy: pglast, for check and lint only
+
+    report = set(new_files) if new_files is not None else None
+    problems += [
+        Problem(shown(finding.file), finding.line,
+                f"{finding.rule} {finding.slug}: {finding.message}. Instead: {finding.fix}")
+        for finding in lint_migrations(parsed, lock_timeout=lock_timeout, report=report)
+    ]
+    return FolderCheck(tuple(problems), len(listing.migrations), new_files, layout_ok,
+                       tuple(branched))
+
+
+def _sql_chain(parsed: Sequence[ParsedMigration]) -> list[Revision]:
+    """The chain of a folder of SQL files alone, linked by our loader."""
+    parents = loader.link_chain(parsed, [])
+    return [Revision(migration.name.version,
+                     (parent,) if (parent := parents[migration.name.version]) else (),
+                     migration.name.filename)
+            for migration in parsed]
+
+
+def changes_against_base(
+    folder: Path, base: str, on_base: set[str], parsed: Sequence[ParsedMigration],
+) -> tuple[list[Problem], set[str]]:
+    """Migrations that ``base`` has and this branch deleted, renamed or whose up section
+    it edited; and the new names of the renamed ones.
+
+    Compared with the fork point (``git merge-base``), as a pull request's diff is: a file
+    merged into ``base`` after the branch was made is not "deleted" by the branch.  A new
+    file with a deleted file's number is a rename: databases track the number, so the
+    advice is to rename it back, never to renumber it (which would apply it twice).
+    """
+    current = {migration.name.filename: migration for migration in parsed}
+    by_version = {migration.name.version: migration.name.filename for migration in parsed}
+    fork = gitbase.fork_point(folder, base)
+    problems = []
+    renamed: set[str] = set()
+    for filename, change in sorted(gitbase.changed_since(folder, fork).items()):
+        name = parse_filename(filename)
+        if name is None or filename not in on_base:
+            continue
+        new_name = by_version.get(name.version)
+        if change == "D" and new_name is not None and new_name not in on_base:
+            renamed.add(new_name)
+            problems.append(Problem(shown_path(folder / new_name), 1, (
+                f"renames {filename}, which {base} has already: databases know a migration by "
+                f"its number and file, so rename it back to {filename} (a new change goes "
+                "in a new migration)")))
+            continue
+        before: ParsedMigration | None = None
+        if change == "M":
+            try:
+                before = parse_migration(
+                    name, normalize_text(gitbase.content_at(folder, fork, filename), filename))
+            except MigrationFileError:
+                before = None
+        where = shown_path(folder / filename)
+        message = changed_since_base(where, change, before, current.get(filename), base)
+        if message is not None:
+            problems.append(Problem(where, 1, message))
+    return problems, renamed
+
+
+def lint_files(
+    folder: Path, files: Sequence[Path], *, lock_timeout: str,
+) -> list[Finding]:
+    """Lint ``files`` (all of the folder when none is given), naming files as seen from
+    the current directory.  Every migration of the folder is read in order, so that what
+    an earlier file did counts; a chosen file that does not parse raises
+    MigrationFileError, another one is passed over."""
+    from ..sql.lint import lint_migrations  # lazy: pglast, for check and lint only
+
+    chosen: list[tuple[MigrationName, Path]] = []
+    for path in files:
+        name = parse_filename(path.name)
+        if name is None:
+            raise UsageError(
+                f"{path} is not a migration file: names look like 001_initial_schema.sql"
+            )
+        chosen.append((name, path))
+    in_folder = (
+        list(loader.list_folder(folder, check_numbers=False).migrations)
+        if not files or folder.is_dir()
+        else []
+    )
+    if not files:
+        chosen = in_folder
+    seen = {path.resolve() for _, path in in_folder}
+    order = sorted([*in_folder, *(item for item in chosen if item[1].resolve() not in seen)],
+                   key=lambda item: (item[0].number, item[0].filename))
+    reported = {path.resolve() for _, path in chosen}
+    parsed: list[ParsedMigration] = []
+    shown: dict[str, str] = {}
+    for name, path in order:
+        try:
+            migration = loader.read_migration(name, path)
+        except MigrationFileError:
+            if path.resolve() in reported:
+                raise
+            continue  # read only for context
+        parsed.append(migration)
+        if path.resolve() in reported:
+            shown[name.filename] = shown_path(path.resolve())
+    findings = lint_migrations(parsed, lock_timeout=lock_timeout, report=shown)
+    return [replace(finding, file=shown[finding.file]) for finding in findings]

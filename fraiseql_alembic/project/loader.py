@@ -158,16 +158,21 @@ def read_migration(name: MigrationName, path: Path) -> ParsedMigration:
 
 
 @dataclass(frozen=True)
-class PyRevision:
-    """What linking needs to know of an Alembic ``.py`` revision in the same chain."""
+class Revision:
+    """A revision as linking and ``check``'s branch rule see it: its id, its parents
+    (``down_revision`` as a tuple) and its file name."""
 
     revision: str
-    down_revisions: tuple[str, ...]
+    parents: tuple[str, ...]
     filename: str
 
 
+#: What linking needs to know of an Alembic ``.py`` revision in the same chain.
+PyRevision = Revision
+
+
 def link_chain(
-    sql: Sequence[ParsedMigration], python: Iterable[PyRevision]
+    sql: Sequence[ParsedMigration], python: Iterable[Revision]
 ) -> dict[str, str | None]:
     """Decide the parent revision of each SQL migration; returns {version: parent}.
 
@@ -225,7 +230,7 @@ def link_chain(
     return parents
 
 
-def _legacy_heads(python: Sequence[PyRevision]) -> list[str]:
+def _legacy_heads(python: Sequence[Revision]) -> list[str]:
     """Heads of the hex-id history that no numbered revision is part of.
 
     A hex-id revision is legacy when every revision below it is a hex-id ``.py``
@@ -235,13 +240,13 @@ def _legacy_heads(python: Sequence[PyRevision]) -> list[str]:
     hex_ids = {script.revision for script in python if not NUMERIC_ID_RE.match(script.revision)}
     children: dict[str, list[str]] = {}
     for script in python:
-        for parent in script.down_revisions:
+        for parent in script.parents:
             children.setdefault(parent, []).append(script.revision)
     not_legacy = [
         script.revision
         for script in python
         if script.revision in hex_ids
-        and any(parent not in hex_ids for parent in script.down_revisions)
+        and any(parent not in hex_ids for parent in script.parents)
     ]
     seen = set(not_legacy)
     while not_legacy:  # everything above a numbered revision is not legacy either

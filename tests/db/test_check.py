@@ -247,7 +247,7 @@ def test_database_problems_of_each_state() -> None:
 
     from fraiseql_alembic.engine import status as status_view
     from fraiseql_alembic.engine.history import Progress
-    from fraiseql_alembic.project.check import database_problems
+    from fraiseql_alembic.engine.plan import database_problems
 
     when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
     partial = Progress("005", "up", "c", 1, 7)
