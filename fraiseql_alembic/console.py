@@ -1,9 +1,9 @@
 """The ``fraiseql`` console script: a SIGTERM is an interruption from the first line on.
 
-The installed command imports this small module rather than :mod:`.cli`, so that the
-SIGTERM handler is in place before click and the rest load (about 0.1 s).  A deploy
+The installed command imports this small module rather than :mod:`.cli.app`, so that
+the SIGTERM handler is in place before click and the rest load (about 0.1 s).  A deploy
 stopped while the command starts then exits 143 with one line, as one stopped later
-does (:func:`.cli.run_interruptible`), instead of being killed by the signal.
+does (:func:`.cli.signals.run_interruptible`), instead of being killed by the signal.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ SIGTERM_EXIT = 143
 
 
 class Terminated(BaseException):
-    """SIGTERM outside :func:`.cli.run_interruptible`, raised in the main thread."""
+    """SIGTERM outside :func:`.cli.signals.run_interruptible`, raised in the main thread."""
 
 
 def _raise_terminated(_signum: int, _frame: Any) -> None:
@@ -27,12 +27,12 @@ def _raise_terminated(_signum: int, _frame: Any) -> None:
 def main() -> None:
     signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        from .cli.main import main as cli_main
+        from .cli.app import main as cli_main  # lazy: the handler above must come first
 
         cli_main()
     except Terminated:
-        cli = sys.modules.get(f"{__package__}.cli.main")
-        if getattr(cli, "work_started", False):  # the work is over: what it did is kept
+        signals = sys.modules.get(f"{__package__}.cli.signals")  # loaded once work began
+        if getattr(signals, "work_started", False):  # the work is over: what it did is kept
             line = ("Error: Stopped by SIGTERM as the command ended; what it did is kept "
                     "(`fraiseql migrate status` shows where the database is)")
         else:

@@ -74,7 +74,7 @@ class Project:
         """Run ``fraiseql migrate ARGS`` in-process with CliRunner, in the project."""
         from click.testing import CliRunner
 
-        from fraiseql_alembic.cli.main import main
+        from fraiseql_alembic.cli.app import main
 
         runner = CliRunner()
         cwd = os.getcwd()

@@ -1,66 +1,42 @@
-"""What ``up`` and ``down`` print while they run: text (plain or terminal) and JSON lines.
+"""What ``up`` and ``down`` print while they run and when they end: text (plain or
+terminal) and JSON lines.
 
 Plain text (stdout is not a terminal: CI logs, pipes, tests) prints one line as each
 migration starts, as it always has.  On a terminal each migration's line carries
 ``[k/n]`` and, once the migration finishes, its run time; the final line says how
 long the whole run took.  ✓ and ✗ are green and red on a terminal unless
-``NO_COLOR`` is set (https://no-color.org).  Only click is imported here.
+``NO_COLOR`` is set (https://no-color.org).
+
+:class:`JsonReporter` is the one JSON emitter of the CLI: every event of ``up --json``
+(progress, warnings, the final summary of a run or a rehearsal) goes through
+:meth:`JsonReporter.emit`.
 """
 
 from __future__ import annotations
 
-import os
+import json
 import sys
 import time
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TextIO
 
 import click
 
-if TYPE_CHECKING:
-    from ..engine.backup import Backup
-    from ..engine.rehearsal import Outcome
+from .. import api
+from ..engine.backup import Backup, human_size
+from ..engine.rehearsal import NOT_REACHED, NOT_REHEARSED, WOULD_APPLY, WOULD_FAIL, Outcome
+from .render import (
+    CHECK,
+    PENDING_MARK,
+    PROBLEM_MARK,
+    elapsed_text,
+    plural,
+    rehearsal_summary,
+    render_plan,
+    shown_path,
+)
+from .streams import discard_stdout, isatty, wants_color
 
-CHECK = "✓"
-PENDING_MARK = "○"
-PROBLEM_MARK = "✗"
-
-
-def wants_color(stream: TextIO) -> bool:
-    """Colour on a terminal, unless NO_COLOR is set to anything but an empty string."""
-    return _isatty(stream) and not os.environ.get("NO_COLOR")
-
-
-def _isatty(stream: TextIO) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):  # a closed or unusual stream
-        return False
-
-
-def elapsed_text(seconds: float) -> str:
-    """``0.4s``, ``12.3s``, ``2m05s``, ``1h02m``."""
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
-
-
-def plural(count: int, noun: str = "migration") -> str:
-    return f"{count} {noun}{'s' if count != 1 else ''}"
-
-
-def discard_stdout() -> None:
-    """Point stdout at /dev/null after its reader went away, so that later writes and
-    the flush at exit do not raise BrokenPipeError again."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError):  # no real file descriptor (e.g. under a test runner)
-        pass
+__all__ = ["JsonReporter", "TextReporter", "elapsed_text"]
 
 
 class TextReporter:
@@ -71,7 +47,7 @@ class TextReporter:
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream if stream is not None else sys.stdout
-        self.terminal = _isatty(self.stream)
+        self.terminal = isatty(self.stream)
         self.color = wants_color(self.stream)
         self.started: list[str] = []
         self.finished: list[str] = []
@@ -168,8 +144,6 @@ class TextReporter:
         click.echo(text, err=True)
 
     def backed_up(self, backup: Backup) -> None:
-        from ..engine.backup import human_size
-
         shown = shown_path(backup.path)
         self.echo(f"{self.mark(CHECK)} Backup: {shown} ({human_size(backup.size_bytes)})")
         self.echo(f"  restore with: {backup.restore_command(shown)}")
@@ -178,8 +152,6 @@ class TextReporter:
                   "stop the application first)")
 
     def rehearsed(self, outcome: Outcome) -> None:
-        from ..engine.rehearsal import NOT_REACHED, NOT_REHEARSED, WOULD_APPLY, WOULD_FAIL
-
         took = (f" ({elapsed_text(outcome.elapsed_ms / 1000)})"
                 if self.terminal and outcome.elapsed_ms is not None else "")
         if outcome.result == WOULD_APPLY:
@@ -205,6 +177,46 @@ class TextReporter:
         took = elapsed_text(time.monotonic() - self._run_started)
         return f"{verb} {plural(len(set(self.finished)))} in {took}"
 
+    def _echo_timing(self, *, is_upgrade: bool) -> None:
+        timing = self.timing_line(is_upgrade=is_upgrade)
+        if timing:
+            self.echo(timing)
+
+    def warned(self, warnings: tuple[str, ...]) -> None:
+        for warning in warnings:
+            click.echo(f"Warning: {warning}", err=True)
+
+    def upgraded(self, result: api.UpgradeResult, *, backup_asked: bool) -> None:
+        """The end of ``up``: up to date, the dry run's plan, or success and timing."""
+        self.warned(result.warnings)
+        if result.up_to_date:
+            click.echo("Already up to date" + ("; no backup taken" if backup_asked else ""))
+            return
+        if result.dry_run:
+            marked = set(result.marked)
+            for item in result.planned:
+                if item.version in marked:
+                    click.echo(f"Dry run: would record {item.filename} as applied (marked by "
+                               "hand)")
+            to_run = tuple(item for item in result.planned if item.version not in marked)
+            if to_run:
+                click.echo(render_plan("Dry run: would apply", to_run, show_sql=True))
+            click.echo("Nothing was applied (dry run).")
+            return
+        self.echo(f"{self.mark(CHECK)} Migration completed successfully")
+        self._echo_timing(is_upgrade=True)
+
+    def rolled_back(self, result: api.DowngradeResult) -> None:
+        """The end of ``down``."""
+        self.echo(f"{self.mark(CHECK)} Rollback completed successfully "
+                  f"({plural(len(result.rolled_back))} rolled back)")
+        self._echo_timing(is_upgrade=False)
+
+    def rehearsal_finished(self, result: api.RehearsalResult) -> None:
+        """The end of ``up --rehearse``: warnings and the summary line."""
+        self.warned(result.warnings)
+        click.echo(rehearsal_summary(result))
+
     def summary_after_stop(self, is_upgrade: bool) -> list[str]:
         """What happened before an interruption, for the user."""
         verb = "Applied" if is_upgrade else "Rolled back"
@@ -226,9 +238,8 @@ class JsonReporter(TextReporter):
         self.color = False
         self._started_at = 0.0
 
-    def emit(self, **event: Any) -> None:
-        import json
-
+    def emit(self, **event: object) -> None:
+        """One event, one line: the only place the CLI writes JSON lines."""
         self.echo(json.dumps(event))
 
     def plan(self, total: int, is_upgrade: bool) -> None:
@@ -266,12 +277,29 @@ class JsonReporter(TextReporter):
                   outcome=outcome.result, detail=outcome.detail,
                   elapsed_ms=outcome.elapsed_ms)
 
+    # -- after the run ------------------------------------------------------------
 
-def shown_path(path: Any) -> str:
-    """A path as seen from the current directory when it is under it."""
-    from pathlib import Path
+    def warned(self, warnings: tuple[str, ...]) -> None:
+        for warning in warnings:
+            self.emit(event="warning", text=warning)
 
-    try:
-        return str(Path(path).relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
+    def upgraded(self, result: api.UpgradeResult, *, backup_asked: bool) -> None:
+        self.warned(result.warnings)
+        self.emit(
+            event="summary",
+            dry_run=result.dry_run,
+            applied=list(result.applied),
+            marked=list(result.marked),
+            planned=[{"version": item.version, "file": item.filename, "sql": item.sql}
+                     for item in result.planned],
+            backup=str(result.backup.path) if result.backup is not None else None,
+        )
+
+    def rehearsal_finished(self, result: api.RehearsalResult) -> None:
+        self.warned(result.warnings)
+        self.emit(
+            event="summary", rehearsal=True, would_fail=result.failed is not None,
+            outcomes=[{"version": item.version, "file": item.filename,
+                       "outcome": item.result, "detail": item.detail}
+                      for item in result.outcomes],
+        )

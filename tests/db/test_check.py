@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 from conftest import Project
 
-from fraiseql_alembic.cli.main import main
+from fraiseql_alembic.cli.app import main
 
 CLEAN = "-- migrate:up\nCREATE TABLE tb_{0} (id int);\n-- migrate:down\nDROP TABLE tb_{0};\n"
 

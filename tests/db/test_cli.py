@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from conftest import Project
 from scenarios import UP_DOWN
 
-from fraiseql_alembic.cli.main import main
+from fraiseql_alembic.cli.app import main
 
 
 def run(cwd: Path, *args: str, env: dict[str, str] | None = None) -> object:

@@ -13,7 +13,7 @@ from pathlib import Path
 from conftest import Project
 from scenarios import BIN
 
-# Stands in for click, which cli.py imports first: it blocks on a FIFO (the test holds its
+# Stands in for click, which cli/app.py imports first: it blocks on a FIFO (the test holds its
 # write end open and writes nothing), then loads the real click.
 BLOCKING_CLICK = '''
 import os, sys

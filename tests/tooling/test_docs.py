@@ -18,7 +18,7 @@ import click
 import pytest
 import yaml
 
-from fraiseql_alembic.cli.main import migrate
+from fraiseql_alembic.cli.app import migrate
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"

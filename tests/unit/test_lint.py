@@ -21,7 +21,7 @@ from scenarios import (
     SPEC_PROFILE,
 )
 
-from fraiseql_alembic.cli.main import main
+from fraiseql_alembic.cli.app import main
 from fraiseql_alembic.errors import MigrationFileError
 from fraiseql_alembic.sql.lint import RULES, Finding, lint_migrations, rule_named
 from fraiseql_alembic.sql.names import parse_filename

@@ -1,0 +1,104 @@
+"""SIGINT and SIGTERM while a verb works: the work runs in a worker thread, and the main
+thread turns the first signal into a clean cancel and a second into an exit.
+
+The installed command handles a SIGTERM that lands before this module is in charge
+(:mod:`fraiseql_alembic.console`); it reads :data:`work_started` to word its line.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import TypeVar
+
+import click
+
+from ..engine.cancel import CancelToken, MigrationInterrupted
+from .reporting import TextReporter
+
+T = TypeVar("T")
+
+#: Set once :func:`run_interruptible` starts work (read by :mod:`.console` on a SIGTERM).
+work_started = False
+
+
+class _Terminated(BaseException):
+    """SIGTERM, turned into an exception in the main thread."""
+
+
+def _raise_terminated(_signum: int, _frame: FrameType | None) -> None:
+    raise _Terminated
+
+
+def run_interruptible(work: Callable[[CancelToken], T]) -> T:
+    """Run ``work`` in a worker thread; SIGINT/SIGTERM cancel it cleanly.
+
+    The first signal cancels the running statement on the server and stops before
+    the next one: the migration in flight is rolled back, the lock released.  A
+    second signal exits at once (the server rolls back when the connection drops).
+    """
+    token = CancelToken()
+    if threading.current_thread() is not threading.main_thread():
+        return work(token)
+    results: list[T] = []
+    errors: list[BaseException] = []
+    finished = threading.Event()
+
+    def target() -> None:
+        try:
+            results.append(work(token))
+        except BaseException as err:  # handed to the main thread below
+            errors.append(err)
+        finally:
+            finished.set()
+
+    worker = threading.Thread(target=target, name="fraiseql-migrate", daemon=True)
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    global work_started
+    work_started = True
+    exit_code = 0
+    try:
+        worker.start()
+        # Wait on an Event, not Thread.join(): a signal landing inside join() can leave
+        # the thread's bookkeeping claiming it ended while it still runs.
+        while not finished.is_set():
+            try:
+                finished.wait(0.05)
+            except (KeyboardInterrupt, _Terminated) as caught:
+                name, code = (("SIGTERM", 143) if isinstance(caught, _Terminated)
+                              else ("SIGINT", 130))
+                if token.cancelled:
+                    click.echo(f"{name} again: stopping now; the server rolls back what was "
+                               "in flight.", err=True)
+                    sys.exit(code)
+                exit_code = code
+                click.echo(f"{name}: cancelling the running statement and rolling back...",
+                           err=True)
+                token.cancel(name)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if errors:
+        error = errors[0]
+        if isinstance(error, MigrationInterrupted) and exit_code:
+            error.exit_code = exit_code
+        raise error
+    return results[0]
+
+
+def run_reported(
+    work: Callable[[CancelToken], T], reporter: TextReporter, *, is_upgrade: bool
+) -> T:
+    """:func:`run_interruptible`, telling the user what did and did not happen on a stop."""
+    try:
+        return run_interruptible(work)
+    except MigrationInterrupted:
+        reporter.failed()
+        for line in reporter.summary_after_stop(is_upgrade=is_upgrade):
+            click.echo(line, err=True)
+        raise
+    except BaseException:
+        reporter.failed()
+        raise

@@ -1,0 +1,414 @@
+"""The nine ``fraiseql migrate`` verbs: parse the flags, call one
+:mod:`fraiseql_alembic.api` function, hand its result to a reporter or a renderer.
+
+Loaded on first use through :data:`.app.VERBS`, never by ``fraiseql --version``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from .. import api
+from ..engine.cancel import MigrationInterrupted
+from ..errors import AbortedByUser, UsageError
+from ..settings import Settings, check_duration, check_seconds, resolve
+from .app import common_options, handle_errors
+from .render import (
+    CHECK,
+    PROBLEM_MARK,
+    escape_data,
+    github_annotation,
+    plural,
+    render_plan,
+    render_status,
+    render_status_json,
+    shown_path,
+)
+from .reporting import JsonReporter, TextReporter
+from .signals import run_interruptible, run_reported
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_PENDING = 3  # status --exit-code: migrations are pending, nothing is wrong
+EXIT_INCONSISTENT = 4  # status --exit-code: modified, missing, partial or unrecorded files
+
+
+# -- options shared by some verbs ------------------------------------------------------
+
+
+def lock_option(func: F) -> F:
+    """``--lock advisory|lease``: how deploys exclude each other."""
+    return click.option("--lock", "lock", type=click.Choice(["advisory", "lease"],
+                        case_sensitive=False), default=None,
+                        help="advisory (default): a session advisory lock; lease: a lease "
+                        "row with a heartbeat, for a pooler in transaction mode (default: "
+                        "$FRAISEQL_LOCK, then lock in pyproject.toml).")(func)
+
+
+def lock_wait_option(func: F) -> F:
+    return click.option("--lock-wait", default=None, metavar="SECONDS",
+                        help="How long to wait for another deploy's migration lock "
+                        "(default 60).")(func)
+
+
+def run_options(func: F) -> F:
+    """Options of the verbs that move the database (up, down)."""
+    func = lock_option(func)
+    func = click.option("--lock-retries", type=click.IntRange(min=0), default=None,
+                        metavar="N", help="Retries of a migration that hit lock_timeout "
+                        "(default 3).")(func)
+    func = click.option("--statement-timeout", metavar="DURATION", default=None,
+                        help="PostgreSQL statement_timeout for migrations (default: the "
+                        "server's).")(func)
+    func = click.option("--lock-timeout", metavar="DURATION", default=None,
+                        help="PostgreSQL lock_timeout for migrations (default 10s; 0 = wait "
+                        "forever).")(func)
+    return lock_wait_option(func)
+
+
+def record_options(func: F) -> F:
+    """Options of the verbs that change the record only (mark-applied, repair)."""
+    func = lock_option(func)
+    func = lock_wait_option(func)
+    return click.option("--reason", metavar="TEXT", default=None,
+                        help="Why, for the audit trail (stored in fraiseql_migrations.note)."
+                        )(func)
+
+
+def resume_option(func: F) -> F:
+    """``--resume done|again``: settle a statement an interrupted run left unrecorded."""
+    return click.option(
+        "--resume", type=click.Choice(["done", "again"]), default=None,
+        help="An earlier run stopped while a statement ran outside a transaction: record "
+        "that statement as done (it took effect), or run it again; then go on.")(func)
+
+
+FORMAT_OPTION = click.option(
+    "--format", "output_format", type=click.Choice(["text", "github"]), default="text",
+    show_default=True,
+    help="text: one `file:line: ...` line per problem; github: GitHub Actions annotations.",
+)
+
+
+def run_settings(
+    path: Path | None,
+    database_url: str | None,
+    lock_wait: str | None,
+    lock_timeout: str | None = None,
+    statement_timeout: str | None = None,
+    lock_retries: int | None = None,
+    lock: str | None = None,
+) -> Settings:
+    """The settings with the run flags applied; a bad flag is a UsageError (exit 2)."""
+    settings = resolve(path, database_url)
+    run = settings.run
+    if lock_wait is not None:
+        run = replace(run, lock_wait=check_seconds(lock_wait, "--lock-wait", UsageError))
+    if lock_timeout is not None:
+        run = replace(run, lock_timeout=check_duration(lock_timeout, "--lock-timeout",
+                                                       UsageError))
+    if statement_timeout is not None:
+        run = replace(run, statement_timeout=check_duration(statement_timeout,
+                                                            "--statement-timeout", UsageError))
+    if lock_retries is not None:
+        run = replace(run, lock_retries=lock_retries)
+    if lock is not None:
+        run = replace(run, lock=lock.lower())
+    return replace(settings, run=run)
+
+
+# -- the folder: init, create ----------------------------------------------------------
+
+
+@click.command()
+@common_options
+@handle_errors
+def init(path: Path | None, database_url: str | None) -> None:
+    """Create the migrations folder and its README.md (safe to run twice)."""
+    result = api.init(resolve(path, database_url).path)
+    if result.already_initialized:
+        click.echo(f"Already initialized: {shown_path(result.folder)} and its README.md "
+                   "exist; nothing changed")
+        return
+    click.echo(f"{CHECK} Initialized migrations in {shown_path(result.folder)}")
+    for created in result.created:
+        click.echo(f"  created {shown_path(created)}{'/' if created.is_dir() else ''}")
+    click.echo("Next: fraiseql migrate create initial_schema")
+
+
+@click.command()
+@click.argument("name")
+@click.option("--cqrs", "entity", metavar="ENTITY", default=None,
+              help="Write the CQRS template for ENTITY: tb_ENTITY, tv_ENTITY (JSONB data, "
+              "GIN index) and their down section.")
+@click.option("--sync-history", is_flag=True,
+              help="With --cqrs: also create the shared sync_history table.")
+@common_options
+@handle_errors
+def create(
+    name: str, entity: str | None, sync_history: bool, path: Path | None,
+    database_url: str | None,
+) -> None:
+    """Write migrations/NNN_<name>.sql with the next number (NAME in snake_case)."""
+    settings = resolve(path, database_url)
+    created = api.create(settings.path, name, cqrs=entity, sync_history=sync_history)
+    click.echo(f"{CHECK} Created {shown_path(created)}")
+
+
+# -- the database: up, down ------------------------------------------------------------
+
+
+@click.command()
+@click.option("--steps", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Apply only the next N pending migrations.")
+@click.option("--dry-run", is_flag=True, help="Show what would run and its SQL; write nothing.")
+@click.option("--rehearse", is_flag=True,
+              help="Run the pending migrations in one transaction and roll it back: report "
+              "which would apply and where one would fail; write nothing.")
+@click.option("--backup", "backup", is_flag=False, flag_value="", default=None,
+              metavar="[FILE]",
+              help="pg_dump --format=custom to FILE (default backups/<db>-<UTC time>.dump) "
+              "before applying anything; nothing is applied if the dump fails.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object per line for each event instead of text.")
+@resume_option
+@run_options
+@common_options
+@handle_errors
+def up(
+    steps: int | None,
+    dry_run: bool,
+    rehearse: bool,
+    backup: str | None,
+    as_json: bool,
+    resume: api.Resume | None,
+    path: Path | None,
+    database_url: str | None,
+    **run: Any,
+) -> None:
+    """Apply pending migrations in order."""
+    for flag, given in (("--rehearse", rehearse), ("--backup", backup is not None),
+                        ("--resume", resume is not None)):
+        if dry_run and given:
+            raise click.UsageError(f"{flag} cannot be combined with --dry-run")
+    if rehearse and resume is not None:
+        raise click.UsageError("--resume cannot be combined with --rehearse: a rehearsal "
+                               "writes nothing")
+    if rehearse and backup is not None:
+        raise click.UsageError("--backup cannot be combined with --rehearse: a rehearsal "
+                               "writes nothing")
+    settings = run_settings(path, database_url, **run)
+    reporter = JsonReporter() if as_json else TextReporter()
+    if rehearse:
+        _rehearse(settings, steps, reporter)
+        return
+    result = run_reported(
+        lambda token: api.upgrade(
+            settings, steps=steps, dry_run=dry_run, reporter=reporter, cancel=token,
+            backup=False if backup is None else (Path(backup) if backup else True),
+            resume=resume,
+        ),
+        reporter,
+        is_upgrade=True,
+    )
+    reporter.upgraded(result, backup_asked=backup is not None)
+
+
+def _rehearse(settings: Settings, steps: int | None, reporter: TextReporter) -> None:
+    """``up --rehearse``: outcomes as they come, a summary, exit 1 if one would fail."""
+    try:
+        result = run_interruptible(
+            lambda token: api.rehearse(settings, steps=steps, reporter=reporter, cancel=token)
+        )
+    except MigrationInterrupted:
+        click.echo("Rehearsal stopped; nothing was written.", err=True)
+        raise
+    reporter.rehearsal_finished(result)
+    if result.failed is not None:
+        sys.exit(1)
+
+
+@click.command()
+@click.option("--steps", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
+              help="Roll back the N most recent migrations.")
+@click.option("--force", is_flag=True, help="Do not ask for confirmation.")
+@resume_option
+@run_options
+@common_options
+@handle_errors
+def down(
+    steps: int,
+    force: bool,
+    resume: api.Resume | None,
+    path: Path | None,
+    database_url: str | None,
+    **run: Any,
+) -> None:
+    """Roll back the most recent migration(s), newest first."""
+    settings = run_settings(path, database_url, **run)
+
+    def confirm(plan: tuple[api.PlannedMigration, ...]) -> bool:
+        click.echo(render_plan("About to roll back", plan, show_sql=False))
+        if force:
+            return True
+        if not sys.stdin.isatty():
+            raise AbortedByUser(
+                "Refusing to roll back without confirmation: there is no terminal to ask on. "
+                "Pass --force to roll back anyway; nothing was changed"
+            )
+        return click.confirm("Continue?", default=False)
+
+    reporter = TextReporter()
+    result = run_reported(
+        lambda token: api.downgrade(
+            settings, steps=steps, confirm=confirm, reporter=reporter, cancel=token,
+            resume=resume,
+        ),
+        reporter,
+        is_upgrade=False,
+    )
+    reporter.rolled_back(result)
+
+
+# -- the record: mark-applied, repair --------------------------------------------------
+
+
+@click.command("mark-applied")
+@click.argument("version")
+@record_options
+@common_options
+@handle_errors
+def mark_applied(
+    version: str, reason: str | None, lock_wait: str | None, lock: str | None,
+    path: Path | None, database_url: str | None,
+) -> None:
+    """Record the next pending migration as applied without running it (it was applied
+    by hand).  VERSION: 003, 003_add_indexes or the file name."""
+    settings = run_settings(path, database_url, lock_wait, lock=lock)
+    recorded = api.mark_applied(settings, version, reason=reason, reporter=TextReporter())
+    click.echo(f"{CHECK} Marked {recorded.filename} as applied without running it "
+               "(recorded in fraiseql_migrations)")
+
+
+@click.command()
+@click.argument("version", required=False)
+@record_options
+@common_options
+@handle_errors
+def repair(
+    version: str | None, reason: str | None, lock_wait: str | None, lock: str | None,
+    path: Path | None, database_url: str | None,
+) -> None:
+    """Accept the current checksum of applied files that changed (all MODIFIED ones, or
+    VERSION)."""
+    settings = run_settings(path, database_url, lock_wait, lock=lock)
+    repaired = api.repair(settings, version, reason=reason, reporter=TextReporter())
+    if not repaired:
+        click.echo("Nothing to repair: every applied migration file matches its recorded "
+                   "checksum")
+        return
+    for item in repaired:
+        was = (item.previous_checksum or "none")[:12]
+        click.echo(f"{CHECK} Repaired {item.filename}: accepted its current checksum "
+                   f"(was {was}...)")
+    click.echo(f"{plural(len(repaired))} repaired; `fraiseql migrate up` no longer refuses "
+               "them")
+
+
+# -- reading: status, lint, check ------------------------------------------------------
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@click.option("--exit-code", is_flag=True,
+              help=f"Exit {EXIT_PENDING} when migrations are pending, {EXIT_INCONSISTENT} when "
+              "anything is inconsistent (0 otherwise).")
+@common_options
+@handle_errors
+def status(as_json: bool, exit_code: bool, path: Path | None, database_url: str | None) -> None:
+    """Show every migration: applied (when), pending, modified or missing."""
+    report = api.status(resolve(path, database_url))
+    click.echo(render_status_json(report) if as_json else render_status(report))
+    if exit_code:
+        if (report.problems or report.branched or report.version_rows_problem
+                or any(row.partial is not None for row in report.rows)):
+            sys.exit(EXIT_INCONSISTENT)
+        if report.pending:
+            sys.exit(EXIT_PENDING)
+
+
+@click.command()
+@click.argument("files", nargs=-1,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@FORMAT_OPTION
+@common_options
+@handle_errors
+def lint(files: tuple[Path, ...], output_format: str, path: Path | None,
+         database_url: str | None) -> None:
+    """Find risky operations in migrations (default: every file in the folder).
+
+    Rules FQL001-FQL013 (docs/lint.md).  Silence one for a statement with
+    `-- fraiseql-lint: ignore FQL001` in it or on the line above.  Exit 0 when
+    nothing is found, 1 when findings remain.
+    """
+    report = api.lint(resolve(path, database_url), files)
+    for finding in report.findings:
+        if output_format == "github":
+            click.echo(github_annotation(
+                "warning", finding.file, finding.line,
+                f"{finding.message}. Instead: {finding.fix}",
+                column=finding.column, title=f"{finding.rule} {finding.slug}",
+            ))
+        else:
+            click.echo(finding.text())
+    linted = plural(len(report.files))
+    if not report.findings:
+        click.echo(f"{CHECK} No lint findings in {linted}")
+        return
+    click.echo(f"{PROBLEM_MARK} {plural(len(report.findings), 'lint finding')} ({linted} "
+               "linted); fix them, or silence one with `-- fraiseql-lint: ignore <rule>` "
+               "above its statement (docs/lint.md)")
+    sys.exit(1)
+
+
+@click.command()
+@click.option("--base", metavar="REF",
+              help="Git ref the pull request merges into (e.g. origin/main): new files must "
+              "be numbered above its migrations, and only they are linted.")
+@FORMAT_OPTION
+@common_options
+@handle_errors
+def check(base: str | None, output_format: str, path: Path | None,
+          database_url: str | None) -> None:
+    """Check the migrations folder before merging; no database needed.
+
+    Duplicate numbers, misnamed or unparseable files, numbering below --base, lint
+    findings; with a database configured also changed, missing, unrecorded and
+    partly applied migrations.  Exit 0 when clean, 1 when problems were found.
+    """
+    report = api.check(resolve(path, database_url), base=base)
+    for problem in report.problems:
+        if output_format == "github":
+            click.echo(github_annotation("error", problem.file or "", problem.line,
+                                         problem.message) if problem.file
+                       else f"::error::{escape_data(problem.message)}")
+        else:
+            click.echo(problem.text())
+    facts = [plural(report.migrations)]
+    if report.new_files is not None:
+        facts.append(f"{len(report.new_files)} new since {base}")
+    if report.pending is not None:
+        facts.append(f"database: {report.pending} pending")
+    else:
+        facts.append(f"database not checked: {report.database_skipped}")
+    if report.problems:
+        click.echo(f"{PROBLEM_MARK} {plural(len(report.problems), 'problem')} "
+                   f"({'; '.join(facts)})")
+        sys.exit(1)
+    click.echo(f"{CHECK} No problems ({'; '.join(facts)})")
