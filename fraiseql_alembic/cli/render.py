@@ -1,5 +1,6 @@
 """What the verbs print, as text: status (text and JSON), plans, the rehearsal summary,
-GitHub annotations, and the small helpers every line uses (``plural``, ``shown_path``).
+GitHub annotations, and the small helpers every line uses (``plural``, ``elapsed_text``;
+paths go through :func:`fraiseql_alembic.errors.shown_path`, the one such helper).
 
 Pure: values in, strings out; nothing here writes to a stream.
 """
@@ -7,7 +8,6 @@ Pure: values in, strings out; nothing here writes to a stream.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from .. import api
 from ..engine.history import MARKED_APPLIED, Progress
@@ -46,14 +46,6 @@ def elapsed_text(seconds: float) -> str:
         return f"{minutes}m{secs:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m"
-
-
-def shown_path(path: str | Path) -> str:
-    """A path as seen from the current directory when it is under it."""
-    try:
-        return str(Path(path).relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 # -- status -------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import click
 from .. import api
 from ..engine.backup import Backup, human_size
 from ..engine.rehearsal import NOT_REACHED, NOT_REHEARSED, WOULD_APPLY, WOULD_FAIL, Outcome
+from ..errors import shown_path
 from .render import (
     CHECK,
     PENDING_MARK,
@@ -32,7 +33,6 @@ from .render import (
     plural,
     rehearsal_summary,
     render_plan,
-    shown_path,
 )
 from .streams import discard_stdout, isatty, wants_color
 

@@ -16,7 +16,7 @@ import click
 
 from .. import api
 from ..engine.cancel import MigrationInterrupted
-from ..errors import AbortedByUser, UsageError
+from ..errors import AbortedByUser, UsageError, shown_path
 from ..settings import Settings, check_duration, check_seconds, resolve
 from .app import common_options, handle_errors
 from .render import (
@@ -28,7 +28,6 @@ from .render import (
     render_plan,
     render_status,
     render_status_json,
-    shown_path,
 )
 from .reporting import JsonReporter, TextReporter
 from .signals import run_interruptible, run_reported
@@ -188,9 +187,13 @@ def up(
     backup: str | None,
     as_json: bool,
     resume: api.Resume | None,
+    lock_wait: str | None,
+    lock_timeout: str | None,
+    statement_timeout: str | None,
+    lock_retries: int | None,
+    lock: str | None,
     path: Path | None,
     database_url: str | None,
-    **run: Any,
 ) -> None:
     """Apply pending migrations in order."""
     for flag, given in (("--rehearse", rehearse), ("--backup", backup is not None),
@@ -203,7 +206,8 @@ def up(
     if rehearse and backup is not None:
         raise click.UsageError("--backup cannot be combined with --rehearse: a rehearsal "
                                "writes nothing")
-    settings = run_settings(path, database_url, **run)
+    settings = run_settings(path, database_url, lock_wait, lock_timeout, statement_timeout,
+                            lock_retries, lock)
     reporter = JsonReporter() if as_json else TextReporter()
     if rehearse:
         _rehearse(settings, steps, reporter)
@@ -246,12 +250,17 @@ def down(
     steps: int,
     force: bool,
     resume: api.Resume | None,
+    lock_wait: str | None,
+    lock_timeout: str | None,
+    statement_timeout: str | None,
+    lock_retries: int | None,
+    lock: str | None,
     path: Path | None,
     database_url: str | None,
-    **run: Any,
 ) -> None:
     """Roll back the most recent migration(s), newest first."""
-    settings = run_settings(path, database_url, **run)
+    settings = run_settings(path, database_url, lock_wait, lock_timeout, statement_timeout,
+                            lock_retries, lock)
 
     def confirm(plan: tuple[api.PlannedMigration, ...]) -> bool:
         click.echo(render_plan("About to roll back", plan, show_sql=False))
