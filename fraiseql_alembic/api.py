@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .alembic_bridge import commands
 from .alembic_bridge.commands import SqlRevision as SqlRevision
@@ -41,7 +41,7 @@ from .engine.deploy import Reporter as Reporter
 from .engine.deploy import Resume as Resume
 from .engine.deploy import settle_interrupted as settle_interrupted
 from .engine.plan import PlannedMigration as PlannedMigration
-from .engine.plan import UpgradePlan
+from .engine.plan import Script, UpgradePlan
 from .engine.plan import display_name as display_name
 from .engine.preflight import refuse_inconsistent as refuse_inconsistent
 from .engine.preflight import shown
@@ -57,6 +57,8 @@ from .project.scaffold import validate_name as validate_name
 from .settings import Settings
 
 if TYPE_CHECKING:
+    from psycopg2.extensions import connection as Connection
+
     from .engine.backup import Backup
     from .engine.cancel import CancelToken
     from .engine.rehearsal import Outcome
@@ -183,7 +185,8 @@ def _upgrade_result(plan: UpgradePlan, *, dry_run: bool = False, applied: tuple[
 
 
 def _plan_upgrade(
-    settings: Settings, scripts: list[Any], steps: int | None, *, connection: Any = None,
+    settings: Settings, scripts: Sequence[Script], steps: int | None, *,
+    connection: Connection | None = None,
     validate: bool = True,
 ) -> UpgradePlan:
     """:func:`.plan.plan_upgrade` on the database's state, read on ``connection`` (the
@@ -197,7 +200,7 @@ def _plan_upgrade(
 
 
 def _steps(
-    scripts: Sequence[Any], planned: Sequence[PlannedMigration], *, upgrade: bool
+    scripts: Sequence[Script], planned: Sequence[PlannedMigration], *, upgrade: bool
 ) -> list[Step]:
     """The direct path's steps for ``planned`` (SQL files only)."""
     by_version = {script.revision: script for script in scripts}
@@ -335,7 +338,8 @@ def downgrade(
 
 
 def _plan_downgrade(
-    settings: Settings, scripts: list[Any], steps: int, connection: Any = None
+    settings: Settings, scripts: Sequence[Script], steps: int,
+    connection: Connection | None = None,
 ) -> tuple[tuple[PlannedMigration, ...], str]:
     """:func:`.plan.plan_downgrade` on the database's state (as :func:`_plan_upgrade`)."""
     report = planning.reconcile(scripts, current_state(settings, connection))

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..engine.plan import Script
 from ..engine.translate import in_a_run
 from ..errors import MigrationError
 from ..project import loader
@@ -21,15 +22,16 @@ from .plugin import ENV_LOCATION, OPT_IN_OPTION, RunContext, load_parsed, set_ru
 
 if TYPE_CHECKING:
     from alembic.config import Config
-    from alembic.script import Script, ScriptDirectory
+    from alembic.script import ScriptDirectory
 
     from ..engine.cancel import CancelToken
+    from ..engine.deploy import Reporter
     from ..settings import Settings
 
 
 def alembic_config(
     settings: Settings,
-    reporter: Any = None,  # the API's Reporter (it lives above the bridge)
+    reporter: Reporter | None = None,
     *,
     cancel: CancelToken | None = None,
     lock_held: bool = False,
@@ -131,7 +133,7 @@ class SqlRevision:
     dependencies: tuple[str, ...] = ()
 
 
-def revisions(settings: Settings) -> tuple[list[Any], ScriptDirectory | None]:
+def revisions(settings: Settings) -> tuple[list[Script], ScriptDirectory | None]:
     """The chain, base first, and Alembic's ScriptDirectory when it was needed.
 
     A folder of SQL files alone (no ``.py`` revision, no ``-- revises:``) is linked

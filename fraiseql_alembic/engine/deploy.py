@@ -20,13 +20,24 @@ from ..sqlstate import LOCK_NOT_AVAILABLE
 from . import backup, history
 from .backup import Backup
 from .database import DatabaseState, open_dbapi, read_state
-from .locking import STATEMENT, LeaseLock, MigrationLock, libpq_url, pooler_error, statement_pooling
-from .plan import display_name
+from .locking import (
+    STATEMENT,
+    LeaseHolder,
+    LeaseLock,
+    LockHolder,
+    MigrationLock,
+    libpq_url,
+    pooler_error,
+    statement_pooling,
+)
+from .plan import Script, display_name
 from .recorder import Step
 from .run import run_steps
 from .translate import foreign_error
 
 if TYPE_CHECKING:
+    from psycopg2.extensions import connection as Connection
+
     from .cancel import CancelToken
     from .rehearsal import Outcome
 
@@ -105,7 +116,7 @@ class Progress:
 @contextmanager
 def migration_lock(
     settings: Settings, progress: Progress, cancel: CancelToken | None
-) -> Iterator[Any]:
+) -> Iterator[Connection]:
     """Hold the database's migration lock (advisory, or a lease with ``--lock lease``)
     while planning and running; yields the lock's connection (autocommit, idle), which
     the direct path also plans and runs on.  Under a lease, ``progress.start`` first
@@ -113,7 +124,7 @@ def migration_lock(
     migration."""
     options = settings.run
 
-    def on_wait(holder: Any) -> None:
+    def on_wait(holder: LockHolder | LeaseHolder | None) -> None:
         who = holder.describe() if holder is not None else "another session"
         progress.waiting(
             f"Waiting up to {options.lock_wait:.0f}s for the migration lock held by {who}"
@@ -142,7 +153,7 @@ def migration_lock(
 
 def run_direct(
     settings: Settings, progress: Progress, cancel: CancelToken | None, steps: list[Step],
-    connection: Any,
+    connection: Connection,
 ) -> None:
     """Run SQL-only steps with :mod:`fraiseql_alembic.engine.run` (retries included), on
     ``connection``, the session holding the migration lock."""
@@ -165,10 +176,10 @@ def run_direct(
 
 def settle_interrupted(
     settings: Settings,
-    connection: Any,
+    connection: Connection,
     direction: str,
     resume: Resume,
-    scripts: Sequence[Any],
+    scripts: Sequence[Script],
     notice: Callable[[str], None],
 ) -> None:
     """Settle, by the user's word, the statement that a run of ``direction`` sent
@@ -232,30 +243,30 @@ def back_up(
     return backup.dump(url, target, lock_timeout=settings.run.lock_timeout, cancel=cancel)
 
 
-def current_state(settings: Settings, connection: Any = None) -> DatabaseState:
+def current_state(settings: Settings, connection: Connection | None = None) -> DatabaseState:
     """Where the database is, on a read-only psycopg2 session (no SQLAlchemy needed):
     a new one, or a read-only transaction on ``connection`` (autocommit, idle)."""
     import psycopg2  # lazy: as above
 
     own = connection is None
+    session = open_dbapi(settings.require_url()) if connection is None else connection
     if own:  # read only by BEGIN READ ONLY: poolers refuse a startup `options` parameter
-        connection = open_dbapi(settings.require_url())
-        connection.autocommit = True
+        session.autocommit = True
     try:
-        with connection.cursor() as cursor:
+        with session.cursor() as cursor:
             cursor.execute("BEGIN READ ONLY")
         try:
-            return read_state(connection, settings.history_schema)
+            return read_state(session, settings.history_schema)
         finally:
-            with suppress(psycopg2.Error), connection.cursor() as cursor:
+            with suppress(psycopg2.Error), session.cursor() as cursor:
                 cursor.execute("ROLLBACK")
     except psycopg2.Error as err:
-        if own and connection.closed and statement_pooling(settings.require_url()):
+        if own and session.closed and statement_pooling(settings.require_url()):
             raise pooler_error(settings.require_url(), STATEMENT) from err
         raise foreign_error(err) from err
     finally:
         if own:
-            connection.close()
+            session.close()
 
 
 def run_with_retries(settings: Settings, progress: Progress, run: Callable[[], None]) -> None:

@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 from ..errors import (
     IrreversibleMigrationError,
@@ -39,14 +39,29 @@ if TYPE_CHECKING:
     from .database import DatabaseState
 
 
-def display_name(script: Any) -> str:
+class Script(Protocol):
+    """What planning reads of a revision: Alembic's ``Script``, or the bridge's
+    ``SqlRevision`` for a folder of SQL files alone."""
+
+    @property
+    def revision(self) -> str: ...
+    @property
+    def down_revision(self) -> str | Sequence[str] | None: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def module(self) -> object:
+        """The revision's module; a SQL file's has ``fraiseql_migration``."""
+
+
+def display_name(script: Script) -> str:
     """The file name of a revision: ``003_add_indexes.sql``, or the ``.py`` file's."""
     migration = sql_migration(script)
     return migration.name.filename if migration is not None else os.path.basename(script.path)
 
 
 def reconcile(
-    scripts: Sequence[Any], state: DatabaseState, ignored: Iterable[Path] = ()
+    scripts: Sequence[Script], state: DatabaseState, ignored: Iterable[Path] = ()
 ) -> StatusReport:
     """The folder's revisions (base first) joined with where the database is: one row
     per revision, and the files passed over (``ignored``)."""
@@ -210,7 +225,7 @@ def find_row(report: StatusReport, given: str, folder: Path) -> StatusRow:
 
 
 def plan_mark(
-    scripts: Sequence[Any], state: DatabaseState, version: str, *, folder: Path,
+    scripts: Sequence[Script], state: DatabaseState, version: str, *, folder: Path,
     reason: str | None = None,
 ) -> tuple[StatusRow, history.Entry, tuple[str | None, str] | None]:
     """The row of ``version``, the ``marked_applied`` history row ``mark_applied`` writes
@@ -257,7 +272,7 @@ def plan_mark(
 
 
 def linear_parent(
-    scripts: Sequence[Any], row: StatusRow, heads: Sequence[str]
+    scripts: Sequence[Script], row: StatusRow, heads: Sequence[str]
 ) -> str | None:
     """The version ``alembic_version`` must hold for ``row`` to be the next step."""
     script = next(script for script in scripts if script.revision == row.version)
