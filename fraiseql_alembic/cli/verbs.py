@@ -6,9 +6,10 @@ Loaded on first use through :data:`.app.VERBS`, never by ``fraiseql --version``.
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -33,12 +34,36 @@ from .reporting import JsonReporter, TextReporter
 from .signals import run_interruptible, run_reported
 
 F = TypeVar("F", bound=Callable[..., Any])
+R = TypeVar("R")
 
 EXIT_PENDING = 3  # status --exit-code: migrations are pending, nothing is wrong
 EXIT_INCONSISTENT = 4  # status --exit-code: modified, missing, partial or unrecorded files
 
 
 # -- options shared by some verbs ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunFlags:
+    """How a run waits for the lock and times out; None: the settings' value."""
+
+    lock_wait: str | None = None
+    lock_timeout: str | None = None
+    statement_timeout: str | None = None
+    lock_retries: int | None = None
+    lock: str | None = None
+
+
+def _as_run_flags(func: Callable[..., R]) -> Callable[..., R]:
+    """Hands the run flags Click parsed to ``func`` as one ``run: RunFlags``."""
+    names = [flag.name for flag in fields(RunFlags)]
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> R:
+        run = RunFlags(**{name: kwargs.pop(name) for name in names if name in kwargs})
+        return func(*args, run=run, **kwargs)
+
+    return wrapper
 
 
 def lock_option(func: F) -> F:
@@ -56,9 +81,9 @@ def lock_wait_option(func: F) -> F:
                         "(default 60).")(func)
 
 
-def run_options(func: F) -> F:
-    """Options of the verbs that move the database (up, down)."""
-    func = lock_option(func)
+def run_options(func: Callable[..., R]) -> Callable[..., R]:
+    """Options of the verbs that move the database (up, down), as ``run: RunFlags``."""
+    func = lock_option(_as_run_flags(func))
     func = click.option("--lock-retries", type=click.IntRange(min=0), default=None,
                         metavar="N", help="Retries of a migration that hit lock_timeout "
                         "(default 3).")(func)
@@ -71,9 +96,10 @@ def run_options(func: F) -> F:
     return lock_wait_option(func)
 
 
-def record_options(func: F) -> F:
-    """Options of the verbs that change the record only (mark-applied, repair)."""
-    func = lock_option(func)
+def record_options(func: Callable[..., R]) -> Callable[..., R]:
+    """Options of the verbs that change the record only (mark-applied, repair): ``reason``
+    and ``run: RunFlags``."""
+    func = lock_option(_as_run_flags(func))
     func = lock_wait_option(func)
     return click.option("--reason", metavar="TEXT", default=None,
                         help="Why, for the audit trail (stored in fraiseql_migrations.note)."
@@ -95,30 +121,22 @@ FORMAT_OPTION = click.option(
 )
 
 
-def run_settings(
-    path: Path | None,
-    database_url: str | None,
-    lock_wait: str | None,
-    lock_timeout: str | None = None,
-    statement_timeout: str | None = None,
-    lock_retries: int | None = None,
-    lock: str | None = None,
-) -> Settings:
+def run_settings(path: Path | None, database_url: str | None, flags: RunFlags) -> Settings:
     """The settings with the run flags applied; a bad flag is a UsageError (exit 2)."""
     settings = resolve(path, database_url)
     run = settings.run
-    if lock_wait is not None:
-        run = replace(run, lock_wait=check_seconds(lock_wait, "--lock-wait", UsageError))
-    if lock_timeout is not None:
-        run = replace(run, lock_timeout=check_duration(lock_timeout, "--lock-timeout",
+    if flags.lock_wait is not None:
+        run = replace(run, lock_wait=check_seconds(flags.lock_wait, "--lock-wait", UsageError))
+    if flags.lock_timeout is not None:
+        run = replace(run, lock_timeout=check_duration(flags.lock_timeout, "--lock-timeout",
                                                        UsageError))
-    if statement_timeout is not None:
-        run = replace(run, statement_timeout=check_duration(statement_timeout,
-                                                            "--statement-timeout", UsageError))
-    if lock_retries is not None:
-        run = replace(run, lock_retries=lock_retries)
-    if lock is not None:
-        run = replace(run, lock=lock.lower())
+    if flags.statement_timeout is not None:
+        run = replace(run, statement_timeout=check_duration(
+            flags.statement_timeout, "--statement-timeout", UsageError))
+    if flags.lock_retries is not None:
+        run = replace(run, lock_retries=flags.lock_retries)
+    if flags.lock is not None:
+        run = replace(run, lock=flags.lock.lower())
     return replace(settings, run=run)
 
 
@@ -187,11 +205,7 @@ def up(
     backup: str | None,
     as_json: bool,
     resume: api.Resume | None,
-    lock_wait: str | None,
-    lock_timeout: str | None,
-    statement_timeout: str | None,
-    lock_retries: int | None,
-    lock: str | None,
+    run: RunFlags,
     path: Path | None,
     database_url: str | None,
 ) -> None:
@@ -206,8 +220,7 @@ def up(
     if rehearse and backup is not None:
         raise click.UsageError("--backup cannot be combined with --rehearse: a rehearsal "
                                "writes nothing")
-    settings = run_settings(path, database_url, lock_wait, lock_timeout, statement_timeout,
-                            lock_retries, lock)
+    settings = run_settings(path, database_url, run)
     reporter = JsonReporter() if as_json else TextReporter()
     if rehearse:
         _rehearse(settings, steps, reporter)
@@ -250,17 +263,12 @@ def down(
     steps: int,
     force: bool,
     resume: api.Resume | None,
-    lock_wait: str | None,
-    lock_timeout: str | None,
-    statement_timeout: str | None,
-    lock_retries: int | None,
-    lock: str | None,
+    run: RunFlags,
     path: Path | None,
     database_url: str | None,
 ) -> None:
     """Roll back the most recent migration(s), newest first."""
-    settings = run_settings(path, database_url, lock_wait, lock_timeout, statement_timeout,
-                            lock_retries, lock)
+    settings = run_settings(path, database_url, run)
 
     def confirm(plan: tuple[api.PlannedMigration, ...]) -> bool:
         click.echo(render_plan("About to roll back", plan, show_sql=False))
@@ -294,12 +302,12 @@ def down(
 @common_options
 @handle_errors
 def mark_applied(
-    version: str, reason: str | None, lock_wait: str | None, lock: str | None,
-    path: Path | None, database_url: str | None,
+    version: str, reason: str | None, run: RunFlags, path: Path | None,
+    database_url: str | None,
 ) -> None:
     """Record the next pending migration as applied without running it (it was applied
     by hand).  VERSION: 003, 003_add_indexes or the file name."""
-    settings = run_settings(path, database_url, lock_wait, lock=lock)
+    settings = run_settings(path, database_url, run)
     recorded = api.mark_applied(settings, version, reason=reason, reporter=TextReporter())
     click.echo(f"{CHECK} Marked {recorded.filename} as applied without running it "
                "(recorded in fraiseql_migrations)")
@@ -311,12 +319,12 @@ def mark_applied(
 @common_options
 @handle_errors
 def repair(
-    version: str | None, reason: str | None, lock_wait: str | None, lock: str | None,
-    path: Path | None, database_url: str | None,
+    version: str | None, reason: str | None, run: RunFlags, path: Path | None,
+    database_url: str | None,
 ) -> None:
     """Accept the current checksum of applied files that changed (all MODIFIED ones, or
     VERSION)."""
-    settings = run_settings(path, database_url, lock_wait, lock=lock)
+    settings = run_settings(path, database_url, run)
     repaired = api.repair(settings, version, reason=reason, reporter=TextReporter())
     if not repaired:
         click.echo("Nothing to repair: every applied migration file matches its recorded "
