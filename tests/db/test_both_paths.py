@@ -236,10 +236,11 @@ def test_a_failure_names_the_same_line_and_message(project: Project, path: str,
 SLOW = "CREATE TABLE slow (id int);\nSELECT pg_sleep(60);\n"
 
 
-NO_SIGNALS = {"plain": "plain `alembic upgrade` handles no signal: SIGINT is a "
-              "KeyboardInterrupt traceback once the statement ends (exit -2, the running "
-              "statement is not cancelled), SIGTERM kills it (exit -15); fraiseql cancels "
-              "the statement, rolls back, prints what was applied and exits 130/143"}
+NO_SIGNALS = {"plain": "plain `alembic upgrade` handles no signal (docs/alembic-interop.md "
+              "says so): SIGINT is a KeyboardInterrupt traceback once the statement ends "
+              "(exit -2, the running statement is not cancelled), SIGTERM kills it (exit "
+              "-15, no message); fraiseql on either path cancels the statement, rolls back, "
+              "says what was applied and exits 130/143"}
 
 
 @pytest.mark.parametrize("path", on({**NO_SIGNALS, "direct": (
@@ -424,7 +425,8 @@ LOCK_TIMEOUT = ("Migration 002_alter.sql could not get a lock at line {line} (ca
 
 
 @pytest.mark.parametrize("path", on({"plain": (
-    "plain `alembic upgrade` tells a lock timeout as a failed statement: `Migration "
+    "plain `alembic upgrade` (which does not retry, as documented) tells a lock timeout "
+    "as a failed statement: `Migration "
     "002_alter.sql failed at line 2, column 1: canceling statement due to lock timeout "
     "[SQLSTATE 55P03] in statement `ALTER TABLE t ADD COLUMN y int`. Another session holds "
     "a lock this migration needs (lock_timeout); nothing of it was kept. Retry when that "
