@@ -30,7 +30,6 @@ from ..settings import (
 )
 from .plugin import (
     DEFAULT_HISTORY_SCHEMA,
-    SessionReset,
     as_command_error,
     config_option,
     run_context,
@@ -196,13 +195,8 @@ def _command_name(config: Any) -> str:
 def _run_online(
     context: Any, config: Any, url: str, schema: str, options: RunOptions, given: Any
 ) -> None:
-    from ..engine.database import (
-        apply_session_settings,
-        connect,
-        session_reset_sql,
-        transaction_setup_sql,
-        version_table_schema,
-    )
+    from ..engine.database import connect, version_table_schema
+    from ..engine.session import SessionReset, apply_session_settings
 
     reporter = run_context(config).reporter
     token = run_context(config).cancel
@@ -229,10 +223,7 @@ def _run_online(
                 set_run_context(config, replace(
                     run_context(config),
                     history_ready=True,
-                    session_reset=(
-                        SessionReset(transaction_setup_sql(options), own_transaction=False)
-                        if options.pooled else SessionReset(session_reset_sql(options))
-                    ),
+                    session_reset=SessionReset.for_run(options),
                 ))
             context.configure(
                 connection=conn,
@@ -301,7 +292,7 @@ def _lost_in_step(
     import psycopg2
     from sqlalchemy.exc import DBAPIError
 
-    from ..engine.executor import commit_failed, connection_lost
+    from ..engine.run import commit_failed, connection_lost
 
     original = err.orig if isinstance(err, DBAPIError) else err
     if not running or not isinstance(original, psycopg2.Error):

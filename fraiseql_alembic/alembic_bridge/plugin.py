@@ -27,11 +27,13 @@ from typing import TYPE_CHECKING, Any, overload
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
     from alembic.runtime.plugins import Plugin
     from alembic.script.base import Script, ScriptDirectory
 
-    from ..api import Reporter
     from ..engine.cancel import CancelToken
+    from ..engine.events import Events
+    from ..engine.session import Session, SessionReset
     from ..settings import RunOptions
     from ..sql.parse import ParsedMigration
 
@@ -58,7 +60,7 @@ class RunContext:
     url: str | None = None  # the database URL our API resolved
     history_schema: str | None = None  # None: ``fraiseql_history_schema``, else public
     run_options: RunOptions | None = None  # None: the ``fraiseql_*`` options
-    reporter: Reporter | None = None
+    reporter: Events | None = None
     cancel: CancelToken | None = None  # shared with the thread that gets signals
     lock_held: bool = False  # our API holds the migration lock already
     script_directory: ScriptDirectory | None = None  # the folder our API loaded
@@ -278,32 +280,23 @@ def _direction(migration: ParsedMigration, direction: str) -> Callable[..., None
     def run(**_: Any) -> None:
         from alembic import op
 
-        from ..engine import history
-        from ..engine.runner import run_section
+        # lazy: Alembic imports this module for every project; the engine loads on use
+        from ..engine.recorder import AlembicRecorder, Step
+        from ..engine.run import run_step
         from ..errors import IrreversibleMigrationError, MigrationError
 
         context = op.get_context()
         run = run_context(context.config)
-        reporter = run.reporter
         try:
-            if direction == "up":
-                section, action = migration.up, history.APPLIED
-            else:
-                if not migration.reversible or migration.down is None:
-                    raise IrreversibleMigrationError(irreversible_message(migration))
-                section, action = migration.down, history.ROLLED_BACK
-            if run.session_reset is not None and not context.as_sql:
-                run.session_reset.run(context)
-            run_section(
-                context,
-                migration,
-                section,
-                action=action,
-                history_schema=run.schema,
-                history_ready=run.history_ready,
-                on_notice=reporter.notice if reporter is not None else None,
-                cancel=run.cancel,
-            )
+            if direction == "down" and (not migration.reversible or migration.down is None):
+                raise IrreversibleMigrationError(irreversible_message(migration))
+            session = session_of(context)
+            if run.session_reset is not None and not session.as_sql:
+                run.session_reset.run(session)
+            # Alembic moves alembic_version: the step's versions are not ours to name
+            step = Step(migration, direction == "up", None, None)
+            run_step(session, step, AlembicRecorder(run.schema, run.history_ready),
+                     run.reporter, run.cancel)
         except MigrationError as err:
             raise as_command_error(err) from err
 
@@ -311,30 +304,25 @@ def _direction(migration: ParsedMigration, direction: str) -> Callable[..., None
     return run
 
 
-@dataclass(frozen=True)
-class SessionReset:
-    """The SQL our env.py runs before each SQL migration (database.session_reset_sql, or
-    transaction_setup_sql in lease mode, whose settings belong to the migration's own
-    transaction: ``own_transaction`` False)."""
+def session_of(context: MigrationContext) -> Session:
+    """Our :class:`Session` over Alembic's MigrationContext: its connection (or, offline,
+    its output) and its ``autocommit_block``; one per context, kept on it."""
+    from ..engine.session import Session  # lazy: as in _direction
 
-    sql: str
-    own_transaction: bool = True
-
-    def run(self, context: Any) -> None:
-        """Committed on its own when the migration's transaction has run nothing yet (an
-        ``UNLISTEN`` acts only at COMMIT; Alembic's transaction then goes on as if
-        nothing happened), else inside it."""
-        from psycopg2.extensions import TRANSACTION_STATUS_IDLE
-
-        dbapi = context.connection.connection.dbapi_connection
-        idle = dbapi.get_transaction_status() == TRANSACTION_STATUS_IDLE
-        cursor = dbapi.cursor()
-        try:
-            cursor.execute(self.sql)
-        finally:
-            cursor.close()
-        if idle and self.own_transaction:
-            dbapi.commit()
+    found = getattr(context, "_fraiseql_session", None)
+    if isinstance(found, Session):
+        return found
+    if context.as_sql:
+        session = Session(None, autocommit_block=context.autocommit_block,
+                          output=context.impl.static_output)
+    else:
+        connection = context.connection
+        assert connection is not None
+        session = Session(connection.connection.dbapi_connection,  # type: ignore[arg-type]
+                          autocommit_block=context.autocommit_block, in_alembic=True)
+    # our own mark on Alembic's MigrationContext: one Session for all of its steps
+    context._fraiseql_session = session  # type: ignore[attr-defined]  # noqa: SLF001
+    return session
 
 
 def irreversible_message(migration: ParsedMigration) -> str:

@@ -18,7 +18,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ..sql.parse import ParsedMigration
 
 TABLE = "fraiseql_migrations"
 _IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
@@ -106,6 +109,19 @@ class Entry:
     action: str
     up_checksum: str | None = None
     note: str | None = None  # why (mark-applied, repair); written only when given
+
+
+def entry_for(migration: ParsedMigration, action: str, elapsed_ms: int | None) -> Entry:
+    """The row for running ``migration`` (``action``: applied or rolled back)."""
+    return Entry(
+        version=migration.name.version,
+        name=migration.name.slug,
+        filename=migration.name.filename,
+        checksum=migration.checksum,
+        execution_ms=elapsed_ms,
+        action=action,
+        up_checksum=migration.up_checksum,
+    )
 
 
 @functools.lru_cache(maxsize=1)

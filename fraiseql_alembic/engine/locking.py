@@ -23,7 +23,6 @@ and a lease holder backs off while a session holds the advisory lock.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import sys
@@ -37,6 +36,8 @@ from types import TracebackType
 from typing import Any
 
 from ..errors import MigrationError
+from .session import libpq_url as libpq_url  # re-exported: backup and the API use it
+from .session import open_dbapi
 
 #: "fraiseql" in ASCII: the bigint key of the lock, the same in every database.
 LOCK_KEY = 0x667261697365716C
@@ -118,7 +119,6 @@ def pooling(connection: Any, url: str) -> str | None:
     """
     import psycopg2
 
-    from .database import open_dbapi
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid(), host(inet_client_addr()), inet_client_port()")
@@ -156,7 +156,6 @@ def statement_pooling(url: str) -> bool:
     after a connection was closed unexpectedly, to say so instead."""
     import psycopg2
 
-    from .database import open_dbapi
 
     try:
         probe = open_dbapi(url, application_name=PROBE_APPLICATION, connect_timeout=5)
@@ -194,13 +193,6 @@ def _is_own_socket(connection: Any, address: str | None, port: int | None) -> bo
     finally:
         own.close()
     return int(local[1]) == int(port) and str(local[0]).removeprefix("::ffff:") == address
-
-
-def libpq_url(url: str) -> str:
-    """A URL psycopg2/libpq accepts (no SQLAlchemy ``+driver`` part)."""
-    from ..settings import sqlalchemy_url
-
-    return "postgresql://" + sqlalchemy_url(url).split("://", 1)[1]
 
 
 def _wait_for(
@@ -259,7 +251,6 @@ class MigrationLock:
         self.connection: Any = None
 
     def __enter__(self) -> MigrationLock:
-        from .database import open_dbapi
 
         self.connection = open_dbapi(self.url, application_name=APPLICATION_NAME)
         self.connection.autocommit = True
@@ -358,6 +349,37 @@ def lease_table_sql(table: str) -> str:
     )
 
 
+#: The transaction-level advisory lock that lets one deploy at a time create the lease
+#: table (not LOCK_KEY: holding that one means "migrating" to the advisory mode).
+LEASE_TABLE_KEY = LOCK_KEY + 1
+
+
+def ensure_lease_table(connection: Any, table: str) -> None:
+    """Create the lease table unless it exists, safely while other deploys do the same.
+
+    Concurrent ``CREATE TABLE IF NOT EXISTS`` is not safe in PostgreSQL: two sessions
+    that both find no table both create it, and the second fails on the catalogs'
+    unique indexes (``type ... already exists``, 42710, or 23505).  The creations are
+    serialised by a transaction-level advisory lock (kept by a transaction pooler for
+    the transaction), so the next one finds the table; those errors are still taken
+    as "another deploy created it" (a creator that does not take the lock).
+    ``connection`` is in autocommit."""
+    import psycopg2  # lazy: start-up time
+    import psycopg2.errors
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (table,))
+        row = cursor.fetchone()
+        if row and row[0]:
+            return
+        try:
+            cursor.execute(f"BEGIN; SELECT pg_advisory_xact_lock({LEASE_TABLE_KEY}); "
+                           f"{lease_table_sql(table)}; COMMIT")
+        except (psycopg2.errors.UniqueViolation, psycopg2.errors.DuplicateTable,
+                psycopg2.errors.DuplicateObject):
+            cursor.execute("ROLLBACK")
+
+
 @dataclass(frozen=True)
 class LeaseHolder:
     """Who holds the lease, as its row tells it."""
@@ -452,7 +474,6 @@ class LeaseLock:
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> LeaseLock:
-        from .database import open_dbapi
 
         self.connection = open_dbapi(self.url, application_name=APPLICATION_NAME)
         self.connection.autocommit = True
@@ -478,7 +499,6 @@ class LeaseLock:
     ) -> None:
         import psycopg2
 
-        from .database import open_dbapi
 
         self._stop.set()
         if self._thread is not None:
@@ -512,17 +532,7 @@ class LeaseLock:
             )
 
     def _ensure_table(self) -> None:
-        import psycopg2
-
-        with self.connection.cursor() as cursor:
-            cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (self.table,))
-            row = cursor.fetchone()
-            if row and row[0]:
-                return
-            # another deploy may create it at the same moment
-            with contextlib.suppress(psycopg2.errors.UniqueViolation,
-                                     psycopg2.errors.DuplicateTable):
-                cursor.execute(lease_table_sql(self.table))
+        ensure_lease_table(self.connection, self.table)
 
     def _acquire(self) -> None:
         def attempt() -> tuple[bool, LockHolder | LeaseHolder | None]:
@@ -572,7 +582,6 @@ class LeaseLock:
         """Renew the expiry every quarter of it until told to stop or the lease is lost."""
         import psycopg2
 
-        from .database import open_dbapi
 
         every = max(self.expiry / 4, 0.1)
         connection: Any = None

@@ -25,6 +25,8 @@ from ..errors import (
     MigrationFileError,
 )
 from ..sqlstate import UNSAFE_NEW_ENUM_VALUE_USAGE
+from .execute import execute_statements, needs_autocommit
+from .session import Session, apply_session_settings, open_dbapi, rollback, session_reset_sql
 from .translate import foreign_error, server_words
 
 if TYPE_CHECKING:
@@ -75,8 +77,6 @@ def rehearse(
     """
     import psycopg2
 
-    from .database import apply_session_settings, open_dbapi, session_reset_sql
-    from .executor import _rollback, _Shim
 
     dbapi = open_dbapi(url, application_name="fraiseql-migrate rehearsal")
     if cancel is not None:
@@ -92,7 +92,7 @@ def rehearse(
         with dbapi.cursor() as cursor:
             apply_session_settings(cursor, options)
         dbapi.commit()  # only session settings ran: they must outlive the rollbacks below
-        shim = _Shim(dbapi)
+        shim = Session(dbapi)
         stopped: str | None = None
         why: str | None = None  # said of the migrations after the stop, when it helps
         for candidate in candidates:
@@ -120,7 +120,7 @@ def rehearse(
     except psycopg2.Error as err:
         raise foreign_error(err) from err
     finally:
-        _rollback(dbapi)
+        rollback(dbapi)
         if cancel is not None:
             cancel.unregister(dbapi)
         dbapi.close()
@@ -128,15 +128,13 @@ def rehearse(
 
 
 def _rehearse_one(
-    shim: Any,
+    shim: Session,
     candidate: Candidate,
     on_notice: Callable[[str], None],
     cancel: CancelToken | None,
 ) -> Outcome:
     """Run one migration inside the rehearsal's transaction."""
     from ..sql.statements import split_statements
-    from .database import standard_strings
-    from .runner import execute_statements, needs_autocommit, section_timeouts
 
     version, filename, migration = candidate.version, candidate.filename, candidate.migration
     if migration is None:
@@ -144,7 +142,7 @@ def _rehearse_one(
                        "a Python revision: only SQL files can be rehearsed")
     try:
         split = split_statements(migration, migration.up,
-                                 standard_strings=standard_strings(shim.dbapi))
+                                 standard_strings=shim.standard_strings)
     except MigrationFileError as err:
         return Outcome(version, filename, WOULD_FAIL, err.message)
     if needs_autocommit(migration.up, split.statements):
@@ -154,7 +152,7 @@ def _rehearse_one(
                   "skipped, as `up` skips them")
     started = time.perf_counter()
     try:
-        with section_timeouts(shim, migration.up, local=False):
+        with shim.section_timeouts(migration.up, local=False):
             execute_statements(
                 shim, migration, split.statements, on_notice, cancel, in_transaction=True,
             )

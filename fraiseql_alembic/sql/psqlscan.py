@@ -138,6 +138,9 @@ _COPY_RE = re.compile(rf"copy(?![^{_NOT_IDENT_CONT}])", re.IGNORECASE | re.ASCII
 _RESET_START_RE = re.compile(r"(?:reset|discard)\b", re.IGNORECASE | re.ASCII)
 _STDIN_RE = re.compile(r"\bfrom\s+stdin\b", re.IGNORECASE | re.ASCII)
 _STDOUT_RE = re.compile(r"\bto\s+stdout\b", re.IGNORECASE | re.ASCII)
+#: ``stdin`` / ``stdout`` anywhere: a comment may stand between ``FROM`` and ``STDIN``.
+_STDIN_WORD_RE = re.compile(r"\bstdin\b", re.IGNORECASE | re.ASCII)
+_STDOUT_WORD_RE = re.compile(r"\bstdout\b", re.IGNORECASE | re.ASCII)
 _SCS_RE = re.compile(r"standard_conforming_strings", re.IGNORECASE | re.ASCII)
 _SET_SCS_RE = re.compile(
     r"\ASET\s+(?:(?:SESSION|LOCAL)\s+)?standard_conforming_strings\s*(?:=|\s+TO\s)\s*"
@@ -570,9 +573,7 @@ def copy_direction(statement: str) -> str | None:
     """``"stdin"`` for ``COPY ... FROM STDIN``, ``"stdout"`` for ``COPY ... TO STDOUT``,
     else None; from PostgreSQL's parser, or from the words when it cannot parse it (the
     server then rejects the statement, and its data is not read as SQL)."""
-    stdin = _STDIN_RE.search(statement)
-    stdout = _STDOUT_RE.search(statement)
-    if not (stdin or stdout):
+    if not (_STDIN_WORD_RE.search(statement) or _STDOUT_WORD_RE.search(statement)):
         return None
     import json
 
@@ -582,7 +583,9 @@ def copy_direction(statement: str) -> str | None:
         tree = json.loads(parse_sql_json(statement))
         node = tree["stmts"][0]["stmt"]["CopyStmt"]
     except (ParseError, KeyError, IndexError):
-        return "stdin" if stdin else "stdout"
+        if _STDIN_RE.search(statement):
+            return "stdin"
+        return "stdout" if _STDOUT_RE.search(statement) else None
     if node.get("filename") or node.get("is_program"):
         return None
     return "stdin" if node.get("is_from") else "stdout"

@@ -244,7 +244,8 @@ def test_ending_the_lock_holder_stops_its_migration_too(project: Project) -> Non
 
 
 def test_connection_lost_at_commit_tells_whether_it_was_applied(project: Project) -> None:
-    from fraiseql_alembic.engine.executor import Step, _connection_lost
+    from fraiseql_alembic.engine.run import Step
+    from fraiseql_alembic.engine.run import step_connection_lost as _connection_lost
     from fraiseql_alembic.sql.names import parse_filename
     from fraiseql_alembic.sql.parse import parse_migration
 
@@ -480,7 +481,7 @@ def test_a_closed_stdout_never_stops_a_run_half_way(project: Project) -> None:
     ("CREATE TABLE discarded_items (id int);\n", False),
 ])
 def test_which_migrations_make_the_bookkeeping_be_prepared_again(sql: str, forgets: bool) -> None:
-    from fraiseql_alembic.engine.executor import forgets_statements
+    from fraiseql_alembic.engine.run import forgets_statements
     from fraiseql_alembic.sql.names import parse_filename
     from fraiseql_alembic.sql.parse import parse_migration
     from fraiseql_alembic.sql.statements import split_statements
@@ -494,7 +495,7 @@ def test_which_migrations_make_the_bookkeeping_be_prepared_again(sql: str, forge
 def test_the_prepared_bookkeeping_numbers_every_parameter_once() -> None:
     import re
 
-    from fraiseql_alembic.engine.executor import _record_statements
+    from fraiseql_alembic.engine.recorder import record_statements as _record_statements
 
     statements = dict(_record_statements("public", '"odd%s"".schema".alembic_version'))
     assert set(statements) == {"fraiseql_record_insert", "fraiseql_record_update",

@@ -1,0 +1,71 @@
+"""What a run tells whoever started it, on both paths: one protocol, no-op defaults.
+
+The CLI's reporters implement it (they print each line); the API passes one to the
+engine and, through the run context, to the Alembic bridge.  Methods a receiver lacks
+are not called (:class:`NoEvents` fills them in), so a receiver of ``start``/``done``
+alone is still accepted.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from .backup import Backup
+    from .rehearsal import Outcome
+
+
+class Events(Protocol):
+    """Receives progress while migrations run."""
+
+    def start(self, filename: str, is_upgrade: bool) -> None:
+        """A migration starts (``Running migration: ...``)."""
+
+    def done(self, filename: str, is_upgrade: bool) -> None:
+        """A migration finished, committed (or, under Alembic, about to be)."""
+
+    def notice(self, text: str) -> None:
+        """A server notice, or a note of ours about the migration running."""
+
+    def marked(self, filename: str) -> None:
+        """``mark-applied`` recorded a migration without running it."""
+
+    def waiting(self, text: str) -> None:
+        """Waiting for the migration lock held by another deploy."""
+
+    def plan(self, total: int, is_upgrade: bool) -> None:
+        """How many migrations are about to run (before the first ``start``)."""
+
+    def backed_up(self, backup: Backup) -> None:
+        """``up --backup`` finished its dump, before anything is applied."""
+
+    def rehearsed(self, outcome: Outcome) -> None:
+        """``up --rehearse`` found what one pending migration would do."""
+
+
+class NoEvents:
+    """An :class:`Events` that ignores everything: the default, and a base class."""
+
+    def start(self, filename: str, is_upgrade: bool) -> None:
+        return None
+
+    def done(self, filename: str, is_upgrade: bool) -> None:
+        return None
+
+    def notice(self, text: str) -> None:
+        return None
+
+    def marked(self, filename: str) -> None:
+        return None
+
+    def waiting(self, text: str) -> None:
+        return None
+
+    def plan(self, total: int, is_upgrade: bool) -> None:
+        return None
+
+    def backed_up(self, backup: Backup) -> None:
+        return None
+
+    def rehearsed(self, outcome: Outcome) -> None:
+        return None
