@@ -59,6 +59,7 @@ from .settings import Settings
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as Connection
 
+    from .alembic_bridge.commands import ScriptDirectory
     from .engine.backup import Backup
     from .engine.cancel import CancelToken
     from .engine.rehearsal import Outcome
@@ -163,20 +164,28 @@ def upgrade(
             run_direct(settings, progress, cancel, _steps(scripts, to_run, upgrade=True),
                        connection)
         else:
-            if marked:
-                commands.stamp(
-                    alembic_config(settings, lock_held=True, directory=directory), marked[-1]
-                )
-                for item in plan.planned[: len(marked)]:
-                    progress.marked(item.filename)
-            if to_run:
-                config = alembic_config(
-                    settings, progress, cancel=cancel, lock_held=True, directory=directory
-                )
-                run_with_retries(settings, progress, lambda: commands.upgrade(
-                    config, plan.planned[-1].version, lambda: progress.current))
+            _upgrade_through_alembic(settings, plan, directory, progress, cancel)
     return _upgrade_result(plan, applied=tuple(item.version for item in to_run),
                            backup=dumped)
+
+
+def _upgrade_through_alembic(
+    settings: Settings, plan: UpgradePlan, directory: ScriptDirectory | None,
+    progress: Progress, cancel: CancelToken | None,
+) -> None:
+    """Stamp the migrations marked applied by hand, then ``alembic upgrade`` the rest."""
+    if plan.marked:
+        commands.stamp(
+            alembic_config(settings, lock_held=True, directory=directory), plan.marked[-1]
+        )
+        for item in plan.planned[: len(plan.marked)]:
+            progress.marked(item.filename)
+    if len(plan.planned) > len(plan.marked):
+        config = alembic_config(
+            settings, progress, cancel=cancel, lock_held=True, directory=directory
+        )
+        run_with_retries(settings, progress, lambda: commands.upgrade(
+            config, plan.planned[-1].version, lambda: progress.current))
 
 
 def _upgrade_result(plan: UpgradePlan, *, dry_run: bool = False, applied: tuple[str, ...] = (),

@@ -22,7 +22,7 @@ from .plugin import ENV_LOCATION, OPT_IN_OPTION, RunContext, load_parsed, set_ru
 
 if TYPE_CHECKING:
     from alembic.config import Config
-    from alembic.script import ScriptDirectory
+    from alembic.script import ScriptDirectory as ScriptDirectory  # the API names it
 
     from ..engine.cancel import CancelToken
     from ..engine.deploy import Reporter
