@@ -35,9 +35,6 @@ class CliState:
         self.verbose = False
 
 
-pass_state = click.make_pass_decorator(CliState, ensure=True)
-
-
 def _set_verbose(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
     if value:
         ctx.ensure_object(CliState).verbose = True

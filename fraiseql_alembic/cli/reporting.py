@@ -23,6 +23,7 @@ import click
 
 from .. import api
 from ..engine.backup import Backup, human_size
+from ..engine.events import Events
 from ..engine.rehearsal import NOT_REACHED, NOT_REHEARSED, WOULD_APPLY, WOULD_FAIL, Outcome
 from ..errors import shown_path
 from .render import (
@@ -39,8 +40,9 @@ from .streams import discard_stdout, isatty, wants_color
 __all__ = ["JsonReporter", "TextReporter", "elapsed_text"]
 
 
-class TextReporter:
-    """Prints progress as migrations run; remembers what started and what finished.
+class TextReporter(Events):
+    """Prints progress as migrations run (the engine's :class:`Events`); remembers what
+    started and what finished.
 
     ``stream`` defaults to stdout; whether it is a terminal decides the display.
     """
@@ -91,7 +93,7 @@ class TextReporter:
         head = self.mark(symbol) if symbol else " "
         return f"{head} {counter}{verb}: {filename}"
 
-    # -- the Reporter protocol ----------------------------------------------------
+    # -- Events -------------------------------------------------------------------
 
     def plan(self, total: int, is_upgrade: bool) -> None:
         self.total = total
