@@ -28,6 +28,23 @@ BIN = Path(sys.executable).parent
 UP_DOWN = "-- migrate:up\nCREATE TABLE {t} (id int);\n-- migrate:down\nDROP TABLE {t};\n"
 
 
+#: A file run in segments (two CREATE INDEX CONCURRENTLY among transactional statements);
+#: its unique index fails on the duplicates of line 4.
+MIXED = """-- Migration 002: mixed
+-- migrate:up
+CREATE TABLE m1 (a int);
+INSERT INTO m1 VALUES (1), (1);
+CREATE INDEX CONCURRENTLY idx_m1_a ON m1 (a);
+CREATE TABLE m2 (a int);
+INSERT INTO m2 VALUES (1);
+CREATE UNIQUE INDEX CONCURRENTLY idx_m1_unique ON m1 (a);
+CREATE TABLE m3 (a int);
+-- migrate:down
+DROP TABLE m3;
+DROP TABLE m2;
+DROP TABLE m1;
+"""
+
 def command(project: Project, *argv: str, check: bool = True, **env: str) -> subprocess.CompletedProcess[str]:
     environment = {**os.environ, "DATABASE_URL": project.database_url, **env}
     result = subprocess.run(

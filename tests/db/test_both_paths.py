@@ -21,29 +21,22 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import psycopg2
 import pytest
 from conftest import Project
+from scenarios import BIN, MIXED, REPO, on_path
 
 from fraiseql_alembic.engine.locking import LOCK_KEY
-
-BIN = Path(sys.executable).parent
-REPO = Path(__file__).resolve().parents[2]
 
 #: direct: only .sql files; alembic: a .py revision in the folder, `fraiseql migrate up`;
 #: plain: `alembic upgrade head` with alembic.ini
 PATHS = ["direct", "alembic", "plain"]
 
-PY_REVISION = ('"""Hand-written: the folder is run by Alembic."""\nrevision = "000"\n'
-               "down_revision = None\n\n\ndef upgrade():\n    pass\n\n\n"
-               "def downgrade():\n    pass\n")
 BASE = "-- migrate:up\nCREATE TABLE t (id int);\n-- migrate:down\nDROP TABLE t;\n"
 
 Setting = str | int
@@ -104,11 +97,7 @@ def setup(project: Project, path: str, settings: Mapping[str, Setting] | None = 
     elif settings:
         (project.root / "pyproject.toml").write_text("[tool.fraiseql.migrations]\n" + "".join(
             f"{key} = {value!r}\n".replace("'", '"') for key, value in settings.items()))
-    base = BASE
-    if path == "alembic":
-        project.write("000_py.py", PY_REVISION)
-        base = "-- revises: 000\n" + base
-    project.write("001_base.sql", base)
+    on_path(project, "alembic" if path == "alembic" else "direct", "001_base.sql", BASE)
     first = up(project, path)
     assert first.code == 0, first.text
     assert project.version() == ["001"]
@@ -132,9 +121,17 @@ def up(project: Project, path: str, verb: str = "up") -> Ran:
     return Ran(done.returncode, done.stdout, done.stderr)
 
 
-def start(project: Project, path: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(argv(path), cwd=project.root, env=env(project), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+@contextmanager
+def running(project: Project, path: str) -> Iterator[subprocess.Popen[str]]:
+    """The run started in the background; killed on the way out if still running."""
+    process = subprocess.Popen(argv(path), cwd=project.root, env=env(project), text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
 
 
 def finish(process: subprocess.Popen[str], timeout: float = 60) -> Ran:
@@ -243,10 +240,7 @@ NO_SIGNALS = {"plain": "plain `alembic upgrade` handles no signal (docs/alembic-
               "says what was applied and exits 130/143"}
 
 
-@pytest.mark.parametrize("path", on({**NO_SIGNALS, "direct": (
-    "the direct path (the migration sent as one query) does not name the line that was "
-    "running: `Stopped by SIGINT in 003_slow.sql; that migration was rolled back`; the "
-    "Alembic path (and docs/safety.md) say `... in 003_slow.sql at line 2; ...`")}))
+@pytest.mark.parametrize("path", on(NO_SIGNALS))
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_during_a_statement_cancels_it_and_keeps_what_finished(
     project: Project, path: str, sig: signal.Signals,
@@ -255,19 +249,16 @@ def test_a_signal_during_a_statement_cancels_it_and_keeps_what_finished(
     project.write("002_fast.sql", "CREATE TABLE fast (id int);\n")
     project.write("003_slow.sql", SLOW)
     project.write("004_after.sql", "CREATE TABLE after_it (id int);\n")
-    process = start(project, path)
-    try:
+    with running(project, path) as process:
         wait_until(lambda: activity(project, "%pg_sleep(60)%"))
         process.send_signal(sig)
         result = finish(process, timeout=30)  # the 60 s statement was cancelled
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     name = sig.name
     assert result.code == stopped(path, sig), result.text
-    assert result.error == (f"Stopped by {name} in 003_slow.sql at line 2; that migration "
-                            "was rolled back"), result.text
+    # sent as one query, the migration is cancelled as a whole: no line (one sent
+    # statement by statement names it, see the segmented test below)
+    assert result.error == (f"Stopped by {name} in 003_slow.sql; that migration was rolled "
+                            "back"), result.text
     assert f"{name}: cancelling the running statement" in result.err
     assert "Applied before the stop: 002_fast.sql" in result.err
     assert "Interrupted and rolled back, not applied: 003_slow.sql" in result.err
@@ -292,24 +283,19 @@ def test_a_signal_between_two_statements_stops_before_the_next(
                   "SELECT count(*) FROM u;\nINSERT INTO steps VALUES (5);\n")
     project.query("CREATE TABLE u (id int)")
     with blocker(project, "LOCK TABLE t IN ACCESS EXCLUSIVE MODE") as holder, \
-            blocker(project, "LOCK TABLE u IN ACCESS EXCLUSIVE MODE"):
-        process = start(project, path)
-        try:
-            def waiting() -> bool:
-                rows = activity(project, "SELECT count(*) FROM t%")
-                return bool(rows) and rows[0][2] == "Lock"
-            wait_until(waiting)
-            os.kill(process.pid, signal.SIGSTOP)
-            holder.commit()
-            wait_until(lambda: activity(project, "SELECT count(*) FROM t%")[0][1]
-                       == "idle in transaction")
-            process.send_signal(signal.SIGINT)
-            os.kill(process.pid, signal.SIGCONT)
-            result = finish(process, timeout=30)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
+            blocker(project, "LOCK TABLE u IN ACCESS EXCLUSIVE MODE"), \
+            running(project, path) as process:
+        def waiting() -> bool:
+            rows = activity(project, "SELECT count(*) FROM t%")
+            return bool(rows) and rows[0][2] == "Lock"
+        wait_until(waiting)
+        os.kill(process.pid, signal.SIGSTOP)
+        holder.commit()
+        wait_until(lambda: activity(project, "SELECT count(*) FROM t%")[0][1]
+                   == "idle in transaction")
+        process.send_signal(signal.SIGINT)
+        os.kill(process.pid, signal.SIGCONT)
+        result = finish(process, timeout=30)
     assert result.code == stopped(path, signal.SIGINT), result.text
     assert result.error in ("Stopped by SIGINT in 002_steps.sql before line 4",
                             "Stopped by SIGINT in 002_steps.sql at line 4; that migration "
@@ -319,23 +305,38 @@ def test_a_signal_between_two_statements_stops_before_the_next(
     kept_nothing_of_002(project)
 
 
+@pytest.mark.parametrize("path", on(dict.fromkeys(["alembic", "plain"], (
+    "a backend ended during a statement is told as a failed statement on the Alembic path "
+    "and by plain alembic: `Migration 003_slow.sql failed at line 2, column 1: terminating "
+    "connection due to administrator command [SQLSTATE 57P01] in statement `SELECT "
+    "pg_sleep(60)`. The connection to the database was lost; ...`; the direct path: "
+    "`Migration 003_slow.sql was interrupted at line 2: terminating connection due to "
+    "administrator command. The connection to the database was lost; ...` (as all three "
+    "say when it happens during COMMIT)"))))
+def test_a_backend_ended_during_a_statement_is_told_alike(project: Project, path: str) -> None:
+    setup(project, path)
+    project.write("002_fast.sql", "CREATE TABLE fast (id int);\n")
+    project.write("003_slow.sql", SLOW)
+    with running(project, path) as process:
+        wait_until(lambda: activity(project, "%pg_sleep(60)%"))
+        assert project.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                             "query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()") \
+            == [(True,)]
+        result = finish(process, timeout=60)
+    assert result.code == failed(path), result.text
+    assert result.error is not None and re.fullmatch(
+        r"Migration 003_slow\.sql was interrupted at line 2: (terminating connection "
+        r"due to "
+        r"administrator command|server closed the connection unexpectedly)\. The connection "
+        r"to the database was lost; nothing of this migration was kept\. Run the command "
+        r"again once the database is back\.?", result.error), result.text
+    assert "Traceback" not in result.text
+    assert project.version() == ["002"] and "slow" not in project.tables()
+    assert history(project) == [("001", "applied"), ("002", "applied")]
+
+
 # ---------------------------------------------------------------------------
 # Resume of a segmented migration
-
-
-MIXED = """-- migrate:up
-CREATE TABLE m1 (a int);
-INSERT INTO m1 VALUES (1), (1);
-CREATE INDEX CONCURRENTLY idx_m1_a ON m1 (a);
-CREATE TABLE m2 (a int);
-INSERT INTO m2 VALUES (1);
-CREATE UNIQUE INDEX CONCURRENTLY idx_m1_unique ON m1 (a);
-CREATE TABLE m3 (a int);
--- migrate:down
-DROP TABLE m3;
-DROP TABLE m2;
-DROP TABLE m1;
-"""
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -347,7 +348,7 @@ def test_a_failed_segmented_migration_keeps_its_segments_and_resumes_at_its_line
     result = up(project, path)
     assert result.code == failed(path), result.text
     assert result.error is not None and result.error.startswith(
-        'Migration 002_mixed.sql failed at line 7, column 1: could not create unique index '
+        'Migration 002_mixed.sql failed at line 8, column 1: could not create unique index '
         '"idx_m1_unique"; it left the INVALID index public.idx_m1_unique behind'), result.text
     assert result.error.endswith(
         "[SQLSTATE 23505] in statement `CREATE UNIQUE INDEX CONCURRENTLY idx_m1_unique ON m1 "
@@ -359,12 +360,54 @@ def test_a_failed_segmented_migration_keeps_its_segments_and_resumes_at_its_line
     project.write("002_mixed.sql", MIXED.replace("CREATE UNIQUE INDEX", "CREATE INDEX"))
     resumed = up(project, path)
     assert resumed.code == 0, resumed.text
-    assert "Resuming 002_mixed.sql at line 7" in resumed.text
+    assert "Resuming 002_mixed.sql at line 8" in resumed.text
     assert "dropping INVALID index public.idx_m1_unique" in resumed.text
     assert project.query("SELECT count(*) FROM m1") == [(2,)]  # line 3 ran once
     assert project.query("SELECT count(*) FROM m2") == [(1,)]
     assert "m3" in project.tables() and project.version() == ["002"]
     assert project.query("SELECT count(*) FROM fraiseql_migration_progress") == [(0,)]
+    assert history(project) == [("001", "applied"), ("002", "applied")]
+
+
+SEGMENTED = """-- migrate:up
+CREATE TABLE s1 (a int);
+INSERT INTO s1 VALUES (1);
+CREATE INDEX CONCURRENTLY idx_s1 ON s1 (a);
+CREATE TABLE s2 (a int);
+SELECT count(*) FROM t;
+CREATE TABLE s3 (a int);
+-- migrate:down
+DROP TABLE s3;
+DROP TABLE s2;
+DROP TABLE s1;
+"""
+
+
+@pytest.mark.parametrize("path", on(NO_SIGNALS))
+def test_a_signal_in_a_segmented_migration_keeps_the_finished_segments_and_resumes(
+    project: Project, path: str,
+) -> None:
+    # line 6 (after the CONCURRENTLY segment) waits for a blocker; SIGINT cancels it
+    setup(project, path)
+    project.write("002_segments.sql", SEGMENTED)
+    with blocker(project, "LOCK TABLE t IN ACCESS EXCLUSIVE MODE"), \
+            running(project, path) as process:
+        wait_until(lambda: [row for row in activity(project, "SELECT count(*) FROM t%")
+                            if row[2] == "Lock"])
+        process.send_signal(signal.SIGINT)
+        result = finish(process, timeout=30)
+    assert result.code == stopped(path, signal.SIGINT), result.text
+    assert result.error == ("Stopped by SIGINT in 002_segments.sql at line 6; that migration "
+                            "was rolled back"), result.text
+    assert "Interrupted and rolled back, not applied: 002_segments.sql" in result.err
+    # the segments before the CONCURRENTLY index and the index itself are kept
+    assert {"s1"} <= project.tables() and {"s2", "s3"}.isdisjoint(project.tables())
+    assert project.version() == ["001"]
+    resumed = up(project, path)
+    assert resumed.code == 0, resumed.text
+    assert "Resuming 002_segments.sql at line 5" in resumed.text
+    assert project.query("SELECT count(*) FROM s1") == [(1,)]  # line 3 ran once
+    assert {"s2", "s3"} <= project.tables() and project.version() == ["002"]
     assert history(project) == [("001", "applied"), ("002", "applied")]
 
 
@@ -518,16 +561,16 @@ def test_a_run_waits_for_the_migration_lock_then_applies_each_migration_once(
     setup(project, path)
     project.write("002_next.sql", "CREATE TABLE next_one (id int);\n")
     holder = hold_lock(project)
-    try:
-        process = start(project, path)
-        assert process.stderr is not None
-        line = process.stderr.readline()  # printed when the wait starts
-        assert line.startswith("Waiting up to 60s for the migration lock held by pid "
-                               f"{backend_pid(holder)} (other deploy)"), line
-        assert project.version() == ["001"]
-    finally:
-        holder.close()
-    result = finish(process)
+    with running(project, path) as process:
+        try:
+            assert process.stderr is not None
+            line = process.stderr.readline()  # printed when the wait starts
+            assert line.startswith("Waiting up to 60s for the migration lock held by pid "
+                                   f"{backend_pid(holder)} (other deploy)"), line
+            assert project.version() == ["001"]
+        finally:
+            holder.close()
+        result = finish(process)
     assert result.code == 0, result.text
     assert project.version() == ["002"]
     assert history(project) == [("001", "applied"), ("002", "applied")]

@@ -11,7 +11,7 @@ import time
 import psycopg2
 import pytest
 from conftest import Project
-from scenarios import BIN, REPO, UP_DOWN
+from scenarios import BIN, MIXED, REPO, UP_DOWN
 
 from fraiseql_alembic.devdb import DevCluster
 from fraiseql_alembic.engine.locking import LOCK_KEY
@@ -307,23 +307,6 @@ def test_cli_run_options_validate(project: Project) -> None:
     result = project.cli("up", "--lock-timeout", "soon")
     assert result.exit_code == 2
     assert "--lock-timeout 'soon' is not a duration" in result.output
-
-
-
-MIXED = """-- Migration 002: mixed
--- migrate:up
-CREATE TABLE m1 (a int);
-INSERT INTO m1 VALUES (1), (1);
-CREATE INDEX CONCURRENTLY idx_m1_a ON m1 (a);
-CREATE TABLE m2 (a int);
-INSERT INTO m2 VALUES (1);
-CREATE UNIQUE INDEX CONCURRENTLY idx_m1_unique ON m1 (a);
-CREATE TABLE m3 (a int);
--- migrate:down
-DROP TABLE m3;
-DROP TABLE m2;
-DROP TABLE m1;
-"""
 
 
 def test_mixed_file_runs_in_segments_and_resumes(project: Project) -> None:
