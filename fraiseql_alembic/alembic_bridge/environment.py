@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..engine import history
 from ..engine.status import ancestors
@@ -36,19 +36,28 @@ from .plugin import (
     set_run_context,
 )
 
-Step = Any
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from psycopg2.extensions import connection as Connection
+
+    from ..engine.cancel import CancelToken
+    from ..engine.events import Events
+    from ..errors import MigrationError
+    from ..sql.parse import ParsedMigration
+
+Step = Any  # Alembic's RevisionStep or StampStep
 
 # Alembic commands that run env.py only to read: they never wait for the lock.
 _READ_ONLY_COMMANDS = frozenset({"current", "check", "history", "heads", "show", "branches"})
 
 
-def configured_url(config: Any) -> str | None:
+def configured_url(config: Config) -> str | None:
     """The URL our API passed, else ``sqlalchemy.url``, else ``DATABASE_URL``."""
     url = run_context(config).url or config_option(config, "sqlalchemy.url")
     return url or os.environ.get("DATABASE_URL") or None
 
 
-def run_options(config: Any) -> RunOptions:
+def run_options(config: Config) -> RunOptions:
     """From our API, else the ``fraiseql_*`` options (alembic.ini or ``[tool.alembic]``)."""
     options = run_context(config).run_options
     if options is not None:
@@ -150,7 +159,7 @@ def _url_of(given: Any) -> str:
     return str(engine.url.render_as_string(hide_password=False))
 
 
-def _lock_for(config: Any, url: str, options: RunOptions) -> AbstractContextManager[Any]:
+def _lock_for(config: Config, url: str, options: RunOptions) -> AbstractContextManager[Any]:
     run = run_context(config)
     if run.lock_held or _read_only_command(config):
         return nullcontext()
@@ -182,11 +191,11 @@ def _lock_for(config: Any, url: str, options: RunOptions) -> AbstractContextMana
     return lock
 
 
-def _read_only_command(config: Any) -> bool:
+def _read_only_command(config: Config) -> bool:
     return _command_name(config) in _READ_ONLY_COMMANDS
 
 
-def _command_name(config: Any) -> str:
+def _command_name(config: Config) -> str:
     """The `alembic` CLI command being run ("" when Alembic is driven from Python)."""
     command = getattr(getattr(config, "cmd_opts", None), "cmd", None)
     return str(getattr(command[0], "__name__", "")) if command else ""
@@ -271,7 +280,7 @@ def _verify_before_upgrade(context: Any, connection: Any, schema: str) -> None:
                      standard_strings=standard_strings(connection.connection.dbapi_connection))
 
 
-def _prepare_history(dbapi: Any, schema: str) -> None:
+def _prepare_history(dbapi: Connection, schema: str) -> None:
     """Create the history table once, committed, before any migration runs (instead of
     checking for it in every migration's transaction)."""
     with history.writing(dbapi, schema) as cursor:
@@ -280,8 +289,9 @@ def _prepare_history(dbapi: Any, schema: str) -> None:
 
 
 def _lost_in_step(
-    err: Exception, dbapi: Any, running: list[Step], url: str, version_schema: str | None
-) -> Any:
+    err: Exception, dbapi: Connection, running: list[Step], url: str,
+    version_schema: str | None,
+) -> MigrationError | None:
     """A step's driver error told as the direct path tells it, or None (an error in a SQL
     revision's statement already names its line; other errors are not about a step).
 
@@ -314,7 +324,8 @@ def _lost_in_step(
 
 
 def _announcing(
-    steps_fn: Callable[..., Iterable[Step]], reporter: Any, token: Any,
+    steps_fn: Callable[..., Iterable[Step]], reporter: Events | None,
+    token: CancelToken | None,
     lock_check: Callable[[], None] | None = None, running: list[Step] | None = None,
 ) -> Callable[..., Iterator[Step]]:
     """Check for cancellation (and that the lock's lease is still ours) and tell the
@@ -337,7 +348,7 @@ def _announcing(
     return steps
 
 
-def _after_each(schema: str, reporter: Any) -> Callable[..., None]:
+def _after_each(schema: str, reporter: Events | None) -> Callable[..., None]:
     """After each step, inside its transaction: history rows for ``.py`` revisions and
     stamps (SQL revisions write their own), and progress for the reporter."""
 
@@ -381,5 +392,5 @@ def _record(ctx: Any, schema: str, step: Any, action: str, revision_ids: Iterabl
             history.record(cursor, schema, entry)
 
 
-def _sql_migration(script: Any) -> Any:
+def _sql_migration(script: Any) -> ParsedMigration | None:
     return getattr(getattr(script, "module", None), "fraiseql_migration", None)

@@ -319,7 +319,7 @@ def session_of(context: MigrationContext) -> Session:
         connection = context.connection
         assert connection is not None
         session = Session(connection.connection.dbapi_connection,  # type: ignore[arg-type]
-                          autocommit_block=context.autocommit_block, in_alembic=True)
+                          autocommit_block=context.autocommit_block)
     # our own mark on Alembic's MigrationContext: one Session for all of its steps
     context._fraiseql_session = session  # type: ignore[attr-defined]  # noqa: SLF001
     return session

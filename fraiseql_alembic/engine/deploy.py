@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import MigrationError, MigrationExecutionError
 from ..settings import LEASE, Settings
@@ -20,6 +20,7 @@ from ..sqlstate import LOCK_NOT_AVAILABLE
 from . import backup, history
 from .backup import Backup
 from .database import DatabaseState, open_dbapi, read_state
+from .events import Events
 from .locking import (
     STATEMENT,
     LeaseHolder,
@@ -45,24 +46,9 @@ if TYPE_CHECKING:
 Resume = Literal["done", "again"]
 
 
-class Reporter(Protocol):
-    """Receives progress while migrations run (the CLI prints it).
-
-    ``plan``, ``backed_up`` and ``rehearsed`` are optional: a reporter without them
-    is still accepted (they are looked up when called).
-    """
-
-    def start(self, filename: str, is_upgrade: bool) -> None: ...
-    def done(self, filename: str, is_upgrade: bool) -> None: ...
-    def notice(self, text: str) -> None: ...
-    def marked(self, filename: str) -> None: ...
-    def waiting(self, text: str) -> None: ...
-    def plan(self, total: int, is_upgrade: bool) -> None:
-        """How many migrations are about to run (before the first ``start``)."""
-    def backed_up(self, backup: Backup) -> None:
-        """``up --backup`` finished its dump, before anything is applied."""
-    def rehearsed(self, outcome: Outcome) -> None:
-        """``up --rehearse`` found what one pending migration would do."""
+#: What receives progress while migrations run (the CLI's reporters): the one protocol of
+#: :mod:`.events`, under the name the API has always given it.
+Reporter = Events
 
 
 class Progress:

@@ -1,9 +1,9 @@
 """What a run tells whoever started it, on both paths: one protocol, no-op defaults.
 
 The CLI's reporters implement it (they print each line); the API passes one to the
-engine and, through the run context, to the Alembic bridge.  Methods a receiver lacks
-are not called (:class:`NoEvents` fills them in), so a receiver of ``start``/``done``
-alone is still accepted.
+engine and, through the run context, to the Alembic bridge (``api.Reporter`` is this
+protocol).  ``plan``, ``backed_up`` and ``rehearsed`` are optional: a receiver without
+them is still accepted (they are looked up when called).  :class:`NoEvents` ignores all.
 """
 
 from __future__ import annotations

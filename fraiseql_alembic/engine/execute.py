@@ -15,7 +15,7 @@ import re
 from typing import TYPE_CHECKING
 
 from .. import sqlstate
-from ..errors import MigrationExecutionError
+from ..errors import DatabaseError, MigrationError, MigrationExecutionError
 from ..sql.parse import ParsedMigration, Section
 from ..sql.statements import Statement, terminated
 from . import history
@@ -91,11 +91,13 @@ def located_error(
     in_transaction: bool,
     segment: tuple[int, str] | None = None,
     position: int | None = None,
-) -> MigrationExecutionError:
+) -> MigrationError:
     """Turn a server error into file:line:column, the statement and PostgreSQL's words.
 
     ``position`` (1-based, in ``statement.sql``) overrides the error's own
     ``statement_position``, for an error raised by a query that held more statements.
+    A connection lost in a migration's transaction is told as :func:`interrupted`, as
+    when it is lost at COMMIT, on both paths.
     """
     diag = getattr(err, "diag", None)
     message, _ = server_words(err)
@@ -127,6 +129,9 @@ def located_error(
         code is None or code.startswith(sqlstate.CONNECTION_EXCEPTION_CLASS)
         or code in sqlstate.SERVER_GONE
     )
+    kept_nothing = in_transaction and (segment is None or segment[0] == 0)
+    if lost and kept_nothing:
+        return interrupted(migration.name.filename, message, line=statement.line)
     return MigrationExecutionError(
         migration.name.filename,
         line,
@@ -134,12 +139,34 @@ def located_error(
         statement.sql,
         message,
         code,
-        kept_nothing=in_transaction and (segment is None or segment[0] == 0),
+        kept_nothing=kept_nothing,
         connection_lost=lost,
         resume_command=(
             f"fraiseql migrate {segment[1]}" if segment is not None and segment[0] > 0 else None
         ),
     )
+
+def interrupted(
+    filename: str, reason: str, *, line: int | None = None, reachable: bool = True,
+) -> DatabaseError:
+    """A migration whose connection was lost before its COMMIT was answered, and which
+    PostgreSQL therefore did not keep (``reachable`` False: the database cannot be reached
+    to tell whether it did); ``line``: of the statement that was running, when known."""
+    where = f" at line {line}" if line is not None else ""
+    if not reachable:
+        return DatabaseError(
+            f"Migration {filename} was interrupted{where}: {reason}. The connection to the "
+            "database was lost and the database cannot be reached now; PostgreSQL kept all "
+            "of that migration or none of it (none unless it had reached its COMMIT). Once "
+            "the database is back, `fraiseql migrate status` shows which; then run the "
+            "command again"
+        )
+    return DatabaseError(
+        f"Migration {filename} was interrupted{where}: {reason}. The connection to the "
+        "database was lost; nothing of this migration was kept. Run the command again once "
+        "the database is back"
+    )
+
 
 def _copy_line(context: str | None) -> int | None:
     """The data line PostgreSQL names in a COPY error's context (``COPY t, line 3``)."""

@@ -27,7 +27,13 @@ from ..sql.statements import SplitSection, Statement, split_statements, terminat
 from . import batchquery, history
 from .cancel import MigrationInterrupted
 from .events import Events
-from .execute import emit_offline, execute_statements, located_error, needs_autocommit
+from .execute import (
+    emit_offline,
+    execute_statements,
+    interrupted,
+    located_error,
+    needs_autocommit,
+)
 from .recorder import (
     PREPARED_STATEMENT_GONE,
     OwnRecorder,
@@ -397,9 +403,8 @@ def run_batched(
                 ) from err
             if outcome.lost and own and session.url is not None:
                 _release(held, sink)
-                failed = _batch_failure(prepared, outcome, dbapi)
-                line = getattr(failed, "line", None) if failed is not None else None
-                raise step_connection_lost(session.url, step, err, line=line) from err
+                raise step_connection_lost(session.url, step, err,
+                                           line=_running_line(prepared, outcome)) from err
             if own and session_check_failed(err):  # an earlier migration left prepared
                 held.clear()  # statements: nothing of this one ran; deallocate them, rerun
                 cursor.execute(recorder.session_clean)
@@ -499,20 +504,7 @@ def connection_lost(
             f"Migration {filename} was applied, but the connection was lost as it committed "
             f"({reason}). Run the command again to continue after it"
         )
-    where = f" at line {line}" if line is not None else ""
-    if versions is None:
-        return DatabaseError(
-            f"Migration {filename} was interrupted{where}: {reason}. The connection to the "
-            "database was lost and the database cannot be reached now; PostgreSQL kept all "
-            "of that migration or none of it (none unless it had reached its COMMIT). Once "
-            "the database is back, `fraiseql migrate status` shows which; then run the "
-            "command again"
-        )
-    return DatabaseError(
-        f"Migration {filename} was interrupted{where}: {reason}. The connection to the "
-        "database was lost; nothing of this migration was kept. Run the command again once "
-        "the database is back"
-    )
+    return interrupted(filename, reason, line=line, reachable=versions is not None)
 
 
 def _batch_failure(
@@ -542,6 +534,13 @@ def _batch_failure(
     if index == len(statements) + 1:
         return commit_failed(step.migration.name.filename, err)
     return None
+
+
+def _running_line(prepared: Prepared, outcome: batchquery.Outcome) -> int | None:
+    """The line of the migration's statement a batch was running when it stopped."""
+    found = _failing_statement(prepared, outcome.position)
+    index = found[0] if found is not None else outcome.completed - prepared.head_statements
+    return prepared.statements[index].line if 0 <= index < len(prepared.statements) else None
 
 
 def _release(held: list[str], sink: NoticeSink) -> None:

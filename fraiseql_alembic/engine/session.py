@@ -155,9 +155,9 @@ class Session:
 
     ``autocommit_block`` leaves the current transaction for statements that cannot run
     in one (``CREATE INDEX CONCURRENTLY``); on the direct path it commits and switches
-    the connection to autocommit, under Alembic it is Alembic's own.  ``in_alembic``
-    says that Alembic's transaction holds the migration (Alembic commits it and moves
-    ``alembic_version``).
+    the connection to autocommit, under Alembic it is Alembic's own (the bridge builds
+    the session over Alembic's MigrationContext).  ``url`` lets the direct path reconnect
+    to see what became of a migration whose connection died.
     """
 
     def __init__(
@@ -166,14 +166,12 @@ class Session:
         *,
         autocommit_block: Callable[[], AbstractContextManager[Any]] | None = None,
         output: Callable[[str], None] | None = None,
-        in_alembic: bool = False,
         url: str | None = None,
     ) -> None:
         self._dbapi = dbapi
-        self.url = url  # to reconnect and see what became of a step whose connection died
+        self.url = url
         self._autocommit_block = autocommit_block
         self.output = output
-        self.in_alembic = in_alembic
         #: offline: the history table's CREATE was written once already
         self.history_emitted = False
 
