@@ -10,11 +10,14 @@ import os
 import re
 import subprocess
 import sys
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psycopg2
+
+from fraiseql_alembic.engine.locking import LOCK_KEY
 
 if TYPE_CHECKING:
     from conftest import Project
@@ -65,6 +68,26 @@ def fetch_one(url: str, query: str) -> object:
         assert row is not None
         return row[0]
 
+
+@contextmanager
+def blocker(project: Project, sql: str) -> Iterator[psycopg2.extensions.connection]:
+    """A session holding ``sql``'s locks in an open transaction (commit it to release)."""
+    connection = psycopg2.connect(project.database_url, application_name="blocker")
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+        yield connection
+    finally:
+        connection.close()
+
+
+def hold_lock(project: Project) -> psycopg2.extensions.connection:
+    """Another deploy's session holding the migration lock (close it to release)."""
+    connection = psycopg2.connect(project.database_url, application_name="someone else's deploy")
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+    return connection
 
 def on_path(project: Project, path: str, first: str, text: str) -> None:
     """Write the first migration; on the Alembic path a `.py` revision comes before it

@@ -29,9 +29,7 @@ from dataclasses import dataclass
 import psycopg2
 import pytest
 from conftest import Project
-from scenarios import BIN, MIXED, REPO, on_path
-
-from fraiseql_alembic.engine.locking import LOCK_KEY
+from scenarios import BIN, MIXED, REPO, blocker, hold_lock, on_path
 
 #: direct: only .sql files; alembic: a .py revision in the folder, `fraiseql migrate up`;
 #: plain: `alembic upgrade head` with alembic.ini
@@ -151,19 +149,6 @@ def activity(project: Project, like: str) -> list[tuple[object, ...]]:
     return project.query(
         "SELECT pid, state, wait_event_type FROM pg_stat_activity WHERE query LIKE "
         f"'{like}' AND pid <> pg_backend_pid() AND datname = current_database()")
-
-
-@contextmanager
-def blocker(project: Project, sql: str, name: str = "blocker") -> Iterator[
-        psycopg2.extensions.connection]:
-    """A session holding ``sql``'s locks in an open transaction (commit to release)."""
-    connection = psycopg2.connect(project.database_url, application_name=name)
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(sql)
-        yield connection
-    finally:
-        connection.close()
 
 
 def history(project: Project) -> list[tuple[object, ...]]:
@@ -305,14 +290,7 @@ def test_a_signal_between_two_statements_stops_before_the_next(
     kept_nothing_of_002(project)
 
 
-@pytest.mark.parametrize("path", on(dict.fromkeys(["alembic", "plain"], (
-    "a backend ended during a statement is told as a failed statement on the Alembic path "
-    "and by plain alembic: `Migration 003_slow.sql failed at line 2, column 1: terminating "
-    "connection due to administrator command [SQLSTATE 57P01] in statement `SELECT "
-    "pg_sleep(60)`. The connection to the database was lost; ...`; the direct path: "
-    "`Migration 003_slow.sql was interrupted at line 2: terminating connection due to "
-    "administrator command. The connection to the database was lost; ...` (as all three "
-    "say when it happens during COMMIT)"))))
+@pytest.mark.parametrize("path", PATHS)
 def test_a_backend_ended_during_a_statement_is_told_alike(project: Project, path: str) -> None:
     setup(project, path)
     project.write("002_fast.sql", "CREATE TABLE fast (id int);\n")
@@ -521,14 +499,6 @@ def test_statement_timeout_stops_the_migration_at_its_line(
 # The migration lock
 
 
-def hold_lock(project: Project) -> psycopg2.extensions.connection:
-    connection = psycopg2.connect(project.database_url, application_name="other deploy")
-    connection.autocommit = True
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
-    return connection
-
-
 def backend_pid(connection: psycopg2.extensions.connection) -> int:
     return int(connection.get_backend_pid())
 
@@ -546,7 +516,7 @@ def test_a_run_that_cannot_get_the_migration_lock_is_refused(
     finally:
         holder.close()
     assert result.code == failed(path), result.text
-    held = f"the migration lock held by pid {pid} (other deploy)"
+    held = f"the migration lock held by pid {pid} (someone else's deploy)"
     assert f"Waiting up to 1s for {held}" in result.err, result.text
     assert result.error is not None and result.error.startswith(
         f"Gave up after waiting 1s for {held}"), result.text
@@ -566,7 +536,7 @@ def test_a_run_waits_for_the_migration_lock_then_applies_each_migration_once(
             assert process.stderr is not None
             line = process.stderr.readline()  # printed when the wait starts
             assert line.startswith("Waiting up to 60s for the migration lock held by pid "
-                                   f"{backend_pid(holder)} (other deploy)"), line
+                                   f"{backend_pid(holder)} (someone else's deploy)"), line
             assert project.version() == ["001"]
         finally:
             holder.close()

@@ -10,13 +10,11 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
-import psycopg2
 import pytest
 from conftest import Project
-from scenarios import BIN, REPO
+from scenarios import BIN, REPO, blocker
 
 ENGINES = ["direct", "alembic"]
 
@@ -85,18 +83,6 @@ def waiting(project: Project, statement: str) -> Callable[[], bool]:
         found = backend(project, statement)
         return found is not None and found[1] == "active" and found[2] == "Lock"
     return check
-
-
-@contextmanager
-def blocker(project: Project, sql: str) -> Iterator[psycopg2.extensions.connection]:
-    """A session holding ``sql``'s locks in an open transaction (commit it to release)."""
-    connection = psycopg2.connect(project.database_url, application_name="blocker")
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(sql)
-        yield connection
-    finally:
-        connection.close()
 
 
 def killed_after_the_server_finished(

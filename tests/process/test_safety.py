@@ -11,7 +11,7 @@ import time
 import psycopg2
 import pytest
 from conftest import Project
-from scenarios import BIN, MIXED, REPO, UP_DOWN
+from scenarios import BIN, MIXED, REPO, UP_DOWN, hold_lock
 
 from fraiseql_alembic.devdb import DevCluster
 from fraiseql_alembic.engine.locking import LOCK_KEY
@@ -92,14 +92,6 @@ def test_six_concurrent_ups_apply_each_migration_once(project: Project) -> None:
     ) == [("001", 1), ("002", 1), ("003", 1)]
     assert project.version() == ["003"]
     assert lock_is_free(project)
-
-
-def hold_lock(project: Project) -> psycopg2.extensions.connection:
-    connection = psycopg2.connect(project.database_url, application_name="someone else's deploy")
-    connection.autocommit = True
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
-    return connection
 
 
 def test_lock_wait_timeout_names_the_holder(project: Project) -> None:
