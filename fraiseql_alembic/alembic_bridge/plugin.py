@@ -281,6 +281,7 @@ def _direction(migration: ParsedMigration, direction: str) -> Callable[..., None
         from alembic import op
 
         # lazy: Alembic imports this module for every project; the engine loads on use
+        from ..engine.preflight import irreversible_message
         from ..engine.recorder import AlembicRecorder, Step
         from ..engine.run import run_step
         from ..errors import IrreversibleMigrationError, MigrationError
@@ -323,15 +324,6 @@ def session_of(context: MigrationContext) -> Session:
     # our own mark on Alembic's MigrationContext: one Session for all of its steps
     context._fraiseql_session = session  # type: ignore[attr-defined]  # noqa: SLF001
     return session
-
-
-def irreversible_message(migration: ParsedMigration) -> str:
-    return (
-        f"Migration {migration.name.filename} has no down section, so it cannot be rolled "
-        "back. Add a `-- migrate:down` line at the end of the file followed by the SQL that "
-        "undoes it (e.g. DROP TABLE ...), then run the command again."
-    )
-
 
 
 class _PluginModule(types.ModuleType):
