@@ -1,7 +1,8 @@
 """Send a query string of several statements and tell which statement failed.
 
-The direct executor sends an ordinary migration as one simple-protocol query (``BEGIN;
-<statements>; <bookkeeping>; COMMIT``).  PostgreSQL answers every statement of it with a
+The step runner (:mod:`.run`) sends an ordinary migration as one simple-protocol query
+(``BEGIN; <statements>; <bookkeeping>; COMMIT`` on the direct path, ``<statements>;
+<history row>`` inside Alembic's transaction).  PostgreSQL answers every statement of it with a
 result of its own, in order, and stops at the first error; psycopg2 keeps only the last
 result, so which statement failed was lost unless the error carried a position (syntax
 errors, unknown columns, ...).  Here the query goes through libpq itself, on the
