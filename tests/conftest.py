@@ -1,16 +1,25 @@
-"""Shared fixtures: one throwaway PostgreSQL cluster per session, a fresh database per test."""
+"""Shared fixtures: one throwaway PostgreSQL cluster per session (per xdist worker), a fresh
+database per test, and the two ways tests run our commands:
+
+- ``cli``: ``fraiseql ...`` in-process with Click's CliRunner, in a folder (the project's);
+- ``run_process``: the installed ``fraiseql``/``alembic`` command (or any program) as a
+  subprocess in a folder, with the test's DATABASE_URL, an environment and a timeout.
+"""
 
 from __future__ import annotations
 
 import os
 import re
 import shutil
+import subprocess
+import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner, Result
 
 from fraiseql_alembic.devdb import DevCluster, find_pg_bindir
 
@@ -53,7 +62,112 @@ def database_url(pg_cluster: DevCluster, request: pytest.FixtureRequest) -> Iter
 
 
 # ---------------------------------------------------------------------------
-# Projects and the CLI
+# Running our commands
+
+#: Where the installed `fraiseql` and `alembic` commands are.
+BIN = Path(sys.executable).parent
+#: ``url=`` default of run_process/start_process: the test's own database, when it has one.
+TEST_DATABASE = "<the test's database>"
+
+
+def invoke_cli(cwd: Path, args: Sequence[str], *, env: Mapping[str, str | None] | None = None,
+               input: str | None = None, catch_exceptions: bool = False) -> Result:
+    """``fraiseql ARGS`` in-process (Click's CliRunner) with ``cwd`` as working directory.
+
+    DATABASE_URL is unset unless ``env`` sets it (None in ``env`` unsets a variable)."""
+    from fraiseql_alembic.cli.app import main  # lazy: imports alembic and sqlalchemy
+
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return CliRunner().invoke(main, list(args), input=input,
+                                  env={"DATABASE_URL": None, **(env or {})},
+                                  catch_exceptions=catch_exceptions)
+    finally:
+        os.chdir(old)
+
+
+class Cli:
+    """The ``cli`` fixture: ``cli("migrate", "up", cwd=..., env=...)`` -> click Result."""
+
+    def __init__(self, cwd: Path) -> None:
+        self.cwd = cwd
+
+    def __call__(self, *args: str, cwd: Path | None = None,
+                 env: Mapping[str, str | None] | None = None, input: str | None = None,
+                 catch_exceptions: bool = False) -> Result:
+        return invoke_cli(cwd or self.cwd, args, env=env, input=input,
+                          catch_exceptions=catch_exceptions)
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    """Run ``fraiseql ARGS`` in-process, in tmp_path (the ``project`` fixture's root) unless
+    ``cwd=`` says otherwise; DATABASE_URL is unset unless ``env=`` sets it."""
+    return Cli(tmp_path)
+
+
+def _argv_and_env(argv: Sequence[str], url: str | None, env: Mapping[str, str | None] | None,
+                  prefix: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    program = str(BIN / argv[0]) if argv[0] in ("fraiseql", "alembic") else argv[0]
+    environment = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    if url is not None:
+        environment["DATABASE_URL"] = url
+    for key, value in (env or {}).items():
+        if value is None:
+            environment.pop(key, None)
+        else:
+            environment[key] = value
+    return [*prefix, program, *argv[1:]], environment
+
+
+class ProcessRunner:
+    """The ``run_process`` fixture.
+
+    ``run_process("fraiseql", "migrate", "up")`` runs the installed command (``fraiseql`` and
+    ``alembic`` are taken from this virtualenv, anything else from PATH) in ``cwd`` (default:
+    tmp_path, the ``project`` fixture's root) with DATABASE_URL = ``url`` (default: the test's
+    database if it has one; None leaves it unset), ``env`` added (None unsets), ``input`` on stdin and a
+    ``timeout``; ``check=True`` asserts exit 0.  ``prefix`` goes before the program (e.g.
+    ``unshare ...``).  ``run_process.start(...)`` is the same as a running Popen."""
+
+    def __init__(self, cwd: Path, url: str | None) -> None:
+        self.cwd = cwd
+        self.url = url
+
+    def __call__(self, *argv: str, cwd: Path | None = None, url: str | None = TEST_DATABASE,
+                 env: Mapping[str, str | None] | None = None, input: str | None = None,
+                 timeout: float = 120, check: bool = False,
+                 prefix: Sequence[str] = ()) -> subprocess.CompletedProcess[str]:
+        args, environment = _argv_and_env(argv, self.url if url == TEST_DATABASE else url,
+                                          env, prefix)
+        result = subprocess.run(args, cwd=cwd or self.cwd, env=environment, input=input,
+                                capture_output=True, text=True, timeout=timeout)
+        if check:
+            assert result.returncode == 0, result.stdout + result.stderr
+        return result
+
+    def start(self, *argv: str, cwd: Path | None = None, url: str | None = TEST_DATABASE,
+              env: Mapping[str, str | None] | None = None, prefix: Sequence[str] = (),
+              capture: bool = True) -> subprocess.Popen[str]:
+        """Start the command; its stdout and stderr are pipes (or /dev/null: ``capture=False``)."""
+        args, environment = _argv_and_env(argv, self.url if url == TEST_DATABASE else url,
+                                          env, prefix)
+        output = subprocess.PIPE if capture else subprocess.DEVNULL
+        return subprocess.Popen(args, cwd=cwd or self.cwd, env=environment, text=True,
+                                stdout=output, stderr=output)
+
+
+@pytest.fixture
+def run_process(tmp_path: Path, request: pytest.FixtureRequest) -> ProcessRunner:
+    """Run an installed command as a subprocess (see ProcessRunner)."""
+    url = (request.getfixturevalue("database_url")
+           if "database_url" in request.fixturenames else None)
+    return ProcessRunner(tmp_path, url)
+
+
+# ---------------------------------------------------------------------------
+# Projects
 
 
 class Project:
@@ -70,25 +184,10 @@ class Project:
         path.write_text(text, encoding="utf-8")
         return path
 
-    def cli(self, *args: str, input: str | None = None) -> Any:
+    def cli(self, *args: str, input: str | None = None) -> Result:
         """Run ``fraiseql migrate ARGS`` in-process with CliRunner, in the project."""
-        from click.testing import CliRunner
-
-        from fraiseql_alembic.cli.app import main
-
-        runner = CliRunner()
-        cwd = os.getcwd()
-        os.chdir(self.root)
-        try:
-            return runner.invoke(
-                main,
-                ["migrate", *args],
-                input=input,
-                env={"DATABASE_URL": self.database_url},
-                catch_exceptions=False,
-            )
-        finally:
-            os.chdir(cwd)
+        return invoke_cli(self.root, ["migrate", *args], input=input,
+                          env={"DATABASE_URL": self.database_url})
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         import psycopg2

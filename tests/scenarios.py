@@ -1,4 +1,4 @@
-"""What several test files share: paths, the installed commands, migration texts.
+"""What several test files share: paths, migration texts, small helpers.
 
 The user's spec examples (SPEC_*) are applied by tests/db/test_spec_examples.py and linted by
 tests/unit/test_lint.py.
@@ -6,9 +6,7 @@ tests/unit/test_lint.py.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -47,17 +45,6 @@ DROP TABLE m3;
 DROP TABLE m2;
 DROP TABLE m1;
 """
-
-def command(project: Project, *argv: str, check: bool = True, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "DATABASE_URL": project.database_url, **env}
-    result = subprocess.run(
-        [str(BIN / argv[0]), *argv[1:]], cwd=project.root, env=environment,
-        capture_output=True, text=True, timeout=120,
-    )
-    if check:
-        assert result.returncode == 0, result.stdout + result.stderr
-    return result
-
 
 
 def fetch_one(url: str, query: str) -> object:

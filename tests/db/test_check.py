@@ -7,10 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
-from conftest import Project
-
-from fraiseql_alembic.cli.app import main
+from conftest import Cli, Project
 
 CLEAN = "-- migrate:up\nCREATE TABLE tb_{0} (id int);\n-- migrate:down\nDROP TABLE tb_{0};\n"
 
@@ -45,14 +42,9 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return migrations
 
 
-def run(*args: str, url: str | None = None) -> Result:
-    return CliRunner().invoke(main, ["migrate", *args], env={"DATABASE_URL": url},
-                              catch_exceptions=False)
-
-
-def test_clean_folder_passes(repo: Path) -> None:
+def test_clean_folder_passes(repo: Path, cli: Cli) -> None:
     (repo / "003_comment.sql").write_text(CLEAN.format("comment"), encoding="utf-8")
-    result = run("check", "--base", "main")
+    result = cli("migrate", "check", "--base", "main")
     assert result.exit_code == 0, result.output
     assert result.output == (
         "✓ No problems (3 migrations; 1 new since main; database not checked: no database "
@@ -60,7 +52,7 @@ def test_clean_folder_passes(repo: Path) -> None:
     )
 
 
-def test_problems_of_every_kind_are_listed_with_file_and_line(repo: Path) -> None:
+def test_problems_of_every_kind_are_listed_with_file_and_line(repo: Path, cli: Cli) -> None:
     # main moves on while the branch was open
     git(repo.parent, "checkout", "-q", "main")
     (repo / "003_tag.sql").write_text(CLEAN.format("tag"), encoding="utf-8")
@@ -75,7 +67,7 @@ def test_problems_of_every_kind_are_listed_with_file_and_line(repo: Path) -> Non
     # a merged file whose down section grew: neither linted (merged) nor a change that counts
     (repo / "002_post.sql").write_text(CLEAN.format("post") + "CREATE INDEX i ON tb_user (id);\n",
                                        encoding="utf-8")
-    result = run("check", "--base", "main")
+    result = cli("migrate", "check", "--base", "main")
     assert result.exit_code == 1
     assert result.output.splitlines() == [
         "migrations/6-add-likes.sql:1: is not loaded: migration files are named "
@@ -94,9 +86,9 @@ def test_problems_of_every_kind_are_listed_with_file_and_line(repo: Path) -> Non
     assert "003_tag.sql" not in result.output  # the checkout of feature has no 003_tag.sql
 
 
-def test_merged_files_may_not_be_deleted_or_have_their_up_section_edited(repo: Path) -> None:
+def test_merged_files_may_not_be_deleted_or_have_their_up_section_edited(repo: Path, cli: Cli) -> None:
     (repo / "001_user.sql").unlink()
-    result = run("check", "--base", "main")
+    result = cli("migrate", "check", "--base", "main")
     assert result.exit_code == 1
     assert result.output.splitlines()[0] == (
         "migrations/001_user.sql:1: was deleted, but main has it, so databases may have applied "
@@ -108,19 +100,19 @@ def test_merged_files_may_not_be_deleted_or_have_their_up_section_edited(repo: P
     down_edit = text.replace("-- migrate:down\n", "-- migrate:down\n-- undo it\n")
     assert down_edit != text
     (repo / "002_post.sql").write_text(down_edit.replace("\n", "\r\n"), encoding="utf-8")
-    result = run("check", "--base", "main")
+    result = cli("migrate", "check", "--base", "main")
     assert result.exit_code == 0, result.output
     git(repo.parent, "commit", "-qam", "edit down")  # committed on the branch: still compared
     (repo / "002_post.sql").write_text(text.replace("CREATE TABLE", "CREATE UNLOGGED TABLE"),
                                        encoding="utf-8")
-    result = run("check", "--base", "main")
+    result = cli("migrate", "check", "--base", "main")
     assert result.exit_code == 1
     assert "002_post.sql:1: its up section changed since main" in result.output
 
 
-def test_a_renamed_merged_file_is_to_be_renamed_back_not_renumbered(repo: Path) -> None:
+def test_a_renamed_merged_file_is_to_be_renamed_back_not_renumbered(repo: Path, cli: Cli) -> None:
     git(repo.parent, "mv", "migrations/002_post.sql", "migrations/002_posts.sql")
-    result = run("check", "--base", "main")
+    result = cli("migrate", "check", "--base", "main")
     assert result.exit_code == 1
     assert result.output.splitlines()[:-1] == [
         "migrations/002_posts.sql:1: renames 002_post.sql, which main has already: databases "
@@ -128,17 +120,17 @@ def test_a_renamed_merged_file_is_to_be_renamed_back_not_renumbered(repo: Path) 
         "change goes in a new migration)"]
 
 
-def test_no_shared_history_with_the_base_is_one_error_line(repo: Path) -> None:
+def test_no_shared_history_with_the_base_is_one_error_line(repo: Path, cli: Cli) -> None:
     git(repo.parent, "checkout", "-q", "--orphan", "elsewhere")
     git(repo.parent, "commit", "-qm", "unrelated")
     git(repo.parent, "checkout", "-q", "feature")
-    result = run("check", "--base", "elsewhere")
+    result = cli("migrate", "check", "--base", "elsewhere")
     assert result.exit_code == 1
     assert "share no commit that git can see (a shallow clone?)" in result.output
     assert "fetch-depth: 0" in result.output
 
 
-def test_files_merged_into_base_after_the_fork_are_not_deleted_by_the_branch(repo: Path) -> None:
+def test_files_merged_into_base_after_the_fork_are_not_deleted_by_the_branch(repo: Path, cli: Cli) -> None:
     git(repo.parent, "checkout", "-q", "main")
     (repo / "003_tag.sql").write_text(CLEAN.format("tag"), encoding="utf-8")
     (repo / "001_user.sql").write_text(CLEAN.format("user") + "-- reviewed\n", encoding="utf-8")
@@ -146,15 +138,15 @@ def test_files_merged_into_base_after_the_fork_are_not_deleted_by_the_branch(rep
     git(repo.parent, "commit", "-qm", "main moves on")
     git(repo.parent, "checkout", "-q", "feature")
     (repo / "004_comment.sql").write_text(CLEAN.format("comment"), encoding="utf-8")
-    result = run("check", "--base", "main")
+    result = cli("migrate", "check", "--base", "main")
     assert result.exit_code == 0, result.output
 
 
 def test_duplicate_numbers_are_problems_and_all_files_are_linted_without_base(
-    repo: Path,
+    repo: Path, cli: Cli,
 ) -> None:
     (repo / "002_comment.sql").write_text("CREATE INDEX i ON tb_post (id);\n", encoding="utf-8")
-    result = run("check")
+    result = cli("migrate", "check")
     assert result.exit_code == 1
     lines = result.output.splitlines()
     assert lines[0] == (
@@ -166,9 +158,9 @@ def test_duplicate_numbers_are_problems_and_all_files_are_linted_without_base(
                         "configured)")
 
 
-def test_github_format(repo: Path) -> None:
+def test_github_format(repo: Path, cli: Cli) -> None:
     (repo / "001_user.sql").write_text(CLEAN.format("user") + "DO $$ BEGIN\n", encoding="utf-8")
-    result = run("check", "--format", "github")
+    result = cli("migrate", "check", "--format", "github")
     assert result.exit_code == 1
     assert result.output.splitlines()[0] == (
         "::error file=migrations/001_user.sql,line=5::unterminated dollar-quoted string at or "
@@ -176,8 +168,8 @@ def test_github_format(repo: Path) -> None:
     )
 
 
-def test_base_errors_are_one_line(repo: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
-    unknown = run("check", "--base", "origin/nope")
+def test_base_errors_are_one_line(repo: Path, tmp_path_factory: pytest.TempPathFactory, cli: Cli) -> None:
+    unknown = cli("migrate", "check", "--base", "origin/nope")
     assert unknown.exit_code == 1
     assert unknown.output == (
         "Error: --base origin/nope: no such branch, tag or commit in this repository (in "
@@ -186,7 +178,7 @@ def test_base_errors_are_one_line(repo: Path, tmp_path_factory: pytest.TempPathF
     )
     outside = tmp_path_factory.mktemp("not_a_repo")
     (outside / "001_a.sql").write_text("SELECT 1;\n", encoding="utf-8")
-    result = run("check", "--base", "main", "--path", str(outside))
+    result = cli("migrate", "check", "--base", "main", "--path", str(outside))
     assert result.exit_code == 1
     assert result.output == (
         f"Error: --base main: {outside} is not inside a git repository; run check in a clone "
@@ -230,12 +222,12 @@ def test_database_is_not_asked_while_the_folder_is_broken(project: Project) -> N
 
 
 def test_unreachable_database_is_one_error_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Cli,
 ) -> None:
     (tmp_path / "migrations").mkdir()
     (tmp_path / "migrations" / "001_a.sql").write_text(CLEAN.format("a"), encoding="utf-8")
     monkeypatch.chdir(tmp_path)
-    result = run("check", url="postgresql://app:s3cret@127.0.0.1:1/app")
+    result = cli("migrate", "check", env={"DATABASE_URL": "postgresql://app:s3cret@127.0.0.1:1/app"})
     assert result.exit_code == 1
     assert result.output.startswith("Error: ")
     assert result.output.count("\n") == 1

@@ -5,8 +5,6 @@ plain `alembic upgrade`."""
 
 from __future__ import annotations
 
-import time
-
 import psycopg2
 import pytest
 from conftest import Project
@@ -57,9 +55,8 @@ def test_a_lock_timeout_names_its_line(project: Project, path: str) -> None:
 def test_a_statement_timeout_names_its_line(project: Project, path: str) -> None:
     on_path(project, path, "001_t.sql", "CREATE SEQUENCE s;\n")
     project.write("002_slow.sql", "SELECT nextval('s');\nSELECT pg_sleep(60);\n")
-    began = time.monotonic()
+    # the message shows the 60 s statement was cancelled by the 300 ms statement_timeout
     result = project.cli("up", "--statement-timeout", "300ms")
-    assert time.monotonic() - began < 30
     assert result.exit_code == 1
     assert ("Migration 002_slow.sql failed at line 2, column 1: canceling statement due to "
             "statement timeout [SQLSTATE 57014] in statement `SELECT pg_sleep(60)`") \

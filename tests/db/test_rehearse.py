@@ -241,14 +241,24 @@ def test_cancelling_a_rehearsal_writes_nothing(project: Project) -> None:
     project.write("001_a.sql", UP_DOWN.format(t="a"))
     project.write("002_slow.sql", "-- migrate:up\nSELECT pg_sleep(30);\n")
     token = CancelToken()
-    timer = threading.Timer(0.5, token.cancel, args=("SIGINT",))
-    timer.start()
+    stop = threading.Event()
+
+    def cancel_when_sleeping() -> None:  # the event, not a guess at how long start-up takes
+        while not stop.wait(0.05):
+            if project.query("SELECT count(*) FROM pg_stat_activity "
+                             "WHERE wait_event = 'PgSleep' AND datname = current_database()")[0][0]:
+                token.cancel("SIGINT")
+                return
+
+    watcher = threading.Thread(target=cancel_when_sleeping)
+    watcher.start()
     try:
         with pytest.raises(MigrationInterrupted, match=r"Stopped by SIGINT in 002_slow\.sql"):
             api.rehearse(settings.resolve(project.migrations, project.database_url),
                          cancel=token)
     finally:
-        timer.cancel()
+        stop.set()
+        watcher.join()
     assert project.tables() == set()
 
 

@@ -9,8 +9,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import Project
-from scenarios import BIN, REPO, UP_DOWN, command
+from conftest import ProcessRunner, Project
+from scenarios import BIN, REPO, UP_DOWN
 
 
 @pytest.fixture
@@ -22,45 +22,45 @@ def ini_project(project: Project) -> Project:
     return project
 
 
-def test_alembic_reads_the_sql_chain(ini_project: Project) -> None:
-    assert command(ini_project, "alembic", "heads").stdout == "003 (head)\n"
-    history = command(ini_project, "alembic", "history").stdout
+def test_alembic_reads_the_sql_chain(ini_project: Project, run_process: ProcessRunner) -> None:
+    assert run_process("alembic", "heads", check=True).stdout == "003 (head)\n"
+    history = run_process("alembic", "history", check=True).stdout
     assert history.splitlines() == [
         "002 -> 003 (head), Add indexes",
         "001 -> 002, Add comments table",
         "<base> -> 001, Initial schema",
     ]
-    show = command(ini_project, "alembic", "show", "002").stdout
+    show = run_process("alembic", "show", "002", check=True).stdout
     assert "Rev: 002" in show and "Parent: 001" in show and "002_add_comments_table.sql" in show
-    assert command(ini_project, "alembic", "current").stdout == ""
+    assert run_process("alembic", "current", check=True).stdout == ""
 
 
-def test_alembic_upgrade_downgrade_stamp(ini_project: Project) -> None:
-    command(ini_project, "alembic", "upgrade", "+1")
+def test_alembic_upgrade_downgrade_stamp(ini_project: Project, run_process: ProcessRunner) -> None:
+    run_process("alembic", "upgrade", "+1", check=True)
     assert ini_project.version() == ["001"]
-    command(ini_project, "alembic", "upgrade", "head")
+    run_process("alembic", "upgrade", "head", check=True)
     assert ini_project.version() == ["003"]
-    assert command(ini_project, "alembic", "current").stdout == "003 (head)\n"
-    command(ini_project, "alembic", "downgrade", "-1")
+    assert run_process("alembic", "current", check=True).stdout == "003 (head)\n"
+    run_process("alembic", "downgrade", "-1", check=True)
     assert ini_project.version() == ["002"]
-    command(ini_project, "alembic", "downgrade", "001")
+    run_process("alembic", "downgrade", "001", check=True)
     assert ini_project.version() == ["001"] and "b" not in ini_project.tables()
-    command(ini_project, "alembic", "downgrade", "base")
+    run_process("alembic", "downgrade", "base", check=True)
     assert ini_project.version() == [] and "a" not in ini_project.tables()
-    command(ini_project, "alembic", "upgrade", "002")
-    command(ini_project, "alembic", "stamp", "003")
+    run_process("alembic", "upgrade", "002", check=True)
+    run_process("alembic", "stamp", "003", check=True)
     assert ini_project.version() == ["003"]
     actions = ini_project.query("SELECT version, action FROM fraiseql_migrations ORDER BY id")
     assert actions[-1] == ("003", "stamped")
     assert ("001", "rolled_back") in actions
     # the same state is what `fraiseql migrate status` shows
-    status = command(ini_project, "fraiseql", "migrate", "status").stdout
+    status = run_process("fraiseql", "migrate", "status", check=True).stdout
     assert "✓ 003_add_indexes.sql (applied" in status
 
 
-def test_alembic_offline_sql_runs_in_psql(ini_project: Project) -> None:
-    command(ini_project, "alembic", "upgrade", "001")
-    sql = command(ini_project, "alembic", "upgrade", "001:003", "--sql").stdout
+def test_alembic_offline_sql_runs_in_psql(ini_project: Project, run_process: ProcessRunner) -> None:
+    run_process("alembic", "upgrade", "001", check=True)
+    sql = run_process("alembic", "upgrade", "001:003", "--sql", check=True).stdout
     assert "CREATE TABLE b (id int);" in sql and "UPDATE alembic_version SET version_num='003'" in sql
     psql = subprocess.run(
         ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", ini_project.database_url],
@@ -69,12 +69,12 @@ def test_alembic_offline_sql_runs_in_psql(ini_project: Project) -> None:
     assert psql.returncode == 0, psql.stderr
     assert ini_project.version() == ["003"]
     assert {"a", "b"} <= ini_project.tables()
-    status = command(ini_project, "fraiseql", "migrate", "status").stdout
+    status = run_process("fraiseql", "migrate", "status", check=True).stdout
     assert "○" not in status and "MODIFIED" not in status
 
 
-def test_alembic_unknown_revision_is_one_line(ini_project: Project) -> None:
-    result = command(ini_project, "alembic", "upgrade", "999", check=False)
+def test_alembic_unknown_revision_is_one_line(ini_project: Project, run_process: ProcessRunner) -> None:
+    result = run_process("alembic", "upgrade", "999", check=False)
     assert result.returncode != 0
     assert result.stdout.strip() == "FAILED: Can't locate revision identified by '999'"
     # stderr holds only what alembic.ini's logging section asks for
@@ -82,44 +82,44 @@ def test_alembic_unknown_revision_is_one_line(ini_project: Project) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_alembic_reports_sql_errors_as_one_line(ini_project: Project) -> None:
+def test_alembic_reports_sql_errors_as_one_line(ini_project: Project, run_process: ProcessRunner) -> None:
     ini_project.write("004_bad.sql", "SELECT * FROM no_such_table;\n")
-    result = command(ini_project, "alembic", "upgrade", "head", check=False)
+    result = run_process("alembic", "upgrade", "head", check=False)
     assert result.returncode != 0
     assert "FAILED: Migration 004_bad.sql failed at line 1, column 15: relation \"no_such_table\" does not exist" in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     assert ini_project.version() == ["003"]
 
 
-def test_hand_written_py_revision_joins_the_chain(ini_project: Project) -> None:
+def test_hand_written_py_revision_joins_the_chain(ini_project: Project, run_process: ProcessRunner) -> None:
     (ini_project.migrations / "004_add_tags.py").write_text(
         '"""Add tags."""\nfrom alembic import op\n\nrevision = "004"\ndown_revision = "003"\n\n'
         "def upgrade() -> None:\n    op.execute('CREATE TABLE tags (id int)')\n\n"
         "def downgrade() -> None:\n    op.execute('DROP TABLE tags')\n"
     )
     ini_project.write("005_after_tags.sql", UP_DOWN.format(t="e"))
-    assert command(ini_project, "alembic", "heads").stdout == "005 (head)\n"
-    assert "004 -> 005 (head)" in command(ini_project, "alembic", "history").stdout
-    up = command(ini_project, "fraiseql", "migrate", "up").stdout
+    assert run_process("alembic", "heads", check=True).stdout == "005 (head)\n"
+    assert "004 -> 005 (head)" in run_process("alembic", "history", check=True).stdout
+    up = run_process("fraiseql", "migrate", "up", check=True).stdout
     assert "✓ Running migration: 004_add_tags.py\n✓ Running migration: 005_after_tags.sql" in up
     assert {"tags", "e"} <= ini_project.tables()
-    status = command(ini_project, "fraiseql", "migrate", "status").stdout
+    status = run_process("fraiseql", "migrate", "status", check=True).stdout
     assert "✓ 004_add_tags.py (applied" in status
     assert ("004", "applied") in ini_project.query("SELECT version, action FROM fraiseql_migrations")
-    command(ini_project, "fraiseql", "migrate", "down", "--steps", "2", "--force")
+    run_process("fraiseql", "migrate", "down", "--steps", "2", "--force", check=True)
     assert ini_project.version() == ["003"] and "tags" not in ini_project.tables()
 
 
-def test_alembic_revision_with_hex_id_then_sql_file_stays_one_chain(ini_project: Project) -> None:
-    command(ini_project, "alembic", "revision", "-m", "hand made", "--rev-id", "0123abcdef99")
+def test_alembic_revision_with_hex_id_then_sql_file_stays_one_chain(ini_project: Project, run_process: ProcessRunner) -> None:
+    run_process("alembic", "revision", "-m", "hand made", "--rev-id", "0123abcdef99", check=True)
     # `create` names the hex head it follows: numbering alone would fork from 003
-    command(ini_project, "fraiseql", "migrate", "create", "next")
+    run_process("fraiseql", "migrate", "create", "next", check=True)
     created = ini_project.migrations / "004_next.sql"
     assert created.read_text().splitlines()[1] == "-- revises: 0123abcdef99"
     created.write_text(created.read_text().replace("-- migrate:up\n", "-- migrate:up\nCREATE TABLE f (id int);\n"))
-    heads = command(ini_project, "alembic", "heads").stdout
+    heads = run_process("alembic", "heads", check=True).stdout
     assert heads == "004 (head)\n"
-    command(ini_project, "fraiseql", "migrate", "up")
+    run_process("fraiseql", "migrate", "up", check=True)
     assert ini_project.version() == ["004"]
 
 
@@ -173,57 +173,57 @@ def legacy_project(project: Project, *, opt_in: bool) -> Path:
     return versions
 
 
-def test_existing_alembic_history_adopts_sql_files(project: Project) -> None:
+def test_existing_alembic_history_adopts_sql_files(project: Project, run_process: ProcessRunner) -> None:
     versions = legacy_project(project, opt_in=True)
-    command(project, "alembic", "upgrade", "9f8e7d6c5b4a")  # the team's database, already migrated
-    assert command(project, "alembic", "heads").stdout == "001 (head)\n"
-    assert "9f8e7d6c5b4a -> 001 (head)" in command(project, "alembic", "history").stdout
-    command(project, "alembic", "upgrade", "head")
+    run_process("alembic", "upgrade", "9f8e7d6c5b4a", check=True)  # the team's database, already migrated
+    assert run_process("alembic", "heads", check=True).stdout == "001 (head)\n"
+    assert "9f8e7d6c5b4a -> 001 (head)" in run_process("alembic", "history", check=True).stdout
+    run_process("alembic", "upgrade", "head", check=True)
     assert "from_sql" in project.tables()
-    status = command(project, "fraiseql", "migrate", "status", "--path", str(versions)).stdout
+    status = run_process("fraiseql", "migrate", "status", "--path", str(versions), check=True).stdout
     assert "✓ 1a2b3c4d5e6f_first.py" in status and "✓ 9f8e7d6c5b4a_second.py" in status
     assert "✓ 001_first_sql.sql" in status
     (versions / "002_second_sql.sql").write_text("-- revises: 001\n" + UP_DOWN.format(t="from_sql2"))
-    up = command(project, "fraiseql", "migrate", "up", "--path", str(versions)).stdout
+    up = run_process("fraiseql", "migrate", "up", "--path", str(versions), check=True).stdout
     assert "✓ Running migration: 002_second_sql.sql" in up
 
 
-def test_revises_header_names_the_parent(project: Project) -> None:
+def test_revises_header_names_the_parent(project: Project, run_process: ProcessRunner) -> None:
     versions = legacy_project(project, opt_in=True)
     (versions / "001_first_sql.sql").write_text("-- revises: 1a2b3c4d5e6f\n" + UP_DOWN.format(t="x"))
-    heads = command(project, "alembic", "heads").stdout.split()
+    heads = run_process("alembic", "heads", check=True).stdout.split()
     assert sorted(h for h in heads if h != "(head)") == ["001", "9f8e7d6c5b4a"]
 
 
-def test_project_that_did_not_opt_in_is_untouched(project: Project) -> None:
+def test_project_that_did_not_opt_in_is_untouched(project: Project, run_process: ProcessRunner) -> None:
     legacy_project(project, opt_in=False)
-    assert command(project, "alembic", "heads").stdout == "9f8e7d6c5b4a (head)\n"
-    command(project, "alembic", "upgrade", "head")
+    assert run_process("alembic", "heads", check=True).stdout == "9f8e7d6c5b4a (head)\n"
+    run_process("alembic", "upgrade", "head", check=True)
     assert "from_sql" not in project.tables()
     assert "fraiseql_migrations" not in project.tables()
 
 
-def test_installed_fraiseql_quick_start(project: Project) -> None:
+def test_installed_fraiseql_quick_start(project: Project, run_process: ProcessRunner) -> None:
     shutil.rmtree(project.migrations)
-    init = command(project, "fraiseql", "migrate", "init").stdout
+    init = run_process("fraiseql", "migrate", "init", check=True).stdout
     assert "Initialized migrations" in init
-    created = command(project, "fraiseql", "migrate", "create", "initial_schema").stdout
+    created = run_process("fraiseql", "migrate", "create", "initial_schema", check=True).stdout
     assert created == "✓ Created migrations/001_initial_schema.sql\n"
     path = project.migrations / "001_initial_schema.sql"
     path.write_text(path.read_text().replace("-- migrate:up\n", "-- migrate:up\nCREATE TABLE tb_user (id int);\n")
                     .replace("-- migrate:down\n", "-- migrate:down\nDROP TABLE tb_user;\n"))
-    assert command(project, "fraiseql", "migrate", "up").stdout == (
+    assert run_process("fraiseql", "migrate", "up", check=True).stdout == (
         "✓ Running migration: 001_initial_schema.sql\n✓ Migration completed successfully\n")
-    assert "✓ 001_initial_schema.sql (applied" in command(project, "fraiseql", "migrate", "status").stdout
-    command(project, "fraiseql", "migrate", "down", "--force")
-    assert "○ 001_initial_schema.sql (pending)" in command(project, "fraiseql", "migrate", "status").stdout
+    assert "✓ 001_initial_schema.sql (applied" in run_process("fraiseql", "migrate", "status", check=True).stdout
+    run_process("fraiseql", "migrate", "down", "--force", check=True)
+    assert "○ 001_initial_schema.sql (pending)" in run_process("fraiseql", "migrate", "status", check=True).stdout
 
 
-def test_down_asks_on_a_terminal(project: Project) -> None:
+def test_down_asks_on_a_terminal(project: Project, run_process: ProcessRunner) -> None:
     import pty
 
     project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
-    command(project, "fraiseql", "migrate", "up")
+    run_process("fraiseql", "migrate", "up", check=True)
 
     def run_on_tty(answer: bytes) -> str:
         pid, fd = pty.fork()
@@ -263,28 +263,28 @@ def test_down_asks_on_a_terminal(project: Project) -> None:
     assert project.version() == []
 
 
-def test_alembic_upgrade_refuses_changed_applied_file(ini_project: Project) -> None:
-    command(ini_project, "alembic", "upgrade", "002")
+def test_alembic_upgrade_refuses_changed_applied_file(ini_project: Project, run_process: ProcessRunner) -> None:
+    run_process("alembic", "upgrade", "002", check=True)
     ini_project.write("002_add_comments_table.sql", UP_DOWN.format(t="b").replace("(id int)", "(id bigint)"))
-    result = command(ini_project, "alembic", "upgrade", "head", check=False)
+    result = run_process("alembic", "upgrade", "head", check=False)
     assert result.returncode != 0
     assert "FAILED: Migration 002_add_comments_table.sql checksum mismatch" in result.stdout
     assert ini_project.version() == ["002"]
 
 
-def test_alembic_stamp_records_every_covered_revision(ini_project: Project) -> None:
-    command(ini_project, "alembic", "upgrade", "head")
-    command(ini_project, "alembic", "downgrade", "base")
-    command(ini_project, "alembic", "stamp", "002")
-    status = command(ini_project, "fraiseql", "migrate", "status").stdout
+def test_alembic_stamp_records_every_covered_revision(ini_project: Project, run_process: ProcessRunner) -> None:
+    run_process("alembic", "upgrade", "head", check=True)
+    run_process("alembic", "downgrade", "base", check=True)
+    run_process("alembic", "stamp", "002", check=True)
+    status = run_process("fraiseql", "migrate", "status", check=True).stdout
     assert "✓ 001_initial_schema.sql (applied" in status and "✓ 002_add_comments_table.sql (applied" in status
     assert "○ 003_add_indexes.sql (pending)" in status
     rows = ini_project.query("SELECT version, action FROM fraiseql_migrations WHERE action = 'stamped' ORDER BY version")
     assert rows == [("001", "stamped"), ("002", "stamped")]
 
 
-def test_alembic_upgrade_runs_concurrent_index_after_checks(ini_project: Project) -> None:
+def test_alembic_upgrade_runs_concurrent_index_after_checks(ini_project: Project, run_process: ProcessRunner) -> None:
     ini_project.write("004_concurrent.sql", "CREATE INDEX CONCURRENTLY idx_a ON a (id);\n")
-    command(ini_project, "alembic", "upgrade", "head")
+    run_process("alembic", "upgrade", "head", check=True)
     assert ini_project.version() == ["004"]
     assert ini_project.query("SELECT to_regclass('idx_a') IS NOT NULL") == [(True,)]

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import psycopg2
-from conftest import Project
+from conftest import ProcessRunner, Project
 from scenarios import UP_DOWN
 
 from fraiseql_alembic.engine.backup import (
@@ -17,7 +15,7 @@ from fraiseql_alembic.engine.backup import (
 )
 
 
-def test_no_secret_is_on_pg_dumps_command_line(project: Project) -> None:
+def test_no_secret_is_on_pg_dumps_command_line(project: Project, run_process: ProcessRunner) -> None:
     """`up --backup` with a password and an sslpassword (a client key's passphrase) in the
     URL: the real pg_dump, watched in /proc while it waits for a locked table, has neither
     on its command line (which `ps` shows every user). The password is in its environment,
@@ -44,6 +42,8 @@ def test_no_secret_is_on_pg_dumps_command_line(project: Project) -> None:
                     argv = (proc / "cmdline").read_bytes().split(b"\0")
                     if not argv[0].endswith(b"pg_dump") or b"--dbname" not in argv:
                         continue
+                    if Path(os.readlink(proc / "cwd")) != project.root:
+                        continue  # another test's (parallel workers)
                     environ = dict(item.split(b"=", 1) for item in
                                    (proc / "environ").read_bytes().split(b"\0") if b"=" in item)
                 except OSError:
@@ -60,10 +60,8 @@ def test_no_secret_is_on_pg_dumps_command_line(project: Project) -> None:
 
     watcher = threading.Thread(target=watch)
     watcher.start()
-    env = {**os.environ, "DATABASE_URL": url}
-    result = subprocess.run([str(Path(sys.executable).parent / "fraiseql"), "migrate", "up",
-                             "--backup", "b.dump", "--lock-timeout", "0"], cwd=project.root,
-                            env=env, capture_output=True, text=True, timeout=120)
+    result = run_process("fraiseql", "migrate", "up", "--backup", "b.dump", "--lock-timeout", "0",
+                         url=url)
     watcher.join()
     assert result.returncode == 0, result.stderr
     assert "argv" in seen, "pg_dump was not seen running"

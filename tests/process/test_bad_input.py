@@ -9,17 +9,10 @@ from pathlib import Path
 
 import psycopg2
 import pytest
-from conftest import Project
+from conftest import ProcessRunner, Project
 from scenarios import BIN, UP_DOWN
 
 from fraiseql_alembic.secrets import mask_url, password_of, redact
-
-
-def fraiseql(cwd: Path, *args: str, url: str | None = None,
-             prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": url or ""}
-    return subprocess.run([*prefix, str(BIN / "fraiseql"), "migrate", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
 
 
 def one_error(result: subprocess.CompletedProcess[str], code: int) -> str:
@@ -48,7 +41,7 @@ def test_a_password_with_an_unencoded_at_is_masked_whole() -> None:
 
 
 def test_a_password_with_an_unencoded_at_is_refused_before_connecting(
-    project: Project, database_url: str
+    project: Project, database_url: str, run_process: ProcessRunner
 ) -> None:
     """libpq ends the password at the first "@" and takes the rest as the host name (and
     prints it): the URL is refused in one line that shows none of the password; the
@@ -62,14 +55,14 @@ def test_a_password_with_an_unencoded_at_is_refused_before_connecting(
         with connection.cursor() as cursor:
             cursor.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'se@cret@x'")
         bad = f"postgresql://{role}:se@cret@x@{host_and_db}"
-        result = fraiseql(project.root, "status", url=bad)
+        result = run_process("fraiseql", "migrate", "status", url=bad)
         line = one_error(result, 1)
         assert line == (
             f"Error: The password in database URL 'postgresql://{role}:***@{host_and_db}' "
             "contains '@', which must be percent-encoded: write %40 for each '@' in it "
             "(app:p%40ss@host)")
         assert "cret" not in result.stdout + result.stderr
-        good = fraiseql(project.root, "status", url=f"postgresql://{role}:se%40cret%40x@{host_and_db}")
+        good = run_process("fraiseql", "migrate", "status", url=f"postgresql://{role}:se%40cret%40x@{host_and_db}")
         assert good.returncode == 0, good.stderr
         assert good.stdout.startswith("Migration Status:")
     finally:
@@ -111,12 +104,12 @@ def test_a_password_with_an_unencoded_at_is_refused_before_connecting(
      "--lock-timeout '\u0665s' is not a duration; use e.g. 500ms, 10s, 2min (0 turns it off)"),
 ])
 def test_bad_durations_on_the_command_line_are_usage_errors(
-    project: Project, args: tuple[str, ...], message: str
+    project: Project, args: tuple[str, ...], message: str, run_process: ProcessRunner
 ) -> None:
     """`--lock-wait nan` used to be accepted and wait forever (nan >= 0 is false, so the
     wait never ran out); `--lock-timeout 0.4ms` reached PostgreSQL as 0, no timeout."""
     project.write("001_a.sql", UP_DOWN.format(t="a"))
-    result = fraiseql(project.root, *args, url=project.database_url)
+    result = run_process("fraiseql", "migrate", *args)
     assert one_error(result, 2) == f"Error: {message}"
     assert project.version() == []
 
@@ -142,12 +135,12 @@ def test_bad_durations_on_the_command_line_are_usage_errors(
      "days); use a shorter duration, or 0 to turn it off"),
 ])
 def test_bad_durations_in_pyproject_stop_every_verb(
-    project: Project, setting: str, message: str
+    project: Project, setting: str, message: str, run_process: ProcessRunner
 ) -> None:
     (project.root / "pyproject.toml").write_text(f"[tool.fraiseql.migrations]\n{setting}\n")
     project.write("001_a.sql", UP_DOWN.format(t="a"))
     for verb in ("status", "up"):
-        result = fraiseql(project.root, verb, url=project.database_url)
+        result = run_process("fraiseql", "migrate", verb)
         assert one_error(result, 1) == f"Error: {message}"
     assert project.version() == []
 
@@ -197,7 +190,7 @@ def without_root_bypass() -> tuple[str, ...]:
      "it out of the migrations folder, or rename it so it does not end in .sql"),
 ])
 def test_a_link_or_folder_named_like_a_migration_is_reported_by_every_verb(
-    project: Project, make: object, message: str
+    project: Project, make: object, message: str, run_process: ProcessRunner
 ) -> None:
     """A loop was `Error: OSError: [Errno 40] ...`; a folder or a dangling link was passed
     over in silence, and `up` went on to apply 003 without 002."""
@@ -205,23 +198,23 @@ def test_a_link_or_folder_named_like_a_migration_is_reported_by_every_verb(
     project.write("003_c.sql", UP_DOWN.format(t="c"))
     make(project.migrations)  # type: ignore[operator]
     for verb in VERBS:
-        result = fraiseql(project.root, verb, url=project.database_url)
+        result = run_process("fraiseql", "migrate", verb)
         assert one_error(result, 1) == message, verb
     assert project.version() == []
 
 
-def test_links_and_folders_not_named_like_migrations_are_left_alone(project: Project) -> None:
+def test_links_and_folders_not_named_like_migrations_are_left_alone(project: Project, run_process: ProcessRunner) -> None:
     project.write("001_a.sql", UP_DOWN.format(t="a"))
     (project.migrations / "notes").symlink_to("notes")  # a loop, not a migration's name
     (project.migrations / "drafts").mkdir()
     (project.migrations / "old.txt").symlink_to("gone.txt")
-    result = fraiseql(project.root, "up", url=project.database_url)
+    result = run_process("fraiseql", "migrate", "up")
     assert result.returncode == 0, result.stderr
     assert project.version() == ["001"]
 
 
 def test_an_unreadable_folder_or_file_is_one_line_with_its_relative_path(
-    project: Project
+    project: Project, run_process: ProcessRunner
 ) -> None:
     import getpass
 
@@ -230,8 +223,7 @@ def test_an_unreadable_folder_or_file_is_one_line_with_its_relative_path(
     project.migrations.chmod(0)
     try:
         for verb in VERBS:
-            result = fraiseql(project.root, verb, url=project.database_url,
-                              prefix=without_root_bypass())
+            result = run_process("fraiseql", "migrate", verb, prefix=without_root_bypass())
             assert one_error(result, 1) == (
                 f"Error: Cannot read the migrations folder migrations: permission denied: user "
                 f"{user} may not read it; fix its permissions (see `ls -ld migrations`) or run "
@@ -243,24 +235,22 @@ def test_an_unreadable_folder_or_file_is_one_line_with_its_relative_path(
                 "read it; fix its permissions (see `ls -ld migrations/001_a.sql`) or run as a "
                 "user who may")
     for verb in ("status", "up", "lint"):
-        result = fraiseql(project.root, verb, url=project.database_url,
-                          prefix=without_root_bypass())
+        result = run_process("fraiseql", "migrate", verb, prefix=without_root_bypass())
         assert one_error(result, 1) == f"Error: {expected}", verb
-    result = fraiseql(project.root, "check", url=project.database_url,
-                      prefix=without_root_bypass())
+    result = run_process("fraiseql", "migrate", "check", prefix=without_root_bypass())
     assert result.returncode == 1
     assert result.stdout.splitlines()[0] == expected.replace("001_a.sql:", "001_a.sql:1:", 1)
     assert project.version() == []
 
 
-def test_create_in_a_read_only_folder_is_one_line(tmp_path: Path) -> None:
+def test_create_in_a_read_only_folder_is_one_line(tmp_path: Path, run_process: ProcessRunner) -> None:
     import getpass
 
-    assert fraiseql(tmp_path, "init").returncode == 0
+    assert run_process("fraiseql", "migrate", "init", url="").returncode == 0
     migrations = tmp_path / "migrations"
     migrations.chmod(0o555)
     try:
-        result = fraiseql(tmp_path, "create", "add_x", prefix=without_root_bypass())
+        result = run_process("fraiseql", "migrate", "create", "add_x", url="", prefix=without_root_bypass())
     finally:
         migrations.chmod(0o755)
     assert one_error(result, 1) == (
@@ -270,10 +260,10 @@ def test_create_in_a_read_only_folder_is_one_line(tmp_path: Path) -> None:
     assert sorted(path.name for path in migrations.iterdir()) == ["README.md"]
 
 
-def test_create_and_init_on_a_read_only_file_system_are_one_line(tmp_path: Path) -> None:
+def test_create_and_init_on_a_read_only_file_system_are_one_line(tmp_path: Path, run_process: ProcessRunner) -> None:
     """The folder is bind-mounted read-only in a private mount namespace (unshare; as a
     normal user inside a user namespace)."""
-    assert fraiseql(tmp_path, "init").returncode == 0
+    assert run_process("fraiseql", "migrate", "init", url="").returncode == 0
     (tmp_path / "migrations" / "README.md").unlink()
     fraiseql_bin = BIN / "fraiseql"
     script = (
@@ -296,7 +286,7 @@ def test_create_and_init_on_a_read_only_file_system_are_one_line(tmp_path: Path)
 # alembic_version with two rows in a single line of migrations
 
 
-def test_two_alembic_version_rows_in_a_linear_project_are_a_problem(project: Project) -> None:
+def test_two_alembic_version_rows_in_a_linear_project_are_a_problem(project: Project, run_process: ProcessRunner) -> None:
     """Someone INSERTed instead of UPDATE: rows 001 and 003 of one line. Nothing said so,
     and `up` went on from 003. Now status shows it (exit 4 with --exit-code), `up`,
     `down` and the plain `alembic upgrade` refuse with the way out, `check` lists it."""
@@ -312,20 +302,20 @@ def test_two_alembic_version_rows_in_a_linear_project_are_a_problem(project: Pro
         "alembic_version WHERE version_num <> '003'`)")
     url = project.database_url
 
-    status = fraiseql(project.root, "status", "--exit-code", url=url)
+    status = run_process("fraiseql", "migrate", "status", "--exit-code", url=url)
     assert status.returncode == 4, status.stdout + status.stderr
     assert status.stdout.splitlines()[-1] == f"Problem: {problem}"
     import json
 
-    as_json = json.loads(fraiseql(project.root, "status", "--json", url=url).stdout)
+    as_json = json.loads(run_process("fraiseql", "migrate", "status", "--json", url=url).stdout)
     assert as_json["version_rows_problem"] == problem and as_json["problems"] == 1
 
-    up = fraiseql(project.root, "up", url=url)
+    up = run_process("fraiseql", "migrate", "up", url=url)
     assert one_error(up, 1) == f"Error: Refusing to migrate: {problem}. Nothing was applied"
-    down = fraiseql(project.root, "down", "--force", url=url)
+    down = run_process("fraiseql", "migrate", "down", "--force", url=url)
     assert one_error(down, 1) == (
         f"Error: Refusing to roll back: {problem}. Nothing was rolled back")
-    check = fraiseql(project.root, "check", url=url)
+    check = run_process("fraiseql", "migrate", "check", url=url)
     assert check.returncode == 1
     assert check.stdout.splitlines()[0] == problem
     ini = (Path(__file__).resolve().parents[2] / "alembic.ini.example").read_text()
@@ -339,18 +329,18 @@ def test_two_alembic_version_rows_in_a_linear_project_are_a_problem(project: Pro
     assert "d" not in project.tables()
 
     project.query("DELETE FROM alembic_version WHERE version_num <> '003'")  # the way out
-    assert fraiseql(project.root, "up", url=url).returncode == 0
+    assert run_process("fraiseql", "migrate", "up", url=url).returncode == 0
     assert project.version() == ["004"]
 
 
 def test_a_hand_inserted_row_without_history_says_to_find_the_right_one(
-    project: Project
+    project: Project, run_process: ProcessRunner
 ) -> None:
     project.write("001_a.sql", UP_DOWN.format(t="a"))
     project.write("002_b.sql", UP_DOWN.format(t="b"))
     project.query("CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY); "
                   "INSERT INTO alembic_version VALUES ('001'), ('002')")
-    result = fraiseql(project.root, "up", url=project.database_url)
+    result = run_process("fraiseql", "migrate", "up")
     assert one_error(result, 1) == (
         "Error: Refusing to migrate: alembic_version holds 2 rows (001_a.sql, 002_b.sql), but "
         "this project's migrations form a single line, so the database can be at only one of "

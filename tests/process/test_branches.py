@@ -12,8 +12,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import Project
-from scenarios import FEATURE, REPO, UP_DOWN, command
+from conftest import ProcessRunner, Project
+from scenarios import FEATURE, REPO, UP_DOWN
 
 PY_REVISION = '''"""{doc}"""
 from alembic import op
@@ -39,12 +39,12 @@ def write_py(project: Project, rev: str, down: str | tuple[str, ...] | None, tab
 
 
 @pytest.fixture
-def deployed(project: Project) -> Project:
+def deployed(project: Project, run_process: ProcessRunner) -> Project:
     """001..004 (SQL) applied with `fraiseql migrate up`; plain `alembic` set up too."""
     shutil.copy(REPO / "alembic.ini.example", project.root / "alembic.ini")
     for number in range(1, 5):
         project.write(f"00{number}_t{number}.sql", UP_DOWN.format(t=f"t{number}"))
-    command(project, "fraiseql", "migrate", "up")
+    run_process("fraiseql", "migrate", "up", check=True)
     assert project.version() == ["004"]
     return project
 
@@ -57,12 +57,12 @@ def deployed(project: Project) -> Project:
 # The issue's scenario: 001..004 applied, then a .py revision with parent 003 merged
 
 
-def test_late_merged_py_revision_is_reported_by_every_command(deployed: Project) -> None:
+def test_late_merged_py_revision_is_reported_by_every_command(deployed: Project, run_process: ProcessRunner) -> None:
     write_py(deployed, FEATURE, "003", "feature")
     # plain Alembic sees two heads, and the branch point
-    heads = command(deployed, "alembic", "heads").stdout.splitlines()
+    heads = run_process("alembic", "heads", check=True).stdout.splitlines()
     assert sorted(heads) == ["004 (head)", f"{FEATURE} (head)"]
-    branches_out = command(deployed, "alembic", "branches").stdout
+    branches_out = run_process("alembic", "branches", check=True).stdout
     assert "003 (branchpoint)" in branches_out and f"-> {FEATURE} (head)" in branches_out
 
     advice = (
@@ -72,86 +72,86 @@ def test_late_merged_py_revision_is_reported_by_every_command(deployed: Project)
         "the migrations already applied; to run it out of order on purpose, join the two "
         "lines with `alembic merge heads -m merge`"
     )
-    status = command(deployed, "fraiseql", "migrate", "status").stdout
+    status = run_process("fraiseql", "migrate", "status", check=True).stdout
     assert f"  ✗ {FEATURE}_feature.py (NOT APPLIED: merged out of order)\n" in status
     assert f"Problem: {advice}" in status
     assert "✓ 004_t4.sql" in status
-    code = command(deployed, "fraiseql", "migrate", "status", "--exit-code", check=False)
+    code = run_process("fraiseql", "migrate", "status", "--exit-code", check=False)
     assert code.returncode == 4
-    document = json.loads(command(deployed, "fraiseql", "migrate", "status", "--json").stdout)
+    document = json.loads(run_process("fraiseql", "migrate", "status", "--json", check=True).stdout)
     assert document["folder_heads"] == ["004_t4.sql", f"{FEATURE}_feature.py"]
     assert {row["file"]: row["state"] for row in document["migrations"]}[
         f"{FEATURE}_feature.py"] == "out_of_order"
 
-    up = command(deployed, "fraiseql", "migrate", "up", check=False)
+    up = run_process("fraiseql", "migrate", "up", check=False)
     assert up.returncode == 1
     assert up.stderr == f"Error: Refusing to migrate: {advice}. Nothing was applied\n"
-    alembic_up = command(deployed, "alembic", "upgrade", "head", check=False)
+    alembic_up = run_process("alembic", "upgrade", "head", check=False)
     assert alembic_up.returncode != 0
     assert f"FAILED: Refusing to migrate: {advice}. Nothing was applied" in alembic_up.stdout
     assert deployed.version() == ["004"] and "feature" not in deployed.tables()
 
-    check = command(deployed, "fraiseql", "migrate", "check", check=False)
+    check = run_process("fraiseql", "migrate", "check", check=False)
     assert check.returncode == 1
     assert f"migrations/{FEATURE}_feature.py:1: {advice}" in check.stdout
     assert "heads (" not in check.stdout  # said once, by the file's own problem
 
     # the way out for a revision no database has run: make it follow the head
     write_py(deployed, FEATURE, "004", "feature")
-    assert command(deployed, "alembic", "heads").stdout == f"{FEATURE} (head)\n"
-    up = command(deployed, "fraiseql", "migrate", "up").stdout
+    assert run_process("alembic", "heads", check=True).stdout == f"{FEATURE} (head)\n"
+    up = run_process("fraiseql", "migrate", "up", check=True).stdout
     assert f"✓ Running migration: {FEATURE}_feature.py" in up
     assert deployed.version() == [FEATURE] and "feature" in deployed.tables()
 
 
-def test_merge_heads_runs_the_late_revision_on_purpose(deployed: Project) -> None:
+def test_merge_heads_runs_the_late_revision_on_purpose(deployed: Project, run_process: ProcessRunner) -> None:
     write_py(deployed, FEATURE, "003", "feature")
     write_py(deployed, "f00dfeed0001", ("004", FEATURE), "merge")
-    assert command(deployed, "alembic", "heads").stdout == "f00dfeed0001 (head)\n"
-    status = command(deployed, "fraiseql", "migrate", "status").stdout
+    assert run_process("alembic", "heads", check=True).stdout == "f00dfeed0001 (head)\n"
+    status = run_process("fraiseql", "migrate", "status", check=True).stdout
     assert f"○ {FEATURE}_feature.py (pending)" in status and "Problem" not in status
-    up = command(deployed, "fraiseql", "migrate", "up").stdout
+    up = run_process("fraiseql", "migrate", "up", check=True).stdout
     assert f"✓ Running migration: {FEATURE}_feature.py" in up
     assert deployed.version() == ["f00dfeed0001"] and "feature" in deployed.tables()
     # the next SQL file names the hex head it follows, instead of forking from 004
-    command(deployed, "fraiseql", "migrate", "create", "after_merge")
+    run_process("fraiseql", "migrate", "create", "after_merge", check=True)
     created = (deployed.migrations / "005_after_merge.sql").read_text()
     assert created.splitlines()[1] == "-- revises: f00dfeed0001"
-    assert command(deployed, "alembic", "heads").stdout == "005 (head)\n"
+    assert run_process("alembic", "heads", check=True).stdout == "005 (head)\n"
 
 
-def test_numbered_file_merged_below_an_applied_hex_revision(deployed: Project) -> None:
-    command(deployed, "alembic", "downgrade", "003")
+def test_numbered_file_merged_below_an_applied_hex_revision(deployed: Project, run_process: ProcessRunner) -> None:
+    run_process("alembic", "downgrade", "003", check=True)
     (deployed.migrations / "004_t4.sql").unlink()
     write_py(deployed, FEATURE, "003", "feature")
-    command(deployed, "fraiseql", "migrate", "up")
+    run_process("fraiseql", "migrate", "up", check=True)
     assert deployed.version() == [FEATURE]
     deployed.write("004_late.sql", UP_DOWN.format(t="late"))  # made on a branch before FEATURE
-    status = command(deployed, "fraiseql", "migrate", "status").stdout
+    status = run_process("fraiseql", "migrate", "status", check=True).stdout
     assert "✗ 004_late.sql (NOT APPLIED: merged out of order)" in status
     assert (f"Problem: 004_late.sql was merged after {FEATURE}_feature.py was applied: it "
             "follows 003_t3.sql") in status
     assert f"add a `-- revises: {FEATURE}` header line to it" in status
     assert "by hand" not in status
-    up = command(deployed, "fraiseql", "migrate", "up", check=False)
+    up = run_process("fraiseql", "migrate", "up", check=False)
     assert up.returncode == 1 and "004_late.sql was merged after" in up.stderr
     deployed.write("004_late.sql", f"-- revises: {FEATURE}\n" + UP_DOWN.format(t="late"))
-    command(deployed, "fraiseql", "migrate", "up")
+    run_process("fraiseql", "migrate", "up", check=True)
     assert deployed.version() == ["004"] and "late" in deployed.tables()
 
 
 def test_a_file_whose_parent_changed_after_it_ran_is_not_blamed_on_alembic_version(
-    deployed: Project,
+    deployed: Project, run_process: ProcessRunner,
 ) -> None:
     # 004 ran on top of FEATURE (it named it); then the header line was lost in a merge
-    command(deployed, "alembic", "downgrade", "003")
+    run_process("alembic", "downgrade", "003", check=True)
     (deployed.migrations / "004_t4.sql").unlink()
     write_py(deployed, FEATURE, "003", "feature")
     deployed.write("004_t4.sql", f"-- revises: {FEATURE}\n" + UP_DOWN.format(t="t4"))
-    command(deployed, "fraiseql", "migrate", "up")
+    run_process("fraiseql", "migrate", "up", check=True)
     assert deployed.version() == ["004"]
     deployed.write("004_t4.sql", UP_DOWN.format(t="t4"))
-    status = command(deployed, "fraiseql", "migrate", "status").stdout
+    status = run_process("fraiseql", "migrate", "status", check=True).stdout
     assert f"✗ {FEATURE}_feature.py (applied" in status
     assert "NOT in alembic_version: the chain changed under it)" in status
     assert (f"Problem: {FEATURE}_feature.py was applied, and 004_t4.sql after it, but in the "
@@ -159,30 +159,28 @@ def test_a_file_whose_parent_changed_after_it_ran_is_not_blamed_on_alembic_versi
             "alembic_version no longer covers it: give 004_t4.sql its parent back (add a "
             f"`-- revises: {FEATURE}` header line to 004_t4.sql)") in status
     assert "by hand" not in status
-    up = command(deployed, "fraiseql", "migrate", "up", check=False)
+    up = run_process("fraiseql", "migrate", "up", check=False)
     assert up.returncode == 1 and "give 004_t4.sql its parent back" in up.stderr
 
 
-def test_a_deliberate_branch_shows_in_alembic_branches_and_stops_up(project: Project) -> None:
+def test_a_deliberate_branch_shows_in_alembic_branches_and_stops_up(project: Project, run_process: ProcessRunner) -> None:
     shutil.copy(REPO / "alembic.ini.example", project.root / "alembic.ini")
     for number in range(1, 4):
         project.write(f"00{number}_t{number}.sql", UP_DOWN.format(t=f"t{number}"))
-    made = command(project, "alembic", "revision", "--head", "002", "--splice", "--rev-id",
-                   "5ab1ce000001", "-m", "side")
+    made = run_process("alembic", "revision", "--head", "002", "--splice", "--rev-id", "5ab1ce000001", "-m", "side", check=True)
     assert "5ab1ce000001_side.py" in made.stdout
-    branches_out = command(project, "alembic", "branches").stdout
+    branches_out = run_process("alembic", "branches", check=True).stdout
     assert "002 (branchpoint)" in branches_out
     assert "-> 003 (head)" in branches_out and "-> 5ab1ce000001 (head)" in branches_out
-    status = command(project, "fraiseql", "migrate", "status").stdout
+    status = run_process("fraiseql", "migrate", "status", check=True).stdout
     assert ("Warning: The migrations folder has 2 heads (003_t3.sql, 5ab1ce000001_side.py)"
             in status)
-    assert command(project, "fraiseql", "migrate", "status", "--exit-code",
-                   check=False).returncode == 4
-    up = command(project, "fraiseql", "migrate", "up", check=False)
+    assert run_process("fraiseql", "migrate", "status", "--exit-code", check=False).returncode == 4
+    up = run_process("fraiseql", "migrate", "up", check=False)
     assert up.returncode == 1
     assert "join them with `alembic merge heads -m merge`. Nothing was applied" in up.stderr
     assert project.version() == []
-    check = command(project, "fraiseql", "migrate", "check", check=False)
+    check = run_process("fraiseql", "migrate", "check", check=False)
     assert check.returncode == 1 and "The migrations folder has 2 heads" in check.stdout
 
 
@@ -194,7 +192,7 @@ def git(root: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, text=True)
 
 
-def test_check_base_flags_a_branch_revision_made_before_main_moved_on(project: Project) -> None:
+def test_check_base_flags_a_branch_revision_made_before_main_moved_on(project: Project, run_process: ProcessRunner) -> None:
     shutil.copy(REPO / "alembic.ini.example", project.root / "alembic.ini")
     root = project.root
     git(root, "init", "-q", "-b", "main")
@@ -214,8 +212,7 @@ def test_check_base_flags_a_branch_revision_made_before_main_moved_on(project: P
     git(root, "commit", "-qm", "main moves on")
     git(root, "checkout", "-q", "feature")
     git(root, "merge", "-q", "--no-edit", "main")
-    result = command(project, "fraiseql", "migrate", "check", "--base", "main", check=False,
-                     DATABASE_URL="")
+    result = run_process("fraiseql", "migrate", "check", "--base", "main", env={"DATABASE_URL": ""}, check=False)
     assert result.returncode == 1
     assert (f"migrations/{FEATURE}_feature.py:1: follows 003_t3.sql, but main already has "
             "004_t4.sql after it, so databases that ran that would skip this one (two heads): "

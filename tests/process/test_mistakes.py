@@ -7,24 +7,15 @@ changed.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 from collections.abc import Callable
 
 import pytest
-from conftest import Project
-from scenarios import BIN, UP_DOWN
+from conftest import ProcessRunner, Project
+from scenarios import UP_DOWN
 
 from fraiseql_alembic.devdb import DevCluster
-
-
-def fraiseql(project: Project, *args: str, url: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": project.database_url if url is None else url}
-    if url == "":
-        env.pop("DATABASE_URL")
-    return subprocess.run([str(BIN / "fraiseql"), "migrate", *args], cwd=project.root, env=env,
-                          capture_output=True, text=True, timeout=120)
 
 
 def password(url: str) -> str:
@@ -49,9 +40,9 @@ NAMES = ["", "add users", "AddUsers", "../evil", "a/b", "x;drop table y", "$(tou
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_create_refuses_bad_names_and_writes_nothing(project: Project, name: str) -> None:
+def test_create_refuses_bad_names_and_writes_nothing(project: Project, name: str, run_process: ProcessRunner) -> None:
     before = sorted(str(p) for p in project.root.parent.rglob("*"))
-    result = fraiseql(project, "create", "--", name) if name.startswith("-") else fraiseql(project, "create", name)
+    result = run_process("fraiseql", "migrate", "create", "--", name) if name.startswith("-") else run_process("fraiseql", "migrate", "create", name)
     assert_one_error(result, 2, "Migration name")
     assert sorted(str(p) for p in project.root.parent.rglob("*")) == before
 
@@ -99,41 +90,41 @@ CASES: list[tuple[str, Setup, tuple[str, ...], int, str]] = [
 
 @pytest.mark.parametrize(("setup", "args", "code", "needle"),
                          [case[1:] for case in CASES], ids=[case[0] for case in CASES])
-def test_bad_input(project: Project, setup: Setup, args: tuple[str, ...], code: int, needle: str) -> None:
+def test_bad_input(project: Project, setup: Setup, args: tuple[str, ...], code: int, needle: str, run_process: ProcessRunner) -> None:
     setup(project)
     before = project.tables()
-    assert_one_error(fraiseql(project, *args), code, needle, password(project.database_url))
+    assert_one_error(run_process("fraiseql", "migrate", *args), code, needle, password(project.database_url))
     assert project.tables() == before
 
 
 @pytest.mark.parametrize("filename", ["003_x.sq", "003_x.SQL", "3-x.sql", "004_Bad_Name.sql"])
-def test_near_miss_file_names_are_warned_about(project: Project, filename: str) -> None:
+def test_near_miss_file_names_are_warned_about(project: Project, filename: str, run_process: ProcessRunner) -> None:
     project.write("001_a.sql", UP_DOWN.format(t="a"))
     project.write(filename, "SELECT 1;\n")
-    status = fraiseql(project, "status")
+    status = run_process("fraiseql", "migrate", "status")
     assert status.returncode == 0
     assert f"Warning: {filename} is not loaded: migration files are named NNN_snake_case_name.sql" in status.stdout
-    up = fraiseql(project, "up")
+    up = run_process("fraiseql", "migrate", "up")
     assert f"Warning: {filename} is not loaded" in up.stderr
 
 
-def test_database_problems_are_one_masked_line(project: Project, pg_cluster: DevCluster) -> None:
+def test_database_problems_are_one_masked_line(project: Project, pg_cluster: DevCluster, run_process: ProcessRunner) -> None:
     project.write("001_a.sql", UP_DOWN.format(t="a"))
     secret = password(project.database_url)
     base = project.database_url.rsplit("/", 1)[0]
-    assert_one_error(fraiseql(project, "status", url=""), 1, "No database configured")
-    assert_one_error(fraiseql(project, "status", url="not a url at all"), 1, "is not a PostgreSQL URL")
-    assert_one_error(fraiseql(project, "up", url=f"postgresql://fraiseql:{secret}@127.0.0.1:1/x"), 1,
+    assert_one_error(run_process("fraiseql", "migrate", "status", url=None), 1, "No database configured")
+    assert_one_error(run_process("fraiseql", "migrate", "status", url="not a url at all"), 1, "is not a PostgreSQL URL")
+    assert_one_error(run_process("fraiseql", "migrate", "up", url=f"postgresql://fraiseql:{secret}@127.0.0.1:1/x"), 1,
                      "Cannot connect to postgresql://fraiseql:***@127.0.0.1:1/x", secret)
     wrong = base.replace(secret, "not-the-password-4711") + "/postgres"
-    assert_one_error(fraiseql(project, "up", url=wrong), 1, "password authentication failed",
+    assert_one_error(run_process("fraiseql", "migrate", "up", url=wrong), 1, "password authentication failed",
                      "not-the-password-4711", secret)
-    assert_one_error(fraiseql(project, "status", url=f"{base}/no_such_db"), 1,
+    assert_one_error(run_process("fraiseql", "migrate", "status", url=f"{base}/no_such_db"), 1,
                      'database "no_such_db" does not exist', secret)
     assert project.tables() == set()
 
 
-def test_insufficient_privileges(project: Project, pg_cluster: DevCluster) -> None:
+def test_insufficient_privileges(project: Project, pg_cluster: DevCluster, run_process: ProcessRunner) -> None:
     import psycopg2
 
     dbname = project.database_url.rsplit("/", 1)[1]
@@ -146,7 +137,7 @@ def test_insufficient_privileges(project: Project, pg_cluster: DevCluster) -> No
     try:
         project.write("001_a.sql", "SELECT 1;\n")
         url = re.sub(r"://[^@]+@", "://limited_role:limited-pw-123@", project.database_url)
-        result = fraiseql(project, "up", url=url)
+        result = run_process("fraiseql", "migrate", "up", url=url)
         assert_one_error(result, 1, "permission denied for schema public [SQLSTATE 42501]",
                          "limited-pw-123")
         assert "GRANT CREATE, USAGE ON SCHEMA public" in result.stderr
@@ -158,37 +149,37 @@ def test_insufficient_privileges(project: Project, pg_cluster: DevCluster) -> No
         admin.close()
 
 
-def test_deleted_applied_file(project: Project) -> None:
+def test_deleted_applied_file(project: Project, run_process: ProcessRunner) -> None:
     project.write("001_a.sql", UP_DOWN.format(t="a"))
     gone = project.write("002_b.sql", UP_DOWN.format(t="b"))
     project.write("003_c.sql", UP_DOWN.format(t="c"))
-    fraiseql(project, "up")
+    run_process("fraiseql", "migrate", "up")
     gone.unlink()
-    assert "✗ 002_b.sql (applied" in fraiseql(project, "status").stdout
-    up = fraiseql(project, "up")
+    assert "✗ 002_b.sql (applied" in run_process("fraiseql", "migrate", "status").stdout
+    up = run_process("fraiseql", "migrate", "up")
     assert up.returncode == 0
     assert "Warning: Applied migration 002_b.sql is missing" in up.stderr
-    assert_one_error(fraiseql(project, "down", "--force"), 1, "002_b.sql is missing from")
+    assert_one_error(run_process("fraiseql", "migrate", "down", "--force"), 1, "002_b.sql is missing from")
     assert project.version() == ["003"]
 
 
-def test_tampered_history_is_reported_and_nothing_runs_twice(project: Project) -> None:
+def test_tampered_history_is_reported_and_nothing_runs_twice(project: Project, run_process: ProcessRunner) -> None:
     project.write("001_a.sql", UP_DOWN.format(t="a"))
     project.write("002_b.sql", "-- migrate:up\nINSERT INTO a VALUES (1);\n-- migrate:down\nDELETE FROM a;\n")
     project.write("003_c.sql", UP_DOWN.format(t="c"))
-    fraiseql(project, "up")
+    run_process("fraiseql", "migrate", "up")
     # 1. a history row deleted
     project.query("DELETE FROM fraiseql_migrations WHERE version = '002'")
-    assert "✗ 002_b.sql (NEVER RAN HERE" in fraiseql(project, "status").stdout
+    assert "✗ 002_b.sql (NEVER RAN HERE" in run_process("fraiseql", "migrate", "status").stdout
     project.query("INSERT INTO fraiseql_migrations (version, filename, checksum, action) "
                   "SELECT '002', '002_b.sql', checksum, 'applied' FROM fraiseql_migrations WHERE version = '001'")
     # 2. a checksum edited
-    assert "✗ 002_b.sql (applied" in fraiseql(project, "status").stdout
-    assert_one_error(fraiseql(project, "up"), 1, "002_b.sql checksum mismatch")
+    assert "✗ 002_b.sql (applied" in run_process("fraiseql", "migrate", "status").stdout
+    assert_one_error(run_process("fraiseql", "migrate", "up"), 1, "002_b.sql checksum mismatch")
     project.query("UPDATE fraiseql_migrations SET checksum = NULL WHERE version = '002'")
     # 3. alembic_version moved back by hand: 002 and 003 must not run again
     project.query("UPDATE alembic_version SET version_num = '001'")
-    status = fraiseql(project, "status").stdout
+    status = run_process("fraiseql", "migrate", "status").stdout
     assert "✗ 002_b.sql (NOT in alembic_version, but fraiseql_migrations says applied" in status
-    assert_one_error(fraiseql(project, "up"), 1, "Refusing to apply 002_b.sql")
+    assert_one_error(run_process("fraiseql", "migrate", "up"), 1, "Refusing to apply 002_b.sql")
     assert project.query("SELECT count(*) FROM a") == [(1,)]

@@ -16,16 +16,15 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg2
 import pytest
-from conftest import Project
-from scenarios import BIN
+from conftest import ProcessRunner, Project
 
 from fraiseql_alembic.devdb import DevCluster, _as_user, _chown, _free_port, _which
-from fraiseql_alembic.engine.locking import LOCK_KEY
+from fraiseql_alembic.engine.locking import HEARTBEAT_APPLICATION, LOCK_KEY
 
 MODES = ("session", "transaction", "statement")
 
@@ -99,24 +98,6 @@ def through(url: str, port: int) -> str:
     return re.sub(r"@127\.0\.0\.1:\d+/", f"@127.0.0.1:{port}/", url)
 
 
-def run(project: Project, url: str, *argv: str, env: dict[str, str] | None = None,
-        timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "fraiseql"), "migrate", *argv], cwd=project.root, text=True,
-        capture_output=True, timeout=timeout,
-        env={**os.environ, "DATABASE_URL": url, **(env or {})},
-    )
-
-
-def start(project: Project, url: str, *argv: str,
-          env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [str(BIN / "fraiseql"), "migrate", *argv], cwd=project.root, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env={**os.environ, "DATABASE_URL": url, **(env or {})},
-    )
-
-
 def advisory_locks(project: Project) -> int:
     return int(project.query(
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1 "
@@ -148,11 +129,11 @@ def use_lease_expiry(project: Project, seconds: float) -> None:
 
 
 def test_transaction_pooling_is_refused_with_the_fixes(
-    project: Project, pgbouncer: dict[str, int]
+    project: Project, pgbouncer: dict[str, int], run_process: ProcessRunner
 ) -> None:
     project.write("001_initial_schema.sql", "CREATE TABLE tb_user (id int);\n")
     url = through(project.database_url, pgbouncer["transaction"])
-    result = run(project, url, "up")
+    result = run_process("fraiseql", "migrate", "up", url=url)
     assert result.returncode == 1, result
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
@@ -166,25 +147,25 @@ def test_transaction_pooling_is_refused_with_the_fixes(
     assert advisory_locks(project) == 0  # nothing left held on a pooled server session
     # mark-applied and repair take the same lock and refuse the same way
     for argv in (("mark-applied", "001"), ("repair",)):
-        other = run(project, url, *argv)
+        other = run_process("fraiseql", "migrate", *argv, url=url)
         assert "connection pooler in transaction mode" in other.stderr, (argv, other)
         assert other.returncode == 1
 
 
 def test_session_pooling_and_direct_connections_are_not_refused(
-    project: Project, pgbouncer: dict[str, int]
+    project: Project, pgbouncer: dict[str, int], run_process: ProcessRunner
 ) -> None:
     project.write("001_initial_schema.sql", "CREATE TABLE tb_user (id int);\n")
-    result = run(project, through(project.database_url, pgbouncer["session"]), "up")
+    result = run_process("fraiseql", "migrate", "up", url=through(project.database_url, pgbouncer["session"]))
     assert result.returncode == 0, result
     assert project.version() == ["001"]
 
 
-def test_statement_pooling_is_named(project: Project, pgbouncer: dict[str, int]) -> None:
+def test_statement_pooling_is_named(project: Project, pgbouncer: dict[str, int], run_process: ProcessRunner) -> None:
     project.write("001_initial_schema.sql", "CREATE TABLE tb_user (id int);\n")
     url = through(project.database_url, pgbouncer["statement"])
     for argv in (("up",), ("up", "--lock", "lease"), ("status",), ("up", "--dry-run")):
-        result = run(project, url, *argv)
+        result = run_process("fraiseql", "migrate", *argv, url=url)
         assert result.returncode == 1, (argv, result)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1, (argv, result.stderr)
@@ -195,11 +176,11 @@ def test_statement_pooling_is_named(project: Project, pgbouncer: dict[str, int])
 
 
 def test_status_works_through_transaction_pooling(
-    project: Project, pgbouncer: dict[str, int]
+    project: Project, pgbouncer: dict[str, int], run_process: ProcessRunner
 ) -> None:
     """PgBouncer refuses a startup `options` parameter: status must not send one."""
     project.write("001_initial_schema.sql", "CREATE TABLE tb_user (id int);\n")
-    result = run(project, through(project.database_url, pgbouncer["transaction"]), "status")
+    result = run_process("fraiseql", "migrate", "status", url=through(project.database_url, pgbouncer["transaction"]))
     assert result.returncode == 0, result
     assert "○ 001_initial_schema.sql (pending)" in result.stdout
 
@@ -209,7 +190,7 @@ def test_status_works_through_transaction_pooling(
 
 
 def test_eight_concurrent_deploys_through_transaction_pooling_apply_each_once(
-    project: Project, pgbouncer: dict[str, int]
+    project: Project, pgbouncer: dict[str, int], run_process: ProcessRunner
 ) -> None:
     use_lease_expiry(project, 10)  # longer than a CPU-starved CI machine may stall
     total = 6
@@ -227,9 +208,7 @@ def test_eight_concurrent_deploys_through_transaction_pooling_apply_each_once(
         )
     url = through(project.database_url, pgbouncer["transaction"])
     processes = [
-        start(project, url, "up", "--lock-timeout", "3s", "--statement-timeout", "1min",
-              *(("--lock", "lease") if index % 2 else ()),
-              env={} if index % 2 else {"FRAISEQL_LOCK": "lease"})
+        run_process.start("fraiseql", "migrate", "up", "--lock-timeout", "3s", "--statement-timeout", "1min", *(("--lock", "lease") if index % 2 else ()), url=url, env={} if index % 2 else {"FRAISEQL_LOCK": "lease"})
         for index in range(8)
     ]
     outputs = [process.communicate(timeout=120) for process in processes]
@@ -261,7 +240,7 @@ def test_eight_concurrent_deploys_through_transaction_pooling_apply_each_once(
 
 
 def test_a_crashed_lease_holder_expires_and_the_next_deploy_proceeds(
-    project: Project, pgbouncer: dict[str, int]
+    project: Project, pgbouncer: dict[str, int], run_process: ProcessRunner
 ) -> None:
     use_lease_expiry(project, 2)
     project.query("CREATE TABLE ctl (s float8); INSERT INTO ctl VALUES (30)")
@@ -269,7 +248,7 @@ def test_a_crashed_lease_holder_expires_and_the_next_deploy_proceeds(
     project.write("002_slow.sql", "SELECT pg_sleep((SELECT s FROM ctl));\n"
                                   "CREATE TABLE tb_slow (id int);\n")
     url = through(project.database_url, pgbouncer["transaction"])
-    holder = start(project, url, "up", "--lock", "lease")
+    holder = run_process.start("fraiseql", "migrate", "up", "--lock", "lease", url=url)
     assert holder.stdout is not None
     seen = ""
     while "002_slow.sql" not in seen:
@@ -281,28 +260,66 @@ def test_a_crashed_lease_holder_expires_and_the_next_deploy_proceeds(
     holder.communicate()
     assert leases(project)[0][1] == holder.pid  # the lease outlives its holder...
     project.query("UPDATE ctl SET s = 0")
-    started = time.monotonic()
-    result = run(project, url, "up", "--lock", "lease", "--lock-wait", "20")
-    elapsed = time.monotonic() - started
+    # ...until it expires.  The next deploy must see it live first, however long it takes to
+    # start: the lease is kept live until the deploy says it waits, then left to expire by
+    # itself 2 s later; it is taken over well before the 60 s lock wait gives up.
+    project.query("UPDATE fraiseql_migration_lock SET expires_at = now() + interval '1 hour'")
+    deploy = run_process.start("fraiseql", "migrate", "up", "--lock", "lease", "--lock-wait",
+                               "60", url=url)
+    assert deploy.stderr is not None
+    waiting = ""
+    while "held by pid" not in waiting and (line := deploy.stderr.readline()):
+        waiting += line
+    assert f"held by pid {holder.pid} (fraiseql) on host" in waiting, waiting
+    project.query("UPDATE fraiseql_migration_lock SET expires_at = now() + interval '2 seconds'")
+    out, err = deploy.communicate(timeout=120)
+    result = subprocess.CompletedProcess(deploy.args, deploy.returncode, out, waiting + err)
     assert result.returncode == 0, result
-    assert f"held by pid {holder.pid} (fraiseql) on host" in result.stderr
     assert f"Took over the migration lease of pid {holder.pid} (fraiseql)" in result.stderr
     assert "✓ Running migration: 002_slow.sql" in result.stdout
-    assert elapsed < 10, elapsed  # ...until it expires (2 s after its last heartbeat)
     assert applied_rows(project) == [("001", 1), ("002", 1)]
     assert leases(project) == [] and "tb_slow" in project.tables()
 
 
-def test_a_lost_lease_stops_before_the_next_migration(project: Project) -> None:
-    use_lease_expiry(project, 2)
-    project.write("001_slow.sql", "SELECT pg_sleep(2);\n")
-    project.write("002_after.sql", "CREATE TABLE tb_after (id int);\n")
-    process = start(project, project.database_url, "up", "--lock", "lease")
-    deadline = time.monotonic() + 20
-    while not leases(project):
-        assert time.monotonic() < deadline
+#: An advisory lock key the lost-lease test holds to keep its first migration running.
+GATE = 4242
+
+
+def heartbeats(project: Project) -> int:
+    """How many lease heartbeat connections are open on the test's database."""
+    return int(project.query(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        f"AND application_name = '{HEARTBEAT_APPLICATION}'")[0][0])
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.05)
-    project.query("DELETE FROM fraiseql_migration_lock")  # taken over by someone else
+
+
+def test_a_lost_lease_stops_before_the_next_migration(project: Project, run_process: ProcessRunner) -> None:
+    use_lease_expiry(project, 2)
+    # 001 waits for a lock the test holds, so the lease is deleted while it runs (events,
+    # not a race with a sleep): the test waits for the heartbeat to find the row gone and
+    # end, then lets 001 finish.
+    project.write("001_slow.sql", f"SELECT pg_advisory_xact_lock({GATE});\n")
+    project.write("002_after.sql", "CREATE TABLE tb_after (id int);\n")
+    gate = psycopg2.connect(project.database_url)
+    gate.autocommit = True
+    try:
+        with gate.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", (GATE,))
+        process = run_process.start("fraiseql", "migrate", "up", "--lock", "lease",
+                                    url=project.database_url)
+        wait_for(lambda: bool(leases(project)) and heartbeats(project) == 1 and project.query(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+            f"AND objid = {GATE}")[0][0] == 1)
+        project.query("DELETE FROM fraiseql_migration_lock")  # taken over by someone else
+        wait_for(lambda: heartbeats(project) == 0)
+    finally:
+        gate.close()
     out, err = process.communicate(timeout=60)
     code = process.returncode
     assert code == 1, (out, err)
@@ -315,7 +332,7 @@ def test_a_lost_lease_stops_before_the_next_migration(project: Project) -> None:
     assert project.version() == ["001"] and "tb_after" not in project.tables()
 
 
-def test_lease_and_advisory_modes_exclude_each_other(project: Project) -> None:
+def test_lease_and_advisory_modes_exclude_each_other(project: Project, run_process: ProcessRunner) -> None:
     project.write("001_initial_schema.sql", "CREATE TABLE tb_user (id int);\n")
     holder = psycopg2.connect(project.database_url, application_name="deploy on web-1")
     try:
@@ -324,7 +341,7 @@ def test_lease_and_advisory_modes_exclude_each_other(project: Project) -> None:
             cursor.execute("SELECT pg_advisory_lock(%s), pg_backend_pid()", (LOCK_KEY,))
             row = cursor.fetchone()
             assert row is not None
-        result = run(project, project.database_url, "up", "--lock", "lease", "--lock-wait", "1")
+        result = run_process("fraiseql", "migrate", "up", "--lock", "lease", "--lock-wait", "1", url=project.database_url)
         assert result.returncode == 1, result
         assert f"held by pid {row[1]} (deploy on web-1)" in result.stderr
         assert leases(project) == []
@@ -338,7 +355,7 @@ def test_lease_and_advisory_modes_exclude_each_other(project: Project) -> None:
         "expires_at timestamptz); INSERT INTO fraiseql_migration_lock "
         "VALUES (1, 'x', 'web-2', 4242, 'fraiseql', now(), now(), now() + interval '30s')"
     )
-    result = run(project, project.database_url, "up", "--lock-wait", "1")
+    result = run_process("fraiseql", "migrate", "up", "--lock-wait", "1", url=project.database_url)
     assert result.returncode == 1, result
     assert "held by pid 4242 (fraiseql) on host web-2" in result.stderr
     assert ("if that deploy is dead, wait for its lease to expire or delete it (DELETE FROM "

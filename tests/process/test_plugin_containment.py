@@ -29,6 +29,7 @@ from typing import Any
 
 import alembic
 import pytest
+from conftest import ProcessRunner
 from scenarios import BIN
 
 from fraiseql_alembic.devdb import DevCluster
@@ -325,15 +326,7 @@ def _toml_project(root: Path, tool_alembic: str) -> Path:
     return root
 
 
-def _alembic(root: Path, url: str, *argv: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "ALEMBIC_CONFIG"}
-    env["DATABASE_URL"] = url
-    return subprocess.run(
-        [str(BIN / "alembic"), *argv], cwd=root, env=env, capture_output=True, text=True, timeout=120
-    )
-
-
-def test_pyproject_only_project_opts_in_with_our_environment(tmp_path: Path, database_url: str) -> None:
+def test_pyproject_only_project_opts_in_with_our_environment(tmp_path: Path, database_url: str, run_process: ProcessRunner) -> None:
     root = _toml_project(
         tmp_path,
         'script_location = "fraiseql_alembic:alembic_env"\n'
@@ -348,13 +341,13 @@ def test_pyproject_only_project_opts_in_with_our_environment(tmp_path: Path, dat
         (["downgrade", "base"], ""),
         (["current"], ""),
     ]:
-        done = _alembic(root, database_url, *argv)
+        done = run_process("alembic", *argv, cwd=root, url=database_url, env={"ALEMBIC_CONFIG": None})
         assert (done.returncode, done.stdout) == (0, expected), done.stderr
 
 
-def test_pyproject_only_project_opts_in_with_its_own_env(tmp_path: Path, database_url: str) -> None:
+def test_pyproject_only_project_opts_in_with_its_own_env(tmp_path: Path, database_url: str, run_process: ProcessRunner) -> None:
     """``fraiseql_migrations = true`` under ``[tool.alembic]``, keeping Alembic's env.py."""
-    init = _alembic(tmp_path, database_url, "init", "--template", "pyproject", "scripts")
+    init = run_process("alembic", "init", "--template", "pyproject", "scripts", cwd=tmp_path, url=database_url, env={"ALEMBIC_CONFIG": None})
     assert init.returncode == 0, init.stderr
     (tmp_path / "alembic.ini").unlink()
     env_py = tmp_path / "scripts" / "env.py"
@@ -372,14 +365,14 @@ def test_pyproject_only_project_opts_in_with_its_own_env(tmp_path: Path, databas
     (tmp_path / "scripts" / "versions" / "001_first.sql").write_text(
         "-- migrate:up\nCREATE TABLE first (id int);\n-- migrate:down\nDROP TABLE first;\n"
     )
-    assert _alembic(tmp_path, database_url, "heads").stdout == "001 (head)\n"
-    upgrade = _alembic(tmp_path, database_url, "upgrade", "head")
+    assert run_process("alembic", "heads", cwd=tmp_path, url=database_url, env={"ALEMBIC_CONFIG": None}).stdout == "001 (head)\n"
+    upgrade = run_process("alembic", "upgrade", "head", cwd=tmp_path, url=database_url, env={"ALEMBIC_CONFIG": None})
     assert upgrade.returncode == 0, upgrade.stderr
-    assert _alembic(tmp_path, database_url, "current").stdout == "001 (head)\n"
+    assert run_process("alembic", "current", cwd=tmp_path, url=database_url, env={"ALEMBIC_CONFIG": None}).stdout == "001 (head)\n"
     assert "first" in _state(database_url)[0]
     # false (a TOML boolean) is not opting in
     pyproject.write_text(pyproject.read_text().replace("fraiseql_migrations = true", "fraiseql_migrations = false"))
-    assert _alembic(tmp_path, database_url, "heads").stdout == ""
+    assert run_process("alembic", "heads", cwd=tmp_path, url=database_url, env={"ALEMBIC_CONFIG": None}).stdout == ""
 
 
 NAMED_SECTION = "\n[other]\nscript_location = %(here)s/scripts\nsqlalchemy.url = driver://u@h/d\n"

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 
 import psycopg2
-from conftest import Project
-from scenarios import BIN, PERMISSION_RE
+from conftest import ProcessRunner, Project
+from scenarios import PERMISSION_RE
 
 from fraiseql_alembic.devdb import DevCluster
 
 
-def _fraiseql(project: Project, url: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BIN / "fraiseql"), "migrate", "up"], cwd=project.root,
-                          env={**os.environ, "DATABASE_URL": url}, capture_output=True,
-                          text=True, timeout=120)
-
-
 def test_a_role_without_create_rights_gets_one_message(
-    project: Project, pg_cluster: DevCluster
+    project: Project, pg_cluster: DevCluster, run_process: ProcessRunner
 ) -> None:
     """Without CREATE on public (alembic_version) and without CREATE on the history
     schema (fraiseql_migrations): the same sentence, naming the schema when it is known."""
@@ -43,7 +35,7 @@ def test_a_role_without_create_rights_gets_one_message(
                     cursor.execute("GRANT CREATE, USAGE ON SCHEMA public TO create_less")
                 (project.root / "pyproject.toml").write_text(
                     '[tool.fraiseql.migrations]\nhistory_schema = "audit"\n', encoding="utf-8")
-            result = _fraiseql(project, url)
+            result = run_process("fraiseql", "migrate", "up", url=url)
             assert result.returncode == 1, result.stdout + result.stderr
             lines = result.stderr.strip().splitlines()
             assert len(lines) == 1, result.stderr

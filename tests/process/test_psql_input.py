@@ -8,7 +8,6 @@ must fail with nothing applied.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import uuid
@@ -17,18 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Project
-from scenarios import BIN, REPO
+from conftest import ProcessRunner, Project
+from scenarios import REPO
 
 from fraiseql_alembic.devdb import DevCluster
 
 TABLE = "CREATE TABLE t (n serial PRIMARY KEY, v text);\n"
-
-
-def run(argv: list[str], cwd: Path, url: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "DATABASE_URL": url, **env}
-    return subprocess.run(argv, cwd=cwd, env=environment, capture_output=True, text=True,
-                          timeout=300)
 
 
 def query(url: str, sql: str) -> list[tuple[Any, ...]]:
@@ -57,7 +50,7 @@ def databases(pg_cluster: DevCluster) -> Iterator[Callable[[], str]]:
         pg_cluster.drop_database(name)
 
 
-def three_ways(tmp_path: Path, databases: Callable[[], str], text: str,
+def three_ways(run_process: ProcessRunner, tmp_path: Path, databases: Callable[[], str], text: str,
                database_setup: str | None = None) -> dict[str, Any]:
     """Apply ``text`` with psql, fraiseql and alembic; what each left in table t."""
     results: dict[str, Any] = {}
@@ -71,13 +64,12 @@ def three_ways(tmp_path: Path, databases: Callable[[], str], text: str,
         path = root / "migrations" / "001_case.sql"
         path.write_text(text, encoding="utf-8")
         if way == "psql":
-            done = run(["psql", "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", "-f", str(path), url],
-                       root, url)
+            done = run_process(*["psql", "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", "-f", str(path), url], cwd=root, url=url, timeout=300)
         elif way == "fraiseql":
-            done = run([str(BIN / "fraiseql"), "migrate", "up"], root, url)
+            done = run_process("fraiseql", "migrate", "up", cwd=root, url=url, timeout=300)
         else:
             shutil.copy(REPO / "alembic.ini.example", root / "alembic.ini")
-            done = run([str(BIN / "alembic"), "upgrade", "head"], root, url)
+            done = run_process("alembic", "upgrade", "head", cwd=root, url=url, timeout=300)
         results[way] = (done.returncode == 0, rows_of(url))
         results[way + "_output"] = done.stdout + done.stderr
     return results
@@ -161,8 +153,8 @@ CASES = {
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_read_as_psql_reads_it(name: str, tmp_path: Path, databases: Callable[[], str]) -> None:
-    results = three_ways(tmp_path, databases, CASES[name])
+def test_read_as_psql_reads_it(name: str, tmp_path: Path, databases: Callable[[], str], run_process: ProcessRunner) -> None:
+    results = three_ways(run_process, tmp_path, databases, CASES[name])
     assert_same(results)
     if name == "standard_conforming_strings_off":
         assert results["psql"][1] == [(1, "it's; DROP TABLE t; --"), (2, "back\\slash; x"),
@@ -175,17 +167,17 @@ def test_read_as_psql_reads_it(name: str, tmp_path: Path, databases: Callable[[]
 
 
 def test_database_default_standard_conforming_strings_off(
-    tmp_path: Path, databases: Callable[[], str]
+    tmp_path: Path, databases: Callable[[], str], run_process: ProcessRunner
 ) -> None:
     """The session's own setting (ALTER DATABASE ... SET) decides how the file is read."""
     text = TABLE + "INSERT INTO t (v) VALUES ('it\\'s; DROP TABLE t; --');\n"
-    results = three_ways(tmp_path, databases, text,
+    results = three_ways(run_process, tmp_path, databases, text,
                          "ALTER DATABASE {db} SET standard_conforming_strings = off")
     assert_same(results)
     assert results["psql"][1] == [(1, "it's; DROP TABLE t; --")]
 
 
-def test_pg_dump_file_applies_like_psql(tmp_path: Path, databases: Callable[[], str]) -> None:
+def test_pg_dump_file_applies_like_psql(tmp_path: Path, databases: Callable[[], str], run_process: ProcessRunner) -> None:
     """A plain pg_dump file (SET lines, functions, COPY data, \\restrict in recent dumps)."""
     source = databases()
     query(source, TABLE + (
@@ -201,19 +193,16 @@ def test_pg_dump_file_applies_like_psql(tmp_path: Path, databases: Callable[[], 
     dump = subprocess.run(["pg_dump", "--no-owner", "--no-privileges", source],
                           capture_output=True, text=True, check=True).stdout
     assert "COPY app.item" in dump
-    results = three_ways(tmp_path, databases, dump)
+    results = three_ways(run_process, tmp_path, databases, dump)
     assert_same(results)
     assert results["psql"][0]
 
 
-def fraiseql(project: Project, *argv: str) -> subprocess.CompletedProcess[str]:
-    return run([str(BIN / "fraiseql"), "migrate", *argv], project.root, project.database_url)
-
-
-def alembic(project: Project, *argv: str) -> subprocess.CompletedProcess[str]:
+def alembic(run_process: ProcessRunner, project: Project, *argv: str) -> subprocess.CompletedProcess[str]:
+    """Plain `alembic ARGV` in the project, with the example alembic.ini put there first."""
     if not (project.root / "alembic.ini").exists():
         shutil.copy(REPO / "alembic.ini.example", project.root / "alembic.ini")
-    return run([str(BIN / "alembic"), *argv], project.root, project.database_url)
+    return run_process("alembic", *argv, timeout=300)
 
 
 def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
@@ -226,16 +215,16 @@ def nothing_applied(project: Project) -> bool:
     return project.version() == [] and project.tables() <= {"fraiseql_migrations", "alembic_version"}
 
 
-def test_nul_byte_is_refused_everywhere(project: Project) -> None:
+def test_nul_byte_is_refused_everywhere(project: Project, run_process: ProcessRunner) -> None:
     project.write("001_ok.sql", "CREATE TABLE a (id int);\n")
     path = project.migrations / "002_nul.sql"
     path.write_bytes(b"CREATE TABLE b (id int);\nINSERT INTO b VALUES (1);\x00\nDROP TABLE a;\n")
     expected = "002_nul.sql:2: contains a NUL byte"
-    for result in (fraiseql(project, "up"), fraiseql(project, "status"),
-                   fraiseql(project, "lint"), alembic(project, "upgrade", "head"),
-                   alembic(project, "history")):
+    for result in (run_process("fraiseql", "migrate", "up", timeout=300), run_process("fraiseql", "migrate", "status", timeout=300),
+                   run_process("fraiseql", "migrate", "lint", timeout=300), alembic(run_process, project, "upgrade", "head"),
+                   run_process("alembic", "history", timeout=300)):
         assert expected in one_line_error(result)
-    checked = fraiseql(project, "check")  # a report of problems, on stdout
+    checked = run_process("fraiseql", "migrate", "check", timeout=300)  # a report of problems, on stdout
     assert checked.returncode == 1 and f"migrations/{expected}" in checked.stdout
     assert nothing_applied(project)  # not even 001
 
@@ -248,27 +237,27 @@ def test_nul_byte_is_refused_everywhere(project: Project) -> None:
     ("SELECT :'name';\n", "002_psql.sql:2: `:'name'` is a psql variable"),
 ])
 def test_psql_only_features_are_refused_with_nothing_applied(
-    project: Project, text: str, expected: str
+    project: Project, text: str, expected: str, run_process: ProcessRunner
 ) -> None:
     project.write("001_ok.sql", "CREATE TABLE a (id int);\n")
     project.write("002_psql.sql", "-- migrate:up\n" + text)
-    assert expected in one_line_error(fraiseql(project, "up"))
-    assert expected in one_line_error(alembic(project, "upgrade", "head"))
+    assert expected in one_line_error(run_process("fraiseql", "migrate", "up", timeout=300))
+    assert expected in one_line_error(alembic(run_process, project, "upgrade", "head"))
     assert nothing_applied(project)
 
 
-def test_commit_in_a_later_file_stops_before_the_first_runs(project: Project) -> None:
+def test_commit_in_a_later_file_stops_before_the_first_runs(project: Project, run_process: ProcessRunner) -> None:
     project.write("001_ok.sql", "CREATE TABLE a (id int);\n")
     project.write("002_ok.sql", "CREATE TABLE b (id int);\n")
     project.write("003_commit.sql", "CREATE TABLE c (id int);\nCOMMIT;\nCREATE TABLE d (id int);\n")
-    for result in (fraiseql(project, "up"), alembic(project, "upgrade", "head")):
+    for result in (run_process("fraiseql", "migrate", "up", timeout=300), alembic(run_process, project, "upgrade", "head")):
         error = one_line_error(result)
         assert "003_commit.sql:2: transaction control `COMMIT` inside a migration" in error
         assert "Nothing was applied" in error
     assert nothing_applied(project)
 
 
-def test_statements_refused_in_a_transaction_run_outside_one(project: Project) -> None:
+def test_statements_refused_in_a_transaction_run_outside_one(project: Project, run_process: ProcessRunner) -> None:
     project.write("001_parts.sql", (
         "CREATE TABLE p (id int, at date) PARTITION BY RANGE (at);\n"
         "CREATE TABLE p2026 PARTITION OF p FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');\n"
@@ -276,14 +265,14 @@ def test_statements_refused_in_a_transaction_run_outside_one(project: Project) -
     project.write("002_detach.sql", "ALTER TABLE p DETACH PARTITION p2026 CONCURRENTLY;\n")
     project.write("003_reindex.sql", "REINDEX SCHEMA public;\n")
     project.write("004_discard.sql", "DISCARD ALL;\nCREATE TABLE after_discard (id int);\n")
-    result = fraiseql(project, "up")
+    result = run_process("fraiseql", "migrate", "up", timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert project.query("SELECT count(*) FROM pg_inherits")[0][0] == 0
     assert "after_discard" in project.tables()
     assert project.version() == ["004"]
 
 
-def test_copy_data_error_names_the_file_line(project: Project) -> None:
+def test_copy_data_error_names_the_file_line(project: Project, run_process: ProcessRunner) -> None:
     project.write("001_copy.sql", (
         "CREATE TABLE n (v int);\n"
         "COPY n (v) FROM stdin;\n"
@@ -292,21 +281,21 @@ def test_copy_data_error_names_the_file_line(project: Project) -> None:
         "three\n"
         "\\.\n"
     ))
-    error = one_line_error(fraiseql(project, "up"))
+    error = one_line_error(run_process("fraiseql", "migrate", "up", timeout=300))
     assert "001_copy.sql failed at line 5, column 1" in error, error
     assert "(line 3 of the COPY data)" in error
     assert nothing_applied(project)
 
 
-def test_copy_data_without_its_end_is_refused(project: Project) -> None:
+def test_copy_data_without_its_end_is_refused(project: Project, run_process: ProcessRunner) -> None:
     project.write("001_copy.sql", "CREATE TABLE n (v int);\nCOPY n (v) FROM stdin;\n1\n2\n")
-    error = one_line_error(fraiseql(project, "up"))
+    error = one_line_error(run_process("fraiseql", "migrate", "up", timeout=300))
     assert "001_copy.sql:2: the data of this `COPY ... FROM stdin` never ends" in error
 
 
-def test_offline_sql_carries_copy_data_for_psql(project: Project) -> None:
+def test_offline_sql_carries_copy_data_for_psql(project: Project, run_process: ProcessRunner) -> None:
     project.write("001_copy.sql", TABLE + "COPY t (v) FROM stdin;\nx;y\n\\.\n")
-    script = alembic(project, "upgrade", "head", "--sql")
+    script = alembic(run_process, project, "upgrade", "head", "--sql")
     assert script.returncode == 0, script.stderr
     applied = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", project.database_url],
                              input=script.stdout, capture_output=True, text=True)
@@ -314,13 +303,13 @@ def test_offline_sql_carries_copy_data_for_psql(project: Project) -> None:
     assert project.query("SELECT v FROM t") == [("x;y",)]
 
 
-def test_down_reads_every_section_it_will_run_before_the_first(project: Project) -> None:
+def test_down_reads_every_section_it_will_run_before_the_first(project: Project, run_process: ProcessRunner) -> None:
     project.write("001_a.sql", "-- migrate:up\nCREATE TABLE a (id int);\n"
                                "-- migrate:down\n\\connect elsewhere\nDROP TABLE a;\n")
     project.write("002_b.sql", "-- migrate:up\nCREATE TABLE b (id int);\n"
                                "-- migrate:down\nDROP TABLE b;\n")
-    assert fraiseql(project, "up").returncode == 0
-    error = one_line_error(fraiseql(project, "down", "--steps", "2", "--force"))
+    assert run_process("fraiseql", "migrate", "up", timeout=300).returncode == 0
+    error = one_line_error(run_process("fraiseql", "migrate", "down", "--steps", "2", "--force", timeout=300))
     assert "001_a.sql:4: `\\connect` is a psql meta-command" in error
     assert error.endswith("Nothing was rolled back")
     assert project.version() == ["002"] and {"a", "b"} <= project.tables()

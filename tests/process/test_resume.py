@@ -8,13 +8,12 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import time
 from collections.abc import Callable
 
 import pytest
-from conftest import Project
-from scenarios import BIN, REPO, blocker
+from conftest import ProcessRunner, Project
+from scenarios import REPO, blocker
 
 ENGINES = ["direct", "alembic"]
 
@@ -35,7 +34,7 @@ def downgrade():
 '''
 
 
-def setup(project: Project, engine: str) -> None:
+def setup(run_process: ProcessRunner, project: Project, engine: str) -> None:
     """``001`` makes table ``t`` and is applied; with ``alembic`` the folder holds a
     ``.py`` revision (so `fraiseql migrate up` runs through Alembic) and an alembic.ini."""
     if engine == "alembic":
@@ -43,22 +42,7 @@ def setup(project: Project, engine: str) -> None:
         (project.migrations / "001_base.py").write_text(BASE_PY)
     else:
         project.write("001_base.sql", BASE_SQL)
-    assert run(project, "fraiseql", "migrate", "up").returncode == 0
-
-
-def run(project: Project, *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / argv[0]), *argv[1:]], cwd=project.root, capture_output=True, text=True,
-        env={**os.environ, "DATABASE_URL": project.database_url}, timeout=120,
-    )
-
-
-def start(project: Project, *argv: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [str(BIN / argv[0]), *argv[1:]], cwd=project.root, text=True,
-        env={**os.environ, "DATABASE_URL": project.database_url},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    assert run_process("fraiseql", "migrate", "up").returncode == 0
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
@@ -86,13 +70,13 @@ def waiting(project: Project, statement: str) -> Callable[[], bool]:
 
 
 def killed_after_the_server_finished(
-    project: Project, command: list[str], statement: str, blocking_sql: str,
+    run_process: ProcessRunner, project: Project, command: list[str], statement: str, blocking_sql: str,
 ) -> None:
     """Start ``command``; while ``statement`` waits for the blocker, freeze the client
     (SIGSTOP), let the server finish the statement, then SIGKILL the client: the server
     completed the statement and the client never saw it."""
     with blocker(project, blocking_sql) as holder:
-        process = start(project, *command)
+        process = run_process.start(*command, capture=False)
         try:
             wait_until(waiting(project, statement))
             found = backend(project, statement)
@@ -131,22 +115,21 @@ DROP TABLE before_index;
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_index_the_server_finished_after_the_client_died_is_recorded_not_built_again(
-    project: Project, engine: str,
+    project: Project, engine: str, run_process: ProcessRunner,
 ) -> None:
-    setup(project, engine)
+    setup(run_process, project, engine)
     project.write("002_indexed.sql", INDEXED)
     command = ["alembic", "upgrade", "head"] if engine == "alembic" else [
         "fraiseql", "migrate", "up"]
     # an open writing transaction on t: the index build waits for it before building
-    killed_after_the_server_finished(
+    killed_after_the_server_finished(run_process,
         project, command, "CREATE INDEX CONCURRENTLY", "INSERT INTO t VALUES (3)")
     built = index_oid(project, "idx_t_a")
     assert [valid for _, valid in built] == [True]  # the server finished it on its own
     assert progress_rows(project) == [("002", "running", 4)]
-    assert "PARTIALLY APPLIED: stopped while line 4 ran outside a transaction" in run(
-        project, "fraiseql", "migrate", "status").stdout
+    assert "PARTIALLY APPLIED: stopped while line 4 ran outside a transaction" in run_process("fraiseql", "migrate", "status").stdout
 
-    resumed = run(project, "fraiseql", "migrate", "up")
+    resumed = run_process("fraiseql", "migrate", "up")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert ("002_indexed.sql:4: an earlier run stopped before recording this statement's "
             "outcome; index idx_t_a exists and is valid: recorded as done, not run again"
@@ -160,19 +143,19 @@ def test_index_the_server_finished_after_the_client_died_is_recorded_not_built_a
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_index_build_the_server_cancelled_with_its_client_is_built_again(
-    project: Project, engine: str,
+    project: Project, engine: str, run_process: ProcessRunner,
 ) -> None:
-    setup(project, engine)
+    setup(run_process, project, engine)
     project.write("002_indexed.sql", INDEXED)
     with blocker(project, "INSERT INTO t VALUES (3)"):
-        process = start(project, "fraiseql", "migrate", "up")
+        process = run_process.start("fraiseql", "migrate", "up", capture=False)
         wait_until(waiting(project, "CREATE INDEX CONCURRENTLY"))
         process.kill()
         process.wait(timeout=30)
         # the server notices the dead client and stops the build: an INVALID index stays
         wait_until(lambda: backend(project, "CREATE INDEX CONCURRENTLY") is None)
     assert [valid for _, valid in index_oid(project, "idx_t_a")] == [False]
-    resumed = run(project, "fraiseql", "migrate", "up")
+    resumed = run_process("fraiseql", "migrate", "up")
     output = resumed.stdout + resumed.stderr
     assert resumed.returncode == 0, output
     assert "index idx_t_a is INVALID (the build did not finish): running it again" in output
@@ -192,17 +175,17 @@ DELETE FROM t WHERE a IN (10, 20);
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_statement_of_unknown_outcome_stops_with_two_ways_out(
-    project: Project, engine: str,
+    project: Project, engine: str, run_process: ProcessRunner,
 ) -> None:
-    setup(project, engine)
+    setup(run_process, project, engine)
     project.write("002_outside.sql", OUTSIDE)
     command = ["alembic", "upgrade", "head"] if engine == "alembic" else [
         "fraiseql", "migrate", "up"]
-    killed_after_the_server_finished(
+    killed_after_the_server_finished(run_process,
         project, command, "INSERT INTO t VALUES (10)", "LOCK TABLE t IN SHARE MODE")
     assert project.query("SELECT count(*) FROM t WHERE a = 10") == [(1,)]
 
-    stopped = run(project, "fraiseql", "migrate", "up")
+    stopped = run_process("fraiseql", "migrate", "up")
     assert stopped.returncode == 1
     assert stopped.stderr.splitlines()[-1] == (
         "Error: 002_outside.sql:2: `INSERT INTO t VALUES (10)` ran outside a transaction and "
@@ -211,12 +194,12 @@ def test_statement_of_unknown_outcome_stops_with_two_ways_out(
         "if it took effect, or `fraiseql migrate up --resume again` to run it again")
     assert project.query("SELECT count(*) FROM t WHERE a = 10") == [(1,)]  # never twice
     if engine == "alembic":  # the plain alembic command stops the same way
-        plain = run(project, "alembic", "upgrade", "head")
+        plain = run_process("alembic", "upgrade", "head")
         assert plain.returncode != 0
         assert "002_outside.sql:2: `INSERT INTO t VALUES (10)` ran outside" in plain.stdout
         assert project.query("SELECT count(*) FROM t WHERE a = 10") == [(1,)]
 
-    done = run(project, "fraiseql", "migrate", "up", "--resume", "done")
+    done = run_process("fraiseql", "migrate", "up", "--resume", "done")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "002_outside.sql:2: recorded as done, not run again (--resume done)" in done.stdout
     assert project.query("SELECT a, count(*) FROM t WHERE a >= 10 GROUP BY a ORDER BY a") == [
@@ -224,10 +207,10 @@ def test_statement_of_unknown_outcome_stops_with_two_ways_out(
     assert project.version() == ["002"] and progress_rows(project) == []
 
 
-def test_resume_again_runs_the_interrupted_statement_again(project: Project) -> None:
-    setup(project, "direct")
+def test_resume_again_runs_the_interrupted_statement_again(project: Project, run_process: ProcessRunner) -> None:
+    setup(run_process, project, "direct")
     project.write("002_outside.sql", OUTSIDE)
-    killed_after_the_server_finished(project, ["fraiseql", "migrate", "up"],
+    killed_after_the_server_finished(run_process, project, ["fraiseql", "migrate", "up"],
                                      "INSERT INTO t VALUES (10)", "LOCK TABLE t IN SHARE MODE")
     again = project.cli("up", "--resume", "again")
     assert again.exit_code == 0, again.output
@@ -237,8 +220,8 @@ def test_resume_again_runs_the_interrupted_statement_again(project: Project) -> 
     assert project.version() == ["002"]
 
 
-def test_resume_without_an_interrupted_statement_is_refused(project: Project) -> None:
-    setup(project, "direct")
+def test_resume_without_an_interrupted_statement_is_refused(project: Project, run_process: ProcessRunner) -> None:
+    setup(run_process, project, "direct")
     project.write("002_outside.sql", OUTSIDE)
     result = project.cli("up", "--resume", "done")
     assert result.exit_code == 1
@@ -263,17 +246,17 @@ DROP TABLE m1;
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_fix_that_removes_the_last_concurrent_statement_resumes_exactly(
-    project: Project, engine: str,
+    project: Project, engine: str, run_process: ProcessRunner,
 ) -> None:
-    setup(project, engine)
+    setup(run_process, project, engine)
     project.write("002_one.sql", ONE_CONCURRENT)
-    failed = run(project, "fraiseql", "migrate", "up")
+    failed = run_process("fraiseql", "migrate", "up")
     assert failed.returncode == 1 and "failed at line 4" in failed.stderr
     # the fix: a plain (transactional) index; nothing in the file needs autocommit now
     project.write("002_one.sql", ONE_CONCURRENT.replace(
         "CREATE UNIQUE INDEX CONCURRENTLY idx_m1 ON m1 (a);",
         "CREATE INDEX idx_m1 ON m1 (a);"))
-    resumed = run(project, "fraiseql", "migrate", "up")
+    resumed = run_process("fraiseql", "migrate", "up")
     output = resumed.stdout + resumed.stderr
     assert resumed.returncode == 0, output
     assert "Resuming 002_one.sql at line 4" in output
@@ -286,13 +269,13 @@ def test_fix_that_removes_the_last_concurrent_statement_resumes_exactly(
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_edit_inside_a_completed_segment_is_refused_with_its_line(
-    project: Project, engine: str,
+    project: Project, engine: str, run_process: ProcessRunner,
 ) -> None:
-    setup(project, engine)
+    setup(run_process, project, engine)
     project.write("002_one.sql", ONE_CONCURRENT)
-    assert run(project, "fraiseql", "migrate", "up").returncode == 1
+    assert run_process("fraiseql", "migrate", "up").returncode == 1
     project.write("002_one.sql", ONE_CONCURRENT.replace("VALUES (1), (1)", "VALUES (1)"))
-    refused = run(project, "fraiseql", "migrate", "up")
+    refused = run_process("fraiseql", "migrate", "up")
     assert refused.returncode == 1
     assert refused.stderr.splitlines()[-1].startswith(
         "Error: 002_one.sql:3: this statement changed since an earlier run completed it "
@@ -302,27 +285,27 @@ def test_edit_inside_a_completed_segment_is_refused_with_its_line(
     project.write("002_one.sql", ONE_CONCURRENT.replace(
         "CREATE UNIQUE INDEX", "DELETE FROM m1 WHERE ctid <> (SELECT min(ctid) FROM m1);\n"
         "CREATE UNIQUE INDEX"))
-    resumed = run(project, "fraiseql", "migrate", "up")
+    resumed = run_process("fraiseql", "migrate", "up")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert project.query("SELECT count(*) FROM m1") == [(1,)]
     assert [valid for _, valid in index_oid(project, "idx_m1")] == [True]
 
 
-def test_statement_still_running_on_the_server_is_not_sent_again(project: Project) -> None:
+def test_statement_still_running_on_the_server_is_not_sent_again(project: Project, run_process: ProcessRunner) -> None:
     """Under a lease (a pooler in front), the lease of a frozen client expires while its
     statement still runs on the server: the next run names the backend instead."""
     (project.root / "pyproject.toml").write_text(
         "[tool.fraiseql.migrations]\nlock = \"lease\"\nlease_expiry = 1\n")
-    setup(project, "direct")
+    setup(run_process, project, "direct")
     project.write("002_indexed.sql", INDEXED)
     with blocker(project, "INSERT INTO t VALUES (3)") as holder:
-        process = start(project, "fraiseql", "migrate", "up")
+        process = run_process.start("fraiseql", "migrate", "up", capture=False)
         try:
             wait_until(waiting(project, "CREATE INDEX CONCURRENTLY"))
             found = backend(project, "CREATE INDEX CONCURRENTLY")
             assert found is not None
             os.kill(process.pid, signal.SIGSTOP)  # its lease is no longer renewed
-            stopped = run(project, "fraiseql", "migrate", "up")
+            stopped = run_process("fraiseql", "migrate", "up")
             assert stopped.returncode == 1
             assert stopped.stderr.splitlines()[-1] == (
                 "Error: 002_indexed.sql:4: `CREATE INDEX CONCURRENTLY idx_t_a ON t (a)`, sent by "
@@ -335,7 +318,7 @@ def test_statement_still_running_on_the_server_is_not_sent_again(project: Projec
         finally:
             process.kill()
             process.wait(timeout=30)
-    resumed = run(project, "fraiseql", "migrate", "up")
+    resumed = run_process("fraiseql", "migrate", "up")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "index idx_t_a exists and is valid: recorded as done" in resumed.stdout
     assert project.query("SELECT count(*) FROM before_index") == [(1,)]

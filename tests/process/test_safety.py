@@ -10,19 +10,11 @@ import time
 
 import psycopg2
 import pytest
-from conftest import Project
+from conftest import ProcessRunner, Project
 from scenarios import BIN, MIXED, REPO, UP_DOWN, hold_lock
 
 from fraiseql_alembic.devdb import DevCluster
 from fraiseql_alembic.engine.locking import LOCK_KEY
-
-
-def start(project: Project, *argv: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [str(BIN / argv[0]), *argv[1:]], cwd=project.root,
-        env={**os.environ, "DATABASE_URL": project.database_url},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
 
 
 def finish(process: subprocess.Popen[str], timeout: float = 120) -> tuple[int, str, str]:
@@ -69,18 +61,34 @@ def no_migration_backend(project: Project) -> bool:
     return rows == [(0,)]
 
 
+def wait_for_sleep_on_the_server(project: Project) -> None:
+    """Wait until a migration's ``pg_sleep`` statement runs on the server (an event, not a
+    guess at how long starting takes)."""
+    wait_until(lambda: project.query(
+        "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+        "AND query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()")[0][0] == 1, timeout=120)
+
+
 def slow(table: str, seconds: float) -> str:
     return (f"-- migrate:up\nCREATE TABLE {table} (id int);\nSELECT pg_sleep({seconds});\n"
             f"-- migrate:down\nDROP TABLE {table};\n")
 
 
-def test_six_concurrent_ups_apply_each_migration_once(project: Project) -> None:
+def test_six_concurrent_ups_apply_each_migration_once(project: Project, run_process: ProcessRunner) -> None:
     project.write("001_initial_schema.sql", slow("a", 1))
     project.write("002_add_comments_table.sql", slow("b", 0.5))
     project.write("003_add_indexes.sql",
                   "CREATE INDEX CONCURRENTLY idx_b ON b (id);\nCREATE TABLE c (id int);\n")
-    processes = [start(project, "fraiseql", "migrate", "up") for _ in range(6)]
-    results = [finish(p) for p in processes]
+    # All six start while another session holds the lock, so each of them waits (a fact,
+    # not a guess at how start-ups overlap); released, they run at the same moment.
+    holder = hold_lock(project)
+    try:
+        processes = [run_process.start("fraiseql", "migrate", "up") for _ in range(6)]
+        first_lines = [process.stderr.readline() if process.stderr else "" for process in processes]
+    finally:
+        holder.close()
+    results = [(code, out, first + err) for (code, out, err), first
+               in zip((finish(p) for p in processes), first_lines, strict=True)]
     assert [code for code, _, _ in results] == [0] * 6, results
     outputs = "".join(out for _, out, _ in results)
     for name in ("001_initial_schema.sql", "002_add_comments_table.sql", "003_add_indexes.sql"):
@@ -114,39 +122,36 @@ def test_lock_wait_timeout_names_the_holder(project: Project) -> None:
     assert project.cli("up").exit_code == 0
 
 
-def test_plain_alembic_upgrade_takes_the_same_lock(project: Project) -> None:
+def test_plain_alembic_upgrade_takes_the_same_lock(project: Project, run_process: ProcessRunner) -> None:
     ini = (REPO / "alembic.ini.example").read_text().replace(
         "# fraiseql_history_schema = public", "fraiseql_lock_wait = 1")
     (project.root / "alembic.ini").write_text(ini)
     project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
     holder = hold_lock(project)
-    env = {**os.environ, "DATABASE_URL": project.database_url}
     try:
-        blocked = subprocess.run([str(BIN / "alembic"), "upgrade", "head"], cwd=project.root,
-                                 env=env, capture_output=True, text=True, timeout=60)
+        blocked = run_process("alembic", "upgrade", "head", timeout=60)
         assert blocked.returncode != 0
         assert "Gave up after waiting 1s for the migration lock held by pid" in blocked.stdout + blocked.stderr
-        current = subprocess.run([str(BIN / "alembic"), "current"], cwd=project.root, env=env,
-                                 capture_output=True, text=True, timeout=60)
+        current = run_process("alembic", "current", timeout=60)
         assert current.returncode == 0  # reading does not wait for the lock
     finally:
         holder.close()
     assert project.tables() == set()
-    done = subprocess.run([str(BIN / "alembic"), "upgrade", "head"], cwd=project.root, env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = run_process("alembic", "upgrade", "head", timeout=60)
     assert done.returncode == 0, done.stderr
     assert lock_is_free(project)
 
 
-def test_sigkill_mid_migration_leaves_nothing(project: Project) -> None:
+def test_sigkill_mid_migration_leaves_nothing(project: Project, run_process: ProcessRunner) -> None:
     project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
+    # The killed client's backend goes on sleeping, then finds its client gone and rolls back.
     project.write("002_slow.sql", slow("killed", 3))
-    process = start(project, "fraiseql", "migrate", "up")
+    process = run_process.start("fraiseql", "migrate", "up")
     wait_for_output(process, "Running migration: 002_slow.sql")
-    time.sleep(0.5)
+    wait_for_sleep_on_the_server(project)
     process.kill()
     finish(process, timeout=10)
-    wait_until(lambda: no_migration_backend(project) and lock_is_free(project), timeout=10)
+    wait_until(lambda: no_migration_backend(project) and lock_is_free(project), timeout=60)
     assert project.version() == ["001"]
     assert "killed" not in project.tables()
     result = project.cli("up")
@@ -156,18 +161,21 @@ def test_sigkill_mid_migration_leaves_nothing(project: Project) -> None:
 
 @pytest.mark.parametrize(("sig", "code", "name"), [(signal.SIGINT, 130, "SIGINT"),
                                                     (signal.SIGTERM, 143, "SIGTERM")])
-def test_sigint_sigterm_cancel_roll_back_and_report(project: Project, sig: int, code: int, name: str) -> None:
+def test_sigint_sigterm_cancel_roll_back_and_report(project: Project, sig: int, code: int, name: str, run_process: ProcessRunner) -> None:
     project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
-    project.write("002_slow.sql", slow("interrupted", 60))
+    project.write("002_slow.sql", slow("interrupted", 3600))
     project.write("003_after.sql", UP_DOWN.format(t="c"))
-    process = start(project, "fraiseql", "migrate", "up")
+    process = run_process.start("fraiseql", "migrate", "up")
     wait_for_output(process, "Running migration: 002_slow.sql")
-    time.sleep(0.5)
-    began = time.monotonic()
+    wait_for_sleep_on_the_server(project)
     process.send_signal(sig)
-    returncode, _, err = finish(process, timeout=15)
+    # the hour-long statement was cancelled on the server: the command ends, and no
+    # backend is left sleeping
+    returncode, _, err = finish(process, timeout=120)
     assert returncode == code, err
-    assert time.monotonic() - began < 10  # the 60 s statement was cancelled on the server
+    wait_until(lambda: project.query(
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep%' "
+        "AND pid <> pg_backend_pid()")[0][0] == 0, timeout=120)
     assert f"{name}: cancelling the running statement" in err
     assert "Applied before the stop: 001_initial_schema.sql" in err
     assert "Interrupted and rolled back, not applied: 002_slow.sql" in err
@@ -177,12 +185,12 @@ def test_sigint_sigterm_cancel_roll_back_and_report(project: Project, sig: int, 
     wait_until(lambda: lock_is_free(project), timeout=5)
 
 
-def test_server_restart_mid_run(project: Project, pg_cluster: DevCluster) -> None:
+def test_server_restart_mid_run(project: Project, pg_cluster: DevCluster, run_process: ProcessRunner) -> None:
     project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
-    project.write("002_slow.sql", slow("during_restart", 5))
-    process = start(project, "fraiseql", "migrate", "up")
+    project.write("002_slow.sql", slow("during_restart", 3600))  # ended by the restart
+    process = run_process.start("fraiseql", "migrate", "up")
     wait_for_output(process, "Running migration: 002_slow.sql")
-    time.sleep(0.5)
+    wait_for_sleep_on_the_server(project)
     pg_cluster.restart()
     returncode, _, err = finish(process, timeout=60)
     assert returncode == 1, err
@@ -193,15 +201,16 @@ def test_server_restart_mid_run(project: Project, pg_cluster: DevCluster) -> Non
     assert len(err.strip().splitlines()) == 1, err
     assert project.version() == ["001"]
     assert "during_restart" not in project.tables()
+    project.write("002_slow.sql", slow("during_restart", 0))  # not applied: may change
     result = project.cli("up")
     assert result.exit_code == 0, result.output
     assert project.version() == ["002"]
 
 
-def test_backend_killed_mid_migration_keeps_nothing(project: Project) -> None:
+def test_backend_killed_mid_migration_keeps_nothing(project: Project, run_process: ProcessRunner) -> None:
     project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
     project.write("002_slow.sql", slow("killed", 5))
-    process = start(project, "fraiseql", "migrate", "up")
+    process = run_process.start("fraiseql", "migrate", "up")
     wait_for_output(process, "Running migration: 002_slow.sql")
     wait_until(lambda: project.query(
         "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep%' "
@@ -216,12 +225,12 @@ def test_backend_killed_mid_migration_keeps_nothing(project: Project) -> None:
     assert project.version() == ["001"] and "killed" not in project.tables()
 
 
-def test_ending_the_lock_holder_stops_its_migration_too(project: Project) -> None:
+def test_ending_the_lock_holder_stops_its_migration_too(project: Project, run_process: ProcessRunner) -> None:
     # The pid a waiting deploy names is the session that runs the migrations: ending it
     # (as the lock-wait error suggests) never leaves a migration running unlocked.
     project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
     project.write("002_slow.sql", slow("killed", 30))
-    process = start(project, "fraiseql", "migrate", "up")
+    process = run_process.start("fraiseql", "migrate", "up")
     wait_for_output(process, "Running migration: 002_slow.sql")
     holder = f"""SELECT l.pid FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted
         AND l.classid = ({LOCK_KEY} >> 32)::oid AND l.objid = ({LOCK_KEY} & 4294967295)::oid"""
@@ -380,11 +389,11 @@ def test_down_is_refused_while_a_file_is_partly_applied(project: Project) -> Non
     assert project.version() == ["001"]
 
 
-def test_sigterm_while_waiting_for_the_lock(project: Project) -> None:
+def test_sigterm_while_waiting_for_the_lock(project: Project, run_process: ProcessRunner) -> None:
     project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
     holder = hold_lock(project)
     try:
-        process = start(project, "fraiseql", "migrate", "up")
+        process = run_process.start("fraiseql", "migrate", "up")
         assert process.stderr is not None
         line = process.stderr.readline()
         assert "Waiting up to 60s for the migration lock" in line
@@ -397,24 +406,20 @@ def test_sigterm_while_waiting_for_the_lock(project: Project) -> None:
     assert project.tables() == set()
 
 
-def test_plain_alembic_applies_lock_timeout_from_alembic_ini(project: Project) -> None:
+def test_plain_alembic_applies_lock_timeout_from_alembic_ini(project: Project, run_process: ProcessRunner) -> None:
     ini = (REPO / "alembic.ini.example").read_text().replace(
         "# fraiseql_history_schema = public", "fraiseql_lock_timeout = 300ms")
     (project.root / "alembic.ini").write_text(ini)
     project.write("001_initial_schema.sql", UP_DOWN.format(t="busy"))
-    env = {**os.environ, "DATABASE_URL": project.database_url}
-    subprocess.run([str(BIN / "alembic"), "upgrade", "head"], cwd=project.root, env=env,
-                   capture_output=True, text=True, timeout=60, check=True)
+    run_process("alembic", "upgrade", "head", timeout=60, check=True)
     project.write("002_alter.sql", "ALTER TABLE busy ADD COLUMN x int;\n")
     blocker = psycopg2.connect(project.database_url)
     try:
         with blocker.cursor() as cursor:
             cursor.execute("LOCK TABLE busy IN ACCESS SHARE MODE")
-        began = time.monotonic()
-        result = subprocess.run([str(BIN / "alembic"), "upgrade", "head"], cwd=project.root,
-                                env=env, capture_output=True, text=True, timeout=60)
+        # lock_timeout cancels the ALTER (the message below): it does not wait for the blocker
+        result = run_process("alembic", "upgrade", "head", timeout=60)
         assert result.returncode != 0
-        assert time.monotonic() - began < 20
         assert "canceling statement due to lock timeout [SQLSTATE 55P03]" in result.stdout
         assert "Another session holds a lock this migration needs" in result.stdout
     finally:

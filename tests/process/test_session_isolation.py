@@ -9,37 +9,27 @@ head` with alembic.ini) and offline (`alembic upgrade head --sql` run by `psql`)
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import uuid
 
 import pytest
-from conftest import Project
-from scenarios import BIN, REPO
+from conftest import ProcessRunner, Project
+from scenarios import REPO
 
 PATHS = ["direct", "alembic", "offline"]
 
 
-def run(project: Project, *argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / argv[0]) if argv[0] != "psql" else "psql", *argv[1:]], cwd=project.root,
-        env={**os.environ, "DATABASE_URL": project.database_url}, input=stdin,
-        capture_output=True, text=True, timeout=120,
-    )
-
-
-def migrate(project: Project, path: str) -> subprocess.CompletedProcess[str]:
+def migrate(run_process: ProcessRunner, project: Project, path: str) -> subprocess.CompletedProcess[str]:
     """Apply every migration of the folder the way ``path`` names."""
     if path == "direct":
-        return run(project, "fraiseql", "migrate", "up")
+        return run_process("fraiseql", "migrate", "up")
     shutil.copy(REPO / "alembic.ini.example", project.root / "alembic.ini")
     if path == "alembic":
-        return run(project, "alembic", "upgrade", "head")
-    script = run(project, "alembic", "upgrade", "head", "--sql")
+        return run_process("alembic", "upgrade", "head")
+    script = run_process("alembic", "upgrade", "head", "--sql")
     assert script.returncode == 0, script.stderr
-    return run(project, "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", project.database_url,
-               stdin=script.stdout)
+    return run_process("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", project.database_url, input=script.stdout)
 
 
 #: (what 001 leaves behind, what 002 does, what 002 must have seen)
@@ -81,7 +71,7 @@ CASES = {
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_migration_does_not_see_what_the_one_before_left_on_its_session(
-    project: Project, path: str, case: str,
+    project: Project, path: str, case: str, run_process: ProcessRunner,
 ) -> None:
     first, second, seen = CASES[case]
     role = f"fraiseql_test_{uuid.uuid4().hex[:8]}"
@@ -92,7 +82,7 @@ def test_a_migration_does_not_see_what_the_one_before_left_on_its_session(
         project.write("001_leave.sql", first.format(role=role))
         project.write("002_look.sql", second)
         project.write("003_after.sql", "CREATE TABLE after_them (id int);\n")
-        result = migrate(project, path)
+        result = migrate(run_process, project, path)
         assert result.returncode == 0, result.stdout + result.stderr
         assert project.query("SELECT v FROM seen") == seen
         assert project.version() == ["003"]
@@ -103,7 +93,7 @@ def test_a_migration_does_not_see_what_the_one_before_left_on_its_session(
             project.query(f"DROP ROLE IF EXISTS {role}")
 
 
-def test_prepared_statements_left_behind_keep_the_bookkeeping_prepared(project: Project) -> None:
+def test_prepared_statements_left_behind_keep_the_bookkeeping_prepared(project: Project, run_process: ProcessRunner) -> None:
     # 002's one-round-trip query finds 001's statement at its head, is refused before
     # any of it runs, and runs again once the session is clean: each migration once,
     # each recorded with its server-measured time (the prepared bookkeeping still works).
@@ -112,7 +102,7 @@ def test_prepared_statements_left_behind_keep_the_bookkeeping_prepared(project: 
     project.write("002_b.sql", "SELECT nextval('s');\nPREPARE mine AS SELECT 2;\n")
     project.write("003_c.sql", "SELECT nextval('s');\nPREPARE yours AS SELECT 3;\n")
     project.write("004_d.sql", "SELECT nextval('s');\n")
-    result = run(project, "fraiseql", "migrate", "up")
+    result = run_process("fraiseql", "migrate", "up")
     assert result.returncode == 0, result.stdout + result.stderr
     assert project.query("SELECT last_value FROM s") == [(4,)]
     rows = project.query("SELECT version, execution_ms IS NOT NULL FROM fraiseql_migrations "
@@ -121,19 +111,19 @@ def test_prepared_statements_left_behind_keep_the_bookkeeping_prepared(project: 
 
 
 def test_a_session_advisory_lock_a_migration_takes_is_kept_until_the_run_ends(
-    project: Project,
+    project: Project, run_process: ProcessRunner,
 ) -> None:
     # Documented (docs/safety.md): the session's own locks never block it, so a later
     # migration cannot tell; the migration lock, held on the same session, stays too.
     project.write("001_lock.sql", "SELECT pg_advisory_lock(4242);\n")
     project.write("002_try.sql", "CREATE TABLE seen AS SELECT pg_try_advisory_lock(4242) AS v;\n")
-    result = run(project, "fraiseql", "migrate", "up")
+    result = run_process("fraiseql", "migrate", "up")
     assert result.returncode == 0, result.stdout + result.stderr
     assert project.query("SELECT v FROM seen") == [(True,)]
     assert project.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == [(0,)]
 
 
-def test_offline_script_after_a_pg_dump_style_file_runs_in_psql(project: Project) -> None:
+def test_offline_script_after_a_pg_dump_style_file_runs_in_psql(project: Project, run_process: ProcessRunner) -> None:
     project.write("001_dump.sql",
                   "SET statement_timeout = 0;\nSET lock_timeout = 0;\n"
                   "SET client_encoding = 'UTF8';\nSET standard_conforming_strings = on;\n"
@@ -141,7 +131,7 @@ def test_offline_script_after_a_pg_dump_style_file_runs_in_psql(project: Project
                   "SET client_min_messages = warning;\nSET row_security = off;\n"
                   "CREATE TABLE public.customer (id integer NOT NULL);\n")
     project.write("002_next.sql", "CREATE TABLE orders (id int);\n")
-    result = migrate(project, "offline")
+    result = migrate(run_process, project, "offline")
     assert result.returncode == 0, result.stdout + result.stderr
     assert project.version() == ["002"]
     assert {"customer", "orders"} <= project.tables()
@@ -150,7 +140,7 @@ def test_offline_script_after_a_pg_dump_style_file_runs_in_psql(project: Project
 
 
 def test_a_function_that_drops_every_prepared_statement_outside_one_query(
-    project: Project,
+    project: Project, run_process: ProcessRunner,
 ) -> None:
     # 002 is not sent as one query (its marker sets a timeout), so nothing prepares the
     # bookkeeping again after it: 003's query finds its session check gone (SQLSTATE
@@ -160,7 +150,7 @@ def test_a_function_that_drops_every_prepared_statement_outside_one_query(
     project.write("002_call.sql", "-- migrate:up lock_timeout:5s\nSELECT forget();\n")
     project.write("003_c.sql", "SELECT nextval('s');\nCREATE TABLE c (id int);\n")
     project.write("004_d.sql", "SELECT nextval('s');\n")
-    result = run(project, "fraiseql", "migrate", "up")
+    result = run_process("fraiseql", "migrate", "up")
     assert result.returncode == 0, result.stdout + result.stderr
     assert project.version() == ["004"]
     assert project.query("SELECT last_value FROM s") == [(2,)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from conftest import Cli
 from scenarios import (
     SPEC_001,
     SPEC_005,
@@ -21,7 +21,6 @@ from scenarios import (
     SPEC_PROFILE,
 )
 
-from fraiseql_alembic.cli.app import main
 from fraiseql_alembic.errors import MigrationFileError
 from fraiseql_alembic.sql.lint import RULES, Finding, lint_migrations, rule_named
 from fraiseql_alembic.sql.names import parse_filename
@@ -311,23 +310,18 @@ def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return migrations
 
 
-def run(*args: str) -> Result:
-    return CliRunner().invoke(main, ["migrate", *args], env={"DATABASE_URL": None},
-                              catch_exceptions=False)
-
-
-def test_cli_clean_folder_exits_0(folder: Path) -> None:
+def test_cli_clean_folder_exits_0(folder: Path, cli: Cli) -> None:
     (folder / "001_init.sql").write_text(SPEC_001, encoding="utf-8")
     (folder / "020_cqrs.sql").write_text(SPEC_020, encoding="utf-8")
-    result = run("lint")
+    result = cli("migrate", "lint")
     assert result.exit_code == 0
     assert result.output == "✓ No lint findings in 2 migrations\n"
 
 
-def test_cli_findings_text_exit_1(folder: Path) -> None:
+def test_cli_findings_text_exit_1(folder: Path, cli: Cli) -> None:
     (folder / "001_init.sql").write_text(SPEC_001, encoding="utf-8")
     (folder / "005_add_email_verification.sql").write_text(SPEC_005, encoding="utf-8")
-    result = run("lint")
+    result = cli("migrate", "lint")
     assert result.exit_code == 1
     lines = result.output.splitlines()
     assert lines[0].startswith(
@@ -338,9 +332,9 @@ def test_cli_findings_text_exit_1(folder: Path) -> None:
     assert len(lines) == 2
 
 
-def test_cli_github_format(folder: Path) -> None:
+def test_cli_github_format(folder: Path, cli: Cli) -> None:
     (folder / "015_make_email_required.sql").write_text(SPEC_015, encoding="utf-8")
-    result = run("lint", "--format", "github")
+    result = cli("migrate", "lint", "--format", "github")
     assert result.exit_code == 1
     first = result.output.splitlines()[0]
     assert first.startswith(
@@ -349,22 +343,22 @@ def test_cli_github_format(folder: Path) -> None:
     assert "%0A" not in first and first.count("::") == 2
 
 
-def test_cli_files_limit_the_report_and_bad_names_are_usage_errors(folder: Path) -> None:
+def test_cli_files_limit_the_report_and_bad_names_are_usage_errors(folder: Path, cli: Cli) -> None:
     (folder / "001_init.sql").write_text(SPEC_001, encoding="utf-8")
     (folder / "005_add_email_verification.sql").write_text(SPEC_005, encoding="utf-8")
-    assert run("lint", "migrations/001_init.sql").output == "✓ No lint findings in 1 migration\n"
+    assert cli("migrate", "lint", "migrations/001_init.sql").output == "✓ No lint findings in 1 migration\n"
     (folder / "notes.sql").write_text("SELECT 1;", encoding="utf-8")
-    result = run("lint", "migrations/notes.sql")
+    result = cli("migrate", "lint", "migrations/notes.sql")
     assert result.exit_code == 2
     assert result.output == ("Error: migrations/notes.sql is not a migration file: names look "
                              "like 001_initial_schema.sql\n")
-    missing = run("lint", "migrations/404_nope.sql")
+    missing = cli("migrate", "lint", "migrations/404_nope.sql")
     assert missing.exit_code == 2
 
 
-def test_cli_unparseable_file_is_one_error_line(folder: Path) -> None:
+def test_cli_unparseable_file_is_one_error_line(folder: Path, cli: Cli) -> None:
     (folder / "001_init.sql").write_text("SELECT 1;\nDO $$ BEGIN\n", encoding="utf-8")
-    result = run("lint")
+    result = cli("migrate", "lint")
     assert result.exit_code == 1
     assert result.output == (
         'Error: 001_init.sql:2: unterminated dollar-quoted string at or near "$$ BEGIN"; '
@@ -372,13 +366,13 @@ def test_cli_unparseable_file_is_one_error_line(folder: Path) -> None:
     )
 
 
-def test_cli_project_lock_timeout_setting_is_used(folder: Path) -> None:
+def test_cli_project_lock_timeout_setting_is_used(folder: Path, cli: Cli) -> None:
     (folder / "001_add.sql").write_text("ALTER TABLE tb_user ADD COLUMN a text;\n",
                                         encoding="utf-8")
-    assert run("lint").exit_code == 0
+    assert cli("migrate", "lint").exit_code == 0
     (folder.parent / "pyproject.toml").write_text(
         "[tool.fraiseql.migrations]\nlock_timeout = \"0\"\n", encoding="utf-8")
-    result = run("lint")
+    result = cli("migrate", "lint")
     assert result.exit_code == 1
     assert "FQL009 missing-lock-timeout" in result.output
     assert "lock_timeout in the project settings" in result.output
