@@ -397,9 +397,11 @@ def run_batched(
                 session.rollback()
             if cancel is not None and cancel.cancelled:
                 _release(held, sink)
+                line = _running_line(prepared, outcome)
                 raise MigrationInterrupted(
-                    f"Stopped by {cancel.reason} in {step.migration.name.filename}; that "
-                    "migration was rolled back"
+                    f"Stopped by {cancel.reason} in {step.migration.name.filename}"
+                    + (f" at line {line}" if line is not None else "")
+                    + "; that migration was rolled back"
                 ) from err
             if outcome.lost and own and session.url is not None:
                 _release(held, sink)

@@ -216,6 +216,7 @@ def test_a_failure_names_the_same_line_and_message(project: Project, path: str,
 
 
 SLOW = "CREATE TABLE slow (id int);\nSELECT pg_sleep(60);\n"
+SLOW_LINE = 2  # of pg_sleep(60) in SLOW
 
 
 NO_SIGNALS = {"plain": "plain `alembic upgrade` handles no signal (docs/alembic-interop.md "
@@ -240,10 +241,10 @@ def test_a_signal_during_a_statement_cancels_it_and_keeps_what_finished(
         result = finish(process, timeout=30)  # the 60 s statement was cancelled
     name = sig.name
     assert result.code == stopped(path, sig), result.text
-    # sent as one query, the migration is cancelled as a whole: no line (one sent
-    # statement by statement names it, see the segmented test below)
-    assert result.error == (f"Stopped by {name} in 003_slow.sql; that migration was rolled "
-                            "back"), result.text
+    # sent as one query, the statements that completed before the cancel name the line
+    # of the one that was running, as statement by statement (the segmented test below)
+    assert result.error == (f"Stopped by {name} in 003_slow.sql at line {SLOW_LINE}; that "
+                            "migration was rolled back"), result.text
     assert f"{name}: cancelling the running statement" in result.err
     assert "Applied before the stop: 002_fast.sql" in result.err
     assert "Interrupted and rolled back, not applied: 003_slow.sql" in result.err
