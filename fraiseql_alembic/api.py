@@ -47,7 +47,9 @@ from .engine.preflight import refuse_inconsistent as refuse_inconsistent
 from .engine.preflight import shown
 from .engine.preflight import sql_migration as sql_migration
 from .engine.preflight import validate_pending as validate_pending
-from .engine.recorder import Step
+from .engine.recorder import Step, record_without_running
+from .engine.rehearsal import WOULD_FAIL, WOULD_RECORD, Candidate, Outcome
+from .engine.rehearsal import rehearse as run_rehearsal
 from .errors import AbortedByUser, MigrationError, UsageError
 from .project import check as rules
 from .project import loader, scaffold
@@ -246,8 +248,6 @@ class RehearsalResult:
     @property
     def failed(self) -> Outcome | None:
         """The migration that would fail, if one would."""
-        from .engine.rehearsal import WOULD_FAIL
-
         return next((item for item in self.outcomes if item.result == WOULD_FAIL), None)
 
 
@@ -267,9 +267,6 @@ def rehearse(
     rest are "not rehearsed").  Takes real locks on the tables the migrations touch,
     for as long as the rehearsal runs.  Writes nothing.
     """
-    from .engine.rehearsal import WOULD_RECORD, Candidate, Outcome
-    from .engine.rehearsal import rehearse as run_rehearsal
-
     _check_steps(steps)
     scripts, _ = revisions(settings)
     by_version = {script.revision: script for script in scripts}
@@ -467,8 +464,6 @@ def mark_applied(
     below applied migrations but never ran here (merged late) is recorded the same
     way, without moving ``alembic_version``.  Under the migration lock.
     """
-    from .engine.recorder import record_without_running
-
     scripts, _ = revisions(settings)
     with migration_lock(settings, Progress(reporter), None):
         row, entry, move = planning.plan_mark(scripts, current_state(settings), version,
@@ -495,8 +490,6 @@ def repair(
     and ``up`` stops refusing.  Returns what was repaired: empty when nothing was
     modified.  Under the migration lock.
     """
-    from .engine.recorder import record_without_running
-
     scripts, _ = revisions(settings)
     with migration_lock(settings, Progress(reporter), None):
         report = planning.reconcile(scripts, current_state(settings))

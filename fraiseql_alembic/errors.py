@@ -167,6 +167,11 @@ def shown_path(path: str | os.PathLike[str]) -> str:
         return str(path)
 
 
+def plural(count: int, noun: str = "migration") -> str:
+    """``1 migration``, ``3 migrations``."""
+    return f"{count} {noun}{'s' if count != 1 else ''}"
+
+
 def os_reason(err: OSError, where: str, *, writing: bool = False) -> str:
     """Why a file operation on ``where`` (when ``writing``: in that folder) failed and what
     to do, in our words: no errno and no exception name.  The one place OSErrors are put

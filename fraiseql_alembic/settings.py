@@ -241,6 +241,7 @@ def _pyproject_settings(cwd: Path) -> dict[str, Any]:
     if not pyproject.is_file():
         return {}
     try:
+        # lazy: Python 3.10 has no tomllib, and only pyproject.toml needs it
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
         return {}

@@ -62,8 +62,8 @@ def alembic_errors(running: Callable[[], str | None] | None = None) -> Iterator[
     """Alembic's CommandError becomes ours (the one of ours it wraps, when it wraps one),
     and SQLAlchemy's database errors :func:`~fraiseql_alembic.engine.translate.in_a_run`'s;
     ``running`` names the migration under way, if any."""
-    from alembic.util import CommandError  # lazy: as above
-    from sqlalchemy.exc import DBAPIError  # lazy: as above
+    from alembic.util import CommandError  # lazy: Alembic only when a run needs it
+    from sqlalchemy.exc import DBAPIError  # lazy: Alembic only when a run needs it
 
     try:
         yield
@@ -78,7 +78,7 @@ def alembic_errors(running: Callable[[], str | None] | None = None) -> Iterator[
 
 def upgrade(config: Config, target: str, running: Callable[[], str | None]) -> None:
     """``alembic upgrade <target>``; ``running`` names the migration under way."""
-    from alembic import command  # lazy: as above
+    from alembic import command  # lazy: Alembic only when a run needs it
 
     with alembic_errors(running):
         command.upgrade(config, target)
@@ -86,7 +86,7 @@ def upgrade(config: Config, target: str, running: Callable[[], str | None]) -> N
 
 def downgrade(config: Config, target: str, running: Callable[[], str | None]) -> None:
     """``alembic downgrade <target>``."""
-    from alembic import command  # lazy: as above
+    from alembic import command  # lazy: Alembic only when a run needs it
 
     with alembic_errors(running):
         command.downgrade(config, target)
@@ -94,7 +94,7 @@ def downgrade(config: Config, target: str, running: Callable[[], str | None]) ->
 
 def stamp(config: Config, target: str) -> None:
     """``alembic stamp <target>``: move ``alembic_version`` without running anything."""
-    from alembic import command  # lazy: as above
+    from alembic import command  # lazy: Alembic only when a run needs it
 
     with alembic_errors():
         command.stamp(config, target)
@@ -102,7 +102,7 @@ def stamp(config: Config, target: str) -> None:
 
 def script_directory(settings: Settings) -> ScriptDirectory:
     """Load every revision of the folder (SQL files and .py revisions)."""
-    from alembic.script import ScriptDirectory  # lazy: as above
+    from alembic.script import ScriptDirectory  # lazy: Alembic only when a run needs it
 
     loader.list_folder(settings.path)  # clear errors for a missing folder or --path to a file
     with alembic_errors():

@@ -11,16 +11,33 @@ comes from ``config.attributes`` (set by our API), ``sqlalchemy.url``, or
 
 from __future__ import annotations
 
+import configparser
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from logging.config import fileConfig
+from typing import TYPE_CHECKING, Any, cast
+
+import psycopg2
+from alembic import context
+from alembic.runtime.migration import MigrationContext, MigrationInfo, RevisionStep
+from sqlalchemy.engine import Connection as SqlConnection
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 from ..engine import history
-from ..engine.status import ancestors
+from ..engine.database import connect, read_state, standard_strings, version_table_schema
+from ..engine.locking import LeaseHolder, LeaseLock, LockHolder, MigrationLock
+from ..engine.preflight import refuse_inconsistent, sql_migration, validate_pending
+from ..engine.run import commit_failed, connection_lost
+from ..engine.session import SessionReset, apply_session_settings
+from ..engine.status import PENDING, ancestors, build
+from ..engine.translate import database_error
+from ..errors import ConfigError, MigrationError, our_error_in_context
 from ..settings import (
+    LEASE,
     RunOptions,
     check_duration,
     check_lease_expiry,
@@ -42,10 +59,7 @@ if TYPE_CHECKING:
 
     from ..engine.cancel import CancelToken
     from ..engine.events import Events
-    from ..errors import MigrationError
     from ..sql.parse import ParsedMigration
-
-Step = Any  # Alembic's RevisionStep or StampStep
 
 # Alembic commands that run env.py only to read: they never wait for the lock.
 _READ_ONLY_COMMANDS = frozenset({"current", "check", "history", "heads", "show", "branches"})
@@ -91,30 +105,22 @@ def run_options(config: Config) -> RunOptions:
 
 
 def run_environment() -> None:
-    from alembic import context
-
-    from ..errors import MigrationError
 
     config = context.config
     if config.config_file_name and not run_context(config).url:
         _configure_logging(config.config_file_name)
     try:
-        _run(context, config)
+        _run(config)
     except MigrationError as err:
         raise as_command_error(err) from err
     except Exception as err:
-        from ..engine.translate import database_error
-        from ..errors import our_error_in_context
-
         wrapped = our_error_in_context(err) or database_error(err)
         if wrapped is None:
             raise
         raise as_command_error(wrapped) from err
 
 
-def _run(context: Any, config: Any) -> None:
-    from ..errors import ConfigError
-
+def _run(config: Config) -> None:
     given = config.attributes.get("connection")  # pytest-alembic and Alembic's cookbook
     url = _url_of(given) if given is not None else configured_url(config)
     run = run_context(config)
@@ -139,23 +145,20 @@ def _run(context: Any, config: Any) -> None:
         )
     options = run_options(config)
     with _lock_for(config, url, options):
-        _run_online(context, config, url, schema, options, given)
+        _run_online(config, url, schema, options, given)
 
 
 def _configure_logging(ini_file: str) -> None:
     """The ``[loggers]`` of alembic.ini, as Alembic's own env.py templates do."""
-    import configparser
-    from logging.config import fileConfig
-
     parser = configparser.ConfigParser()
     parser.read(ini_file)
     if parser.has_section("loggers"):
         fileConfig(ini_file, disable_existing_loggers=False)
 
 
-def _url_of(given: Any) -> str:
+def _url_of(given: Engine | SqlConnection) -> str:
     """The full URL of an Engine or Connection handed to us (the lock needs its own session)."""
-    engine = getattr(given, "engine", given)
+    engine = given.engine  # an Engine's is itself
     return str(engine.url.render_as_string(hide_password=False))
 
 
@@ -163,13 +166,11 @@ def _lock_for(config: Config, url: str, options: RunOptions) -> AbstractContextM
     run = run_context(config)
     if run.lock_held or _read_only_command(config):
         return nullcontext()
-    from ..engine.locking import LeaseLock, MigrationLock
-    from ..settings import LEASE
 
     reporter = run.reporter
     token = run.cancel
 
-    def on_wait(holder: Any) -> None:
+    def on_wait(holder: LockHolder | LeaseHolder | None) -> None:
         who = holder.describe() if holder is not None else "another session"
         line = f"Waiting up to {options.lock_wait:.0f}s for the migration lock held by {who}"
         if reporter is not None:
@@ -202,14 +203,11 @@ def _command_name(config: Config) -> str:
 
 
 def _run_online(
-    context: Any, config: Any, url: str, schema: str, options: RunOptions, given: Any
+    config: Config, url: str, schema: str, options: RunOptions,
+    given: Engine | SqlConnection | None,
 ) -> None:
-    from ..engine.database import connect, version_table_schema
-    from ..engine.session import SessionReset, apply_session_settings
-
     reporter = run_context(config).reporter
     token = run_context(config).cancel
-    from sqlalchemy.engine import Engine
 
     if given is None:
         connection = connect(url)
@@ -241,13 +239,13 @@ def _run_online(
                 version_table_schema=version_schema,
             )
             if _command_name(config) == "upgrade" and not run_context(config).lock_held:
-                _verify_before_upgrade(context, conn, schema)
+                _verify_before_upgrade(conn, schema)
             migration_context = context.get_context()
             # private Alembic API (the tested range is pinned): the only hook that sees each
             # step before it runs, for cancel, the lease check and "Running migration"
             steps_fn = migration_context._migrations_fn  # noqa: SLF001
             assert steps_fn is not None
-            running: list[Step] = []  # the step Alembic is running, set by _announcing
+            running: list[RevisionStep] = []  # the step Alembic is running, set by _announcing
             migration_context._migrations_fn = _announcing(  # noqa: SLF001
                 steps_fn, reporter, token, run_context(config).lock_check, running
             )
@@ -264,20 +262,17 @@ def _run_online(
                 token.unregister(dbapi)
 
 
-def _verify_before_upgrade(context: Any, connection: Any, schema: str) -> None:
+def _verify_before_upgrade(connection: SqlConnection, schema: str) -> None:
     """The checks `fraiseql migrate up` makes, for the plain `alembic upgrade` too."""
-    from ..engine.database import read_state, standard_strings
-    from ..engine.preflight import refuse_inconsistent, sql_migration, validate_pending
-    from ..engine.status import PENDING, build
-
     scripts = list(reversed(list(context.script.walk_revisions())))
-    state = read_state(connection.connection.dbapi_connection, schema)
+    dbapi = cast("Connection", connection.connection.dbapi_connection)  # psycopg2's
+    state = read_state(dbapi, schema)
     # read_state used the DB-API cursor: end its implicit read transaction there too
-    connection.connection.dbapi_connection.rollback()
+    dbapi.rollback()
     report = build(scripts, state, sql_migration, lambda s: os.path.basename(s.path))
     refuse_inconsistent(report)
     validate_pending([row for row in report.rows if row.state == PENDING],
-                     standard_strings=standard_strings(connection.connection.dbapi_connection))
+                     standard_strings=standard_strings(dbapi))
 
 
 def _prepare_history(dbapi: Connection, schema: str) -> None:
@@ -289,7 +284,7 @@ def _prepare_history(dbapi: Connection, schema: str) -> None:
 
 
 def _lost_in_step(
-    err: Exception, dbapi: Connection, running: list[Step], url: str,
+    err: Exception, dbapi: Connection, running: list[RevisionStep], url: str,
     version_schema: str | None,
 ) -> MigrationError | None:
     """A step's driver error told as the direct path tells it, or None (an error in a SQL
@@ -299,10 +294,6 @@ def _lost_in_step(
     connection reads ``alembic_version`` to say whether the step committed.  An error
     SQLAlchemy raised from no statement of its own, on a live connection: the COMMIT
     failed (a deferred constraint)."""
-    import psycopg2
-    from sqlalchemy.exc import DBAPIError
-
-    from ..engine.run import commit_failed, connection_lost
 
     original = err.orig if isinstance(err, DBAPIError) else err
     if not running or not isinstance(original, psycopg2.Error):
@@ -324,14 +315,14 @@ def _lost_in_step(
 
 
 def _announcing(
-    steps_fn: Callable[..., Iterable[Step]], reporter: Events | None,
+    steps_fn: Callable[..., Iterable[RevisionStep]], reporter: Events | None,
     token: CancelToken | None,
-    lock_check: Callable[[], None] | None = None, running: list[Step] | None = None,
-) -> Callable[..., Iterator[Step]]:
+    lock_check: Callable[[], None] | None = None, running: list[RevisionStep] | None = None,
+) -> Callable[..., Iterator[RevisionStep]]:
     """Check for cancellation (and that the lock's lease is still ours) and tell the
     reporter just before Alembic runs each step; ``running`` ends with that step."""
 
-    def steps(*args: Any, **kwargs: Any) -> Iterator[Step]:
+    def steps(*args: Any, **kwargs: Any) -> Iterator[RevisionStep]:
         for step in steps_fn(*args, **kwargs):
             if running is not None:
                 running[:] = [step]
@@ -352,7 +343,9 @@ def _after_each(schema: str, reporter: Events | None) -> Callable[..., None]:
     """After each step, inside its transaction: history rows for ``.py`` revisions and
     stamps (SQL revisions write their own), and progress for the reporter."""
 
-    def callback(*, ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
+    def callback(
+        *, ctx: MigrationContext, step: MigrationInfo, heads: set[str], run_args: dict[str, Any]
+    ) -> None:
         if ctx.as_sql:
             return
         if step.is_stamp:
@@ -365,6 +358,7 @@ def _after_each(schema: str, reporter: Events | None) -> Callable[..., None]:
             return
         if _sql_migration(step.up_revision) is None:
             action = history.APPLIED if step.is_upgrade else history.ROLLED_BACK
+            assert step.up_revision_id is not None  # None for stamps only
             _record(ctx, schema, step, action, (step.up_revision_id,))
         if reporter is not None:
             path = getattr(step.up_revision, "path", None)
@@ -374,7 +368,11 @@ def _after_each(schema: str, reporter: Events | None) -> Callable[..., None]:
     return callback
 
 
-def _record(ctx: Any, schema: str, step: Any, action: str, revision_ids: Iterable[str]) -> None:
+def _record(
+    ctx: MigrationContext, schema: str, step: MigrationInfo, action: str,
+    revision_ids: Iterable[str],
+) -> None:
+    assert ctx.connection is not None  # online: the callback returns first offline
     with history.writing(ctx.connection.connection.dbapi_connection, schema) as cursor:
         for revision_id in revision_ids:
             script = step.revision_map.get_revision(revision_id)

@@ -18,6 +18,7 @@ is logged, never raised.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import types
 from collections.abc import Callable, Iterator
@@ -94,6 +95,7 @@ def setup(plugin: Plugin) -> None:
 
 
 def install() -> None:
+    # lazy: Alembic imports this plugin while it is itself being imported
     from alembic.script.base import ScriptDirectory
 
     if getattr(ScriptDirectory, _INSTALLED_FLAG, False):
@@ -169,8 +171,6 @@ def config_option(config: Config, name: str, default: str | None = None) -> str 
 
 def _has_python_files(directory: ScriptDirectory) -> bool:
     """Whether any version location holds a file Alembic could load as a revision."""
-    import os
-
     # private Alembic API: the resolved version_locations, as Alembic itself reads them
     for location in directory._version_locations:  # noqa: SLF001
         if not location.exists():
@@ -192,11 +192,13 @@ def _is_our_env(directory: str) -> bool:
 
 def sql_scripts(directory: ScriptDirectory, existing: list[Script]) -> Iterator[Script]:
     """Build a ``Script`` for each SQL migration in the directory's version locations."""
+    # lazy: Alembic imports this plugin while it is itself being imported
     from alembic import util
     from alembic.script.base import Script
 
+    # lazy: Alembic imports this plugin for every project; ours load only for opted-in ones
     from ..errors import MigrationError
-    from ..project.loader import PyRevision, check_unique_numbers, link_chain, list_folder
+    from ..project.loader import Revision, check_unique_numbers, link_chain, list_folder
     from ..sql.names import MigrationName
 
     try:
@@ -208,7 +210,7 @@ def sql_scripts(directory: ScriptDirectory, existing: list[Script]) -> Iterator[
         check_unique_numbers([name for name, _ in found])
         parsed = [load_parsed(name, path) for name, path in found]
         python = [
-            PyRevision(
+            Revision(
                 script.revision,
                 tuple(util.to_tuple(script.down_revision, default=())),
                 Path(script.path).name,
@@ -234,6 +236,7 @@ def as_command_error(err: Exception) -> Exception:
     """
     global _command_error_class
     if _command_error_class is None:
+        # lazy: Alembic imports this plugin while it is itself being imported
         from alembic.util import CommandError
 
         class FraiseqlCommandError(CommandError):
@@ -252,6 +255,7 @@ _PARSE_CACHE: dict[tuple[str, int, int], ParsedMigration] = {}
 
 def load_parsed(name: Any, path: Path) -> ParsedMigration:
     """Parse a file once per process (keyed by path, size and mtime)."""
+    # lazy: Alembic imports this plugin for every project; ours load only for opted-in ones
     from ..project.loader import read_migration
 
     stat = path.stat()
@@ -278,9 +282,10 @@ def revision_module(migration: ParsedMigration, parent: str | None) -> types.Mod
 
 def _direction(migration: ParsedMigration, direction: str) -> Callable[..., None]:
     def run(**_: Any) -> None:
+        # lazy: Alembic imports this plugin while it is itself being imported
         from alembic import op
 
-        # lazy: Alembic imports this module for every project; the engine loads on use
+        # lazy: Alembic imports this plugin for every project; ours load only for opted-in ones
         from ..engine.preflight import irreversible_message
         from ..engine.recorder import AlembicRecorder, Step
         from ..engine.run import run_step
@@ -308,7 +313,8 @@ def _direction(migration: ParsedMigration, direction: str) -> Callable[..., None
 def session_of(context: MigrationContext) -> Session:
     """Our :class:`Session` over Alembic's MigrationContext: its connection (or, offline,
     its output) and its ``autocommit_block``; one per context, kept on it."""
-    from ..engine.session import Session  # lazy: as in _direction
+    # lazy: Alembic imports this plugin for every project; ours load only for opted-in ones
+    from ..engine.session import Session
 
     found = getattr(context, "_fraiseql_session", None)
     if isinstance(found, Session):

@@ -1,6 +1,6 @@
 """What the verbs print, as text: status (text and JSON), plans, the rehearsal summary,
-GitHub annotations, and the small helpers every line uses (``plural``, ``elapsed_text``;
-paths go through :func:`fraiseql_alembic.errors.shown_path`, the one such helper).
+GitHub annotations, and the small helpers every line uses (``elapsed_text``; counts go
+through :func:`fraiseql_alembic.errors.plural`, paths through ``errors.shown_path``).
 
 Pure: values in, strings out; nothing here writes to a stream.
 """
@@ -25,16 +25,12 @@ from ..engine.status import (
     out_of_order_message,
     warnings,
 )
+from ..errors import plural as plural  # the CLI's lines count with it
 
 CHECK = "✓"
 PENDING_MARK = "○"
 PROBLEM_MARK = "✗"
 PARTIAL_MARK = "◐"
-
-
-def plural(count: int, noun: str = "migration") -> str:
-    """``1 migration``, ``3 migrations``."""
-    return f"{count} {noun}{'s' if count != 1 else ''}"
 
 
 def elapsed_text(seconds: float) -> str:

@@ -27,6 +27,9 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from ..errors import MigrationError
 from ..secrets import mask_url, redact
+from .cancel import MigrationInterrupted
+from .database import open_dbapi
+from .locking import libpq_url
 
 if TYPE_CHECKING:
     from .cancel import CancelToken
@@ -226,8 +229,6 @@ def dump(
     ``lock_timeout`` becomes pg_dump's ``--lock-wait-timeout``: a table held by a long
     transaction fails the backup instead of stalling the deploy.
     """
-    from .locking import libpq_url
-
     pg_dump = find_pg_dump()
     check_versions(pg_dump, _server_version_num(url))
     connection = split_password(libpq_url(url))
@@ -254,8 +255,6 @@ def dump(
     if returncode != 0:
         partial.unlink(missing_ok=True)
         if cancel is not None and cancel.cancelled:
-            from .cancel import MigrationInterrupted
-
             raise MigrationInterrupted(
                 f"Stopped by {cancel.reason} during the backup; {NOTHING_APPLIED.lower()}"
             )
@@ -279,8 +278,6 @@ def maintenance_uri(uri: str) -> str:
 
 
 def _server_version_num(url: str) -> int:
-    from .database import open_dbapi
-
     connection = open_dbapi(url)
     try:
         return int(connection.server_version)

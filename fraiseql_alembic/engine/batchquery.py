@@ -87,6 +87,7 @@ def _bind(function: Any, restype: Any, *argtypes: Any) -> Any:
 def _libpq() -> _LibPQ | None:
     """libpq as psycopg2 loaded it (its own copy in psycopg2-binary), or None when its
     functions cannot be reached (a psycopg2 that links libpq statically)."""
+    # lazy: psycopg2 (~20 ms) loads only when a command connects
     import psycopg2._psycopg
 
     try:
@@ -98,6 +99,7 @@ def _libpq() -> _LibPQ | None:
 def available(dbapi: Any) -> bool:
     """Whether :func:`run` can serve this connection: libpq is reachable and psycopg2 has
     no wait callback (a green/async set-up, whose waits must go through psycopg2)."""
+    # lazy: psycopg2 (~20 ms) loads only when a command connects
     import psycopg2.extensions
 
     return (_libpq() is not None and psycopg2.extensions.get_wait_callback() is None
@@ -172,6 +174,7 @@ def run(dbapi: Any, query: bytes, on_notice: Callable[[str], None]) -> Outcome:
 
 
 def _python_encoding(dbapi: Any) -> str:
+    # lazy: psycopg2 (~20 ms) loads only when a command connects
     import psycopg2.extensions
 
     return str(psycopg2.extensions.encodings.get(dbapi.encoding, "utf-8")).replace("_", "-")
@@ -180,6 +183,7 @@ def _python_encoding(dbapi: Any) -> str:
 def _error(lib: _LibPQ, result: int, encoding: str, lost: bool) -> tuple[Exception, int | None]:
     """The error a failed statement's result holds, as the psycopg2 exception psycopg2
     would have raised (class by SQLSTATE, ``pgcode``, ``pgerror``, message)."""
+    # lazy: psycopg2 (~20 ms) loads only when a command connects
     import psycopg2
     import psycopg2.errors
 
@@ -206,6 +210,7 @@ def _error(lib: _LibPQ, result: int, encoding: str, lost: bool) -> tuple[Excepti
 def _broken(lib: _LibPQ, connection: int, dbapi: Any, completed: int,
             encoding: str) -> Outcome:
     """The query could not be sent: the connection is gone."""
+    # lazy: psycopg2 (~20 ms) loads only when a command connects
     import psycopg2
 
     raw = lib.connection_message(connection) or b""
@@ -231,6 +236,7 @@ def _tell_psycopg2(dbapi: Any) -> None:
     """Let psycopg2 see that the connection broke (its ``closed`` becomes 2), as after a
     query of its own that lost the connection: a query on a broken connection does not
     tell it, ``reset()`` does (and fails, there being nothing to reset)."""
+    # lazy: psycopg2 (~20 ms) loads only when a command connects
     import psycopg2
 
     with contextlib.suppress(psycopg2.Error):

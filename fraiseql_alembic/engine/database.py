@@ -34,6 +34,7 @@ def version_table_schema(cursor: Any) -> str | None:
 
 def create_engine(url: str, *, read_only: bool = False) -> Any:
     """An engine with no pool; ``read_only`` makes every transaction READ ONLY."""
+    # lazy: SQLAlchemy (~150 ms) loads only when a run needs it
     from sqlalchemy import create_engine as sa_create_engine
     from sqlalchemy.pool import NullPool
 

@@ -20,6 +20,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..errors import ConfigError
+from .translate import permission_denied
+
 if TYPE_CHECKING:
     from ..sql.parse import ParsedMigration
 
@@ -49,8 +52,6 @@ class Cursor(Protocol):
 def qualified_table(schema: str) -> str:
     """``"schema".fraiseql_migrations``, refusing a schema that is not a plain identifier."""
     if not _IDENTIFIER_RE.match(schema):
-        from ..errors import ConfigError
-
         raise ConfigError(
             f"History schema {schema!r} is not a plain identifier; use letters, digits and _"
         )
@@ -137,14 +138,13 @@ def operator() -> str:
 @contextmanager
 def writing(dbapi_connection: Any, schema: str) -> Iterator[Any]:
     """A cursor for bookkeeping writes; a permission error becomes one clear line."""
+    # lazy: psycopg2 (~20 ms) loads only when a command connects
     import psycopg2
 
     cursor = dbapi_connection.cursor()
     try:
         yield cursor
     except psycopg2.errors.InsufficientPrivilege as err:
-        from .translate import permission_denied
-
         message = (err.diag.message_primary or str(err)).strip()
         raise permission_denied(message, schema) from err
     finally:
@@ -163,8 +163,6 @@ def ensure_table(cursor: Cursor, schema: str) -> None:
         cursor.execute("SELECT to_regnamespace(%s) IS NOT NULL", (schema,))
         row = cursor.fetchone()
         if not (row and row[0]):
-            from ..errors import ConfigError
-
             raise ConfigError(
                 f"History schema {schema!r} does not exist in this database: create it "
                 f"(CREATE SCHEMA {schema};) or set history_schema to an existing schema"

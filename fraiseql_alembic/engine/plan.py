@@ -22,13 +22,13 @@ from ..errors import (
     MigrationFileError,
     MigrationLayoutError,
     UsageError,
+    shown_path,
 )
 from . import history
 from . import status as status_view
 from .preflight import (
     irreversible_message,
     refuse_inconsistent,
-    relative,
     sql_migration,
     validate_pending,
     when_applied,
@@ -219,7 +219,7 @@ def find_row(report: StatusReport, given: str, folder: Path) -> StatusRow:
         ):
             return row
     raise UsageError(
-        f"No migration {given!r} in {relative(folder)} or in the database's history; give "
+        f"No migration {given!r} in {shown_path(folder)} or in the database's history; give "
         "a version such as 003 (`fraiseql migrate status` lists them)"
     )
 

@@ -12,7 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..engine import status as status_view
-from ..errors import ChecksumMismatchError, MigrationFileError, MigrationLayoutError
+from ..errors import (
+    ChecksumMismatchError,
+    MigrationFileError,
+    MigrationLayoutError,
+    shown_path,
+)
 from ..sql.statements import split_statements
 
 if TYPE_CHECKING:
@@ -99,14 +104,7 @@ def refuse_inconsistent(report: status_view.StatusReport, folder: Path | None = 
 
 def shown(folder: Path | None, filename: str) -> str:
     """``migrations/003_x.sql``: the file as seen from the current directory."""
-    return filename if folder is None else relative(folder / filename)
-
-
-def relative(path: Path) -> str:
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
+    return filename if folder is None else shown_path(folder / filename)
 
 
 def when_applied(row: status_view.StatusRow) -> str:

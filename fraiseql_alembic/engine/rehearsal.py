@@ -14,6 +14,7 @@ revision: those and everything after them are "not rehearsed".
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from ..errors import (
     MigrationExecutionError,
     MigrationFileError,
 )
+from ..sql.statements import split_statements
 from ..sqlstate import UNSAFE_NEW_ENUM_VALUE_USAGE
 from .execute import execute_statements, needs_autocommit
 from .session import Session, apply_session_settings, open_dbapi, rollback, session_reset_sql
@@ -75,6 +77,7 @@ def rehearse(
     The session gets the run's ``lock_timeout`` / ``statement_timeout``; a file's own
     timeouts apply to that file.  ``cancel`` stops the rehearsal (MigrationInterrupted).
     """
+    # lazy: psycopg2 (~20 ms) loads only when a command connects
     import psycopg2
 
 
@@ -134,8 +137,6 @@ def _rehearse_one(
     cancel: CancelToken | None,
 ) -> Outcome:
     """Run one migration inside the rehearsal's transaction."""
-    from ..sql.statements import split_statements
-
     version, filename, migration = candidate.version, candidate.filename, candidate.migration
     if migration is None:
         return Outcome(version, filename, NOT_REHEARSED,
@@ -172,6 +173,7 @@ def _deferred_checks(dbapi: Any, filename: str) -> str | None:
     later migration that relies on a deferred constraint *inside* itself may be reported
     as failing although `up` (one transaction per migration) would apply it.
     """
+    # lazy: psycopg2 (~20 ms) loads only when a command connects
     import psycopg2
 
     try:
@@ -187,12 +189,9 @@ def _adds_enum_value(migration: ParsedMigration) -> bool:
     """Whether the up section runs ``ALTER TYPE ... ADD VALUE``: PostgreSQL lets no later
     statement of the same transaction use the new value (55P04), so what follows it cannot
     be rehearsed in the rehearsal's one transaction."""
-    import re
-
+    # lazy: pglast (~35 ms) loads only when a statement is parsed
     from pglast import ast, parse_sql
     from pglast.parser import ParseError
-
-    from ..sql.statements import split_statements
 
     for statement in split_statements(migration, migration.up).statements:
         if not re.search(r"\bADD\s+VALUE\b", statement.sql, re.IGNORECASE):
@@ -207,8 +206,6 @@ def _adds_enum_value(migration: ParsedMigration) -> bool:
 
 
 def _why_not_transactional(migration: ParsedMigration) -> str:
-    from ..sql.statements import split_statements
-
     if migration.up.transaction is False:
         return (f"its up marker (line {migration.up.line - 1}) says transaction:false, so it "
                 "cannot run inside the rehearsal's transaction")
@@ -225,6 +222,7 @@ def _still_in_transaction(dbapi: Any, filename: str) -> None:
     The statement splitter refuses COMMIT and its kin, so this is a last line of
     defence: the rehearsal must never commit anything.
     """
+    # lazy: psycopg2 (~20 ms) loads only when a command connects
     from psycopg2.extensions import TRANSACTION_STATUS_INERROR, TRANSACTION_STATUS_INTRANS
 
     status = dbapi.get_transaction_status()

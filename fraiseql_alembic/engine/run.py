@@ -17,6 +17,7 @@ import re
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -332,7 +333,6 @@ def _prepared_ahead(steps: Sequence[Step], recorder: OwnRecorder) -> Iterator[Pr
     the client's CPU time is mostly hidden.  An error preparing a step is raised
     when that step's turn comes; leaving early cancels what is not started.
     """
-    from concurrent.futures import ThreadPoolExecutor
 
     def prepared(step: Step) -> Prepared:  # called in order (one worker)
         # Every migration starts from the same session, as psql gives each file a new one.
@@ -370,7 +370,7 @@ def run_batched(
     :mod:`.batchquery`, which counts the statements that completed: a failure names
     its statement's line however long it ran, and nothing is run again to find it.
     """
-    from psycopg2.extensions import TRANSACTION_STATUS_IDLE
+    from psycopg2.extensions import TRANSACTION_STATUS_IDLE  # lazy: start-up time
 
     dbapi = session.dbapi
     if prepared.batch is None or not batchquery.available(dbapi):

@@ -56,7 +56,10 @@ def connect_error(url: str, err: BaseException) -> DatabaseError:
 
 def database_error(err: BaseException) -> DatabaseError | None:
     """A driver or SQLAlchemy database error as one masked line; None for anything else."""
+    # lazy: psycopg2 (~20 ms) loads only when a command connects
     import psycopg2
+
+    # lazy: SQLAlchemy (~150 ms) loads only when a run needs it
     from sqlalchemy.exc import DBAPIError
 
     if not isinstance(err, (psycopg2.Error, DBAPIError)):
@@ -78,6 +81,7 @@ def foreign_error(err: BaseException) -> MigrationError:
 @contextmanager
 def translating() -> Iterator[None]:
     """Driver errors raised inside become :func:`foreign_error`'s."""
+    # lazy: psycopg2 (~20 ms) loads only when a command connects
     import psycopg2
 
     try:

@@ -167,10 +167,6 @@ class Revision:
     filename: str
 
 
-#: What linking needs to know of an Alembic ``.py`` revision in the same chain.
-PyRevision = Revision
-
-
 def link_chain(
     sql: Sequence[ParsedMigration], python: Iterable[Revision]
 ) -> dict[str, str | None]:

@@ -25,6 +25,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .psqlwords import SCS_RE, copy_direction, strings_setting
+
 
 class ScanError(Exception):
     """The text cannot be read as psql would send it; ``offset`` is where."""
@@ -136,22 +138,6 @@ _PSQL_VARIABLE_NAME_RE = re.compile(r"[A-Z][A-Z0-9_]*\Z")
 #: ``COPY`` as a whole word (used with match(text, pos)).
 _COPY_RE = re.compile(rf"copy(?![^{_NOT_IDENT_CONT}])", re.IGNORECASE | re.ASCII)
 _RESET_START_RE = re.compile(r"(?:reset|discard)\b", re.IGNORECASE | re.ASCII)
-_STDIN_RE = re.compile(r"\bfrom\s+stdin\b", re.IGNORECASE | re.ASCII)
-_STDOUT_RE = re.compile(r"\bto\s+stdout\b", re.IGNORECASE | re.ASCII)
-#: ``stdin`` / ``stdout`` anywhere: a comment may stand between ``FROM`` and ``STDIN``.
-_STDIN_WORD_RE = re.compile(r"\bstdin\b", re.IGNORECASE | re.ASCII)
-_STDOUT_WORD_RE = re.compile(r"\bstdout\b", re.IGNORECASE | re.ASCII)
-_SCS_RE = re.compile(r"standard_conforming_strings", re.IGNORECASE | re.ASCII)
-_SET_SCS_RE = re.compile(
-    r"\ASET\s+(?:(?:SESSION|LOCAL)\s+)?standard_conforming_strings\s*(?:=|\s+TO\s)\s*"
-    r"(?P<value>[A-Za-z0-9_]+|'[A-Za-z0-9_]*')\Z",
-    re.IGNORECASE | re.ASCII,
-)
-_RESET_SCS_RE = re.compile(r"\A(?:RESET\s+standard_conforming_strings|RESET\s+ALL|DISCARD\s+ALL)\Z",
-                           re.IGNORECASE | re.ASCII)
-_SESSION_DEFAULTS_RE = re.compile(r"\AALTER\s+(?:DATABASE|ROLE|USER)\b", re.IGNORECASE | re.ASCII)
-_ON = frozenset({"on", "true", "yes", "1", "tru", "tr", "t", "ye", "y"})
-_OFF = frozenset({"off", "false", "no", "0", "fals", "fal", "fa", "f", "n", "of"})
 
 
 def scan(text: str, start: int = 0, end: int | None = None, *,
@@ -491,7 +477,7 @@ class _Scanner:
         if _COPY_RE.match(text, first, last):
             copy_data = self._copy_data(first, last, terminated)
         self.spans.append(Span(first, last, copy_data, self.statement_strings))
-        if _SCS_RE.search(text, first, last) or (
+        if SCS_RE.search(text, first, last) or (
             (self.strings != self.initial_strings or self.pending is not None)
             and _RESET_START_RE.match(text, first, last)
         ):
@@ -535,25 +521,17 @@ class _Scanner:
     def _follow_setting(self, first: int, last: int) -> None:
         """A statement naming standard_conforming_strings: follow it from the next line,
         or refuse what cannot be followed."""
-        statement = " ".join(_strip_comments(self.text[first:last]).split())
-        value: bool | None
-        if _RESET_SCS_RE.match(statement):
-            value = self.initial_strings
-        elif not _SCS_RE.search(statement) or _SESSION_DEFAULTS_RE.match(statement):
+        setting = strings_setting(self.text[first:last])
+        if not setting:
             return  # named in a comment only, or a default for later sessions
-        else:
-            match = _SET_SCS_RE.match(statement)
-            word = match.group("value").strip("'").lower() if match else ""
-            value = True if word in _ON else False if word in _OFF else None
-            if word == "default":
-                value = self.initial_strings
-            if value is None:
-                raise ScanError(
-                    first,
-                    "this statement may change standard_conforming_strings, which changes how "
-                    "the rest of the file is read; only `SET standard_conforming_strings = on` "
-                    "(or off) can be followed",
-                )
+        if setting == "unknown":
+            raise ScanError(
+                first,
+                "this statement may change standard_conforming_strings, which changes how "
+                "the rest of the file is read; only `SET standard_conforming_strings = on` "
+                "(or off) can be followed",
+            )
+        value = self.initial_strings if setting == "initial" else setting == "on"
         self.changes_lexing = True
         line_end = self.text.find("\n", self.pos, self.end)
         self.pending = (self.end if line_end < 0 else line_end + 1, value)
@@ -567,28 +545,6 @@ def _cannot_open_a_body(head: str) -> bool:
         or head[1:2] not in ("", "f", "p", "o")
         or (head[1:2] == "o" and (head[2:3] not in ("", "r") or head[3:4] not in ("", "f", "p")))
     )
-
-
-def copy_direction(statement: str) -> str | None:
-    """``"stdin"`` for ``COPY ... FROM STDIN``, ``"stdout"`` for ``COPY ... TO STDOUT``,
-    else None; from PostgreSQL's parser, or from the words when it cannot parse it (the
-    server then rejects the statement, and its data is not read as SQL)."""
-    if not (_STDIN_WORD_RE.search(statement) or _STDOUT_WORD_RE.search(statement)):
-        return None
-    import json
-
-    from pglast.parser import ParseError, parse_sql_json
-
-    try:
-        tree = json.loads(parse_sql_json(statement))
-        node = tree["stmts"][0]["stmt"]["CopyStmt"]
-    except (ParseError, KeyError, IndexError):
-        if _STDIN_RE.search(statement):
-            return "stdin"
-        return "stdout" if _STDOUT_RE.search(statement) else None
-    if node.get("filename") or node.get("is_program"):
-        return None
-    return "stdin" if node.get("is_from") else "stdout"
 
 
 _SAME_LINE_AS_SET = (
@@ -609,17 +565,3 @@ def _unterminated(text: str, start: int, what: str = "quoted string") -> str:
     line_end = text.find("\n", start)
     near = text[start:line_end if line_end >= 0 else len(text)].rstrip()
     return f'unterminated {what} at or near "{near}"'
-
-
-def _strip_comments(sql: str) -> str:
-    """``sql`` without its ``/* */`` (read unnested) and ``--`` comments, in linear time."""
-    parts, position = [], 0
-    while True:
-        opening = sql.find("/*", position)
-        closing = sql.find("*/", opening + 2) if opening >= 0 else -1
-        if closing < 0:
-            break
-        parts += [sql[position:opening], " "]
-        position = closing + 2
-    parts.append(sql[position:])
-    return re.sub(r"--[^\n]*", " ", "".join(parts))

@@ -155,3 +155,48 @@ def test_the_scan_sees_lazy_and_relative_imports() -> None:
     assert "!alembic" in found
     assert any(name.startswith("engine.") for name in found)
     assert layer_of("engine.run") == "engine" and layer_of("api") == "api"
+
+
+def unexplained_lazy_imports(source: str) -> list[int]:
+    """Lines of the imports inside functions that give no ``# lazy: <reason>``: on the
+    import's own lines, or in a comment just above it or above the block of imports it
+    ends (blank lines apart), so one reason covers the imports under it."""
+    lines = source.splitlines()
+    nested = sorted(
+        {(node.lineno, node.end_lineno or node.lineno)
+         for function in ast.walk(ast.parse(source))
+         if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef))
+         for node in ast.walk(function) if isinstance(node, (ast.Import, ast.ImportFrom))}
+    )
+    ends = {end: start for start, end in nested}
+    bare = []
+    for start, end in nested:
+        explained = any("# lazy:" in line for line in lines[start - 1:end])
+        above = start - 1
+        while not explained and above >= 1:
+            text = lines[above - 1].strip()
+            if text.startswith("# lazy:") or (above in ends and "# lazy:" in lines[above - 1]):
+                explained = True
+            elif text == "" or text.startswith("#"):
+                above -= 1
+            elif above in ends:
+                above = ends[above] - 1
+            else:
+                break
+        if not explained:
+            bare.append(start)
+    return bare
+
+
+def test_every_import_inside_a_function_says_why() -> None:
+    """Imports go at the top of a module; one inside a function is deliberate lazy loading
+    (alembic, SQLAlchemy, psycopg2, pglast, or our engine under Alembic's plugin) and says
+    why with a ``# lazy: <reason>`` comment."""
+    sample = (
+        "import os\n\ndef f():\n    # lazy: heavy\n    import a\n    import b\n\n"
+        "    import c  # lazy: heavy\n\ndef g():\n    x = 1\n    import d\n"
+    )
+    assert unexplained_lazy_imports(sample) == [12]
+    bare = [f"{path.relative_to(PACKAGE)}:{line}" for path in sources()
+            for line in unexplained_lazy_imports(path.read_text(encoding="utf-8"))]
+    assert not bare, bare

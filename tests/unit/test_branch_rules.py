@@ -5,7 +5,7 @@ from __future__ import annotations
 from scenarios import FEATURE
 
 from fraiseql_alembic.project.check import Revision, branches
-from fraiseql_alembic.project.loader import PyRevision, link_chain
+from fraiseql_alembic.project.loader import link_chain
 from fraiseql_alembic.sql.names import parse_filename
 from fraiseql_alembic.sql.parse import normalize_text, parse_migration
 
@@ -18,16 +18,16 @@ def sql(filename: str, text: str = "SELECT 1;\n") -> object:
 
 def test_a_hex_revision_never_becomes_the_parent_of_a_numbered_file() -> None:
     files = [sql("003_c.sql"), sql("004_d.sql")]
-    feature = [PyRevision(FEATURE, ("003",), f"{FEATURE}_feature.py")]
+    feature = [Revision(FEATURE, ("003",), f"{FEATURE}_feature.py")]
     assert link_chain(files, feature) == {"003": None, "004": "003"}  # 004 keeps its parent
     named = [sql("003_c.sql"), sql("004_d.sql", f"-- revises: {FEATURE}\nSELECT 1;\n")]
     assert link_chain(named, feature) == {"003": None, "004": FEATURE}
 
 
 def test_only_a_purely_hex_history_is_adopted_by_the_first_sql_file() -> None:
-    legacy = [PyRevision("aaa", (), "aaa.py"), PyRevision("bbb", ("aaa",), "bbb.py")]
+    legacy = [Revision("aaa", (), "aaa.py"), Revision("bbb", ("aaa",), "bbb.py")]
     # `alembic revision` on top of the numbered 004 (a .py file) is not a legacy head
-    above_numbered = [PyRevision("004", (), "004_x.py"), PyRevision("ccc", ("004",), "ccc.py")]
+    above_numbered = [Revision("004", (), "004_x.py"), Revision("ccc", ("004",), "ccc.py")]
     assert link_chain([sql("001_a.sql")], legacy) == {"001": "bbb"}
     assert link_chain([sql("001_a.sql")], above_numbered) == {"001": None}
 

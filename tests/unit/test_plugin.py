@@ -10,7 +10,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 
 from fraiseql_alembic.alembic_bridge import plugin
-from fraiseql_alembic.project.loader import PyRevision, link_chain
+from fraiseql_alembic.project.loader import Revision, link_chain
 from fraiseql_alembic.sql.names import parse_filename
 from fraiseql_alembic.sql.parse import parse_migration
 
@@ -62,13 +62,13 @@ def test_parents_follow_numbers_as_integers() -> None:
 def test_sql_chains_onto_numeric_py_revision() -> None:
     parents = link_chain(
         [sql("003_a.sql"), sql("005_b.sql")],
-        [PyRevision("004", ("003",), "004_add_tags.py")],
+        [Revision("004", ("003",), "004_add_tags.py")],
     )
     assert parents == {"003": None, "005": "004"}
 
 
 def test_first_sql_chains_onto_single_legacy_head_or_revises() -> None:
-    legacy = [PyRevision("aaa", (), "aaa_first.py"), PyRevision("bbb", ("aaa",), "bbb_second.py")]
+    legacy = [Revision("aaa", (), "aaa_first.py"), Revision("bbb", ("aaa",), "bbb_second.py")]
     assert link_chain([sql("001_a.sql")], legacy) == {"001": "bbb"}
     assert link_chain([sql("001_a.sql", "-- revises: aaa\nSELECT 1;\n")], legacy) == {"001": "aaa"}
 
@@ -76,7 +76,7 @@ def test_first_sql_chains_onto_single_legacy_head_or_revises() -> None:
 def test_several_legacy_heads_need_revises() -> None:
     from fraiseql_alembic.errors import MigrationLayoutError
 
-    legacy = [PyRevision("aaa", (), "aaa.py"), PyRevision("bbb", (), "bbb.py")]
+    legacy = [Revision("aaa", (), "aaa.py"), Revision("bbb", (), "bbb.py")]
     with pytest.raises(MigrationLayoutError, match=r"001_a\.sql could chain onto several"):
         link_chain([sql("001_a.sql")], legacy)
 
@@ -85,4 +85,4 @@ def test_py_and_sql_with_same_number_refused() -> None:
     from fraiseql_alembic.errors import MigrationLayoutError
 
     with pytest.raises(MigrationLayoutError, match=r"004_a\.sql and 004_b\.py"):
-        link_chain([sql("004_a.sql")], [PyRevision("004", (), "004_b.py")])
+        link_chain([sql("004_a.sql")], [Revision("004", (), "004_b.py")])
