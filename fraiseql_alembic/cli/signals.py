@@ -59,7 +59,7 @@ def run_interruptible(work: Callable[[CancelToken], T]) -> T:
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     global work_started
     work_started = True
-    exit_code = 0
+    exit_code, caught_name = 0, ""
     try:
         worker.start()
         # Wait on an Event, not Thread.join(): a signal landing inside join() can leave
@@ -74,7 +74,7 @@ def run_interruptible(work: Callable[[CancelToken], T]) -> T:
                     click.echo(f"{name} again: stopping now; the server rolls back what was "
                                "in flight.", err=True)
                     sys.exit(code)
-                exit_code = code
+                exit_code, caught_name = code, name
                 click.echo(f"{name}: cancelling the running statement and rolling back...",
                            err=True)
                 token.cancel(name)
@@ -85,6 +85,13 @@ def run_interruptible(work: Callable[[CancelToken], T]) -> T:
         if isinstance(error, MigrationInterrupted) and exit_code:
             error.exit_code = exit_code
         raise error
+    if exit_code:  # the signal came as the work ended: it finished, nothing was rolled back
+        stopped = MigrationInterrupted(
+            f"Stopped by {caught_name} as the work ended: it had finished, so nothing was "
+            "rolled back and what it did is kept"
+        )
+        stopped.exit_code = exit_code
+        raise stopped
     return results[0]
 
 
