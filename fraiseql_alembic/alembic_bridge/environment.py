@@ -55,6 +55,7 @@ from .plugin import (
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from alembic.script.revision import Revision
     from psycopg2.extensions import connection as Connection
 
     from ..engine.cancel import CancelToken
@@ -162,7 +163,9 @@ def _url_of(given: Engine | SqlConnection) -> str:
     return str(engine.url.render_as_string(hide_password=False))
 
 
-def _lock_for(config: Config, url: str, options: RunOptions) -> AbstractContextManager[Any]:
+def _lock_for(
+    config: Config, url: str, options: RunOptions
+) -> AbstractContextManager[object]:
     run = run_context(config)
     if run.lock_held or _read_only_command(config):
         return nullcontext()
@@ -390,5 +393,5 @@ def _record(
             history.record(cursor, schema, entry)
 
 
-def _sql_migration(script: Any) -> ParsedMigration | None:
+def _sql_migration(script: Revision | None) -> ParsedMigration | None:
     return getattr(getattr(script, "module", None), "fraiseql_migration", None)
