@@ -1,7 +1,7 @@
 """PostgreSQL error codes (SQLSTATE) this package reacts to, by name.
 
 Every SQLSTATE the package compares with or writes into a message is spelled here
-once (``tests/test_translate.py`` scans the package for literals elsewhere).  Names
+once (``tests/tooling/test_sqlstate_literals.py`` scans the package for literals elsewhere).  Names
 follow PostgreSQL's ``errcodes.txt`` (and psycopg2's ``errors`` classes).
 """
 
