@@ -6,8 +6,11 @@ tests/unit/test_lint.py.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -66,6 +69,21 @@ def blocker(project: Project, sql: str) -> Iterator[psycopg2.extensions.connecti
         yield connection
     finally:
         connection.close()
+
+
+def frozen(pid: int, timeout: float = 10.0) -> None:
+    """SIGSTOP ``pid`` and wait until the kernel shows it stopped (state ``T`` in
+    /proc/PID/stat): the signal is delivered asynchronously, and on a loaded machine a
+    client whose statement is released at once could read the result before stopping."""
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + timeout
+    while True:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            if stat.read().rsplit(")", 1)[1].split()[0] == "T":
+                return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"process {pid} did not stop within {timeout} s")
+        time.sleep(0.01)
 
 
 def hold_lock(project: Project) -> psycopg2.extensions.connection:

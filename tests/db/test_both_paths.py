@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import psycopg2
 import pytest
 from conftest import Project
-from scenarios import BIN, MIXED, REPO, blocker, hold_lock, on_path
+from scenarios import BIN, MIXED, REPO, blocker, frozen, hold_lock, on_path
 
 #: direct: only .sql files; alembic: a .py revision in the folder, `fraiseql migrate up`;
 #: plain: `alembic upgrade head` with alembic.ini
@@ -275,7 +275,7 @@ def test_a_signal_between_two_statements_stops_before_the_next(
             rows = activity(project, "SELECT count(*) FROM t%")
             return bool(rows) and rows[0][2] == "Lock"
         wait_until(waiting)
-        os.kill(process.pid, signal.SIGSTOP)
+        frozen(process.pid)
         holder.commit()
         wait_until(lambda: activity(project, "SELECT count(*) FROM t%")[0][1]
                    == "idle in transaction")

@@ -5,15 +5,13 @@ or the plain ``alembic`` command)."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import time
 from collections.abc import Callable
 
 import pytest
 from conftest import ProcessRunner, Project
-from scenarios import REPO, blocker
+from scenarios import REPO, blocker, frozen
 
 ENGINES = ["direct", "alembic"]
 
@@ -81,7 +79,7 @@ def killed_after_the_server_finished(
             wait_until(waiting(project, statement))
             found = backend(project, statement)
             assert found is not None
-            os.kill(process.pid, signal.SIGSTOP)
+            frozen(process.pid)
             holder.commit()
             wait_until(lambda: project.query(
                 f"SELECT state FROM pg_stat_activity WHERE pid = {found[0]}") == [("idle",)])
@@ -304,7 +302,7 @@ def test_statement_still_running_on_the_server_is_not_sent_again(project: Projec
             wait_until(waiting(project, "CREATE INDEX CONCURRENTLY"))
             found = backend(project, "CREATE INDEX CONCURRENTLY")
             assert found is not None
-            os.kill(process.pid, signal.SIGSTOP)  # its lease is no longer renewed
+            frozen(process.pid)  # its lease is no longer renewed
             stopped = run_process("fraiseql", "migrate", "up")
             assert stopped.returncode == 1
             assert stopped.stderr.splitlines()[-1] == (
