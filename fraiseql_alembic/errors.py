@@ -76,9 +76,7 @@ class MigrationExecutionError(MigrationError):
         connection_lost: bool = False,
         resume_command: str | None = None,
     ) -> None:
-        first_line = statement.strip().splitlines()[0] if statement.strip() else ""
-        if len(first_line) > 80:
-            first_line = first_line[:77] + "..."
+        first_line = _first_line(statement)
         state = codes.shown(sqlstate)
         if connection_lost:
             tail = (

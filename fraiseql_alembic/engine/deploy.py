@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ..errors import MigrationError, MigrationExecutionError, plural
 from ..settings import LEASE, Settings
 from ..sqlstate import LOCK_NOT_AVAILABLE
+from ..sqlstate import shown as shown_sqlstate
 from . import backup, history
 from .backup import Backup
 from .database import DatabaseState, open_dbapi, read_state
@@ -269,7 +270,7 @@ def run_with_retries(settings: Settings, progress: Progress, run: Callable[[], N
                 raise MigrationError(
                     f"Migration {err.filename} could not get a lock"
                     + (f" at line {err.line}" if err.line else "") + " "
-                    f"({err.pg_message} [SQLSTATE {LOCK_NOT_AVAILABLE}]). Gave up after "
+                    f"({err.pg_message}{shown_sqlstate(LOCK_NOT_AVAILABLE)}). Gave up after "
                     f"{plural(attempts, 'attempt')}: a long transaction "
                     "holds a lock this migration needs; nothing of it was kept. Retry when "
                     "that transaction ends, or raise --lock-timeout"
