@@ -71,6 +71,29 @@ def blocker(project: Project, sql: str) -> Iterator[psycopg2.extensions.connecti
         connection.close()
 
 
+@contextmanager
+def login_role(
+    project: Project, role: str, password: str,
+) -> Iterator[tuple[str, psycopg2.extensions.connection]]:
+    """A new login role that may only connect to the project's database: its URL, and an
+    autocommit admin session to grant it more; dropped afterwards with what it owns."""
+    dbname = project.database_url.rsplit("/", 1)[1]
+    admin = psycopg2.connect(project.database_url)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f"DROP ROLE IF EXISTS {role}")
+        cursor.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+        cursor.execute(f'GRANT CONNECT ON DATABASE "{dbname}" TO {role}')
+    try:
+        yield re.sub(r"://[^@]+@", f"://{role}:{password}@", project.database_url), admin
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'REVOKE ALL ON DATABASE "{dbname}" FROM {role}')
+            cursor.execute(f"DROP OWNED BY {role}")
+            cursor.execute(f"DROP ROLE {role}")
+        admin.close()
+
+
 def frozen(pid: int, timeout: float = 10.0) -> None:
     """SIGSTOP ``pid`` and wait until the kernel shows it stopped (state ``T`` in
     /proc/PID/stat): the signal is delivered asynchronously, and on a loaded machine a

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 from conftest import ProcessRunner, Project
-from scenarios import UP_DOWN
+from scenarios import UP_DOWN, login_role
 
 from fraiseql_alembic.devdb import DevCluster
 
@@ -124,29 +124,13 @@ def test_database_problems_are_one_masked_line(project: Project, pg_cluster: Dev
     assert project.tables() == set()
 
 
-def test_insufficient_privileges(project: Project, pg_cluster: DevCluster, run_process: ProcessRunner) -> None:
-    import psycopg2
-
-    dbname = project.database_url.rsplit("/", 1)[1]
-    admin = psycopg2.connect(project.database_url)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute("DROP ROLE IF EXISTS limited_role")
-        cursor.execute("CREATE ROLE limited_role LOGIN PASSWORD 'limited-pw-123'")
-        cursor.execute(f'GRANT CONNECT ON DATABASE "{dbname}" TO limited_role')
-    try:
+def test_insufficient_privileges(project: Project, run_process: ProcessRunner) -> None:
+    with login_role(project, "limited_role", "limited-pw-123") as (url, _admin):
         project.write("001_a.sql", "SELECT 1;\n")
-        url = re.sub(r"://[^@]+@", "://limited_role:limited-pw-123@", project.database_url)
         result = run_process("fraiseql", "migrate", "up", url=url)
         assert_one_error(result, 1, "permission denied for schema public [SQLSTATE 42501]",
                          "limited-pw-123")
         assert "GRANT CREATE, USAGE ON SCHEMA public" in result.stderr
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f'REVOKE ALL ON DATABASE "{dbname}" FROM limited_role')
-            cursor.execute("DROP OWNED BY limited_role")
-            cursor.execute("DROP ROLE limited_role")
-        admin.close()
 
 
 def test_deleted_applied_file(project: Project, run_process: ProcessRunner) -> None:

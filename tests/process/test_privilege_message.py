@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import re
-
-import psycopg2
 from conftest import ProcessRunner, Project
-from scenarios import PERMISSION_RE
+from scenarios import PERMISSION_RE, login_role
 
 from fraiseql_alembic.devdb import DevCluster
 
@@ -16,18 +13,11 @@ def test_a_role_without_create_rights_gets_one_message(
 ) -> None:
     """Without CREATE on public (alembic_version) and without CREATE on the history
     schema (fraiseql_migrations): the same sentence, naming the schema when it is known."""
-    dbname = project.database_url.rsplit("/", 1)[1]
-    admin = psycopg2.connect(project.database_url)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute("DROP ROLE IF EXISTS create_less")
-        cursor.execute("CREATE ROLE create_less LOGIN PASSWORD 'create-less-pw-9'")
-        cursor.execute(f'GRANT CONNECT ON DATABASE "{dbname}" TO create_less')
-        cursor.execute("CREATE SCHEMA audit")
-        cursor.execute("GRANT USAGE ON SCHEMA audit TO create_less")
-    try:
+    with login_role(project, "create_less", "create-less-pw-9") as (url, admin):
+        with admin.cursor() as cursor:
+            cursor.execute("CREATE SCHEMA audit")
+            cursor.execute("GRANT USAGE ON SCHEMA audit TO create_less")
         project.write("001_a.sql", "SELECT 1;\n")
-        url = re.sub(r"://[^@]+@", "://create_less:create-less-pw-9@", project.database_url)
         seen = []
         for schema in ("public", "audit"):
             if schema == "audit":
@@ -46,10 +36,5 @@ def test_a_role_without_create_rights_gets_one_message(
             seen.append(lines[0])
         assert "on schema audit (e.g." in seen[1]
         assert project.query("SELECT to_regclass('audit.fraiseql_migrations')") == [(None,)]
-    finally:
         with admin.cursor() as cursor:
-            cursor.execute("DROP SCHEMA IF EXISTS audit CASCADE")
-            cursor.execute(f'REVOKE ALL ON DATABASE "{dbname}" FROM create_less')
-            cursor.execute("DROP OWNED BY create_less")
-            cursor.execute("DROP ROLE create_less")
-        admin.close()
+            cursor.execute("DROP SCHEMA audit CASCADE")
