@@ -370,6 +370,14 @@ def status(settings: Settings) -> status_view.StatusReport:
 class LintReport:
     findings: tuple[Finding, ...]
     files: tuple[Path, ...]  # the files linted
+    fail_on: str = "warning"  # the least severity that fails (the project's ``fail_on``)
+
+    @property
+    def failing(self) -> tuple[Finding, ...]:
+        """The findings at or above ``fail_on``: a run with any exits 1."""
+        levels = ("info", "warning", "error")
+        return tuple(finding for finding in self.findings
+                     if levels.index(finding.severity) >= levels.index(self.fail_on))
 
 
 def lint(settings: Settings, files: Sequence[Path] = ()) -> LintReport:
@@ -378,13 +386,17 @@ def lint(settings: Settings, files: Sequence[Path] = ()) -> LintReport:
     Every migration of the folder is read in order, so that what an earlier file
     did (e.g. a validated ``CHECK (col IS NOT NULL)``) counts; findings are
     reported for ``files`` only.  The project's ``lock_timeout`` setting decides
-    rule FQL009.  A file that cannot be parsed raises MigrationFileError.
+    rule FQL009, its lint settings (``settings.lint``: disabled rules, severities,
+    ``postgres_version``, excluded paths, ``fail_on``) the rest.  A file that cannot
+    be parsed raises MigrationFileError; an unknown rule in the settings ConfigError.
     Findings name files as seen from the current directory.
     """
-    findings = rules.lint_files(settings.path, files, lock_timeout=settings.run.lock_timeout)
-    linted = files or [path for _, path in
-                       loader.list_folder(settings.path, check_numbers=False).migrations]
-    return LintReport(tuple(findings), tuple(linted))
+    findings = rules.lint_files(settings.path, files, lock_timeout=settings.run.lock_timeout,
+                                options=settings.lint)
+    linted = [path for path in files or [
+        path for _, path in loader.list_folder(settings.path, check_numbers=False).migrations
+    ] if not rules.excluded(path, settings.lint.exclude)]
+    return LintReport(tuple(findings), tuple(linted), settings.lint.fail_on)
 
 
 @dataclass(frozen=True)
@@ -413,7 +425,7 @@ def check(settings: Settings, *, base: str | None = None) -> CheckReport:
                                 display_name(script)) for script in scripts]
 
     folder = rules.check_folder(settings.path, base=base, python_chain=python_chain,
-                                lock_timeout=settings.run.lock_timeout)
+                                lock_timeout=settings.run.lock_timeout, lint=settings.lint)
     problems = list(folder.problems)
     pending: int | None = None
     skipped: str | None = None

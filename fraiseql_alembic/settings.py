@@ -124,6 +124,24 @@ def check_lease_expiry(value: object, option: str) -> float:
     return seconds
 
 
+#: The PostgreSQL release lint assumes unless ``postgres_version`` says otherwise.
+DEFAULT_POSTGRES_VERSION = 15
+LINT_SEVERITIES = ("info", "warning", "error")
+
+
+@dataclass(frozen=True)
+class LintOptions:
+    """``[tool.fraiseql.lint]`` (or ``[fraiseql.lint]`` in alembic.ini), checked for shape;
+    rule names are checked by the linter (``sql.lint.policy``)."""
+
+    disable: tuple[str, ...] = ()  # rule ids or slugs
+    severity: tuple[tuple[str, str], ...] = ()  # (rule id or slug, info|warning|error)
+    postgres_version: int = DEFAULT_POSTGRES_VERSION
+    exclude: tuple[str, ...] = ()  # globs on the file name or its path in the project
+    fail_on: str = "warning"  # the least severity that makes lint exit 1
+    source: str = "[tool.fraiseql.lint] in pyproject.toml"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved settings of one command run."""
@@ -133,6 +151,7 @@ class Settings:
     url_source: str | None
     history_schema: str = "public"
     run: RunOptions = RunOptions()
+    lint: LintOptions = LintOptions()
 
     def require_url(self) -> str:
         """The database URL, validated; a clear error when there is none or it is not one."""
@@ -173,7 +192,7 @@ def resolve(
     run = _run_options(project)
     if environ.get("FRAISEQL_LOCK"):
         run = replace(run, lock=check_lock_mode(environ["FRAISEQL_LOCK"], "FRAISEQL_LOCK"))
-    return Settings(folder, url, source, schema, run)
+    return Settings(folder, url, source, schema, run, lint=lint_options(cwd))
 
 
 def _run_options(project: dict[str, Any]) -> RunOptions:
@@ -236,7 +255,7 @@ def sqlalchemy_url(url: str) -> str:
     return f"postgresql+psycopg2://{match.group('rest')}"
 
 
-def _pyproject_settings(cwd: Path) -> dict[str, Any]:
+def _pyproject_settings(cwd: Path, table: str = "migrations") -> dict[str, Any]:
     pyproject = cwd / "pyproject.toml"
     if not pyproject.is_file():
         return {}
@@ -249,8 +268,85 @@ def _pyproject_settings(cwd: Path) -> dict[str, Any]:
         data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"Cannot read {pyproject}: {err}") from err
-    section = data.get("tool", {}).get("fraiseql", {}).get("migrations", {})
+    section = data.get("tool", {}).get("fraiseql", {}).get(table, {})
     return section if isinstance(section, dict) else {}
+
+
+def lint_options(cwd: Path) -> LintOptions:
+    """The lint policy: ``[tool.fraiseql.lint]`` in pyproject.toml, else the
+    ``[fraiseql.lint]`` section of alembic.ini, else the defaults."""
+    table = _pyproject_settings(cwd, "lint")
+    if table:
+        return _lint_from(table, "[tool.fraiseql.lint] in pyproject.toml")
+    ini = cwd / "alembic.ini"
+    if not ini.is_file():
+        return LintOptions()
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(ini, encoding="utf-8")
+    except configparser.Error as err:
+        raise ConfigError(f"Cannot read {ini}: {' '.join(str(err).split())}") from err
+    if not parser.has_section("fraiseql.lint"):
+        return LintOptions()
+    where = "[fraiseql.lint] in alembic.ini"
+    values: dict[str, Any] = {}
+    severity: dict[str, str] = {}
+    for key, value in parser.items("fraiseql.lint"):
+        if key.startswith("severity."):
+            severity[key.removeprefix("severity.")] = value.strip()
+        elif key in ("disable", "exclude"):
+            values[key] = [item for item in re.split(r"[\s,]+", value) if item]
+        else:
+            values[key] = value.strip()
+    if severity:
+        values["severity"] = severity
+    return _lint_from(values, where)
+
+
+def _lint_from(table: Mapping[str, Any], where: str) -> LintOptions:
+    known = ("disable", "severity", "postgres_version", "exclude", "fail_on")
+    for key in table:
+        if key not in known:
+            raise ConfigError(
+                f"{key} in {where} is not a lint setting; use {', '.join(known)} (docs/lint.md)"
+            )
+
+    def names(key: str) -> tuple[str, ...]:
+        value = table.get(key, [])
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise ConfigError(f"{key} in {where} must be a list of strings, e.g. "
+                              f"{key} = [\"FQL008\"]")
+        return tuple(value)
+
+    def level(key: str, value: object) -> str:
+        if not isinstance(value, str) or value.strip().lower() not in LINT_SEVERITIES:
+            raise ConfigError(f"{key} = {value!r} in {where} is not a severity; use info, "
+                              "warning or error")
+        return value.strip().lower()
+
+    severity = table.get("severity", {})
+    if not isinstance(severity, Mapping):
+        raise ConfigError(f"severity in {where} must map rules to severities, e.g. "
+                          "severity = { FQL008 = \"error\" }")
+    version = table.get("postgres_version", DEFAULT_POSTGRES_VERSION)
+    try:
+        number = int(str(version).strip()) if not isinstance(version, bool) else 0
+    except ValueError:
+        number = 0
+    if not 11 <= number <= 99:
+        raise ConfigError(f"postgres_version = {version!r} in {where} is not a PostgreSQL "
+                          "major version lint supports; use 11 or later, e.g. 15")
+    return LintOptions(
+        disable=names("disable"),
+        severity=tuple((str(rule), level(f"severity.{rule}", value))
+                       for rule, value in severity.items()),
+        postgres_version=number,
+        exclude=names("exclude"),
+        fail_on=level("fail_on", table.get("fail_on", "warning")),
+        source=where,
+    )
 
 
 def _alembic_ini_url(cwd: Path) -> str | None:

@@ -20,6 +20,9 @@ from ..engine.cancel import MigrationInterrupted
 from ..errors import AbortedByUser, UsageError, shown_path
 from ..settings import Settings, check_duration, check_seconds, resolve
 from .app import common_options, handle_errors
+from .lintformats import FORMATS as LINT_FORMATS
+from .lintformats import render_findings
+from .lintformats import summary as lint_summary
 from .render import (
     CHECK,
     PROBLEM_MARK,
@@ -363,35 +366,35 @@ def status(as_json: bool, exit_code: bool, path: Path | None, database_url: str 
 @click.command()
 @click.argument("files", nargs=-1,
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@FORMAT_OPTION
+@click.option("--format", "output_format", type=click.Choice(LINT_FORMATS), default="text",
+              show_default=True,
+              help="text: one `file:line:column: severity RULE slug: ...` line per finding; "
+              "github: GitHub Actions annotations.")
+@click.option("--fail-on", type=click.Choice(["info", "warning", "error"]),
+              help="Exit 1 only for findings of this severity or worse (default: fail_on "
+              "in the lint settings, else warning).")
+@click.option("--exit-zero", is_flag=True,
+              help="Exit 0 even when findings remain (report only).")
 @common_options
 @handle_errors
-def lint(files: tuple[Path, ...], output_format: str, path: Path | None,
-         database_url: str | None) -> None:
+def lint(files: tuple[Path, ...], output_format: str, fail_on: str | None, exit_zero: bool,
+         path: Path | None, database_url: str | None) -> None:
     """Find risky operations in migrations (default: every file in the folder).
 
-    Rules FQL001-FQL013 (docs/lint.md).  Silence one for a statement with
-    `-- fraiseql-lint: ignore FQL001` in it or on the line above.  Exit 0 when
-    nothing is found, 1 when findings remain.
+    Rules FQL001 and up (docs/lint.md), each with a severity (error, warning, info)
+    that [tool.fraiseql.lint] in pyproject.toml may change.  Silence one for a
+    statement with `-- fraiseql-lint: ignore FQL001` in it or on the line above.
+    Exit 0 when nothing at --fail-on or worse is found, 1 otherwise.
     """
-    report = api.lint(resolve(path, database_url), files)
-    for finding in report.findings:
-        if output_format == "github":
-            click.echo(github_annotation(
-                "warning", finding.file, finding.line,
-                f"{finding.message}. Instead: {finding.fix}",
-                column=finding.column, title=f"{finding.rule} {finding.slug}",
-            ))
-        else:
-            click.echo(finding.text())
-    linted = plural(len(report.files))
-    if not report.findings:
-        click.echo(f"{CHECK} No lint findings in {linted}")
-        return
-    click.echo(f"{PROBLEM_MARK} {plural(len(report.findings), 'lint finding')} ({linted} "
-               "linted); fix them, or silence one with `-- fraiseql-lint: ignore <rule>` "
-               "above its statement (docs/lint.md)")
-    sys.exit(1)
+    settings = resolve(path, database_url)
+    if fail_on is not None:
+        settings = replace(settings, lint=replace(settings.lint, fail_on=fail_on))
+    report = api.lint(settings, files)
+    for line in render_findings(report, output_format):
+        click.echo(line)
+    click.echo(lint_summary(report))
+    if report.failing and not exit_zero:
+        sys.exit(1)
 
 
 @click.command()

@@ -9,6 +9,7 @@ files.  What a database adds is the engine's (``engine.plan.database_problems``)
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import MigrationError, MigrationFileError, UsageError, shown_path
+from ..settings import LintOptions
 from ..sql.names import MigrationName, parse_filename
 from ..sql.parse import ParsedMigration, normalize_text, parse_migration
 from ..sql.statements import split_statements
@@ -209,7 +211,7 @@ class FolderCheck:
 
 def check_folder(
     folder: Path, *, base: str | None, lock_timeout: str,
-    python_chain: Callable[[], list[Revision]],
+    python_chain: Callable[[], list[Revision]], lint: LintOptions | None = None,
 ) -> FolderCheck:
     """Duplicate numbers, misnamed files, files that do not parse, a chain that does not
     link, lint findings; with ``base`` (a git ref), files new relative to it must be
@@ -263,13 +265,19 @@ def check_folder(
     branched = [Problem(shown(filename) if filename else None, 1, message)
                 for filename, message in branches(chain or [], on_base, base)]
     problems += branched
-    from ..sql.lint import lint_migrations  # lazy: pglast, for check and lint only
+    from ..sql.lint import lint_migrations, policy_from  # lazy: pglast, for check and lint only
 
-    report = set(new_files) if new_files is not None else None
+    lint = lint or LintOptions()
+    policy = policy_from(lint)
+    report = {name.filename for name, path in listing.migrations
+              if (new_files is None or name.filename in new_files)
+              and not excluded(path, lint.exclude)}
     problems += [
         Problem(shown(finding.file), finding.line,
                 f"{finding.rule} {finding.slug}: {finding.message}. Instead: {finding.fix}")
-        for finding in lint_migrations(parsed, lock_timeout=lock_timeout, report=report)
+        for finding in lint_migrations(parsed, lock_timeout=lock_timeout, report=report,
+                                       policy=policy)
+        if policy.fails(finding.severity)
     ]
     return FolderCheck(tuple(problems), len(listing.migrations), new_files, layout_ok,
                        tuple(branched))
@@ -326,14 +334,27 @@ def changes_against_base(
     return problems, renamed
 
 
+def excluded(path: Path, patterns: Sequence[str]) -> bool:
+    """Whether a glob of ``exclude`` (lint settings) matches the file's name or its path
+    as seen from the current directory (the project's)."""
+    shown = Path(shown_path(path.resolve())).as_posix()
+    return any(fnmatch.fnmatchcase(path.name, pattern) or fnmatch.fnmatchcase(shown, pattern)
+               for pattern in patterns)
+
+
 def lint_files(
     folder: Path, files: Sequence[Path], *, lock_timeout: str,
+    options: LintOptions | None = None,
 ) -> list[Finding]:
     """Lint ``files`` (all of the folder when none is given), naming files as seen from
-    the current directory.  Every migration of the folder is read in order, so that what
+    the current directory, under the project's lint ``options`` (files it excludes are
+    read, not reported).  Every migration of the folder is read in order, so that what
     an earlier file did counts; a chosen file that does not parse raises
     MigrationFileError, another one is passed over."""
-    from ..sql.lint import lint_migrations  # lazy: pglast, for check and lint only
+    from ..sql.lint import lint_migrations, policy_from  # lazy: pglast, for check and lint only
+
+    options = options or LintOptions()
+    policy = policy_from(options)
 
     chosen: list[tuple[MigrationName, Path]] = []
     for path in files:
@@ -353,7 +374,7 @@ def lint_files(
     seen = {path.resolve() for _, path in in_folder}
     order = sorted([*in_folder, *(item for item in chosen if item[1].resolve() not in seen)],
                    key=lambda item: (item[0].number, item[0].filename))
-    reported = {path.resolve() for _, path in chosen}
+    reported = {path.resolve() for _, path in chosen if not excluded(path, options.exclude)}
     parsed: list[ParsedMigration] = []
     shown: dict[str, str] = {}
     for name, path in order:
@@ -366,5 +387,5 @@ def lint_files(
         parsed.append(migration)
         if path.resolve() in reported:
             shown[name.filename] = shown_path(path.resolve())
-    findings = lint_migrations(parsed, lock_timeout=lock_timeout, report=shown)
+    findings = lint_migrations(parsed, lock_timeout=lock_timeout, report=shown, policy=policy)
     return [replace(finding, file=shown[finding.file]) for finding in findings]

@@ -156,7 +156,7 @@ def test_finding_text_names_file_line_column_rule_and_fix() -> None:
     text = "-- Migration 010\nALTER TABLE tb_user\n    ADD COLUMN a int NOT NULL;\n"
     (finding,) = findings(text)
     assert finding.text() == (
-        "010_change.sql:3:16: FQL002 not-null-without-default: ADD COLUMN a NOT NULL without "
+        "010_change.sql:3:16: error FQL002 not-null-without-default: ADD COLUMN a NOT NULL without "
         "a DEFAULT fails as soon as tb_user has a row (existing rows would hold NULL). "
         "Instead: give it a constant DEFAULT (instant since PostgreSQL 11), or add it "
         "nullable, backfill it, and SET NOT NULL the safe way (see FQL004)"
@@ -325,10 +325,10 @@ def test_cli_findings_text_exit_1(folder: Path, cli: Cli) -> None:
     assert result.exit_code == 1
     lines = result.output.splitlines()
     assert lines[0].startswith(
-        "migrations/005_add_email_verification.sql:4:1: FQL001 index-not-concurrent: CREATE "
+        "migrations/005_add_email_verification.sql:4:1: error FQL001 index-not-concurrent: CREATE "
         "INDEX on tb_user without CONCURRENTLY blocks every write to tb_user")
     assert ". Instead: CREATE INDEX CONCURRENTLY idx_user_email_verified ON tb_user" in lines[0]
-    assert lines[1].startswith("✗ 1 lint finding (2 migrations linted); ")
+    assert lines[1].startswith("✗ 1 lint finding (1 error; 2 migrations linted); ")
     assert len(lines) == 2
 
 

@@ -9,7 +9,8 @@ what to write instead.
 
 The package: :mod:`.rules` (the rules and their table), :mod:`.state` (what is carried
 from statement to statement and file to file), :mod:`.plpgsql` (DO blocks),
-:mod:`.directives` (``-- fraiseql-lint: ignore``); this module runs them over the files.
+:mod:`.directives` (``-- fraiseql-lint: ignore``), :mod:`.policy` (the project's
+severities and disabled rules); this module runs them over the files.
 
 """
 
@@ -26,15 +27,18 @@ from ..parse import ParsedMigration
 from ..statements import split_statements
 from .directives import read_directives, silenced
 from .plpgsql import do_hits
-from .rules import BY_ID, RULES, Rule, rule_named, statement_hits
+from .policy import LintPolicy, policy_from
+from .rules import BY_ID, RULES, SEVERITIES, Rule, rule_named, statement_hits
 from .state import Catalog, FileState, Hit, Session, position, remember
 
-__all__ = ["RULES", "Finding", "Rule", "lint_migrations", "rule_named"]
+__all__ = ["RULES", "SEVERITIES", "Finding", "LintPolicy", "Rule", "lint_migrations",
+           "policy_from", "rule_named"]
 
 
 @dataclass(frozen=True)
 class Finding:
-    """One problem: where (file name, 1-based line and column), which rule, why, what instead."""
+    """One problem: where (file name, 1-based line and column), which rule, how serious
+    (error, warning or info), why, what instead."""
 
     file: str
     line: int
@@ -43,11 +47,12 @@ class Finding:
     slug: str
     message: str
     fix: str
+    severity: str = "warning"
 
     def text(self) -> str:
-        """``003_x.sql:12:1: FQL001 index-not-concurrent: <why>. Instead: <fix>``."""
+        """``003_x.sql:12:1: error FQL001 index-not-concurrent: <why>. Instead: <fix>``."""
         return (
-            f"{self.file}:{self.line}:{self.column}: {self.rule} {self.slug}: "
+            f"{self.file}:{self.line}:{self.column}: {self.severity} {self.rule} {self.slug}: "
             f"{self.message}. Instead: {self.fix}"
         )
 
@@ -57,6 +62,7 @@ def lint_migrations(
     *,
     lock_timeout: str = "10s",
     report: Container[str] | None = None,
+    policy: LintPolicy | None = None,
 ) -> list[Finding]:
     """Findings for the up sections of ``migrations`` (in the order they run).
 
@@ -64,15 +70,18 @@ def lint_migrations(
     whose name is not in ``report`` are read only for what later files depend on
     (constraints); ``None`` reports every file.  A reported file that the splitter
     refuses (e.g. transaction control) raises MigrationFileError; one read only for
-    context is skipped.
+    context is skipped.  ``policy`` (default: every rule at its default severity)
+    turns rules off, changes their severity and names the PostgreSQL release assumed.
     """
+    policy = policy or LintPolicy()
     catalog = Catalog()
-    session = Session(lock_timeout, "lock_timeout in the project settings")
+    session = Session(lock_timeout, "lock_timeout in the project settings",
+                      postgres_version=policy.postgres_version)
     findings: list[Finding] = []
     for migration in migrations:
         reported = report is None or migration.name.filename in report
         try:
-            found = _lint_file(migration, catalog, session)
+            found = _lint_file(migration, catalog, session, policy)
         except MigrationFileError:
             if reported:
                 raise
@@ -82,11 +91,20 @@ def lint_migrations(
     return findings
 
 
-def _lint_file(migration: ParsedMigration, catalog: Catalog, session: Session) -> list[Finding]:
+def _lint_file(migration: ParsedMigration, catalog: Catalog, session: Session,
+               policy: LintPolicy) -> list[Finding]:
+    findings = [finding for finding in _file_findings(migration, catalog, session, policy)
+                if finding.rule not in policy.disabled]
+    findings.sort(key=lambda finding: (finding.line, finding.column, finding.rule))
+    return findings
+
+
+def _file_findings(migration: ParsedMigration, catalog: Catalog, session: Session,
+                   policy: LintPolicy) -> list[Finding]:
     section = migration.up
     statements = split_statements(migration, section).statements
     layout, directive_hits = read_directives(migration)
-    findings = [_finding(migration, hit.location, hit) for hit in directive_hits]
+    findings = [_finding(migration, hit.location, hit, policy) for hit in directive_hits]
     timeouts = dict(section.timeouts)
     if "lock_timeout" in timeouts:
         source = f"lock_timeout:{timeouts['lock_timeout']} on the `-- migrate:up` marker"
@@ -104,19 +122,21 @@ def _lint_file(migration: ParsedMigration, catalog: Catalog, session: Session) -
         hits = list(_sql_hits(statement.sql, state, catalog))
         if not hits:
             continue
+        hits = [hit for hit in hits if hit.rule not in layout.file_rules]
+        if not hits:
+            continue
         quiet = silenced(migration, statements, index, layout)
-        findings.extend(_finding(migration, statement.offset + hit.location, hit)
+        findings.extend(_finding(migration, statement.offset + hit.location, hit, policy)
                         for hit in hits if hit.rule not in quiet)
-    findings.sort(key=lambda finding: (finding.line, finding.column, finding.rule))
     return findings
 
 
-def _finding(migration: ParsedMigration, offset: int, hit: Hit) -> Finding:
+def _finding(migration: ParsedMigration, offset: int, hit: Hit, policy: LintPolicy) -> Finding:
     """The finding of ``hit``, at character ``offset`` of the file text."""
     line, column = position(migration.text, offset)
     rule = BY_ID[hit.rule]
     return Finding(migration.name.filename, line, column, rule.id, rule.slug, hit.message,
-                   hit.fix)
+                   hit.fix, policy.severity(rule.id))
 
 
 def _sql_hits(sql: str, state: FileState, catalog: Catalog) -> Iterator[Hit]:

@@ -1,4 +1,8 @@
-"""``-- fraiseql-lint: ignore FQL001, set-not-null -- why``: which comment silences what."""
+"""``-- fraiseql-lint: ignore FQL001, set-not-null -- why``: which comment silences what.
+
+``ignore`` silences the statement the comment is in, ends or stands right above;
+``ignore-file`` (anywhere in the header or the up section) silences the whole file.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from .rules import rule_named
 from .state import Hit, position
 
 _DIRECTIVE_RE = re.compile(r"fraiseql-lint\s*:\s*(?P<rest>.*)", re.IGNORECASE | re.DOTALL)
-_IGNORE_RE = re.compile(r"^ignore\b(?P<names>.*)$", re.IGNORECASE | re.DOTALL)
+_IGNORE_RE = re.compile(r"^ignore(?P<file>-file)?\b(?P<names>.*)$", re.IGNORECASE | re.DOTALL)
 _REASON_RE = re.compile(r"--|:|\n")  # rule names end here; a free-text reason may follow
 
 
@@ -33,6 +37,7 @@ class Layout:
     directives: list[_Directive] = field(default_factory=list)
     code: list[tuple[int, int]] = field(default_factory=list)  # (start, end) in the file
     comment_lines: set[int] = field(default_factory=set)
+    file_rules: set[str] = field(default_factory=set)  # silenced by ``ignore-file``
 
 
 def _comments(sql: str) -> Iterator[tuple[int, int, str]]:
@@ -61,24 +66,30 @@ def read_directives(migration: ParsedMigration) -> tuple[Layout, list[Hit]]:
     text = migration.text
     layout = Layout()
     try:
-        tokens = list(_comments(section.sql))
+        tokens = [(section.offset + start, section.offset + end, kind, True)
+                  for start, end, kind in _comments(section.sql)]
+        if section.offset:  # the header above `-- migrate:up`: comments only
+            tokens[:0] = [(start, end, kind, False)
+                          for start, end, kind in _comments(text[:section.offset])]
     except ParseError:
         return layout, []  # e.g. an unterminated quote: the statements report it
     findings: list[Hit] = []
-    for token_start, token_end, kind in tokens:
-        start, end = section.offset + token_start, section.offset + token_end
+    for start, end, kind, in_section in tokens:
         if kind not in ("SQL_COMMENT", "C_COMMENT"):
             layout.code.append((start, end))
             continue
-        first, _ = position(text, start)
-        last, _ = position(text, end - 1)
-        layout.comment_lines.update(range(first, last + 1))
+        if in_section:
+            first, _ = position(text, start)
+            last, _ = position(text, end - 1)
+            layout.comment_lines.update(range(first, last + 1))
         body = text[start:end]
         body = body[2:-2] if kind == "C_COMMENT" else body[2:]
         match = _DIRECTIVE_RE.search(body)
         if match is None:
             continue
         ignore = _IGNORE_RE.match(match.group("rest").strip())
+        if not in_section and (ignore is None or not ignore.group("file")):
+            continue  # only ignore-file means something above the up section
         names = [
             name for name in re.split(r"[\s,]+", _REASON_RE.split(ignore.group("names"), 1)[0])
             if name
@@ -88,7 +99,8 @@ def read_directives(migration: ParsedMigration) -> tuple[Layout, list[Hit]]:
                 "FQL010",
                 f"`{body.strip()}` is not a lint directive, so it silences nothing",
                 "write `-- fraiseql-lint: ignore FQL001` (rule ids or slugs, comma-separated; "
-                "a reason may follow ` -- ` or `:`)",
+                "a reason may follow ` -- ` or `:`), or `ignore-file FQL001` for the whole "
+                "file",
                 start,
             ))
             continue
@@ -106,7 +118,10 @@ def read_directives(migration: ParsedMigration) -> tuple[Layout, list[Hit]]:
                 ))
             else:
                 rules.add(rule.id)
-        layout.directives.append(_Directive(start, end, frozenset(rules)))
+        if ignore is not None and ignore.group("file"):
+            layout.file_rules |= rules
+        else:
+            layout.directives.append(_Directive(start, end, frozenset(rules)))
     return layout, findings
 
 

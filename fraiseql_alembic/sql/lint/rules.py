@@ -17,34 +17,44 @@ from pglast.visitors import Visitor
 
 from .state import RELATION_KINDS, Catalog, FileState, Hit, location_of, shown, text_of
 
+ERROR, WARNING, INFO = "error", "warning", "info"
+#: Severities from the least to the most serious.
+SEVERITIES = (INFO, WARNING, ERROR)
+
 
 @dataclass(frozen=True)
 class Rule:
     id: str
     slug: str
     summary: str
+    severity: str  # the default: error, warning or info (a project's policy may change it)
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("FQL001", "index-not-concurrent", "index built without CONCURRENTLY on an existing table"),
-    Rule("FQL002", "not-null-without-default", "ADD COLUMN ... NOT NULL without a DEFAULT"),
-    Rule("FQL003", "volatile-default", "ADD COLUMN whose default rewrites the table"),
-    Rule("FQL004", "set-not-null", "SET NOT NULL without a validated CHECK (col IS NOT NULL)"),
+    Rule("FQL001", "index-not-concurrent", "index built without CONCURRENTLY on an existing table",
+         ERROR),
+    Rule("FQL002", "not-null-without-default", "ADD COLUMN ... NOT NULL without a DEFAULT",
+         ERROR),
+    Rule("FQL003", "volatile-default", "ADD COLUMN whose default rewrites the table", ERROR),
+    Rule("FQL004", "set-not-null", "SET NOT NULL without a validated CHECK (col IS NOT NULL)",
+         WARNING),
     Rule("FQL005", "constraint-without-not-valid",
-         "FOREIGN KEY / CHECK added to an existing table without NOT VALID"),
-    Rule("FQL006", "alter-column-type", "ALTER COLUMN ... TYPE on an existing table"),
+         "FOREIGN KEY / CHECK added to an existing table without NOT VALID", WARNING),
+    Rule("FQL006", "alter-column-type", "ALTER COLUMN ... TYPE on an existing table", ERROR),
     Rule("FQL007", "drop-without-down",
          "DROP TABLE / DROP COLUMN / DROP SCHEMA ... CASCADE / TRUNCATE in a file with no down "
-         "section"),
+         "section", WARNING),
     Rule("FQL008", "rename",
-         "RENAME of a column, table or schema, or SET SCHEMA, that the application uses"),
-    Rule("FQL009", "missing-lock-timeout", "ACCESS EXCLUSIVE lock with lock_timeout disabled"),
-    Rule("FQL010", "unknown-ignore", "`-- fraiseql-lint:` comment naming no known rule"),
-    Rule("FQL011", "syntax-error", "statement PostgreSQL's parser rejects"),
+         "RENAME of a column, table or schema, or SET SCHEMA, that the application uses",
+         WARNING),
+    Rule("FQL009", "missing-lock-timeout", "ACCESS EXCLUSIVE lock with lock_timeout disabled",
+         WARNING),
+    Rule("FQL010", "unknown-ignore", "`-- fraiseql-lint:` comment naming no known rule", ERROR),
+    Rule("FQL011", "syntax-error", "statement PostgreSQL's parser rejects", ERROR),
     Rule("FQL012", "blocking-maintenance",
-         "VACUUM FULL / CLUSTER / REINDEX without CONCURRENTLY on an existing table"),
+         "VACUUM FULL / CLUSTER / REINDEX without CONCURRENTLY on an existing table", ERROR),
     Rule("FQL013", "new-enum-value-used",
-         "enum value added by ALTER TYPE ... ADD VALUE used in the same transaction"),
+         "enum value added by ALTER TYPE ... ADD VALUE used in the same transaction", ERROR),
 )
 BY_ID = {rule.id: rule for rule in RULES}
 _BY_NAME = {**{rule.id.lower(): rule for rule in RULES}, **{rule.slug: rule for rule in RULES}}
@@ -133,8 +143,9 @@ def _alter_table_rules(
         yield from _add_column_rules(table, command.def_)
     elif subtype == AlterTableType.AT_AddConstraint and isinstance(command.def_, ast.Constraint):
         yield from _add_constraint_rules(table, command.def_)
-    elif subtype == AlterTableType.AT_SetNotNull and not catalog.proves_not_null(
-        state.resolve(relation), text_of(command.name)
+    elif subtype == AlterTableType.AT_SetNotNull and not (
+        state.session.postgres_version >= 12  # older releases scan all the same
+        and catalog.proves_not_null(state.resolve(relation), text_of(command.name))
     ):
         column = command.name
         yield Hit(

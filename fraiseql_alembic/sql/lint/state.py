@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pglast import ast
 from pglast.enums import AlterTableType, ConstrType, NullTestType, ObjectType, VariableSetKind
 
+from ...settings import DEFAULT_POSTGRES_VERSION
 from ..parse import ParsedMigration
 
 Key = tuple[str, str]  # (schema, name) after search_path resolution
@@ -44,6 +45,7 @@ class Session:
     lock_timeout: str
     lock_timeout_source: str
     search_path: tuple[str, ...] = _DEFAULT_SEARCH_PATH
+    postgres_version: int = DEFAULT_POSTGRES_VERSION  # the project's, not a setting
 
 
 @dataclass
