@@ -27,7 +27,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
 if TYPE_CHECKING:
+    from alembic.autogenerate.api import RevisionContext
     from alembic.config import Config
+    from alembic.operations.ops import MigrationScript
     from alembic.runtime.migration import MigrationContext
     from alembic.runtime.plugins import Plugin
     from alembic.script.base import Script, ScriptDirectory
@@ -42,7 +44,7 @@ log = logging.getLogger(__name__)
 
 OPT_IN_OPTION = "fraiseql_migrations"
 ENV_LOCATION = "fraiseql_alembic:alembic_env"
-_ENV_DIR = Path(__file__).resolve().parent / "alembic_env"
+_ENV_DIR = Path(__file__).resolve().parent.parent / "alembic_env"
 _INSTALLED_FLAG = "_fraiseql_sql_installed"
 
 #: The one ``config.attributes`` key of ours: it holds a :class:`RunContext`.
@@ -105,6 +107,7 @@ def install() -> None:
     original_from_config = ScriptDirectory.from_config.__func__  # type: ignore[attr-defined]
 
     def from_config(cls: type[ScriptDirectory], config: Config) -> ScriptDirectory:
+        _install_revision_hook()  # `alembic revision` starts here, once Alembic is imported
         loaded = run_context(config).script_directory
         if loaded is not None:  # our API loaded the folder already: do not load it twice
             return loaded
@@ -114,7 +117,7 @@ def install() -> None:
         return directory
 
     def _load_revisions(self: ScriptDirectory) -> Iterator[Script]:
-        ours = getattr(self, "_fraiseql_opted_in", False) or _is_our_env(self.dir)
+        ours = getattr(self, "_fraiseql_opted_in", False) or is_our_env(self.dir)
         if not ours:  # not our project: Alembic's own generator, untouched
             yield from original_load(self)
             return
@@ -129,6 +132,92 @@ def install() -> None:
     setattr(ScriptDirectory, _INSTALLED_FLAG, True)
 
 
+def _install_revision_hook() -> None:
+    """Wrap ``RevisionContext.generate_scripts``, the step of ``alembic revision`` that
+    writes the revision directives out as files (after ``process_revision_directives``):
+    in our environment they become numbered SQL files (:mod:`.revision`).
+
+    Installed on the first ``ScriptDirectory.from_config``, not in :func:`install`:
+    Alembic loads its plugins while ``alembic.autogenerate.api`` is half imported."""
+    # lazy: see the docstring
+    from alembic.autogenerate.api import RevisionContext
+
+    if getattr(RevisionContext, _INSTALLED_FLAG, False):
+        return
+    original_generate = RevisionContext.generate_scripts
+
+    def generate_scripts(self: RevisionContext) -> Iterator[Script | None]:
+        if writes_sql(self):  # our environment: numbered SQL files, not hex-id .py files
+            for directive in self.generated_revisions:
+                yield _sql_revision(self.script_directory, directive)
+        else:
+            yield from original_generate(self)
+
+    RevisionContext.generate_scripts = generate_scripts  # type: ignore[method-assign]
+    setattr(RevisionContext, _INSTALLED_FLAG, True)
+
+
+#: ``sql`` (the default with our environment) or ``python`` (the default with your own
+#: env.py): what ``alembic revision`` writes in a project that opted in.
+REVISION_FORMAT_OPTION = "fraiseql_revision_format"
+SQL_REVISIONS = "sql"
+PYTHON_REVISIONS = "python"
+
+
+def writes_sql(context: RevisionContext) -> bool:
+    """Whether this ``alembic revision`` writes SQL files: not with ``--rev-id`` (a ``.py``
+    revision on request), not with ``--autogenerate`` (autogenerate writes its own file),
+    else as :func:`revision_format` says."""
+    args = context.command_args
+    if args.get("autogenerate") or args.get("rev_id"):
+        return False
+    return revision_format(context.config, context.script_directory) == SQL_REVISIONS
+
+
+def revision_format(config: Config, directory: ScriptDirectory) -> str:
+    """``sql`` or ``python``: the ``fraiseql_revision_format`` option, else ``sql`` with
+    our environment and ``python`` with your own env.py.  A project that did not opt in
+    always gets ``python`` (and the option is not read)."""
+    ours = is_our_env(directory.dir)
+    if not ours and not opted_in(config):
+        return PYTHON_REVISIONS
+    value = (config_option(config, REVISION_FORMAT_OPTION) or "").strip().lower()
+    if not value:
+        return SQL_REVISIONS if ours else PYTHON_REVISIONS
+    if value not in (SQL_REVISIONS, PYTHON_REVISIONS):
+        # lazy: Alembic imports this plugin for every project; ours load only for opted-in ones
+        from ..errors import UsageError
+
+        raise as_command_error(UsageError(
+            f"{REVISION_FORMAT_OPTION} = {value}: use {SQL_REVISIONS} or {PYTHON_REVISIONS}"
+        ))
+    return value
+
+
+def _sql_revision(directory: ScriptDirectory, directive: MigrationScript) -> Script:
+    """Write one revision directive as a SQL file; its ``Script``, as Alembic returns one."""
+    # lazy: Alembic imports this plugin while it is itself being imported
+    from alembic import util
+    from alembic.script.base import Script
+
+    # lazy: Alembic imports this plugin for every project; ours load only for opted-in ones
+    from ..errors import MigrationError
+    from ..sql.names import parse_filename
+    from .revision import write_directive
+
+    try:
+        path, parent = write_directive(directory, directive)
+        name = parse_filename(path.name)
+        assert name is not None  # scaffold writes only names it can read back
+        migration = load_parsed(name, path)
+    except MigrationError as err:
+        raise as_command_error(err) from err
+    util.msg(f"Generating {path.absolute()} ...  done", **directory.messaging_opts)
+    script = Script(revision_module(migration, parent), migration.name.version, str(path))
+    directory.revision_map.add_revision(script)  # as Alembic does with the files it writes
+    return script
+
+
 def opted_in(config: Config) -> bool:
     """Our environment in ``script_location``, or ``fraiseql_migrations = true``.
 
@@ -138,7 +227,7 @@ def opted_in(config: Config) -> bool:
     """
     try:
         location = (config_option(config, "script_location") or "").strip()
-        if location == ENV_LOCATION or (location and _is_our_env(location)):
+        if location == ENV_LOCATION or (location and is_our_env(location)):
             return True
         value = (config_option(config, OPT_IN_OPTION) or "").strip().lower()
     except Exception:  # never break a project that did not opt in
@@ -183,7 +272,7 @@ def _has_python_files(directory: ScriptDirectory) -> bool:
     return False
 
 
-def _is_our_env(directory: str) -> bool:
+def is_our_env(directory: str) -> bool:
     try:
         return Path(directory).resolve() == _ENV_DIR
     except OSError:

@@ -7,7 +7,7 @@ Files only, never the database.  The texts are package data (``templates/``, rea
 from __future__ import annotations
 
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date
@@ -82,6 +82,10 @@ def create(
     cqrs: str | None = None,
     sync_history: bool = False,
     heads: Callable[[], tuple[str, ...]] = tuple,
+    parent: str | None = None,
+    up: str | None = None,
+    down: str | None = None,
+    header: Sequence[str] = (),
 ) -> Path:
     """Write ``NNN_<name>.sql`` with the next number; return its path.
 
@@ -89,8 +93,15 @@ def create(
     gives the heads of the folder's chain; it is asked only when the folder holds
     ``.py`` revisions, whose parents only Alembic reads: the new file then names the
     single head in a ``-- revises:`` line when numbering alone would not follow it.
+    ``parent`` names the revision the file follows instead (``heads`` is not asked).
+
+    ``up`` and ``down`` fill the two sections of the plain template, and each line of
+    ``header`` becomes a comment line above ``-- migrate:up`` (``alembic revision``,
+    autogenerate).
     """
     validate_name(name)
+    if cqrs is not None and (up is not None or down is not None or header):
+        raise UsageError("A CQRS migration is written from its template: no up/down text")
     if cqrs is not None:
         cqrs_template.validate_entity(cqrs)
     elif sync_history:
@@ -125,13 +136,34 @@ def create(
             entity=cqrs, sync_history=sync_history, **values,
         )
     else:
-        content = string.Template(template("migration.sql")).substitute(values)
-    if loader.has_python_revisions(path):
-        found = heads()
-        highest = max(numbered, default=(0, None))[1]
-        if len(found) == 1 and found[0] != highest:  # after the title line
-            content = content.replace("\n", f"\n-- revises: {found[0]}\n", 1)
+        content = _filled(string.Template(template("migration.sql")).substitute(values),
+                          up, down, header)
+    highest = max(numbered, default=(0, None))[1]
+    if parent is not None:
+        found: tuple[str, ...] = (parent,)
+    else:
+        found = heads() if loader.has_python_revisions(path) else ()
+    if len(found) == 1 and found[0] != highest:  # after the title line
+        content = content.replace("\n", f"\n-- revises: {found[0]}\n", 1)
     return _write_new(path / filename, content)
+
+
+_UP = "-- migrate:up\n"
+_DOWN = "-- migrate:down\n"
+
+
+def _filled(content: str, up: str | None, down: str | None, header: Sequence[str]) -> str:
+    """The plain template with ``header`` comment lines and the two sections' text."""
+    assert content.count(_UP) == 1 and content.count(_DOWN) == 1
+    if header:
+        lines = [line if line.startswith("--") else f"-- {line}".rstrip()
+                 for text in header for line in (text.splitlines() or [""])]
+        content = content.replace(_UP, "\n".join(lines) + "\n\n" + _UP, 1)
+    if up is not None and up.strip():
+        content = content.replace(_UP + "\n", _UP + up.strip("\n") + "\n", 1)
+    if down is not None and down.strip():
+        content = content.replace(_DOWN + "\n", _DOWN + down.strip("\n") + "\n", 1)
+    return content
 
 
 def _write_new(target: Path, content: str) -> Path:
