@@ -140,6 +140,7 @@ class LintOptions:
     exclude: tuple[str, ...] = ()  # globs on the file name or its path in the project
     fail_on: str = "warning"  # the least severity that makes lint exit 1
     source: str = "[tool.fraiseql.lint] in pyproject.toml"
+    timezone: str | None = None  # the TimeZone migrations run with (lint cannot ask)
 
 
 @dataclass(frozen=True)
@@ -304,7 +305,7 @@ def lint_options(cwd: Path) -> LintOptions:
 
 
 def _lint_from(table: Mapping[str, Any], where: str) -> LintOptions:
-    known = ("disable", "severity", "postgres_version", "exclude", "fail_on")
+    known = ("disable", "severity", "postgres_version", "exclude", "fail_on", "timezone")
     for key in table:
         if key not in known:
             raise ConfigError(
@@ -346,6 +347,7 @@ def _lint_from(table: Mapping[str, Any], where: str) -> LintOptions:
         exclude=names("exclude"),
         fail_on=level("fail_on", table.get("fail_on", "warning")),
         source=where,
+        timezone=str(table["timezone"]).strip() if table.get("timezone") else None,
     )
 
 

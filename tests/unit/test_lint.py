@@ -22,7 +22,7 @@ from scenarios import (
 )
 
 from fraiseql_alembic.errors import MigrationFileError
-from fraiseql_alembic.sql.lint import RULES, Finding, lint_migrations, rule_named
+from fraiseql_alembic.sql.lint import RULES, Finding, LintPolicy, lint_migrations, rule_named
 from fraiseql_alembic.sql.names import parse_filename
 from fraiseql_alembic.sql.parse import ParsedMigration, parse_migration
 
@@ -238,9 +238,9 @@ def test_tables_created_in_the_file_are_exempt_in_their_schema_only() -> None:
     assert rules("SELECT set_config('search_path', 'Archive', true);\n"
                  "CREATE TABLE archive.tb_x (a int);\nCREATE INDEX i ON tb_x (a);") == []
     assert rules("CREATE TEMP TABLE tb_user (a int);\nCREATE INDEX i ON tb_user (a);") == []
-    # a session-level search_path lasts into the next file
+    # a session-level search_path ends with its file: the runner resets the session
     assert rules("CREATE TABLE tb_a (a int);\nCREATE INDEX i ON archive.tb_a (a);",
-                 before=("SET search_path = archive;",)) == []
+                 before=("SET search_path = archive;",)) == ["FQL001"]
     # IF NOT EXISTS may find an old, full table: not exempt
     assert rules("CREATE TABLE IF NOT EXISTS tb_user (a int);\nCREATE INDEX i ON tb_user (a);"
                  ) == ["FQL001"]
@@ -382,25 +382,19 @@ def test_cli_project_lock_timeout_setting_is_used(folder: Path, cli: Cli) -> Non
 # Review fixes
 
 
-def test_session_lock_timeout_carries_over_to_later_files() -> None:
+def test_session_settings_end_with_their_file() -> None:
+    """The runner resets the session before each migration (RESET ALL, then the project's
+    lock_timeout): a SET in one file never reaches the next (it used to be carried)."""
     alter = "ALTER TABLE tb_user ADD COLUMN a text;"
-    (finding,) = findings(alter, before=("SET lock_timeout = 0;",))
-    assert finding.rule == "FQL009"
-    assert "001_before.sql" in finding.message and "one `up` runs every file" in finding.message
-    assert rules(alter, before=("RESET lock_timeout;",)) == ["FQL009"]
-    assert rules(alter, before=("SELECT set_config('lock_timeout', '0', false);",)) == ["FQL009"]
-    assert rules(alter, before=("DO $$ BEGIN PERFORM set_config('lock_timeout', '0', false); "
-                                "END $$;",)) == ["FQL009"]
-    # transaction-local settings end with their migration
-    assert rules(alter, before=("SET LOCAL lock_timeout = 0;",)) == []
-    assert rules(alter, before=("SELECT set_config('lock_timeout', '0', true);",)) == []
-    # a later file's marker wins for that file only; a later SET restores a timeout
-    assert rules(f"-- migrate:up lock_timeout:3s\n{alter}", before=("SET lock_timeout = 0;",)) == []
-    assert rules(alter, before=("SET lock_timeout = 0;", "-- migrate:up lock_timeout:3s\n"
-                                "SELECT 1;")) == ["FQL009"]
-    assert rules(alter, before=("SET lock_timeout = 0;", "SET lock_timeout = '5s';")) == []
-    # the project's 0 is undone by a session SET in an earlier file
-    assert rules(alter, lock_timeout="0", before=("SET lock_timeout = '5s';",)) == []
+    for earlier in ("SET lock_timeout = 0;", "RESET lock_timeout;",
+                    "SELECT set_config('lock_timeout', '0', false);",
+                    "DO $$ BEGIN PERFORM set_config('lock_timeout', '0', false); END $$;"):
+        assert rules(alter, before=(earlier,)) == []
+        assert rules(earlier + "\n" + alter) == ["FQL009"]
+    # the project's 0 holds in every file, whatever an earlier file SET
+    assert rules(alter, lock_timeout="0", before=("SET lock_timeout = '5s';",)) == ["FQL009"]
+    (finding,) = findings("SET lock_timeout = 0;\n" + alter)
+    assert "SET lock_timeout = 0 on line 1" in finding.message
 
 
 def test_index_on_only_a_partitioned_parent_is_not_reported() -> None:
@@ -473,3 +467,48 @@ def test_new_enum_value_only_within_one_transaction() -> None:
     # used inside a DO block
     assert rules(add + "DO $$ BEGIN UPDATE tb_order SET status = 'refunded'; END $$;") == [
         "FQL013"]
+
+
+def test_column_types_are_followed_across_files_renames_and_drops() -> None:
+    create = "CREATE TABLE tb_user (id int, name varchar(50), born timestamp);"
+    widen = "ALTER TABLE tb_user ALTER COLUMN name TYPE varchar(100);"
+    assert rules(widen, before=(create,)) == []
+    assert rules("ALTER TABLE tb_user ALTER COLUMN name TYPE varchar(20);", before=(create,)) == [
+        "FQL006"]
+    # the type of the last change counts, also through renames of the column and table
+    assert rules("ALTER TABLE tb_user ALTER COLUMN name TYPE text;",
+                 before=(create, widen)) == []
+    assert rules("ALTER TABLE tb_user RENAME COLUMN name TO full_name;\n"
+                 "ALTER TABLE tb_user ALTER COLUMN full_name TYPE text;", before=(create,)) == [
+        "FQL008"]
+    assert rules("ALTER TABLE tb_account ALTER COLUMN name TYPE text;",
+                 before=(create, "ALTER TABLE tb_user RENAME TO tb_account;")) == []
+    # dropped and added again with another type; added by ADD COLUMN
+    assert rules("ALTER TABLE tb_user ALTER COLUMN name TYPE text;",
+                 before=(create, "ALTER TABLE tb_user DROP COLUMN name, ADD COLUMN name int;")
+                 ) == ["FQL006"]
+    assert rules("ALTER TABLE tb_post ALTER COLUMN ip TYPE inet;",
+                 before=("ALTER TABLE tb_post ADD COLUMN ip cidr;",)) == []
+    # another schema's table of that name is not known
+    assert rules("ALTER TABLE app.tb_user ALTER COLUMN name TYPE text;", before=(create,)) == [
+        "FQL006"]
+    (finding,) = findings("ALTER TABLE tb_user ALTER COLUMN id TYPE bigint;", before=(create,))
+    assert finding.message.startswith(
+        "ALTER COLUMN id TYPE from int4 to int8 rewrites tb_user and rebuilds its indexes")
+
+
+def test_timestamp_to_timestamptz_needs_a_known_utc_session() -> None:
+    create = "CREATE TABLE tb_event (at timestamp);"
+    alter = "ALTER TABLE tb_event ALTER COLUMN at TYPE timestamptz;"
+    assert rules(alter, before=(create,)) == ["FQL006"]
+    assert rules("SET TIME ZONE UTC;\n" + alter, before=(create,)) == []
+    assert rules("SET TIME ZONE 0;\n" + alter, before=(create,)) == []
+    assert rules("SET TIME ZONE 'Europe/Paris';\n" + alter, before=(create,)) == ["FQL006"]
+    assert rules("SET TIME ZONE INTERVAL '+00:00' HOUR TO MINUTE;\n" + alter,
+                 before=(create,)) == ["FQL006"]  # not read: unknown
+    # the project's own TimeZone ([tool.fraiseql.lint] timezone), to which RESET returns
+    earlier = parsed(create, "001_before.sql")
+    target = parsed("SET TIME ZONE 'Europe/Paris';\nRESET TimeZone;\n" + alter)
+    assert lint_migrations([earlier, target], policy=LintPolicy(timezone="UTC")) == []
+    # a SET in an earlier file does not reach this one (the runner resets the session)
+    assert rules(alter, before=(create, "SET TIME ZONE UTC;")) == ["FQL006"]

@@ -82,10 +82,10 @@ def test_lint_settings_from_pyproject(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text(
         '[tool.fraiseql.lint]\ndisable = ["FQL008"]\nseverity = { rename = "error", '
         'FQL001 = "Info" }\npostgres_version = 13\nexclude = ["migrations/00*.sql"]\n'
-        'fail_on = "error"\n', encoding="utf-8")
+        'fail_on = "error"\ntimezone = "UTC"\n', encoding="utf-8")
     assert lint_options(tmp_path) == LintOptions(
         ("FQL008",), (("rename", "error"), ("FQL001", "info")), 13, ("migrations/00*.sql",),
-        "error", "[tool.fraiseql.lint] in pyproject.toml")
+        "error", "[tool.fraiseql.lint] in pyproject.toml", "UTC")
 
 
 def test_lint_settings_from_alembic_ini(tmp_path: Path) -> None:
@@ -105,7 +105,7 @@ def test_lint_settings_from_alembic_ini(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("table", "message"), [
     ('disabled = ["FQL001"]', "disabled in [tool.fraiseql.lint] in pyproject.toml is not a "
-     "lint setting; use disable, severity, postgres_version, exclude, fail_on"),
+     "lint setting; use disable, severity, postgres_version, exclude, fail_on, timezone"),
     ('severity = { FQL001 = "fatal" }', "severity.FQL001 = 'fatal' in [tool.fraiseql.lint] "
      "in pyproject.toml is not a severity; use info, warning or error"),
     ("postgres_version = 9", "postgres_version = 9 in [tool.fraiseql.lint] in pyproject.toml "

@@ -76,7 +76,7 @@ def lint_migrations(
     policy = policy or LintPolicy()
     catalog = Catalog()
     session = Session(lock_timeout, "lock_timeout in the project settings",
-                      postgres_version=policy.postgres_version)
+                      postgres_version=policy.postgres_version, timezone=policy.timezone)
     findings: list[Finding] = []
     for migration in migrations:
         reported = report is None or migration.name.filename in report
@@ -111,7 +111,8 @@ def _file_findings(migration: ParsedMigration, catalog: Catalog, session: Sessio
         effective = timeouts["lock_timeout"]
     else:
         source, effective = session.lock_timeout_source, session.lock_timeout
-    state = FileState(migration, session, effective, source, session.search_path)
+    state = FileState(migration, session, effective, source, session.search_path,
+                      session.timezone)
     for index, statement in enumerate(statements):
         state.line = statement.line
         state.in_transaction = section.transaction is True or (

@@ -16,6 +16,7 @@ class LintPolicy:
     severities: tuple[tuple[str, str], ...] = field(default=())  # (rule id, severity)
     postgres_version: int = DEFAULT_POSTGRES_VERSION
     fail_on: str = WARNING
+    timezone: str | None = None  # the TimeZone migrations run with, if the project says
 
     def severity(self, rule: str) -> str:
         """The severity of ``rule`` (an id) under this policy."""
@@ -44,4 +45,5 @@ def policy_from(options: LintOptions) -> LintPolicy:
                          for name, level in options.severity),
         postgres_version=options.postgres_version,
         fail_on=options.fail_on,
+        timezone=options.timezone,
     )

@@ -16,6 +16,7 @@ from pglast.enums import AlterTableType, ConstrType, DropBehavior, ObjectType, R
 from pglast.visitors import Visitor
 
 from .state import RELATION_KINDS, Catalog, FileState, Hit, location_of, shown, text_of
+from .types import ColumnType, column_type, rewrites
 
 ERROR, WARNING, INFO = "error", "warning", "info"
 #: Severities from the least to the most serious.
@@ -156,16 +157,10 @@ def _alter_table_rules(
             f"({column} IS NOT NULL) NOT VALID; in a later migration VALIDATE CONSTRAINT it, "
             "then SET NOT NULL (PostgreSQL 12+ skips the scan) and drop the constraint",
         )
-    elif subtype == AlterTableType.AT_AlterColumnType:
-        yield Hit(
-            "FQL006",
-            f"ALTER COLUMN {command.name} TYPE rewrites {table} and rebuilds its indexes under "
-            "ACCESS EXCLUSIVE, unless the change is binary-compatible (e.g. varchar(n) to text)",
-            "add a column of the new type, backfill it in batches, move the application to "
-            "it, drop the old column in a later migration (or silence this rule if the change "
-            "is binary-compatible)",
-            location_of(command.def_),
-        )
+    elif subtype == AlterTableType.AT_AlterColumnType and isinstance(command.def_,
+                                                                       ast.ColumnDef):
+        yield from _column_type_rule(relation, command.def_, text_of(command.name), state,
+                                     catalog)
     elif subtype == AlterTableType.AT_DropColumn and not state.migration.reversible:
         yield Hit(
             "FQL007",
@@ -174,6 +169,57 @@ def _alter_table_rules(
             "write a `-- migrate:down` section that restores the column, take a backup "
             "before deploying, and drop the column only once no application code reads it",
         )
+
+
+def _column_type_rule(relation: ast.RangeVar, definition: ast.ColumnDef, column: str,
+                      state: FileState, catalog: Catalog) -> Iterator[Hit]:
+    """FQL006 unless the change keeps the table as it is (:mod:`.types`)."""
+    table = shown(relation)
+    old = catalog.columns.get(state.resolve(relation), {}).get(column)
+    new = column_type(definition.typeName)
+    using = definition.raw_default
+    plain = definition.collClause is None and (using is None or _is_column(using, column, new))
+    version = state.session.postgres_version
+    if old is not None and new is not None and plain and not rewrites(
+        old, new, utc=state.utc, postgres_version=version
+    ):
+        return
+    if old is None:
+        change = (f"ALTER COLUMN {column} TYPE {new or '...'} rewrites {table} and rebuilds "
+                  "its indexes under ACCESS EXCLUSIVE (lint cannot see the column's current "
+                  "type: no migration here defines it), unless the change is "
+                  "binary-compatible")
+    elif not plain:
+        change = (f"ALTER COLUMN {column} TYPE {new or '...'} with USING or COLLATE "
+                  f"rewrites {table} and rebuilds its indexes under ACCESS EXCLUSIVE")
+    else:
+        utc_note = (" (timestamp and timestamptz convert in place only on PostgreSQL 12+ "
+                    "with the session's TimeZone UTC)"
+                    if {old.name, new.name if new else ""} == {"timestamp", "timestamptz"}
+                    else "")
+        change = (f"ALTER COLUMN {column} TYPE from {old} to {new} rewrites {table} and "
+                  f"rebuilds its indexes under ACCESS EXCLUSIVE{utc_note}")
+    yield Hit(
+        "FQL006",
+        change,
+        "add a column of the new type, backfill it in batches, move the application to "
+        "it, drop the old column in a later migration (changes PostgreSQL makes in place, "
+        "such as varchar(n) to text, are not reported when lint knows the old type)",
+        location_of(definition),
+    )
+
+
+def _is_column(expression: ast.Node | None, column: str, new: ColumnType | None) -> bool:
+    """``USING col`` or ``USING col::<the new type>``: the conversion PostgreSQL would
+    make anyway."""
+    if isinstance(expression, ast.TypeCast):
+        if new is None or column_type(expression.typeName) != new:
+            return False
+        expression = expression.arg
+    if not isinstance(expression, ast.ColumnRef):
+        return False
+    fields = expression.fields or ()
+    return len(fields) == 1 and text_of(getattr(fields[0], "sval", None)) == column
 
 
 def _add_column_rules(table: str, column: ast.ColumnDef) -> Iterator[Hit]:

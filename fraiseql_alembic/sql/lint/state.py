@@ -1,12 +1,13 @@
 """What linting carries from statement to statement and from file to file.
 
 Per file (:class:`FileState`): the tables, indexes and schemas it creates (new and
-empty, so exempt from the locking rules), the effective ``lock_timeout`` and
-``search_path``, and enum values added in the running transaction.  Across files:
-what session-level ``SET`` left behind (:class:`Session`: one ``up`` runs every file
-in one database session), and ``CHECK (col IS NOT NULL)`` constraints and whether they
-are validated (:class:`Catalog`, for rule FQL004).  :func:`remember` updates them after
-each statement.
+empty, so exempt from the locking rules), the effective ``lock_timeout``,
+``search_path`` and ``TimeZone``, and enum values added in the running transaction.
+Every file starts from the same settings (:class:`Session`): the runner resets the
+session before each migration (``RESET ALL``), so a ``SET`` never outlives its file.
+Across files: ``CHECK (col IS NOT NULL)`` constraints and whether they are validated
+(rule FQL004), and the type of each column the migrations define (rule FQL006), in
+:class:`Catalog`.  :func:`remember` updates them after each statement.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pglast.enums import AlterTableType, ConstrType, NullTestType, ObjectType, V
 
 from ...settings import DEFAULT_POSTGRES_VERSION
 from ..parse import ParsedMigration
+from .types import ColumnType, column_type, is_utc
 
 Key = tuple[str, str]  # (schema, name) after search_path resolution
 _TEMP_SCHEMA = "pg_temp"
@@ -37,15 +39,16 @@ def text_of(value: str | None) -> str:
     return value or ""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Session:
-    """Settings a session-level ``SET`` leaves for the files that run after it: one
-    ``up`` runs every pending file in the same database session."""
+    """What every file starts with: the runner's settings after its session reset, and
+    the PostgreSQL release assumed."""
 
     lock_timeout: str
     lock_timeout_source: str
     search_path: tuple[str, ...] = _DEFAULT_SEARCH_PATH
-    postgres_version: int = DEFAULT_POSTGRES_VERSION  # the project's, not a setting
+    postgres_version: int = DEFAULT_POSTGRES_VERSION
+    timezone: str | None = None  # the server's TimeZone when the project says it
 
 
 @dataclass
@@ -54,6 +57,8 @@ class Catalog:
 
     # (table, constraint name) -> (column, validated)
     not_null_checks: dict[tuple[Key, str], tuple[str, bool]] = field(default_factory=dict)
+    # table -> column -> type (None: not known), as the migrations defined them
+    columns: dict[Key, dict[str, ColumnType | None]] = field(default_factory=dict)
 
     def proves_not_null(self, table: Key, column: str) -> bool:
         return any(
@@ -69,6 +74,7 @@ class FileState:
     lock_timeout: str
     lock_timeout_source: str
     search_path: tuple[str, ...]
+    timezone: str | None = None  # TimeZone of the session, when known
     line: int = 1  # of the statement being linted
     in_transaction: bool = True  # the statement runs in the file's transaction
     created: set[Key] = field(default_factory=set)
@@ -108,20 +114,14 @@ class FileState:
     def is_new(self, relation: ast.RangeVar | None) -> bool:
         return relation is not None and self.resolve(relation) in self.created
 
-    def set_lock_timeout(self, value: str, *, local: bool, what: str) -> None:
+    @property
+    def utc(self) -> bool:
+        """Whether the session's TimeZone is known to have a fixed zero offset."""
+        return self.timezone is not None and is_utc(self.timezone)
+
+    def set_lock_timeout(self, value: str, *, what: str) -> None:
         self.lock_timeout = value
         self.lock_timeout_source = f"{what} on line {self.line}"
-        if not local:
-            self.session.lock_timeout = value
-            self.session.lock_timeout_source = (
-                f"{what} on line {self.line} of {self.migration.name.filename}, which lasts "
-                "for the rest of the session: one `up` runs every file in one session"
-            )
-
-    def set_search_path(self, schemas: tuple[str, ...], *, local: bool) -> None:
-        self.search_path = schemas
-        if not local:
-            self.session.search_path = schemas
 
 
 @dataclass(frozen=True)
@@ -165,6 +165,7 @@ def constant(node: ast.Node | None) -> str | int | float | None:
 
 
 def remember(node: ast.Node, state: FileState, catalog: Catalog) -> None:
+    _remember_columns(node, state, catalog)
     if isinstance(node, ast.CreateStmt) and not node.if_not_exists:
         state.created.add(state.resolve(node.relation))
     elif isinstance(node, ast.CreateTableAsStmt) and node.into is not None and (
@@ -191,7 +192,8 @@ def remember(node: ast.Node, state: FileState, catalog: Catalog) -> None:
     elif isinstance(node, ast.AlterEnumStmt) and node.newVal and state.in_transaction:
         enum = ".".join(text_of(part.sval) for part in node.typeName or ())
         state.new_enum_values[node.newVal] = (enum, state.line)
-    elif isinstance(node, ast.VariableSetStmt) and node.name in ("lock_timeout", "search_path"):
+    elif isinstance(node, ast.VariableSetStmt) and node.name in ("lock_timeout", "search_path",
+                                                                   "timezone"):
         _set_variable(state, node)
     if isinstance(node, ast.SelectStmt):
         for target in node.targetList or ():
@@ -218,33 +220,40 @@ def _set_config(state: FileState, call: ast.FuncCall) -> None:
         local = str(flag).lower() in ("true", "t", "on", "yes", "1")
     scope = "true" if local else "false"
     if name == "lock_timeout":
-        state.set_lock_timeout(str(value), local=local,
+        state.set_lock_timeout(str(value),
                                what=f"set_config('lock_timeout', '{value}', {scope})")
     elif name == "search_path":
-        state.set_search_path(_search_path(str(value)), local=local)
+        state.search_path = _search_path(str(value))
+    elif str(name).lower() == "timezone":
+        state.timezone = str(value)
 
 
 def _set_variable(state: FileState, node: ast.VariableSetStmt) -> None:
     local = bool(node.is_local)
     if node.kind == VariableSetKind.VAR_SET_VALUE and node.args:
         values = [constant(argument) for argument in node.args]
+        if node.name == "timezone":  # SET TIME ZONE INTERVAL '...': not read, so unknown
+            state.timezone = str(values[0]) if len(values) == 1 and values[0] is not None \
+                and not isinstance(node.args[0], ast.TypeCast) else None
+            return
         if any(value is None for value in values):
             return
         if node.name == "search_path":
-            state.set_search_path(
-                _search_path(", ".join(f'"{value}"' for value in values)), local=local
-            )
+            state.search_path = _search_path(", ".join(f'"{value}"' for value in values))
             return
-        state.set_lock_timeout(str(values[0]), local=local,
+        state.set_lock_timeout(str(values[0]),
                                what=f"SET {'LOCAL ' if local else ''}lock_timeout = {values[0]}")
     elif node.kind in (VariableSetKind.VAR_SET_DEFAULT, VariableSetKind.VAR_RESET):
         if node.name == "search_path":
-            state.set_search_path(_DEFAULT_SEARCH_PATH, local=local)
+            state.search_path = _DEFAULT_SEARCH_PATH
+            return
+        if node.name == "timezone":
+            state.timezone = state.session.timezone
             return
         # the server default: no timeout, unless postgresql.conf or the role says otherwise
         what = "RESET lock_timeout" if node.kind == VariableSetKind.VAR_RESET else (
             f"SET {'LOCAL ' if local else ''}lock_timeout TO DEFAULT")
-        state.set_lock_timeout("0", local=local, what=what)
+        state.set_lock_timeout("0", what=what)
 
 
 def _search_path(value: str) -> tuple[str, ...]:
@@ -285,3 +294,45 @@ def _remember_constraint(table: Key, command: ast.AlterTableCmd, catalog: Catalo
             catalog.not_null_checks[key] = (known[0], True)
     elif command.subtype == AlterTableType.AT_DropConstraint:
         catalog.not_null_checks.pop((table, text_of(command.name)), None)
+
+
+def _remember_columns(node: ast.Node, state: FileState, catalog: Catalog) -> None:
+    """Column types, as CREATE TABLE, ADD COLUMN and ALTER COLUMN ... TYPE define them;
+    renames and drops move or forget them."""
+    columns = catalog.columns
+    if isinstance(node, ast.CreateStmt) and not node.if_not_exists:
+        columns[state.resolve(node.relation)] = {
+            text_of(element.colname): column_type(element.typeName)
+            for element in node.tableElts or () if isinstance(element, ast.ColumnDef)
+        }
+    elif isinstance(node, ast.AlterTableStmt) and node.relation is not None:
+        table = columns.setdefault(state.resolve(node.relation), {})
+        for command in node.cmds or ():
+            definition = command.def_
+            if command.subtype == AlterTableType.AT_AddColumn and isinstance(
+                definition, ast.ColumnDef
+            ):
+                name = text_of(definition.colname)
+                if not (command.missing_ok and name in table):
+                    table[name] = column_type(definition.typeName)
+            elif command.subtype == AlterTableType.AT_AlterColumnType and isinstance(
+                definition, ast.ColumnDef
+            ):
+                table[text_of(command.name)] = column_type(definition.typeName)
+            elif command.subtype == AlterTableType.AT_DropColumn:
+                table.pop(text_of(command.name), None)
+    elif isinstance(node, ast.RenameStmt) and node.relation is not None:
+        key = state.resolve(node.relation)
+        if node.renameType == ObjectType.OBJECT_COLUMN and key in columns:
+            columns[key][text_of(node.newname)] = columns[key].pop(text_of(node.subname), None)
+        elif node.renameType in RELATION_KINDS and key in columns:
+            columns[(key[0], text_of(node.newname))] = columns.pop(key)
+    elif isinstance(node, ast.AlterObjectSchemaStmt) and node.relation is not None and (
+        node.objectType in RELATION_KINDS
+    ):
+        key = state.resolve(node.relation)
+        if key in columns:
+            columns[(text_of(node.newschema), key[1])] = columns.pop(key)
+    elif isinstance(node, ast.DropStmt) and node.removeType == ObjectType.OBJECT_TABLE:
+        for names in node.objects or ():
+            columns.pop(state.qualified([part.sval for part in names]), None)
