@@ -13,8 +13,9 @@ it.  Every failure is a :class:`~fraiseql_alembic.errors.MigrationError`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,6 +41,8 @@ from .engine.deploy import (
 from .engine.deploy import Reporter as Reporter
 from .engine.deploy import Resume as Resume
 from .engine.deploy import settle_interrupted as settle_interrupted
+from .engine.fleet import FleetInterrupted as FleetInterrupted
+from .engine.fleet import FleetResult, TargetOutcome, resolve_targets, run_fleet
 from .engine.plan import PlannedMigration as PlannedMigration
 from .engine.plan import Script, UpgradePlan
 from .engine.plan import display_name as display_name
@@ -50,12 +53,13 @@ from .engine.preflight import validate_pending as validate_pending
 from .engine.recorder import Step, record_without_running
 from .engine.rehearsal import WOULD_FAIL, WOULD_RECORD, Candidate, Outcome
 from .engine.rehearsal import rehearse as run_rehearsal
-from .errors import AbortedByUser, MigrationError, UsageError
+from .errors import AbortedByUser, MigrationError, UsageError, shown_path
 from .project import check as rules
 from .project import loader, scaffold
 from .project.scaffold import InitResult as InitResult
 from .project.scaffold import init as init
 from .project.scaffold import validate_name as validate_name
+from .project.targets import Shard, Target, in_shard, only_wave, read_targets, waves_of
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -513,3 +517,109 @@ def repair(
             )
     return tuple(Recorded(row.version, row.filename, row.recorded_checksum)
                  for row, _ in planned)
+
+
+# ---------------------------------------------------------------------------
+# fleets: one verb on many targets (project/targets.py, engine/fleet.py)
+
+#: ``--jobs`` when not given: targets migrated at the same time.  Each holds two or three
+#: connections (the lock's, the migration's, a heartbeat under a lease) on its server.
+DEFAULT_JOBS = 4
+
+
+@dataclass(frozen=True)
+class Fleet:
+    """The targets of a fleet run, after queries, ``wave`` and ``shard`` were applied."""
+
+    file: Path
+    targets: tuple[Target, ...]
+    waves: tuple[str, ...] = ()  # the file's declared wave order
+
+
+def fleet(
+    file: Path,
+    *,
+    wave: str | None = None,
+    shard: Shard | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Fleet:
+    """Read the targets file ``file`` (:mod:`.project.targets`), run its queries on their
+    control databases, and keep the targets of ``wave`` and of ``shard``, if given."""
+    environ = os.environ if environ is None else environ
+    parsed = read_targets(file, environ)
+    targets = resolve_targets(parsed, environ)
+    if wave is not None:
+        targets = only_wave(targets, wave, parsed.waves, shown_path(file))
+    if shard is not None:
+        targets = in_shard(targets, shard)
+    for target in targets:
+        if target.schema is not None:
+            raise UsageError(f"{target.where}: target {target.name} names a schema; schema "
+                             "per tenant is not supported yet: give each tenant a database")
+    return Fleet(file, tuple(targets), parsed.waves)
+
+
+def target_settings(settings: Settings, target: Target) -> Settings:
+    """``settings`` for one target of a fleet: its URL instead of the configured one."""
+    return replace(settings, database_url=target.url, url_source=f"target {target.name}")
+
+
+def _fleet_jobs(settings: Settings, jobs: int) -> tuple[int, tuple[str, ...]]:
+    """Alembic keeps its running migration context in module globals: a folder with
+    ``.py`` revisions runs one target at a time."""
+    if jobs < 1:
+        raise UsageError(f"jobs= must be 1 or more, got {jobs}")
+    if jobs > 1 and loader.has_python_revisions(settings.path):
+        return 1, ("the folder holds .py revisions, which Alembic runs one database at a "
+                   f"time: running with 1 job instead of {jobs}",)
+    return jobs, ()
+
+
+def upgrade_fleet(
+    settings: Settings,
+    fleet: Fleet,
+    *,
+    jobs: int = DEFAULT_JOBS,
+    max_failures: int | None = 1,
+    steps: int | None = None,
+    reporter_for: Callable[[Target], Reporter] | None = None,
+    on_end: Callable[[TargetOutcome[UpgradeResult]], None] | None = None,
+    cancel: CancelToken | None = None,
+) -> FleetResult[UpgradeResult]:
+    """:func:`upgrade` on every target of ``fleet``, ``jobs`` at a time, wave by wave.
+
+    Each target runs exactly as a single :func:`upgrade` (its own connection, lock,
+    checks, timeouts, retries) with the reporter ``reporter_for(target)``.  Once
+    ``max_failures`` targets failed (None: never stop) no new target starts and the
+    running ones finish; a wave starts only if every target before it succeeded.
+    ``cancel`` stops every running target (rolled back) and raises FleetInterrupted
+    holding the result.
+    """
+    jobs, warnings = _fleet_jobs(settings, jobs)
+    return run_fleet(
+        waves_of(fleet.targets, fleet.waves),
+        lambda target: upgrade(
+            target_settings(settings, target), steps=steps, cancel=cancel,
+            reporter=reporter_for(target) if reporter_for is not None else None,
+        ),
+        jobs=jobs, max_failures=max_failures, cancel=cancel, on_end=on_end,
+        warnings=warnings,
+    )
+
+
+def status_fleet(
+    settings: Settings,
+    fleet: Fleet,
+    *,
+    jobs: int = DEFAULT_JOBS,
+    on_end: Callable[[TargetOutcome[status_view.StatusReport]], None] | None = None,
+    cancel: CancelToken | None = None,
+) -> FleetResult[status_view.StatusReport]:
+    """:func:`status` of every target of ``fleet``, ``jobs`` at a time; a target that
+    cannot be read is ``failed`` and the others are still read."""
+    jobs, warnings = _fleet_jobs(settings, jobs)
+    return run_fleet(
+        [(None, fleet.targets)],
+        lambda target: status(target_settings(settings, target)),
+        jobs=jobs, max_failures=None, cancel=cancel, on_end=on_end, warnings=warnings,
+    )

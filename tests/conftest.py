@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -218,3 +218,22 @@ class Project:
 def project(tmp_path: Path, database_url: str) -> Project:
     (tmp_path / "migrations").mkdir()
     return Project(tmp_path, database_url)
+
+
+#: The ``tenants`` fixture: ``tenants(n)`` makes n databases and returns their URLs.
+Tenants = Callable[[int], list[str]]
+
+
+@pytest.fixture
+def tenants(pg_cluster: DevCluster) -> Iterator[Tenants]:
+    """``tenants(n)``: the URLs of n new, empty databases (a fleet), dropped after the test."""
+    made: list[str] = []
+
+    def make(count: int) -> list[str]:
+        names = [f"tenant_{uuid.uuid4().hex[:10]}" for _ in range(count)]
+        made.extend(names)
+        return [pg_cluster.create_database(name) for name in names]
+
+    yield make
+    for name in made:
+        pg_cluster.drop_database(name)

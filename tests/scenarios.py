@@ -59,6 +59,12 @@ def fetch_one(url: str, query: str) -> object:
         return row[0]
 
 
+def execute(url: str, sql: str) -> None:
+    """Run ``sql`` on ``url`` and commit."""
+    with closing(psycopg2.connect(url)) as conn, conn, conn.cursor() as cur:
+        cur.execute(sql)
+
+
 @contextmanager
 def blocker(project: Project, sql: str) -> Iterator[psycopg2.extensions.connection]:
     """A session holding ``sql``'s locks in an open transaction (commit it to release)."""

@@ -19,7 +19,9 @@ from .. import api
 from ..engine.cancel import MigrationInterrupted
 from ..errors import AbortedByUser, UsageError, shown_path
 from ..settings import Settings, check_duration, check_seconds, resolve
+from . import fleet as cli_fleet
 from .app import common_options, handle_errors
+from .fleet import FleetFlags, fleet_options
 from .lintformats import FORMATS as LINT_FORMATS
 from .lintformats import render_findings
 from .lintformats import summary as lint_summary
@@ -198,6 +200,7 @@ def create(
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object per line for each event instead of text.")
 @resume_option
+@fleet_options(policy=True)
 @run_options
 @common_options
 @handle_errors
@@ -208,11 +211,22 @@ def up(
     backup: str | None,
     as_json: bool,
     resume: api.Resume | None,
+    fleet: FleetFlags,
     run: RunFlags,
     path: Path | None,
     database_url: str | None,
 ) -> None:
     """Apply pending migrations in order."""
+    if fleet.targets is not None:
+        for flag, given in (("--dry-run", dry_run), ("--rehearse", rehearse),
+                            ("--backup", backup is not None), ("--resume", resume is not None)):
+            if given:
+                raise click.UsageError(f"{flag} cannot be combined with --targets; run it on "
+                                       "one database (--database-url)")
+        cli_fleet.up(run_settings(path, None, run), fleet, database_url, steps=steps,
+                     as_json=as_json)
+        return
+    cli_fleet.check_single(fleet)
     for flag, given in (("--rehearse", rehearse), ("--backup", backup is not None),
                         ("--resume", resume is not None)):
         if dry_run and given:
@@ -349,15 +363,22 @@ def repair(
 @click.option("--exit-code", is_flag=True,
               help=f"Exit {EXIT_PENDING} when migrations are pending, {EXIT_INCONSISTENT} when "
               "anything is inconsistent (0 otherwise).")
+@fleet_options(policy=False)
 @common_options
 @handle_errors
-def status(as_json: bool, exit_code: bool, path: Path | None, database_url: str | None) -> None:
+def status(as_json: bool, exit_code: bool, fleet: FleetFlags, path: Path | None,
+           database_url: str | None) -> None:
     """Show every migration: applied (when), pending, modified or missing."""
+    if fleet.targets is not None:
+        cli_fleet.status(resolve(path, None), fleet, database_url, as_json=as_json,
+                         exit_code=exit_code, pending_code=EXIT_PENDING,
+                         inconsistent_code=EXIT_INCONSISTENT)
+        return
+    cli_fleet.check_single(fleet)
     report = api.status(resolve(path, database_url))
     click.echo(render_status_json(report) if as_json else render_status(report))
     if exit_code:
-        if (report.problems or report.branched or report.version_rows_problem
-                or any(row.partial is not None for row in report.rows)):
+        if report.inconsistent:
             sys.exit(EXIT_INCONSISTENT)
         if report.pending:
             sys.exit(EXIT_PENDING)

@@ -98,6 +98,13 @@ class StatusReport:
         """The folder has several heads and something is not applied: ``up`` refuses."""
         return len(self.folder_heads) > 1 and any(not row.applied for row in self.rows)
 
+    @property
+    def inconsistent(self) -> bool:
+        """Anything ``up`` would refuse or a person must look at: problems, a branch, wrong
+        ``alembic_version`` rows, a partly applied migration (``status --exit-code`` 4)."""
+        return bool(self.problems or self.branched or self.version_rows_problem
+                    or any(row.partial is not None for row in self.rows))
+
 
 def build(
     scripts: Sequence[Any],

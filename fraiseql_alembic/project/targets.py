@@ -147,9 +147,9 @@ def parse_toml(text: str, path: Path, environ: Mapping[str, str]) -> TargetsFile
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        found = re.search(r"\(at line (\d+), column \d+\)", str(err))
+        at = re.search(r"\(at line (\d+), column \d+\)", str(err))
         what = re.sub(r"\s*\(at (?:line \d+, column \d+|end of document)\)", "", str(err))
-        line = found.group(1) if found else str(len(text.rstrip().splitlines()))
+        line = at.group(1) if at else str(len(text.rstrip().splitlines()))
         where = f"{shown}:{line}"
         raise ConfigError(f"{where}: not valid TOML ({what}); fix the syntax "
                           "(https://toml.io)") from err

@@ -1,0 +1,379 @@
+"""``--targets FILE``: a verb on a fleet of databases.  The options, the per-target
+reporters (each line starts with ``[name]``), and the summary table or JSON at the end.
+
+The verbs in :mod:`.verbs` hand over to the functions here when ``--targets`` is given;
+these call one :mod:`fraiseql_alembic.api` fleet function each, under
+:func:`.signals.run_interruptible` (Ctrl-C and SIGTERM stop every target cleanly).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
+
+import click
+
+from .. import api
+from ..engine.fleet import FAILED, INTERRUPTED, NOT_STARTED, SUCCEEDED, FleetResult, TargetOutcome
+from ..engine.status import StatusReport
+from ..errors import UsageError, plural
+from ..project.targets import Shard, Target, parse_shard
+from ..settings import Settings
+from .render import CHECK, PENDING_MARK, PROBLEM_MARK, elapsed_text
+from .reporting import JsonReporter, TextReporter
+from .signals import run_interruptible
+
+R = TypeVar("R")
+
+#: ``status --targets --exit-code``: a target could not be read (as any failure).
+EXIT_FAILED = 1
+#: The environment variable a Kubernetes Indexed Job sets in each pod: its index.
+JOB_INDEX = "JOB_COMPLETION_INDEX"
+
+
+@dataclass(frozen=True)
+class FleetFlags:
+    """The fleet options Click parsed; ``targets`` None: a single database."""
+
+    targets: Path | None = None
+    jobs: int | None = None
+    wave: str | None = None
+    shard: str | None = None
+    shards: int | None = None
+    continue_on_error: bool = False
+    max_failures: int | None = None
+
+    def max_failures_allowed(self) -> int | None:
+        """None: never stop starting targets; else stop after that many failures."""
+        if self.continue_on_error and self.max_failures is not None:
+            raise click.UsageError("--continue-on-error and --max-failures cannot be "
+                                   "combined: --continue-on-error never stops")
+        if self.continue_on_error:
+            return None
+        return self.max_failures if self.max_failures is not None else 1
+
+
+def _as_fleet_flags(func: Callable[..., R]) -> Callable[..., R]:
+    names = [flag.name for flag in fields(FleetFlags)]
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> R:
+        fleet = FleetFlags(**{name: kwargs.pop(name) for name in names if name in kwargs})
+        return func(*args, fleet=fleet, **kwargs)
+
+    return wrapper
+
+
+def fleet_options(*, policy: bool) -> Callable[[Callable[..., R]], Callable[..., R]]:
+    """``--targets``, ``--jobs``, ``--wave``, ``--shard``, ``--shards`` (and, with
+    ``policy``, ``--continue-on-error`` and ``--max-failures``) as ``fleet: FleetFlags``."""
+
+    def decorate(func: Callable[..., R]) -> Callable[..., R]:
+        func = _as_fleet_flags(func)
+        if policy:
+            func = click.option("--max-failures", type=click.IntRange(min=1), default=None,
+                                metavar="K", help="With --targets: stop starting targets "
+                                "after K failed (default 1).")(func)
+            func = click.option("--continue-on-error", is_flag=True,
+                                help="With --targets: start every target even when some "
+                                "failed.")(func)
+        func = click.option("--shards", type=click.IntRange(min=1), default=None, metavar="N",
+                            envvar="FRAISEQL_SHARDS",
+                            help="With --targets: take shard $JOB_COMPLETION_INDEX of N "
+                            "(a Kubernetes Indexed Job; default: $FRAISEQL_SHARDS).")(func)
+        func = click.option("--shard", metavar="I/N", default=None,
+                            help="With --targets: take only shard I of N (0 <= I < N), "
+                            "chosen by a stable hash of each target's name.")(func)
+        func = click.option("--wave", metavar="NAME", default=None,
+                            help="With --targets: only the targets of wave NAME.")(func)
+        func = click.option("--jobs", type=click.IntRange(min=1), default=None, metavar="N",
+                            help=f"With --targets: targets run at the same time (default "
+                            f"{api.DEFAULT_JOBS}).")(func)
+        return click.option("--targets", type=click.Path(path_type=Path), default=None,
+                            metavar="FILE",
+                            help="Run on every database listed in FILE (plain text, one URL "
+                            "a line, or TOML: docs/fleet.md) instead of one.")(func)
+
+    return decorate
+
+
+def check_single(flags: FleetFlags) -> None:
+    """Without --targets, the other fleet options mean nothing: refuse them."""
+    given = [name for name, value in (
+        ("--jobs", flags.jobs), ("--wave", flags.wave), ("--shard", flags.shard),
+        ("--max-failures", flags.max_failures),
+        ("--continue-on-error", flags.continue_on_error or None)) if value is not None]
+    if given:
+        raise click.UsageError(f"{given[0]} needs --targets FILE")
+
+
+def load_fleet(flags: FleetFlags, database_url: str | None,
+               environ: Mapping[str, str] | None = None) -> api.Fleet:
+    """The targets of ``flags.targets``, its wave and its shard."""
+    assert flags.targets is not None
+    if database_url:
+        raise click.UsageError("--database-url cannot be combined with --targets: the "
+                               "targets file names the databases")
+    return api.fleet(flags.targets, wave=flags.wave, shard=shard_of_run(flags, environ),
+                     environ=environ)
+
+
+def shard_of_run(flags: FleetFlags, environ: Mapping[str, str] | None = None) -> Shard | None:
+    """``--shard I/N``; or ``--shards N`` with I from JOB_COMPLETION_INDEX; else None."""
+    environ = os.environ if environ is None else environ
+    if flags.shard is not None:
+        if flags.shards is not None:
+            raise click.UsageError("--shard and --shards (or FRAISEQL_SHARDS) cannot be "
+                                   "combined: --shard I/N names both")
+        return parse_shard(flags.shard)
+    index = environ.get(JOB_INDEX)
+    if flags.shards is None:
+        if index is not None:
+            raise UsageError(f"{JOB_INDEX} is set (a Kubernetes Indexed Job?) but the number "
+                             "of shards is not: give --shards N or FRAISEQL_SHARDS=N (the "
+                             "Job's completions), or --shard I/N")
+        return None
+    if index is None:
+        raise UsageError(f"--shards {flags.shards} needs {JOB_INDEX} (set by a Kubernetes "
+                         "Indexed Job) to know which shard is this one; or give --shard I/N")
+    return parse_shard(f"{index}/{flags.shards}", f"{JOB_INDEX}={index} with --shards")
+
+
+# -- per-target output ------------------------------------------------------------------
+
+
+class _Output:
+    """One lock for every line the targets print, so that lines never mix."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+
+class TargetTextReporter(TextReporter):
+    """A target's progress lines, each starting with ``[name]`` (plain lines: several
+    targets run at once, so nothing is redrawn in place)."""
+
+    def __init__(self, target: Target, output: _Output, stream: TextIO | None = None) -> None:
+        super().__init__(stream)
+        self.terminal = False
+        self.prefix = f"[{target.name}] "
+        self.output = output
+
+    def echo(self, text: str = "", *, nl: bool = True) -> None:
+        with self.output.lock:
+            super().echo(self.prefix + text, nl=nl)
+
+    def waiting(self, text: str) -> None:
+        with self.output.lock:
+            click.echo(self.prefix + text, err=True)
+
+
+class TargetJsonReporter(JsonReporter):
+    """``--json``: every event carries ``"target": name``."""
+
+    def __init__(self, target: Target, output: _Output, stream: TextIO | None = None) -> None:
+        super().__init__(stream)
+        self.target = target
+        self.output = output
+
+    def emit(self, **event: object) -> None:
+        with self.output.lock:
+            super().emit(target=self.target.name, **event)
+
+
+def _target_json(outcome: TargetOutcome[Any]) -> dict[str, object]:
+    target = outcome.target
+    return {
+        "target": target.name, "url": target.shown_url, "schema": target.schema,
+        "wave": target.wave, "state": outcome.state, "error": outcome.error,
+        "started_at": outcome.started_at.isoformat() if outcome.started_at else None,
+        "finished_at": outcome.finished_at.isoformat() if outcome.finished_at else None,
+        "elapsed_ms": round(outcome.elapsed * 1000) if outcome.elapsed is not None else None,
+    }
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """Columns padded to their widest cell; the last column is not padded."""
+    widths = [max(len(row[column]) for row in [header, *rows])
+              for column in range(len(header) - 1)]
+    return ["  ".join([cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+                      + [row[-1]]).rstrip() for row in [header, *rows]]
+
+
+_MARK = {SUCCEEDED: CHECK, FAILED: PROBLEM_MARK, INTERRUPTED: PROBLEM_MARK,
+         NOT_STARTED: PENDING_MARK}
+
+
+# -- up --targets -----------------------------------------------------------------------
+
+
+def up(settings: Settings, flags: FleetFlags, database_url: str | None, *,
+       steps: int | None, as_json: bool) -> None:
+    """``up --targets``: every target as a single ``up``; the table (or JSON) at the end;
+    exit 1 when a target failed or did not start, 130/143 on a signal."""
+    fleet = load_fleet(flags, database_url)
+    output = _Output()
+    max_failures = flags.max_failures_allowed()
+
+    def reporter_for(target: Target) -> TextReporter:
+        return (TargetJsonReporter(target, output) if as_json
+                else TargetTextReporter(target, output))
+
+    def on_end(outcome: TargetOutcome[api.UpgradeResult]) -> None:
+        if as_json:
+            with output.lock:
+                click.echo(json.dumps({"event": "target", **_upgrade_json(outcome)}))
+            return
+        with output.lock:
+            click.echo(f"[{outcome.target.name}] {_upgrade_line(outcome)}")
+
+    if not fleet.targets:
+        _no_targets(fleet, as_json)
+        return
+    try:
+        result = run_interruptible(lambda token: api.upgrade_fleet(
+            settings, fleet, jobs=flags.jobs or api.DEFAULT_JOBS, max_failures=max_failures,
+            steps=steps, reporter_for=reporter_for, on_end=on_end, cancel=token))
+    except api.FleetInterrupted as stopped:
+        _upgrade_summary(stopped.result, as_json)
+        raise
+    _upgrade_summary(result, as_json)
+    if not result.ok:
+        sys.exit(1)
+
+
+def _no_targets(fleet: api.Fleet, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({"event": "summary", "targets": [], "counts": {}}))
+    else:
+        click.echo(f"No targets to run on in {fleet.file} (after --wave and --shard)")
+
+
+def _applied(outcome: TargetOutcome[api.UpgradeResult]) -> tuple[str, ...]:
+    return outcome.result.applied if outcome.result is not None else ()
+
+
+def _upgrade_line(outcome: TargetOutcome[api.UpgradeResult]) -> str:
+    took = f" in {elapsed_text(outcome.elapsed)}" if outcome.elapsed is not None else ""
+    if outcome.state == SUCCEEDED:
+        assert outcome.result is not None
+        if outcome.result.up_to_date:
+            return f"{CHECK} Already up to date"
+        return f"{CHECK} Applied {plural(len(_applied(outcome)))}{took}"
+    return f"{PROBLEM_MARK} {outcome.state.capitalize()}: {outcome.error}"
+
+
+def _upgrade_json(outcome: TargetOutcome[api.UpgradeResult]) -> dict[str, object]:
+    result = outcome.result
+    return {**_target_json(outcome), "applied": list(_applied(outcome)),
+            "warnings": list(result.warnings) if result is not None else []}
+
+
+def _upgrade_summary(result: FleetResult[api.UpgradeResult], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({
+            "event": "summary", "stopped": result.stopped, "jobs": result.jobs,
+            "warnings": list(result.warnings),
+            "counts": {state: len(result.having(state))
+                       for state in (SUCCEEDED, FAILED, INTERRUPTED, NOT_STARTED)},
+            "targets": [_upgrade_json(outcome) for outcome in result.outcomes],
+        }))
+        return
+    for warning in result.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    rows = [[f"{_MARK[o.state]} {o.target.name}", o.target.shown_url, o.state,
+             str(len(_applied(o))) if o.result is not None else "-",
+             elapsed_text(o.elapsed) if o.elapsed is not None else "-", o.error or ""]
+            for o in result.outcomes]
+    click.echo("")
+    for line in _table(["  target", "database", "state", "applied", "time", "error"], rows):
+        click.echo(line)
+    stopped = f" ({result.stopped})" if result.stopped else ""
+    click.echo(f"{result.counts()}{stopped}")
+
+
+# -- status --targets -------------------------------------------------------------------
+
+
+def status(settings: Settings, flags: FleetFlags, database_url: str | None, *,
+           as_json: bool, exit_code: bool, pending_code: int, inconsistent_code: int) -> None:
+    """``status --targets``: one row per target and totals; exit 1 when a target could
+    not be read; with ``exit_code``, ``inconsistent_code`` or ``pending_code``."""
+    fleet = load_fleet(flags, database_url)
+    if not fleet.targets:
+        _no_targets(fleet, as_json)
+        return
+    result = run_interruptible(lambda token: api.status_fleet(
+        settings, fleet, jobs=flags.jobs or api.DEFAULT_JOBS, cancel=token))
+    reports = [(o, o.result) for o in result.outcomes]
+    if as_json:
+        click.echo(json.dumps({
+            "targets": [{**_target_json(o), **_status_json(report)} for o, report in reports],
+            "totals": _status_totals(result),
+        }, indent=2))
+    else:
+        for warning in result.warnings:
+            click.echo(f"Warning: {warning}", err=True)
+        rows = [[f"{_status_mark(o, report)} {o.target.name}", o.target.shown_url,
+                 o.target.schema or "-", *_status_cells(o, report)] for o, report in reports]
+        for line in _table(["  target", "database", "schema", "current", "pending",
+                            "problems"], rows):
+            click.echo(line)
+        totals = _status_totals(result)
+        click.echo(f"{result.counts().split(':')[0]}: {totals['up_to_date']} up to date, "
+                   f"{totals['behind']} behind, {totals['inconsistent']} inconsistent, "
+                   f"{totals['failed']} could not be read")
+    if result.having(FAILED):
+        sys.exit(EXIT_FAILED)
+    if exit_code:
+        if any(report is not None and report.inconsistent for _, report in reports):
+            sys.exit(inconsistent_code)
+        if any(report is not None and report.pending for _, report in reports):
+            sys.exit(pending_code)
+
+
+def _current(report: StatusReport) -> str | None:
+    applied = [row for row in report.rows if row.applied]
+    return applied[-1].filename if applied else None
+
+
+def _status_mark(outcome: TargetOutcome[StatusReport], report: StatusReport | None) -> str:
+    if report is None or report.inconsistent:
+        return PROBLEM_MARK
+    return PENDING_MARK if report.pending else CHECK
+
+
+def _status_cells(outcome: TargetOutcome[StatusReport], report: StatusReport | None
+                  ) -> list[str]:
+    if report is None:
+        return ["-", "-", f"could not be read: {outcome.error}"]
+    problems = len(report.problems) + bool(report.version_rows_problem) + bool(report.branched)
+    problems += sum(row.partial is not None for row in report.rows)
+    return [_current(report) or "(none)", str(len(report.pending)), str(problems)]
+
+
+def _status_json(report: StatusReport | None) -> dict[str, object]:
+    if report is None:
+        return {"current": None, "pending": None, "inconsistent": None, "problems": None}
+    return {"current": _current(report), "pending": len(report.pending),
+            "inconsistent": report.inconsistent,
+            "problems": [f"{row.filename}: {row.state}" for row in report.problems]}
+
+
+def _status_totals(result: FleetResult[StatusReport]) -> dict[str, int]:
+    reports = [o.result for o in result.outcomes if o.result is not None]
+    return {
+        "targets": len(result.outcomes),
+        "up_to_date": sum(not r.pending and not r.inconsistent for r in reports),
+        "behind": sum(bool(r.pending) and not r.inconsistent for r in reports),
+        "inconsistent": sum(r.inconsistent for r in reports),
+        "failed": len(result.having(FAILED)),
+        "pending_migrations": sum(len(r.pending) for r in reports),
+    }

@@ -1,0 +1,252 @@
+"""A fleet run: one verb on many targets (databases, or schemas), a few at a time.
+
+:func:`run_fleet` knows nothing of migrations: it calls the caller's ``work`` once per
+target (the API passes its single-target verb, so each target behaves exactly as one
+``up`` would: its own connection, lock, checks, timeouts, retries and cancellation) on
+``jobs`` worker threads (psycopg2 releases the GIL while the server works), wave after
+wave, and applies the failure policy.  :func:`resolve_targets` adds the rows of a
+targets file's ``[[query]]`` tables, read on the control database.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Generic, TypeVar
+
+from ..errors import ConfigError, MigrationError, plural
+from ..project.targets import (
+    QUERY_COLUMNS,
+    Target,
+    TargetQuery,
+    TargetsFile,
+    check_unique,
+    target_from_row,
+)
+from ..secrets import mask_url, password_of, redact
+from .cancel import CancelToken, MigrationInterrupted
+from .session import open_dbapi
+from .translate import foreign_error
+
+R = TypeVar("R")
+
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+INTERRUPTED = "interrupted"  # stopped by a signal: the migration in flight was rolled back
+NOT_STARTED = "not started"
+RUNNING = "running"
+STATES = (SUCCEEDED, FAILED, INTERRUPTED, NOT_STARTED)
+
+
+# ---------------------------------------------------------------------------
+# targets from a query
+
+
+def resolve_targets(
+    targets_file: TargetsFile, environ: Mapping[str, str]
+) -> list[Target]:
+    """The file's targets, then each ``[[query]]``'s rows, checked for duplicates."""
+    targets = list(targets_file.targets)
+    for query in targets_file.queries:
+        targets += query_targets(query, environ, targets_file.waves)
+    check_unique(targets)
+    return targets
+
+
+def query_targets(
+    query: TargetQuery, environ: Mapping[str, str], waves: Sequence[str] = ()
+) -> list[Target]:
+    """The rows of ``query.sql`` on the control database (read-only), as targets."""
+    # lazy: psycopg2 (~20 ms) loads only when a command connects
+    import psycopg2
+
+    connection = open_dbapi(query.url, application_name="fraiseql-migrate targets")
+    try:
+        connection.set_session(readonly=True)
+        with connection.cursor() as cursor:
+            cursor.execute(query.sql)
+            if cursor.description is None:
+                raise ConfigError(f"{query.where}: the query returns no rows (is it a "
+                                  "SELECT?); make it return a url column")
+            columns = [str(column.name) for column in cursor.description]
+            rows = cursor.fetchall()
+        connection.rollback()
+    except psycopg2.Error as err:
+        raise ConfigError(f"{query.where}: the targets query failed on "
+                          f"{mask_url(query.url)}: {foreign_error(err).message}; fix its "
+                          "sql") from err
+    finally:
+        connection.close()
+    if "url" not in columns:
+        raise ConfigError(f"{query.where}: the targets query returns no url column (it "
+                          f"returns {', '.join(columns)}); select the database URL AS url")
+    unknown = [column for column in columns if column not in QUERY_COLUMNS]
+    if unknown:
+        raise ConfigError(f"{query.where}: the targets query returns column {unknown[0]!r}; "
+                          f"return only {', '.join(QUERY_COLUMNS)} (url required)")
+    if len(set(columns)) != len(columns):
+        raise ConfigError(f"{query.where}: the targets query returns a column twice "
+                          f"({', '.join(columns)}); return each once")
+    targets = []
+    for number, row in enumerate(rows, start=1):
+        values = {column: value for column, value in zip(columns, row, strict=True)
+                  if value is not None}
+        name = values.pop("name", None)
+        targets.append(target_from_row(
+            None if name is None else str(name), values, f"{query.where} (row {number})",
+            environ, waves))
+    return targets
+
+
+# ---------------------------------------------------------------------------
+# running
+
+
+@dataclass
+class TargetOutcome(Generic[R]):
+    """What became of one target."""
+
+    target: Target
+    state: str = NOT_STARTED
+    result: R | None = None
+    error: str | None = None  # one line, passwords masked
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    elapsed: float | None = None  # seconds
+
+
+@dataclass(frozen=True)
+class FleetResult(Generic[R]):
+    outcomes: tuple[TargetOutcome[R], ...]
+    jobs: int
+    #: why some targets never started (a failure, a failed wave, a signal), if any did not
+    stopped: str | None = None
+    warnings: tuple[str, ...] = field(default=())
+
+    def having(self, state: str) -> list[TargetOutcome[R]]:
+        return [outcome for outcome in self.outcomes if outcome.state == state]
+
+    @property
+    def ok(self) -> bool:
+        return all(outcome.state == SUCCEEDED for outcome in self.outcomes)
+
+    def counts(self) -> str:
+        """``3 targets: 2 succeeded, 1 failed``."""
+        parts = [f"{len(self.having(state))} {state}" for state in STATES if self.having(state)]
+        return f"{plural(len(self.outcomes), 'target')}: {', '.join(parts) or 'none'}"
+
+
+class FleetInterrupted(MigrationInterrupted):
+    """A signal stopped the fleet run; ``result`` says who finished, who was interrupted
+    and who never started."""
+
+    def __init__(self, message: str, result: FleetResult[Any]) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+def run_fleet(
+    waves: Sequence[tuple[str | None, Sequence[Target]]],
+    work: Callable[[Target], R],
+    *,
+    jobs: int,
+    max_failures: int | None = 1,
+    cancel: CancelToken | None = None,
+    on_start: Callable[[Target], None] | None = None,
+    on_end: Callable[[TargetOutcome[R]], None] | None = None,
+    warnings: Sequence[str] = (),
+) -> FleetResult[R]:
+    """Call ``work(target)`` for every target, at most ``jobs`` at a time, wave by wave.
+
+    A target whose ``work`` raises a MigrationError failed (its one line is kept, masked);
+    MigrationInterrupted means a signal stopped it.  Once ``max_failures`` targets failed
+    (None: never), no new target starts; the running ones finish.  A wave starts only
+    when every target of the waves before it succeeded.  When ``cancel`` is set, no new
+    target starts, the running ones stop as a single run would, and
+    :class:`FleetInterrupted` is raised with the result.  ``on_start`` and ``on_end`` are
+    called on the worker threads.
+    """
+    if jobs < 1:
+        raise ConfigError(f"jobs must be 1 or more, got {jobs}")
+    outcomes = [TargetOutcome[R](target) for _, members in waves for target in members]
+    by_target = {id(outcome.target): outcome for outcome in outcomes}
+    guard = threading.Lock()
+    failures = 0
+    stopped: str | None = None
+
+    def stop_starting() -> bool:
+        return (cancel is not None and cancel.cancelled) or (
+            max_failures is not None and failures >= max_failures)
+
+    def run_one(outcome: TargetOutcome[R]) -> None:
+        nonlocal failures
+        target = outcome.target
+        secret = password_of(target.url)
+        started = time.monotonic()
+        if on_start is not None:
+            on_start(target)
+        try:
+            outcome.result = work(target)
+            outcome.state = SUCCEEDED
+        except MigrationInterrupted as err:
+            outcome.state, outcome.error = INTERRUPTED, redact(err.message, secret)
+        except MigrationError as err:
+            outcome.state, outcome.error = FAILED, redact(err.message, secret)
+        except Exception as err:  # a bug: this target failed, the others go on
+            text = (str(err).strip().splitlines() or [""])[0]
+            outcome.state = FAILED
+            outcome.error = redact(f"{type(err).__name__}: {text}", secret)
+        outcome.elapsed = time.monotonic() - started
+        outcome.finished_at = datetime.now(timezone.utc)
+        with guard:
+            if outcome.state == FAILED:
+                failures += 1
+        if on_end is not None:
+            on_end(outcome)
+
+    for wave, members in waves:
+        if stopped is not None:
+            break
+        queue = deque(by_target[id(target)] for target in members)
+
+        def worker(queue: deque[TargetOutcome[R]] = queue) -> None:
+            while True:
+                with guard:
+                    if not queue or stop_starting():
+                        return
+                    outcome = queue.popleft()
+                    outcome.state = RUNNING
+                    outcome.started_at = datetime.now(timezone.utc)
+                run_one(outcome)
+
+        threads = [threading.Thread(target=worker, name=f"fraiseql-fleet-{number}", daemon=True)
+                   for number in range(min(jobs, len(members)))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if cancel is not None and cancel.cancelled:
+            stopped = f"stopped by {cancel.reason}"
+        elif max_failures is not None and failures >= max_failures:
+            stopped = (f"stopped starting targets after {plural(failures, 'failure')} "
+                       "(--continue-on-error or --max-failures to go on)")
+        elif any(by_target[id(target)].state != SUCCEEDED for target in members):
+            stopped = f"wave {wave} did not succeed, so the waves after it did not start"
+    for outcome in outcomes:
+        if outcome.state == RUNNING:  # cannot stay running: run_one always settles it
+            outcome.state = FAILED
+    result = FleetResult(tuple(outcomes), jobs, stopped if _any_left(outcomes) else None,
+                         tuple(warnings))
+    if cancel is not None and cancel.cancelled:
+        raise FleetInterrupted(
+            f"Stopped by {cancel.reason}: {result.counts()}; what was in flight was rolled "
+            "back. Run the command again to continue", result)
+    return result
+
+
+def _any_left(outcomes: Sequence[TargetOutcome[R]]) -> bool:
+    return any(outcome.state == NOT_STARTED for outcome in outcomes)

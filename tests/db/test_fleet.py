@@ -1,0 +1,223 @@
+"""``--targets``: up and status on a fleet of real databases (and a control database's
+query), the failure policy, waves, shards; every output masks the password."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from conftest import Cli, Tenants
+from scenarios import UP_DOWN, execute, fetch_one
+
+from fraiseql_alembic.devdb import DevCluster
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """Two migrations: tables a and b."""
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+    (migrations / "001_a.sql").write_text(UP_DOWN.format(t="a"), encoding="utf-8")
+    (migrations / "002_b.sql").write_text(UP_DOWN.format(t="b"), encoding="utf-8")
+    return migrations
+
+
+def applied(url: str) -> object:
+    """The database's alembic_version, or "none"."""
+    if not fetch_one(url, "SELECT to_regclass('alembic_version') IS NOT NULL"):
+        return "none"
+    return fetch_one(url, "SELECT coalesce(string_agg(version_num, ','), 'none') "
+                          "FROM alembic_version")
+
+
+def password(pg_cluster: DevCluster) -> str:
+    assert len(pg_cluster.password) >= 6
+    return pg_cluster.password
+
+
+def write_plain(tmp_path: Path, urls: list[str]) -> Path:
+    path = tmp_path / "targets.txt"
+    path.write_text("# the fleet\n\n" + "\n".join(urls) + "\n", encoding="utf-8")
+    return path
+
+
+def test_up_migrates_every_target_and_status_shows_them(
+    cli: Cli, folder: Path, tenants: Tenants, pg_cluster: DevCluster, tmp_path: Path,
+) -> None:
+    urls = tenants(12)
+    targets = write_plain(tmp_path, urls)
+    result = cli("migrate", "status", "--targets", str(targets), "--exit-code")
+    assert result.exit_code == 3, result.output
+    result = cli("migrate", "up", "--targets", str(targets), "--jobs", "4")
+    assert result.exit_code == 0, result.output
+    assert password(pg_cluster) not in result.output
+    assert [applied(url) for url in urls] == ["002"] * 12
+    lines = result.output.splitlines()
+    first = urls[0].replace(pg_cluster.password, "***")
+    assert f"[{first}] ✓ Running migration: 001_a.sql" in lines
+    assert f"[{first}] ✓ Applied 2 migrations" in [line.split(" in ")[0] for line in lines]
+    assert lines[-1] == "12 targets: 12 succeeded"
+    # again: nothing to do, every target says so
+    result = cli("migrate", "up", "--targets", str(targets))
+    assert result.exit_code == 0 and result.output.count("Already up to date") == 12
+    result = cli("migrate", "status", "--targets", str(targets), "--exit-code")
+    assert result.exit_code == 0, result.output
+    assert password(pg_cluster) not in result.output
+    assert result.output.splitlines()[-1] == ("12 targets: 12 up to date, 0 behind, "
+                                              "0 inconsistent, 0 could not be read")
+    row = next(line for line in result.output.splitlines() if first in line)
+    assert re.split(r"\s{2,}", row) == [f"✓ {first}", first, "-", "002_b.sql", "0", "0"]
+    report = json.loads(cli("migrate", "status", "--targets", str(targets), "--json").output)
+    assert report["totals"]["up_to_date"] == 12
+    assert {row["current"] for row in report["targets"]} == {"002_b.sql"}
+
+
+def test_the_first_failure_stops_new_targets_and_the_policy_can_go_on(
+    cli: Cli, folder: Path, tenants: Tenants, pg_cluster: DevCluster, tmp_path: Path,
+) -> None:
+    urls = tenants(5)
+    execute(urls[1], "CREATE TABLE b (x int)")  # 002 fails on the second target
+    targets = write_plain(tmp_path, urls)
+    result = cli("migrate", "up", "--targets", str(targets), "--jobs", "1")
+    assert result.exit_code == 1, result.output
+    assert password(pg_cluster) not in result.output
+    assert [applied(url) for url in urls] == ["002", "001", "none", "none", "none"]
+    assert result.output.splitlines()[-1] == (
+        "5 targets: 1 succeeded, 1 failed, 3 not started (stopped starting targets after "
+        "1 failure (--continue-on-error or --max-failures to go on))")
+    assert 'relation "b" already exists' in result.output
+    result = cli("migrate", "up", "--targets", str(targets), "--jobs", "2",
+                 "--max-failures", "2", "--json")
+    assert result.exit_code == 1
+    summary = json.loads(result.output.splitlines()[-1])
+    assert summary["counts"] == {"succeeded": 4, "failed": 1, "interrupted": 0,
+                                 "not started": 0}
+    failed = [row for row in summary["targets"] if row["state"] == "failed"]
+    assert [row["url"] for row in failed] == [urls[1].replace(pg_cluster.password, "***")]
+    assert "Migration 002_b.sql failed" in failed[0]["error"]
+    assert password(pg_cluster) not in result.output
+    events = [json.loads(line) for line in result.output.splitlines()[:-1]]
+    assert {event["target"] for event in events} == {row["target"] for row in
+                                                     summary["targets"]}
+    execute(urls[1], "DROP TABLE b")
+    assert cli("migrate", "up", "--targets", str(targets), "--continue-on-error"
+               ).exit_code == 0
+    assert [applied(url) for url in urls] == ["002"] * 5
+
+
+def test_waves_run_in_order_and_a_failed_wave_stops_the_next(
+    cli: Cli, folder: Path, tenants: Tenants, tmp_path: Path,
+) -> None:
+    canary, early, rest = tenants(1), tenants(2), tenants(3)
+    execute(canary[0], "CREATE TABLE a (x int)")  # the canary fails
+    lines = ['waves = ["canary", "early"]']
+    for wave, urls in (("canary", canary), ("early", early), (None, rest)):
+        for url in urls:
+            name = url.rsplit("/", 1)[1]
+            lines += [f"[targets.{name}]", f'url = "{url}"'] + (
+                [f'wave = "{wave}"'] if wave else [])
+    targets = tmp_path / "fleet.toml"
+    targets.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = cli("migrate", "up", "--targets", str(targets), "--continue-on-error")
+    assert result.exit_code == 1
+    assert "wave canary did not succeed, so the waves after it did not start" in result.output
+    assert [applied(url) for url in canary + early + rest] == ["none"] * 6
+    result = cli("migrate", "up", "--targets", str(targets), "--wave", "early")
+    assert result.exit_code == 0, result.output
+    assert [applied(url) for url in canary + early + rest] == ["none", "002", "002"] + [
+        "none"] * 3
+    result = cli("migrate", "up", "--targets", str(targets), "--wave", "nope")
+    assert result.exit_code == 2
+    assert "--wave nope: fleet.toml has no wave of that name (waves: canary, early)" in \
+        result.output.replace(str(tmp_path) + "/", "")
+
+
+def test_two_shards_cover_every_target_once(
+    cli: Cli, folder: Path, tenants: Tenants, tmp_path: Path,
+) -> None:
+    urls = tenants(10)
+    targets = write_plain(tmp_path, urls)
+    names: list[list[str]] = []
+    for index in (0, 1):
+        env = {"JOB_COMPLETION_INDEX": str(index), "FRAISEQL_SHARDS": "2"}
+        result = cli("migrate", "up", "--targets", str(targets), "--json", env=env)
+        assert result.exit_code == 0, result.output
+        names.append([row["target"] for row in json.loads(
+            result.output.splitlines()[-1])["targets"]])
+    everyone = json.loads(cli("migrate", "status", "--targets", str(targets), "--json").output)
+    assert names[0] and names[1]
+    assert sorted(names[0] + names[1]) == sorted(row["target"] for row in everyone["targets"])
+    assert [applied(url) for url in urls] == ["002"] * 10
+    same = cli("migrate", "status", "--targets", str(targets), "--shard", "1/2", "--json")
+    assert [row["target"] for row in json.loads(same.output)["targets"]] == names[1]
+    result = cli("migrate", "up", "--targets", str(targets),
+                 env={"JOB_COMPLETION_INDEX": "0"})
+    assert result.exit_code == 2
+    assert "JOB_COMPLETION_INDEX is set (a Kubernetes Indexed Job?) but the number of " \
+        "shards is not" in result.output
+
+
+def test_targets_from_a_query_on_a_control_database(
+    cli: Cli, folder: Path, tenants: Tenants, pg_cluster: DevCluster, tmp_path: Path,
+) -> None:
+    (control,) = tenants(1)
+    urls = tenants(3)
+    secret = pg_cluster.password
+    execute(control, "CREATE TABLE tenants (name text, url text, active bool)")
+    for number, url in enumerate(urls):
+        stored = url.replace(secret, "${TENANT_PASSWORD}")  # no password in the table
+        execute(control, f"INSERT INTO tenants VALUES ('t{number}', '{stored}', "
+                         f"{number != 2})")
+    targets = tmp_path / "fleet.toml"
+    targets.write_text('[[query]]\nurl = "${CONTROL_URL}"\n'
+                       'sql = "SELECT name, url FROM tenants WHERE active ORDER BY name"\n',
+                       encoding="utf-8")
+    env = {"CONTROL_URL": control, "TENANT_PASSWORD": secret}
+    result = cli("migrate", "up", "--targets", str(targets), env=env)
+    assert result.exit_code == 0, result.output
+    assert secret not in result.output
+    assert "[t0] ✓ Running migration: 001_a.sql" in result.output
+    assert [applied(url) for url in urls] == ["002", "002", "none"]
+    targets.write_text('[[query]]\nurl = "${CONTROL_URL}"\nsql = "SELECT name FROM tenants"\n',
+                       encoding="utf-8")
+    result = cli("migrate", "status", "--targets", str(targets), env=env)
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: {targets.relative_to(tmp_path)}:1: the targets "
+                                    "query returns no url column (it returns name)")
+    assert secret not in result.output
+
+
+def test_an_unreachable_target_fails_alone(
+    cli: Cli, folder: Path, tenants: Tenants, pg_cluster: DevCluster, tmp_path: Path,
+) -> None:
+    urls = tenants(2)
+    gone = urls[0].rsplit("/", 1)[0] + "/no_such_database"
+    targets = write_plain(tmp_path, [urls[0], gone, urls[1]])
+    result = cli("migrate", "status", "--targets", str(targets))
+    assert result.exit_code == 1
+    assert 'could not be read: Cannot connect to' in result.output
+    assert 'database "no_such_database" does not exist' in result.output
+    assert password(pg_cluster) not in result.output
+    result = cli("migrate", "up", "--targets", str(targets), "--continue-on-error")
+    assert result.exit_code == 1
+    assert [applied(url) for url in urls] == ["002", "002"]
+    assert password(pg_cluster) not in result.output
+
+
+def test_fleet_options_are_checked(cli: Cli, folder: Path, tmp_path: Path) -> None:
+    targets = write_plain(tmp_path, ["postgresql://app@127.0.0.1:1/x"])
+    for args, message in (
+        (["--jobs", "2"], "--jobs needs --targets FILE"),
+        (["--targets", str(targets), "--dry-run"], "--dry-run cannot be combined with "
+         "--targets"),
+        (["--targets", str(targets), "--database-url", "postgresql://h/x"],
+         "--database-url cannot be combined with --targets"),
+        (["--targets", str(targets), "--continue-on-error", "--max-failures", "2"],
+         "--continue-on-error and --max-failures cannot be combined"),
+        (["--targets", str(targets), "--shard", "2/2"], "--shard '2/2' is not a shard"),
+    ):
+        result = cli("migrate", "up", *args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output, (args, result.output)

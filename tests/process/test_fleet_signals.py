@@ -1,0 +1,87 @@
+"""A signal stops a fleet run cleanly: the targets in flight are cancelled on the server and
+rolled back, no new target starts, the report says who finished, who was interrupted and
+who never started; running the command again continues."""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ProcessRunner, Tenants
+from scenarios import execute, fetch_one
+
+from fraiseql_alembic.devdb import DevCluster
+from fraiseql_alembic.engine.locking import LOCK_KEY
+
+#: Sleeps an hour where a table ``slow`` exists (so ending early proves the cancel).
+SLOW_WHERE_MARKED = """-- migrate:up
+CREATE TABLE a (id int);
+DO $$ BEGIN IF to_regclass('slow') IS NOT NULL THEN PERFORM pg_sleep(3600); END IF; END $$;
+-- migrate:down
+DROP TABLE a;
+"""
+
+
+def count(pg_cluster: DevCluster, sql: str) -> int:
+    return int(fetch_one(pg_cluster.url(), sql))  # type: ignore[call-overload]
+
+
+def wait_for(condition: object, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize(("signum", "name", "code"), [(signal.SIGINT, "SIGINT", 130),
+                                                       (signal.SIGTERM, "SIGTERM", 143)])
+def test_a_signal_stops_every_target_and_says_who_finished(
+    tmp_path: Path, tenants: Tenants, pg_cluster: DevCluster, run_process: ProcessRunner,
+    signum: int, name: str, code: int,
+) -> None:
+    (tmp_path / "migrations").mkdir()
+    (tmp_path / "migrations" / "001_a.sql").write_text(SLOW_WHERE_MARKED, encoding="utf-8")
+    urls = tenants(5)
+    for url in urls[1:3]:
+        execute(url, "CREATE TABLE slow ()")
+    targets = tmp_path / "targets.txt"
+    targets.write_text("\n".join(urls) + "\n", encoding="utf-8")
+    names = [tenant.rsplit("/", 1)[1] for tenant in urls]
+    sleeping = ("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
+                "AND query LIKE '%pg_sleep(3600)%' AND pid <> pg_backend_pid()")
+
+    process = run_process.start("fraiseql", "migrate", "up", "--targets", str(targets),
+                                "--jobs", "2", url=None)
+    wait_for(lambda: count(pg_cluster, sleeping) == 2)  # slow1 and slow2 run, fast0 is done
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == code, out + err
+    assert pg_cluster.password not in out + err
+    states = {}
+    for line in out.splitlines():
+        for tenant in names:
+            if line.startswith(("✓ ", "✗ ", "○ ")) and tenant in line.split()[1]:
+                states[tenant] = re.split(r"\s{2,}", line)[2]
+    assert states == {names[0]: "succeeded", names[1]: "interrupted",
+                      names[2]: "interrupted", names[3]: "not started",
+                      names[4]: "not started"}, out
+    assert f"{name}: cancelling the running statement and rolling back..." in err
+    assert (f"Error: Stopped by {name}: 5 targets: 1 succeeded, 2 interrupted, 2 not "
+            "started; what was in flight was rolled back. Run the command again to "
+            "continue") in err
+    # rolled back on the server; no lock, no session left behind
+    assert [fetch_one(url, "SELECT to_regclass('a') IS NOT NULL") for url in urls] == [
+        True, False, False, False, False]
+    assert count(pg_cluster, sleeping) == 0
+    assert count(pg_cluster, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                 f"AND objid = ({LOCK_KEY} & 4294967295)::oid") == 0
+    # again, once the slow ones are fast: it continues where each target stopped
+    for url in urls[1:3]:
+        execute(url, "DROP TABLE slow")
+    again = run_process("fraiseql", "migrate", "up", "--targets", str(targets), url=None)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stdout.count("Already up to date") == 1
+    assert again.stdout.splitlines()[-1] == "5 targets: 5 succeeded"
