@@ -255,6 +255,11 @@ def _run_online(
             try:
                 with context.begin_transaction():
                     context.run_migrations()
+                if (not isinstance(connection, nullcontext) and conn.in_transaction()
+                        and not _read_only_command(config)):
+                    # what Alembic did outside the migrations' own transactions (each
+                    # commits itself): `ensure_version` creating alembic_version is kept
+                    conn.commit()
             except Exception as err:
                 lost = _lost_in_step(err, dbapi, running, url, version_schema)
                 if lost is None:
