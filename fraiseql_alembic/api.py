@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from .alembic_bridge import commands
 from .alembic_bridge.commands import SqlRevision as SqlRevision
@@ -522,6 +522,8 @@ def repair(
 # ---------------------------------------------------------------------------
 # fleets: one verb on many targets (project/targets.py, engine/fleet.py)
 
+R = TypeVar("R")
+
 #: ``--jobs`` when not given: targets migrated at the same time.  Each holds two or three
 #: connections (the lock's, the migration's, a heartbeat under a lease) on its server.
 DEFAULT_JOBS = 4
@@ -564,62 +566,40 @@ def target_settings(settings: Settings, target: Target) -> Settings:
     return replace(settings, database_url=target.url, url_source=f"target {target.name}")
 
 
-def _fleet_jobs(settings: Settings, jobs: int) -> tuple[int, tuple[str, ...]]:
-    """Alembic keeps its running migration context in module globals: a folder with
-    ``.py`` revisions runs one target at a time."""
-    if jobs < 1:
-        raise UsageError(f"jobs= must be 1 or more, got {jobs}")
-    if jobs > 1 and loader.has_python_revisions(settings.path):
-        return 1, ("the folder holds .py revisions, which Alembic runs one database at a "
-                   f"time: running with 1 job instead of {jobs}",)
-    return jobs, ()
-
-
-def upgrade_fleet(
+def on_fleet(
     settings: Settings,
     fleet: Fleet,
+    verb: Callable[[Settings, Target], R],
     *,
     jobs: int = DEFAULT_JOBS,
     max_failures: int | None = 1,
-    steps: int | None = None,
-    reporter_for: Callable[[Target], Reporter] | None = None,
-    on_end: Callable[[TargetOutcome[UpgradeResult]], None] | None = None,
+    in_waves: bool = True,
+    on_end: Callable[[TargetOutcome[R]], None] | None = None,
     cancel: CancelToken | None = None,
-) -> FleetResult[UpgradeResult]:
-    """:func:`upgrade` on every target of ``fleet``, ``jobs`` at a time, wave by wave.
+) -> FleetResult[R]:
+    """Call ``verb(target's settings, target)`` for every target of ``fleet``, ``jobs`` at
+    a time; ``verb`` is one of this module's functions, so that each target behaves
+    exactly as a single run (its own connection, lock, checks, timeouts, retries)::
 
-    Each target runs exactly as a single :func:`upgrade` (its own connection, lock,
-    checks, timeouts, retries) with the reporter ``reporter_for(target)``.  Once
-    ``max_failures`` targets failed (None: never stop) no new target starts and the
-    running ones finish; a wave starts only if every target before it succeeded.
-    ``cancel`` stops every running target (rolled back) and raises FleetInterrupted
-    holding the result.
+        api.on_fleet(settings, fleet, lambda s, target: api.upgrade(s, cancel=token),
+                     cancel=token)
+
+    A target whose ``verb`` raises is ``failed`` (its one line kept, masked).  Once
+    ``max_failures`` targets failed (None: never) no new target starts and the running
+    ones finish.  ``in_waves``: wave by wave, a wave starting only if every target before
+    it succeeded.  ``cancel`` (the token ``verb`` passes on) stops every running target
+    and raises FleetInterrupted holding the result.  A folder with ``.py`` revisions runs
+    one target at a time (Alembic keeps its running context in module globals).
     """
-    jobs, warnings = _fleet_jobs(settings, jobs)
+    if jobs < 1:
+        raise UsageError(f"jobs= must be 1 or more, got {jobs}")
+    warnings: tuple[str, ...] = ()
+    if jobs > 1 and loader.has_python_revisions(settings.path):
+        jobs, warnings = 1, ("the folder holds .py revisions, which Alembic runs one "
+                             f"database at a time: running with 1 job instead of {jobs}",)
     return run_fleet(
-        waves_of(fleet.targets, fleet.waves),
-        lambda target: upgrade(
-            target_settings(settings, target), steps=steps, cancel=cancel,
-            reporter=reporter_for(target) if reporter_for is not None else None,
-        ),
+        waves_of(fleet.targets, fleet.waves) if in_waves else [(None, fleet.targets)],
+        lambda target: verb(target_settings(settings, target), target),
         jobs=jobs, max_failures=max_failures, cancel=cancel, on_end=on_end,
         warnings=warnings,
-    )
-
-
-def status_fleet(
-    settings: Settings,
-    fleet: Fleet,
-    *,
-    jobs: int = DEFAULT_JOBS,
-    on_end: Callable[[TargetOutcome[status_view.StatusReport]], None] | None = None,
-    cancel: CancelToken | None = None,
-) -> FleetResult[status_view.StatusReport]:
-    """:func:`status` of every target of ``fleet``, ``jobs`` at a time; a target that
-    cannot be read is ``failed`` and the others are still read."""
-    jobs, warnings = _fleet_jobs(settings, jobs)
-    return run_fleet(
-        [(None, fleet.targets)],
-        lambda target: status(target_settings(settings, target)),
-        jobs=jobs, max_failures=None, cancel=cancel, on_end=on_end, warnings=warnings,
     )

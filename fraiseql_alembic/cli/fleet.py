@@ -16,14 +16,23 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, Generic, TextIO, TypeVar
 
 import click
 
 from .. import api
-from ..engine.fleet import FAILED, INTERRUPTED, NOT_STARTED, SUCCEEDED, FleetResult, TargetOutcome
+from ..engine.cancel import CancelToken
+from ..engine.fleet import (
+    FAILED,
+    INTERRUPTED,
+    NOT_STARTED,
+    STATES,
+    SUCCEEDED,
+    FleetResult,
+    TargetOutcome,
+)
 from ..engine.status import StatusReport
-from ..errors import UsageError, plural
+from ..errors import AbortedByUser, UsageError, plural
 from ..project.targets import Shard, Target, parse_shard
 from ..settings import Settings
 from .render import CHECK, PENDING_MARK, PROBLEM_MARK, elapsed_text
@@ -211,40 +220,61 @@ _MARK = {SUCCEEDED: CHECK, FAILED: PROBLEM_MARK, INTERRUPTED: PROBLEM_MARK,
          NOT_STARTED: PENDING_MARK}
 
 
-# -- up --targets -----------------------------------------------------------------------
+# -- a verb on every target ------------------------------------------------------------
 
 
-def up(settings: Settings, flags: FleetFlags, database_url: str | None, *,
-       steps: int | None, as_json: bool) -> None:
-    """``up --targets``: every target as a single ``up``; the table (or JSON) at the end;
-    exit 1 when a target failed or did not start, 130/143 on a signal."""
+@dataclass(frozen=True)
+class VerbOutput(Generic[R]):
+    """How a verb's result is told: the line as a target ends, the table's column, JSON."""
+
+    line: Callable[[R], str]  # after ✓, e.g. "Applied 2 migrations"
+    title: str  # the summary table's column
+    cell: Callable[[R], str]
+    details: Callable[[R], dict[str, object]]
+
+
+Verb = Callable[[Settings, Target, CancelToken, TextReporter], R]
+
+
+def run_verb(settings: Settings, flags: FleetFlags, database_url: str | None, verb: Verb[R],
+             output: VerbOutput[R], *, as_json: bool = False) -> None:
+    """``verb`` on every target under :func:`run_interruptible`; the table (or JSON) at the
+    end; exit 1 when a target failed or did not start, 130/143 on a signal."""
     fleet = load_fleet(flags, database_url)
-    output = _Output()
-    max_failures = flags.max_failures_allowed()
-
-    def reporter_for(target: Target) -> TextReporter:
-        return (TargetJsonReporter(target, output) if as_json
-                else TargetTextReporter(target, output))
-
-    def on_end(outcome: TargetOutcome[api.UpgradeResult]) -> None:
-        if as_json:
-            with output.lock:
-                click.echo(json.dumps({"event": "target", **_upgrade_json(outcome)}))
-            return
-        with output.lock:
-            click.echo(f"[{outcome.target.name}] {_upgrade_line(outcome)}")
-
     if not fleet.targets:
         _no_targets(fleet, as_json)
         return
+    lines = _Output()
+    max_failures = flags.max_failures_allowed()
+
+    def on_end(outcome: TargetOutcome[R]) -> None:
+        with lines.lock:
+            if as_json:
+                click.echo(json.dumps({"event": "target", **_outcome_json(outcome, output)}))
+            elif outcome.state == SUCCEEDED:
+                assert outcome.result is not None
+                took = f" ({elapsed_text(outcome.elapsed or 0)})"
+                click.echo(f"[{outcome.target.name}] {CHECK} {output.line(outcome.result)}"
+                           f"{took}")
+            else:
+                click.echo(f"[{outcome.target.name}] {PROBLEM_MARK} "
+                           f"{outcome.state.capitalize()}: {outcome.error}")
+
+    def work(token: CancelToken) -> FleetResult[R]:
+        def one(target_settings: Settings, target: Target) -> R:
+            reporter = (TargetJsonReporter(target, lines) if as_json
+                        else TargetTextReporter(target, lines))
+            return verb(target_settings, target, token, reporter)
+
+        return api.on_fleet(settings, fleet, one, jobs=flags.jobs or api.DEFAULT_JOBS,
+                            max_failures=max_failures, on_end=on_end, cancel=token)
+
     try:
-        result = run_interruptible(lambda token: api.upgrade_fleet(
-            settings, fleet, jobs=flags.jobs or api.DEFAULT_JOBS, max_failures=max_failures,
-            steps=steps, reporter_for=reporter_for, on_end=on_end, cancel=token))
+        result = run_interruptible(work)
     except api.FleetInterrupted as stopped:
-        _upgrade_summary(stopped.result, as_json)
+        _summary(stopped.result, output, as_json)
         raise
-    _upgrade_summary(result, as_json)
+    _summary(result, output, as_json)
     if not result.ok:
         sys.exit(1)
 
@@ -256,47 +286,113 @@ def _no_targets(fleet: api.Fleet, as_json: bool) -> None:
         click.echo(f"No targets to run on in {fleet.file} (after --wave and --shard)")
 
 
-def _applied(outcome: TargetOutcome[api.UpgradeResult]) -> tuple[str, ...]:
-    return outcome.result.applied if outcome.result is not None else ()
+def _outcome_json(outcome: TargetOutcome[R], output: VerbOutput[R]) -> dict[str, object]:
+    details = output.details(outcome.result) if outcome.result is not None else {}
+    return {**_target_json(outcome), **details}
 
 
-def _upgrade_line(outcome: TargetOutcome[api.UpgradeResult]) -> str:
-    took = f" in {elapsed_text(outcome.elapsed)}" if outcome.elapsed is not None else ""
-    if outcome.state == SUCCEEDED:
-        assert outcome.result is not None
-        if outcome.result.up_to_date:
-            return f"{CHECK} Already up to date"
-        return f"{CHECK} Applied {plural(len(_applied(outcome)))}{took}"
-    return f"{PROBLEM_MARK} {outcome.state.capitalize()}: {outcome.error}"
-
-
-def _upgrade_json(outcome: TargetOutcome[api.UpgradeResult]) -> dict[str, object]:
-    result = outcome.result
-    return {**_target_json(outcome), "applied": list(_applied(outcome)),
-            "warnings": list(result.warnings) if result is not None else []}
-
-
-def _upgrade_summary(result: FleetResult[api.UpgradeResult], as_json: bool) -> None:
+def _summary(result: FleetResult[R], output: VerbOutput[R], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({
             "event": "summary", "stopped": result.stopped, "jobs": result.jobs,
             "warnings": list(result.warnings),
-            "counts": {state: len(result.having(state))
-                       for state in (SUCCEEDED, FAILED, INTERRUPTED, NOT_STARTED)},
-            "targets": [_upgrade_json(outcome) for outcome in result.outcomes],
+            "counts": {state: len(result.having(state)) for state in STATES},
+            "targets": [_outcome_json(outcome, output) for outcome in result.outcomes],
         }))
         return
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
     rows = [[f"{_MARK[o.state]} {o.target.name}", o.target.shown_url, o.state,
-             str(len(_applied(o))) if o.result is not None else "-",
+             output.cell(o.result) if o.result is not None else "-",
              elapsed_text(o.elapsed) if o.elapsed is not None else "-", o.error or ""]
             for o in result.outcomes]
     click.echo("")
-    for line in _table(["  target", "database", "state", "applied", "time", "error"], rows):
+    for line in _table(["  target", "database", "state", output.title, "time", "error"], rows):
         click.echo(line)
     stopped = f" ({result.stopped})" if result.stopped else ""
     click.echo(f"{result.counts()}{stopped}")
+
+
+# -- up, down, mark-applied, repair --targets ---------------------------------------------
+
+UPGRADED = VerbOutput[api.UpgradeResult](
+    line=lambda result: ("Already up to date" if result.up_to_date
+                         else f"Applied {plural(len(result.applied))}"),
+    title="applied", cell=lambda result: str(len(result.applied)),
+    details=lambda result: {"applied": list(result.applied),
+                            "warnings": list(result.warnings)},
+)
+
+
+def up(settings: Settings, flags: FleetFlags, database_url: str | None, *,
+       steps: int | None, as_json: bool) -> None:
+    """``up --targets``: every target as a single ``up``."""
+    run_verb(settings, flags, database_url,
+             lambda target_settings, _, token, reporter: api.upgrade(
+                 target_settings, steps=steps, reporter=reporter, cancel=token),
+             UPGRADED, as_json=as_json)
+
+
+ROLLED_BACK = VerbOutput[api.DowngradeResult](
+    line=lambda result: f"Rolled back {plural(len(result.rolled_back))}",
+    title="rolled back", cell=lambda result: str(len(result.rolled_back)),
+    details=lambda result: {"rolled_back": list(result.rolled_back)},
+)
+
+
+def down(settings: Settings, flags: FleetFlags, database_url: str | None, *,
+         steps: int, force: bool) -> None:
+    """``down --targets``: asked once for the whole fleet (unless ``force``), then every
+    target as a single ``down --force``."""
+    fleet = load_fleet(flags, database_url)
+    if not force and fleet.targets:
+        what = (f"the {plural(steps)} most recent" if steps > 1 else "the most recent "
+                "migration")
+        if not sys.stdin.isatty():
+            raise AbortedByUser(
+                f"Refusing to roll back {what} on {plural(len(fleet.targets), 'target')} "
+                "without confirmation: there is no terminal to ask on. Pass --force to roll "
+                "back anyway; nothing was changed")
+        if not click.confirm(f"Roll back {what} on each of "
+                             f"{plural(len(fleet.targets), 'target')}?", default=False):
+            raise AbortedByUser("Rollback cancelled; nothing was changed")
+    run_verb(settings, flags, database_url,
+             lambda target_settings, _, token, reporter: api.downgrade(
+                 target_settings, steps=steps, reporter=reporter, cancel=token),
+             ROLLED_BACK)
+
+
+MARKED = VerbOutput[api.Recorded](
+    line=lambda recorded: f"Marked {recorded.filename} as applied without running it",
+    title="marked", cell=lambda recorded: recorded.filename,
+    details=lambda recorded: {"marked": recorded.filename},
+)
+
+
+def mark_applied(settings: Settings, flags: FleetFlags, database_url: str | None, *,
+                 version: str, reason: str | None) -> None:
+    """``mark-applied VERSION --targets``: on every target."""
+    run_verb(settings, flags, database_url,
+             lambda target_settings, _, token, reporter: api.mark_applied(
+                 target_settings, version, reason=reason, reporter=reporter),
+             MARKED)
+
+
+REPAIRED = VerbOutput[tuple[api.Recorded, ...]](
+    line=lambda repaired: (f"Repaired {', '.join(item.filename for item in repaired)}"
+                           if repaired else "Nothing to repair"),
+    title="repaired", cell=lambda repaired: str(len(repaired)),
+    details=lambda repaired: {"repaired": [item.filename for item in repaired]},
+)
+
+
+def repair(settings: Settings, flags: FleetFlags, database_url: str | None, *,
+           version: str | None, reason: str | None) -> None:
+    """``repair [VERSION] --targets``: on every target."""
+    run_verb(settings, flags, database_url,
+             lambda target_settings, _, token, reporter: api.repair(
+                 target_settings, version, reason=reason, reporter=reporter),
+             REPAIRED)
 
 
 # -- status --targets -------------------------------------------------------------------
@@ -310,8 +406,9 @@ def status(settings: Settings, flags: FleetFlags, database_url: str | None, *,
     if not fleet.targets:
         _no_targets(fleet, as_json)
         return
-    result = run_interruptible(lambda token: api.status_fleet(
-        settings, fleet, jobs=flags.jobs or api.DEFAULT_JOBS, cancel=token))
+    result = run_interruptible(lambda token: api.on_fleet(
+        settings, fleet, lambda target_settings, _: api.status(target_settings),
+        jobs=flags.jobs or api.DEFAULT_JOBS, max_failures=None, in_waves=False, cancel=token))
     reports = [(o, o.result) for o in result.outcomes]
     if as_json:
         click.echo(json.dumps({

@@ -273,6 +273,7 @@ def _rehearse(settings: Settings, steps: int | None, reporter: TextReporter) -> 
               help="Roll back the N most recent migrations.")
 @click.option("--force", is_flag=True, help="Do not ask for confirmation.")
 @resume_option
+@fleet_options(policy=True)
 @run_options
 @common_options
 @handle_errors
@@ -280,11 +281,20 @@ def down(
     steps: int,
     force: bool,
     resume: api.Resume | None,
+    fleet: FleetFlags,
     run: RunFlags,
     path: Path | None,
     database_url: str | None,
 ) -> None:
     """Roll back the most recent migration(s), newest first."""
+    if fleet.targets is not None:
+        if resume is not None:
+            raise click.UsageError("--resume cannot be combined with --targets; run it on "
+                                   "one database (--database-url)")
+        cli_fleet.down(run_settings(path, None, run), fleet, database_url, steps=steps,
+                       force=force)
+        return
+    cli_fleet.check_single(fleet)
     settings = run_settings(path, database_url, run)
 
     def confirm(plan: tuple[api.PlannedMigration, ...]) -> bool:
@@ -316,14 +326,20 @@ def down(
 @click.command("mark-applied")
 @click.argument("version")
 @record_options
+@fleet_options(policy=True)
 @common_options
 @handle_errors
 def mark_applied(
-    version: str, reason: str | None, run: RunFlags, path: Path | None,
+    version: str, reason: str | None, fleet: FleetFlags, run: RunFlags, path: Path | None,
     database_url: str | None,
 ) -> None:
     """Record the next pending migration as applied without running it (it was applied
     by hand).  VERSION: 003, 003_add_indexes or the file name."""
+    if fleet.targets is not None:
+        cli_fleet.mark_applied(run_settings(path, None, run), fleet, database_url,
+                               version=version, reason=reason)
+        return
+    cli_fleet.check_single(fleet)
     settings = run_settings(path, database_url, run)
     recorded = api.mark_applied(settings, version, reason=reason, reporter=TextReporter())
     click.echo(f"{CHECK} Marked {recorded.filename} as applied without running it "
@@ -333,14 +349,20 @@ def mark_applied(
 @click.command()
 @click.argument("version", required=False)
 @record_options
+@fleet_options(policy=True)
 @common_options
 @handle_errors
 def repair(
-    version: str | None, reason: str | None, run: RunFlags, path: Path | None,
-    database_url: str | None,
+    version: str | None, reason: str | None, fleet: FleetFlags, run: RunFlags,
+    path: Path | None, database_url: str | None,
 ) -> None:
     """Accept the current checksum of applied files that changed (all MODIFIED ones, or
     VERSION)."""
+    if fleet.targets is not None:
+        cli_fleet.repair(run_settings(path, None, run), fleet, database_url, version=version,
+                         reason=reason)
+        return
+    cli_fleet.check_single(fleet)
     settings = run_settings(path, database_url, run)
     repaired = api.repair(settings, version, reason=reason, reporter=TextReporter())
     if not repaired:

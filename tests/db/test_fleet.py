@@ -57,7 +57,7 @@ def test_up_migrates_every_target_and_status_shows_them(
     lines = result.output.splitlines()
     first = urls[0].replace(pg_cluster.password, "***")
     assert f"[{first}] ✓ Running migration: 001_a.sql" in lines
-    assert f"[{first}] ✓ Applied 2 migrations" in [line.split(" in ")[0] for line in lines]
+    assert f"[{first}] ✓ Applied 2 migrations" in [line.split(" (")[0] for line in lines]
     assert lines[-1] == "12 targets: 12 succeeded"
     # again: nothing to do, every target says so
     result = cli("migrate", "up", "--targets", str(targets))
@@ -221,3 +221,35 @@ def test_fleet_options_are_checked(cli: Cli, folder: Path, tmp_path: Path) -> No
         result = cli("migrate", "up", *args)
         assert result.exit_code == 2, (args, result.output)
         assert message in result.output, (args, result.output)
+
+
+def test_down_mark_applied_and_repair_on_every_target(
+    cli: Cli, folder: Path, tenants: Tenants, pg_cluster: DevCluster, tmp_path: Path,
+) -> None:
+    urls = tenants(3)
+    targets = write_plain(tmp_path, urls)
+    assert cli("migrate", "up", "--targets", str(targets)).exit_code == 0
+    refused = cli("migrate", "down", "--targets", str(targets))
+    assert refused.exit_code == 1
+    assert ("Error: Refusing to roll back the most recent migration on 3 targets without "
+            "confirmation: there is no terminal to ask on") in refused.output
+    assert [applied(url) for url in urls] == ["002"] * 3
+    result = cli("migrate", "down", "--targets", str(targets), "--force", "--jobs", "3")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("✓ Rolled back 1 migration") == 3
+    assert [applied(url) for url in urls] == ["001"] * 3
+    result = cli("migrate", "mark-applied", "002", "--targets", str(targets),
+                 "--reason", "made by hand")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("✓ Marked 002_b.sql as applied without running it") == 3
+    assert [applied(url) for url in urls] == ["002"] * 3
+    assert [fetch_one(url, "SELECT to_regclass('b') IS NULL") for url in urls] == [True] * 3
+    (folder / "001_a.sql").write_text(  # the up section changed after it ran
+        UP_DOWN.format(t="a").replace("(id int);", "(id int);  -- edited", 1), encoding="utf-8")
+    assert cli("migrate", "status", "--targets", str(targets), "--exit-code").exit_code == 4
+    result = cli("migrate", "repair", "--targets", str(targets), "--reason", "comment")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("✓ Repaired 001_a.sql") == 3
+    assert result.output.splitlines()[-1] == "3 targets: 3 succeeded"
+    assert password(pg_cluster) not in result.output
+    assert cli("migrate", "status", "--targets", str(targets), "--exit-code").exit_code == 0
