@@ -362,3 +362,102 @@ def _alembic_ini_url(cwd: Path) -> str | None:
     except configparser.Error:
         return None
     return value or None
+
+
+# -- autogenerate: where the models are, the shadow database --------------------------
+
+#: The environment variable naming the shadow database of ``create --autogenerate``.
+SHADOW_URL_ENV = "FRAISEQL_SHADOW_DATABASE_URL"
+#: The alembic.ini option (``[alembic]`` section) naming the models' MetaData.
+METADATA_INI_OPTION = "fraiseql.target_metadata"
+
+
+@dataclass(frozen=True)
+class ModelsSetting:
+    """Where the SQLAlchemy models are: ``module:attribute`` paths to MetaData objects (or
+    lists of them), and the setting they came from (named in every error about them)."""
+
+    paths: tuple[str, ...]
+    source: str
+    root: Path  # the project folder, importable while the models load
+
+
+def models_setting(
+    given: str | tuple[str, ...] | list[str] | None = None, *, cwd: Path | None = None
+) -> ModelsSetting | None:
+    """``--metadata`` (``given``), else ``target_metadata`` under ``[tool.fraiseql]`` in
+    pyproject.toml, else ``fraiseql.target_metadata`` in alembic.ini's ``[alembic]``
+    section (several paths separated by commas or spaces); None when none is set."""
+    cwd = cwd or Path.cwd()
+    if given:
+        paths = (given,) if isinstance(given, str) else tuple(given)
+        return ModelsSetting(_metadata_paths(paths, "--metadata"), "--metadata", cwd)
+    where = "target_metadata under [tool.fraiseql] in pyproject.toml"
+    value = _pyproject_tool_fraiseql(cwd).get("target_metadata")
+    if value is not None:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise ConfigError(f"{where} must be a string or a list of strings, e.g. "
+                              '"myapp.models:Base.metadata"')
+        return ModelsSetting(_metadata_paths(value, where), where, cwd)
+    ini = cwd / "alembic.ini"
+    if ini.is_file():
+        parser = configparser.ConfigParser(interpolation=None)
+        try:
+            parser.read(ini, encoding="utf-8")
+            text = parser.get("alembic", METADATA_INI_OPTION, fallback="").strip()
+        except configparser.Error as err:
+            raise ConfigError(f"Cannot read {ini}: {' '.join(str(err).split())}") from err
+        if text:
+            where = f"{METADATA_INI_OPTION} in alembic.ini"
+            return ModelsSetting(_metadata_paths(re.split(r"[\s,]+", text), where), where, cwd)
+    return None
+
+
+def _metadata_paths(paths: Any, where: str) -> tuple[str, ...]:
+    found = tuple(str(path).strip() for path in paths if str(path).strip())
+    for path in found:
+        module, _, attribute = path.partition(":")
+        if not module or not attribute or not all(
+            part.isidentifier() for part in [*module.split("."), *attribute.split(".")]
+        ):
+            raise ConfigError(
+                f"{where}: {path!r} is not a models path; write module:attribute, e.g. "
+                "myapp.models:Base.metadata"
+            )
+    if not found:
+        raise ConfigError(f"{where} is empty; write module:attribute, e.g. "
+                          "myapp.models:Base.metadata")
+    return found
+
+
+def _pyproject_tool_fraiseql(cwd: Path) -> dict[str, Any]:
+    """The ``[tool.fraiseql]`` table of pyproject.toml (empty without one)."""
+    pyproject = cwd / "pyproject.toml"
+    if not pyproject.is_file():
+        return {}
+    try:
+        # lazy: Python 3.10 has no tomllib, and only pyproject.toml needs it
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        return {}
+    try:
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"Cannot read {pyproject}: {err}") from err
+    table = data.get("tool", {}).get("fraiseql", {})
+    return table if isinstance(table, dict) else {}
+
+
+def shadow_database_url(
+    given: str | None = None, *, environ: Mapping[str, str] | None = None
+) -> tuple[str | None, str | None]:
+    """``--shadow-database-url`` (``given``), else ``FRAISEQL_SHADOW_DATABASE_URL``, with
+    where it came from; ``(None, None)``: start a throwaway PostgreSQL instead."""
+    environ = os.environ if environ is None else environ
+    if given:
+        return given, "--shadow-database-url"
+    if environ.get(SHADOW_URL_ENV):
+        return environ[SHADOW_URL_ENV], SHADOW_URL_ENV
+    return None, None

@@ -1,0 +1,221 @@
+"""Autogenerate: compare the models with a database, and write the difference as SQL.
+
+:func:`compare` runs Alembic's own ``produce_migrations`` on a connection to the shadow
+database (the schema the migrations build) with ``compare_type``, server defaults,
+comments, named CHECK constraints (Alembic's ``checkconstraint_byname`` plugin where the
+installed Alembic has it), identity columns and the schemas the models name; our
+bookkeeping tables are filtered out by :mod:`.filters`.  It also reads what Alembic does
+not compare: PostgreSQL enum types and their values, schemas that do not exist yet, and
+the views, functions and triggers it cannot see.  :mod:`.sqlrender` turns the result
+into the up and down sections of a migration file.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from alembic.autogenerate import produce_migrations
+from alembic.operations import ops
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Enum, MetaData
+from sqlalchemy.engine import Connection
+
+from ..engine.database import connect
+from ..engine.translate import database_error
+from ..errors import MigrationError, plural
+from .filters import include_name, include_object
+
+#: Alembic's opt-in comparator of CHECK constraints by name (Alembic 1.20+).
+CHECK_PLUGIN = "alembic.ext.checkconstraint_byname"
+
+_ENUMS = (
+    "SELECT n.nspname, t.typname, array_agg(e.enumlabel::text ORDER BY e.enumsortorder) "
+    "FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid "
+    "JOIN pg_namespace n ON n.oid = t.typnamespace GROUP BY 1, 2"
+)
+# Objects autogenerate does not compare, outside PostgreSQL's schemas and extensions.
+_UNSEEN = """
+SELECT
+  (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('v', 'm') AND n.nspname <> 'information_schema'
+      AND n.nspname !~ '^pg_'),
+  (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+    WHERE n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'
+      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
+                      AND d.objid = p.oid AND d.deptype = 'e')),
+  (SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal)
+"""
+
+
+@dataclass(frozen=True)
+class EnumType:
+    """A named PostgreSQL enum type: its schema (None: the default one), name, values."""
+
+    schema: str | None
+    name: str
+    values: tuple[str, ...]
+    model: Enum | None = None  # the models' type, when it comes from them
+
+
+@dataclass
+class Comparison:
+    """What the models hold that the shadow database does not, and the other way round."""
+
+    upgrade: ops.UpgradeOps
+    default_schema: str
+    new_schemas: tuple[str, ...] = ()
+    new_enums: tuple[EnumType, ...] = ()
+    # (the type in the database, in the models) when the models add values to it
+    added_values: tuple[tuple[EnumType, EnumType], ...] = ()
+    notes: list[str] = field(default_factory=list)  # for the file header
+    known_enums: frozenset[tuple[str | None, str]] = frozenset()  # exist, or made here
+
+    @property
+    def empty(self) -> bool:
+        return (self.upgrade.is_empty() and not self.new_schemas and not self.new_enums
+                and not self.added_values)
+
+
+def compare(url: str, metadata: Sequence[MetaData]) -> Comparison:
+    """The difference between ``metadata`` (the models) and the database at ``url``."""
+    try:
+        with connect(url) as connection:
+            return _compare(connection, metadata)
+    except MigrationError:
+        raise
+    except Exception as err:
+        wrapped = database_error(err)
+        if wrapped is None:
+            raise
+        raise wrapped from err
+
+
+def options(metadata: Sequence[MetaData], *, schemas: Sequence[str] = ()) -> dict[str, Any]:
+    """``context.configure`` options for comparing ``metadata``: types, server defaults,
+    comments, named CHECK constraints, the ``schemas`` the models use (and no other), and
+    the :mod:`.filters` that keep our bookkeeping tables out."""
+    wanted = set(schemas)
+
+    def name_filter(name: str | None, type_: str, parent_names: Mapping[str, Any]) -> bool:
+        if type_ == "schema":
+            return name is None or name in wanted
+        return include_name(name, type_, parent_names)
+
+    plugins = ["alembic.autogenerate.*"]
+    if _has_module(CHECK_PLUGIN):
+        plugins.append(CHECK_PLUGIN)
+    return {
+        "target_metadata": list(metadata),
+        "compare_type": True,
+        "compare_server_default": True,
+        "include_schemas": bool(wanted),
+        "include_name": name_filter,
+        "include_object": include_object,
+        "autogenerate_plugins": plugins,
+    }
+
+
+def _has_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def _compare(connection: Connection, metadata: Sequence[MetaData]) -> Comparison:
+    default = str(connection.dialect.default_schema_name or "public")
+    schemas = sorted({table.schema for each in metadata for table in each.tables.values()
+                      if table.schema and table.schema != default})
+    context = MigrationContext.configure(connection, opts=options(metadata, schemas=schemas))
+    script = produce_migrations(context, list(metadata))  # type: ignore[arg-type]
+    upgrade = script.upgrade_ops
+    assert upgrade is not None
+    existing = {str(row[0]) for row in connection.exec_driver_sql(
+        "SELECT nspname FROM pg_namespace")}
+    in_database = {
+        (None if row[0] == default else str(row[0]), str(row[1])):
+            EnumType(None if row[0] == default else str(row[0]), str(row[1]), tuple(row[2]))
+        for row in connection.exec_driver_sql(_ENUMS)
+    }
+    comparison = Comparison(upgrade, default,
+                            new_schemas=tuple(name for name in schemas if name not in existing))
+    _compare_enums(comparison, _model_enums(metadata, default), in_database)
+    views, functions, triggers = connection.exec_driver_sql(_UNSEEN).one()
+    connection.rollback()
+    unseen = [plural(count, kind) for count, kind in
+              ((views, "view"), (functions, "function"), (triggers, "trigger")) if count]
+    comparison.notes.append(
+        "Not compared (autogenerate cannot see them): views, functions, triggers, "
+        "sequences' values, grants, policies"
+        + (f"; the migrations' schema has {', '.join(unseen)}: change them by hand"
+           if unseen else "")
+    )
+    return comparison
+
+
+def _model_enums(metadata: Sequence[MetaData], default: str) -> dict[
+        tuple[str | None, str], EnumType]:
+    found: dict[tuple[str | None, str], EnumType] = {}
+    for each in metadata:
+        for table in each.tables.values():
+            for column in table.columns:
+                kind = getattr(column.type, "item_type", column.type)  # ARRAY(Enum)
+                if isinstance(kind, Enum) and kind.native_enum and kind.name:
+                    schema = kind.schema if kind.schema != default else None
+                    key = (schema, str(kind.name))
+                    found.setdefault(key, EnumType(schema, str(kind.name),
+                                                   tuple(kind.enums), kind))
+    return found
+
+
+def _compare_enums(
+    comparison: Comparison, models: Mapping[tuple[str | None, str], EnumType],
+    in_database: Mapping[tuple[str | None, str], EnumType],
+) -> None:
+    comparison.new_enums = tuple(enum for key, enum in sorted(
+        models.items(), key=lambda item: (item[0][0] or "", item[0][1]))
+        if key not in in_database)
+    added = []
+    for key, model in models.items():
+        current = in_database.get(key)
+        if current is None or current.values == model.values:
+            continue
+        new_values = tuple(value for value in model.values if value not in current.values)
+        if new_values:
+            added.append((current, model))
+            comparison.notes.append(
+                f"Enum {_shown(current)}: the up section adds {', '.join(map(repr, new_values))}"
+                "; PostgreSQL cannot remove an enum value, so the down section leaves them "
+                "(a value added by ALTER TYPE ... ADD VALUE cannot be used in the same "
+                "transaction)"
+            )
+        gone = [value for value in current.values if value not in model.values]
+        if gone:
+            comparison.notes.append(
+                f"Enum {_shown(current)} has {', '.join(map(repr, gone))} in the database "
+                "but not in the models, which autogenerate does not write (PostgreSQL cannot "
+                "drop an enum value): rename the value (ALTER TYPE ... RENAME VALUE) or "
+                "recreate the type by hand"
+            )
+        elif not new_values:
+            comparison.notes.append(
+                f"Enum {_shown(current)}: its values are in another order in the models; "
+                "autogenerate does not reorder them"
+            )
+    comparison.added_values = tuple(added)
+    compared = {schema for schema, _ in models} | {None}
+    for key, enum in sorted(in_database.items(), key=lambda item: (item[0][0] or "", item[0][1])):
+        if key not in models and enum.schema in compared:
+            comparison.notes.append(
+                f"Enum {_shown(enum)} is in the database but in no model; autogenerate "
+                "does not drop it: drop it by hand once nothing uses it"
+            )
+    comparison.known_enums = frozenset({*in_database, *models})
+
+
+def _shown(enum: EnumType) -> str:
+    return f"{enum.schema}.{enum.name}" if enum.schema else enum.name
+
