@@ -113,6 +113,63 @@ CASES = [
      "UPDATE tb_order SET status = 'refunded' WHERE refund_id IS NOT NULL;",
      "ALTER TYPE order_status ADD VALUE 'refunded';\n"
      "UPDATE tb_order SET status = 'cancelled' WHERE refund_id IS NOT NULL;"),
+    # volatile defaults by PostgreSQL's pg_proc, and functions the migrations create
+    ("FQL003", "ALTER TABLE tb_user ADD COLUMN a float8 DEFAULT random() * 10;",
+     "ALTER TABLE tb_user ADD COLUMN a bigint DEFAULT txid_current();"),
+    ("FQL003", "ALTER TABLE tb_user ADD COLUMN a int DEFAULT my_counter();",
+     "CREATE FUNCTION my_counter() RETURNS int LANGUAGE sql IMMUTABLE AS $$ SELECT 1 $$;\n"
+     "ALTER TABLE tb_user ADD COLUMN a int DEFAULT my_counter();"),
+    ("FQL003", "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;\n"
+     "ALTER TABLE tb_user ADD COLUMN a int DEFAULT f();",
+     "ALTER TABLE tb_user ADD COLUMN a text DEFAULT lower('X') || to_char(now(), 'YYYY');"),
+    ("FQL003", "ALTER TABLE tb_user ADD COLUMN a uuid DEFAULT uuid_generate_v4();",
+     "ALTER TABLE tb_user ADD COLUMN a uuid DEFAULT 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11';"),
+    ("FQL005", "ALTER TABLE tb_post ADD COLUMN author_id int REFERENCES tb_user (id);",
+     "ALTER TABLE tb_post ADD COLUMN author_id int;\nALTER TABLE tb_post ADD CONSTRAINT fk_a "
+     "FOREIGN KEY (author_id) REFERENCES tb_user (id) NOT VALID;"),
+    ("FQL005", "ALTER TABLE tb_post ADD COLUMN views int CHECK (views >= 0);",
+     "ALTER TABLE tb_post ADD COLUMN views int;"),
+    ("FQL005", "ALTER DOMAIN positive ADD CONSTRAINT gt0 CHECK (VALUE > 0);",
+     "ALTER DOMAIN positive ADD CONSTRAINT gt0 CHECK (VALUE > 0) NOT VALID;"),
+    ("FQL008", "ALTER TYPE order_status RENAME TO order_state;",
+     "CREATE TYPE tmp_status AS ENUM ('a');\nALTER TYPE tmp_status RENAME TO order_state;"),
+    ("FQL014", "ALTER TABLE tb_post ADD CONSTRAINT fk_a FOREIGN KEY (a) REFERENCES tb_user (id) "
+     "NOT VALID;\nALTER TABLE tb_post VALIDATE CONSTRAINT fk_a;",
+     "ALTER TABLE tb_post ADD CONSTRAINT fk_a FOREIGN KEY (a) REFERENCES tb_user (id) "
+     "NOT VALID;\nCREATE INDEX CONCURRENTLY i ON tb_x (a);\n"
+     "ALTER TABLE tb_post VALIDATE CONSTRAINT fk_a;"),
+    ("FQL014", "ALTER TABLE tb_post ADD CONSTRAINT ck CHECK (a > 0) NOT VALID;\n"
+     "ALTER TABLE tb_post VALIDATE CONSTRAINT ck;",
+     "-- migrate:up transaction:false\nALTER TABLE tb_post ADD CONSTRAINT ck CHECK (a > 0) "
+     "NOT VALID;\nALTER TABLE tb_post VALIDATE CONSTRAINT ck;"),
+    ("FQL015", "DROP INDEX idx_user_email;", "DROP INDEX CONCURRENTLY idx_user_email;"),
+    ("FQL015", "DROP INDEX app.idx_a, idx_b;",
+     "CREATE INDEX idx_n ON tb_new_t (a);\nDROP INDEX idx_n;"),
+    ("FQL016", "ALTER TABLE measurement DETACH PARTITION measurement_2020;",
+     "ALTER TABLE measurement DETACH PARTITION measurement_2020 CONCURRENTLY;"),
+    ("FQL017", "ALTER TABLE tb_event SET TABLESPACE fast_ssd;",
+     "CREATE TABLE tb_new (a int);\nALTER TABLE tb_new SET TABLESPACE fast_ssd;"),
+    ("FQL017", "ALTER TABLE tb_event SET UNLOGGED;", "ALTER TABLE tb_event SET (fillfactor = 90);"),
+    ("FQL017", "ALTER INDEX idx_a SET TABLESPACE fast_ssd;", "ALTER INDEX idx_a RENAME TO idx_b;"),
+    ("FQL018", "REFRESH MATERIALIZED VIEW mv_stats;",
+     "REFRESH MATERIALIZED VIEW CONCURRENTLY mv_stats;"),
+    ("FQL019", "ALTER TYPE order_status RENAME VALUE 'paid' TO 'settled';",
+     "ALTER TYPE order_status ADD VALUE 'settled';"),
+    ("FQL020", "ALTER TABLE tb_user ALTER COLUMN email DROP NOT NULL;",
+     "ALTER TABLE tb_user ALTER COLUMN email SET DEFAULT '';"),
+    ("FQL020", "DROP DATABASE legacy;", "CREATE VIEW v_tmp AS SELECT 1;\nDROP VIEW v_tmp;"),
+    ("FQL020", "DROP FUNCTION app.f_old(int);",
+     "CREATE TYPE t_tmp AS ENUM ('a');\nDROP TYPE t_tmp;"),
+    ("FQL021", "ALTER TABLE tb_post ADD COLUMN status text;\nUPDATE tb_post SET status = 'draft';",
+     "ALTER TABLE tb_post ADD COLUMN status text;\n"
+     "UPDATE tb_post SET status = 'draft' WHERE id BETWEEN 1 AND 1000;"),
+    ("FQL021", "DELETE FROM tb_log;\nALTER TABLE tb_log ADD COLUMN b int;",
+     "DELETE FROM tb_log;\nCREATE INDEX CONCURRENTLY i ON tb_x (a);\n"
+     "ALTER TABLE tb_log ADD COLUMN b int;"),
+    ("FQL022", "ALTER TABLE tb_user ADD COLUMN prefs json;",
+     "ALTER TABLE tb_user ADD COLUMN prefs jsonb;"),
+    ("FQL022", "CREATE TABLE tb_doc (id int, body json[]);",
+     "CREATE TABLE tb_doc (id int, body jsonb);"),
     # DO blocks: the statements inside go through the same rules
     ("FQL001", "DO $$ BEGIN\n  CREATE INDEX idx_a ON tb_user (a);\nEND $$;",
      "DO $$ BEGIN\n  CREATE TABLE tb_n (a int);\n  CREATE INDEX idx_a ON tb_n (a);\nEND $$;"),
@@ -276,7 +333,8 @@ SPEC_EXPECTED = {
     "010": (SPEC_010, []),
     "015": (SPEC_015, [("FQL004", 8)]),
     "020": (SPEC_020, []),
-    "030": (SPEC_030, [("FQL007", 10)]),  # drops `published` with no way back
+    # backfills in the ADD COLUMN's transaction; drops `published` with no way back
+    "030": (SPEC_030, [("FQL021", 6), ("FQL007", 10)]),
     "035": (SPEC_035_CONCURRENTLY, []),
     "040": (SPEC_040, [("FQL001", 4)]),
     "050": (SPEC_050, []),
@@ -512,3 +570,34 @@ def test_timestamp_to_timestamptz_needs_a_known_utc_session() -> None:
     assert lint_migrations([earlier, target], policy=LintPolicy(timezone="UTC")) == []
     # a SET in an earlier file does not reach this one (the runner resets the session)
     assert rules(alter, before=(create, "SET TIME ZONE UTC;")) == ["FQL006"]
+
+
+def test_new_hazard_rules_details() -> None:
+    # VALIDATE in the next migration is the safe way
+    add = "ALTER TABLE tb_post ADD CONSTRAINT ck CHECK (a > 0) NOT VALID;"
+    assert rules("ALTER TABLE tb_post VALIDATE CONSTRAINT ck;", before=(add,)) == []
+    (finding,) = findings(add + "\nALTER TABLE tb_post VALIDATE CONSTRAINT ck;")
+    assert "on line 1" in finding.message
+    # DETACH ... CONCURRENTLY exists from PostgreSQL 14 on
+    detach = "ALTER TABLE m DETACH PARTITION m_2020;"
+    (found,) = lint_migrations([parsed(detach)], policy=LintPolicy(postgres_version=13))
+    assert "PostgreSQL 13 and older have no DETACH ... CONCURRENTLY" in found.fix
+    (found,) = lint_migrations([parsed(detach)])
+    assert found.fix.startswith("ALTER TABLE m DETACH PARTITION m_2020 CONCURRENTLY")
+    # an unknown function is named as such; a built-in volatile one as volatile
+    (unknown,) = findings("ALTER TABLE t ADD COLUMN a uuid DEFAULT ext.make_id();")
+    assert "calls ext.make_id(), which lint cannot prove immutable or stable" in unknown.message
+    (volatile,) = findings("ALTER TABLE t ADD COLUMN a float8 DEFAULT pg_catalog.random();")
+    assert "calls pg_catalog.random(), which is volatile" in volatile.message
+    # a function created STABLE in an earlier file counts; in another schema it does not
+    stable = "CREATE FUNCTION app.next_code() RETURNS text LANGUAGE sql STABLE AS $$ SELECT 'a' $$;"
+    assert rules("ALTER TABLE t ADD COLUMN a text DEFAULT app.next_code();", before=(stable,)) == []
+    assert rules("ALTER TABLE t ADD COLUMN a text DEFAULT next_code();", before=(stable,)) == [
+        "FQL003"]
+    # a backfill and its DDL are reported once, at the backfill
+    assert rules("ALTER TABLE t ADD COLUMN a int;\nUPDATE t SET a = 1;\n"
+                 "ALTER TABLE t DROP COLUMN b;\n-- migrate:down\nSELECT 1;") == ["FQL021"]
+    # INSERT ... VALUES and bounded INSERT ... SELECT are not backfills of the whole table
+    assert rules("ALTER TABLE t ADD COLUMN a int;\nINSERT INTO t VALUES (1);\n"
+                 "INSERT INTO t SELECT * FROM u WHERE id < 100;") == []
+    assert rules("ALTER TABLE t ADD COLUMN a int;\nINSERT INTO t SELECT * FROM u;") == ["FQL021"]

@@ -26,6 +26,7 @@ from ...errors import MigrationFileError
 from ..parse import ParsedMigration
 from ..statements import split_statements
 from .directives import read_directives, silenced
+from .hazards import hazard_hits, remember_hazards
 from .plpgsql import do_hits
 from .policy import LintPolicy, policy_from
 from .rules import BY_ID, RULES, SEVERITIES, Rule, rule_named, statement_hits
@@ -119,7 +120,7 @@ def _file_findings(migration: ParsedMigration, catalog: Catalog, session: Sessio
             section.transaction is None and not statement.non_transactional
         )
         if not state.in_transaction:
-            state.new_enum_values.clear()  # what ran before has committed
+            state.transaction_ended()
         hits = list(_sql_hits(statement.sql, state, catalog))
         if not hits:
             continue
@@ -155,6 +156,8 @@ def _sql_hits(sql: str, state: FileState, catalog: Catalog) -> Iterator[Hit]:
         return
     for node in nodes:
         yield from statement_hits(node, state, catalog)
+        yield from hazard_hits(node, state, catalog)
         if isinstance(node, ast.DoStmt):
             yield from do_hits(node, sql, lambda query: _sql_hits(query, state, catalog))
+        remember_hazards(node, state, catalog)
         remember(node, state, catalog)

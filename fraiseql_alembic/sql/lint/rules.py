@@ -17,6 +17,7 @@ from pglast.visitors import Visitor
 
 from .state import RELATION_KINDS, Catalog, FileState, Hit, location_of, shown, text_of
 from .types import ColumnType, column_type, rewrites
+from .volatility import volatile_call
 
 ERROR, WARNING, INFO = "error", "warning", "info"
 #: Severities from the least to the most serious.
@@ -56,6 +57,24 @@ RULES: tuple[Rule, ...] = (
          "VACUUM FULL / CLUSTER / REINDEX without CONCURRENTLY on an existing table", ERROR),
     Rule("FQL013", "new-enum-value-used",
          "enum value added by ALTER TYPE ... ADD VALUE used in the same transaction", ERROR),
+    Rule("FQL014", "validate-in-same-transaction",
+         "VALIDATE CONSTRAINT in the transaction that added it NOT VALID", ERROR),
+    Rule("FQL015", "drop-index-not-concurrent", "DROP INDEX without CONCURRENTLY", WARNING),
+    Rule("FQL016", "detach-partition-not-concurrent",
+         "DETACH PARTITION without CONCURRENTLY", WARNING),
+    Rule("FQL017", "table-rewrite",
+         "ALTER TABLE ... SET TABLESPACE / SET LOGGED / SET UNLOGGED / SET ACCESS METHOD",
+         ERROR),
+    Rule("FQL018", "refresh-not-concurrent",
+         "REFRESH MATERIALIZED VIEW without CONCURRENTLY", WARNING),
+    Rule("FQL019", "enum-rename-value", "ALTER TYPE ... RENAME VALUE", WARNING),
+    Rule("FQL020", "destructive",
+         "DROP NOT NULL, DROP CONSTRAINT, DROP DATABASE / VIEW / TYPE / FUNCTION / ... "
+         "(policy)", INFO),
+    Rule("FQL021", "backfill-with-ddl",
+         "whole-table UPDATE / DELETE / INSERT ... SELECT in the transaction of DDL on it",
+         WARNING),
+    Rule("FQL022", "json-column", "column of type json rather than jsonb", WARNING),
 )
 BY_ID = {rule.id: rule for rule in RULES}
 _BY_NAME = {**{rule.id.lower(): rule for rule in RULES}, **{rule.slug: rule for rule in RULES}}
@@ -93,12 +112,6 @@ _WEAKER_THAN_ACCESS_EXCLUSIVE = {
     AlterTableType.AT_AttachPartition,
 }
 
-#: Functions whose value differs per row: as a new column's default, every row is written.
-VOLATILE_FUNCTIONS = frozenset({
-    "random", "clock_timestamp", "timeofday", "gen_random_uuid", "uuid_generate_v1",
-    "uuid_generate_v1mc", "uuid_generate_v4", "uuidv4", "uuidv7", "nextval", "txid_current",
-    "random_normal", "gen_random_bytes",
-})
 _SERIAL_TYPES = frozenset({"serial", "serial2", "serial4", "serial8", "smallserial",
                            "bigserial"})
 
@@ -141,7 +154,7 @@ def _alter_table_rules(
     table = shown(relation)
     subtype = command.subtype
     if subtype == AlterTableType.AT_AddColumn and isinstance(command.def_, ast.ColumnDef):
-        yield from _add_column_rules(table, command.def_)
+        yield from _add_column_rules(table, command.def_, state, catalog)
     elif subtype == AlterTableType.AT_AddConstraint and isinstance(command.def_, ast.Constraint):
         yield from _add_constraint_rules(table, command.def_)
     elif subtype == AlterTableType.AT_SetNotNull and not (
@@ -222,7 +235,8 @@ def _is_column(expression: ast.Node | None, column: str, new: ColumnType | None)
     return len(fields) == 1 and text_of(getattr(fields[0], "sval", None)) == column
 
 
-def _add_column_rules(table: str, column: ast.ColumnDef) -> Iterator[Hit]:
+def _add_column_rules(table: str, column: ast.ColumnDef, state: FileState,
+                      catalog: Catalog) -> Iterator[Hit]:
     constraints = [c for c in column.constraints or () if isinstance(c, ast.Constraint)]
     kinds = {constraint.contype for constraint in constraints}
     default = next((c for c in constraints if c.contype == ConstrType.CONSTR_DEFAULT), None)
@@ -260,17 +274,46 @@ def _add_column_rules(table: str, column: ast.ColumnDef) -> Iterator[Hit]:
             "backfill it, and SET NOT NULL the safe way (see FQL004)",
             where,
         )
-    volatile = _volatile_call(default.raw_expr) if default is not None else None
+    for constraint in constraints:
+        if constraint.contype == ConstrType.CONSTR_FOREIGN:
+            target = shown(constraint.pktable) if constraint.pktable is not None else "..."
+            yield Hit(
+                "FQL005",
+                f"ADD COLUMN {name} ... REFERENCES {target} adds a FOREIGN KEY that checks "
+                f"every row of {table} while holding ACCESS EXCLUSIVE on it and blocking "
+                f"writes to {target}",
+                f"add the column without REFERENCES, then `ALTER TABLE {table} ADD CONSTRAINT "
+                f"... FOREIGN KEY ({name}) REFERENCES {target} NOT VALID` (instant), and "
+                "VALIDATE CONSTRAINT it in a later migration",
+                location_of(constraint),
+            )
+        elif constraint.contype == ConstrType.CONSTR_CHECK:
+            yield Hit(
+                "FQL005",
+                f"ADD COLUMN {name} ... CHECK scans every row of {table} under ACCESS "
+                "EXCLUSIVE to prove the check holds",
+                f"add the column without CHECK, then `ALTER TABLE {table} ADD CONSTRAINT ... "
+                "CHECK (...) NOT VALID` (instant), and VALIDATE CONSTRAINT it in a later "
+                "migration",
+                location_of(constraint),
+            )
+    volatile = volatile_call(default.raw_expr, state, catalog) if default is not None else None
     if volatile is not None or rewrites:
-        what = (
-            f"DEFAULT {volatile}() is volatile" if volatile is not None
-            else f"type {type_name} takes its default from a sequence" if type_name in
-            _SERIAL_TYPES else "an identity or generated column is computed for every row"
-        )
+        if volatile is not None:
+            function, known = volatile
+            what = (f"DEFAULT calls {function}(), which is volatile" if known else
+                    f"DEFAULT calls {function}(), which lint cannot prove immutable or stable "
+                    "(not a built-in function, and not created IMMUTABLE or STABLE by these "
+                    "migrations)")
+        else:
+            what = (f"type {type_name} takes its default from a sequence" if type_name in
+                    _SERIAL_TYPES else "an identity or generated column is computed for every "
+                    "row")
         yield Hit(
             "FQL003",
             f"ADD COLUMN {name}: {what}, so PostgreSQL rewrites all of {table} and its indexes "
-            "under ACCESS EXCLUSIVE (only constants and now() are instant since PostgreSQL 11)",
+            "under ACCESS EXCLUSIVE (constants and immutable or stable expressions such as "
+            "now() are instant since PostgreSQL 11)",
             "add the column without that default, then ALTER COLUMN ... SET DEFAULT in a "
             "separate statement (new rows only) and backfill existing rows in batches",
             where,
@@ -517,7 +560,7 @@ def _access_exclusive(node: ast.Node, state: FileState) -> Iterator[tuple[str, s
     relations: list[ast.RangeVar] = []
     what = ""
     if isinstance(node, ast.AlterTableStmt) and node.relation is not None and any(
-        _alter_needs_access_exclusive(command) for command in node.cmds or ()
+        needs_access_exclusive(command) for command in node.cmds or ()
     ):
         relations, what = [node.relation], "ALTER TABLE"
     elif isinstance(node, ast.RenameStmt) and node.relation is not None:
@@ -562,7 +605,8 @@ def _access_exclusive(node: ast.Node, state: FileState) -> Iterator[tuple[str, s
             yield shown(relation), what
 
 
-def _alter_needs_access_exclusive(command: ast.AlterTableCmd) -> bool:
+def needs_access_exclusive(command: ast.AlterTableCmd) -> bool:
+    """Whether an ALTER TABLE subcommand takes ACCESS EXCLUSIVE on the table."""
     if command.subtype in _WEAKER_THAN_ACCESS_EXCLUSIVE:
         return False
     return not (  # a foreign key takes SHARE ROW EXCLUSIVE
@@ -570,25 +614,6 @@ def _alter_needs_access_exclusive(command: ast.AlterTableCmd) -> bool:
         and isinstance(command.def_, ast.Constraint)
         and command.def_.contype == ConstrType.CONSTR_FOREIGN
     )
-
-
-class _FunctionCalls(Visitor):
-    def __init__(self) -> None:
-        super().__init__()
-        self.names: list[str] = []
-
-    def visit_FuncCall(self, _ancestors: object, node: ast.FuncCall) -> None:
-        if node.funcname:
-            self.names.append(text_of(node.funcname[-1].sval))
-
-
-def _volatile_call(expression: ast.Node | None) -> str | None:
-    """The first known-volatile function an expression calls, if any."""
-    if expression is None:
-        return None
-    calls = _FunctionCalls()
-    calls(expression)
-    return next((name for name in calls.names if name in VOLATILE_FUNCTIONS), None)
 
 
 _DURATION_NUMBER_RE = re.compile(r"^\s*(?P<number>\d+(?:\.\d+)?)\s*[a-z]*\s*$", re.IGNORECASE)

@@ -59,6 +59,8 @@ class Catalog:
     not_null_checks: dict[tuple[Key, str], tuple[str, bool]] = field(default_factory=dict)
     # table -> column -> type (None: not known), as the migrations defined them
     columns: dict[Key, dict[str, ColumnType | None]] = field(default_factory=dict)
+    # functions the migrations create -> volatility ("i", "s" or "v")
+    functions: dict[Key, str] = field(default_factory=dict)
 
     def proves_not_null(self, table: Key, column: str) -> bool:
         return any(
@@ -82,6 +84,19 @@ class FileState:
     created_schemas: set[str] = field(default_factory=set)
     # enum values added in the running transaction: value -> (type, line)
     new_enum_values: dict[str, tuple[str, int]] = field(default_factory=dict)
+    created_types: set[Key] = field(default_factory=set)  # types and domains
+    # In the running transaction: constraints added NOT VALID ((table, name) -> line),
+    # tables locked ACCESS EXCLUSIVE by DDL and tables backfilled whole (-> line)
+    not_valid: dict[tuple[Key, str], int] = field(default_factory=dict)
+    ddl: dict[Key, int] = field(default_factory=dict)
+    backfilled: dict[Key, int] = field(default_factory=dict)
+
+    def transaction_ended(self) -> None:
+        """What ran before has committed: forget what lasts only for a transaction."""
+        self.new_enum_values.clear()
+        self.not_valid.clear()
+        self.ddl.clear()
+        self.backfilled.clear()
 
     @property
     def schema(self) -> str:
