@@ -22,6 +22,7 @@ from ..settings import Settings, check_duration, check_seconds, resolve
 from . import fleet as cli_fleet
 from .app import common_options, handle_errors
 from .fleet import FleetFlags, fleet_options
+from .lintformats import DOCUMENTS as LINT_DOCUMENTS
 from .lintformats import FORMATS as LINT_FORMATS
 from .lintformats import render_findings
 from .lintformats import summary as lint_summary
@@ -448,7 +449,8 @@ def status(as_json: bool, exit_code: bool, fleet: FleetFlags, path: Path | None,
 @click.option("--format", "output_format", type=click.Choice(LINT_FORMATS), default="text",
               show_default=True,
               help="text: one `file:line:column: severity RULE slug: ...` line per finding; "
-              "github: GitHub Actions annotations.")
+              "github: GitHub Actions annotations; json, sarif (SARIF 2.1.0, GitHub code "
+              "scanning), gitlab (GitLab Code Quality): one JSON document.")
 @click.option("--fail-on", type=click.Choice(["info", "warning", "error"]),
               help="Exit 1 only for findings of this severity or worse (default: fail_on "
               "in the lint settings, else warning).")
@@ -471,7 +473,8 @@ def lint(files: tuple[Path, ...], output_format: str, fail_on: str | None, exit_
     report = api.lint(settings, files)
     for line in render_findings(report, output_format):
         click.echo(line)
-    click.echo(lint_summary(report))
+    if output_format not in LINT_DOCUMENTS:
+        click.echo(lint_summary(report))
     if report.failing and not exit_zero:
         sys.exit(1)
 
