@@ -123,7 +123,7 @@ def run_environment() -> None:
 
 def _run(config: Config) -> None:
     given = config.attributes.get("connection")  # pytest-alembic and Alembic's cookbook
-    url = _url_of(given) if given is not None else configured_url(config)
+    url = url_of(given) if given is not None else configured_url(config)
     run = run_context(config)
     schema = run.history_schema or config_option(
         config, "fraiseql_history_schema", DEFAULT_HISTORY_SCHEMA
@@ -145,7 +145,7 @@ def _run(config: Config) -> None:
             "No database configured: set DATABASE_URL or sqlalchemy.url in alembic.ini"
         )
     options = run_options(config)
-    with _lock_for(config, url, options):
+    with lock_for(config, url, options):
         _run_online(config, url, schema, options, given)
 
 
@@ -157,17 +157,17 @@ def _configure_logging(ini_file: str) -> None:
         fileConfig(ini_file, disable_existing_loggers=False)
 
 
-def _url_of(given: Engine | SqlConnection) -> str:
+def url_of(given: Engine | SqlConnection) -> str:
     """The full URL of an Engine or Connection handed to us (the lock needs its own session)."""
     engine = given.engine  # an Engine's is itself
     return str(engine.url.render_as_string(hide_password=False))
 
 
-def _lock_for(
+def lock_for(
     config: Config, url: str, options: RunOptions
 ) -> AbstractContextManager[object]:
     run = run_context(config)
-    if run.lock_held or _read_only_command(config):
+    if run.lock_held or read_only_command(config):
         return nullcontext()
 
     reporter = run.reporter
@@ -195,11 +195,11 @@ def _lock_for(
     return lock
 
 
-def _read_only_command(config: Config) -> bool:
-    return _command_name(config) in _READ_ONLY_COMMANDS
+def read_only_command(config: Config) -> bool:
+    return command_name(config) in _READ_ONLY_COMMANDS
 
 
-def _command_name(config: Config) -> str:
+def command_name(config: Config) -> str:
     """The `alembic` CLI command being run ("" when Alembic is driven from Python)."""
     command = getattr(getattr(config, "cmd_opts", None), "cmd", None)
     return str(getattr(command[0], "__name__", "")) if command else ""
@@ -228,7 +228,7 @@ def _run_online(
                     apply_session_settings(cursor, options)
                 version_schema = version_table_schema(cursor)  # named to Alembic
             dbapi.commit()
-            if not isinstance(connection, nullcontext) and not _read_only_command(config):
+            if not isinstance(connection, nullcontext) and not read_only_command(config):
                 _prepare_history(dbapi, schema)
                 set_run_context(config, replace(
                     run_context(config),
@@ -241,7 +241,7 @@ def _run_online(
                 on_version_apply=_after_each(schema, reporter),
                 version_table_schema=version_schema,
             )
-            if _command_name(config) == "upgrade" and not run_context(config).lock_held:
+            if command_name(config) == "upgrade" and not run_context(config).lock_held:
                 _verify_before_upgrade(conn, schema)
             migration_context = context.get_context()
             # private Alembic API (the tested range is pinned): the only hook that sees each
@@ -256,7 +256,7 @@ def _run_online(
                 with context.begin_transaction():
                     context.run_migrations()
                 if (not isinstance(connection, nullcontext) and conn.in_transaction()
-                        and not _read_only_command(config)):
+                        and not read_only_command(config)):
                     # what Alembic did outside the migrations' own transactions (each
                     # commits itself): `ensure_version` creating alembic_version is kept
                     conn.commit()

@@ -421,7 +421,7 @@ def session_of(context: MigrationContext) -> Session:
     return session
 
 
-class _PluginModule(types.ModuleType):
+class PluginModule(types.ModuleType):
     """This module, iterable over itself.
 
     Alembic 1.18.0-1.20.0 iterate over what the entry point loads (``for mod in
@@ -433,4 +433,4 @@ class _PluginModule(types.ModuleType):
         yield self
 
 
-sys.modules[__name__].__class__ = _PluginModule
+sys.modules[__name__].__class__ = PluginModule

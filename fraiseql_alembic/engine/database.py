@@ -61,16 +61,23 @@ class DatabaseState:
     progress: dict[tuple[str, str], Progress] = field(default_factory=dict)
 
 
-def read_state(dbapi_connection: Any, history_schema: str) -> DatabaseState:
-    """Read alembic_version, the history and segment progress on a DB-API connection."""
+def read_state(
+    dbapi_connection: Any, history_schema: str, heads: tuple[str, ...] | None = None
+) -> DatabaseState:
+    """Read alembic_version, the history and segment progress on a DB-API connection.
+
+    ``heads``, when given, are the version table's rows as the caller read them (an
+    adopted project's env.py may name its own ``version_table``); alembic_version is
+    then not read."""
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (VERSION_TABLE,))
-        row = cursor.fetchone()
-        heads: tuple[str, ...] = ()
-        if row and row[0]:
-            cursor.execute(f"SELECT version_num FROM {VERSION_TABLE} ORDER BY version_num")
-            heads = tuple(str(item[0]) for item in cursor.fetchall())
+        if heads is None:
+            cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (VERSION_TABLE,))
+            row = cursor.fetchone()
+            heads = ()
+            if row and row[0]:
+                cursor.execute(f"SELECT version_num FROM {VERSION_TABLE} ORDER BY version_num")
+                heads = tuple(str(item[0]) for item in cursor.fetchall())
         rows = history.read_latest(cursor, history_schema)
         progress = history.read_progress(cursor, history_schema)
     finally:

@@ -6,7 +6,8 @@ import shutil
 
 import pytest
 from conftest import ProcessRunner, Project
-from scenarios import REPO, UP_DOWN
+from scenarios import REPO, UP_DOWN, hold_lock
+from test_alembic_cli import legacy_project
 
 
 @pytest.fixture
@@ -41,3 +42,56 @@ def test_ensure_version_uses_the_search_path_schema(ini_project: Project, run_pr
     up = run_process("fraiseql", "migrate", "up", check=True).stdout
     assert "✓ Running migration: 001_initial_schema.sql" in up
     assert _version_tables(ini_project) == [("app", 1)]
+
+
+def test_adopted_upgrade_waits_for_our_lock(project: Project, run_process: ProcessRunner) -> None:
+    legacy_project(project, opt_in=True)
+    ini = project.root / "alembic.ini"
+    ini.write_text(ini.read_text() + "fraiseql_lock_wait = 1\n")
+    holder = hold_lock(project)
+    try:
+        with holder.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            pid = cursor.fetchone()[0]  # type: ignore[index]
+        result = run_process("alembic", "upgrade", "head")
+        assert result.returncode == 255, result.stdout + result.stderr
+        assert f"Waiting up to 1s for the migration lock held by pid {pid} (someone else's deploy)" in result.stderr
+        assert f"FAILED: Gave up after waiting 1s for the migration lock held by pid {pid}" in result.stdout
+        assert "Traceback" not in result.stderr
+        assert project.version() == []
+        # commands that only read do not wait
+        run_process("alembic", "current", check=True)
+    finally:
+        holder.close()
+    run_process("alembic", "upgrade", "head", check=True)
+    assert project.version() == ["001"] and "from_sql" in project.tables()
+
+
+def test_adopted_upgrade_refuses_a_changed_applied_file(project: Project, run_process: ProcessRunner) -> None:
+    versions = legacy_project(project, opt_in=True)
+    run_process("alembic", "upgrade", "head", check=True)
+    (versions / "001_first_sql.sql").write_text(UP_DOWN.format(t="from_sql").replace("(id int)", "(id bigint)"))
+    (versions / "002_next.sql").write_text(UP_DOWN.format(t="next"))
+    result = run_process("alembic", "upgrade", "head")
+    assert result.returncode == 255
+    assert result.stdout.startswith("FAILED: Migration 001_first_sql.sql checksum mismatch"), result.stdout
+    assert project.version() == ["001"] and "next" not in project.tables()
+    # a pending file that cannot be split is refused before anything runs
+    (versions / "001_first_sql.sql").write_text(UP_DOWN.format(t="from_sql"))
+    (versions / "003_broken.sql").write_text("-- migrate:up\nSELECT 'unterminated;\n-- migrate:down\nSELECT 1;\n")
+    result = run_process("alembic", "upgrade", "head")
+    assert result.returncode == 255 and "003_broken.sql" in result.stdout, result.stdout
+    assert "next" not in project.tables()
+    (versions / "003_broken.sql").unlink()
+    run_process("alembic", "upgrade", "head", check=True)
+    assert project.version() == ["002"]
+
+
+def test_adopted_upgrade_honours_fraiseql_history_schema(project: Project, run_process: ProcessRunner) -> None:
+    legacy_project(project, opt_in=True)
+    ini = project.root / "alembic.ini"
+    ini.write_text(ini.read_text() + "fraiseql_history_schema = audit\n")
+    project.query("CREATE SCHEMA audit")
+    run_process("alembic", "upgrade", "head", check=True)
+    assert project.query("SELECT version, action FROM audit.fraiseql_migrations") == [("001", "applied")]
+    assert "fraiseql_migrations" not in project.tables()
