@@ -42,7 +42,7 @@ from .engine.deploy import Reporter as Reporter
 from .engine.deploy import Resume as Resume
 from .engine.deploy import settle_interrupted as settle_interrupted
 from .engine.fleet import FleetInterrupted as FleetInterrupted
-from .engine.fleet import FleetResult, TargetOutcome, resolve_targets, run_fleet
+from .engine.fleet import FleetResult, TargetOutcome, prepare_schema, resolve_targets, run_fleet
 from .engine.plan import PlannedMigration as PlannedMigration
 from .engine.plan import Script, UpgradePlan
 from .engine.plan import display_name as display_name
@@ -59,7 +59,15 @@ from .project import loader, scaffold
 from .project.scaffold import InitResult as InitResult
 from .project.scaffold import init as init
 from .project.scaffold import validate_name as validate_name
-from .project.targets import Shard, Target, in_shard, only_wave, read_targets, waves_of
+from .project.targets import (
+    Shard,
+    Target,
+    in_shard,
+    only_wave,
+    read_targets,
+    schema_url,
+    waves_of,
+)
 from .settings import Settings, models_setting
 from .settings import shadow_database_url as shadow_url_setting
 
@@ -421,23 +429,23 @@ class LintReport:
                      if levels.index(finding.severity) >= levels.index(self.fail_on))
 
 
-def lint(settings: Settings, files: Sequence[Path] = ()) -> LintReport:
+def lint(settings: Settings, files: Sequence[Path] = (), *,
+         base: str | None = None) -> LintReport:
     """Lint migration files (all of the folder, or ``files``) for risky operations.
 
     Every migration of the folder is read in order, so that what an earlier file
     did (e.g. a validated ``CHECK (col IS NOT NULL)``) counts; findings are
-    reported for ``files`` only.  The project's ``lock_timeout`` setting decides
-    rule FQL009, its lint settings (``settings.lint``: disabled rules, severities,
-    ``postgres_version``, excluded paths, ``fail_on``) the rest.  A file that cannot
-    be parsed raises MigrationFileError; an unknown rule in the settings ConfigError.
-    Findings name files as seen from the current directory.
+    reported for ``files`` only, and with ``base`` (a git ref) only for those added
+    or changed since it (as ``check --base`` sees them).  The project's
+    ``lock_timeout`` setting decides rule FQL009, its lint settings
+    (``settings.lint``: disabled rules, severities, ``postgres_version``, excluded
+    paths, ``fail_on``) the rest.  A file that cannot be parsed raises
+    MigrationFileError; an unknown rule in the settings, or a base git cannot read,
+    ConfigError.  Findings name files as seen from the current directory.
     """
-    findings = rules.lint_files(settings.path, files, lock_timeout=settings.run.lock_timeout,
-                                options=settings.lint)
-    linted = [path for path in files or [
-        path for _, path in loader.list_folder(settings.path, check_numbers=False).migrations
-    ] if not rules.excluded(path, settings.lint.exclude)]
-    return LintReport(tuple(findings), tuple(linted), settings.lint.fail_on)
+    run = rules.lint_files(settings.path, files, lock_timeout=settings.run.lock_timeout,
+                           options=settings.lint, base=base)
+    return LintReport(tuple(run.findings), tuple(run.files), settings.lint.fail_on)
 
 
 @dataclass(frozen=True)
@@ -592,15 +600,16 @@ def fleet(
     if shard is not None:
         targets = in_shard(targets, shard)
     for target in targets:
-        if target.schema is not None:
-            raise UsageError(f"{target.where}: target {target.name} names a schema; schema "
-                             "per tenant is not supported yet: give each tenant a database")
+        schema_url(target)  # a URL that cannot take the schema is told before anything runs
     return Fleet(file, tuple(targets), parsed.waves)
 
 
 def target_settings(settings: Settings, target: Target) -> Settings:
-    """``settings`` for one target of a fleet: its URL instead of the configured one."""
-    return replace(settings, database_url=target.url, url_source=f"target {target.name}")
+    """``settings`` for one target of a fleet: its URL instead of the configured one; with
+    a ``schema``, that schema first on every session's search_path (so alembic_version and
+    what the migrations create are there) and the history tables and the lock's key in it."""
+    return replace(settings, database_url=schema_url(target), url_source=f"target {target.name}",
+                   history_schema=target.schema or settings.history_schema)
 
 
 def on_fleet(
@@ -611,6 +620,7 @@ def on_fleet(
     jobs: int = DEFAULT_JOBS,
     max_failures: int | None = 1,
     in_waves: bool = True,
+    create_schemas: bool = False,
     on_end: Callable[[TargetOutcome[R]], None] | None = None,
     cancel: CancelToken | None = None,
 ) -> FleetResult[R]:
@@ -627,16 +637,31 @@ def on_fleet(
     it succeeded.  ``cancel`` (the token ``verb`` passes on) stops every running target
     and raises FleetInterrupted holding the result.  A folder with ``.py`` revisions runs
     one target at a time (Alembic keeps its running context in module globals).
+
+    A target with a ``schema`` runs with :func:`target_settings`; its schema and
+    ``alembic_version`` in it must exist, or, with ``create_schemas`` (``up``), are made.
     """
     if jobs < 1:
         raise UsageError(f"jobs= must be 1 or more, got {jobs}")
+    if settings.run.pooled and any(target.schema is not None for target in fleet.targets):
+        raise UsageError("targets with a schema cannot use --lock lease: a pooler in "
+                         "transaction mode does not keep each client's search_path; connect "
+                         "directly (or through a session pool) with --lock advisory")
     warnings: tuple[str, ...] = ()
     if jobs > 1 and loader.has_python_revisions(settings.path):
         jobs, warnings = 1, ("the folder holds .py revisions, which Alembic runs one "
                              f"database at a time: running with 1 job instead of {jobs}",)
     return run_fleet(
         waves_of(fleet.targets, fleet.waves) if in_waves else [(None, fleet.targets)],
-        lambda target: verb(target_settings(settings, target), target),
+        lambda target: _on_target(settings, target, verb, create_schemas),
         jobs=jobs, max_failures=max_failures, cancel=cancel, on_end=on_end,
         warnings=warnings,
     )
+
+
+def _on_target(settings: Settings, target: Target, verb: Callable[[Settings, Target], R],
+               create_schema: bool) -> R:
+    own = target_settings(settings, target)
+    if target.schema is not None:
+        prepare_schema(own.require_url(), target.schema, create=create_schema)
+    return verb(own, target)

@@ -237,9 +237,11 @@ Verb = Callable[[Settings, Target, CancelToken, TextReporter], R]
 
 
 def run_verb(settings: Settings, flags: FleetFlags, database_url: str | None, verb: Verb[R],
-             output: VerbOutput[R], *, as_json: bool = False) -> None:
+             output: VerbOutput[R], *, as_json: bool = False,
+             create_schemas: bool = False) -> None:
     """``verb`` on every target under :func:`run_interruptible`; the table (or JSON) at the
-    end; exit 1 when a target failed or did not start, 130/143 on a signal."""
+    end; exit 1 when a target failed or did not start, 130/143 on a signal.
+    ``create_schemas``: see :func:`fraiseql_alembic.api.on_fleet`."""
     fleet = load_fleet(flags, database_url)
     if not fleet.targets:
         _no_targets(fleet, as_json)
@@ -267,7 +269,8 @@ def run_verb(settings: Settings, flags: FleetFlags, database_url: str | None, ve
             return verb(target_settings, target, token, reporter)
 
         return api.on_fleet(settings, fleet, one, jobs=flags.jobs or api.DEFAULT_JOBS,
-                            max_failures=max_failures, on_end=on_end, cancel=token)
+                            max_failures=max_failures, create_schemas=create_schemas,
+                            on_end=on_end, cancel=token)
 
     try:
         result = run_interruptible(work)
@@ -330,7 +333,7 @@ def up(settings: Settings, flags: FleetFlags, database_url: str | None, *,
     run_verb(settings, flags, database_url,
              lambda target_settings, _, token, reporter: api.upgrade(
                  target_settings, steps=steps, reporter=reporter, cancel=token),
-             UPGRADED, as_json=as_json)
+             UPGRADED, as_json=as_json, create_schemas=True)
 
 
 ROLLED_BACK = VerbOutput[api.DowngradeResult](

@@ -456,10 +456,13 @@ def status(as_json: bool, exit_code: bool, fleet: FleetFlags, path: Path | None,
               "in the lint settings, else warning).")
 @click.option("--exit-zero", is_flag=True,
               help="Exit 0 even when findings remain (report only).")
+@click.option("--base", metavar="REF",
+              help="Git ref (e.g. origin/main): lint only the files added or changed since "
+              "it, as `check --base` does.")
 @common_options
 @handle_errors
 def lint(files: tuple[Path, ...], output_format: str, fail_on: str | None, exit_zero: bool,
-         path: Path | None, database_url: str | None) -> None:
+         base: str | None, path: Path | None, database_url: str | None) -> None:
     """Find risky operations in migrations (default: every file in the folder).
 
     Rules FQL001 and up (docs/lint.md), each with a severity (error, warning, info)
@@ -470,7 +473,7 @@ def lint(files: tuple[Path, ...], output_format: str, fail_on: str | None, exit_
     settings = resolve(path, database_url)
     if fail_on is not None:
         settings = replace(settings, lint=replace(settings.lint, fail_on=fail_on))
-    report = api.lint(settings, files)
+    report = api.lint(settings, files, base=base)
     for line in render_findings(report, output_format):
         click.echo(line)
     if output_format not in LINT_DOCUMENTS:

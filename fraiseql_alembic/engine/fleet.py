@@ -29,6 +29,8 @@ from ..project.targets import (
 )
 from ..secrets import mask_url, password_of, redact
 from .cancel import CancelToken, MigrationInterrupted
+from .database import VERSION_TABLE
+from .recorder import version_table_sql
 from .session import open_dbapi
 from .translate import foreign_error
 
@@ -100,6 +102,53 @@ def query_targets(
             None if name is None else str(name), values, f"{query.where} (row {number})",
             environ, waves))
     return targets
+
+
+# ---------------------------------------------------------------------------
+# schema per tenant
+
+
+def prepare_schema(url: str, schema: str, *, create: bool) -> None:
+    """Before a verb runs on a target with a ``schema`` (``url`` sets its search_path):
+    check that the server applied that search_path (a pooler may drop startup options),
+    and that the schema and its ``alembic_version`` exist, or, with ``create`` (``up``),
+    create them.  Otherwise ``alembic_version`` would be looked up, or made, further down
+    the search_path (``public``)."""
+    # lazy: psycopg2 (~20 ms) loads only when a command connects
+    import psycopg2
+
+    connection = open_dbapi(url, application_name="fraiseql-migrate schema")
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('search_path'), to_regnamespace(%s) "
+                           "IS NOT NULL, to_regclass(%s) IS NOT NULL",
+                           (_quoted(schema), f"{_quoted(schema)}.{VERSION_TABLE}"))
+            row = cursor.fetchone()
+            assert row is not None
+            search_path, has_schema, has_version = str(row[0]), bool(row[1]), bool(row[2])
+            if not search_path.replace('"', "").startswith(f"{schema},"):
+                raise MigrationError(
+                    f"search_path is {search_path!r}, not {schema} first as the target's "
+                    "URL asked (options=-c search_path=...): a pooler dropping startup "
+                    "options? Connect to PostgreSQL directly, or through a pool in session "
+                    "mode that passes options")
+            if create and not (has_schema and has_version):
+                cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {_quoted(schema)}")
+                cursor.execute(version_table_sql(f"{_quoted(schema)}.{VERSION_TABLE}"))
+            elif not has_version:
+                missing = "has no alembic_version" if has_schema else "does not exist"
+                raise MigrationError(
+                    f"schema {schema} {missing}: nothing was migrated there yet; "
+                    "`fraiseql migrate up --targets` creates it")
+    except psycopg2.Error as err:
+        raise foreign_error(err) from err
+    finally:
+        connection.close()
+
+
+def _quoted(schema: str) -> str:
+    return '"' + schema.replace('"', '""') + '"'
 
 
 # ---------------------------------------------------------------------------

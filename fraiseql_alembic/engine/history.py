@@ -160,12 +160,14 @@ def table_exists(cursor: Cursor, schema: str) -> bool:
 def ensure_table(cursor: Cursor, schema: str) -> None:
     """Create the table unless it exists (checked first: no notice on every run)."""
     if not table_exists(cursor, schema):
-        cursor.execute("SELECT to_regnamespace(%s) IS NOT NULL", (schema,))
+        # quoted: the name is used as written (to_regnamespace would fold it to lower case)
+        cursor.execute("SELECT to_regnamespace(%s) IS NOT NULL", (f'"{schema}"',))
         row = cursor.fetchone()
         if not (row and row[0]):
+            name = schema if schema == schema.lower() else f'"{schema}"'
             raise ConfigError(
                 f"History schema {schema!r} does not exist in this database: create it "
-                f"(CREATE SCHEMA {schema};) or set history_schema to an existing schema"
+                f"(CREATE SCHEMA {name};) or set history_schema to an existing schema"
             )
         cursor.execute(create_table_sql(schema))
         return

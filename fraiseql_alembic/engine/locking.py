@@ -1,4 +1,5 @@
-"""One migration lock per database, so two deploys never migrate at the same time.
+"""One migration lock per database (and history schema: :func:`lock_key`), so two deploys
+never migrate the same database at the same time.
 
 Two modes (``--lock``, ``FRAISEQL_LOCK``, ``lock`` in pyproject.toml):
 
@@ -23,6 +24,7 @@ and a lease holder backs off while a session holds the advisory lock.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import sys
@@ -42,8 +44,22 @@ from .pooler import STATEMENT, pooler_error, pooling
 from .session import libpq_url as libpq_url  # re-exported: backup and the API use it
 from .session import open_dbapi
 
-#: "fraiseql" in ASCII: the bigint key of the lock, the same in every database.
+#: "fraiseql" in ASCII: the bigint key of the lock, the same in every database, for the
+#: history schema ``public`` (see :func:`lock_key` for the others).
 LOCK_KEY = 0x667261697365716C
+
+
+def lock_key(schema: str) -> int:
+    """The advisory lock's key for the history schema ``schema``: one lock per (database,
+    schema), so that the tenants of a database (schema per tenant) migrate in parallel.
+    ``public`` keeps :data:`LOCK_KEY`; another schema's key shares its upper half (the
+    lock's ``classid``) and takes the lower from a hash of the name."""
+    if schema == "public":
+        return LOCK_KEY
+    low = int.from_bytes(hashlib.sha256(schema.encode("utf-8")).digest()[:4], "big")
+    if low in (LOCK_KEY & 0xFFFFFFFF, LEASE_TABLE_KEY & 0xFFFFFFFF):
+        low ^= 0x80000000  # never another schema's, nor the lease table's, key
+    return (LOCK_KEY & ~0xFFFFFFFF) | low
 APPLICATION_NAME = "fraiseql-migrate lock"
 
 
@@ -160,22 +176,25 @@ class MigrationLock:
 
         try:
             with self.connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+                cursor.execute("SELECT pg_advisory_unlock(%s)",
+                               (lock_key(self.history_schema),))
         except psycopg2.Error:
             pass  # closing the connection below releases it anyway
         finally:
             self.connection.close()
 
     def _acquire(self) -> None:
+        key = lock_key(self.history_schema)
+
         def attempt() -> tuple[bool, LockHolder | LeaseHolder | None]:
             with self.connection.cursor() as cursor:
                 cursor.execute("SELECT pg_try_advisory_lock(%s), to_regclass(%s) IS NOT NULL",
-                               (LOCK_KEY, lease_table(self.history_schema)))
+                               (key, lease_table(self.history_schema)))
                 row = cursor.fetchone()
                 lease = (live_lease(cursor, self.history_schema, table_exists=bool(row[1]))
                          if row and row[0] else None)
                 if lease is not None:  # a deploy in lease mode is migrating: let it be
-                    cursor.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+                    cursor.execute("SELECT pg_advisory_unlock(%s)", (key,))
             if row and row[0] and lease is None:
                 return True, None
             return False, lease or self.holder()
@@ -185,11 +204,11 @@ class MigrationLock:
     def holder(self) -> LockHolder | None:
         """The session holding the lock, if it can be seen."""
         with self.connection.cursor() as cursor:
-            return advisory_holder(cursor)
+            return advisory_holder(cursor, lock_key(self.history_schema))
 
 
-def advisory_holder(cursor: Any) -> LockHolder | None:
-    """The session holding the advisory lock in this database, if it can be seen."""
+def advisory_holder(cursor: Any, key: int = LOCK_KEY) -> LockHolder | None:
+    """The session holding the advisory lock ``key`` in this database, if it can be seen."""
     cursor.execute(
         "SELECT a.pid, coalesce(a.application_name, ''), "
         "coalesce(host(a.client_addr), 'local socket'), a.backend_start "
@@ -198,7 +217,7 @@ def advisory_holder(cursor: Any) -> LockHolder | None:
         "AND l.classid = (%s >> 32)::oid AND l.objid = (%s & 4294967295)::oid "
         "AND l.objsubid = 1 AND l.database = "
         "(SELECT oid FROM pg_database WHERE datname = current_database())",
-        (LOCK_KEY, LOCK_KEY),
+        (key, key),
     )
     row = cursor.fetchone()
     if row is None:
@@ -424,7 +443,7 @@ class LeaseLock:
             with self.connection.cursor() as cursor:
                 if not took:
                     return False, live_lease(cursor, self.schema, table_exists=True)
-                holder = advisory_holder(cursor)
+                holder = advisory_holder(cursor, lock_key(self.schema))
                 if holder is None:
                     if previous is not None and self.on_notice is not None:
                         self.on_notice(

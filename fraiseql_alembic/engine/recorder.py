@@ -127,10 +127,13 @@ class AlembicRecorder:
         return f"WITH recorded AS ({insert} RETURNING 1) SELECT 1", params
 
 
-VERSION_TABLE_DDL = (
-    "CREATE TABLE IF NOT EXISTS alembic_version (version_num VARCHAR(32) NOT NULL, "
-    "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
-)
+def version_table_sql(table: str = "alembic_version") -> str:
+    """Alembic's version table, as Alembic creates it (``table`` may be schema-qualified)."""
+    return (f"CREATE TABLE IF NOT EXISTS {table} (version_num VARCHAR(32) NOT NULL, "
+            "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))")
+
+
+VERSION_TABLE_DDL = version_table_sql()
 
 
 @dataclass(frozen=True)

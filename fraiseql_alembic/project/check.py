@@ -342,15 +342,32 @@ def excluded(path: Path, patterns: Sequence[str]) -> bool:
                for pattern in patterns)
 
 
+def changed_files(folder: Path, base: str) -> set[str]:
+    """Names of the files of ``folder`` added or changed since ``base``: not on ``base``, or
+    modified in the working tree since this branch left it (``git merge-base``), as a pull
+    request's diff shows them."""
+    on_base = gitbase.files_at(folder, base)
+    modified = gitbase.changed_since(folder, gitbase.fork_point(folder, base))
+    return {path.name for path in folder.iterdir() if path.name not in on_base} | {
+        name for name, change in modified.items() if change == "M"}
+
+
+@dataclass(frozen=True)
+class LintRun:
+    findings: list[Finding]
+    files: list[Path]  # the files reported on
+
+
 def lint_files(
     folder: Path, files: Sequence[Path], *, lock_timeout: str,
-    options: LintOptions | None = None,
-) -> list[Finding]:
-    """Lint ``files`` (all of the folder when none is given), naming files as seen from
-    the current directory, under the project's lint ``options`` (files it excludes are
-    read, not reported).  Every migration of the folder is read in order, so that what
-    an earlier file did counts; a chosen file that does not parse raises
-    MigrationFileError, another one is passed over."""
+    options: LintOptions | None = None, base: str | None = None,
+) -> LintRun:
+    """Lint ``files`` (all of the folder when none is given; with ``base``, a git ref,
+    only those added or changed since it), naming files as seen from the current
+    directory, under the project's lint ``options`` (files it excludes are read, not
+    reported).  Every migration of the folder is read in order, so that what an earlier
+    file did counts; a chosen file that does not parse raises MigrationFileError, another
+    one is passed over."""
     from ..sql.lint import lint_migrations, policy_from  # lazy: pglast, for check and lint only
 
     options = options or LintOptions()
@@ -371,6 +388,11 @@ def lint_files(
     )
     if not files:
         chosen = in_folder
+    if base is not None:
+        changed = changed_files(folder, base)
+        inside = folder.resolve()
+        chosen = [(name, path) for name, path in chosen
+                  if path.name in changed and path.resolve().parent == inside]
     seen = {path.resolve() for _, path in in_folder}
     order = sorted([*in_folder, *(item for item in chosen if item[1].resolve() not in seen)],
                    key=lambda item: (item[0].number, item[0].filename))
@@ -388,4 +410,5 @@ def lint_files(
         if path.resolve() in reported:
             shown[name.filename] = shown_path(path.resolve())
     findings = lint_migrations(parsed, lock_timeout=lock_timeout, report=shown, policy=policy)
-    return [replace(finding, file=shown[finding.file]) for finding in findings]
+    return LintRun([replace(finding, file=shown[finding.file]) for finding in findings],
+                   [path for _, path in chosen if path.resolve() in reported])

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from ..errors import ConfigError, UsageError, file_access_error, shown_path
 from ..secrets import mask_url
@@ -281,6 +282,24 @@ def check_unique(targets: Iterable[Target]) -> None:
                               f"{' and schema' if target.schema else ''} as "
                               f"{seen[key].name} ({seen[key].where}); list each once")
         names[target.name] = seen[key] = target
+
+
+def schema_url(target: Target) -> str:
+    """The target's URL, for a target with a ``schema`` with ``options=-c
+    search_path="schema",public`` added: every session (the lock's, the migrations',
+    Alembic's) starts with the schema first on its search_path, so that ``alembic_version``
+    and the tables the migrations create are the schema's.  Values set at connect are what
+    the clean-session reset before each migration returns to."""
+    if target.schema is None:
+        return target.url
+    parts = urlsplit(target.url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if any(key == "options" for key, _ in query):
+        raise ConfigError(f"{target.where}: target {target.name} has a schema and its URL "
+                          "sets options= too; drop options from the URL (the schema sets "
+                          "search_path through it)")
+    query.append(("options", f'-c search_path="{target.schema}",public'))
+    return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
 
 
 # ---------------------------------------------------------------------------

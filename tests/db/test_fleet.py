@@ -7,11 +7,13 @@ import json
 import re
 from pathlib import Path
 
+import psycopg2
 import pytest
 from conftest import Cli, Tenants
 from scenarios import UP_DOWN, execute, fetch_one
 
 from fraiseql_alembic.devdb import DevCluster
+from fraiseql_alembic.engine.locking import lock_key
 
 
 @pytest.fixture
@@ -253,3 +255,91 @@ def test_down_mark_applied_and_repair_on_every_target(
     assert result.output.splitlines()[-1] == "3 targets: 3 succeeded"
     assert password(pg_cluster) not in result.output
     assert cli("migrate", "status", "--targets", str(targets), "--exit-code").exit_code == 0
+
+
+def test_schema_per_tenant_keeps_everything_in_its_schema(
+    cli: Cli, folder: Path, tenants: Tenants, pg_cluster: DevCluster, tmp_path: Path,
+) -> None:
+    (url,) = tenants(1)
+    # the database's own project, in public: no tenant may read or move its alembic_version
+    execute(url, "CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY); "
+                 "INSERT INTO alembic_version VALUES ('999')")
+    schemas = [f"tenant_{number}" for number in range(16)] + ["Mixed_Case"]
+    targets = tmp_path / "fleet.toml"
+    targets.write_text("".join(f'[targets.{schema.lower()}]\nurl = "{url}"\n'
+                               f'schema = "{schema}"\n' for schema in schemas),
+                       encoding="utf-8")
+    result = cli("migrate", "up", "--targets", str(targets), "--jobs", "4")
+    assert result.exit_code == 0, result.output
+    assert password(pg_cluster) not in result.output
+    for schema in schemas:
+        assert fetch_one(url, f'SELECT string_agg(version_num, \',\') FROM "{schema}".'
+                              "alembic_version") == "002"
+        assert fetch_one(url, f"SELECT count(*) FROM \"{schema}\".fraiseql_migrations "
+                              "WHERE action = 'applied'") == 2
+        assert fetch_one(url, f"SELECT to_regclass('\"{schema}\".b') IS NOT NULL") is True
+    assert fetch_one(url, "SELECT version_num FROM public.alembic_version") == "999"
+    assert fetch_one(url, "SELECT to_regclass('public.a') IS NULL") is True
+    report = json.loads(cli("migrate", "status", "--targets", str(targets), "--json").output)
+    assert report["totals"]["up_to_date"] == 17
+    assert {row["schema"] for row in report["targets"]} == set(schemas)
+
+    # one lock per (database, schema): another deploy holding tenant_0's stops only it
+    (folder / "003_c.sql").write_text(UP_DOWN.format(t="c"), encoding="utf-8")
+    holder = psycopg2.connect(url)
+    try:
+        with holder.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", (lock_key("tenant_0"),))
+        result = cli("migrate", "up", "--targets", str(targets), "--lock-wait", "0",
+                     "--continue-on-error")
+    finally:
+        holder.close()
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1] == "17 targets: 16 succeeded, 1 failed"
+    assert "[tenant_0] ✗ Failed: Gave up after waiting 0s for the migration lock" in \
+        result.output
+    assert cli("migrate", "up", "--targets", str(targets)).exit_code == 0
+    result = cli("migrate", "down", "--targets", str(targets), "--force", "--wave", "x")
+    assert result.exit_code == 2  # no waves in this file
+    result = cli("migrate", "down", "--targets", str(targets), "--force")
+    assert result.exit_code == 0, result.output
+    assert fetch_one(url, 'SELECT version_num FROM "Mixed_Case".alembic_version') == "002"
+
+    # a tenant not migrated yet: status says so; up creates its schema
+    with targets.open("a", encoding="utf-8") as file:
+        file.write(f'[targets.newcomer]\nurl = "{url}"\nschema = "newcomer"\n')
+    result = cli("migrate", "status", "--targets", str(targets))
+    assert result.exit_code == 1
+    assert ("could not be read: schema newcomer does not exist: nothing was migrated there "
+            "yet; `fraiseql migrate up --targets` creates it") in result.output
+    assert cli("migrate", "up", "--targets", str(targets), "--wave", "x").exit_code == 2
+    assert cli("migrate", "up", "--targets", str(targets)).exit_code == 0
+    assert fetch_one(url, "SELECT version_num FROM newcomer.alembic_version") == "003"
+    assert fetch_one(url, "SELECT version_num FROM public.alembic_version") == "999"
+    # a pooler in transaction mode would not keep the search_path: refused up front
+    result = cli("migrate", "up", "--targets", str(targets), "--lock", "lease")
+    assert result.exit_code == 2
+    assert "targets with a schema cannot use --lock lease" in result.output
+
+
+def test_schema_targets_on_the_alembic_path(
+    cli: Cli, folder: Path, tenants: Tenants, tmp_path: Path,
+) -> None:
+    """A folder with a .py revision runs through Alembic, one target at a time."""
+    (folder / "000_py.py").write_text('revision = "000"\ndown_revision = None\n'
+                                      "def upgrade():\n    pass\n\n"
+                                      "def downgrade():\n    pass\n", encoding="utf-8")
+    (folder / "001_a.sql").write_text("-- revises: 000\n" + UP_DOWN.format(t="a"),
+                                      encoding="utf-8")
+    (url,) = tenants(1)
+    targets = tmp_path / "fleet.toml"
+    targets.write_text("".join(f'[targets.{schema}]\nurl = "{url}"\nschema = "{schema}"\n'
+                               for schema in ("one", "two")), encoding="utf-8")
+    result = cli("migrate", "up", "--targets", str(targets), "--jobs", "2")
+    assert result.exit_code == 0, result.output
+    assert ("Warning: the folder holds .py revisions, which Alembic runs one database at a "
+            "time: running with 1 job instead of 2") in result.output
+    for schema in ("one", "two"):
+        assert fetch_one(url, f"SELECT version_num FROM {schema}.alembic_version") == "002"
+        assert fetch_one(url, f"SELECT to_regclass('{schema}.b') IS NOT NULL") is True
+    assert fetch_one(url, "SELECT to_regclass('public.alembic_version') IS NULL") is True

@@ -4,9 +4,11 @@ and one precise line for every mistake, never showing a password."""
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from fraiseql_alembic.engine.locking import LEASE_TABLE_KEY, LOCK_KEY, lock_key
 from fraiseql_alembic.errors import ConfigError, UsageError
 from fraiseql_alembic.project.targets import (
     Shard,
@@ -15,6 +17,7 @@ from fraiseql_alembic.project.targets import (
     only_wave,
     parse_shard,
     read_targets,
+    schema_url,
     shard_of,
     waves_of,
 )
@@ -181,3 +184,26 @@ def test_shards_cover_every_target_exactly_once_and_are_stable() -> None:
     more = [*targets, Target("tenant_new", "postgresql://h/new")]
     assert {t.name for t in in_shard(targets, Shard(1, 4))} <= {
         t.name for t in in_shard(more, Shard(1, 4))}
+
+
+def test_a_schema_target_connects_with_its_schema_first_on_the_search_path() -> None:
+    target = Target("acme", "postgresql://app:s3cret@h/db?sslmode=require", "Tenant_A",
+                    where="f.toml:3")
+    url = schema_url(target)
+    assert url == ("postgresql://app:s3cret@h/db?sslmode=require&options=-c%20search_path"
+                   "%3D%22Tenant_A%22%2Cpublic")
+    assert parse_qs(urlsplit(url).query)["options"] == ['-c search_path="Tenant_A",public']
+    assert schema_url(Target("plain", "postgresql://h/db")) == "postgresql://h/db"
+    with pytest.raises(ConfigError, match=r"^f.toml:3: target acme has a schema and its URL "
+                       "sets options= too; drop options from the URL"):
+        schema_url(Target("acme", "postgresql://h/db?options=-cwork_mem%3D1MB", "acme",
+                          where="f.toml:3"))
+
+
+def test_the_lock_is_one_per_database_and_schema() -> None:
+    assert lock_key("public") == LOCK_KEY
+    keys = {lock_key(f"tenant_{n}") for n in range(2000)}
+    assert len(keys) == 2000 and LOCK_KEY not in keys and LEASE_TABLE_KEY not in keys
+    # the same upper half (pg_locks.classid): every key of ours is told apart from others'
+    assert {key >> 32 for key in keys} == {LOCK_KEY >> 32}
+    assert lock_key("tenant_7") == lock_key("tenant_7") != lock_key("Tenant_7")
