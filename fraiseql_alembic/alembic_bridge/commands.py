@@ -12,12 +12,14 @@ import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..engine.plan import Script
 from ..engine.translate import in_a_run
 from ..errors import MigrationError
 from ..project import loader
+from .adopted import refuse_unsupported
 from .plugin import ENV_LOCATION, OPT_IN_OPTION, RunContext, load_parsed, set_run_context
 
 if TYPE_CHECKING:
@@ -141,6 +143,8 @@ def revisions(settings: Settings) -> tuple[list[Script], ScriptDirectory | None]
     ``up`` with nothing to do then start in a fraction of the time.
     """
     listing = loader.list_folder(settings.path)
+    if settings.database_url:  # the version table is read: is it where we read it?
+        refuse_unsupported(settings.path, settings.database_url, Path.cwd())
     if not loader.has_python_revisions(settings.path):
         parsed = [load_parsed(name, path) for name, path in listing.migrations]
         if all(migration.revises is None for migration in parsed):

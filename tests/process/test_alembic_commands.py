@@ -95,3 +95,49 @@ def test_adopted_upgrade_honours_fraiseql_history_schema(project: Project, run_p
     run_process("alembic", "upgrade", "head", check=True)
     assert project.query("SELECT version, action FROM audit.fraiseql_migrations") == [("001", "applied")]
     assert "fraiseql_migrations" not in project.tables()
+
+
+def test_fraiseql_migrate_refuses_an_env_py_version_table(project: Project, run_process: ProcessRunner) -> None:
+    versions = legacy_project(project, opt_in=True)
+    env = project.root / "alembic" / "env.py"
+    env.write_text(env.read_text()
+                   .replace("literal_binds=True)", "literal_binds=True, version_table='my_version')")
+                   .replace("configure(connection=connection)",
+                            "configure(connection=connection, version_table='my_version')"))
+    run_process("alembic", "upgrade", "head", check=True)
+    assert project.query("SELECT version_num FROM my_version") == [("001",)]
+    for verb in (["status"], ["up"], ["down", "--force"]):
+        result = run_process("fraiseql", "migrate", *verb, "--path", str(versions))
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert result.stdout == ""
+        assert result.stderr == (
+            "Error: alembic/env.py configures version_table='my_version', and fraiseql migrate "
+            "reads and moves alembic_version on the search_path: run `alembic upgrade`/`alembic "
+            "downgrade` in this project instead (they take the same lock and make the same checks)\n")
+    assert project.version() == [] and "alembic_version" not in project.tables()
+    # the folder checks need no database, and no version table
+    assert run_process("fraiseql", "migrate", "check", "--path", str(versions), url=None).returncode == 0
+
+
+def test_fraiseql_migrate_reads_an_env_py_without_a_version_table(project: Project, run_process: ProcessRunner) -> None:
+    versions = legacy_project(project, opt_in=True)
+    (project.root / "alembic.ini").write_text(
+        (project.root / "alembic.ini").read_text()
+        + "\n[loggers]\nkeys = root\n[handlers]\nkeys = console\n[formatters]\nkeys = generic\n"
+        "[logger_root]\nlevel = INFO\nhandlers = console\n[handler_console]\nclass = StreamHandler\n"
+        "args = (sys.stderr,)\nformatter = generic\n[formatter_generic]\nformat = %%(levelname)s %%(message)s\n")
+    env = project.root / "alembic" / "env.py"
+    env.write_text("from logging.config import fileConfig\nfrom alembic import context\n"
+                   "fileConfig(context.config.config_file_name)\n" + env.read_text())
+    result = run_process("fraiseql", "migrate", "up", "--path", str(versions), check=True)
+    assert "✓ Running migration: 001_first_sql.sql" in result.stdout
+    assert "INFO" not in result.stderr  # the env.py's logging, read offline, stays quiet
+    # an env.py that cannot run offline is one line
+    env.write_text("raise RuntimeError('needs the app settings')\n")
+    result = run_process("fraiseql", "migrate", "status", "--path", str(versions))
+    assert result.returncode == 1
+    assert result.stderr == (
+        "Error: Could not run alembic/env.py offline to read the settings it gives "
+        "context.configure (RuntimeError: needs the app settings); fraiseql migrate needs them "
+        "in a project with its own env.py: make `alembic upgrade head --sql` work, or use "
+        "`alembic upgrade`/`downgrade` in this project\n")
