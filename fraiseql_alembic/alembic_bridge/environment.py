@@ -30,6 +30,7 @@ from sqlalchemy.exc import DBAPIError
 from ..engine import history
 from ..engine.database import connect, read_state, standard_strings, version_table_schema
 from ..engine.locking import LeaseHolder, LeaseLock, LockHolder, MigrationLock
+from ..engine.plan import display_name
 from ..engine.preflight import refuse_inconsistent, sql_migration, validate_pending
 from ..engine.run import commit_failed, connection_lost
 from ..engine.session import SessionReset, apply_session_settings
@@ -45,6 +46,7 @@ from ..settings import (
     check_seconds,
     sqlalchemy_url,
 )
+from .autogen_env import autogenerate_run, configure_options, shadow
 from .plugin import (
     DEFAULT_HISTORY_SCHEMA,
     as_command_error,
@@ -140,13 +142,21 @@ def _run(config: Config) -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
+    options = run_options(config)
+    comparing = autogenerate_run(config, command_name(config))
+    if comparing is not None and given is None:  # the migrations' schema, not the live one
+        with shadow(comparing, config, url, schema) as shadow_url, \
+                lock_for(config, shadow_url, options):
+            _run_online(config, shadow_url, schema, options, None,
+                        configure_options(comparing, given=False))
+        return
     if not url:
         raise ConfigError(
             "No database configured: set DATABASE_URL or sqlalchemy.url in alembic.ini"
         )
-    options = run_options(config)
     with lock_for(config, url, options):
-        _run_online(config, url, schema, options, given)
+        _run_online(config, url, schema, options, given,
+                    configure_options(comparing, given=True) if comparing else {})
 
 
 def _configure_logging(ini_file: str) -> None:
@@ -207,7 +217,7 @@ def command_name(config: Config) -> str:
 
 def _run_online(
     config: Config, url: str, schema: str, options: RunOptions,
-    given: Engine | SqlConnection | None,
+    given: Engine | SqlConnection | None, comparing: dict[str, Any],
 ) -> None:
     reporter = run_context(config).reporter
     token = run_context(config).cancel
@@ -240,6 +250,7 @@ def _run_online(
                 transaction_per_migration=True,
                 on_version_apply=_after_each(schema, reporter),
                 version_table_schema=version_schema,
+                **comparing,  # models, what to compare, filters (autogen_env)
             )
             if command_name(config) == "upgrade" and not run_context(config).lock_held:
                 _verify_before_upgrade(conn, schema)
@@ -277,7 +288,7 @@ def _verify_before_upgrade(connection: SqlConnection, schema: str) -> None:
     state = read_state(dbapi, schema)
     # read_state used the DB-API cursor: end its implicit read transaction there too
     dbapi.rollback()
-    report = build(scripts, state, sql_migration, lambda s: os.path.basename(s.path))
+    report = build(scripts, state, sql_migration, display_name)
     refuse_inconsistent(report)
     validate_pending([row for row in report.rows if row.state == PENDING],
                      standard_strings=standard_strings(dbapi))
@@ -307,8 +318,7 @@ def _lost_in_step(
     if not running or not isinstance(original, psycopg2.Error):
         return None
     step = running[-1]
-    path = getattr(getattr(step, "revision", None), "path", None)
-    name = os.path.basename(path) if path else ", ".join(step.to_revisions_no_deps)
+    name = _file_name(getattr(step, "revision", None)) or ", ".join(step.to_revisions_no_deps)
     lost = dbapi.closed or (isinstance(err, DBAPIError) and err.connection_invalidated)
     if not lost:
         at_commit = (isinstance(err, DBAPIError) and err.statement is None
@@ -334,8 +344,7 @@ def _announcing(
         for step in steps_fn(*args, **kwargs):
             if running is not None:
                 running[:] = [step]
-            path = getattr(getattr(step, "revision", None), "path", None)  # stamps have none
-            name = os.path.basename(path) if path else None
+            name = _file_name(getattr(step, "revision", None))  # stamps have none
             if token is not None:
                 token.check(f"before {name}" if name else "")
             if lock_check is not None:
@@ -368,10 +377,9 @@ def _after_each(schema: str, reporter: Events | None) -> Callable[..., None]:
             action = history.APPLIED if step.is_upgrade else history.ROLLED_BACK
             assert step.up_revision_id is not None  # None for stamps only
             _record(ctx, schema, step, action, (step.up_revision_id,))
-        if reporter is not None:
-            path = getattr(step.up_revision, "path", None)
-            if path:
-                reporter.done(os.path.basename(path), bool(step.is_upgrade))
+        name = _file_name(step.up_revision)
+        if reporter is not None and name is not None:
+            reporter.done(name, bool(step.is_upgrade))
 
     return callback
 
@@ -385,17 +393,23 @@ def _record(
         for revision_id in revision_ids:
             script = step.revision_map.get_revision(revision_id)
             migration = _sql_migration(script)
-            path = getattr(script, "path", None)
             entry = history.Entry(
                 version=revision_id,
                 name=migration.name.slug if migration else None,
-                filename=os.path.basename(path) if path else None,
+                filename=_file_name(script),
                 checksum=migration.checksum if migration else None,
                 execution_ms=None,
                 action=action,
                 up_checksum=migration.up_checksum if migration else None,
             )
             history.record(cursor, schema, entry)
+
+
+def _file_name(script: object) -> str | None:
+    """A revision's file name (``002_add_users.sql``, ``abc123def456_feature.py``), or None
+    when there is no script or it has no file (the steps of a stamp)."""
+    path = getattr(script, "path", None)
+    return os.path.basename(path) if path else None
 
 
 def _sql_migration(script: Revision | None) -> ParsedMigration | None:
