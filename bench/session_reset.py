@@ -39,20 +39,12 @@ from pathlib import Path
 
 import psycopg2
 
+from fraiseql_alembic.engine.session import (
+    SESSION_CLEAN_SQL,
+    session_check_sql,
+    session_reset_sql,
+)
 from fraiseql_alembic.settings import RunOptions
-
-try:  # the reset's home since the one step runner (engine/session.py)
-    from fraiseql_alembic.engine.session import (
-        SESSION_CLEAN_SQL,
-        session_check_sql,
-        session_reset_sql,
-    )
-except ImportError:  # before it: engine/database.py
-    from fraiseql_alembic.engine.database import (  # type: ignore[no-redef]
-        SESSION_CLEAN_SQL,
-        session_check_sql,
-        session_reset_sql,
-    )
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
