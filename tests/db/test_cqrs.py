@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from conftest import Project
 
-from fraiseql_alembic import api
-from fraiseql_alembic.errors import UsageError
 from fraiseql_alembic.sql.names import parse_filename
 from fraiseql_alembic.sql.parse import parse_migration
 from fraiseql_alembic.sql.statements import split_statements
@@ -105,11 +101,6 @@ def test_bad_entity_is_one_line_usage_error_and_writes_nothing(project: Project,
     assert result.output.startswith(f"Error: CQRS entity {entity!r} is not a snake_case SQL identifier")
     assert len(result.output.strip().splitlines()) == 1
     assert list(project.migrations.iterdir()) == []
-
-
-def test_entity_suggestion(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match=r"\(e\.g\. --cqrs blog_post\)"):
-        api.create(tmp_path, "x", cqrs="Blog Post")
 
 
 def test_identifier_limit_of_63_bytes(project: Project) -> None:

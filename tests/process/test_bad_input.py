@@ -12,8 +12,6 @@ import pytest
 from conftest import ProcessRunner, Project
 from scenarios import BIN, UP_DOWN
 
-from fraiseql_alembic.secrets import mask_url, password_of, redact
-
 
 def one_error(result: subprocess.CompletedProcess[str], code: int) -> str:
     """The single `Error: ...` line of a failed run (and nothing else on stderr)."""
@@ -26,18 +24,6 @@ def one_error(result: subprocess.CompletedProcess[str], code: int) -> str:
 
 # ---------------------------------------------------------------------------
 # A password with an unencoded "@"
-
-
-def test_a_password_with_an_unencoded_at_is_masked_whole() -> None:
-    url = "postgresql://app:p@ss@db.example.com:5432/app?sslmode=require"
-    assert mask_url(url) == "postgresql://app:***@db.example.com:5432/app?sslmode=require"
-    assert password_of(url) == "p@ss"
-    assert redact(f"cannot reach {url}") == (
-        "cannot reach postgresql://app:***@db.example.com:5432/app?sslmode=require")
-    # An "@" after the host (in the query) is not part of the password.
-    assert mask_url("postgresql://app:pw@h/db?application_name=a@b") == (
-        "postgresql://app:***@h/db?application_name=a@b")
-    assert mask_url("postgresql://app:a@b@c@[::1]:5432/db") == "postgresql://app:***@[::1]:5432/db"
 
 
 def test_a_password_with_an_unencoded_at_is_refused_before_connecting(
