@@ -337,6 +337,8 @@ def changes_against_base(
 def excluded(path: Path, patterns: Sequence[str]) -> bool:
     """Whether a glob of ``exclude`` (lint settings) matches the file's name or its path
     as seen from the current directory (the project's)."""
+    if not patterns:
+        return False
     shown = Path(shown_path(path.resolve())).as_posix()
     return any(fnmatch.fnmatchcase(path.name, pattern) or fnmatch.fnmatchcase(shown, pattern)
                for pattern in patterns)
@@ -393,22 +395,30 @@ def lint_files(
         inside = folder.resolve()
         chosen = [(name, path) for name, path in chosen
                   if path.name in changed and path.resolve().parent == inside]
-    seen = {path.resolve() for _, path in in_folder}
-    order = sorted([*in_folder, *(item for item in chosen if item[1].resolve() not in seen)],
+    resolved: dict[Path, Path] = {}  # each path resolved once (a system call per part)
+
+    def real(path: Path) -> Path:
+        found = resolved.get(path)
+        if found is None:
+            found = resolved[path] = path.resolve()
+        return found
+
+    seen = {real(path) for _, path in in_folder}
+    order = sorted([*in_folder, *(item for item in chosen if real(item[1]) not in seen)],
                    key=lambda item: (item[0].number, item[0].filename))
-    reported = {path.resolve() for _, path in chosen if not excluded(path, options.exclude)}
+    reported = {real(path) for _, path in chosen if not excluded(path, options.exclude)}
     parsed: list[ParsedMigration] = []
     shown: dict[str, str] = {}
     for name, path in order:
         try:
             migration = loader.read_migration(name, path)
         except MigrationFileError:
-            if path.resolve() in reported:
+            if real(path) in reported:
                 raise
             continue  # read only for context
         parsed.append(migration)
-        if path.resolve() in reported:
-            shown[name.filename] = shown_path(path.resolve())
+        if real(path) in reported:
+            shown[name.filename] = shown_path(real(path))
     findings = lint_migrations(parsed, lock_timeout=lock_timeout, report=shown, policy=policy)
     return LintRun([replace(finding, file=shown[finding.file]) for finding in findings],
-                   [path for _, path in chosen if path.resolve() in reported])
+                   [path for _, path in chosen if real(path) in reported])

@@ -20,12 +20,13 @@ from collections.abc import Container, Iterator, Sequence
 from dataclasses import dataclass
 
 from pglast import ast
-from pglast.parser import ParseError, parse_sql
+from pglast.parser import ParseError
 
 from ...errors import MigrationFileError
 from ..parse import ParsedMigration
 from ..statements import split_statements
 from .directives import read_directives, silenced
+from .fastast import parse_statements
 from .hazards import hazard_hits, remember_hazards
 from .plpgsql import do_hits
 from .policy import LintPolicy, policy_from
@@ -144,7 +145,7 @@ def _finding(migration: ParsedMigration, offset: int, hit: Hit, policy: LintPoli
 def _sql_hits(sql: str, state: FileState, catalog: Catalog) -> Iterator[Hit]:
     """Hits of the statement(s) in ``sql``, located inside ``sql``; updates the state."""
     try:
-        nodes = [raw.stmt for raw in parse_sql(sql) if raw.stmt is not None]
+        nodes = parse_statements(sql)
     except ParseError as err:
         index = err.args[1] if len(err.args) > 1 and isinstance(err.args[1], int) else 0
         yield Hit(

@@ -65,6 +65,8 @@ def read_directives(migration: ParsedMigration) -> tuple[Layout, list[Hit]]:
     section = migration.up
     text = migration.text
     layout = Layout()
+    if "fraiseql-lint" not in text.lower():
+        return layout, []  # no directive: no need to find the comments (most files)
     try:
         tokens = [(section.offset + start, section.offset + end, kind, True)
                   for start, end, kind in _comments(section.sql)]

@@ -1,0 +1,108 @@
+"""sql/lint/fastast.py builds the very trees pglast's parse_sql builds (every slot,
+locations included), on every statement the lint tests use, the spec's examples and the
+benchmark's migrations; and refuses what parse_sql refuses, at the same place."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import scenarios
+from pglast import ast
+from pglast.parser import ParseError, parse_sql
+from scenarios import REPO
+from test_lint import CASES
+
+from fraiseql_alembic.sql.lint.fastast import parse_statements
+from fraiseql_alembic.sql.names import parse_filename
+from fraiseql_alembic.sql.parse import parse_migration
+from fraiseql_alembic.sql.statements import split_statements
+
+EXTRA = [
+    'ALTER TABLE "t\u00ebst\u2615" ADD COLUMN a int NOT NULL',
+    "SELECT '\u00e9' || $$x$$, B'101', X'1F', 1.5e3, true, false, null, -2147483649, 0",
+    "DROP FUNCTION app.f_old(int, OUT text), g(VARIADIC int[])",
+    "CREATE TABLE t (a int) PARTITION BY RANGE (a); SELECT 1 /* \u2615 */; RESET ALL",
+    "ALTER TABLE t ALTER COLUMN a TYPE numeric(10, 2) USING a::numeric COLLATE \"C\"",
+    "CREATE INDEX CONCURRENTLY i ON t USING gin (data jsonb_path_ops) WHERE a IS NOT NULL",
+    "GRANT SELECT ON ALL TABLES IN SCHEMA app TO reader; COMMENT ON COLUMN t.a IS 'x'",
+]
+
+
+def statements() -> list[str]:
+    spec = importlib.util.spec_from_file_location("bench_lint", REPO / "bench" / "lint.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    texts = [text for _, bad, good in CASES for text in (bad, good)]
+    texts += [value for key, value in vars(scenarios).items()
+              if key.startswith("SPEC") and isinstance(value, str)]
+    texts += [template(number) for number, template in enumerate(bench.TEMPLATES, 7)]
+    found = list(EXTRA)
+    name = parse_filename("001_any.sql")
+    assert name is not None
+    for text in texts:
+        migration = parse_migration(name, text)
+        found += [statement.sql for statement in split_statements(migration,
+                                                                  migration.up).statements]
+    return found
+
+
+def difference(ours: object, theirs: object, path: str = "") -> str | None:
+    """Where two trees differ, comparing every slot (pglast's == skips locations)."""
+    if type(ours) is not type(theirs):
+        return f"{path}: {type(ours).__name__} != {type(theirs).__name__}"
+    if isinstance(ours, ast.Node):
+        for name in ours.__slots__:
+            found = difference(getattr(ours, name, "<unset>"), getattr(theirs, name, "<unset>"),
+                               f"{path}.{name}")
+            if found:
+                return found
+        return None
+    if isinstance(ours, tuple) and isinstance(theirs, tuple):
+        if len(ours) != len(theirs):
+            return f"{path}: {len(ours)} items != {len(theirs)}"
+        for index, (mine, other) in enumerate(zip(ours, theirs, strict=True)):
+            found = difference(mine, other, f"{path}[{index}]")
+            if found:
+                return found
+        return None
+    return None if ours == theirs else f"{path}: {ours!r} != {theirs!r}"
+
+
+def test_the_trees_are_pglasts() -> None:
+    checked = statements()
+    assert len(checked) > 200
+    wrong = []
+    for sql in checked:
+        try:
+            theirs = tuple(raw.stmt for raw in parse_sql(sql))
+        except ParseError as refused:  # FQL011's cases: refused alike
+            with pytest.raises(ParseError) as ours:
+                parse_statements(sql)
+            assert ours.value.args == refused.args
+            continue
+        found = difference(tuple(parse_statements(sql)), theirs)
+        if found:
+            wrong.append(f"{sql[:60]!r}: {found}")
+    assert wrong == []
+    # the comparison sees a location that differs
+    (node,) = parse_statements("SELECT 1")
+    (other,) = parse_statements("SELECT 1")
+    assert difference(node, other) is None
+    assert difference(*parse_statements("CREATE INDEX i ON t (a)"),
+                      *parse_statements("CREATE INDEX i ON  t (a)")) is not None
+
+
+@pytest.mark.parametrize("sql", ["CREATE TABLE t (a int,)", "SELECT '\u2615' FROM WHERE"])
+def test_parse_errors_are_parse_sqls(sql: str) -> None:
+    with pytest.raises(ParseError) as ours:
+        parse_statements(sql)
+    with pytest.raises(ParseError) as theirs:
+        parse_sql(sql)
+    assert ours.value.args == theirs.value.args
+
+
+def test_an_empty_text_has_no_statements() -> None:
+    assert parse_statements("") == [] == list(parse_sql(""))
+    assert parse_statements("-- nothing\n") == []
