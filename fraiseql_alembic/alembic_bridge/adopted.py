@@ -2,16 +2,11 @@
 
 Their env.py calls ``context.configure(...)`` and ``context.run_migrations()`` itself, so
 our env.py's lock and checks do not run there.  This module, a second ``alembic.plugins``
-entry point (``fraiseql_adopted``), wraps two methods of Alembic's ``EnvironmentContext``
-for such projects only:
-
-- ``configure``: the keyword arguments the env.py passed are kept in
-  ``config.attributes`` (:data:`CONFIGURED_KEY`); :func:`configured_by_env` runs the
-  env.py offline to read them for ``fraiseql migrate``.
-- ``run_migrations``: commands that move the database (``upgrade``, ``downgrade``,
-  ``stamp``, ``ensure_version``) take our migration lock first, and ``upgrade`` makes the
-  checks ``fraiseql migrate up`` makes (changed applied files, revisions merged out of
-  order, every pending file read and split) before anything runs.
+entry point (``fraiseql_adopted``), wraps Alembic's ``EnvironmentContext.run_migrations``
+for such projects only: commands that move the database (``upgrade``, ``downgrade``,
+``stamp``, ``ensure_version``) take our migration lock first, and ``upgrade`` makes the
+checks ``fraiseql migrate up`` makes (changed applied files, revisions merged out of
+order, every pending file read and split) before anything runs.
 
 Any other project, our own environment included, gets Alembic's methods untouched.  The
 plugin module never imports this one (the import rules forbid the cycle), hence the
@@ -20,19 +15,16 @@ second entry point.
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from .plugin import (
     DEFAULT_HISTORY_SCHEMA,
-    OPT_IN_OPTION,
     PluginModule,
     as_command_error,
     config_option,
@@ -43,7 +35,6 @@ from .plugin import (
 )
 
 if TYPE_CHECKING:
-    from alembic.config import Config
     from alembic.runtime.environment import EnvironmentContext
     from alembic.runtime.migration import MigrationContext
     from alembic.runtime.plugins import Plugin
@@ -52,8 +43,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: ``config.attributes`` key: the keyword arguments an adopted env.py gave ``configure``.
-CONFIGURED_KEY = "fraiseql_configure"
 _INSTALLED_FLAG = "_fraiseql_adopted_installed"
 # The commands that move the database, by the name of the function Alembic's command
 # hands to env.py (used when Alembic is driven from Python, without a command line).
@@ -87,20 +76,14 @@ def install() -> None:
 
 
 def _install_environment_hooks() -> None:
-    """Wrap ``EnvironmentContext.configure`` and ``run_migrations`` (see the module
-    docstring); not at :func:`install`, where Alembic's modules are half imported."""
+    """Wrap ``EnvironmentContext.run_migrations`` (see the module docstring); not at
+    :func:`install`, where Alembic's modules are half imported."""
     # lazy: see the docstring
     from alembic.runtime.environment import EnvironmentContext
 
     if getattr(EnvironmentContext, _INSTALLED_FLAG, False):
         return
-    original_configure = EnvironmentContext.configure
     original_run = EnvironmentContext.run_migrations
-
-    def configure(self: EnvironmentContext, *args: Any, **kwargs: Any) -> None:
-        if adopted(self):
-            self.config.attributes[CONFIGURED_KEY] = dict(kwargs)
-        original_configure(self, *args, **kwargs)
 
     def run_migrations(self: EnvironmentContext, **kw: Any) -> None:
         if not adopted(self) or self.is_offline_mode():
@@ -109,7 +92,6 @@ def _install_environment_hooks() -> None:
         with guarded(self):
             original_run(self, **kw)
 
-    EnvironmentContext.configure = configure  # type: ignore[method-assign]
     EnvironmentContext.run_migrations = run_migrations  # type: ignore[method-assign]
     setattr(EnvironmentContext, _INSTALLED_FLAG, True)
 
@@ -188,106 +170,6 @@ def _verify(
     refuse_inconsistent(report)
     validate_pending([row for row in report.rows if row.state == PENDING],
                      standard_strings=standard_strings(dbapi))
-
-
-def refuse_unsupported(folder: Path, database_url: str | None, cwd: Path) -> None:
-    """Refuse, in one line, to run ``fraiseql migrate`` on the versions folder of an
-    adopted project (``alembic.ini`` or ``[tool.alembic]`` in ``cwd``) whose env.py
-    keeps its revisions where we would not read them (``version_table``,
-    ``version_table_schema``).  Anything else returns at once; Alembic is imported only
-    when a config file there mentions ``fraiseql_migrations``."""
-    ini, pyproject = cwd / "alembic.ini", cwd / "pyproject.toml"
-    if not any(_mentions(file, OPT_IN_OPTION) for file in (ini, pyproject)):
-        return
-    # lazy: Alembic, and ours, only for a project that may have opted in
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
-
-    from ..engine.database import VERSION_TABLE
-    from ..errors import ConfigError, shown_path
-
-    config = Config(str(ini) if ini.is_file() else None,
-                    toml_file=str(pyproject) if pyproject.is_file() else None)
-    if not opted_in(config) or is_our_env(config_option(config, "script_location") or ""):
-        return
-    try:
-        script = ScriptDirectory.from_config(config)
-        # private Alembic API: the resolved version_locations, as Alembic itself reads them
-        locations = {Path(location).resolve() for location in script._version_locations}  # noqa: SLF001
-    except Exception:  # Alembic says what is wrong with its config when it runs
-        log.debug("fraiseql-alembic: could not read the project's Alembic config",
-                  exc_info=True)
-        return
-    if folder.resolve() not in locations:
-        return
-    env = shown_path(Path(script.dir) / "env.py")
-    if database_url and not config_option(config, "sqlalchemy.url"):
-        config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
-    try:
-        settings = configured_by_env(config, script)
-    except Exception as err:
-        first = (str(err).strip().splitlines() or [""])[0]
-        raise ConfigError(
-            f"Could not run {env} offline to read the settings it gives "
-            f"context.configure ({type(err).__name__}: {first}); fraiseql migrate needs "
-            "them in a project with its own env.py: make `alembic upgrade head --sql` "
-            "work, or use `alembic upgrade`/`downgrade` in this project"
-        ) from err
-    named = {key: settings[key] for key in ("version_table", "version_table_schema")
-             if settings.get(key) not in (None, VERSION_TABLE if key == "version_table" else None)}
-    if named:
-        shown = ", ".join(f"{key}={value!r}" for key, value in named.items())
-        raise ConfigError(
-            f"{env} configures {shown}, and fraiseql migrate reads and moves "
-            f"{VERSION_TABLE} on the search_path: run `alembic upgrade`/`alembic downgrade` "
-            "in this project instead (they take the same lock and make the same checks)"
-        )
-
-
-def _mentions(path: Path, word: str) -> bool:
-    try:
-        return word in path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
-
-
-@contextmanager
-def _logging_kept() -> Iterator[None]:
-    """Undo what an env.py's ``fileConfig`` does to this process's logging, and keep
-    its INFO lines quiet while it runs."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    loggers = {name: (logger.disabled, logger.level)
-               for name, logger in logging.Logger.manager.loggerDict.items()
-               if isinstance(logger, logging.Logger)}
-    logging.disable(logging.WARNING)
-    try:
-        yield
-    finally:
-        logging.disable(logging.NOTSET)
-        root.handlers[:] = handlers
-        root.setLevel(level)
-        for name, (disabled, logger_level) in loggers.items():
-            logger = logging.getLogger(name)
-            logger.disabled, logger.level = disabled, logger_level
-
-
-def configured_by_env(config: Config, script: ScriptDirectory) -> Mapping[str, Any]:
-    """The keyword arguments an adopted project's env.py gives ``context.configure``,
-    read by running it offline (as ``alembic upgrade --sql`` would, its output thrown
-    away): nothing connects, nothing is written."""
-    # lazy: Alembic only when a run needs it
-    from alembic.runtime.environment import EnvironmentContext
-
-    _install_environment_hooks()
-    config.attributes.pop(CONFIGURED_KEY, None)
-    with _logging_kept(), EnvironmentContext(
-        config, script, fn=lambda rev, context: [], as_sql=True,
-        output_buffer=io.StringIO(), dont_mutate=True,
-    ):
-        script.run_env()
-    found = config.attributes.get(CONFIGURED_KEY)
-    return found if isinstance(found, dict) else {}
 
 
 # Alembic 1.18.0-1.20.0 iterate over what the entry point loads (see PluginModule)

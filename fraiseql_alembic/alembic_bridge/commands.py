@@ -19,7 +19,7 @@ from ..engine.plan import Script
 from ..engine.translate import in_a_run
 from ..errors import MigrationError
 from ..project import loader
-from .adopted import refuse_unsupported
+from .envconfig import refuse_unsupported
 from .plugin import ENV_LOCATION, OPT_IN_OPTION, RunContext, load_parsed, set_run_context
 
 if TYPE_CHECKING:
