@@ -29,10 +29,12 @@ from ..engine.fleet import (
     STATES,
     SUCCEEDED,
     FleetResult,
+    RunRecord,
     TargetOutcome,
+    default_record_path,
 )
 from ..engine.status import StatusReport
-from ..errors import AbortedByUser, UsageError, plural
+from ..errors import AbortedByUser, UsageError, plural, shown_path
 from ..project.targets import Shard, Target, parse_shard
 from ..settings import Settings
 from .render import CHECK, PENDING_MARK, PROBLEM_MARK, elapsed_text
@@ -58,6 +60,8 @@ class FleetFlags:
     shards: int | None = None
     continue_on_error: bool = False
     max_failures: int | None = None
+    record: Path | None = None
+    no_record: bool = False
 
     def max_failures_allowed(self) -> int | None:
         """None: never stop starting targets; else stop after that many failures."""
@@ -87,6 +91,12 @@ def fleet_options(*, policy: bool) -> Callable[[Callable[..., R]], Callable[...,
     def decorate(func: Callable[..., R]) -> Callable[..., R]:
         func = _as_fleet_flags(func)
         if policy:
+            func = click.option("--no-record", is_flag=True,
+                                help="With --targets: write no run record.")(func)
+            func = click.option("--record", type=click.Path(path_type=Path), default=None,
+                                metavar="FILE",
+                                help="With --targets: append the run record (JSON lines) to "
+                                "FILE (default: NAME.runs.jsonl beside the targets file).")(func)
             func = click.option("--max-failures", type=click.IntRange(min=1), default=None,
                                 metavar="K", help="With --targets: stop starting targets "
                                 "after K failed (default 1).")(func)
@@ -117,7 +127,8 @@ def check_single(flags: FleetFlags) -> None:
     """Without --targets, the other fleet options mean nothing: refuse them."""
     given = [name for name, value in (
         ("--jobs", flags.jobs), ("--wave", flags.wave), ("--shard", flags.shard),
-        ("--max-failures", flags.max_failures),
+        ("--max-failures", flags.max_failures), ("--record", flags.record),
+        ("--no-record", flags.no_record or None),
         ("--continue-on-error", flags.continue_on_error or None)) if value is not None]
     if given:
         raise click.UsageError(f"{given[0]} needs --targets FILE")
@@ -236,8 +247,8 @@ class VerbOutput(Generic[R]):
 Verb = Callable[[Settings, Target, CancelToken, TextReporter], R]
 
 
-def run_verb(settings: Settings, flags: FleetFlags, database_url: str | None, verb: Verb[R],
-             output: VerbOutput[R], *, as_json: bool = False,
+def run_verb(name: str, settings: Settings, flags: FleetFlags, database_url: str | None,
+             verb: Verb[R], output: VerbOutput[R], *, as_json: bool = False,
              create_schemas: bool = False) -> None:
     """``verb`` on every target under :func:`run_interruptible`; the table (or JSON) at the
     end; exit 1 when a target failed or did not start, 130/143 on a signal.
@@ -248,8 +259,12 @@ def run_verb(settings: Settings, flags: FleetFlags, database_url: str | None, ve
         return
     lines = _Output()
     max_failures = flags.max_failures_allowed()
+    record = _record(name, flags, len(fleet.targets))
 
     def on_end(outcome: TargetOutcome[R]) -> None:
+        if record is not None:
+            record.target(outcome, output.details(outcome.result)
+                          if outcome.result is not None else {})
         with lines.lock:
             if as_json:
                 click.echo(json.dumps({"event": "target", **_outcome_json(outcome, output)}))
@@ -275,11 +290,22 @@ def run_verb(settings: Settings, flags: FleetFlags, database_url: str | None, ve
     try:
         result = run_interruptible(work)
     except api.FleetInterrupted as stopped:
-        _summary(stopped.result, output, as_json)
+        _summary(stopped.result, output, as_json, record)
         raise
-    _summary(result, output, as_json)
+    _summary(result, output, as_json, record)
     if not result.ok:
         sys.exit(1)
+
+
+def _record(verb: str, flags: FleetFlags, targets: int) -> RunRecord | None:
+    if flags.no_record:
+        if flags.record is not None:
+            raise click.UsageError("--record and --no-record cannot be combined")
+        return None
+    assert flags.targets is not None
+    path = flags.record if flags.record is not None else default_record_path(flags.targets)
+    return RunRecord(path, verb, targets,
+                     on_problem=lambda text: click.echo(f"Warning: {text}", err=True))
 
 
 def _no_targets(fleet: api.Fleet, as_json: bool) -> None:
@@ -294,10 +320,16 @@ def _outcome_json(outcome: TargetOutcome[R], output: VerbOutput[R]) -> dict[str,
     return {**_target_json(outcome), **details}
 
 
-def _summary(result: FleetResult[R], output: VerbOutput[R], as_json: bool) -> None:
+def _summary(result: FleetResult[R], output: VerbOutput[R], as_json: bool,
+             record: RunRecord | None) -> None:
+    if record is not None:
+        record.end(result)
+    kept = record is not None and not record.broken
     if as_json:
         click.echo(json.dumps({
-            "event": "summary", "stopped": result.stopped, "jobs": result.jobs,
+            "event": "summary", "run": record.id if record is not None else None,
+            "record": str(record.path) if kept and record is not None else None,
+            "stopped": result.stopped, "jobs": result.jobs,
             "warnings": list(result.warnings),
             "counts": {state: len(result.having(state)) for state in STATES},
             "targets": [_outcome_json(outcome, output) for outcome in result.outcomes],
@@ -314,6 +346,8 @@ def _summary(result: FleetResult[R], output: VerbOutput[R], as_json: bool) -> No
         click.echo(line)
     stopped = f" ({result.stopped})" if result.stopped else ""
     click.echo(f"{result.counts()}{stopped}")
+    if kept and record is not None:
+        click.echo(f"Run {record.id} recorded in {shown_path(record.path)}")
 
 
 # -- up, down, mark-applied, repair --targets ---------------------------------------------
@@ -330,7 +364,7 @@ UPGRADED = VerbOutput[api.UpgradeResult](
 def up(settings: Settings, flags: FleetFlags, database_url: str | None, *,
        steps: int | None, as_json: bool) -> None:
     """``up --targets``: every target as a single ``up``."""
-    run_verb(settings, flags, database_url,
+    run_verb("up", settings, flags, database_url,
              lambda target_settings, _, token, reporter: api.upgrade(
                  target_settings, steps=steps, reporter=reporter, cancel=token),
              UPGRADED, as_json=as_json, create_schemas=True)
@@ -359,7 +393,7 @@ def down(settings: Settings, flags: FleetFlags, database_url: str | None, *,
         if not click.confirm(f"Roll back {what} on each of "
                              f"{plural(len(fleet.targets), 'target')}?", default=False):
             raise AbortedByUser("Rollback cancelled; nothing was changed")
-    run_verb(settings, flags, database_url,
+    run_verb("down", settings, flags, database_url,
              lambda target_settings, _, token, reporter: api.downgrade(
                  target_settings, steps=steps, reporter=reporter, cancel=token),
              ROLLED_BACK)
@@ -375,7 +409,7 @@ MARKED = VerbOutput[api.Recorded](
 def mark_applied(settings: Settings, flags: FleetFlags, database_url: str | None, *,
                  version: str, reason: str | None) -> None:
     """``mark-applied VERSION --targets``: on every target."""
-    run_verb(settings, flags, database_url,
+    run_verb("mark-applied", settings, flags, database_url,
              lambda target_settings, _, token, reporter: api.mark_applied(
                  target_settings, version, reason=reason, reporter=reporter),
              MARKED)
@@ -392,7 +426,7 @@ REPAIRED = VerbOutput[tuple[api.Recorded, ...]](
 def repair(settings: Settings, flags: FleetFlags, database_url: str | None, *,
            version: str | None, reason: str | None) -> None:
     """``repair [VERSION] --targets``: on every target."""
-    run_verb(settings, flags, database_url,
+    run_verb("repair", settings, flags, database_url,
              lambda target_settings, _, token, reporter: api.repair(
                  target_settings, version, reason=reason, reporter=reporter),
              REPAIRED)

@@ -10,15 +10,18 @@ targets file's ``[[query]]`` tables, read on the control database.
 
 from __future__ import annotations
 
+import json
+import secrets
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from ..errors import ConfigError, MigrationError, plural
+from ..errors import ConfigError, MigrationError, file_access_error, plural
 from ..project.targets import (
     QUERY_COLUMNS,
     Target,
@@ -299,3 +302,67 @@ def run_fleet(
 
 def _any_left(outcomes: Sequence[TargetOutcome[R]]) -> bool:
     return any(outcome.state == NOT_STARTED for outcome in outcomes)
+
+
+# ---------------------------------------------------------------------------
+# the run record
+
+
+def run_id() -> str:
+    """``20261203T184500Z-3f9a``: when the run started (UTC), and 4 random hex digits."""
+    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
+
+
+def default_record_path(targets_file: Path) -> Path:
+    """``tenants.toml`` -> ``tenants.runs.jsonl`` beside it."""
+    return targets_file.with_name(f"{targets_file.stem}.runs.jsonl")
+
+
+class RunRecord:
+    """A fleet run, appended as JSON lines to ``path``: a ``start`` line (run id, verb,
+    targets), one ``target`` line as each target ends (state, times, what it did, its
+    error: passwords masked), and an ``end`` line with the totals.  A record that cannot
+    be written is told once to ``on_problem`` and the run goes on: every target's own
+    ``fraiseql_migrations`` stays the truth."""
+
+    def __init__(self, path: Path, verb: str, targets: int,
+                 on_problem: Callable[[str], None]) -> None:
+        self.path = path
+        self.id = run_id()
+        self.on_problem = on_problem
+        self.broken = False
+        self._guard = threading.Lock()
+        self._write({"event": "start", "verb": verb, "targets": targets,
+                     "at": datetime.now(timezone.utc).isoformat()})
+
+    def target(self, outcome: TargetOutcome[Any], details: Mapping[str, object]) -> None:
+        target = outcome.target
+        self._write({
+            "event": "target", "target": target.name, "url": target.shown_url,
+            "schema": target.schema, "wave": target.wave, "state": outcome.state,
+            "started_at": outcome.started_at.isoformat() if outcome.started_at else None,
+            "finished_at": outcome.finished_at.isoformat() if outcome.finished_at else None,
+            **details, "error": outcome.error,
+        })
+
+    def end(self, result: FleetResult[Any]) -> None:
+        self._write({
+            "event": "end", "at": datetime.now(timezone.utc).isoformat(),
+            "counts": {state: len(result.having(state)) for state in STATES},
+            "stopped": result.stopped,
+            "not_started": [outcome.target.name for outcome in result.having(NOT_STARTED)],
+        })
+
+    def _write(self, line: dict[str, object]) -> None:
+        text = json.dumps({"run": self.id, **line}) + "\n"
+        with self._guard:
+            if self.broken:
+                return
+            try:
+                with self.path.open("a", encoding="utf-8") as file:
+                    file.write(text)
+            except OSError as err:
+                self.broken = True
+                error = file_access_error(err, self.path, action="write the run record",
+                                          writing=True)
+                self.on_problem(f"{error.message}; the run goes on without it")

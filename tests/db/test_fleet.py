@@ -39,6 +39,12 @@ def password(pg_cluster: DevCluster) -> str:
     return pg_cluster.password
 
 
+def totals(output: str) -> str:
+    """The line of totals after the table."""
+    (line,) = [line for line in output.splitlines() if re.match(r"\d+ targets?: ", line)]
+    return line
+
+
 def write_plain(tmp_path: Path, urls: list[str]) -> Path:
     path = tmp_path / "targets.txt"
     path.write_text("# the fleet\n\n" + "\n".join(urls) + "\n", encoding="utf-8")
@@ -60,7 +66,7 @@ def test_up_migrates_every_target_and_status_shows_them(
     first = urls[0].replace(pg_cluster.password, "***")
     assert f"[{first}] ✓ Running migration: 001_a.sql" in lines
     assert f"[{first}] ✓ Applied 2 migrations" in [line.split(" (")[0] for line in lines]
-    assert lines[-1] == "12 targets: 12 succeeded"
+    assert totals(result.output) == "12 targets: 12 succeeded"
     # again: nothing to do, every target says so
     result = cli("migrate", "up", "--targets", str(targets))
     assert result.exit_code == 0 and result.output.count("Already up to date") == 12
@@ -86,7 +92,7 @@ def test_the_first_failure_stops_new_targets_and_the_policy_can_go_on(
     assert result.exit_code == 1, result.output
     assert password(pg_cluster) not in result.output
     assert [applied(url) for url in urls] == ["002", "001", "none", "none", "none"]
-    assert result.output.splitlines()[-1] == (
+    assert totals(result.output) == (
         "5 targets: 1 succeeded, 1 failed, 3 not started (stopped starting targets after "
         "1 failure (--continue-on-error or --max-failures to go on))")
     assert 'relation "b" already exists' in result.output
@@ -252,7 +258,7 @@ def test_down_mark_applied_and_repair_on_every_target(
     result = cli("migrate", "repair", "--targets", str(targets), "--reason", "comment")
     assert result.exit_code == 0, result.output
     assert result.output.count("✓ Repaired 001_a.sql") == 3
-    assert result.output.splitlines()[-1] == "3 targets: 3 succeeded"
+    assert totals(result.output) == "3 targets: 3 succeeded"
     assert password(pg_cluster) not in result.output
     assert cli("migrate", "status", "--targets", str(targets), "--exit-code").exit_code == 0
 
@@ -295,7 +301,7 @@ def test_schema_per_tenant_keeps_everything_in_its_schema(
     finally:
         holder.close()
     assert result.exit_code == 1
-    assert result.output.splitlines()[-1] == "17 targets: 16 succeeded, 1 failed"
+    assert totals(result.output) == "17 targets: 16 succeeded, 1 failed"
     assert "[tenant_0] ✗ Failed: Gave up after waiting 0s for the migration lock" in \
         result.output
     assert cli("migrate", "up", "--targets", str(targets)).exit_code == 0
@@ -343,3 +349,48 @@ def test_schema_targets_on_the_alembic_path(
         assert fetch_one(url, f"SELECT version_num FROM {schema}.alembic_version") == "002"
         assert fetch_one(url, f"SELECT to_regclass('{schema}.b') IS NOT NULL") is True
     assert fetch_one(url, "SELECT to_regclass('public.alembic_version') IS NULL") is True
+
+
+def test_the_run_record(
+    cli: Cli, folder: Path, tenants: Tenants, pg_cluster: DevCluster, tmp_path: Path,
+) -> None:
+    urls = tenants(3)
+    execute(urls[1], "CREATE TABLE b (x int)")  # 002 fails on the second target
+    targets = write_plain(tmp_path, urls)
+    result = cli("migrate", "up", "--targets", str(targets), "--jobs", "1")
+    assert result.exit_code == 1
+    record = tmp_path / "targets.runs.jsonl"
+    events = [json.loads(line) for line in record.read_text(encoding="utf-8").splitlines()]
+    (run,) = {event["run"] for event in events}
+    assert result.output.splitlines()[-1] == f"Run {run} recorded in {record.name}"
+    assert re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{4}", run)
+    assert [(event["event"], event.get("state")) for event in events] == [
+        ("start", None), ("target", "succeeded"), ("target", "failed"), ("end", None)]
+    assert events[0]["verb"] == "up" and events[0]["targets"] == 3
+    assert events[1]["applied"] == ["001", "002"] and events[1]["error"] is None
+    assert "applied" not in events[2]  # it failed: nothing it did is kept
+    assert "Migration 002_b.sql failed" in events[2]["error"]
+    assert events[1]["started_at"] <= events[1]["finished_at"]
+    assert events[3]["not_started"] == [urls[2].replace(pg_cluster.password, "***")]
+    assert pg_cluster.password not in record.read_text(encoding="utf-8")
+    # elsewhere, or nowhere; a record that cannot be written does not stop the run
+    elsewhere = tmp_path / "runs" / "fleet.jsonl"
+    elsewhere.parent.mkdir()
+    assert cli("migrate", "status", "--targets", str(targets)).exit_code == 0
+    execute(urls[1], "DROP TABLE b")
+    result = cli("migrate", "up", "--targets", str(targets), "--record", str(elsewhere),
+                 "--json")
+    assert result.exit_code == 0
+    summary = json.loads(result.output.splitlines()[-1])
+    assert summary["record"] == str(elsewhere)
+    assert [json.loads(line)["run"] for line in elsewhere.read_text().splitlines()] == [
+        summary["run"]] * 5
+    result = cli("migrate", "down", "--targets", str(targets), "--force", "--record",
+                 str(tmp_path / "missing" / "x.jsonl"))
+    assert result.exit_code == 0
+    assert result.output.count("Warning: Cannot write the run record missing/x.jsonl: ") == 1
+    assert "; the run goes on without it" in result.output
+    assert "recorded in" not in result.output
+    before = record.read_text(encoding="utf-8")
+    assert cli("migrate", "up", "--targets", str(targets), "--no-record").exit_code == 0
+    assert record.read_text(encoding="utf-8") == before

@@ -4,6 +4,7 @@ who never started; running the command again continues."""
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import time
@@ -84,4 +85,19 @@ def test_a_signal_stops_every_target_and_says_who_finished(
     again = run_process("fraiseql", "migrate", "up", "--targets", str(targets), url=None)
     assert again.returncode == 0, again.stdout + again.stderr
     assert again.stdout.count("Already up to date") == 1
-    assert again.stdout.splitlines()[-1] == "5 targets: 5 succeeded"
+    assert "\n5 targets: 5 succeeded\n" in again.stdout
+    # the run record: the stopped run, then the one that finished
+    runs: dict[str, list[dict[str, object]]] = {}
+    for line in (tmp_path / "targets.runs.jsonl").read_text(encoding="utf-8").splitlines():
+        event = json.loads(line)
+        runs.setdefault(str(event["run"]), []).append(event)
+    stopped, finished = runs.values()
+    assert [event["event"] for event in stopped] == ["start", "target", "target", "target",
+                                                     "end"]
+    assert sorted(str(event["state"]) for event in stopped if event["event"] == "target") == [
+        "interrupted", "interrupted", "succeeded"]
+    assert stopped[-1]["not_started"] == [urls[3].replace(pg_cluster.password, "***"),
+                                          urls[4].replace(pg_cluster.password, "***")]
+    assert finished[-1]["counts"] == {"succeeded": 5, "failed": 0, "interrupted": 0,
+                                      "not started": 0}
+    assert pg_cluster.password not in (tmp_path / "targets.runs.jsonl").read_text()
