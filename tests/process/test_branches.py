@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -39,12 +38,13 @@ def write_py(project: Project, rev: str, down: str | tuple[str, ...] | None, tab
 
 
 @pytest.fixture
-def deployed(project: Project, run_process: ProcessRunner) -> Project:
-    """001..004 (SQL) applied with `fraiseql migrate up`; plain `alembic` set up too."""
+def deployed(project: Project) -> Project:
+    """001..004 (SQL) applied with `fraiseql migrate up` (in-process: a set-up step); plain
+    `alembic` set up too."""
     shutil.copy(REPO / "alembic.ini.example", project.root / "alembic.ini")
     for number in range(1, 5):
         project.write(f"00{number}_t{number}.sql", UP_DOWN.format(t=f"t{number}"))
-    run_process("fraiseql", "migrate", "up", check=True)
+    assert project.cli("up").exit_code == 0
     assert project.version() == ["004"]
     return project
 
@@ -121,7 +121,7 @@ def test_merge_heads_runs_the_late_revision_on_purpose(deployed: Project, run_pr
 
 
 def test_numbered_file_merged_below_an_applied_hex_revision(deployed: Project, run_process: ProcessRunner) -> None:
-    run_process("alembic", "downgrade", "003", check=True)
+    assert deployed.cli("down", "--force").exit_code == 0  # back to 003 (a set-up step)
     (deployed.migrations / "004_t4.sql").unlink()
     write_py(deployed, FEATURE, "003", "feature")
     run_process("fraiseql", "migrate", "up", check=True)
@@ -144,7 +144,7 @@ def test_a_file_whose_parent_changed_after_it_ran_is_not_blamed_on_alembic_versi
     deployed: Project, run_process: ProcessRunner,
 ) -> None:
     # 004 ran on top of FEATURE (it named it); then the header line was lost in a merge
-    run_process("alembic", "downgrade", "003", check=True)
+    assert deployed.cli("down", "--force").exit_code == 0  # back to 003 (a set-up step)
     (deployed.migrations / "004_t4.sql").unlink()
     write_py(deployed, FEATURE, "003", "feature")
     deployed.write("004_t4.sql", f"-- revises: {FEATURE}\n" + UP_DOWN.format(t="t4"))
@@ -188,30 +188,29 @@ def test_a_deliberate_branch_shows_in_alembic_branches_and_stops_up(project: Pro
 # check --base: at pull-request time, before any database runs it
 
 
-def git(root: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, text=True)
-
-
 def test_check_base_flags_a_branch_revision_made_before_main_moved_on(project: Project, run_process: ProcessRunner) -> None:
     shutil.copy(REPO / "alembic.ini.example", project.root / "alembic.ini")
-    root = project.root
-    git(root, "init", "-q", "-b", "main")
-    git(root, "config", "user.name", "Test")
-    git(root, "config", "user.email", "test@example.com")
+
+    def git(*args: str) -> None:
+        run_process("git", *args, check=True)
+
+    git("init", "-q", "-b", "main")
+    git("config", "user.name", "Test")
+    git("config", "user.email", "test@example.com")
     for number in range(1, 4):
         project.write(f"00{number}_t{number}.sql", UP_DOWN.format(t=f"t{number}"))
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "base")
-    git(root, "checkout", "-qb", "feature")
+    git("add", "-A")
+    git("commit", "-qm", "base")
+    git("checkout", "-qb", "feature")
     write_py(project, FEATURE, "003", "feature")  # `alembic revision` while 003 was the head
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "feature")
-    git(root, "checkout", "-q", "main")
+    git("add", "-A")
+    git("commit", "-qm", "feature")
+    git("checkout", "-q", "main")
     project.write("004_t4.sql", UP_DOWN.format(t="t4"))
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "main moves on")
-    git(root, "checkout", "-q", "feature")
-    git(root, "merge", "-q", "--no-edit", "main")
+    git("add", "-A")
+    git("commit", "-qm", "main moves on")
+    git("checkout", "-q", "feature")
+    git("merge", "-q", "--no-edit", "main")
     result = run_process("fraiseql", "migrate", "check", "--base", "main", env={"DATABASE_URL": ""}, check=False)
     assert result.returncode == 1
     assert (f"migrations/{FEATURE}_feature.py:1: follows 003_t3.sql, but main already has "

@@ -32,15 +32,17 @@ def downgrade():
 '''
 
 
-def setup(run_process: ProcessRunner, project: Project, engine: str) -> None:
-    """``001`` makes table ``t`` and is applied; with ``alembic`` the folder holds a
-    ``.py`` revision (so `fraiseql migrate up` runs through Alembic) and an alembic.ini."""
+def setup(project: Project, engine: str) -> None:
+    """``001`` makes table ``t`` and is applied (in-process: a set-up step); with
+    ``alembic`` the folder holds a ``.py`` revision (so `fraiseql migrate up` runs through
+    Alembic) and an alembic.ini."""
     if engine == "alembic":
         shutil.copy(REPO / "alembic.ini.example", project.root / "alembic.ini")
         (project.migrations / "001_base.py").write_text(BASE_PY)
     else:
         project.write("001_base.sql", BASE_SQL)
-    assert run_process("fraiseql", "migrate", "up").returncode == 0
+    applied = project.cli("up")
+    assert applied.exit_code == 0, applied.output
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 60.0) -> None:
@@ -115,7 +117,7 @@ DROP TABLE before_index;
 def test_index_the_server_finished_after_the_client_died_is_recorded_not_built_again(
     project: Project, engine: str, run_process: ProcessRunner,
 ) -> None:
-    setup(run_process, project, engine)
+    setup(project, engine)
     project.write("002_indexed.sql", INDEXED)
     command = ["alembic", "upgrade", "head"] if engine == "alembic" else [
         "fraiseql", "migrate", "up"]
@@ -125,7 +127,7 @@ def test_index_the_server_finished_after_the_client_died_is_recorded_not_built_a
     built = index_oid(project, "idx_t_a")
     assert [valid for _, valid in built] == [True]  # the server finished it on its own
     assert progress_rows(project) == [("002", "running", 4)]
-    assert "PARTIALLY APPLIED: stopped while line 4 ran outside a transaction" in run_process("fraiseql", "migrate", "status").stdout
+    assert "PARTIALLY APPLIED: stopped while line 4 ran outside a transaction" in project.cli("status").output
 
     resumed = run_process("fraiseql", "migrate", "up")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
@@ -143,7 +145,7 @@ def test_index_the_server_finished_after_the_client_died_is_recorded_not_built_a
 def test_index_build_the_server_cancelled_with_its_client_is_built_again(
     project: Project, engine: str, run_process: ProcessRunner,
 ) -> None:
-    setup(run_process, project, engine)
+    setup(project, engine)
     project.write("002_indexed.sql", INDEXED)
     with blocker(project, "INSERT INTO t VALUES (3)"):
         process = run_process.start("fraiseql", "migrate", "up", capture=False)
@@ -175,7 +177,7 @@ DELETE FROM t WHERE a IN (10, 20);
 def test_statement_of_unknown_outcome_stops_with_two_ways_out(
     project: Project, engine: str, run_process: ProcessRunner,
 ) -> None:
-    setup(run_process, project, engine)
+    setup(project, engine)
     project.write("002_outside.sql", OUTSIDE)
     command = ["alembic", "upgrade", "head"] if engine == "alembic" else [
         "fraiseql", "migrate", "up"]
@@ -206,7 +208,7 @@ def test_statement_of_unknown_outcome_stops_with_two_ways_out(
 
 
 def test_resume_again_runs_the_interrupted_statement_again(project: Project, run_process: ProcessRunner) -> None:
-    setup(run_process, project, "direct")
+    setup(project, "direct")
     project.write("002_outside.sql", OUTSIDE)
     killed_after_the_server_finished(run_process, project, ["fraiseql", "migrate", "up"],
                                      "INSERT INTO t VALUES (10)", "LOCK TABLE t IN SHARE MODE")
@@ -219,7 +221,7 @@ def test_resume_again_runs_the_interrupted_statement_again(project: Project, run
 
 
 def test_resume_without_an_interrupted_statement_is_refused(project: Project, run_process: ProcessRunner) -> None:
-    setup(run_process, project, "direct")
+    setup(project, "direct")
     project.write("002_outside.sql", OUTSIDE)
     result = project.cli("up", "--resume", "done")
     assert result.exit_code == 1
@@ -246,7 +248,7 @@ DROP TABLE m1;
 def test_fix_that_removes_the_last_concurrent_statement_resumes_exactly(
     project: Project, engine: str, run_process: ProcessRunner,
 ) -> None:
-    setup(run_process, project, engine)
+    setup(project, engine)
     project.write("002_one.sql", ONE_CONCURRENT)
     failed = run_process("fraiseql", "migrate", "up")
     assert failed.returncode == 1 and "failed at line 4" in failed.stderr
@@ -269,7 +271,7 @@ def test_fix_that_removes_the_last_concurrent_statement_resumes_exactly(
 def test_edit_inside_a_completed_segment_is_refused_with_its_line(
     project: Project, engine: str, run_process: ProcessRunner,
 ) -> None:
-    setup(run_process, project, engine)
+    setup(project, engine)
     project.write("002_one.sql", ONE_CONCURRENT)
     assert run_process("fraiseql", "migrate", "up").returncode == 1
     project.write("002_one.sql", ONE_CONCURRENT.replace("VALUES (1), (1)", "VALUES (1)"))
@@ -294,7 +296,7 @@ def test_statement_still_running_on_the_server_is_not_sent_again(project: Projec
     statement still runs on the server: the next run names the backend instead."""
     (project.root / "pyproject.toml").write_text(
         "[tool.fraiseql.migrations]\nlock = \"lease\"\nlease_expiry = 1\n")
-    setup(run_process, project, "direct")
+    setup(project, "direct")
     project.write("002_indexed.sql", INDEXED)
     with blocker(project, "INSERT INTO t VALUES (3)") as holder:
         process = run_process.start("fraiseql", "migrate", "up", capture=False)
