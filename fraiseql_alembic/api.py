@@ -42,7 +42,14 @@ from .engine.deploy import Reporter as Reporter
 from .engine.deploy import Resume as Resume
 from .engine.deploy import settle_interrupted as settle_interrupted
 from .engine.fleet import FleetInterrupted as FleetInterrupted
-from .engine.fleet import FleetResult, TargetOutcome, prepare_schema, resolve_targets, run_fleet
+from .engine.fleet import (
+    FleetResult,
+    SchemaSessions,
+    TargetOutcome,
+    prepare_schema,
+    resolve_targets,
+    run_fleet,
+)
 from .engine.plan import PlannedMigration as PlannedMigration
 from .engine.plan import Script, UpgradePlan
 from .engine.plan import display_name as display_name
@@ -408,10 +415,14 @@ def _plan_downgrade(
 # status, lint, check
 
 
-def status(settings: Settings) -> status_view.StatusReport:
-    """Every migration with its state: applied, pending, modified or missing."""
+def status(settings: Settings, *, connection: Connection | None = None
+           ) -> status_view.StatusReport:
+    """Every migration with its state: applied, pending, modified or missing.
+
+    Read on ``connection`` (an idle autocommit session) when given, else on a session
+    of its own."""
     scripts, _ = revisions(settings)
-    state = current_state(settings)
+    state = current_state(settings, connection)
     return planning.reconcile(scripts, state, loader.list_folder(settings.path).ignored)
 
 
@@ -621,6 +632,7 @@ def on_fleet(
     max_failures: int | None = 1,
     in_waves: bool = True,
     create_schemas: bool = False,
+    check_schemas: bool = True,
     on_end: Callable[[TargetOutcome[R]], None] | None = None,
     cancel: CancelToken | None = None,
 ) -> FleetResult[R]:
@@ -639,7 +651,8 @@ def on_fleet(
     one target at a time (Alembic keeps its running context in module globals).
 
     A target with a ``schema`` runs with :func:`target_settings`; its schema and
-    ``alembic_version`` in it must exist, or, with ``create_schemas`` (``up``), are made.
+    ``alembic_version`` in it must exist, or, with ``create_schemas`` (``up``), are made
+    (``check_schemas=False``: ``verb`` sees to it, as :func:`status_fleet`).
     """
     if jobs < 1:
         raise UsageError(f"jobs= must be 1 or more, got {jobs}")
@@ -653,15 +666,40 @@ def on_fleet(
                              f"database at a time: running with 1 job instead of {jobs}",)
     return run_fleet(
         waves_of(fleet.targets, fleet.waves) if in_waves else [(None, fleet.targets)],
-        lambda target: _on_target(settings, target, verb, create_schemas),
+        lambda target: _on_target(settings, target, verb, create_schemas, check_schemas),
         jobs=jobs, max_failures=max_failures, cancel=cancel, on_end=on_end,
         warnings=warnings,
     )
 
 
 def _on_target(settings: Settings, target: Target, verb: Callable[[Settings, Target], R],
-               create_schema: bool) -> R:
+               create_schema: bool, check_schema: bool) -> R:
     own = target_settings(settings, target)
-    if target.schema is not None:
+    if target.schema is not None and check_schema:
         prepare_schema(own.require_url(), target.schema, create=create_schema)
     return verb(own, target)
+
+
+def status_fleet(
+    settings: Settings,
+    fleet: Fleet,
+    *,
+    jobs: int = DEFAULT_JOBS,
+    cancel: CancelToken | None = None,
+) -> FleetResult[status_view.StatusReport]:
+    """:func:`status` of every target of ``fleet``, ``jobs`` at a time; a target that
+    cannot be read is ``failed`` and the others are still read.  The schemas of one
+    database are read on one session per job (:class:`.engine.fleet.SchemaSessions`),
+    its search_path set to each in turn: connecting costs more than reading a schema."""
+    sessions = SchemaSessions()
+
+    def one(own: Settings, target: Target) -> status_view.StatusReport:
+        if target.schema is None:
+            return status(own)
+        return status(own, connection=sessions.session(target.url, target.schema))
+
+    try:
+        return on_fleet(settings, fleet, one, jobs=jobs, max_failures=None, in_waves=False,
+                        check_schemas=False, cancel=cancel)
+    finally:
+        sessions.close()

@@ -40,6 +40,7 @@ from ..settings import Settings
 from .render import CHECK, PENDING_MARK, PROBLEM_MARK, elapsed_text
 from .reporting import JsonReporter, TextReporter
 from .signals import run_interruptible
+from .streams import discard_stdout
 
 R = TypeVar("R")
 
@@ -174,6 +175,19 @@ class _Output:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
+        self.closed = False  # the reader of stdout went away
+
+    def echo(self, text: str) -> None:
+        """A line on stdout; a reader that went away (``up --targets | head``) stops no
+        target, as it stops no single ``up``: the rest of the output is discarded."""
+        with self.lock:
+            if self.closed:
+                return
+            try:
+                click.echo(text)
+            except BrokenPipeError:
+                self.closed = True
+                discard_stdout()
 
 
 class TargetTextReporter(TextReporter):
@@ -249,11 +263,13 @@ Verb = Callable[[Settings, Target, CancelToken, TextReporter], R]
 
 def run_verb(name: str, settings: Settings, flags: FleetFlags, database_url: str | None,
              verb: Verb[R], output: VerbOutput[R], *, as_json: bool = False,
-             create_schemas: bool = False) -> None:
+             create_schemas: bool = False, fleet: api.Fleet | None = None) -> None:
     """``verb`` on every target under :func:`run_interruptible`; the table (or JSON) at the
     end; exit 1 when a target failed or did not start, 130/143 on a signal.
-    ``create_schemas``: see :func:`fraiseql_alembic.api.on_fleet`."""
-    fleet = load_fleet(flags, database_url)
+    ``create_schemas``: see :func:`fraiseql_alembic.api.on_fleet`; ``fleet``: the targets,
+    when the caller has read them already."""
+    if fleet is None:
+        fleet = load_fleet(flags, database_url)
     if not fleet.targets:
         _no_targets(fleet, as_json)
         return
@@ -265,17 +281,15 @@ def run_verb(name: str, settings: Settings, flags: FleetFlags, database_url: str
         if record is not None:
             record.target(outcome, output.details(outcome.result)
                           if outcome.result is not None else {})
-        with lines.lock:
-            if as_json:
-                click.echo(json.dumps({"event": "target", **_outcome_json(outcome, output)}))
-            elif outcome.state == SUCCEEDED:
-                assert outcome.result is not None
-                took = f" ({elapsed_text(outcome.elapsed or 0)})"
-                click.echo(f"[{outcome.target.name}] {CHECK} {output.line(outcome.result)}"
-                           f"{took}")
-            else:
-                click.echo(f"[{outcome.target.name}] {PROBLEM_MARK} "
-                           f"{outcome.state.capitalize()}: {outcome.error}")
+        if as_json:
+            lines.echo(json.dumps({"event": "target", **_outcome_json(outcome, output)}))
+        elif outcome.state == SUCCEEDED:
+            assert outcome.result is not None
+            took = f" ({elapsed_text(outcome.elapsed or 0)})"
+            lines.echo(f"[{outcome.target.name}] {CHECK} {output.line(outcome.result)}{took}")
+        else:
+            lines.echo(f"[{outcome.target.name}] {PROBLEM_MARK} "
+                       f"{outcome.state.capitalize()}: {outcome.error}")
 
     def work(token: CancelToken) -> FleetResult[R]:
         def one(target_settings: Settings, target: Target) -> R:
@@ -396,7 +410,7 @@ def down(settings: Settings, flags: FleetFlags, database_url: str | None, *,
     run_verb("down", settings, flags, database_url,
              lambda target_settings, _, token, reporter: api.downgrade(
                  target_settings, steps=steps, reporter=reporter, cancel=token),
-             ROLLED_BACK)
+             ROLLED_BACK, fleet=fleet)
 
 
 MARKED = VerbOutput[api.Recorded](
@@ -443,9 +457,8 @@ def status(settings: Settings, flags: FleetFlags, database_url: str | None, *,
     if not fleet.targets:
         _no_targets(fleet, as_json)
         return
-    result = run_interruptible(lambda token: api.on_fleet(
-        settings, fleet, lambda target_settings, _: api.status(target_settings),
-        jobs=flags.jobs or api.DEFAULT_JOBS, max_failures=None, in_waves=False, cancel=token))
+    result = run_interruptible(lambda token: api.status_fleet(
+        settings, fleet, jobs=flags.jobs or api.DEFAULT_JOBS, cancel=token))
     reports = [(o, o.result) for o in result.outcomes]
     if as_json:
         click.echo(json.dumps({

@@ -140,18 +140,68 @@ def prepare_schema(url: str, schema: str, *, create: bool) -> None:
                 cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {_quoted(schema)}")
                 cursor.execute(version_table_sql(f"{_quoted(schema)}.{VERSION_TABLE}"))
             elif not has_version:
-                missing = "has no alembic_version" if has_schema else "does not exist"
-                raise MigrationError(
-                    f"schema {schema} {missing}: nothing was migrated there yet; "
-                    "`fraiseql migrate up --targets` creates it")
+                raise _never_migrated(schema, has_schema)
     except psycopg2.Error as err:
         raise foreign_error(err) from err
     finally:
         connection.close()
 
 
+def _never_migrated(schema: str, has_schema: bool) -> MigrationError:
+    missing = "has no alembic_version" if has_schema else "does not exist"
+    return MigrationError(f"schema {schema} {missing}: nothing was migrated there yet; "
+                          "`fraiseql migrate up --targets` creates it")
+
+
 def _quoted(schema: str) -> str:
     return '"' + schema.replace('"', '""') + '"'
+
+
+class SchemaSessions:
+    """For reading many schemas of one database (``status --targets``): one session per
+    worker thread and database, its search_path set to each schema in turn, instead of a
+    connection per schema (connecting costs more than reading a schema's state).  A
+    thread keeps one session, for the database its last target was in; :meth:`close`
+    ends them all."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._guard = threading.Lock()
+        self._open: list[Any] = []
+
+    def session(self, url: str, schema: str) -> Any:
+        """An idle autocommit session on ``url`` with ``schema`` first on its search_path;
+        a schema never migrated is an error (see :func:`prepare_schema`)."""
+        # lazy: psycopg2 (~20 ms) loads only when a command connects
+        import psycopg2
+
+        current: tuple[str, Any] | None = getattr(self._local, "current", None)
+        if current is None or current[0] != url or current[1].closed:
+            if current is not None:
+                current[1].close()
+            connection = open_dbapi(url, application_name="fraiseql-migrate status")
+            connection.autocommit = True
+            with self._guard:
+                self._open.append(connection)
+            current = self._local.current = (url, connection)
+        connection = current[1]
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(f"SET search_path TO {_quoted(schema)}, public")
+                cursor.execute("SELECT to_regnamespace(%s) IS NOT NULL, to_regclass(%s) IS "
+                               "NOT NULL", (_quoted(schema), f"{_quoted(schema)}.{VERSION_TABLE}"))
+                row = cursor.fetchone()
+        except psycopg2.Error as err:
+            raise foreign_error(err) from err
+        if not (row and row[1]):
+            raise _never_migrated(schema, bool(row and row[0]))
+        return connection
+
+    def close(self) -> None:
+        with self._guard:
+            connections, self._open = self._open, []
+        for connection in connections:
+            connection.close()
 
 
 # ---------------------------------------------------------------------------

@@ -304,6 +304,13 @@ def test_schema_per_tenant_keeps_everything_in_its_schema(
     assert totals(result.output) == "17 targets: 16 succeeded, 1 failed"
     assert "[tenant_0] ✗ Failed: Gave up after waiting 0s for the migration lock" in \
         result.output
+    # read on one session per job, its search_path moved from schema to schema
+    report = json.loads(cli("migrate", "status", "--targets", str(targets), "--json",
+                            "--jobs", "2").output)
+    behind = {row["target"]: (row["current"], row["pending"]) for row in report["targets"]
+              if row["pending"]}
+    assert behind == {"tenant_0": ("002_b.sql", 1)}
+    assert report["totals"]["up_to_date"] == 16
     assert cli("migrate", "up", "--targets", str(targets)).exit_code == 0
     result = cli("migrate", "down", "--targets", str(targets), "--force", "--wave", "x")
     assert result.exit_code == 2  # no waves in this file

@@ -101,3 +101,31 @@ def test_a_signal_stops_every_target_and_says_who_finished(
     assert finished[-1]["counts"] == {"succeeded": 5, "failed": 0, "interrupted": 0,
                                       "not started": 0}
     assert pg_cluster.password not in (tmp_path / "targets.runs.jsonl").read_text()
+
+
+def test_a_reader_that_goes_away_stops_no_target(
+    tmp_path: Path, tenants: Tenants, run_process: ProcessRunner,
+) -> None:
+    """``up --targets | head -1``: every target is still migrated, as a single ``up`` is.
+    The first targets are up to date, so the first write to the closed pipe is a target's
+    end line (the per-target progress lines have handled a closed pipe all along)."""
+    (tmp_path / "migrations").mkdir()
+    for number in range(1, 4):
+        (tmp_path / "migrations" / f"00{number}_t{number}.sql").write_text(
+            f"CREATE TABLE t{number} (id int);\n", encoding="utf-8")
+    urls = tenants(12)
+    targets = tmp_path / "targets.txt"
+    targets.write_text("\n".join(urls[:10]) + "\n", encoding="utf-8")
+    run_process("fraiseql", "migrate", "up", "--targets", str(targets), "--no-record",
+                url=None, check=True)
+    targets.write_text("\n".join(urls) + "\n", encoding="utf-8")
+    process = run_process.start("fraiseql", "migrate", "up", "--targets", str(targets),
+                                "--jobs", "2", "--no-record", url=None)
+    assert process.stdout is not None and process.stderr is not None
+    assert "Already up to date" in process.stdout.readline()
+    process.stdout.close()  # as `head -1` does
+    process.wait(timeout=120)
+    process.stderr.close()
+    assert process.returncode in (0, 141)
+    assert [fetch_one(url, "SELECT version_num FROM alembic_version") for url in urls] == [
+        "003"] * 12
