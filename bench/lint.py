@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -24,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -132,15 +134,19 @@ def install_squawk(where: Path) -> Path:
     return venv / "bin" / "squawk"
 
 
-def timed(argv: list[str], cwd: Path) -> tuple[float, int]:
-    """Wall-clock seconds of one run, and its exit code (findings make both tools exit 1)."""
+def timed(argv: list[str], cwd: Path) -> tuple[float, float]:
+    """Wall-clock and CPU (user + system) seconds of one run.  CPU time is what the tool
+    itself costs; on a shared machine the wall clock also counts the wait for a core."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                           check=False)
     elapsed = time.perf_counter() - start
-    if done.returncode not in (0, 1):
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode not in (0, 1):  # findings make both tools exit 1
         raise SystemExit(f"{argv[0]} failed ({done.returncode}): {done.stderr.decode()[-500:]}")
-    return elapsed, done.returncode
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
 
 
 def main() -> None:
@@ -156,51 +162,76 @@ def main() -> None:
         squawk = Path(args.squawk) if args.squawk else install_squawk(work)
         version = subprocess.run([str(squawk), "--version"], capture_output=True, text=True,
                                  check=True).stdout.strip()
-        rows = []
-        for size in sizes:
+        rows: list[Row] = []
+        for size in [0, *sizes]:  # 0: an empty folder, what starting each tool costs
             project = work / f"p{size}"
             write_corpus(project / "migrations", size)
             files = sorted(str(path) for path in (project / "migrations").glob("*.sql"))
             ours = [str(FRAISEQL), "migrate", "lint"]
-            theirs = [str(squawk), *files]
-            timed(ours, project)  # warm the page cache and bytecode
+            theirs = [str(squawk), *files] if files else [str(squawk), "--help"]
+            timed(ours, project)  # warm the page cache and the bytecode
             timed(theirs, project)
-            times: dict[str, list[float]] = {"fraiseql": [], "squawk": []}
+            runs: dict[str, list[tuple[float, float]]] = {"fraiseql": [], "squawk": []}
             for _ in range(args.runs):  # alternate, so that drift hits both alike
-                times["fraiseql"].append(timed(ours, project)[0])
-                times["squawk"].append(timed(theirs, project)[0])
-            ours_s = statistics.median(times["fraiseql"])
-            theirs_s = statistics.median(times["squawk"])
-            rows.append((size, ours_s, min(times["fraiseql"]), theirs_s,
-                         min(times["squawk"]), ours_s / theirs_s))
-            print(f"{size} files: fraiseql {ours_s:.3f} s, squawk {theirs_s:.3f} s, "
-                  f"ratio {ours_s / theirs_s:.2f}", flush=True)
+                runs["fraiseql"].append(timed(ours, project))
+                runs["squawk"].append(timed(theirs, project))
+            row = Row(size, *(statistics.median(run[index] for run in runs[tool])
+                              for tool in ("fraiseql", "squawk") for index in (0, 1)))
+            rows.append(row)
+            print(f"{size} files: fraiseql {row.ours_wall:.3f} s (cpu {row.ours_cpu:.3f}), "
+                  f"squawk {row.theirs_wall:.3f} s (cpu {row.theirs_cpu:.3f})", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     write_report(Path(args.out), rows, version, args.runs)
 
 
-def write_report(out: Path, rows: list[tuple[int, float, float, float, float, float]],
-                 squawk_version: str, runs: int) -> None:
-    base = rows[0]
+@dataclass(frozen=True)
+class Row:
+    files: int
+    ours_wall: float
+    ours_cpu: float
+    theirs_wall: float
+    theirs_cpu: float
+
+
+def write_report(out: Path, rows: list[Row], squawk_version: str, runs: int) -> None:
+    empty, measured = rows[0], rows[1:]
     lines = [
         "# lint: fraiseql against squawk",
         "",
         f"`.venv/bin/python bench/lint.py` on {platform.platform()}, Python "
         f"{platform.python_version()}, {os.cpu_count()} CPUs; {squawk_version} from PyPI "
-        f"(squawk-cli, in a throwaway virtualenv). Each tool runs as a new process on the same "
-        f"folder of generated migrations (bench/lint.py's templates), alternating, {runs} "
-        "runs after a warm-up; median (and best) wall-clock seconds. `fraiseql migrate lint` "
-        "reads the folder itself; squawk is given every file.",
+        "(squawk-cli, in a throwaway virtualenv). Each tool runs as a new process on the "
+        "same folder of generated migrations (bench/lint.py's templates), alternating, "
+        f"{runs} runs after a warm-up; medians. `fraiseql migrate lint` reads the folder "
+        "itself; squawk is given every file. CPU is user + system time of the process: "
+        "the cost of the tool itself, steadier when the machine is shared; wall is the "
+        f"clock. Load average when the report was written: {os.getloadavg()[0]:.1f} (on "
+        f"{os.cpu_count()} CPUs; above that, wall times include waiting for a core).",
         "",
-        "| files | fraiseql (s) | best | squawk (s) | best | fraiseql / squawk | fraiseql per "
-        "file vs the first size |",
+        "| files | fraiseql wall (s) | fraiseql CPU (s) | squawk wall (s) | squawk CPU (s) "
+        "| wall ratio | CPU ratio |",
         "|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for size, ours, ours_best, theirs, theirs_best, ratio in rows:
-        growth = (ours / size) / (base[1] / base[0])
-        lines.append(f"| {size} | {ours:.3f} | {ours_best:.3f} | {theirs:.3f} | "
-                     f"{theirs_best:.3f} | {ratio:.2f} | {growth:.2f} |")
+    for row in rows:
+        lines.append(f"| {row.files} | {row.ours_wall:.3f} | {row.ours_cpu:.3f} | "
+                     f"{row.theirs_wall:.3f} | {row.theirs_cpu:.3f} | "
+                     f"{row.ours_wall / row.theirs_wall:.2f} | "
+                     f"{row.ours_cpu / max(row.theirs_cpu, 1e-3):.2f} |")
+    lines += [
+        "",
+        "Row 0 is an empty folder (squawk: `--help`): what starting each tool costs. Per "
+        "file, above that start (CPU milliseconds per file; equal values across sizes mean "
+        "linear time):",
+        "",
+        "| files | fraiseql ms/file | squawk ms/file | ratio |",
+        "|---:|---:|---:|---:|",
+    ]
+    for row in measured:
+        ours = (row.ours_cpu - empty.ours_cpu) / row.files * 1000
+        theirs = (row.theirs_cpu - empty.theirs_cpu) / row.files * 1000
+        lines.append(f"| {row.files} | {ours:.3f} | {theirs:.3f} | "
+                     f"{ours / theirs if theirs > 0 else float('inf'):.2f} |")
     lines.append("")
     out.write_text("\n".join(lines), encoding="utf-8")
     print(f"wrote {out}")

@@ -5,6 +5,9 @@ benchmark's migrations; and refuses what parse_sql refuses, at the same place.""
 from __future__ import annotations
 
 import importlib.util
+import sys
+import time
+from types import ModuleType
 
 import pytest
 import scenarios
@@ -13,9 +16,10 @@ from pglast.parser import ParseError, parse_sql
 from scenarios import REPO
 from test_lint import CASES
 
+from fraiseql_alembic.sql.lint import lint_migrations
 from fraiseql_alembic.sql.lint.fastast import parse_statements
 from fraiseql_alembic.sql.names import parse_filename
-from fraiseql_alembic.sql.parse import parse_migration
+from fraiseql_alembic.sql.parse import ParsedMigration, parse_migration
 from fraiseql_alembic.sql.statements import split_statements
 
 EXTRA = [
@@ -29,15 +33,21 @@ EXTRA = [
 ]
 
 
-def statements() -> list[str]:
+def bench() -> ModuleType:
+    """bench/lint.py, for its templates of realistic migrations."""
     spec = importlib.util.spec_from_file_location("bench_lint", REPO / "bench" / "lint.py")
     assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_lint"] = module  # its dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def statements() -> list[str]:
     texts = [text for _, bad, good in CASES for text in (bad, good)]
     texts += [value for key, value in vars(scenarios).items()
               if key.startswith("SPEC") and isinstance(value, str)]
-    texts += [template(number) for number, template in enumerate(bench.TEMPLATES, 7)]
+    texts += [template(number) for number, template in enumerate(bench().TEMPLATES, 7)]
     found = list(EXTRA)
     name = parse_filename("001_any.sql")
     assert name is not None
@@ -106,3 +116,29 @@ def test_parse_errors_are_parse_sqls(sql: str) -> None:
 def test_an_empty_text_has_no_statements() -> None:
     assert parse_statements("") == [] == list(parse_sql(""))
     assert parse_statements("-- nothing\n") == []
+
+
+def test_lint_time_grows_linearly_with_the_files() -> None:
+    """4x the migrations may cost at most 8x the CPU time (linear gives 4x, quadratic
+    16x); CPU time, best of two, so that a busy machine cannot fail it."""
+    templates = bench().TEMPLATES
+
+    def folder(count: int) -> list[ParsedMigration]:
+        found = []
+        for number in range(1, count + 1):
+            name = parse_filename(f"{number:04d}_step.sql")
+            assert name is not None
+            found.append(parse_migration(name, templates[(number - 1) % len(templates)](number)))
+        return found
+
+    def cpu(count: int) -> float:
+        migrations = folder(count)
+        spent = []
+        for _ in range(2):
+            start = time.process_time()
+            lint_migrations(migrations)
+            spent.append(time.process_time() - start)
+        return min(spent)
+
+    small, large = cpu(100), cpu(400)
+    assert large < 8 * max(small, 0.05), f"4x the files took {large / small:.1f}x the time"

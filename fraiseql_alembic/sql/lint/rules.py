@@ -13,9 +13,17 @@ from dataclasses import dataclass
 
 from pglast import ast
 from pglast.enums import AlterTableType, ConstrType, DropBehavior, ObjectType, ReindexObjectType
-from pglast.visitors import Visitor
 
-from .state import RELATION_KINDS, Catalog, FileState, Hit, location_of, shown, text_of
+from .state import (
+    RELATION_KINDS,
+    Catalog,
+    FileState,
+    Hit,
+    location_of,
+    shown,
+    text_of,
+    walk,
+)
 from .types import ColumnType, column_type, rewrites
 from .volatility import volatile_call
 
@@ -510,9 +518,10 @@ def _new_enum_value_rule(node: ast.Node, state: FileState) -> Iterator[Hit]:
     """FQL013: a value ALTER TYPE ... ADD VALUE added earlier in the same transaction."""
     if not state.new_enum_values or isinstance(node, ast.AlterEnumStmt):
         return
-    constants = _StringConstants()
-    constants(node)
-    for value, location in constants.found:
+    constants = [(found.val.sval, location_of(found)) for found in walk(node)
+                 if isinstance(found, ast.A_Const) and isinstance(found.val, ast.String)
+                 and found.val.sval is not None]
+    for value, location in constants:
         added = state.new_enum_values.get(value)
         if added is None:
             continue
@@ -528,16 +537,6 @@ def _new_enum_value_rule(node: ast.Node, state: FileState) -> Iterator[Hit]:
             location,
         )
         return
-
-
-class _StringConstants(Visitor):
-    def __init__(self) -> None:
-        super().__init__()
-        self.found: list[tuple[str, int]] = []
-
-    def visit_A_Const(self, _ancestors: object, node: ast.A_Const) -> None:
-        if isinstance(node.val, ast.String) and node.val.sval is not None:
-            self.found.append((node.val.sval, location_of(node)))
 
 
 def _lock_timeout_rule(node: ast.Node, state: FileState) -> Iterator[Hit]:

@@ -12,7 +12,7 @@ Across files: ``CHECK (col IS NOT NULL)`` constraints and whether they are valid
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from pglast import ast
@@ -155,6 +155,20 @@ RELATION_KINDS = frozenset({ObjectType.OBJECT_TABLE, ObjectType.OBJECT_VIEW,
 def position(text: str, offset: int) -> tuple[int, int]:
     line_start = text.rfind("\n", 0, offset) + 1
     return text.count("\n", 0, offset) + 1, offset - line_start + 1
+
+
+def walk(tree: object) -> Iterator[ast.Node]:
+    """Every node of ``tree``, depth first in slot order (as pglast's Visitor visits
+    them, without loading pglast's printers)."""
+    if isinstance(tree, ast.Node):
+        yield tree
+        for name in getattr(type(tree), "__slots__", ()):
+            value = getattr(tree, name, None)
+            if isinstance(value, (ast.Node, tuple)):
+                yield from walk(value)
+    elif isinstance(tree, tuple):
+        for item in tree:
+            yield from walk(item)
 
 
 def location_of(node: object) -> int:

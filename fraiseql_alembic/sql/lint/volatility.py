@@ -13,10 +13,9 @@ immutable or stable, so it counts as volatile.
 from __future__ import annotations
 
 from pglast import ast
-from pglast.visitors import Visitor
 
 from . import builtin_volatility as builtin
-from .state import Catalog, FileState, text_of
+from .state import Catalog, FileState, text_of, walk
 
 _LETTER = {"immutable": "i", "stable": "s", "volatile": "v"}
 
@@ -32,26 +31,17 @@ def remember_function(node: ast.CreateFunctionStmt, state: FileState, catalog: C
     catalog.functions[state.qualified([part.sval for part in node.funcname])] = volatility
 
 
-class _Calls(Visitor):
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls: list[tuple[str | None, str]] = []  # (schema as written, name)
-
-    def visit_FuncCall(self, _ancestors: object, node: ast.FuncCall) -> None:
-        parts = [text_of(getattr(part, "sval", None)) for part in node.funcname or ()]
-        if parts:
-            self.calls.append((parts[-2] if len(parts) > 1 else None, parts[-1]))
-
-
 def volatile_call(expression: ast.Node | None, state: FileState,
                   catalog: Catalog) -> tuple[str, bool] | None:
     """The first function ``expression`` calls that is volatile or not known to be
     immutable or stable, with whether it is known to be volatile; None when there is none."""
     if expression is None:
         return None
-    calls = _Calls()
-    calls(expression)
-    for schema, name in calls.calls:
+    for call in walk(expression):
+        if not isinstance(call, ast.FuncCall) or not call.funcname:
+            continue
+        parts = [text_of(getattr(part, "sval", None)) for part in call.funcname]
+        schema, name = (parts[-2] if len(parts) > 1 else None), parts[-1]
         known = _volatility(schema, name, state, catalog)
         if known is None or "v" in known:
             shown = f"{schema}.{name}" if schema else name
