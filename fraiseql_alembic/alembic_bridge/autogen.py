@@ -125,14 +125,30 @@ def _has_module(name: str) -> bool:
         return False
 
 
+def schemas_of(metadata: Sequence[MetaData], default: str) -> list[str]:
+    """The schemas the models name besides the default one."""
+    return sorted({table.schema for each in metadata for table in each.tables.values()
+                   if table.schema and table.schema != default})
+
+
 def _compare(connection: Connection, metadata: Sequence[MetaData]) -> Comparison:
     default = str(connection.dialect.default_schema_name or "public")
-    schemas = sorted({table.schema for each in metadata for table in each.tables.values()
-                      if table.schema and table.schema != default})
-    context = MigrationContext.configure(connection, opts=options(metadata, schemas=schemas))
+    context = MigrationContext.configure(
+        connection, opts=options(metadata, schemas=schemas_of(metadata, default)))
     script = produce_migrations(context, list(metadata))  # type: ignore[arg-type]
-    upgrade = script.upgrade_ops
-    assert upgrade is not None
+    assert script.upgrade_ops is not None
+    comparison = comparison_of(connection, metadata, script.upgrade_ops)
+    connection.rollback()  # it only read
+    return comparison
+
+
+def comparison_of(
+    connection: Connection, metadata: Sequence[MetaData], upgrade: ops.UpgradeOps
+) -> Comparison:
+    """Alembic's ``upgrade`` operations, with what Alembic does not compare read from the
+    database on ``connection``: schemas to create, enum types and values, unseen objects."""
+    default = str(connection.dialect.default_schema_name or "public")
+    schemas = schemas_of(metadata, default)
     existing = {str(row[0]) for row in connection.exec_driver_sql(
         "SELECT nspname FROM pg_namespace")}
     in_database = {
@@ -144,7 +160,6 @@ def _compare(connection: Connection, metadata: Sequence[MetaData]) -> Comparison
                             new_schemas=tuple(name for name in schemas if name not in existing))
     _compare_enums(comparison, _model_enums(metadata, default), in_database)
     views, functions, triggers = connection.exec_driver_sql(_UNSEEN).one()
-    connection.rollback()
     unseen = [plural(count, kind) for count, kind in
               ((views, "view"), (functions, "function"), (triggers, "trigger")) if count]
     comparison.notes.append(

@@ -486,10 +486,20 @@ def lint(files: tuple[Path, ...], output_format: str, fail_on: str | None, exit_
 @click.option("--base", metavar="REF",
               help="Git ref the pull request merges into (e.g. origin/main): new files must "
               "be numbered above its migrations, and only they are linted.")
+@click.option("--models/--no-models", "models", default=None,
+              help="Also compare the SQLAlchemy models with the schema the migrations build "
+              "(default: with --base, when target_metadata is configured).")
+@click.option("--metadata", "metadata", multiple=True, metavar="MODULE:ATTR",
+              help="The models' MetaData for --models (default: target_metadata in "
+              "pyproject.toml).")
+@click.option("--shadow-database-url", metavar="URL", default=None,
+              help="For --models: an empty database to build the migrations' schema in "
+              "(default: $FRAISEQL_SHADOW_DATABASE_URL, else a throwaway PostgreSQL).")
 @FORMAT_OPTION
 @common_options
 @handle_errors
-def check(base: str | None, output_format: str, path: Path | None,
+def check(base: str | None, models: bool | None, metadata: tuple[str, ...],
+          shadow_database_url: str | None, output_format: str, path: Path | None,
           database_url: str | None) -> None:
     """Check the migrations folder before merging; no database needed.
 
@@ -497,7 +507,8 @@ def check(base: str | None, output_format: str, path: Path | None,
     findings; with a database configured also changed, missing, unrecorded and
     partly applied migrations.  Exit 0 when clean, 1 when problems were found.
     """
-    report = api.check(resolve(path, database_url), base=base)
+    report = api.check(resolve(path, database_url), base=base, models=models,
+                       metadata=metadata or None, shadow_database_url=shadow_database_url)
     for problem in report.problems:
         if output_format == "github":
             click.echo(github_annotation("error", problem.file or "", problem.line,
@@ -512,6 +523,9 @@ def check(base: str | None, output_format: str, path: Path | None,
         facts.append(f"database: {report.pending} pending")
     else:
         facts.append(f"database not checked: {report.database_skipped}")
+    if report.models is not None:
+        facts.append(f"models: {plural(len(report.models), 'difference')}" if report.models
+                     else "models match the migrations")
     if report.problems:
         click.echo(f"{PROBLEM_MARK} {plural(len(report.problems), 'problem')} "
                    f"({'; '.join(facts)})")

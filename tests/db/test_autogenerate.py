@@ -304,3 +304,24 @@ def _tables(url: str) -> list[str]:
             return [str(row[0]).removeprefix("public.") for row in cursor.fetchall()]
     finally:
         connection.close()
+
+
+def test_check_models_lists_each_difference(project: Project, models, shadow_url: str) -> None:
+    first = models(FIRST)
+    generate(project, first, shadow_url, "initial_schema")
+    agree = api.check(_settings(project), models=True, metadata=[first],
+                      shadow_database_url=shadow_url, cwd=project.root)
+    assert (agree.problems, agree.models) == ((), ())
+    differ = api.check(_settings(project), models=True, metadata=[models(SECOND)],
+                       shadow_database_url=shadow_url, cwd=project.root)
+    assert differ.models is not None
+    assert "table tb_team is in the models, not in the migrations" in differ.models
+    assert "column tb_user.legacy is in the migrations, not in the models" in differ.models
+    assert ("column tb_user.name: type is VARCHAR(length=100) in the migrations, "
+            "String(length=50) in the models") in " ".join(differ.models)
+    assert "enum mood lacks 'bored' in the migrations" in differ.models
+    assert [problem.text() for problem in differ.problems] == [
+        f"models: {line}; write the migration with `fraiseql migrate create NAME "
+        "--autogenerate`" for line in differ.models]
+    # not asked, no base: the models are not compared
+    assert api.check(_settings(project), cwd=project.root).models is None
