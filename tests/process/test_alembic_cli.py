@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 from conftest import ProcessRunner, Project
-from scenarios import BIN, REPO, UP_DOWN
+from scenarios import BIN, REPO, UP_DOWN, needs_plugin_entry_points
 
 
 @pytest.fixture
@@ -54,23 +53,21 @@ def test_alembic_upgrade_downgrade_stamp(ini_project: Project, run_process: Proc
     assert actions[-1] == ("003", "stamped")
     assert ("001", "rolled_back") in actions
     # the same state is what `fraiseql migrate status` shows
-    status = run_process("fraiseql", "migrate", "status", check=True).stdout
-    assert "✓ 003_add_indexes.sql (applied" in status
+    status = ini_project.cli("status")
+    assert status.exit_code == 0 and "✓ 003_add_indexes.sql (applied" in status.output
 
 
 def test_alembic_offline_sql_runs_in_psql(ini_project: Project, run_process: ProcessRunner) -> None:
     run_process("alembic", "upgrade", "001", check=True)
     sql = run_process("alembic", "upgrade", "001:003", "--sql", check=True).stdout
     assert "CREATE TABLE b (id int);" in sql and "UPDATE alembic_version SET version_num='003'" in sql
-    psql = subprocess.run(
-        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", ini_project.database_url],
-        input=sql, capture_output=True, text=True, timeout=60,
-    )
-    assert psql.returncode == 0, psql.stderr
+    run_process("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", ini_project.database_url,
+                input=sql, timeout=60, check=True)
     assert ini_project.version() == ["003"]
     assert {"a", "b"} <= ini_project.tables()
-    status = run_process("fraiseql", "migrate", "status", check=True).stdout
-    assert "○" not in status and "MODIFIED" not in status
+    status = ini_project.cli("status")
+    assert status.exit_code == 0, status.output
+    assert "○" not in status.output and "MODIFIED" not in status.output
 
 
 def test_alembic_unknown_revision_is_one_line(ini_project: Project, run_process: ProcessRunner) -> None:
@@ -103,8 +100,8 @@ def test_hand_written_py_revision_joins_the_chain(ini_project: Project, run_proc
     up = run_process("fraiseql", "migrate", "up", check=True).stdout
     assert "✓ Running migration: 004_add_tags.py\n✓ Running migration: 005_after_tags.sql" in up
     assert {"tags", "e"} <= ini_project.tables()
-    status = run_process("fraiseql", "migrate", "status", check=True).stdout
-    assert "✓ 004_add_tags.py (applied" in status
+    status = ini_project.cli("status")
+    assert status.exit_code == 0 and "✓ 004_add_tags.py (applied" in status.output
     assert ("004", "applied") in ini_project.query("SELECT version, action FROM fraiseql_migrations")
     run_process("fraiseql", "migrate", "down", "--steps", "2", "--force", check=True)
     assert ini_project.version() == ["003"] and "tags" not in ini_project.tables()
@@ -173,6 +170,7 @@ def legacy_project(project: Project, *, opt_in: bool) -> Path:
     return versions
 
 
+@needs_plugin_entry_points
 def test_existing_alembic_history_adopts_sql_files(project: Project, run_process: ProcessRunner) -> None:
     versions = legacy_project(project, opt_in=True)
     run_process("alembic", "upgrade", "9f8e7d6c5b4a", check=True)  # the team's database, already migrated
@@ -188,6 +186,7 @@ def test_existing_alembic_history_adopts_sql_files(project: Project, run_process
     assert "✓ Running migration: 002_second_sql.sql" in up
 
 
+@needs_plugin_entry_points
 def test_revises_header_names_the_parent(project: Project, run_process: ProcessRunner) -> None:
     versions = legacy_project(project, opt_in=True)
     (versions / "001_first_sql.sql").write_text("-- revises: 1a2b3c4d5e6f\n" + UP_DOWN.format(t="x"))
@@ -219,11 +218,11 @@ def test_installed_fraiseql_quick_start(project: Project, run_process: ProcessRu
     assert "○ 001_initial_schema.sql (pending)" in run_process("fraiseql", "migrate", "status", check=True).stdout
 
 
-def test_down_asks_on_a_terminal(project: Project, run_process: ProcessRunner) -> None:
+def test_down_asks_on_a_terminal(project: Project) -> None:
     import pty
 
     project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
-    run_process("fraiseql", "migrate", "up", check=True)
+    assert project.cli("up").exit_code == 0
 
     def run_on_tty(answer: bytes) -> str:
         pid, fd = pty.fork()
@@ -276,7 +275,7 @@ def test_alembic_stamp_records_every_covered_revision(ini_project: Project, run_
     run_process("alembic", "upgrade", "head", check=True)
     run_process("alembic", "downgrade", "base", check=True)
     run_process("alembic", "stamp", "002", check=True)
-    status = run_process("fraiseql", "migrate", "status", check=True).stdout
+    status = ini_project.cli("status").output
     assert "✓ 001_initial_schema.sql (applied" in status and "✓ 002_add_comments_table.sql (applied" in status
     assert "○ 003_add_indexes.sql (pending)" in status
     rows = ini_project.query("SELECT version, action FROM fraiseql_migrations WHERE action = 'stamped' ORDER BY version")

@@ -131,15 +131,13 @@ def test_bad_durations_in_pyproject_stop_every_verb(
     assert project.version() == []
 
 
-def test_a_bad_lock_wait_in_alembic_ini_is_one_line(project: Project) -> None:
+def test_a_bad_lock_wait_in_alembic_ini_is_one_line(project: Project, run_process: ProcessRunner) -> None:
     ini = (Path(__file__).resolve().parents[2] / "alembic.ini.example").read_text()
     ini = ini.replace("# fraiseql_history_schema = public", "fraiseql_lock_wait = nan")
     assert "fraiseql_lock_wait = nan" in ini
     (project.root / "alembic.ini").write_text(ini)
     project.write("001_a.sql", UP_DOWN.format(t="a"))
-    env = {**os.environ, "DATABASE_URL": project.database_url}
-    result = subprocess.run([str(BIN / "alembic"), "upgrade", "head"], cwd=project.root,
-                            env=env, capture_output=True, text=True, timeout=120)
+    result = run_process("alembic", "upgrade", "head")
     assert result.returncode == 255, result.stdout + result.stderr  # Alembic's exit code
     assert result.stdout.strip().splitlines() == [
         "FAILED: fraiseql_lock_wait 'nan' is not a number of seconds; use 0 or more, e.g. 60 "
@@ -257,8 +255,7 @@ def test_create_and_init_on_a_read_only_file_system_are_one_line(tmp_path: Path,
         f"{fraiseql_bin} migrate create add_x; {fraiseql_bin} migrate init"
     )
     namespace = ("unshare", "-m") if os.geteuid() == 0 else ("unshare", "-rm")
-    result = subprocess.run([*namespace, "sh", "-c", script], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=120, env={**os.environ, "DATABASE_URL": ""})
+    result = run_process("sh", "-c", script, prefix=namespace, url="")
     read_only = ("the file system is read-only; run this where the migrations folder is "
                  "writable (e.g. your checkout, not a deployed image)")
     assert result.stderr.splitlines() == [
@@ -306,9 +303,7 @@ def test_two_alembic_version_rows_in_a_linear_project_are_a_problem(project: Pro
     assert check.stdout.splitlines()[0] == problem
     ini = (Path(__file__).resolve().parents[2] / "alembic.ini.example").read_text()
     (project.root / "alembic.ini").write_text(ini)
-    alembic = subprocess.run([str(BIN / "alembic"), "upgrade", "head"], cwd=project.root,
-                             env={**os.environ, "DATABASE_URL": url}, capture_output=True,
-                             text=True, timeout=120)
+    alembic = run_process("alembic", "upgrade", "head", url=url)
     assert alembic.returncode == 255
     assert f"FAILED: Refusing to migrate: {problem}. Nothing was applied" in alembic.stdout
     assert sorted(project.version()) == ["001", "003"]

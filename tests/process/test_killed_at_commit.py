@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
 import time
 
 import pytest
-from conftest import Project
-from scenarios import BIN, REPO, on_path
+from conftest import ProcessRunner, Project
+from scenarios import REPO, on_path
 
 from fraiseql_alembic.devdb import DevCluster
 
@@ -30,7 +28,7 @@ SLOW_COMMIT = (
     ("alembic", "restart"),
 ])
 def test_a_backend_killed_during_commit_is_told_alike_on_every_path(
-    project: Project, pg_cluster: DevCluster, how: str, cause: str,
+    project: Project, pg_cluster: DevCluster, how: str, cause: str, run_process: ProcessRunner,
 ) -> None:
     on_path(project, "alembic" if how != "direct" else "direct", "001_slow_commit.sql",
             SLOW_COMMIT)
@@ -38,12 +36,10 @@ def test_a_backend_killed_during_commit_is_told_alike_on_every_path(
     if how == "plain alembic":
         shutil.copy(REPO / "alembic.ini.example", project.root / "alembic.ini")
         argv = ["alembic", "upgrade", "head"]
-    env = {**os.environ, "DATABASE_URL": project.database_url}
-    subprocess.run([str(BIN / argv[0]), *argv[1:]], cwd=project.root, env=env, check=True,
-                   capture_output=True, timeout=120)
+    applied = project.cli("up")  # 001, in-process: a set-up step
+    assert applied.exit_code == 0, applied.output
     project.write("002_insert.sql", "INSERT INTO t VALUES (1);\n")
-    process = subprocess.Popen([str(BIN / argv[0]), *argv[1:]], cwd=project.root, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = run_process.start(*argv)
     try:
         in_commit = ("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
                      "AND wait_event = 'PgSleep' AND query ~ 'COMMIT\\s*$'")

@@ -190,8 +190,7 @@ def test_pg_dump_file_applies_like_psql(tmp_path: Path, databases: Callable[[], 
         "BEGIN RETURN (SELECT count(*) FROM app.item); END; $$;\n"
         "CREATE VIEW app.v AS SELECT id, label FROM app.item WHERE id % 2 = 0;\n"
     ))
-    dump = subprocess.run(["pg_dump", "--no-owner", "--no-privileges", source],
-                          capture_output=True, text=True, check=True).stdout
+    dump = run_process("pg_dump", "--no-owner", "--no-privileges", source, check=True).stdout
     assert "COPY app.item" in dump
     results = three_ways(run_process, tmp_path, databases, dump)
     assert_same(results)
@@ -297,8 +296,8 @@ def test_offline_sql_carries_copy_data_for_psql(project: Project, run_process: P
     project.write("001_copy.sql", TABLE + "COPY t (v) FROM stdin;\nx;y\n\\.\n")
     script = alembic(run_process, project, "upgrade", "head", "--sql")
     assert script.returncode == 0, script.stderr
-    applied = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", project.database_url],
-                             input=script.stdout, capture_output=True, text=True)
+    applied = run_process("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", project.database_url,
+                          input=script.stdout)
     assert applied.returncode == 0, applied.stderr
     assert project.query("SELECT v FROM t") == [("x;y",)]
 
