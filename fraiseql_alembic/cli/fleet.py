@@ -37,10 +37,11 @@ from ..engine.status import StatusReport
 from ..errors import AbortedByUser, UsageError, plural, shown_path
 from ..project.targets import Shard, Target, parse_shard
 from ..settings import Settings
+from .fleetlive import LiveDisplay, LiveReporter
 from .render import CHECK, PENDING_MARK, PROBLEM_MARK, elapsed_text
 from .reporting import JsonReporter, TextReporter
 from .signals import run_interruptible
-from .streams import discard_stdout
+from .streams import discard_stdout, isatty, wants_color
 
 R = TypeVar("R")
 
@@ -276,12 +277,16 @@ def run_verb(name: str, settings: Settings, flags: FleetFlags, database_url: str
     lines = _Output()
     max_failures = flags.max_failures_allowed()
     record = _record(name, flags, len(fleet.targets))
+    live = (LiveDisplay(len(fleet.targets), sys.stdout, color=wants_color(sys.stdout))
+            if not as_json and isatty(sys.stdout) else None)
 
     def on_end(outcome: TargetOutcome[R]) -> None:
         if record is not None:
             record.target(outcome, output.details(outcome.result)
                           if outcome.result is not None else {})
-        if as_json:
+        if live is not None:
+            live.ended(outcome)
+        elif as_json:
             lines.echo(json.dumps({"event": "target", **_outcome_json(outcome, output)}))
         elif outcome.state == SUCCEEDED:
             assert outcome.result is not None
@@ -293,8 +298,14 @@ def run_verb(name: str, settings: Settings, flags: FleetFlags, database_url: str
 
     def work(token: CancelToken) -> FleetResult[R]:
         def one(target_settings: Settings, target: Target) -> R:
-            reporter = (TargetJsonReporter(target, lines) if as_json
-                        else TargetTextReporter(target, lines))
+            reporter: TextReporter
+            if live is not None:
+                live.started(target)
+                reporter = LiveReporter(target, live)
+            elif as_json:
+                reporter = TargetJsonReporter(target, lines)
+            else:
+                reporter = TargetTextReporter(target, lines)
             return verb(target_settings, target, token, reporter)
 
         return api.on_fleet(settings, fleet, one, jobs=flags.jobs or api.DEFAULT_JOBS,
@@ -304,8 +315,13 @@ def run_verb(name: str, settings: Settings, flags: FleetFlags, database_url: str
     try:
         result = run_interruptible(work)
     except api.FleetInterrupted as stopped:
+        if live is not None:
+            live.close()
         _summary(stopped.result, output, as_json, record)
         raise
+    finally:
+        if live is not None:
+            live.close()
     _summary(result, output, as_json, record)
     if not result.ok:
         sys.exit(1)

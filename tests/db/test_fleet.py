@@ -401,3 +401,22 @@ def test_the_run_record(
     before = record.read_text(encoding="utf-8")
     assert cli("migrate", "up", "--targets", str(targets), "--no-record").exit_code == 0
     assert record.read_text(encoding="utf-8") == before
+
+
+def test_on_a_terminal_one_status_line_replaces_the_target_lines(
+    cli: Cli, folder: Path, tenants: Tenants, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("fraiseql_alembic.cli.fleet.isatty", lambda stream: True)
+    urls = tenants(3)
+    execute(urls[2], "CREATE TABLE a (x int)")
+    result = cli("migrate", "up", "--targets", str(write_plain(tmp_path, urls)),
+                 "--continue-on-error")
+    assert result.exit_code == 1
+    assert "Running migration" not in result.output
+    assert "\r\x1b[2K" in result.output and " running" in result.output
+    shown = [line.split("\r\x1b[2K")[-1] for line in result.output.split("\n")]
+    failed = urls[2].rsplit("/", 1)[1]
+    assert [line for line in shown if "✗ Failed" in line and failed in line
+            and line.startswith("[")], shown
+    assert totals(result.output.replace("\r\x1b[2K", "\n")) == (
+        "3 targets: 2 succeeded, 1 failed")
