@@ -188,6 +188,10 @@ def test_models_to_applied_migrations_and_back(project: Project, models, shadow_
     assert error_findings(project, second.path) == [f"FQL006 {_line(text, 'TYPE VARCHAR(50)')}"]
     round_trip(project)
     assert generate(project, models(SECOND), shadow_url, "again").path is None
+    # and the dropped column is reported too, as data lost (info: it does not fail lint)
+    assert [(finding.rule, finding.severity, finding.line) for finding in api.lint(
+        _settings(project), [second.path]).findings if finding.rule == "FQL020"] == [
+        ("FQL020", "info", _line(text, "DROP COLUMN legacy"))]
     assert sorted(path.name for path in project.migrations.glob("*.sql")) == [
         "001_initial_schema.sql", "002_teams.sql"]
 

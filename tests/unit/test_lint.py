@@ -596,8 +596,33 @@ def test_new_hazard_rules_details() -> None:
         "FQL003"]
     # a backfill and its DDL are reported once, at the backfill
     assert rules("ALTER TABLE t ADD COLUMN a int;\nUPDATE t SET a = 1;\n"
-                 "ALTER TABLE t DROP COLUMN b;\n-- migrate:down\nSELECT 1;") == ["FQL021"]
+                 "ALTER TABLE t DROP COLUMN c;\n-- migrate:down\nSELECT 1;") == ["FQL021",
+                                                                      "FQL020"]
     # INSERT ... VALUES and bounded INSERT ... SELECT are not backfills of the whole table
     assert rules("ALTER TABLE t ADD COLUMN a int;\nINSERT INTO t VALUES (1);\n"
                  "INSERT INTO t SELECT * FROM u WHERE id < 100;") == []
     assert rules("ALTER TABLE t ADD COLUMN a int;\nINSERT INTO t SELECT * FROM u;") == ["FQL021"]
+
+
+DOWN = "\n-- migrate:down\nSELECT 1;"
+
+
+@pytest.mark.parametrize("statement", ["ALTER TABLE tb_user DROP COLUMN bio;",
+                                       "DROP TABLE tb_old;", "TRUNCATE tb_log;"])
+def test_data_loss_is_reported_even_with_a_down_section(statement: str) -> None:
+    # Without a down section FQL007 reports it (an error); with one, the down section
+    # brings the column or table back but not what it held: FQL020, info by default.
+    assert rules(statement) == ["FQL007"]
+    (finding,) = findings(statement + DOWN)
+    assert (finding.rule, finding.severity) == ("FQL020", "info")
+    assert "take a backup before deploying" in finding.fix
+    assert rules(f"-- fraiseql-lint: ignore FQL020\n{statement}{DOWN}") == []
+    # a constraint the same file added (the NOT VALID check behind a SET NOT NULL) it may drop
+    assert rules("ALTER TABLE tb_user ADD CONSTRAINT c CHECK (a IS NOT NULL) NOT VALID;\n"
+                 "ALTER TABLE tb_user VALIDATE CONSTRAINT c;\n"
+                 "ALTER TABLE tb_user DROP CONSTRAINT c;" + DOWN) == ["FQL014"]
+    assert rules("ALTER TABLE tb_user DROP CONSTRAINT c;" + DOWN) == ["FQL020"]
+    # what the same file created, it may drop
+    created = "CREATE TABLE tb_old (a int);\nCREATE TABLE tb_log (a int);\n"
+    if "bio" not in statement:
+        assert rules(created + statement + DOWN) == []

@@ -34,6 +34,8 @@ _DESTRUCTIVE_DROPS = {
     ObjectType.OBJECT_SCHEMA: "SCHEMA",
 }
 _TYPE_KINDS = (ObjectType.OBJECT_TYPE, ObjectType.OBJECT_DOMAIN)
+_KEEP_DATA = ("take a backup before deploying, and drop it in a later migration once no "
+              "running code uses it")
 
 
 def hazard_hits(node: ast.Node, state: FileState, catalog: Catalog) -> Iterator[Hit]:
@@ -77,6 +79,12 @@ def hazard_hits(node: ast.Node, state: FileState, catalog: Catalog) -> Iterator[
                            "manage roles outside schema migrations")
     elif isinstance(node, (ast.UpdateStmt, ast.DeleteStmt, ast.InsertStmt)):
         yield from _backfill(node, state)
+    elif isinstance(node, ast.TruncateStmt) and state.migration.reversible:
+        for relation in node.relations or ():  # without a down section: FQL007's
+            if not state.is_new(relation):
+                yield _destructive(
+                    f"TRUNCATE {shown(relation)} deletes every row of it: the down section "
+                    "cannot bring them back", _KEEP_DATA)
     yield from _json_columns(node)
 
 
@@ -141,10 +149,18 @@ def _alter_table(node: ast.AlterTableStmt, state: FileState) -> Iterator[Hit]:
                 "expects a value",
                 "keep NOT NULL until no code relies on it, or raise this rule's severity in "
                 "your policy if your team forbids it")
-        elif subtype == AlterTableType.AT_DropConstraint:
+        elif subtype == AlterTableType.AT_DropConstraint and (
+            (state.resolve(relation), text_of(command.name)) not in state.created_constraints
+        ):
             yield _destructive(
                 f"DROP CONSTRAINT {command.name} on {table} stops checking what it enforced",
                 "drop it in a migration of its own, once the data no longer needs it")
+        elif subtype == AlterTableType.AT_DropColumn and state.migration.reversible:
+            # Without a down section this is FQL007's.
+            yield _destructive(
+                f"DROP COLUMN {command.name} deletes the values of {table}.{command.name}: "
+                "the down section can bring the column back, not what it held",
+                _KEEP_DATA)
 
 
 def _drop(node: ast.DropStmt, state: FileState) -> Iterator[Hit]:
@@ -163,6 +179,16 @@ def _drop(node: ast.DropStmt, state: FileState) -> Iterator[Hit]:
                 "outside a transaction); an index behind a constraint goes with ALTER TABLE "
                 "... DROP CONSTRAINT",
             )
+        return
+    if node.removeType == ObjectType.OBJECT_TABLE:
+        if state.migration.reversible:  # without a down section: FQL007's
+            for names in node.objects or ():
+                parts = [part.sval for part in names]
+                if state.qualified(parts) not in state.created:
+                    table = ".".join(text_of(part) for part in parts)
+                    yield _destructive(
+                        f"DROP TABLE {table} deletes its rows: the down section can "
+                        "recreate the table, not what it held", _KEEP_DATA)
         return
     kind = _DESTRUCTIVE_DROPS.get(node.removeType) if node.removeType is not None else None
     if kind is None:
@@ -318,6 +344,9 @@ def remember_hazards(node: ast.Node, state: FileState, catalog: Catalog) -> None
         key = state.resolve(node.relation)
         for command in node.cmds or ():
             definition = command.def_
+            if (command.subtype == AlterTableType.AT_AddConstraint
+                    and isinstance(definition, ast.Constraint) and definition.conname):
+                state.created_constraints.add((key, text_of(definition.conname)))
             if (command.subtype == AlterTableType.AT_AddConstraint
                     and isinstance(definition, ast.Constraint) and definition.skip_validation
                     and definition.contype in (ConstrType.CONSTR_CHECK,

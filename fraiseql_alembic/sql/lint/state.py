@@ -85,6 +85,8 @@ class FileState:
     # enum values added in the running transaction: value -> (type, line)
     new_enum_values: dict[str, tuple[str, int]] = field(default_factory=dict)
     created_types: set[Key] = field(default_factory=set)  # types and domains
+    # constraints this file added to tables it did not create: (table, name)
+    created_constraints: set[tuple[Key, str]] = field(default_factory=set)
     # In the running transaction: constraints added NOT VALID ((table, name) -> line),
     # tables locked ACCESS EXCLUSIVE by DDL and tables backfilled whole (-> line)
     not_valid: dict[tuple[Key, str], int] = field(default_factory=dict)
