@@ -10,8 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import Project
-from scenarios import BIN
+from conftest import ProcessRunner, Project
 
 # Stands in for click, which cli/app.py imports first: it blocks on a FIFO (the test holds its
 # write end open and writes nothing), then loads the real click.
@@ -41,7 +40,7 @@ def _writer_of(fifo: Path, process: subprocess.Popen[str], timeout: float = 60) 
 
 
 def test_sigterm_while_the_command_starts_exits_143_with_one_line(
-    project: Project, tmp_path: Path,
+    project: Project, tmp_path: Path, run_process: ProcessRunner,
 ) -> None:
     project.write("001_a.sql", "CREATE TABLE a (id int);\n")
     shim = tmp_path / "shim"
@@ -49,11 +48,8 @@ def test_sigterm_while_the_command_starts_exits_143_with_one_line(
     (shim / "click.py").write_text(BLOCKING_CLICK)
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
-    env = {**os.environ, "DATABASE_URL": project.database_url, "PYTHONPATH": str(shim),
-           "FRAISEQL_TEST_FIFO": str(fifo)}
-    process = subprocess.Popen([str(BIN / "fraiseql"), "migrate", "up"], cwd=project.root,
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    process = run_process.start("fraiseql", "migrate", "up",
+                                env={"PYTHONPATH": str(shim), "FRAISEQL_TEST_FIFO": str(fifo)})
     writer = _writer_of(fifo, process)
     try:
         process.send_signal(signal.SIGTERM)
