@@ -383,15 +383,17 @@ class ModelsSetting:
 
 
 def models_setting(
-    given: str | tuple[str, ...] | list[str] | None = None, *, cwd: Path | None = None
+    given: str | tuple[str, ...] | list[str] | None = None, *, cwd: Path | None = None,
+    source: str = "--metadata",
 ) -> ModelsSetting | None:
-    """``--metadata`` (``given``), else ``target_metadata`` under ``[tool.fraiseql]`` in
+    """``--metadata`` (``given``, which ``source`` names; a string may hold several paths
+    separated by commas or spaces), else ``target_metadata`` under ``[tool.fraiseql]`` in
     pyproject.toml, else ``fraiseql.target_metadata`` in alembic.ini's ``[alembic]``
-    section (several paths separated by commas or spaces); None when none is set."""
+    section; None when none is set."""
     cwd = cwd or Path.cwd()
     if given:
-        paths = (given,) if isinstance(given, str) else tuple(given)
-        return ModelsSetting(_metadata_paths(paths, "--metadata"), "--metadata", cwd)
+        paths = re.split(r"[\s,]+", given) if isinstance(given, str) else tuple(given)
+        return ModelsSetting(_metadata_paths(paths, source), source, cwd)
     where = "target_metadata under [tool.fraiseql] in pyproject.toml"
     value = _pyproject_tool_fraiseql(cwd).get("target_metadata")
     if value is not None:

@@ -31,12 +31,19 @@ from ..engine.preflight import sql_migration
 from ..engine.recorder import Step
 from ..engine.shadow import shadow_database
 from ..errors import ConfigError, MigrationError
-from ..settings import ModelsSetting, Settings, models_setting, resolve, shadow_database_url
+from ..settings import (
+    METADATA_INI_OPTION,
+    ModelsSetting,
+    Settings,
+    models_setting,
+    resolve,
+    shadow_database_url,
+)
 from .autogen import comparison_of, options, schemas_of
 from .commands import revisions
 from .generate import finish, header_of
 from .models import load_metadata
-from .plugin import PYTHON_REVISIONS, as_command_error, revision_format
+from .plugin import PYTHON_REVISIONS, as_command_error, config_option, revision_format
 from .revision import write_sql_revision
 from .sqlrender import render
 
@@ -67,7 +74,9 @@ def autogenerate_run(config: Config, command: str) -> AutogenerateRun | None:
         return None
     root = Path(config.config_file_name).resolve().parent if config.config_file_name \
         else Path.cwd()
-    models = models_setting(cwd=root)
+    option = config_option(config, METADATA_INI_OPTION)  # also a Config made in Python
+    models = models_setting(option, cwd=root, source=f"{METADATA_INI_OPTION} in the Alembic "
+                            "config") if option else models_setting(cwd=root)
     if models is None:
         raise as_command_error(ConfigError(
             f"No models configured for alembic {command or 'autogenerate'}: set "

@@ -5,8 +5,8 @@ context with the PostgreSQL dialect and literal binds, one operation at a time, 
 that a comment can go above the one that loses data.  Before that, the up section's
 operations are made safe for a table that already exists (rules in docs/autogenerate.md):
 
-- ``CREATE INDEX`` becomes ``CREATE INDEX CONCURRENTLY`` (the runner sends it outside
-  the transaction, in a segment of its own);
+- ``CREATE INDEX`` and ``DROP INDEX`` become ``... CONCURRENTLY`` (the runner sends them
+  outside the transaction, each in a segment of its own);
 - a ``UNIQUE`` constraint becomes a unique index built concurrently, then attached
   with ``ADD CONSTRAINT ... UNIQUE USING INDEX``;
 - a foreign key or CHECK constraint is added ``NOT VALID`` and validated by
@@ -184,7 +184,7 @@ def _write_safely(writer: _Writer, operation: Any, plan: _Plan) -> None:
     if not existing:
         writer.invoke(operation)
         return
-    if isinstance(operation, ops.CreateIndexOp):
+    if isinstance(operation, ops.CreateIndexOp | ops.DropIndexOp):
         operation.kw["postgresql_concurrently"] = True
     elif isinstance(operation, ops.CreateUniqueConstraintOp):
         writer.invoke(ops.CreateIndexOp(

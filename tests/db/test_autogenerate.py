@@ -7,7 +7,9 @@ test's folder, and forgotten afterwards.
 
 from __future__ import annotations
 
+import functools
 import re
+import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -186,12 +188,12 @@ def test_models_to_applied_migrations_and_back(project: Project, models, shadow_
     assert "Enum mood: the up section adds 'bored'" in " ".join(header.split())
     # lint: only the narrowed type is an error (the rewrite, FQL006), and it is marked
     assert error_findings(project, second.path) == [f"FQL006 {_line(text, 'TYPE VARCHAR(50)')}"]
-    round_trip(project)
-    assert generate(project, models(SECOND), shadow_url, "again").path is None
     # and the dropped column is reported too, as data lost (info: it does not fail lint)
     assert [(finding.rule, finding.severity, finding.line) for finding in api.lint(
         _settings(project), [second.path]).findings if finding.rule == "FQL020"] == [
         ("FQL020", "info", _line(text, "DROP COLUMN legacy"))]
+    round_trip(project)
+    assert generate(project, models(SECOND), shadow_url, "again").path is None
     assert sorted(path.name for path in project.migrations.glob("*.sql")) == [
         "001_initial_schema.sql", "002_teams.sql"]
 
@@ -329,3 +331,40 @@ def test_check_models_lists_each_difference(project: Project, models, shadow_url
         "--autogenerate`" for line in differ.models]
     # not asked, no base: the models are not compared
     assert api.check(_settings(project), cwd=project.root).models is None
+
+
+def test_an_index_the_models_drop_is_dropped_concurrently(
+    project: Project, models, shadow_url: str
+) -> None:
+    indexed = FIRST.replace("mapped_column(sa.Text)", "mapped_column(sa.Text, index=True)")
+    generate(project, models(indexed), shadow_url, "initial_schema")
+    assert project.cli("up").exit_code == 0
+    result = generate(project, models(FIRST), shadow_url, "drop_index")
+    assert result.path is not None
+    _, up, down = sections(result.path.read_text())
+    assert up.strip() == "DROP INDEX CONCURRENTLY ix_tb_user_legacy;"
+    assert down.strip() == "CREATE INDEX ix_tb_user_legacy ON tb_user (legacy);"
+    assert api.lint(_settings(project), [result.path]).findings == ()
+    round_trip(project)
+
+
+def test_check_base_compares_the_models_when_the_project_names_them(
+    project: Project, models, shadow_url: str
+) -> None:
+    path = models(FIRST)
+    generate(project, path, shadow_url, "initial_schema")
+    for args in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t",
+                                                 "commit", "-qm", "one"]):
+        subprocess.run(["git", *args], cwd=project.root, check=True)
+    check = functools.partial(api.check, _settings(project), shadow_database_url=shadow_url,
+                              cwd=project.root)
+    assert check(base="HEAD").models is None  # no models configured
+    (project.root / "pyproject.toml").write_text(
+        f'[tool.fraiseql]\ntarget_metadata = "{path}"\n')
+    assert check(base="HEAD").models == ()
+    assert check(base="HEAD", models=False).models is None
+    (project.root / f"{path.split(':')[0]}.py").write_text(FIRST.replace("legacy", "kept"))
+    sys.modules.pop(path.split(":")[0])
+    assert check(base="HEAD").models == (
+        "column tb_user.kept is in the models, not in the migrations",
+        "column tb_user.legacy is in the migrations, not in the models")
