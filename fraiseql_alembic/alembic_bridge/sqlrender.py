@@ -235,6 +235,12 @@ def _alter_column(writer: _Writer, operation: ops.AlterColumnOp, plan: _Plan,
             comment = f"{DATA_LOSS} {line}"
     if operation.modify_nullable is False and operation.existing_nullable is not False:
         name = _limited(f"{operation.table_name}_{operation.column_name}_not_null")
+        plan.warnings.append(
+            f"{shown}.{operation.column_name} becomes NOT NULL: a row holding NULL makes its "
+            f"VALIDATE fail; the run stops there, and resumes there once they are filled "
+            f"(UPDATE {shown} SET {operation.column_name} = ... WHERE {operation.column_name} "
+            "IS NULL)"
+        )
         operation.modify_nullable = None
         writer.invoke(operation, comment)
         writer.invoke(ops.CreateCheckConstraintOp(

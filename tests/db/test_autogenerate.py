@@ -180,6 +180,10 @@ def test_models_to_applied_migrations_and_back(project: Project, models, shadow_
     assert re.search(r"-- DATA LOSS: tb_user\.name: type VARCHAR\(100\) -> VARCHAR\(50\).*\n"
                      r"ALTER TABLE tb_user ALTER COLUMN name TYPE VARCHAR\(50\);", up)
     assert "fraiseql_migrations" not in text
+    assert second.warnings == (
+        "tb_user.name becomes NOT NULL: a row holding NULL makes its VALIDATE fail; the run "
+        "stops there, and resumes there once they are filled (UPDATE tb_user SET name = ... "
+        "WHERE name IS NULL)",)
     assert second.data_loss == (
         "tb_user.name: type VARCHAR(100) -> VARCHAR(50) cuts longer values (the ALTER fails "
         "on one)",
@@ -204,17 +208,23 @@ def test_a_new_foreign_key_on_rows_is_added_without_a_long_lock(
     """The generated file applies to a live database that has rows, and validates them."""
     generate(project, models(FIRST), shadow_url, "initial_schema")
     assert project.cli("up").exit_code == 0
-    project.query("INSERT INTO tb_user (email, name) VALUES ('a@x', 'ann')")
+    project.query("INSERT INTO tb_user (email, name) VALUES ('a@x', 'ann'), ('b@x', NULL)")
     path = generate(project, models(SECOND.replace("legacy", "kept")), shadow_url).path
     assert path is not None
+    stopped = project.cli("up")  # name becomes NOT NULL, and b@x has none
+    assert stopped.exit_code == 1
+    assert (f"failed at line {_line(path.read_text(), 'VALIDATE CONSTRAINT tb_user_name_not_null')}"
+            in stopped.output)
+    project.query("UPDATE tb_user SET name = 'bob' WHERE name IS NULL")
     result = project.cli("up")
     assert result.exit_code == 0, result.output
+    assert "Resuming 002_change.sql at line" in result.output
     assert project.query("SELECT conname, convalidated, pg_get_constraintdef(oid) FROM "
                          "pg_constraint WHERE conname IN ('tb_user_team_id_fkey', "
                          "'ck_user_email') ORDER BY 1") == [
         ("ck_user_email", True, "CHECK (((email)::text ~~ '%@%'::text))"),
         ("tb_user_team_id_fkey", True, "FOREIGN KEY (team_id) REFERENCES tb_team(id)")]
-    assert project.query("SELECT name FROM tb_user") == [("ann",)]
+    assert project.query("SELECT name FROM tb_user ORDER BY 1") == [("ann",), ("bob",)]
 
 
 def test_migrations_that_match_the_models_give_no_file(
