@@ -15,6 +15,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.types import TypeEngine
+
 from ..engine.shadow import THROWAWAY, shadow_database
 from ..errors import ConfigError
 from ..project import scaffold
@@ -113,7 +116,8 @@ def model_differences(
     with shadow_database(shadow_url, live_url=settings.database_url) as url:
         build(replace(settings, database_url=url, url_source="the shadow database"))
         comparison = compare(url, metadata)
-    found = [_described(diff) for diff in comparison.upgrade.as_diffs()]
+    found = [_described(each) for diff in comparison.upgrade.as_diffs()
+             for each in (diff if isinstance(diff, list) else [diff])]  # a column's: a list
     found += [f"enum type {_name(enum.schema, enum.name)} is not in the migrations"
               for enum in comparison.new_enums]
     found += [f"enum {_name(current.schema, current.name)} lacks "
@@ -124,18 +128,19 @@ def model_differences(
 
 def _described(diff: Any) -> str:
     """One of Alembic's diff tuples in words."""
-    if isinstance(diff, list):  # a column's changes: (kind, schema, table, column, ..., old, new)
-        return "; ".join(_described(each) for each in diff)
     kind = str(diff[0])
     if kind in ("add_table", "remove_table"):
         table = diff[1]
         return f"table {_name(table.schema, table.name)} is {_where(kind)}"
     if kind in ("add_column", "remove_column"):
         return f"column {_name(diff[1], diff[2])}.{diff[3].name} is {_where(kind)}"
+    if kind == "modify_nullable":
+        return (f"column {_name(diff[1], diff[2])}.{diff[3]} is {_shown(diff[-2])} in the "
+                f"migrations, {_shown(diff[-1])} in the models")
     if kind.startswith("modify_"):
         what = kind.removeprefix("modify_").replace("_", " ")
-        return (f"column {_name(diff[1], diff[2])}.{diff[3]}: {what} is {diff[-2]!r} in the "
-                f"migrations, {diff[-1]!r} in the models")
+        return (f"column {_name(diff[1], diff[2])}.{diff[3]}: {what} is {_shown(diff[-2])} in "
+                f"the migrations, {_shown(diff[-1])} in the models")
     item = diff[1]
     table = getattr(item, "table", None)
     on = f" on {_name(table.schema, table.name)}" if table is not None else ""
@@ -143,6 +148,18 @@ def _described(diff: Any) -> str:
         kind.split("_", 1)[-1], kind.split("_", 1)[-1].replace("_", " "))
     name = getattr(item, "name", None)
     return f"{noun} {name or ''}{on} is {_where(kind)}".replace("  ", " ")
+
+
+def _shown(value: Any) -> str:
+    """A type as PostgreSQL spells it, a server default as its SQL, else as Python shows it."""
+    if isinstance(value, TypeEngine):
+        return str(value.compile(dialect=postgresql.dialect()))  # type: ignore[no-untyped-call]
+    text = getattr(getattr(value, "arg", None), "text", getattr(value, "arg", None))
+    if isinstance(text, str):
+        return text
+    if isinstance(value, bool):
+        return "nullable" if value else "NOT NULL"
+    return "none" if value is None else repr(value)
 
 
 def _where(kind: str) -> str:

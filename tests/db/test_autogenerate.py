@@ -333,8 +333,12 @@ def test_check_models_lists_each_difference(project: Project, models, shadow_url
     assert differ.models is not None
     assert "table tb_team is in the models, not in the migrations" in differ.models
     assert "column tb_user.legacy is in the migrations, not in the models" in differ.models
-    assert ("column tb_user.name: type is VARCHAR(length=100) in the migrations, "
-            "String(length=50) in the models") in " ".join(differ.models)
+    assert ("column tb_user.name: type is VARCHAR(100) in the migrations, VARCHAR(50) in "
+            "the models") in differ.models
+    assert "column tb_user.name is nullable in the migrations, NOT NULL in the models" \
+        in differ.models
+    assert "column tb_user.email: comment is none in the migrations, 'login' in the models" \
+        in differ.models
     assert "enum mood lacks 'bored' in the migrations" in differ.models
     assert [problem.text() for problem in differ.problems] == [
         f"models: {line}; write the migration with `fraiseql migrate create NAME "
@@ -378,3 +382,15 @@ def test_check_base_compares_the_models_when_the_project_names_them(
     assert check(base="HEAD").models == (
         "column tb_user.kept is in the models, not in the migrations",
         "column tb_user.legacy is in the migrations, not in the models")
+
+
+def test_a_column_dropped_and_one_added_with_its_type_is_a_suspected_rename(
+    project: Project, models, shadow_url: str
+) -> None:
+    generate(project, models(FIRST), shadow_url, "initial_schema")
+    result = generate(project, models(FIRST.replace("legacy", "kept")), shadow_url)
+    assert result.path is not None
+    header = " ".join(sections(result.path.read_text())[0].replace("--", " ").split())
+    assert ("Rename? tb_user.legacy is dropped and tb_user.kept added with the same type: if "
+            "it is a rename, replace both with ALTER TABLE tb_user RENAME COLUMN legacy TO "
+            "kept (and the reverse below migrate:down) to keep the data") in header
