@@ -5,6 +5,8 @@ under the plain ``alembic`` command."""
 from __future__ import annotations
 
 import shutil
+import signal
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -207,3 +209,35 @@ def test_alembic_check_and_revision_autogenerate_in_our_environment(
         run_process("alembic", *args, check=True)
     run_process("alembic", "check", env=env, check=True)
     pg_cluster.drop_database(name)
+
+
+def test_a_sigterm_during_the_shadow_build_leaves_no_postgresql_behind(
+    run_process: ProcessRunner, tmp_path: Path, database_url: str
+) -> None:
+    """The throwaway shadow cluster is stopped and removed when the command is stopped, and
+    no file is written."""
+    _project(tmp_path, MODELS)
+    (tmp_path / "migrations" / "001_slow.sql").write_text(
+        "-- migrate:up\nSELECT pg_sleep(60);\n-- migrate:down\nSELECT 1;\n")
+    temp = Path(tempfile.mkdtemp(prefix="autogen-sigterm-", dir="/tmp"))
+    temp.chmod(0o755)  # the server runs as postgres when the tests run as root
+    try:
+        command = run_process.start("fraiseql", "migrate", "create", "x", "--autogenerate",
+                                    env={"FRAISEQL_SHADOW_DATABASE_URL": None,
+                                         "TMPDIR": str(temp)})
+        assert command.stderr is not None
+        assert command.stderr.readline().startswith("Starting a throwaway PostgreSQL")
+        assert command.stderr.readline().startswith("Building the migrations' schema")
+        clusters = list(temp.glob("fraiseql-devdb-*"))
+        assert len(clusters) == 1
+        running = run_process("ps", "-eo", "args").stdout
+        assert f"-D {clusters[0]}/data" in running
+        command.send_signal(signal.SIGTERM)
+        _, rest = command.communicate(timeout=60)
+        assert command.returncode == 143, rest
+        assert rest.startswith("Error: Stopped by SIGTERM")
+        assert list(temp.iterdir()) == []
+        assert f"-D {clusters[0]}/data" not in run_process("ps", "-eo", "args").stdout
+        assert [path.name for path in (tmp_path / "migrations").iterdir()] == ["001_slow.sql"]
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
