@@ -11,10 +11,11 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import sys
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Generic, TextIO, TypeVar
 
@@ -26,12 +27,14 @@ from ..engine.fleet import (
     FAILED,
     INTERRUPTED,
     NOT_STARTED,
+    RUN_ID_PATTERN,
     STATES,
     SUCCEEDED,
     FleetResult,
     RunRecord,
     TargetOutcome,
     default_record_path,
+    succeeded_in,
 )
 from ..engine.status import StatusReport
 from ..errors import AbortedByUser, UsageError, plural, shown_path
@@ -123,6 +126,33 @@ def fleet_options(*, policy: bool) -> Callable[[Callable[..., R]], Callable[...,
                             "a line, or TOML: docs/fleet.md) instead of one.")(func)
 
     return decorate
+
+
+def check_resume(_ctx: click.Context, _param: click.Parameter, value: str | None
+                 ) -> str | None:
+    """``--resume``: ``done`` or ``again`` (one database), or a fleet run's id."""
+    if value is None or value in ("done", "again") or re.fullmatch(RUN_ID_PATTERN, value):
+        return value
+    raise click.BadParameter(f"{value!r} is not done, again or a run id (e.g. "
+                             "20261203T184500Z-3f9a, with --targets)")
+
+
+def single_resume(resume: str | None) -> api.Resume | None:
+    """``--resume`` without --targets: done or again."""
+    if resume is None or resume == "done":
+        return "done" if resume else None
+    if resume == "again":
+        return "again"
+    raise click.UsageError(f"--resume {resume} continues a fleet run: it needs --targets "
+                           "FILE")
+
+
+def fleet_resume(resume: str | None) -> str | None:
+    """``--resume`` with --targets: a run id (done/again settle one database's statement)."""
+    if resume in ("done", "again"):
+        raise click.UsageError(f"--resume {resume} cannot be combined with --targets; run it "
+                               "on one database (--database-url)")
+    return resume
 
 
 def check_single(flags: FleetFlags) -> None:
@@ -264,19 +294,28 @@ Verb = Callable[[Settings, Target, CancelToken, TextReporter], R]
 
 def run_verb(name: str, settings: Settings, flags: FleetFlags, database_url: str | None,
              verb: Verb[R], output: VerbOutput[R], *, as_json: bool = False,
-             create_schemas: bool = False, fleet: api.Fleet | None = None) -> None:
+             create_schemas: bool = False, fleet: api.Fleet | None = None,
+             resume: str | None = None) -> None:
     """``verb`` on every target under :func:`run_interruptible`; the table (or JSON) at the
     end; exit 1 when a target failed or did not start, 130/143 on a signal.
     ``create_schemas``: see :func:`fraiseql_alembic.api.on_fleet`; ``fleet``: the targets,
-    when the caller has read them already."""
+    when the caller has read them already; ``resume``: a recorded run's id, whose targets
+    that succeeded are skipped."""
     if fleet is None:
         fleet = load_fleet(flags, database_url)
+    if resume is not None:
+        done = succeeded_in(_record_path(flags), resume, name)
+        skipped = [target for target in fleet.targets if target.name in done]
+        fleet = replace(fleet, targets=tuple(t for t in fleet.targets if t.name not in done))
+        if not as_json:
+            click.echo(f"Resuming run {resume}: {plural(len(skipped), 'target')} that "
+                       f"succeeded in it skipped, {len(fleet.targets)} to run")
     if not fleet.targets:
         _no_targets(fleet, as_json)
         return
     lines = _Output()
     max_failures = flags.max_failures_allowed()
-    record = _record(name, flags, len(fleet.targets))
+    record = _record(name, flags, len(fleet.targets), resume)
     live = (LiveDisplay(len(fleet.targets), sys.stdout, color=wants_color(sys.stdout))
             if not as_json and isatty(sys.stdout) else None)
 
@@ -327,14 +366,18 @@ def run_verb(name: str, settings: Settings, flags: FleetFlags, database_url: str
         sys.exit(1)
 
 
-def _record(verb: str, flags: FleetFlags, targets: int) -> RunRecord | None:
+def _record_path(flags: FleetFlags) -> Path:
+    assert flags.targets is not None
+    return flags.record if flags.record is not None else default_record_path(flags.targets)
+
+
+def _record(verb: str, flags: FleetFlags, targets: int, resumes: str | None
+            ) -> RunRecord | None:
     if flags.no_record:
         if flags.record is not None:
             raise click.UsageError("--record and --no-record cannot be combined")
         return None
-    assert flags.targets is not None
-    path = flags.record if flags.record is not None else default_record_path(flags.targets)
-    return RunRecord(path, verb, targets,
+    return RunRecord(_record_path(flags), verb, targets, resumes=resumes,
                      on_problem=lambda text: click.echo(f"Warning: {text}", err=True))
 
 
@@ -392,12 +435,12 @@ UPGRADED = VerbOutput[api.UpgradeResult](
 
 
 def up(settings: Settings, flags: FleetFlags, database_url: str | None, *,
-       steps: int | None, as_json: bool) -> None:
+       steps: int | None, as_json: bool, resume: str | None = None) -> None:
     """``up --targets``: every target as a single ``up``."""
     run_verb("up", settings, flags, database_url,
              lambda target_settings, _, token, reporter: api.upgrade(
                  target_settings, steps=steps, reporter=reporter, cancel=token),
-             UPGRADED, as_json=as_json, create_schemas=True)
+             UPGRADED, as_json=as_json, create_schemas=True, resume=resume)
 
 
 ROLLED_BACK = VerbOutput[api.DowngradeResult](
@@ -408,7 +451,7 @@ ROLLED_BACK = VerbOutput[api.DowngradeResult](
 
 
 def down(settings: Settings, flags: FleetFlags, database_url: str | None, *,
-         steps: int, force: bool) -> None:
+         steps: int, force: bool, resume: str | None = None) -> None:
     """``down --targets``: asked once for the whole fleet (unless ``force``), then every
     target as a single ``down --force``."""
     fleet = load_fleet(flags, database_url)
@@ -426,7 +469,7 @@ def down(settings: Settings, flags: FleetFlags, database_url: str | None, *,
     run_verb("down", settings, flags, database_url,
              lambda target_settings, _, token, reporter: api.downgrade(
                  target_settings, steps=steps, reporter=reporter, cancel=token),
-             ROLLED_BACK, fleet=fleet)
+             ROLLED_BACK, fleet=fleet, resume=resume)
 
 
 MARKED = VerbOutput[api.Recorded](

@@ -113,11 +113,14 @@ def record_options(func: Callable[..., R]) -> Callable[..., R]:
 
 
 def resume_option(func: F) -> F:
-    """``--resume done|again``: settle a statement an interrupted run left unrecorded."""
+    """``--resume done|again``: settle a statement an interrupted run left unrecorded;
+    ``--resume RUN_ID`` with --targets: continue a recorded fleet run."""
     return click.option(
-        "--resume", type=click.Choice(["done", "again"]), default=None,
+        "--resume", metavar="done|again|RUN_ID", callback=cli_fleet.check_resume,
+        default=None,
         help="An earlier run stopped while a statement ran outside a transaction: record "
-        "that statement as done (it took effect), or run it again; then go on.")(func)
+        "that statement as done (it took effect), or run it again; then go on. With "
+        "--targets, RUN_ID: skip the targets that succeeded in that recorded run.")(func)
 
 
 FORMAT_OPTION = click.option(
@@ -247,7 +250,7 @@ def up(
     rehearse: bool,
     backup: str | None,
     as_json: bool,
-    resume: api.Resume | None,
+    resume: str | None,
     fleet: FleetFlags,
     run: RunFlags,
     path: Path | None,
@@ -256,14 +259,15 @@ def up(
     """Apply pending migrations in order."""
     if fleet.targets is not None:
         for flag, given in (("--dry-run", dry_run), ("--rehearse", rehearse),
-                            ("--backup", backup is not None), ("--resume", resume is not None)):
+                            ("--backup", backup is not None)):
             if given:
                 raise click.UsageError(f"{flag} cannot be combined with --targets; run it on "
                                        "one database (--database-url)")
         cli_fleet.up(run_settings(path, None, run), fleet, database_url, steps=steps,
-                     as_json=as_json)
+                     as_json=as_json, resume=cli_fleet.fleet_resume(resume))
         return
     cli_fleet.check_single(fleet)
+    settled = cli_fleet.single_resume(resume)
     for flag, given in (("--rehearse", rehearse), ("--backup", backup is not None),
                         ("--resume", resume is not None)):
         if dry_run and given:
@@ -283,7 +287,7 @@ def up(
         lambda token: api.upgrade(
             settings, steps=steps, dry_run=dry_run, reporter=reporter, cancel=token,
             backup=False if backup is None else (Path(backup) if backup else True),
-            resume=resume,
+            resume=settled,
         ),
         reporter,
         is_upgrade=True,
@@ -317,7 +321,7 @@ def _rehearse(settings: Settings, steps: int | None, reporter: TextReporter) -> 
 def down(
     steps: int,
     force: bool,
-    resume: api.Resume | None,
+    resume: str | None,
     fleet: FleetFlags,
     run: RunFlags,
     path: Path | None,
@@ -325,13 +329,11 @@ def down(
 ) -> None:
     """Roll back the most recent migration(s), newest first."""
     if fleet.targets is not None:
-        if resume is not None:
-            raise click.UsageError("--resume cannot be combined with --targets; run it on "
-                                   "one database (--database-url)")
         cli_fleet.down(run_settings(path, None, run), fleet, database_url, steps=steps,
-                       force=force)
+                       force=force, resume=cli_fleet.fleet_resume(resume))
         return
     cli_fleet.check_single(fleet)
+    settled = cli_fleet.single_resume(resume)
     settings = run_settings(path, database_url, run)
 
     def confirm(plan: tuple[api.PlannedMigration, ...]) -> bool:
@@ -349,7 +351,7 @@ def down(
     result = run_reported(
         lambda token: api.downgrade(
             settings, steps=steps, confirm=confirm, reporter=reporter, cancel=token,
-            resume=resume,
+            resume=settled,
         ),
         reporter,
         is_upgrade=False,

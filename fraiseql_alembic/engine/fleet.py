@@ -21,7 +21,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from ..errors import ConfigError, MigrationError, file_access_error, plural
+from ..errors import (
+    ConfigError,
+    MigrationError,
+    UsageError,
+    file_access_error,
+    plural,
+    shown_path,
+)
 from ..project.targets import (
     QUERY_COLUMNS,
     Target,
@@ -376,13 +383,13 @@ class RunRecord:
     ``fraiseql_migrations`` stays the truth."""
 
     def __init__(self, path: Path, verb: str, targets: int,
-                 on_problem: Callable[[str], None]) -> None:
+                 on_problem: Callable[[str], None], resumes: str | None = None) -> None:
         self.path = path
         self.id = run_id()
         self.on_problem = on_problem
         self.broken = False
         self._guard = threading.Lock()
-        self._write({"event": "start", "verb": verb, "targets": targets,
+        self._write({"event": "start", "verb": verb, "targets": targets, "resumes": resumes,
                      "at": datetime.now(timezone.utc).isoformat()})
 
     def target(self, outcome: TargetOutcome[Any], details: Mapping[str, object]) -> None:
@@ -416,3 +423,42 @@ class RunRecord:
                 error = file_access_error(err, self.path, action="write the run record",
                                           writing=True)
                 self.on_problem(f"{error.message}; the run goes on without it")
+
+
+#: A run's id, as :func:`run_id` makes it.
+RUN_ID_PATTERN = r"\d{8}T\d{6}Z-[0-9a-f]{4}"
+
+
+def succeeded_in(path: Path, run: str, verb: str) -> set[str]:
+    """The names of the targets that succeeded in run ``run`` of ``verb``, as the record at
+    ``path`` tells it (``--resume RUN_ID``: the others run again)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise file_access_error(err, path, action="read the run record") from err
+    done: set[str] = set()
+    started: str | None = None
+    seen: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        try:
+            event = json.loads(line)
+            key = str(event["run"])
+        except (ValueError, TypeError, KeyError) as err:
+            raise ConfigError(f"{shown_path(path)}:{number}: not a line of a run record "
+                              "(JSON with a run id); fix or remove it") from err
+        if key not in seen:
+            seen.append(key)
+        if key != run:
+            continue
+        if event.get("event") == "start":
+            started = str(event.get("verb"))
+        elif event.get("event") == "target" and event.get("state") == SUCCEEDED:
+            done.add(str(event.get("target")))
+    if started is None:
+        recent = ", ".join(seen[-3:]) or "none"
+        raise UsageError(f"--resume {run}: {shown_path(path)} has no run {run} (its last "
+                         f"runs: {recent}); give one of them, or --record FILE")
+    if started != verb:
+        raise UsageError(f"--resume {run}: that run was `{started}`, not `{verb}`; resume it "
+                         f"with `fraiseql migrate {started}`")
+    return done

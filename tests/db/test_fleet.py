@@ -420,3 +420,37 @@ def test_on_a_terminal_one_status_line_replaces_the_target_lines(
             and line.startswith("[")], shown
     assert totals(result.output.replace("\r\x1b[2K", "\n")) == (
         "3 targets: 2 succeeded, 1 failed")
+
+
+def test_resume_a_recorded_run(
+    cli: Cli, folder: Path, tenants: Tenants, tmp_path: Path,
+) -> None:
+    urls = tenants(3)
+    execute(urls[1], "CREATE TABLE b (x int)")
+    targets = write_plain(tmp_path, urls)
+    result = cli("migrate", "up", "--targets", str(targets), "--jobs", "1")
+    assert result.exit_code == 1
+    run = result.output.splitlines()[-1].split()[1]
+    execute(urls[1], "DROP TABLE b")
+    for args, message in (
+        (["down", "--force", "--resume", run], f"--resume {run}: that run was `up`, not "
+         "`down`; resume it with `fraiseql migrate up`"),
+        (["up", "--resume", "20200101T000000Z-abcd"], "--resume 20200101T000000Z-abcd: "
+         f"targets.runs.jsonl has no run 20200101T000000Z-abcd (its last runs: {run})"),
+        (["up", "--resume", "done"], "--resume done cannot be combined with --targets"),
+        (["up", "--resume", "bogus"], "'bogus' is not done, again or a run id"),
+    ):
+        failed = cli("migrate", *args, "--targets", str(targets))
+        assert failed.exit_code == 2, failed.output
+        assert message in failed.output, failed.output
+    single = cli("migrate", "up", "--resume", run, env={"DATABASE_URL": urls[0]})
+    assert single.exit_code == 2
+    assert f"--resume {run} continues a fleet run: it needs --targets FILE" in single.output
+    result = cli("migrate", "up", "--targets", str(targets), "--resume", run)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == (f"Resuming run {run}: 1 target that succeeded "
+                                             "in it skipped, 2 to run")
+    assert totals(result.output) == "2 targets: 2 succeeded"
+    assert [applied(url) for url in urls] == ["002"] * 3
+    last = json.loads((tmp_path / "targets.runs.jsonl").read_text().splitlines()[-4])
+    assert last["event"] == "start" and last["resumes"] == run and last["targets"] == 2
