@@ -11,7 +11,9 @@ operations are made safe for a table that already exists (rules in docs/autogene
   with ``ADD CONSTRAINT ... UNIQUE USING INDEX``;
 - a foreign key or CHECK constraint is added ``NOT VALID`` and validated by
   ``VALIDATE CONSTRAINT`` at the end of the section, which then runs
-  ``transaction:false`` so the validation does not hold the lock the ADD took;
+  ``transaction:false`` so the validation does not hold the lock the ADD took (as it
+  does when it adds an enum value: PostgreSQL refuses a new value in the transaction
+  that added it);
 - ``SET NOT NULL`` becomes a ``CHECK (col IS NOT NULL) NOT VALID``, validated, then
   ``SET NOT NULL`` (which skips its scan) and the CHECK dropped.
 
@@ -144,16 +146,21 @@ def render(comparison: Comparison) -> Rendered:
         down.execute(DropSchema(new_schema))
 
     header = list(plan.notes)
-    if plan.validations:
+    why = [reason for reason, needed in (
+        ("VALIDATE CONSTRAINT does not hold the lock its ADD CONSTRAINT took",
+         plan.validations),
+        ("an enum value it adds can be used by the statements after it",
+         comparison.added_values)) if needed]
+    if why:
         header.append(
-            "The up section runs transaction:false: each statement commits on its own, so "
-            "that VALIDATE CONSTRAINT does not hold the lock its ADD CONSTRAINT took; an "
-            "interrupted run resumes at the statement that did not complete"
+            f"The up section runs transaction:false: each statement commits on its own, so "
+            f"that {' and '.join(why)}; an interrupted run resumes at the statement that "
+            "did not complete"
         )
     header += [f"DATA LOSS: {line}" for line in plan.data_loss]
     header += [f"WARNING: {line}" for line in plan.warnings]
     header += comparison.notes
-    return Rendered(up.text(), down.text(), tuple(header), not plan.validations,
+    return Rendered(up.text(), down.text(), tuple(header), not why,
                     tuple(plan.data_loss), tuple(plan.warnings))
 
 

@@ -394,3 +394,24 @@ def test_a_column_dropped_and_one_added_with_its_type_is_a_suspected_rename(
     assert ("Rename? tb_user.legacy is dropped and tb_user.kept added with the same type: if "
             "it is a rename, replace both with ALTER TABLE tb_user RENAME COLUMN legacy TO "
             "kept (and the reverse below migrate:down) to keep the data") in header
+
+
+def test_an_enum_value_is_added_where_the_statements_after_it_can_use_it(
+    project: Project, models, shadow_url: str
+) -> None:
+    generate(project, models(FIRST), shadow_url, "initial_schema")
+    assert project.cli("up").exit_code == 0
+    bored = FIRST.replace('"happy", "sad"', '"happy", "sad", "bored"') + (
+        "    feeling: Mapped[str] = mapped_column(sa.Enum('happy', 'sad', 'bored', "
+        "name='mood'), server_default='bored')\n")
+    result = generate(project, models(bored), shadow_url, "bored")
+    assert result.path is not None
+    text = result.path.read_text()
+    assert "-- migrate:up transaction:false\n" in text
+    assert "so that an enum value it adds can be used by the statements after it" in " ".join(
+        text.replace("--", " ").split())
+    _, up, _ = sections(text)
+    assert up.index("ADD VALUE IF NOT EXISTS 'bored' AFTER 'sad'") < up.index(
+        "ADD COLUMN feeling mood DEFAULT 'bored' NOT NULL")
+    round_trip(project)
+    assert generate(project, models(bored), shadow_url, "again").path is None
