@@ -618,8 +618,9 @@ def repair(
 
 R = TypeVar("R")
 
-#: ``--jobs`` when not given: targets migrated at the same time.  Each holds two or three
-#: connections (the lock's, the migration's, a heartbeat under a lease) on its server.
+#: ``--jobs`` when not given: targets migrated at the same time.  Each holds one to three
+#: connections on its server (the lock's, on which SQL files run; Alembic's; a lease's
+#: heartbeat).
 DEFAULT_JOBS = 4
 
 
