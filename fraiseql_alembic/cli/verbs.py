@@ -219,8 +219,9 @@ def create(
     for line in result.warnings:
         click.echo(f"  warning: {line}")
     if result.data_loss:
-        click.echo("  The statements that lose data are marked `-- DATA LOSS` in the file: "
-                   "keep them only if that is what you want")
+        click.echo("  The statements that lose data are marked `-- DATA LOSS` in the file "
+                   "(and reported by `fraiseql migrate lint`): keep them only if that is what "
+                   "you want")
 
 
 # -- the database: up, down ------------------------------------------------------------
