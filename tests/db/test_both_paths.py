@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 import psycopg2
 import pytest
-from conftest import Project
-from scenarios import BIN, MIXED, REPO, blocker, frozen, hold_lock, on_path
+from conftest import ProcessRunner, Project
+from scenarios import MIXED, REPO, blocker, frozen, hold_lock, on_path
 
 #: direct: only .sql files; alembic: a .py revision in the folder, `fraiseql migrate up`;
 #: plain: `alembic upgrade head` with alembic.ini
@@ -104,27 +104,25 @@ def setup(project: Project, path: str, settings: Mapping[str, Setting] | None = 
 
 def argv(path: str, verb: str = "up") -> list[str]:
     if path == "plain":
-        return [str(BIN / "alembic"), *(["upgrade", "head"] if verb == "up"
-                                        else ["downgrade", "-1"])]
-    return [str(BIN / "fraiseql"), "migrate", *(["up"] if verb == "up"
-                                               else ["down", "--steps", "1", "--force"])]
+        return ["alembic", *(["upgrade", "head"] if verb == "up" else ["downgrade", "-1"])]
+    return ["fraiseql", "migrate", *(["up"] if verb == "up"
+                                     else ["down", "--steps", "1", "--force"])]
 
 
-def env(project: Project) -> dict[str, str]:
-    return {**os.environ, "DATABASE_URL": project.database_url, "NO_COLOR": "1"}
+def commands(project: Project) -> ProcessRunner:
+    """The installed commands in the project, as the run_process fixture runs them."""
+    return ProcessRunner(project.root, project.database_url)
 
 
 def up(project: Project, path: str, verb: str = "up") -> Ran:
-    done = subprocess.run(argv(path, verb), cwd=project.root, env=env(project),
-                          capture_output=True, text=True, timeout=120)
+    done = commands(project)(*argv(path, verb), env={"NO_COLOR": "1"})
     return Ran(done.returncode, done.stdout, done.stderr)
 
 
 @contextmanager
 def running(project: Project, path: str) -> Iterator[subprocess.Popen[str]]:
     """The run started in the background; killed on the way out if still running."""
-    process = subprocess.Popen(argv(path), cwd=project.root, env=env(project), text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = commands(project).start(*argv(path), env={"NO_COLOR": "1"})
     try:
         yield process
     finally:
