@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psycopg2
+import pytest
 
+from fraiseql_alembic.alembic_bridge.plugin import PLUGINS_SINCE, alembic_version
 from fraiseql_alembic.engine.locking import LOCK_KEY
 
 if TYPE_CHECKING:
@@ -27,6 +29,12 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parent.parent
 #: Where the installed `fraiseql` and `alembic` commands are.
 BIN = Path(sys.executable).parent
+#: Alembic 1.18+ loads our plugin itself (entry points); 1.16 and 1.17 only through our
+#: shipped environment, so the `alembic` command in a project with its own env.py (or a
+#: script_location given as a path) needs 1.18+.
+ALEMBIC_LOADS_PLUGINS = alembic_version() >= PLUGINS_SINCE
+needs_plugin_entry_points = pytest.mark.skipif(
+    not ALEMBIC_LOADS_PLUGINS, reason="Alembic < 1.18 loads no plugin entry points")
 
 #: A reversible migration creating table ``{t}``.
 UP_DOWN = "-- migrate:up\nCREATE TABLE {t} (id int);\n-- migrate:down\nDROP TABLE {t};\n"

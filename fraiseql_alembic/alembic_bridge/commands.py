@@ -20,7 +20,14 @@ from ..engine.translate import in_a_run
 from ..errors import MigrationError
 from ..project import loader
 from .envconfig import refuse_unsupported
-from .plugin import ENV_LOCATION, OPT_IN_OPTION, RunContext, load_parsed, set_run_context
+from .plugin import (
+    ENV_LOCATION,
+    OPT_IN_OPTION,
+    RunContext,
+    install_without_entry_points,
+    load_parsed,
+    set_run_context,
+)
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -42,6 +49,8 @@ def alembic_config(
     """An in-memory Alembic Config for our environment and the migrations folder."""
     from alembic.config import Config  # lazy: Alembic only when a run needs it
 
+    with alembic_errors():  # Alembic before 1.18 loads no plugin of its own
+        install_without_entry_points()
     config = Config()
     config.set_main_option("script_location", ENV_LOCATION)
     config.set_main_option("path_separator", "os")

@@ -15,7 +15,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .plugin import OPT_IN_OPTION, config_option, is_our_env, opted_in
+from .plugin import (
+    OPT_IN_OPTION,
+    PLUGINS_SINCE,
+    alembic_version,
+    config_option,
+    is_our_env,
+    opted_in,
+)
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -42,7 +49,7 @@ def refuse_unsupported(folder: Path, database_url: str | None, cwd: Path) -> Non
 
     config = Config(str(ini) if ini.is_file() else None,
                     toml_file=str(pyproject) if pyproject.is_file() else None)
-    if not opted_in(config) or is_our_env(config_option(config, "script_location") or ""):
+    if not opted_in(config):
         return
     try:
         script = ScriptDirectory.from_config(config)
@@ -52,9 +59,17 @@ def refuse_unsupported(folder: Path, database_url: str | None, cwd: Path) -> Non
         log.debug("fraiseql-alembic: could not read the project's Alembic config",
                   exc_info=True)
         return
-    if folder.resolve() not in locations:
-        return
+    if is_our_env(script.dir) or folder.resolve() not in locations:
+        return  # our own environment, or not this project's folder
     env = shown_path(Path(script.dir) / "env.py")
+    version = alembic_version()
+    if version < PLUGINS_SINCE:
+        raise ConfigError(
+            f"A project with its own env.py ({env}) needs Alembic "
+            f"{PLUGINS_SINCE[0]}.{PLUGINS_SINCE[1]} or later, which loads our plugin for "
+            f"the `alembic` command; with Alembic {version[0]}.{version[1]} it would not see "
+            f"the SQL migrations: pip install 'alembic>={PLUGINS_SINCE[0]}.{PLUGINS_SINCE[1]}'"
+        )
     if database_url and not config_option(config, "sqlalchemy.url"):
         config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     try:

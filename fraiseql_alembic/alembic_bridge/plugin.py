@@ -1,8 +1,10 @@
 """The ``alembic.plugins`` entry point: numbered ``.sql`` files become Alembic revisions.
 
-Alembic imports this module whenever ``alembic`` is imported and calls
-:func:`setup`.  We wrap ``ScriptDirectory._load_revisions`` (private API; the
-tested Alembic range is pinned in pyproject.toml) so that, in projects that opted
+Alembic 1.18+ imports this module whenever ``alembic`` is imported and calls
+:func:`setup`; on 1.16 and 1.17, which load no plugins, our package calls
+:func:`install_without_entry_points` when Alembic imports it to find our environment.
+We wrap ``ScriptDirectory._load_revisions`` (private API; CI runs every minor release
+of the supported range, and the newest) so that, in projects that opted
 in, every ``NNN_slug.sql`` file in the version locations is yielded as a
 ``Script`` whose module has ``revision``, ``down_revision``, ``upgrade()`` and
 ``downgrade()``.  The plain ``alembic`` CLI, pytest-alembic and our own commands
@@ -96,13 +98,57 @@ def setup(plugin: Plugin) -> None:
         log.warning("fraiseql-alembic: could not install the SQL revision loader", exc_info=True)
 
 
+#: The oldest Alembic we run on ([tool.alembic], ``get_alembic_option``: 1.16), and the
+#: first that loads ``alembic.plugins`` entry points.
+OLDEST_ALEMBIC = (1, 16)
+PLUGINS_SINCE = (1, 18)
+
+
+def alembic_version() -> tuple[int, int]:
+    """The installed Alembic's (major, minor)."""
+    # lazy: only on the way into Alembic (read from the metadata: Alembic may be half
+    # imported when it loads our entry points)
+    from importlib.metadata import version
+
+    major, minor, *_ = [*version("alembic").split("."), "0"]
+    return int(major), int("".join(ch for ch in minor if ch.isdigit()) or 0)
+
+
+def install_without_entry_points() -> None:
+    """On an Alembic without plugin entry points (1.16, 1.17), install the hooks that
+    :func:`setup` installs on newer ones.  Called when our package is imported after
+    Alembic (``script_location = fraiseql_alembic:alembic_env``), by our env.py and by
+    our API before it uses Alembic.  An Alembic older than we support raises Alembic's
+    CommandError (one ``FAILED:`` line) wrapping our ConfigError; installing the hooks
+    otherwise never raises."""
+    version = alembic_version()
+    if version >= PLUGINS_SINCE:
+        return  # Alembic loaded our entry points itself
+    if version < OLDEST_ALEMBIC:
+        # lazy: Alembic imports this plugin for every project; ours load only for opted-in ones
+        from ..errors import ConfigError
+
+        raise as_command_error(ConfigError(
+            f"fraiseql-alembic runs on Alembic {OLDEST_ALEMBIC[0]}.{OLDEST_ALEMBIC[1]} "
+            f"and later, and this is Alembic {version[0]}.{version[1]}: "
+            f"pip install 'alembic>={OLDEST_ALEMBIC[0]}.{OLDEST_ALEMBIC[1]}'"
+        ))
+    try:
+        install()
+        # `alembic revision` may be past ScriptDirectory.from_config already (it is
+        # what imported us), so the revision hook is installed now, not there
+        _install_revision_hook()
+    except Exception:  # a broken plugin must never break unrelated `alembic` use
+        log.warning("fraiseql-alembic: could not install the SQL revision loader", exc_info=True)
+
+
 def install() -> None:
     # lazy: Alembic imports this plugin while it is itself being imported
     from alembic.script.base import ScriptDirectory
 
     if getattr(ScriptDirectory, _INSTALLED_FLAG, False):
         return
-    # private Alembic API (the tested range is pinned): the one place revisions are listed
+    # private Alembic API (every minor of the range is tested): the one place revisions are listed
     original_load = ScriptDirectory._load_revisions  # noqa: SLF001
     original_from_config = ScriptDirectory.from_config.__func__  # type: ignore[attr-defined]
 

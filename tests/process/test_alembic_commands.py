@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
 from conftest import ProcessRunner, Project
-from scenarios import REPO, UP_DOWN, hold_lock
+from scenarios import ALEMBIC_LOADS_PLUGINS, REPO, UP_DOWN, hold_lock, needs_plugin_entry_points
 from test_alembic_cli import legacy_project
 
 
@@ -44,6 +45,7 @@ def test_ensure_version_uses_the_search_path_schema(ini_project: Project, run_pr
     assert _version_tables(ini_project) == [("app", 1)]
 
 
+@needs_plugin_entry_points
 def test_adopted_upgrade_waits_for_our_lock(project: Project, run_process: ProcessRunner) -> None:
     legacy_project(project, opt_in=True)
     ini = project.root / "alembic.ini"
@@ -67,6 +69,7 @@ def test_adopted_upgrade_waits_for_our_lock(project: Project, run_process: Proce
     assert project.version() == ["001"] and "from_sql" in project.tables()
 
 
+@needs_plugin_entry_points
 def test_adopted_upgrade_refuses_a_changed_applied_file(project: Project, run_process: ProcessRunner) -> None:
     versions = legacy_project(project, opt_in=True)
     run_process("alembic", "upgrade", "head", check=True)
@@ -87,6 +90,7 @@ def test_adopted_upgrade_refuses_a_changed_applied_file(project: Project, run_pr
     assert project.version() == ["002"]
 
 
+@needs_plugin_entry_points
 def test_adopted_upgrade_honours_fraiseql_history_schema(project: Project, run_process: ProcessRunner) -> None:
     legacy_project(project, opt_in=True)
     ini = project.root / "alembic.ini"
@@ -97,6 +101,7 @@ def test_adopted_upgrade_honours_fraiseql_history_schema(project: Project, run_p
     assert "fraiseql_migrations" not in project.tables()
 
 
+@needs_plugin_entry_points
 def test_fraiseql_migrate_refuses_an_env_py_version_table(project: Project, run_process: ProcessRunner) -> None:
     versions = legacy_project(project, opt_in=True)
     env = project.root / "alembic" / "env.py"
@@ -119,6 +124,7 @@ def test_fraiseql_migrate_refuses_an_env_py_version_table(project: Project, run_
     assert run_process("fraiseql", "migrate", "check", "--path", str(versions), url=None).returncode == 0
 
 
+@needs_plugin_entry_points
 def test_fraiseql_migrate_reads_an_env_py_without_a_version_table(project: Project, run_process: ProcessRunner) -> None:
     versions = legacy_project(project, opt_in=True)
     (project.root / "alembic.ini").write_text(
@@ -141,3 +147,22 @@ def test_fraiseql_migrate_reads_an_env_py_without_a_version_table(project: Proje
         "context.configure (RuntimeError: needs the app settings); fraiseql migrate needs them "
         "in a project with its own env.py: make `alembic upgrade head --sql` work, or use "
         "`alembic upgrade`/`downgrade` in this project\n")
+
+
+@pytest.mark.skipif(ALEMBIC_LOADS_PLUGINS, reason="Alembic 1.18+ loads our plugin for any project")
+def test_own_env_py_needs_alembic_with_plugin_entry_points(project: Project, run_process: ProcessRunner) -> None:
+    """Before 1.18 the `alembic` command of a project with its own env.py never loads us
+    (it would not see the SQL files): `fraiseql migrate` refuses the folder in one line."""
+    versions = legacy_project(project, opt_in=True)
+    result = run_process("fraiseql", "migrate", "status", "--path", str(versions))
+    assert result.returncode == 1
+    assert re.fullmatch(
+        r"Error: A project with its own env.py \(alembic/env.py\) needs Alembic 1.18 or later, "
+        r"which loads our plugin for the `alembic` command; with Alembic 1\.1[67] it would not "
+        r"see the SQL migrations: pip install 'alembic>=1.18'\n", result.stderr), result.stderr
+    # our shipped environment works on this Alembic: the same folder through it
+    shutil.copy(REPO / "alembic.ini.example", project.root / "alembic.ini")
+    (versions.parent / "env.py").unlink()
+    ini = project.root / "alembic.ini"
+    ini.write_text(ini.read_text().replace("%(here)s/migrations", "%(here)s/alembic/versions"))
+    assert run_process("alembic", "heads", check=True).stdout == "001 (head)\n"

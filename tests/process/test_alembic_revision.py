@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ProcessRunner, Project
-from scenarios import REPO, UP_DOWN
+from scenarios import REPO, UP_DOWN, needs_plugin_entry_points
 from test_alembic_cli import legacy_project
 
 from fraiseql_alembic.alembic_bridge.plugin import ENV_LOCATION
@@ -134,6 +134,7 @@ def test_revision_with_version_path_of_the_one_location(ini_project: Project, ru
     assert (ini_project.migrations / "002_here.sql").exists()
 
 
+@needs_plugin_entry_points
 def test_adopted_project_keeps_python_revisions_unless_asked(project: Project, run_process: ProcessRunner) -> None:
     versions = legacy_project(project, opt_in=True)
     (project.root / "alembic" / "script.py.mako").write_text(
@@ -150,6 +151,7 @@ def test_adopted_project_keeps_python_revisions_unless_asked(project: Project, r
     assert run_process("alembic", "heads", check=True).stdout == "002 (head)\n"
 
 
+@needs_plugin_entry_points
 def test_script_location_as_a_path_to_our_environment(ini_project: Project, run_process: ProcessRunner) -> None:
     """``script_location`` naming our env.py's folder by path opts in like the package name."""
     ini = ini_project.root / "alembic.ini"

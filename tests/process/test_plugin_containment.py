@@ -30,7 +30,7 @@ from typing import Any
 import alembic
 import pytest
 from conftest import ProcessRunner
-from scenarios import BIN
+from scenarios import BIN, needs_plugin_entry_points
 
 from fraiseql_alembic.devdb import DevCluster
 
@@ -162,6 +162,7 @@ def databases(pg_cluster: DevCluster) -> Iterator[Any]:
     [s for s in SCENARIOS if (TEMPLATES / s.template / "env.py").exists()],
     ids=lambda s: s.name,
 )
+@needs_plugin_entry_points  # before 1.18 it is not loaded at all: nothing to contain
 def test_alembic_project_without_opt_in_is_untouched(
     scenario: Scenario, tmp_path: Path, databases: Any
 ) -> None:
@@ -345,6 +346,7 @@ def test_pyproject_only_project_opts_in_with_our_environment(tmp_path: Path, dat
         assert (done.returncode, done.stdout) == (0, expected), done.stderr
 
 
+@needs_plugin_entry_points
 def test_pyproject_only_project_opts_in_with_its_own_env(tmp_path: Path, database_url: str, run_process: ProcessRunner) -> None:
     """``fraiseql_migrations = true`` under ``[tool.alembic]``, keeping Alembic's env.py."""
     init = run_process("alembic", "init", "--template", "pyproject", "scripts", cwd=tmp_path, url=database_url, env={"ALEMBIC_CONFIG": None})

@@ -23,9 +23,11 @@ LAYERS = {
     "alembic_bridge": 4,
     "api": 5,
     "cli": 6,
-    "entry": 7,  # console (the installed command), alembic_env (Alembic's script_location)
+    "entry": 7,  # console (the installed command), alembic_env (Alembic's script_location),
+    # the package's __init__ (Alembic imports it to find alembic_env; before 1.18 it
+    # installs the plugin from there)
 }
-FOUNDATION = {"errors", "settings", "secrets", "sqlstate", "__init__"}
+FOUNDATION = {"errors", "settings", "secrets", "sqlstate"}
 STANDALONE = {"devdb"}  # a tool of its own: imports nothing of ours
 #: Who may use a standalone tool: the shadow database of autogenerate starts a devdb cluster.
 STANDALONE_USERS = {"engine.shadow"}
@@ -58,7 +60,7 @@ def layer_of(module: str) -> str:
     top = module.split(".")[0]
     if top in FOUNDATION:
         return "foundation"
-    if top in ("console", "alembic_env"):
+    if top in ("console", "alembic_env", "__init__"):
         return "entry"
     if top == "api":
         return "api"

@@ -28,5 +28,6 @@ def test_wheel_contains_package_data(tmp_path: Path) -> None:
         assert required in names, required
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    assert "[alembic.plugins]\nfraiseql_sql = fraiseql_alembic.alembic_bridge.plugin" in text
+    assert ("[alembic.plugins]\nfraiseql_adopted = fraiseql_alembic.alembic_bridge.adopted\n"
+            "fraiseql_sql = fraiseql_alembic.alembic_bridge.plugin\n") in text
     assert "fraiseql = fraiseql_alembic.console:main" in text

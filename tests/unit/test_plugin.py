@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
+import re
 from pathlib import Path
 
 import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 
-from fraiseql_alembic.alembic_bridge import plugin
+from fraiseql_alembic.alembic_bridge import commands, plugin
+from fraiseql_alembic.errors import ConfigError
 from fraiseql_alembic.project.loader import Revision, link_chain
+from fraiseql_alembic.settings import Settings
 from fraiseql_alembic.sql.names import parse_filename
 from fraiseql_alembic.sql.parse import parse_migration
 
@@ -86,3 +91,19 @@ def test_py_and_sql_with_same_number_refused() -> None:
 
     with pytest.raises(MigrationLayoutError, match=r"004_a\.sql and 004_b\.py"):
         link_chain([sql("004_a.sql")], [Revision("004", (), "004_b.py")])
+
+
+def test_an_alembic_older_than_supported_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A forced install of Alembic 1.15 (pip refuses it: alembic>=1.16) is refused when
+    our environment or API first meets it, instead of an empty `alembic heads`."""
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "1.15.2")
+    assert plugin.alembic_version() == (1, 15)
+    line = ("fraiseql-alembic runs on Alembic 1.16 and later, and this is Alembic 1.15: "
+            "pip install 'alembic>=1.16'")
+    with pytest.raises(CommandError, match="^" + re.escape(line) + "$"):
+        plugin.install_without_entry_points()
+    with pytest.raises(ConfigError, match="^" + re.escape(line) + "$"):
+        commands.alembic_config(Settings(Path("migrations"), None, None))
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "1.21.0rc1")
+    assert plugin.alembic_version() == (1, 21)
+    plugin.install_without_entry_points()  # 1.18+: Alembic loads the entry points itself
