@@ -163,8 +163,9 @@ def comparison_of(
     unseen = [plural(count, kind) for count, kind in
               ((views, "view"), (functions, "function"), (triggers, "trigger")) if count]
     comparison.notes.append(
-        "Not compared (autogenerate cannot see them): views, functions, triggers, "
-        "sequences' values, grants, policies"
+        "Not compared (autogenerate cannot see them, unless an extension such as "
+        "alembic-utils registers them): views, functions, triggers, sequences' values, "
+        "grants, policies"
         + (f"; the migrations' schema has {', '.join(unseen)}: change them by hand"
            if unseen else "")
     )

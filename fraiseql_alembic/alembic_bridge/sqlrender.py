@@ -101,6 +101,8 @@ class _Writer:
         # SQLAlchemy ends the lines of a CREATE TABLE with ", ": no trailing blanks in a file
         text = "\n".join(line.rstrip() for line in self.buffer.getvalue()[start:].strip()
                          .splitlines())
+        if text.endswith(";;"):  # an extension's SQL with its own ";" (alembic-utils)
+            text = text[:-1]
         if text:
             self.chunks.append(f"{comment}\n{text}" if comment else text)
 

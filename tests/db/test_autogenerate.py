@@ -444,3 +444,43 @@ def test_an_enum_value_is_added_where_the_statements_after_it_can_use_it(
     assert up.index("ADD VALUE IF NOT EXISTS 'bored' AFTER 'sad'") < up.index(
         "ADD COLUMN feeling mood DEFAULT 'bored' NOT NULL")
     assert generate(project, models(bored), shadow_url, "again").path is None
+
+
+ENTITIES = """
+from alembic_utils.pg_function import PGFunction
+from alembic_utils.pg_view import PGView
+from alembic_utils.replaceable_entity import register_entities
+
+register_entities([
+    PGView(schema="public", signature="v_user_email",
+           definition="SELECT id, email FROM tb_user"),
+    PGFunction(schema="public", signature="shout(word text)",
+               definition="RETURNS text AS $$ SELECT upper(word) $$ LANGUAGE SQL"),
+])
+"""
+
+
+@pytest.fixture
+def entities() -> Iterator[None]:
+    """alembic-utils' registry is global: what a test registers is forgotten after it."""
+    from alembic_utils.replaceable_entity import registry
+
+    yield
+    registry.clear()
+
+
+def test_alembic_utils_views_and_functions(
+    project: Project, models, shadow_url: str, entities: None
+) -> None:
+    generate(project, models(FIRST), shadow_url, "initial_schema")
+    result = generate(project, models(FIRST + ENTITIES), shadow_url, "views")
+    assert result.path is not None
+    _, up, down = sections(result.path.read_text())
+    assert up.strip().splitlines() == [
+        'CREATE VIEW "public"."v_user_email" AS SELECT id, email FROM tb_user;', "",
+        'CREATE FUNCTION "public"."shout"(word text) RETURNS text AS $$ SELECT upper(word) $$ '
+        "LANGUAGE SQL;"]
+    assert down.strip().splitlines() == [
+        'DROP FUNCTION "public"."shout"(word text);', "", 'DROP VIEW "public"."v_user_email";']
+    assert project.query("SELECT shout('hi')") == [("HI",)]
+    assert generate(project, models(FIRST + ENTITIES), shadow_url, "again").path is None
