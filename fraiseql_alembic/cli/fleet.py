@@ -14,7 +14,7 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Generic, TextIO, TypeVar
@@ -264,6 +264,15 @@ def _target_json(outcome: TargetOutcome[Any]) -> dict[str, object]:
     }
 
 
+def _target_table(header: list[str], rows: list[list[str]],
+                  targets: Sequence[Target]) -> list[str]:
+    """:func:`_table` of rows whose second column is the target's masked URL, left out
+    when every target is named by that URL already (a plain-text targets file)."""
+    if all(target.name == target.shown_url for target in targets):
+        header, rows = header[:1] + header[2:], [row[:1] + row[2:] for row in rows]
+    return _table(header, rows)
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     """Columns padded to their widest cell; the last column is not padded."""
     widths = [max(len(row[column]) for row in [header, *rows])
@@ -415,7 +424,8 @@ def _summary(result: FleetResult[R], output: VerbOutput[R], as_json: bool,
              elapsed_text(o.elapsed) if o.elapsed is not None else "-", o.error or ""]
             for o in result.outcomes]
     click.echo("")
-    for line in _table(["  target", "database", "state", output.title, "time", "error"], rows):
+    for line in _target_table(["  target", "database", "state", output.title, "time", "error"],
+                              rows, [outcome.target for outcome in result.outcomes]):
         click.echo(line)
     stopped = f" ({result.stopped})" if result.stopped else ""
     click.echo(f"{result.counts()}{stopped}")
@@ -529,8 +539,8 @@ def status(settings: Settings, flags: FleetFlags, database_url: str | None, *,
             click.echo(f"Warning: {warning}", err=True)
         rows = [[f"{_status_mark(o, report)} {o.target.name}", o.target.shown_url,
                  o.target.schema or "-", *_status_cells(o, report)] for o, report in reports]
-        for line in _table(["  target", "database", "schema", "current", "pending",
-                            "problems"], rows):
+        for line in _target_table(["  target", "database", "schema", "current", "pending",
+                                   "problems"], rows, [o.target for o, _ in reports]):
             click.echo(line)
         totals = _status_totals(result)
         click.echo(f"{result.counts().split(':')[0]}: {totals['up_to_date']} up to date, "
