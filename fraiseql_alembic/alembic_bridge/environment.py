@@ -224,11 +224,17 @@ def _run_online(
 
     if given is None:
         connection = connect(url)
-    elif isinstance(given, Engine):
-        connection = given.connect()
-    else:
+    elif isinstance(given, SqlConnection):
         connection = nullcontext(given)  # a Connection someone else manages
+    else:
+        # an Engine, or what env.py files conventionally call connect() on (pytest-alembic's
+        # WrappingConnection hands back the connection its test holds open)
+        connection = given.connect()
     with connection as conn:
+        # A transaction the caller holds (pytest-alembic's downgrade_leaves_no_trace rolls
+        # it back after each revision): everything runs in it; nothing is committed or
+        # rolled back here, and the session is not reset between migrations.
+        external = conn.in_transaction()
         dbapi = conn.connection.dbapi_connection
         if token is not None:
             token.register(dbapi)
@@ -237,8 +243,15 @@ def _run_online(
                 if not options.pooled:  # lease mode: each migration's transaction sets them
                     apply_session_settings(cursor, options)
                 version_schema = version_table_schema(cursor)  # named to Alembic
-            dbapi.commit()
-            if not isinstance(connection, nullcontext) and not read_only_command(config):
+            if not external:
+                dbapi.commit()
+            if external and not read_only_command(config):
+                # committed before the caller's transaction sees it, as on every path:
+                # bookkeeping that a rolled-back or downgraded revision leaves in place
+                with connect(url) as own:
+                    _prepare_history(own.connection.dbapi_connection, schema)
+                set_run_context(config, replace(run_context(config), history_ready=True))
+            elif not isinstance(connection, nullcontext) and not read_only_command(config):
                 _prepare_history(dbapi, schema)
                 set_run_context(config, replace(
                     run_context(config),
@@ -253,7 +266,7 @@ def _run_online(
                 **comparing,  # models, what to compare, filters (autogen_env)
             )
             if command_name(config) == "upgrade" and not run_context(config).lock_held:
-                _verify_before_upgrade(conn, schema)
+                _verify_before_upgrade(conn, schema, external=external)
             migration_context = context.get_context()
             # private Alembic API (the tested range is pinned): the only hook that sees each
             # step before it runs, for cancel, the lease check and "Running migration"
@@ -266,8 +279,8 @@ def _run_online(
             try:
                 with context.begin_transaction():
                     context.run_migrations()
-                if (not isinstance(connection, nullcontext) and conn.in_transaction()
-                        and not read_only_command(config)):
+                if (not isinstance(connection, nullcontext) and not external
+                        and conn.in_transaction() and not read_only_command(config)):
                     # what Alembic did outside the migrations' own transactions (each
                     # commits itself): `ensure_version` creating alembic_version is kept
                     conn.commit()
@@ -281,13 +294,14 @@ def _run_online(
                 token.unregister(dbapi)
 
 
-def _verify_before_upgrade(connection: SqlConnection, schema: str) -> None:
-    """The checks `fraiseql migrate up` makes, for the plain `alembic upgrade` too."""
+def _verify_before_upgrade(connection: SqlConnection, schema: str, *, external: bool) -> None:
+    """The checks `fraiseql migrate up` makes, for the plain `alembic upgrade` too
+    (``external``: in the caller's transaction, which is left open)."""
     scripts = list(reversed(list(context.script.walk_revisions())))
     dbapi = cast("Connection", connection.connection.dbapi_connection)  # psycopg2's
     state = read_state(dbapi, schema)
-    # read_state used the DB-API cursor: end its implicit read transaction there too
-    dbapi.rollback()
+    if not external:  # read_state used the DB-API cursor: end its read transaction there
+        dbapi.rollback()
     report = build(scripts, state, sql_migration, display_name)
     refuse_inconsistent(report)
     validate_pending([row for row in report.rows if row.state == PENDING],
