@@ -12,6 +12,7 @@ import configparser
 import math
 import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -256,20 +257,18 @@ def sqlalchemy_url(url: str) -> str:
     return f"postgresql+psycopg2://{match.group('rest')}"
 
 
+def toml_loads(text: str) -> dict[str, Any]:
+    """Parse TOML with tomllib (Python 3.11+) or tomli, its backport (a dependency on 3.10);
+    both raise ``TOMLDecodeError``, a ValueError, naming the line and column."""
+    if sys.version_info >= (3, 11):
+        import tomllib  # lazy: only projects with a pyproject.toml or TOML file need it
+    else:
+        import tomli as tomllib  # lazy: as above; the same module, backported
+    return tomllib.loads(text)
+
+
 def _pyproject_settings(cwd: Path, table: str = "migrations") -> dict[str, Any]:
-    pyproject = cwd / "pyproject.toml"
-    if not pyproject.is_file():
-        return {}
-    try:
-        # lazy: Python 3.10 has no tomllib, and only pyproject.toml needs it
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        return {}
-    try:
-        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(f"Cannot read {pyproject}: {err}") from err
-    section = data.get("tool", {}).get("fraiseql", {}).get(table, {})
+    section = _pyproject_tool_fraiseql(cwd).get(table, {})
     return section if isinstance(section, dict) else {}
 
 
@@ -440,13 +439,8 @@ def _pyproject_tool_fraiseql(cwd: Path) -> dict[str, Any]:
     if not pyproject.is_file():
         return {}
     try:
-        # lazy: Python 3.10 has no tomllib, and only pyproject.toml needs it
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        return {}
-    try:
-        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        data = toml_loads(pyproject.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:  # TOMLDecodeError and UnicodeDecodeError too
         raise ConfigError(f"Cannot read {pyproject}: {err}") from err
     table = data.get("tool", {}).get("fraiseql", {})
     return table if isinstance(table, dict) else {}

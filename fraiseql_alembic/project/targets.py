@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from ..errors import ConfigError, UsageError, file_access_error, shown_path
 from ..secrets import mask_url
-from ..settings import sqlalchemy_url
+from ..settings import sqlalchemy_url, toml_loads
 
 _VARIABLE_RE = re.compile(r"\$(\$)?\{([^}]*)\}")
 _VARIABLE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -139,15 +139,8 @@ def parse_toml(text: str, path: Path, environ: Mapping[str, str]) -> TargetsFile
     """Named targets, waves and queries (see the module docstring)."""
     shown = shown_path(path)
     try:
-        # lazy: Python 3.10 has no tomllib, and only a TOML targets file needs it
-        import tomllib
-    except ModuleNotFoundError as err:  # Python 3.10
-        raise ConfigError(f"{shown}: reading a TOML targets file needs Python 3.11 or later; "
-                          "upgrade Python, or write one URL per line in a plain text file"
-                          ) from err
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
+        data = toml_loads(text)
+    except ValueError as err:  # tomllib's (or tomli's) TOMLDecodeError
         at = re.search(r"\(at line (\d+), column \d+\)", str(err))
         what = re.sub(r"\s*\(at (?:line \d+, column \d+|end of document)\)", "", str(err))
         line = at.group(1) if at else str(len(text.rstrip().splitlines()))
