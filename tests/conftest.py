@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -156,6 +158,43 @@ class ProcessRunner:
         output = subprocess.PIPE if capture else subprocess.DEVNULL
         return subprocess.Popen(args, cwd=cwd or self.cwd, env=environment, text=True,
                                 stdout=output, stderr=output)
+
+    def on_terminal(self, *argv: str, cwd: Path | None = None, url: str | None = TEST_DATABASE,
+                    env: Mapping[str, str | None] | None = None,
+                    timeout: float = 120) -> tuple[int, str]:
+        """Run the command with stdout and stderr on a pseudo-terminal, as a user at a
+        terminal sees it; its exit code and everything it wrote there (CR, escapes kept)."""
+        args, environment = _argv_and_env(argv, self.url if url == TEST_DATABASE else url,
+                                          env, ())
+        environment.setdefault("TERM", "xterm")
+        leader, follower = os.openpty()
+        try:
+            process = subprocess.Popen(args, cwd=cwd or self.cwd, env=environment,
+                                       stdin=subprocess.DEVNULL, stdout=follower,
+                                       stderr=follower)
+        finally:
+            os.close(follower)
+        chunks: list[bytes] = []
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                assert time.monotonic() < deadline, "the command did not end in time"
+                ready, _, _ = select.select([leader], [], [], 1)
+                if not ready:
+                    continue
+                try:
+                    chunk = os.read(leader, 65536)
+                except OSError:  # EIO: every writer closed the terminal
+                    break
+                if not chunk:
+                    break
+                chunks.append(chunk)
+            code = process.wait(timeout=max(1.0, deadline - time.monotonic()))
+        finally:
+            if process.poll() is None:
+                process.kill()
+            os.close(leader)
+        return code, b"".join(chunks).decode("utf-8", "replace")
 
 
 @pytest.fixture

@@ -129,3 +129,34 @@ def test_a_reader_that_goes_away_stops_no_target(
     assert process.returncode in (0, 141)
     assert [fetch_one(url, "SELECT version_num FROM alembic_version") for url in urls] == [
         "003"] * 12
+
+
+def test_on_a_terminal_one_status_line_is_redrawn_and_failures_print_above_it(
+    tmp_path: Path, tenants: Tenants, pg_cluster: DevCluster, run_process: ProcessRunner,
+) -> None:
+    """A real pseudo-terminal: no `[name]` progress lines, a status line redrawn in place
+    (carriage return, erase line) that names the slowest target and its migration, a
+    failed target's line above it, and the table at the end."""
+    (tmp_path / "migrations").mkdir()
+    (tmp_path / "migrations" / "001_a.sql").write_text(
+        "-- migrate:up\nCREATE TABLE a (id int);\nSELECT pg_sleep(1.2);\n"
+        "-- migrate:down\nDROP TABLE a;\n", encoding="utf-8")
+    urls = tenants(4)
+    execute(urls[3], "CREATE TABLE a (id int)")  # 001 fails there
+    targets = tmp_path / "targets.txt"
+    targets.write_text("\n".join(urls) + "\n", encoding="utf-8")
+    code, screen = run_process.on_terminal("fraiseql", "migrate", "up", "--targets",
+                                           str(targets), "--jobs", "2",
+                                           "--continue-on-error", url=None)
+    assert code == 1, screen
+    assert pg_cluster.password not in screen
+    assert "] ✓ Running migration" not in screen  # no per-target progress lines
+    redraws = re.findall(r"\r\x1b\[2K(\d+/4 done, \d running[^\r\n]*)", screen)
+    assert redraws, screen
+    assert any(re.search(r"slowest: \S+ [\d.]+s 001_a\.sql$", line) for line in redraws)
+    assert redraws[-1].startswith(("3/4 done", "4/4 done"))
+    failed = urls[3].rsplit("/", 1)[1]
+    assert "\x1b[31m✗" in screen  # a terminal gets colour
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", screen)
+    assert re.search(rf"\[[^\]]*{failed}\] ✗ Failed: Migration 001_a\.sql failed", plain)
+    assert "\r\n4 targets: 3 succeeded, 1 failed\r\n" in plain
