@@ -61,6 +61,8 @@ from .engine.recorder import Step, record_without_running
 from .engine.rehearsal import WOULD_FAIL, WOULD_RECORD, Candidate, Outcome
 from .engine.rehearsal import rehearse as run_rehearsal
 from .errors import AbortedByUser, MigrationError, UsageError, shown_path
+from .lintapi import LintReport as LintReport
+from .lintapi import lint as lint
 from .project import check as rules
 from .project import loader, scaffold
 from .project.scaffold import InitResult as InitResult
@@ -87,7 +89,6 @@ if TYPE_CHECKING:
     from .engine.cancel import CancelToken
     from .engine.rehearsal import Outcome
     from .project.check import Problem
-    from .sql.lint import Finding
 
 
 # ---------------------------------------------------------------------------
@@ -412,7 +413,8 @@ def _plan_downgrade(
 
 
 # ---------------------------------------------------------------------------
-# status, lint, check
+# status, lint, check (``lint`` and ``LintReport`` are :mod:`.lintapi`'s, imported above:
+# ``fraiseql migrate lint`` loads that module alone, without the engine under this one)
 
 
 def status(settings: Settings, *, connection: Connection | None = None
@@ -424,39 +426,6 @@ def status(settings: Settings, *, connection: Connection | None = None
     scripts, _ = revisions(settings)
     state = current_state(settings, connection)
     return planning.reconcile(scripts, state, loader.list_folder(settings.path).ignored)
-
-
-@dataclass(frozen=True)
-class LintReport:
-    findings: tuple[Finding, ...]
-    files: tuple[Path, ...]  # the files linted
-    fail_on: str = "warning"  # the least severity that fails (the project's ``fail_on``)
-
-    @property
-    def failing(self) -> tuple[Finding, ...]:
-        """The findings at or above ``fail_on``: a run with any exits 1."""
-        levels = ("info", "warning", "error")
-        return tuple(finding for finding in self.findings
-                     if levels.index(finding.severity) >= levels.index(self.fail_on))
-
-
-def lint(settings: Settings, files: Sequence[Path] = (), *,
-         base: str | None = None) -> LintReport:
-    """Lint migration files (all of the folder, or ``files``) for risky operations.
-
-    Every migration of the folder is read in order, so that what an earlier file
-    did (e.g. a validated ``CHECK (col IS NOT NULL)``) counts; findings are
-    reported for ``files`` only, and with ``base`` (a git ref) only for those added
-    or changed since it (as ``check --base`` sees them).  The project's
-    ``lock_timeout`` setting decides rule FQL009, its lint settings
-    (``settings.lint``: disabled rules, severities, ``postgres_version``, excluded
-    paths, ``fail_on``) the rest.  A file that cannot be parsed raises
-    MigrationFileError; an unknown rule in the settings, or a base git cannot read,
-    ConfigError.  Findings name files as seen from the current directory.
-    """
-    run = rules.lint_files(settings.path, files, lock_timeout=settings.run.lock_timeout,
-                           options=settings.lint, base=base)
-    return LintReport(tuple(run.findings), tuple(run.files), settings.lint.fail_on)
 
 
 @dataclass(frozen=True)

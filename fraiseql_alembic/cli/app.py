@@ -162,7 +162,8 @@ VERBS: dict[str, Verb] = {
                    "ones, or VERSION)."),
     "status": Verb(_VERBS_MODULE, "status",
                    "Show every migration: applied (when), pending, modified or missing."),
-    "lint": Verb(_VERBS_MODULE, "lint",
+    # lint needs no engine, Alembic or fleet code: its module loads none of them
+    "lint": Verb("fraiseql_alembic.cli.lintverb", "lint",
                  "Find risky operations in migrations (default: every file in the folder)."),
     "check": Verb(_VERBS_MODULE, "check",
                   "Check the migrations folder before merging; no database needed."),

@@ -16,9 +16,10 @@ from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from .. import __version__, api
+from .. import __version__
 from ..errors import plural
-from .render import CHECK, PROBLEM_MARK, github_annotation
+from ..lintapi import LintReport
+from .marks import CHECK, PROBLEM_MARK, github_annotation
 
 if TYPE_CHECKING:
     from ..sql.lint import Finding
@@ -32,7 +33,7 @@ _SARIF_LEVEL = {"error": "error", "warning": "warning", "info": "note"}
 _GITLAB_SEVERITY = {"error": "major", "warning": "minor", "info": "info"}
 
 
-def render_findings(report: api.LintReport, output_format: str) -> list[str]:
+def render_findings(report: LintReport, output_format: str) -> list[str]:
     """The lines that show the findings of ``report`` in ``output_format``."""
     if output_format == "github":
         return [github_annotation(
@@ -49,7 +50,7 @@ def render_findings(report: api.LintReport, output_format: str) -> list[str]:
     return [finding.text() for finding in report.findings]
 
 
-def summary(report: api.LintReport) -> str:
+def summary(report: LintReport) -> str:
     """The last line: how many findings of each severity, and whether they fail."""
     linted = plural(len(report.files))
     if not report.findings:
@@ -66,7 +67,7 @@ def summary(report: api.LintReport) -> str:
     return (f"{CHECK} {found} below --fail-on {report.fail_on} ({kinds}; {linted} linted)")
 
 
-def _json(report: api.LintReport) -> dict[str, Any]:
+def _json(report: LintReport) -> dict[str, Any]:
     return {
         "findings": [{
             "file": finding.file, "line": finding.line, "column": finding.column,
@@ -87,7 +88,7 @@ def _uri(path: str) -> str:
     return f"file://{quoted}" if posix.startswith("/") else quoted
 
 
-def _sarif(report: api.LintReport) -> dict[str, Any]:
+def _sarif(report: LintReport) -> dict[str, Any]:
     """One SARIF 2.1.0 log with one run (the rule table, then the results)."""
     from ..sql.lint import RULES  # lazy: pglast, loaded by the lint that just ran anyway
 

@@ -1,6 +1,7 @@
 """What the verbs print, as text: status (text and JSON), plans, the rehearsal summary,
-GitHub annotations, and the small helpers every line uses (``elapsed_text``; counts go
-through :func:`fraiseql_alembic.errors.plural`, paths through ``errors.shown_path``).
+and the small helpers every line uses (``elapsed_text``; the marks and GitHub
+annotations are :mod:`.marks`', re-exported; counts go through
+:func:`fraiseql_alembic.errors.plural`, paths through ``errors.shown_path``).
 
 Pure: values in, strings out; nothing here writes to a stream.
 """
@@ -26,11 +27,12 @@ from ..engine.status import (
     warnings,
 )
 from ..errors import plural as plural  # the CLI's lines count with it
-
-CHECK = "✓"
-PENDING_MARK = "○"
-PROBLEM_MARK = "✗"
-PARTIAL_MARK = "◐"
+from .marks import CHECK as CHECK
+from .marks import PARTIAL_MARK as PARTIAL_MARK
+from .marks import PENDING_MARK as PENDING_MARK
+from .marks import PROBLEM_MARK as PROBLEM_MARK
+from .marks import escape_data as escape_data
+from .marks import github_annotation as github_annotation
 
 
 def elapsed_text(seconds: float) -> str:
@@ -202,26 +204,3 @@ def rehearsal_summary(result: api.RehearsalResult) -> str:
         parts.append(f"{count[NOT_REHEARSED]} not rehearsed, from {first.filename} on "
                      "(run them with `fraiseql migrate up`)")
     return f"Rehearsal: {'; '.join(parts)}; nothing was written."
-
-
-# -- lint, check ----------------------------------------------------------------------
-
-
-def github_annotation(level: str, file: str, line: int, message: str, *,
-                      column: int | None = None, title: str | None = None) -> str:
-    """``::error file=...,line=...::message``, escaped as GitHub's workflow commands want."""
-    properties = [f"file={_escape_property(file)}", f"line={line}"]
-    if column is not None:
-        properties.append(f"col={column}")
-    if title is not None:
-        properties.append(f"title={_escape_property(title)}")
-    return f"::{level} {','.join(properties)}::{escape_data(message)}"
-
-
-def escape_data(text: str) -> str:
-    """The message of a GitHub workflow command, escaped."""
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def _escape_property(text: str) -> str:
-    return escape_data(text).replace(":", "%3A").replace(",", "%2C")

@@ -1,4 +1,4 @@
-"""The nine ``fraiseql migrate`` verbs: parse the flags, call one
+"""The ``fraiseql migrate`` verbs but ``lint`` (:mod:`.lintverb`): parse the flags, call one
 :mod:`fraiseql_alembic.api` function, hand its result to a reporter or a renderer.
 
 Loaded on first use through :data:`.app.VERBS`, never by ``fraiseql --version``.
@@ -22,10 +22,6 @@ from ..settings import Settings, check_duration, check_seconds, resolve
 from . import fleet as cli_fleet
 from .app import common_options, handle_errors
 from .fleet import FleetFlags, fleet_options
-from .lintformats import DOCUMENTS as LINT_DOCUMENTS
-from .lintformats import FORMATS as LINT_FORMATS
-from .lintformats import render_findings
-from .lintformats import summary as lint_summary
 from .render import (
     CHECK,
     PROBLEM_MARK,
@@ -417,7 +413,7 @@ def repair(
                "them")
 
 
-# -- reading: status, lint, check ------------------------------------------------------
+# -- reading: status, check (lint: lintverb.py) ----------------------------------------
 
 
 @click.command()
@@ -444,45 +440,6 @@ def status(as_json: bool, exit_code: bool, fleet: FleetFlags, path: Path | None,
             sys.exit(EXIT_INCONSISTENT)
         if report.pending:
             sys.exit(EXIT_PENDING)
-
-
-@click.command()
-@click.argument("files", nargs=-1,
-                type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "output_format", type=click.Choice(LINT_FORMATS), default="text",
-              show_default=True,
-              help="text: one `file:line:column: severity RULE slug: ...` line per finding; "
-              "github: GitHub Actions annotations; json, sarif (SARIF 2.1.0, GitHub code "
-              "scanning), gitlab (GitLab Code Quality): one JSON document.")
-@click.option("--fail-on", type=click.Choice(["info", "warning", "error"]),
-              help="Exit 1 only for findings of this severity or worse (default: fail_on "
-              "in the lint settings, else warning).")
-@click.option("--exit-zero", is_flag=True,
-              help="Exit 0 even when findings remain (report only).")
-@click.option("--base", metavar="REF",
-              help="Git ref (e.g. origin/main): lint only the files added or changed since "
-              "it, as `check --base` does.")
-@common_options
-@handle_errors
-def lint(files: tuple[Path, ...], output_format: str, fail_on: str | None, exit_zero: bool,
-         base: str | None, path: Path | None, database_url: str | None) -> None:
-    """Find risky operations in migrations (default: every file in the folder).
-
-    Rules FQL001 and up (docs/lint.md), each with a severity (error, warning, info)
-    that [tool.fraiseql.lint] in pyproject.toml may change.  Silence one for a
-    statement with `-- fraiseql-lint: ignore FQL001` in it or on the line above.
-    Exit 0 when nothing at --fail-on or worse is found, 1 otherwise.
-    """
-    settings = resolve(path, database_url)
-    if fail_on is not None:
-        settings = replace(settings, lint=replace(settings.lint, fail_on=fail_on))
-    report = api.lint(settings, files, base=base)
-    for line in render_findings(report, output_format):
-        click.echo(line)
-    if output_format not in LINT_DOCUMENTS:
-        click.echo(lint_summary(report))
-    if report.failing and not exit_zero:
-        sys.exit(1)
 
 
 @click.command()

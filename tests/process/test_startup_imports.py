@@ -1,13 +1,16 @@
 """`fraiseql --version` and the help of the groups load no verb: neither
 fraiseql_alembic.cli.verbs nor, through it, the API, psycopg2, SQLAlchemy, Alembic or
-pglast (the lazy verb table in cli/app.py); a verb's own help loads its verb, not Alembic."""
+pglast (the lazy verb table in cli/app.py); a verb's own help loads its verb, not Alembic;
+`fraiseql migrate lint` loads the lint alone: no engine, Alembic bridge, fleet or driver."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from scenarios import UP_DOWN
 
 HEAVY = {"alembic", "sqlalchemy", "psycopg2", "pglast"}
 
@@ -21,10 +24,10 @@ main()
 """
 
 
-def imported_by(*argv: str) -> set[str]:
-    """Every module loaded when ``fraiseql argv`` ends."""
+def imported_by(*argv: str, cwd: Path | None = None) -> set[str]:
+    """Every module loaded when ``fraiseql argv`` (run in ``cwd``) ends."""
     result = subprocess.run([sys.executable, "-c", RUN, *argv], capture_output=True,
-                            text=True, timeout=60)
+                            text=True, timeout=60, cwd=cwd)
     assert result.returncode == 0, result.stderr[-2000:]
     line = next(line for line in result.stderr.splitlines() if line.startswith("MODULES "))
     return set(line.split()[1:])
@@ -42,3 +45,24 @@ def test_a_verb_loads_on_demand_still_without_alembic() -> None:
     modules = imported_by("migrate", "up", "--help")
     assert "fraiseql_alembic.cli.verbs" in modules
     assert not {name.split(".")[0] for name in modules} & {"alembic", "sqlalchemy"}
+
+
+def test_lint_loads_neither_the_engine_nor_alembic_nor_a_driver(tmp_path: Path) -> None:
+    """The lint verb imports lintapi, not the API: a run on a few hundred files would
+    otherwise pay for loading the engine, the Alembic bridge and fleet code (bench/lint.py)."""
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "001_t.sql").write_text(UP_DOWN.format(t="t"), encoding="utf-8")
+    (folder / "002_notice.sql").write_text(
+        "DO $$ BEGIN RAISE NOTICE 'x'; END $$;\nCREATE INDEX CONCURRENTLY i ON t (id);\n",
+        encoding="utf-8")
+    modules = imported_by("migrate", "lint", cwd=tmp_path)
+    assert {"fraiseql_alembic.cli.lintverb", "fraiseql_alembic.sql.lint"} <= modules
+    assert "pglast" in modules  # the files were parsed, not passed over
+    assert not {name.split(".")[0] for name in modules} & {"alembic", "sqlalchemy", "psycopg2"}
+    ours = {name for name in modules if name.startswith("fraiseql_alembic.")}
+    heavy = ("engine", "alembic_bridge", "api", "cli.verbs", "cli.fleet", "cli.render",
+             "project.targets")
+    assert not {name for name in ours for part in heavy
+                if name == f"fraiseql_alembic.{part}"
+                or name.startswith(f"fraiseql_alembic.{part}.")}, sorted(ours)
