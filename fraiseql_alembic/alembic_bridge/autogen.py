@@ -6,8 +6,9 @@ comments, named CHECK constraints (Alembic's ``checkconstraint_byname`` plugin w
 installed Alembic has it), identity columns and the schemas the models name; our
 bookkeeping tables are filtered out by :mod:`.filters`.  It also reads what Alembic does
 not compare: PostgreSQL enum types and their values, schemas that do not exist yet, and
-the views, functions and triggers it cannot see.  :mod:`.sqlrender` turns the result
-into the up and down sections of a migration file.
+the views, functions and triggers it cannot see (enums are left to alembic-postgresql-enum
+when it is loaded: :mod:`.pgenum`).  :mod:`.sqlrender` turns the result into the up and
+down sections of a migration file.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from sqlalchemy.engine import Connection
 from ..engine.database import connect
 from ..engine.translate import database_error
 from ..errors import MigrationError, plural
+from . import pgenum
 from .filters import include_name, include_object
+from .pgenum import EnumColumn
 
 #: Alembic's opt-in comparator of CHECK constraints by name (Alembic 1.20+).
 CHECK_PLUGIN = "alembic.ext.checkconstraint_byname"
@@ -36,6 +39,18 @@ _ENUMS = (
     "FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid "
     "JOIN pg_namespace n ON n.oid = t.typnamespace GROUP BY 1, 2"
 )
+# The table columns of each enum type (or an array of it), with their defaults.
+_ENUM_COLUMNS = """
+SELECT tn.nspname, t.typname, cn.nspname, c.relname, a.attname, a.atttypid = t.typarray,
+       pg_get_expr(d.adbin, d.adrelid)
+FROM pg_type t JOIN pg_namespace tn ON tn.oid = t.typnamespace
+JOIN pg_attribute a ON a.atttypid IN (t.oid, t.typarray) AND a.attnum > 0
+  AND NOT a.attisdropped
+JOIN pg_class c ON c.oid = a.attrelid AND c.relkind IN ('r', 'p')
+JOIN pg_namespace cn ON cn.oid = c.relnamespace
+LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+WHERE t.typtype = 'e' ORDER BY 3, 4, 5
+"""
 # Objects autogenerate does not compare, outside PostgreSQL's schemas and extensions.
 _UNSEEN = """
 SELECT
@@ -72,6 +87,9 @@ class Comparison:
     added_values: tuple[tuple[EnumType, EnumType], ...] = ()
     notes: list[str] = field(default_factory=list)  # for the file header
     known_enums: frozenset[tuple[str | None, str]] = frozenset()  # exist, or made here
+    # the database's columns of each enum type (read when alembic-postgresql-enum is loaded)
+    enum_columns: Mapping[tuple[str | None, str], tuple[EnumColumn, ...]] = field(
+        default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -158,7 +176,17 @@ def comparison_of(
     }
     comparison = Comparison(upgrade, default,
                             new_schemas=tuple(name for name in schemas if name not in existing))
-    _compare_enums(comparison, _model_enums(metadata, default), in_database)
+    models = _model_enums(metadata, default)
+    if pgenum.active():  # alembic-postgresql-enum compares them: its operations are in upgrade
+        comparison.known_enums = frozenset({*in_database, *models})
+        columns: dict[tuple[str | None, str], list[EnumColumn]] = {}
+        for row in connection.exec_driver_sql(_ENUM_COLUMNS):
+            key = (None if row[0] == default else str(row[0]), str(row[1]))
+            columns.setdefault(key, []).append(EnumColumn(
+                str(row[2]), str(row[3]), str(row[4]), bool(row[5]), row[6]))
+        comparison.enum_columns = {key: tuple(found) for key, found in columns.items()}
+    else:
+        _compare_enums(comparison, models, in_database)
     views, functions, triggers = connection.exec_driver_sql(_UNSEEN).one()
     unseen = [plural(count, kind) for count, kind in
               ((views, "view"), (functions, "function"), (triggers, "trigger")) if count]

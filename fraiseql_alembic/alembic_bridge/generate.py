@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from alembic.operations import ops
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.types import TypeEngine
 
@@ -23,6 +24,7 @@ from ..errors import ConfigError
 from ..project import scaffold
 from ..secrets import mask_url
 from ..settings import ModelsSetting, Settings
+from . import pgenum
 from .autogen import compare
 from .models import load_metadata
 from .sqlrender import Rendered, render
@@ -116,8 +118,12 @@ def model_differences(
     with shadow_database(shadow_url, live_url=settings.database_url) as url:
         build(replace(settings, database_url=url, url_source="the shadow database"))
         comparison = compare(url, metadata)
-    found = [_described(each) for diff in comparison.upgrade.as_diffs()
+    # alembic-postgresql-enum's operations name their enum in themselves, not in their diffs
+    extension = [op for op in comparison.upgrade.ops if pgenum.is_operation(op)]
+    alembic_ops = ops.UpgradeOps([op for op in comparison.upgrade.ops if op not in extension])
+    found = [_described(each) for diff in alembic_ops.as_diffs()
              for each in (diff if isinstance(diff, list) else [diff])]  # a column's: a list
+    found += [pgenum.described(op, comparison.default_schema) for op in extension]
     found += [f"enum type {_name(enum.schema, enum.name)} is not in the migrations"
               for enum in comparison.new_enums]
     found += [f"enum {_name(current.schema, current.name)} lacks "

@@ -24,7 +24,7 @@ comment; the down section is Alembic's reverse of the (unchanged) operations.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import CreateEnumType, DropEnumType
 from sqlalchemy.schema import CreateSchema, DropSchema
 
+from . import pgenum
 from .autogen import Comparison, EnumType
 
 #: The comment above a statement that loses data.
@@ -62,12 +63,15 @@ class _Plan:
     data_loss: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    adds_values: bool = False  # the up section adds an enum value (alembic-postgresql-enum)
 
 
 class _Writer:
     """An offline Alembic context writing PostgreSQL SQL to a buffer, one chunk per call."""
 
-    def __init__(self, known_enums: frozenset[tuple[str | None, str]]) -> None:
+    def __init__(self, known_enums: frozenset[tuple[str | None, str]],
+                 default_schema: str) -> None:
+        self.default_schema = default_schema
         self.buffer = io.StringIO()
         context = MigrationContext.configure(
             dialect_name="postgresql",
@@ -90,17 +94,24 @@ class _Writer:
             return
         if isinstance(operation, ops.AlterColumnOp) and not operation.has_changes():
             return
+        if pgenum.is_operation(operation):  # alembic-postgresql-enum's
+            self._capture(lambda: pgenum.invoke(self.operations, operation,
+                                                self.default_schema), comment, pgenum.tidy)
+            return
         self._capture(lambda: self.operations.invoke(operation), comment)
 
     def execute(self, statement: Any, comment: str | None = None) -> None:
         self._capture(lambda: self.operations.execute(statement), comment)
 
-    def _capture(self, run: Any, comment: str | None) -> None:
+    def _capture(self, run: Any, comment: str | None,
+                 tidy: Callable[[str], str] | None = None) -> None:
         start = len(self.buffer.getvalue())
         run()
+        written = self.buffer.getvalue()[start:].strip()
+        if tidy is not None:
+            written = tidy(written)
         # SQLAlchemy ends the lines of a CREATE TABLE with ", ": no trailing blanks in a file
-        text = "\n".join(line.rstrip() for line in self.buffer.getvalue()[start:].strip()
-                         .splitlines())
+        text = "\n".join(line.rstrip() for line in written.splitlines())
         if text.endswith(";;"):  # an extension's SQL with its own ";" (alembic-utils)
             text = text[:-1]
         if text:
@@ -119,12 +130,13 @@ def render(comparison: Comparison) -> Rendered:
     upgrade = comparison.upgrade
     for operation in _flat(upgrade):
         _name_constraint(operation)
+    pgenum.hoist(upgrade, comparison.enum_columns, comparison.default_schema)
     downgrade = upgrade.reverse()  # from the operations as the models state them
     plan = _Plan({(op.schema, op.table_name) for op in _flat(upgrade)
                   if isinstance(op, ops.CreateTableOp)})
     _suspected_renames(upgrade, plan)
 
-    up = _Writer(comparison.known_enums)
+    up = _Writer(comparison.known_enums, comparison.default_schema)
     for new_schema in comparison.new_schemas:
         up.execute(CreateSchema(new_schema))
     for enum in comparison.new_enums:
@@ -139,7 +151,7 @@ def render(comparison: Comparison) -> Rendered:
     for operation in plan.late:
         up.invoke(operation)
 
-    down = _Writer(comparison.known_enums)
+    down = _Writer(comparison.known_enums, comparison.default_schema)
     for operation in _flat(downgrade):
         down.invoke(operation)
     for enum in reversed(comparison.new_enums):
@@ -152,7 +164,7 @@ def render(comparison: Comparison) -> Rendered:
         ("VALIDATE CONSTRAINT does not hold the lock its ADD CONSTRAINT took",
          plan.validations),
         ("an enum value it adds can be used by the statements after it",
-         comparison.added_values)) if needed]
+         comparison.added_values or plan.adds_values)) if needed]
     if why:
         header.append(
             f"The up section runs transaction:false: each statement commits on its own, so "
@@ -182,6 +194,9 @@ def _key(operation: Any) -> tuple[str | None, str]:
 
 
 def _write_safely(writer: _Writer, operation: Any, plan: _Plan) -> None:
+    if pgenum.is_operation(operation):
+        _enum_operation(writer, operation, plan)
+        return
     existing = _key(operation) not in plan.new_tables if hasattr(
         operation, "table_name") or isinstance(operation, ops.CreateForeignKeyOp) else False
     shown = writer.table(*_key(operation)) if existing else ""
@@ -278,6 +293,46 @@ def _add_values(writer: _Writer, current: EnumType, model: EnumType) -> None:
                      else f" BEFORE {_literal(current.values[0])}" if current.values else "")
             writer.execute(f"ALTER TYPE {name} ADD VALUE IF NOT EXISTS {_literal(value)}{where}")
         previous = value
+
+
+def _enum_operation(writer: _Writer, operation: Any, plan: _Plan) -> None:
+    """An operation of alembic-postgresql-enum (see :mod:`.pgenum`) in the up section."""
+    what = pgenum.kind(operation)
+    schema = pgenum.schema_of(operation, writer.default_schema)
+    shown = writer.table(schema, str(operation.name))
+    if what == "add":
+        _add_values(writer, EnumType(schema, str(operation.name), tuple(operation.old_values)),
+                    EnumType(schema, str(operation.name), tuple(operation.new_values)))
+        plan.adds_values = True
+        added = [value for value in operation.new_values if value not in operation.old_values]
+        plan.notes.append(
+            f"Enum {shown}: the up section adds {', '.join(map(repr, added))}; the down "
+            "section recreates the type without them (alembic-postgresql-enum's "
+            "sync_enum_values), which fails if a row holds one"
+        )
+        return
+    if what == "sync":
+        removed, added = pgenum.changed_values(operation)
+        change = (f"drop {', '.join(map(repr, removed))}" if removed
+                  else "change the order of its values")
+        plan.warnings.append(
+            f"enum {shown}: the models {change}: the up section recreates the type "
+            "(alembic-postgresql-enum's sync_enum_values) and converts every column that "
+            "uses it (a table rewrite under ACCESS EXCLUSIVE), which fails if a row holds a "
+            "value that is gone"
+        )
+        if removed and added:
+            renames = "; ".join(f"ALTER TYPE {shown} RENAME VALUE {_literal(old)} TO "
+                                f"{_literal(new)}" for old, new in zip(removed, added,
+                                                                       strict=False))
+            plan.notes.append(
+                f"Rename? enum {shown} loses {', '.join(map(repr, removed))} and gains "
+                f"{', '.join(map(repr, added))}: if it is a rename, replace the statements "
+                f"from ALTER TYPE {shown} RENAME TO ... to DROP TYPE ..._old with {renames} "
+                "(and the reverse below -- migrate:down), which keeps the rows and rewrites "
+                "nothing"
+            )
+    writer.invoke(operation)
 
 
 def _literal(value: str) -> str:

@@ -243,3 +243,134 @@ def test_a_sigterm_during_the_shadow_build_leaves_no_postgresql_behind(
         assert [path.name for path in (tmp_path / "migrations").iterdir()] == ["001_slow.sql"]
     finally:
         shutil.rmtree(temp, ignore_errors=True)
+
+
+ENUM_MODELS = """
+import alembic_postgresql_enum  # noqa: F401  (its documented use: imported with the models)
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    __tablename__ = "tb_user"
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    status: Mapped[str] = mapped_column(sa.Enum({values}, name="user_status"),
+                                        server_default="active")
+"""
+# a value between two others and one at the end, used at once by a new column's default
+ENUM_ADDED = ENUM_MODELS + """
+    state: Mapped[str] = mapped_column(sa.Enum({values}, name="user_status"),
+                                       server_default="gone")
+"""
+
+
+def _enum_values(url: str) -> list[str]:
+    return fetch_one(url, "SELECT array_agg(enumlabel::text ORDER BY enumsortorder) FROM "
+                     "pg_enum WHERE enumtypid = 'user_status'::regtype")
+
+
+def test_alembic_postgresql_enum_writes_its_enum_changes_into_the_sql_file(
+    run_process: ProcessRunner, tmp_path: Path, database_url: str, pg_cluster: DevCluster
+) -> None:
+    """With alembic-postgresql-enum imported by the models, its operations (a new type,
+    values added, values removed through sync_enum_values) are written as SQL, once each
+    (fraiseql's own enum comparison stands aside), and every file round-trips."""
+    models = tmp_path / "myapp" / "models.py"
+    _project(tmp_path, ENUM_MODELS.format(values="'active', 'blocked'"))
+    name = f"shadow_{uuid.uuid4().hex[:8]}"
+    env = {"FRAISEQL_SHADOW_DATABASE_URL": pg_cluster.create_database(name)}
+
+    def create(name: str) -> str:
+        return run_process("fraiseql", "migrate", "create", name, "--autogenerate", env=env,
+                           check=True).stdout
+
+    def round_trip() -> None:
+        for args in (("up",), ("down", "--force"), ("up",)):
+            run_process("fraiseql", "migrate", *args, check=True)
+        assert create("again") == ("✓ No differences between the models and the migrations' "
+                                   "schema; nothing written\n")
+
+    create("initial")
+    text = (tmp_path / "migrations" / "001_initial.sql").read_text()
+    assert text.count("CREATE TYPE") == text.count("DROP TYPE") == 1
+    assert "-- migrate:up\nCREATE TYPE user_status AS ENUM ('active', 'blocked');\n" in text
+    assert text.endswith("-- migrate:down\nDROP TABLE tb_user;\n\nDROP TYPE user_status;\n")
+    round_trip()
+    run_process("psql", database_url, "-c", "INSERT INTO tb_user (status) VALUES ('blocked')",
+                check=True)
+
+    models.write_text(ENUM_ADDED.format(values="'active', 'pending', 'blocked', 'gone'"))
+    create("more_states")
+    text = (tmp_path / "migrations" / "002_more_states.sql").read_text()
+    up, down = text.split("-- migrate:up transaction:false\n")[1].split("-- migrate:down\n")
+    assert up.splitlines() == [
+        "ALTER TYPE user_status ADD VALUE IF NOT EXISTS 'pending' AFTER 'active';", "",
+        "ALTER TYPE user_status ADD VALUE IF NOT EXISTS 'gone' AFTER 'blocked';", "",
+        "ALTER TABLE tb_user ADD COLUMN state user_status DEFAULT 'gone' NOT NULL;", ""]
+    # the down section drops the column, then recreates the type without the values
+    assert down.startswith("ALTER TABLE tb_user DROP COLUMN state;\n\nALTER TYPE "
+                           '"public"."user_status" RENAME TO "user_status_old";\n\nCREATE TYPE '
+                           """"public"."user_status" AS ENUM('active', 'blocked');\n""")
+    assert "the up section adds 'pending', 'gone'; the down section recreates" in " ".join(
+        text.split())
+    run_process("fraiseql", "migrate", "up", check=True)
+    assert _enum_values(database_url) == ["active", "pending", "blocked", "gone"]
+    run_process("fraiseql", "migrate", "down", "--force", check=True)
+    assert _enum_values(database_url) == ["active", "blocked"]
+    round_trip()
+
+    # 'blocked' becomes 'suspended': the type is recreated (a row holding 'blocked' stops it)
+    models.write_text(ENUM_ADDED.format(values="'active', 'pending', 'suspended', 'gone'"))
+    gate = run_process("fraiseql", "migrate", "check", "--models", env=env)
+    assert gate.returncode == 1
+    assert gate.stdout.splitlines()[0] == (
+        "models: enum user_status has ('active', 'pending', 'blocked', 'gone') in the "
+        "migrations, ('active', 'pending', 'suspended', 'gone') in the models; write the "
+        "migration with `fraiseql migrate create NAME --autogenerate`")
+    renamed = create("suspended")
+    assert "warning: enum user_status: the models drop 'blocked': the up section recreates " \
+           "the type" in renamed
+    text = (tmp_path / "migrations" / "003_suspended.sql").read_text()
+    assert ("Rename? enum user_status loses 'blocked' and gains 'suspended'" in
+            " ".join(text.split()))
+    assert "-- migrate:up\nALTER TYPE \"public\".\"user_status\" RENAME TO" in text
+    stopped = run_process("fraiseql", "migrate", "up")
+    assert stopped.returncode == 1
+    assert 'invalid input value for enum user_status: "blocked"' in stopped.stderr
+    run_process("psql", database_url, "-c", "UPDATE tb_user SET status = 'active'", check=True)
+    round_trip()
+    assert _enum_values(database_url) == ["active", "pending", "suspended", "gone"]
+    pg_cluster.drop_database(name)
+
+
+def test_alembic_postgresql_enum_under_the_alembic_command(
+    run_process: ProcessRunner, tmp_path: Path, database_url: str, pg_cluster: DevCluster
+) -> None:
+    """alembic check sees the extension's operations; alembic revision --autogenerate
+    writes them in the numbered SQL file, which upgrades, downgrades and upgrades."""
+    _project(tmp_path, ENUM_MODELS.format(values="'active', 'blocked'"))
+    (tmp_path / "alembic.ini").write_text(OUR_ENV_INI)
+    name = f"shadow_{uuid.uuid4().hex[:8]}"
+    env = {"FRAISEQL_SHADOW_DATABASE_URL": pg_cluster.create_database(name)}
+    differs = run_process("alembic", "check", env=env)
+    assert differs.returncode == 255
+    assert differs.stdout.startswith(
+        "FAILED: New upgrade operations detected: [('create_enum', 'user_status', 'public', "
+        "('active', 'blocked')), ('add_table', Table('tb_user'")
+    for step, values in (("initial", "'active', 'blocked'"),
+                         ("pending", "'active', 'pending', 'blocked'")):
+        (tmp_path / "myapp" / "models.py").write_text(ENUM_MODELS.format(values=values))
+        run_process("alembic", "revision", "--autogenerate", "-m", step, env=env, check=True)
+        for args in (("upgrade", "head"), ("downgrade", "-1"), ("upgrade", "head")):
+            run_process("alembic", *args, check=True)
+        run_process("alembic", "check", env=env, check=True)
+    first, second = sorted((tmp_path / "migrations").iterdir())
+    assert first.read_text().count("CREATE TYPE user_status AS ENUM ('active', 'blocked');") == 1
+    assert ("ALTER TYPE user_status ADD VALUE IF NOT EXISTS 'pending' AFTER 'active';"
+            in second.read_text())
+    assert _enum_values(database_url) == ["active", "pending", "blocked"]
+    pg_cluster.drop_database(name)
