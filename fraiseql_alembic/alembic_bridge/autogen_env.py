@@ -4,9 +4,11 @@
 When our env.py runs for one of them, the models come from the project setting
 (:func:`~fraiseql_alembic.settings.models_setting`); the schema is built in a shadow
 database (``FRAISEQL_SHADOW_DATABASE_URL``, else a throwaway PostgreSQL) by our own
-engine, and Alembic is configured on it with :func:`.autogen.options` (our bookkeeping
-tables filtered out).  ``alembic revision --autogenerate`` then writes the numbered SQL
-file ``fraiseql migrate create --autogenerate`` writes, through
+engine (a folder with ``.py`` revisions by a nested Alembic ``upgrade``, after which this
+run's ``context`` proxy is put back), and Alembic is configured on it with
+:func:`.autogen.options` (our bookkeeping tables filtered out).  ``alembic revision
+--autogenerate`` then writes the numbered SQL file ``fraiseql migrate create
+--autogenerate`` writes, through
 :func:`.revision.write_sql_revision`, instead of a ``.py`` revision (``--rev-id`` or
 ``fraiseql_revision_format = python`` keep the ``.py``).  A connection handed to env.py
 (pytest-alembic) is compared as it is: the caller built it.
@@ -40,7 +42,7 @@ from ..settings import (
     shadow_database_url,
 )
 from .autogen import comparison_of, options, schemas_of
-from .commands import revisions
+from .commands import alembic_config, revisions, upgrade
 from .generate import finish, header_of
 from .models import load_metadata
 from .plugin import PYTHON_REVISIONS, as_command_error, config_option, revision_format
@@ -92,7 +94,8 @@ def autogenerate_run(config: Config, command: str) -> AutogenerateRun | None:
 @contextmanager
 def shadow(run: AutogenerateRun, config: Config, live_url: str | None,
            history_schema: str) -> Iterator[str]:
-    """A shadow database holding the folder's migrations, applied by our engine."""
+    """A shadow database holding the folder's migrations, applied by our engine (or by
+    Alembic, when the folder has ``.py`` revisions)."""
     url, _ = shadow_database_url()
     # private Alembic API: the resolved version_locations, as Alembic itself reads them
     locations = [Path(each) for each in context.script._version_locations]  # noqa: SLF001
@@ -103,18 +106,21 @@ def shadow(run: AutogenerateRun, config: Config, live_url: str | None,
     with shadow_database(url, live_url=live_url) as shadow_url:
         settings = replace(resolve(locations[0], shadow_url, environ={}),
                            history_schema=history_schema)
-        _build(settings, run)
+        _build(settings)
         yield shadow_url
 
 
-def _build(settings: Settings, run: AutogenerateRun) -> None:
+def _build(settings: Settings) -> None:
     scripts, directory = revisions(settings)
-    if directory is not None:
-        raise as_command_error(ConfigError(
-            f"alembic {run.command or 'autogenerate'} in our environment builds the "
-            "migrations' schema with fraiseql's engine, which runs SQL files alone, and this "
-            "folder has .py revisions: run `fraiseql migrate check --models` or "
-            "`fraiseql migrate create NAME --autogenerate` instead"))
+    if directory is not None:  # .py revisions: Alembic runs the folder, nested in this run
+        progress = Progress(None)
+        with migration_lock(settings, progress, None), _outer_context_kept():
+            try:
+                upgrade(alembic_config(settings, progress, lock_held=True,
+                                       directory=directory), "heads", lambda: progress.current)
+            except MigrationError as err:
+                raise as_command_error(err) from err
+        return
     steps = []
     for script in scripts:
         migration = sql_migration(script)
@@ -126,6 +132,18 @@ def _build(settings: Settings, run: AutogenerateRun) -> None:
     with migration_lock(settings, progress, None) as connection:
         if steps:
             run_direct(settings, progress, None, steps, connection)
+
+
+@contextmanager
+def _outer_context_kept() -> Iterator[None]:
+    """Alembic's ``context`` proxy of this run, put back after a nested Alembic command
+    (whose EnvironmentContext removes the proxy when it ends, leaving none)."""
+    # private Alembic API: the EnvironmentContext the `context` module proxies to
+    outer = context._proxy  # type: ignore[attr-defined]  # noqa: SLF001
+    try:
+        yield
+    finally:
+        outer._install_proxy()  # noqa: SLF001
 
 
 def configure_options(run: AutogenerateRun, *, given: bool) -> dict[str, Any]:
