@@ -457,3 +457,25 @@ def shadow_database_url(
     if environ.get(SHADOW_URL_ENV):
         return environ[SHADOW_URL_ENV], SHADOW_URL_ENV
     return None, None
+
+
+def drift_ignore(cwd: Path | None = None) -> tuple[object, ...]:
+    """``ignore`` under ``[tool.fraiseql.drift]`` in pyproject.toml: what ``fraiseql migrate
+    drift`` leaves out (globs on object names, ``KIND:GLOB``; checked by
+    :func:`fraiseql_alembic.project.drift.check_patterns`); empty without one."""
+    table = _pyproject_settings(cwd or Path.cwd(), "drift")
+    for key in table:
+        if key != "ignore":
+            raise ConfigError(f"{key} in {DRIFT_SOURCE} is not a drift setting; use ignore "
+                              "(docs/drift.md)")
+    value = table.get("ignore", [])
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        raise ConfigError(f"ignore in {DRIFT_SOURCE} must be a list of patterns, e.g. "
+                          'ignore = ["public.tmp_*", "extension:pg_stat_statements"]')
+    return tuple(value)
+
+
+#: Where :func:`drift_ignore` reads its patterns (named in errors about them).
+DRIFT_SOURCE = "[tool.fraiseql.drift] in pyproject.toml"

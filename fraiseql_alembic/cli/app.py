@@ -167,6 +167,8 @@ VERBS: dict[str, Verb] = {
                  "Find risky operations in migrations (default: every file in the folder)."),
     "check": Verb(_VERBS_MODULE, "check",
                   "Check the migrations folder before merging; no database needed."),
+    "drift": Verb("fraiseql_alembic.cli.drift", "drift",
+                  "Compare the live schema with what its applied migrations build."),
 }
 
 

@@ -5,9 +5,10 @@ is refused when it is the live one (``DATABASE_URL``: the same server and databa
 apart by what the servers say of themselves, not by the URLs' text), and **emptied**
 before and after: every schema except PostgreSQL's own (``pg_catalog``,
 ``information_schema``, ``pg_toast``, temporary schemas) is dropped with everything in
-it, and ``public`` is created again as a new database has it.  Without a URL, a
-throwaway PostgreSQL (:class:`~fraiseql_alembic.devdb.DevCluster`) is started, and
-stopped and removed afterwards.
+it, and ``public`` is created again as a new database has it (owner, privileges,
+comment).  Without a URL, a throwaway PostgreSQL
+(:class:`~fraiseql_alembic.devdb.DevCluster`) is started, and stopped and removed
+afterwards.
 """
 
 from __future__ import annotations
@@ -109,6 +110,8 @@ def empty(url: str) -> None:
             else:
                 cursor.execute("CREATE SCHEMA public")
                 cursor.execute("GRANT ALL ON SCHEMA public TO PUBLIC")
+            # as a new database has it, so that drift does not report its comment
+            cursor.execute("COMMENT ON SCHEMA public IS 'standard public schema'")
     except Exception as err:
         if isinstance(err, MigrationError):
             raise
