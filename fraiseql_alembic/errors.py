@@ -157,10 +157,11 @@ class FileAccessError(MigrationError):
     read-only file system, ...): see :func:`file_access_error`."""
 
 
-def shown_path(path: str | os.PathLike[str]) -> str:
-    """``path`` relative to the current directory when it is below it, else as it is."""
+def shown_path(path: str | os.PathLike[str], cwd: Path | None = None) -> str:
+    """``path`` relative to the current directory when it is below it, else as it is.
+    ``cwd``: the current directory, when the caller shows many paths (one lookup)."""
     try:
-        return str(Path(path).absolute().relative_to(Path.cwd()))
+        return str(Path(path).absolute().relative_to(Path.cwd() if cwd is None else cwd))
     except (ValueError, OSError):
         return str(path)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import importlib
 import sys
-import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, ParamSpec, TypeVar
@@ -93,11 +92,15 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
             # An OSError is one that no verb put into words (errors.py does).
             error = file_access_error(err) if isinstance(err, OSError) else err
             if state.verbose:
+                import traceback  # lazy: ~3 ms that only --verbose on a failure needs
+
                 click.echo(redact(traceback.format_exc(), secret), err=True)
             click.echo(f"Error: {redact(error.message, secret)}", err=True)
             ctx.exit(error.exit_code)
         except Exception as err:  # a bug or an unforeseen failure: still one line
             if state.verbose:
+                import traceback  # lazy: ~3 ms that only --verbose on a failure needs
+
                 click.echo(redact(traceback.format_exc(), secret), err=True)
                 hint = ""
             else:

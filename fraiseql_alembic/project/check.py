@@ -396,6 +396,11 @@ def lint_files(
         chosen = [(name, path) for name, path in chosen
                   if path.name in changed and path.resolve().parent == inside]
     resolved: dict[Path, Path] = {}  # each path resolved once (a system call per part)
+    if in_folder:  # the folder's files: the folder resolved once, then one lstat a file
+        folder_real = folder.resolve()
+        for _, path in in_folder:
+            if not path.is_symlink():  # (a link is followed by resolve(), below)
+                resolved[path] = folder_real / path.name
 
     def real(path: Path) -> Path:
         found = resolved.get(path)
@@ -409,6 +414,10 @@ def lint_files(
     reported = {real(path) for _, path in chosen if not excluded(path, options.exclude)}
     parsed: list[ParsedMigration] = []
     shown: dict[str, str] = {}
+    try:
+        cwd: Path | None = Path.cwd()  # once, not per file
+    except OSError:  # the current directory is gone: paths are shown as they are
+        cwd = None
     for name, path in order:
         try:
             migration = loader.read_migration(name, path)
@@ -418,7 +427,7 @@ def lint_files(
             continue  # read only for context
         parsed.append(migration)
         if real(path) in reported:
-            shown[name.filename] = shown_path(real(path))
+            shown[name.filename] = shown_path(real(path), cwd) if cwd else str(real(path))
     findings = lint_migrations(parsed, lock_timeout=lock_timeout, report=shown, policy=policy)
     return LintRun([replace(finding, file=shown[finding.file]) for finding in findings],
                    [path for _, path in chosen if real(path) in reported])

@@ -110,19 +110,20 @@ def _is_file(entry: os.DirEntry[str], *, named_like_a_migration: bool) -> bool:
     """Whether ``entry`` is a file (or a link to one).  Anything else named like a
     migration is an error naming it, never silently passed over: a folder, a symbolic
     link to nothing, a link loop."""
-    where = shown_path(entry.path)
     try:
         if entry.is_file():
             return True
     except OSError as err:  # ELOOP: a symbolic link loop
         if not named_like_a_migration:
             return False
+        where = shown_path(entry.path)
         raise MigrationLayoutError(
             f"{where} is named like a migration but cannot be read: "
             f"{os_reason(err, where)}"
         ) from err
     if not named_like_a_migration:
         return False
+    where = shown_path(entry.path)  # only for the error: a path per file costs (lint)
     if entry.is_dir():
         what = "a folder, not a file"
         fix = "move it out of the migrations folder, or rename it so it does not end in .sql"

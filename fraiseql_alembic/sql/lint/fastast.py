@@ -25,7 +25,11 @@ _INTEGERS = frozenset({"int", "int16", "int32", "uint32", "uint64", "int64", "lo
                        "SubTransactionId", "AclMode", "double", "float"})
 _VALUES = {"ival": ast.Integer, "fval": ast.Float, "sval": ast.String,
            "boolval": ast.Boolean, "bsval": ast.BitString}
-_PLANS: dict[str, list[tuple[str, str, _Builder, Any]]] = {}
+_PLANS: dict[str, list[tuple[str, str, _Builder | None, Any]]] = {}
+#: Each kind's class and plan, looked up once (:func:`_node` runs for every node).
+_KINDS: dict[str, tuple[type[ast.Node], list[tuple[str, str, _Builder | None, Any]]]] = {}
+_new = object.__new__
+_set = object.__setattr__
 
 
 def parse_statements(sql: str) -> list[ast.Node]:
@@ -50,24 +54,33 @@ def _same_offset(offset: int) -> int:
 def _build(value: Any, where: Callable[[int], int]) -> Any:
     """A JSON value of a ``Node*`` or ``List*`` slot: ``{"Kind": {...}}`` or a list."""
     if isinstance(value, list):
-        return tuple(_build(item, where) for item in value)
+        return tuple([_build(item, where) for item in value])
     if isinstance(value, dict):
         ((kind, fields),) = value.items()
         if kind == "List":
-            return tuple(_build(item, where) for item in fields.get("items", ()))
+            return tuple([_build(item, where) for item in fields.get("items", ())])
         return _node(kind, fields, where)
     return value
 
 
 def _node(kind: str, fields: dict[str, Any], where: Callable[[int], int]) -> ast.Node:
-    cls: type[ast.Node] = getattr(ast, kind)
-    node: ast.Node = object.__new__(cls)
+    known = _KINDS.get(kind)
+    if known is None:
+        known = _KINDS[kind] = (getattr(ast, kind), _plan(kind))
+    cls, plan = known
+    node: ast.Node = _new(cls)
     if kind == "A_Const":
         _a_const(node, fields, where)
         return node
-    for name, key, build, default in _plan(kind):
-        raw = fields.get(key)
-        object.__setattr__(node, name, default if raw is None else build(raw, where))
+    get = fields.get
+    for name, key, build, default in plan:
+        raw = get(key)
+        if raw is None:
+            _set(node, name, default)
+        elif build is None:  # a scalar, as JSON gives it
+            _set(node, name, raw)
+        else:
+            _set(node, name, build(raw, where))
     return node
 
 
@@ -83,9 +96,9 @@ def _a_const(node: ast.Node, fields: dict[str, Any], where: Callable[[int], int]
     object.__setattr__(node, "val", value)  # pglast's A_Const keeps no location
 
 
-def _plan(kind: str) -> list[tuple[str, str, _Builder, Any]]:
+def _plan(kind: str) -> list[tuple[str, str, _Builder | None, Any]]:
     """For each slot of ``kind``: its JSON key (``def`` for ``def_``), how to build it from
-    JSON, and its value when absent."""
+    JSON (None: the JSON value as it is), and its value when absent."""
     plan = _PLANS.get(kind)
     if plan is not None:
         return plan
@@ -115,7 +128,7 @@ def _plan(kind: str) -> list[tuple[str, str, _Builder, Any]]:
         else:  # another scalar typedef (RelFileNumber, ...): by its Python type
             types = info.py_type if isinstance(info.py_type, tuple) else (info.py_type,)
             build, default = _same, 0 if int in types else None
-        plan.append((name, name.rstrip("_"), build, default))
+        plan.append((name, name.rstrip("_"), None if build is _same else build, default))
     _PLANS[kind] = plan
     return plan
 

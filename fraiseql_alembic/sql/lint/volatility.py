@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from pglast import ast
 
-from . import builtin_volatility as builtin
 from .state import Catalog, FileState, text_of, walk
 
 _LETTER = {"immutable": "i", "stable": "s", "volatile": "v"}
@@ -61,6 +60,9 @@ def _volatility(schema: str | None, name: str, state: FileState,
 
 
 def _builtin(name: str) -> str | None:
+    # lazy: ~5 ms of tables, which only a default or expression calling a function needs
+    from . import builtin_volatility as builtin
+
     if name in builtin.MIXED:
         return builtin.MIXED[name]
     for letter, names in (("i", builtin.IMMUTABLE), ("s", builtin.STABLE),
