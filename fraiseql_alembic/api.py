@@ -575,9 +575,18 @@ def drift(
     MigrationLayoutError; an applied file changed since is built as it is now (a warning).
     The live database is only read.
     """
+    patterns = _drift_patterns(ignore, cwd)
+    url, _ = shadow_url_setting(shadow_database_url)
+    return _drift(settings, url, patterns, on_step)
+
+
+def _drift_patterns(ignore: Sequence[str] | None, cwd: Path | None) -> tuple[str, ...]:
     where = DRIFT_SOURCE if ignore is None else "ignore="
-    patterns = drift_rules.check_patterns(
-        drift_ignore(cwd) if ignore is None else ignore, where)
+    return drift_rules.check_patterns(drift_ignore(cwd) if ignore is None else ignore, where)
+
+
+def _drift(settings: Settings, url: str | None, patterns: tuple[str, ...],
+           on_step: Callable[[str], None] | None) -> DriftReport:
     live_url = settings.require_url()
     report = status(settings)
     _refuse_unknown_schema(report)
@@ -585,7 +594,6 @@ def drift(
     warnings = tuple(f"{row.filename} changed after it was applied: the expected schema is "
                      "built from the file as it is now" for row in report.rows
                      if row.state == status_view.MODIFIED)
-    url, _ = shadow_url_setting(shadow_database_url)
     shown_shadow = mask_url(url) if url else THROWAWAY
 
     def step(line: str) -> None:
@@ -609,6 +617,38 @@ def drift(
     live = read_catalog(live_url)
     return DriftReport(drift_rules.compare(live, expected, patterns), applied, shown_shadow,
                        live, expected, patterns, warnings)
+
+
+def drift_fleet(
+    settings: Settings,
+    fleet: Fleet,
+    *,
+    shadow_database_url: str | None = None,
+    ignore: Sequence[str] | None = None,
+    cwd: Path | None = None,
+    on_step: Callable[[str], None] | None = None,
+    on_end: Callable[[TargetOutcome[DriftReport]], None] | None = None,
+    cancel: CancelToken | None = None,
+) -> FleetResult[DriftReport]:
+    """:func:`drift` of every target of ``fleet`` (``drift --targets``), one after the
+    other in one shadow database (started once when none is given); a target that
+    cannot be compared is ``failed`` and the others are still compared.  Targets with a
+    ``schema`` are refused (UsageError): their schema alone would need comparing."""
+    tenants = [target.name for target in fleet.targets if target.schema is not None]
+    if tenants:
+        raise UsageError(f"drift --targets compares whole databases, and target {tenants[0]} "
+                         "is a schema; run drift on its database instead")
+    patterns = _drift_patterns(ignore, cwd)
+    url, _ = shadow_url_setting(shadow_database_url)
+
+    def started(what: str) -> None:
+        if on_step is not None:
+            on_step(f"Starting {what} for the shadow database")
+
+    with shadow_database(url, on_start=started) as shadow:
+        return on_fleet(settings, fleet, lambda own, _: _drift(own, shadow, patterns, None),
+                        jobs=1, max_failures=None, in_waves=False, on_end=on_end,
+                        cancel=cancel)
 
 
 def _refuse_unknown_schema(report: status_view.StatusReport) -> None:

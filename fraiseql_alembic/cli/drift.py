@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from .. import api
+from ..engine.fleet import FAILED, TargetOutcome
 from ..project.drift import Difference, shown_value
-from ..settings import resolve
+from ..settings import Settings, resolve
 from .app import common_options, handle_errors
+from .fleet import FleetFlags, check_single, fleet_options, load_fleet
 from .render import CHECK, PROBLEM_MARK, plural
+from .signals import run_interruptible
 
 #: The exit code when the live schema differs from what its applied migrations build.
 EXIT_DRIFT = 3
@@ -35,11 +39,12 @@ _SHORT = 60  # longer values (or several lines) are shown by --diff, not in the 
               help="An empty database to build the applied migrations' schema in, emptied "
               "before and after (default: $FRAISEQL_SHADOW_DATABASE_URL, else a throwaway "
               "PostgreSQL).")
+@fleet_options(policy=False)
 @common_options
 @handle_errors
 def drift(as_diff: bool, as_json: bool, ignore: tuple[str, ...],
-          shadow_database_url: str | None, path: Path | None, database_url: str | None
-          ) -> None:
+          shadow_database_url: str | None, fleet: FleetFlags, path: Path | None,
+          database_url: str | None) -> None:
     """Compare the live schema with what its applied migrations build.
 
     Builds the schema of the migrations applied to the database in a shadow database,
@@ -49,10 +54,16 @@ def drift(as_diff: bool, as_json: bool, ignore: tuple[str, ...],
     if as_diff and as_json:
         raise click.UsageError("--diff cannot be combined with --json (the JSON holds "
                                "both sides of each difference)")
+    on_step = None if as_json else lambda line: click.echo(f"{line}...", err=True)
+    if fleet.targets is not None:
+        _on_targets(resolve(path, None), fleet, database_url, as_diff=as_diff,
+                    as_json=as_json, ignore=ignore or None,
+                    shadow_database_url=shadow_database_url, on_step=on_step)
+        return
+    check_single(fleet)
     report = api.drift(
         resolve(path, database_url), shadow_database_url=shadow_database_url,
-        ignore=ignore or None,
-        on_step=None if as_json else lambda line: click.echo(f"{line}...", err=True),
+        ignore=ignore or None, on_step=on_step,
     )
     if as_json:
         click.echo(json.dumps({
@@ -73,6 +84,57 @@ def drift(as_diff: bool, as_json: bool, ignore: tuple[str, ...],
                     expected_name=f"applied migrations (built in {report.shadow})"):
                 click.echo(line)
     if not report.identical:
+        sys.exit(EXIT_DRIFT)
+
+
+def _on_targets(settings: Settings, flags: FleetFlags, database_url: str | None, *,
+                as_diff: bool, as_json: bool, ignore: tuple[str, ...] | None,
+                shadow_database_url: str | None, on_step: Callable[[str], None] | None
+                ) -> None:
+    """``drift --targets``: each target's list as it ends (``[name]`` before each line),
+    then a summary; exit 1 when a target could not be compared, else 3 when one drifted."""
+    if flags.jobs is not None:
+        raise click.UsageError("--jobs cannot be combined with drift: the targets are "
+                               "compared one at a time, in one shadow database")
+    fleet = load_fleet(flags, database_url)
+
+    def ended(outcome: TargetOutcome[api.DriftReport]) -> None:
+        if as_json:
+            return
+        name = outcome.target.name
+        if outcome.result is None:
+            click.echo(f"[{name}] {PROBLEM_MARK} Could not compare: {outcome.error}")
+            return
+        lines = render_drift(outcome.result)
+        if as_diff and not outcome.result.identical:
+            lines += outcome.result.unified_diff(live_name=name, expected_name="expected")
+        for warning in outcome.result.warnings:
+            click.echo(f"[{name}] warning: {warning}", err=True)
+        for line in lines:
+            click.echo(f"[{name}] {line}")
+
+    result = run_interruptible(lambda token: api.drift_fleet(
+        settings, fleet, shadow_database_url=shadow_database_url, ignore=ignore,
+        on_step=on_step, on_end=ended, cancel=token))
+    reports = [outcome.result for outcome in result.outcomes]
+    drifted = sum(1 for report in reports if report is not None and not report.identical)
+    failed = len(result.having(FAILED))
+    if as_json:
+        click.echo(json.dumps({"targets": [
+            {"target": outcome.target.name, "url": outcome.target.shown_url,
+             "state": outcome.state, "error": outcome.error,
+             "identical": outcome.result.identical if outcome.result else None,
+             "applied": list(outcome.result.applied) if outcome.result else None,
+             "differences": [each.as_json() for each in outcome.result.differences]
+             if outcome.result else None} for outcome in result.outcomes],
+            "totals": {"identical": len(reports) - drifted - failed, "drifted": drifted,
+                       "failed": failed}}, indent=2))
+    else:
+        click.echo(f"{plural(len(reports), 'target')}: {len(reports) - drifted - failed} "
+                   f"identical, {drifted} drifted, {failed} could not be compared")
+    if failed:
+        sys.exit(1)
+    if drifted:
         sys.exit(EXIT_DRIFT)
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import psycopg2
 import pytest
-from conftest import Project
+from conftest import Cli, Project, Tenants
 
 from fraiseql_alembic import api, settings
 from fraiseql_alembic.cli.drift import EXIT_DRIFT
@@ -249,3 +249,44 @@ def test_a_missing_applied_file_is_refused(applied: Project, shadow_url: str) ->
     applied.write("002_other.sql", "-- migrate:up\nSELECT 1;\n-- migrate:down\nSELECT 1;\n")
     with pytest.raises(MigrationLayoutError):
         _drift(applied, shadow_url)
+
+
+def test_targets_are_compared_one_by_one(project: Project, tenants: Tenants, cli: Cli,
+                                         shadow_url: str) -> None:
+    """drift --targets: each database against what its own applied migrations build, in
+    one shadow database; one changed by hand exits 3, one that cannot be read exits 1."""
+    project.write("001_schema.sql", SCHEMA)
+    project.write("002_more.sql", "-- migrate:up\nCREATE TABLE app.tb_more (id int);\n"
+                  "-- migrate:down\nDROP TABLE app.tb_more;\n")
+    first, second = tenants(2)
+    targets = project.root / "targets.toml"
+    targets.write_text(f'[targets.one]\nurl = "{first}"\n[targets.two]\nurl = "{second}"\n',
+                       encoding="utf-8")
+    assert cli("migrate", "up", "--database-url", first).exit_code == 0
+    assert cli("migrate", "up", "--steps", "1", "--database-url", second).exit_code == 0
+    result = cli("migrate", "drift", "--targets", str(targets), "--shadow-database-url",
+                 shadow_url)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        "[one] ✓ No drift: the database's schema is what the 2 migrations applied to it "
+        "build",
+        "[two] ✓ No drift: the database's schema is what the 1 migration applied to it build",
+        "2 targets: 2 identical, 0 drifted, 0 could not be compared"]
+    _execute(second, "DROP INDEX app.ix_user_email")
+    result = cli("migrate", "drift", "--targets", str(targets), "--shadow-database-url",
+                 shadow_url, "--json")
+    assert result.exit_code == EXIT_DRIFT, result.output
+    document = json.loads(result.stdout)
+    assert [(row["target"], row["identical"]) for row in document["targets"]] == [
+        ("one", True), ("two", False)]
+    assert [(each["kind"], each["name"]) for each in document["targets"][1]["differences"]
+            ] == [("index", "app.ix_user_email")]
+    targets.write_text(targets.read_text(encoding="utf-8") + '[targets.gone]\n'
+                       'url = "postgresql://nobody@127.0.0.1:1/none"\n', encoding="utf-8")
+    result = cli("migrate", "drift", "--targets", str(targets), "--shadow-database-url",
+                 shadow_url)
+    assert result.exit_code == 1, result.output
+    assert "[two]   index app.ix_user_email: missing from the database" in result.stdout
+    assert "[gone] ✗ Could not compare: " in result.stdout
+    assert result.stdout.splitlines()[-1] == (
+        "3 targets: 1 identical, 1 drifted, 1 could not be compared")
