@@ -581,7 +581,7 @@ def drift(
 
 
 def _drift_patterns(ignore: Sequence[str] | None, cwd: Path | None) -> tuple[str, ...]:
-    where = DRIFT_SOURCE if ignore is None else "ignore="
+    where = DRIFT_SOURCE if ignore is None else "ignore pattern"
     return drift_rules.check_patterns(drift_ignore(cwd) if ignore is None else ignore, where)
 
 

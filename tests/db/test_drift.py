@@ -242,6 +242,8 @@ def test_ignore_patterns_from_the_config_and_the_option(applied: Project,
         '[tool.fraiseql.drift]\nignore = ["views:app.*"]\n', encoding="utf-8")
     with pytest.raises(ConfigError, match=r"'views:app\.\*' names no kind of object"):
         _drift(applied, shadow_url)
+    with pytest.raises(ConfigError, match=r"^ignore pattern: 'table:' has no glob after table:"):
+        _drift(applied, shadow_url, ignore=["table:"])
 
 
 def test_a_missing_applied_file_is_refused(applied: Project, shadow_url: str) -> None:
