@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg2
 import pytest
@@ -292,3 +293,22 @@ def test_targets_are_compared_one_by_one(project: Project, tenants: Tenants, cli
     assert "[gone] ✗ Could not compare: " in result.stdout
     assert result.stdout.splitlines()[-1] == (
         "3 targets: 1 identical, 1 drifted, 1 could not be compared")
+
+
+def test_refused_combinations(project: Project, cli: Cli, tmp_path: Path) -> None:
+    """--diff with --json, --jobs, a fleet option without --targets, a schema target: exit 2
+    before anything is built."""
+    targets = tmp_path / "tenants.toml"
+    targets.write_text(f'[targets.acme]\nurl = "{project.database_url}"\nschema = "acme"\n',
+                       encoding="utf-8")
+    for args, message in (
+        (["--diff", "--json"], "--diff cannot be combined with --json"),
+        (["--targets", str(targets), "--jobs", "2"], "--jobs cannot be combined with drift"),
+        (["--wave", "canary"], "--wave needs --targets FILE"),
+        (["--targets", str(targets)], "target acme is a schema; run drift on its database"),
+    ):
+        result = cli("migrate", "drift", *args,
+                     env={"DATABASE_URL": None if "--targets" in args
+                          else project.database_url})
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.stderr, (args, result.stderr)
