@@ -18,10 +18,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from alembic import __version__ as alembic_version
 from alembic.autogenerate import produce_migrations
 from alembic.operations import ops
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Enum, MetaData
+from sqlalchemy import CheckConstraint, Enum, MetaData
 from sqlalchemy.engine import Connection
 
 from ..engine.database import connect
@@ -86,6 +87,8 @@ class Comparison:
     # (the type in the database, in the models) when the models add values to it
     added_values: tuple[tuple[EnumType, EnumType], ...] = ()
     notes: list[str] = field(default_factory=list)  # for the file header
+    # what this Alembic could not compare (also in notes): the commands say it too
+    unchecked: list[str] = field(default_factory=list)
     known_enums: frozenset[tuple[str | None, str]] = frozenset()  # exist, or made here
     # the database's columns of each enum type (read when alembic-postgresql-enum is loaded)
     enum_columns: Mapping[tuple[str | None, str], tuple[EnumColumn, ...]] = field(
@@ -176,6 +179,8 @@ def comparison_of(
     }
     comparison = Comparison(upgrade, default,
                             new_schemas=tuple(name for name in schemas if name not in existing))
+    comparison.unchecked = _unchecked_constraints(metadata, upgrade)
+    comparison.notes += comparison.unchecked
     models = _model_enums(metadata, default)
     if pgenum.active():  # alembic-postgresql-enum compares them: its operations are in upgrade
         comparison.known_enums = frozenset({*in_database, *models})
@@ -198,6 +203,30 @@ def comparison_of(
            if unseen else "")
     )
     return comparison
+
+
+def _unchecked_constraints(metadata: Sequence[MetaData], upgrade: ops.UpgradeOps) -> list[str]:
+    """Before Alembic 1.20 (no ``checkconstraint_byname``), the CHECK constraints of the
+    models' tables that exist already are not compared: name them, once."""
+    if _has_module(CHECK_PLUGIN):
+        return []
+    created = {(op.schema, op.table_name) for op in upgrade.ops
+               if isinstance(op, ops.CreateTableOp)}
+    found = []
+    for each in metadata:
+        for table in each.tables.values():
+            if (table.schema, table.name) in created:
+                continue  # written with its new table
+            for constraint in sorted(
+                    (c for c in table.constraints if isinstance(c, CheckConstraint)),
+                    key=lambda c: str(c.name) if isinstance(c.name, str) else ""):
+                name = constraint.name if isinstance(constraint.name, str) else "unnamed"
+                found.append(f"{table.fullname}.{name}")
+    if not found:
+        return []
+    return [f"CHECK constraints on existing tables were not compared ({', '.join(found)}): "
+            f"Alembic {alembic_version} has no {CHECK_PLUGIN} (Alembic 1.20+ compares named "
+            "ones); compare them by hand, or upgrade Alembic"]
 
 
 def _model_enums(metadata: Sequence[MetaData], default: str) -> dict[

@@ -193,6 +193,8 @@ def _checker(run: AutogenerateRun) -> Any:
               directives: list[ops.MigrationScript]) -> None:
         comparison = comparison_of(_connection(migration_context), run.metadata,
                                    directives[0].upgrade_ops_list[-1])
+        for line in comparison.unchecked:
+            util.msg(f"Note: {line}")
         extra = [f"enum type {enum.name}" for enum in comparison.new_enums] + [
             f"values of enum {current.name}" for current, _ in comparison.added_values]
         if extra and directives[0].upgrade_ops_list[-1].is_empty():

@@ -47,6 +47,15 @@ class Generated:
     data_loss: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    unchecked: tuple[str, ...] = ()  # what this Alembic could not compare (also in notes)
+
+
+@dataclass(frozen=True)
+class ModelCheck:
+    """What ``check --models`` found: each difference, and what could not be compared."""
+
+    differences: tuple[str, ...]
+    unchecked: tuple[str, ...] = ()
 
 
 def generate(
@@ -78,12 +87,13 @@ def generate(
         build(replace(settings, database_url=url, url_source="the shadow database"))
         comparison = compare(url, metadata)
     if comparison.empty:
-        return Generated(None, where)
+        return Generated(None, where, unchecked=tuple(comparison.unchecked))
     rendered = render(comparison)
     path = scaffold.create(settings.path, name, up=rendered.up, down=rendered.down,
                            header=header_of(models, rendered), heads=heads)
     finish(path, rendered)
-    return Generated(path, where, rendered.data_loss, rendered.warnings, rendered.header)
+    return Generated(path, where, rendered.data_loss, rendered.warnings, rendered.header,
+                     tuple(comparison.unchecked))
 
 
 def header_of(models: ModelsSetting, rendered: Rendered,
@@ -109,9 +119,10 @@ def model_differences(
     *,
     shadow_url: str | None,
     build: Callable[[Settings], object],
-) -> tuple[str, ...]:
-    """What differs between the models and the migrations' schema, one line each (empty:
-    they agree); the schema is built as :func:`generate` builds it."""
+) -> ModelCheck:
+    """What differs between the models and the migrations' schema, one line each (none:
+    they agree), and what the installed Alembic could not compare; the schema is built as
+    :func:`generate` builds it."""
     if models is None:
         raise ConfigError(NO_MODELS.replace("for --autogenerate", "for --models", 1))
     metadata = load_metadata(models)
@@ -129,7 +140,7 @@ def model_differences(
     found += [f"enum {_name(current.schema, current.name)} lacks "
               f"{', '.join(repr(v) for v in model.values if v not in current.values)} in the "
               "migrations" for current, model in comparison.added_values]
-    return tuple(found)
+    return ModelCheck(tuple(found), tuple(comparison.unchecked))
 
 
 def _described(diff: Any) -> str:
