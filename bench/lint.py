@@ -4,6 +4,10 @@ Writes a folder of N realistic migrations (tables with constraints, indexes, col
 changes, backfills, views, functions, DO blocks, comments; about a third of them with a
 finding), then times, in one run and alternating, each tool on it as a user runs it (a
 new process), at several sizes to show how the time grows with the number of files.
+fraiseql runs twice each round: as the environment says (here PYTHONDONTWRITEBYTECODE=1,
+so Python compiles every module of ours at each start) and with bytecode (that variable
+unset, the .pyc files in a cache folder of the benchmark's, as a CI machine whose
+packages pip installed, and compiled, has them).
 squawk (PyPI `squawk-cli`) is installed into a throwaway virtualenv, never into the
 project.  Results go to bench/lint-results.md.
 
@@ -134,13 +138,14 @@ def install_squawk(where: Path) -> Path:
     return venv / "bin" / "squawk"
 
 
-def timed(argv: list[str], cwd: Path) -> tuple[float, float]:
+def timed(argv: list[str], cwd: Path, env: dict[str, str] | None = None
+          ) -> tuple[float, float]:
     """Wall-clock and CPU (user + system) seconds of one run.  CPU time is what the tool
     itself costs; on a shared machine the wall clock also counts the wait for a core."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          check=False)
+                          check=False, env=env)
     elapsed = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode not in (0, 1):  # findings make both tools exit 1
@@ -162,6 +167,9 @@ def main() -> None:
         squawk = Path(args.squawk) if args.squawk else install_squawk(work)
         version = subprocess.run([str(squawk), "--version"], capture_output=True, text=True,
                                  check=True).stdout.strip()
+        bytecode = {key: value for key, value in os.environ.items()
+                    if key != "PYTHONDONTWRITEBYTECODE"}
+        bytecode["PYTHONPYCACHEPREFIX"] = str(work / "pycache")  # not in the project
         rows: list[Row] = []
         for size in [0, *sizes]:  # 0: an empty folder, what starting each tool costs
             project = work / f"p{size}"
@@ -169,16 +177,21 @@ def main() -> None:
             files = sorted(str(path) for path in (project / "migrations").glob("*.sql"))
             ours = [str(FRAISEQL), "migrate", "lint"]
             theirs = [str(squawk), *files] if files else [str(squawk), "--help"]
-            timed(ours, project)  # warm the page cache and the bytecode
+            timed(ours, project)  # warm the page cache
+            timed(ours, project, bytecode)  # ... and write the bytecode
             timed(theirs, project)
-            runs: dict[str, list[tuple[float, float]]] = {"fraiseql": [], "squawk": []}
-            for _ in range(args.runs):  # alternate, so that drift hits both alike
+            runs: dict[str, list[tuple[float, float]]] = {
+                "fraiseql": [], "bytecode": [], "squawk": []}
+            for _ in range(args.runs):  # alternate, so that drift hits all alike
                 runs["fraiseql"].append(timed(ours, project))
+                runs["bytecode"].append(timed(ours, project, bytecode))
                 runs["squawk"].append(timed(theirs, project))
             row = Row(size, *(statistics.median(run[index] for run in runs[tool])
-                              for tool in ("fraiseql", "squawk") for index in (0, 1)))
+                              for tool in ("fraiseql", "squawk", "bytecode")
+                              for index in (0, 1)))
             rows.append(row)
             print(f"{size} files: fraiseql {row.ours_wall:.3f} s (cpu {row.ours_cpu:.3f}), "
+                  f"with bytecode {row.bytecode_wall:.3f} s (cpu {row.bytecode_cpu:.3f}), "
                   f"squawk {row.theirs_wall:.3f} s (cpu {row.theirs_cpu:.3f})", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -192,6 +205,8 @@ class Row:
     ours_cpu: float
     theirs_wall: float
     theirs_cpu: float
+    bytecode_wall: float  # fraiseql with bytecode (PYTHONDONTWRITEBYTECODE unset)
+    bytecode_cpu: float
 
 
 def write_report(out: Path, rows: list[Row], squawk_version: str, runs: int) -> None:
@@ -204,20 +219,27 @@ def write_report(out: Path, rows: list[Row], squawk_version: str, runs: int) -> 
         "(squawk-cli, in a throwaway virtualenv). Each tool runs as a new process on the "
         "same folder of generated migrations (bench/lint.py's templates), alternating, "
         f"{runs} runs after a warm-up; medians. `fraiseql migrate lint` reads the folder "
-        "itself; squawk is given every file. CPU is user + system time of the process: "
+        "itself; squawk is given every file. fraiseql runs as the environment says "
+        f"(PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')!r}: "
+        "with 1, Python compiles our modules at every start) and, in the bytecode columns, "
+        "with that variable unset and the .pyc files cached (as on a CI machine whose "
+        "packages pip installed). CPU is user + system time of the process: "
         "the cost of the tool itself, steadier when the machine is shared; wall is the "
         f"clock. Load average when the report was written: {os.getloadavg()[0]:.1f} (on "
         f"{os.cpu_count()} CPUs; above that, wall times include waiting for a core).",
         "",
-        "| files | fraiseql wall (s) | fraiseql CPU (s) | squawk wall (s) | squawk CPU (s) "
-        "| wall ratio | CPU ratio |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| files | fraiseql wall (s) | fraiseql CPU (s) | with bytecode wall (s) "
+        "| with bytecode CPU (s) | squawk wall (s) | squawk CPU (s) | wall ratio "
+        "| CPU ratio | CPU ratio, bytecode |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         lines.append(f"| {row.files} | {row.ours_wall:.3f} | {row.ours_cpu:.3f} | "
+                     f"{row.bytecode_wall:.3f} | {row.bytecode_cpu:.3f} | "
                      f"{row.theirs_wall:.3f} | {row.theirs_cpu:.3f} | "
                      f"{row.ours_wall / row.theirs_wall:.2f} | "
-                     f"{row.ours_cpu / max(row.theirs_cpu, 1e-3):.2f} |")
+                     f"{row.ours_cpu / max(row.theirs_cpu, 1e-3):.2f} | "
+                     f"{row.bytecode_cpu / max(row.theirs_cpu, 1e-3):.2f} |")
     lines += [
         "",
         "Row 0 is an empty folder (squawk: `--help`): what starting each tool costs. Per "
