@@ -13,12 +13,11 @@ it.  Every failure is a :class:`~fraiseql_alembic.errors.MigrationError`.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from .alembic_bridge import commands
 from .alembic_bridge.commands import SqlRevision as SqlRevision
@@ -47,9 +46,6 @@ from .engine.fleet import (
     FleetResult,
     SchemaSessions,
     TargetOutcome,
-    prepare_schema,
-    resolve_targets,
-    run_fleet,
 )
 from .engine.plan import PlannedMigration as PlannedMigration
 from .engine.plan import Script, UpgradePlan
@@ -68,8 +64,12 @@ from .errors import (
     MigrationLayoutError,
     UsageError,
     plural,
-    shown_path,
 )
+from .fleetapi import DEFAULT_JOBS as DEFAULT_JOBS
+from .fleetapi import Fleet as Fleet
+from .fleetapi import fleet as fleet
+from .fleetapi import on_fleet as on_fleet
+from .fleetapi import target_settings as target_settings
 from .lintapi import LintReport as LintReport
 from .lintapi import lint as lint
 from .project import check as rules
@@ -79,13 +79,7 @@ from .project.scaffold import InitResult as InitResult
 from .project.scaffold import init as init
 from .project.scaffold import validate_name as validate_name
 from .project.targets import (
-    Shard,
     Target,
-    in_shard,
-    only_wave,
-    read_targets,
-    schema_url,
-    waves_of,
 )
 from .secrets import mask_url
 from .settings import DRIFT_SOURCE, Settings, drift_ignore, models_setting
@@ -741,109 +735,7 @@ def repair(
 
 
 # ---------------------------------------------------------------------------
-# fleets: one verb on many targets (project/targets.py, engine/fleet.py)
-
-R = TypeVar("R")
-
-#: ``--jobs`` when not given: targets migrated at the same time.  Each holds one to three
-#: connections on its server (the lock's, on which SQL files run; Alembic's; a lease's
-#: heartbeat).
-DEFAULT_JOBS = 4
-
-
-@dataclass(frozen=True)
-class Fleet:
-    """The targets of a fleet run, after queries, ``wave`` and ``shard`` were applied."""
-
-    file: Path
-    targets: tuple[Target, ...]
-    waves: tuple[str, ...] = ()  # the file's declared wave order
-
-
-def fleet(
-    file: Path,
-    *,
-    wave: str | None = None,
-    shard: Shard | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> Fleet:
-    """Read the targets file ``file`` (:mod:`.project.targets`), run its queries on their
-    control databases, and keep the targets of ``wave`` and of ``shard``, if given."""
-    environ = os.environ if environ is None else environ
-    parsed = read_targets(file, environ)
-    targets = resolve_targets(parsed, environ)
-    if wave is not None:
-        targets = only_wave(targets, wave, parsed.waves, shown_path(file))
-    if shard is not None:
-        targets = in_shard(targets, shard)
-    for target in targets:
-        schema_url(target)  # a URL that cannot take the schema is told before anything runs
-    return Fleet(file, tuple(targets), parsed.waves)
-
-
-def target_settings(settings: Settings, target: Target) -> Settings:
-    """``settings`` for one target of a fleet: its URL instead of the configured one; with
-    a ``schema``, that schema first on every session's search_path (so alembic_version and
-    what the migrations create are there) and the history tables and the lock's key in it."""
-    return replace(settings, database_url=schema_url(target), url_source=f"target {target.name}",
-                   history_schema=target.schema or settings.history_schema)
-
-
-def on_fleet(
-    settings: Settings,
-    fleet: Fleet,
-    verb: Callable[[Settings, Target], R],
-    *,
-    jobs: int = DEFAULT_JOBS,
-    max_failures: int | None = 1,
-    in_waves: bool = True,
-    create_schemas: bool = False,
-    check_schemas: bool = True,
-    on_end: Callable[[TargetOutcome[R]], None] | None = None,
-    cancel: CancelToken | None = None,
-) -> FleetResult[R]:
-    """Call ``verb(target's settings, target)`` for every target of ``fleet``, ``jobs`` at
-    a time; ``verb`` is one of this module's functions, so that each target behaves
-    exactly as a single run (its own connection, lock, checks, timeouts, retries)::
-
-        api.on_fleet(settings, fleet, lambda s, target: api.upgrade(s, cancel=token),
-                     cancel=token)
-
-    A target whose ``verb`` raises is ``failed`` (its one line kept, masked).  Once
-    ``max_failures`` targets failed (None: never) no new target starts and the running
-    ones finish.  ``in_waves``: wave by wave, a wave starting only if every target before
-    it succeeded.  ``cancel`` (the token ``verb`` passes on) stops every running target
-    and raises FleetInterrupted holding the result.  A folder with ``.py`` revisions runs
-    one target at a time (Alembic keeps its running context in module globals).
-
-    A target with a ``schema`` runs with :func:`target_settings`; its schema and
-    ``alembic_version`` in it must exist, or, with ``create_schemas`` (``up``), are made
-    (``check_schemas=False``: ``verb`` sees to it, as :func:`status_fleet`).
-    """
-    if jobs < 1:
-        raise UsageError(f"jobs= must be 1 or more, got {jobs}")
-    if settings.run.pooled and any(target.schema is not None for target in fleet.targets):
-        raise UsageError("targets with a schema cannot use --lock lease: a pooler in "
-                         "transaction mode does not keep each client's search_path; connect "
-                         "directly (or through a session pool) with --lock advisory")
-    warnings: tuple[str, ...] = ()
-    if jobs > 1 and loader.has_python_revisions(settings.path):
-        jobs, warnings = 1, ("the folder holds .py revisions, which Alembic runs one "
-                             f"database at a time: running with 1 job instead of {jobs}",)
-    return run_fleet(
-        waves_of(fleet.targets, fleet.waves) if in_waves else [(None, fleet.targets)],
-        lambda target: _on_target(settings, target, verb, create_schemas, check_schemas),
-        jobs=jobs, max_failures=max_failures, cancel=cancel, on_end=on_end,
-        warnings=warnings,
-    )
-
-
-def _on_target(settings: Settings, target: Target, verb: Callable[[Settings, Target], R],
-               create_schema: bool, check_schema: bool) -> R:
-    own = target_settings(settings, target)
-    if target.schema is not None and check_schema:
-        prepare_schema(own.require_url(), target.schema, create=create_schema)
-    return verb(own, target)
+# fleets: one verb on many targets (fleetapi.py: reading the targets file, on_fleet)
 
 
 def status_fleet(
