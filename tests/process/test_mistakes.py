@@ -137,7 +137,7 @@ def test_deleted_applied_file(project: Project, run_process: ProcessRunner) -> N
     project.write("001_a.sql", UP_DOWN.format(t="a"))
     gone = project.write("002_b.sql", UP_DOWN.format(t="b"))
     project.write("003_c.sql", UP_DOWN.format(t="c"))
-    run_process("fraiseql", "migrate", "up")
+    assert project.cli("up").exit_code == 0  # set-up in-process; the commands below are the subject
     gone.unlink()
     assert "✗ 002_b.sql (applied" in run_process("fraiseql", "migrate", "status").stdout
     up = run_process("fraiseql", "migrate", "up")
@@ -151,7 +151,7 @@ def test_tampered_history_is_reported_and_nothing_runs_twice(project: Project, r
     project.write("001_a.sql", UP_DOWN.format(t="a"))
     project.write("002_b.sql", "-- migrate:up\nINSERT INTO a VALUES (1);\n-- migrate:down\nDELETE FROM a;\n")
     project.write("003_c.sql", UP_DOWN.format(t="c"))
-    run_process("fraiseql", "migrate", "up")
+    assert project.cli("up").exit_code == 0  # set-up in-process; the commands below are the subject
     # 1. a history row deleted
     project.query("DELETE FROM fraiseql_migrations WHERE version = '002'")
     assert "✗ 002_b.sql (NEVER RAN HERE" in run_process("fraiseql", "migrate", "status").stdout
