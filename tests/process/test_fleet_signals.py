@@ -65,7 +65,7 @@ def test_a_signal_stops_every_target_and_says_who_finished(
     for line in out.splitlines():
         for tenant in names:
             if line.startswith(("✓ ", "✗ ", "○ ")) and tenant in line.split()[1]:
-                states[tenant] = re.split(r"\s{2,}", line)[2]
+                states[tenant] = re.split(r"\s{2,}", line)[1]  # target, state, ...
     assert states == {names[0]: "succeeded", names[1]: "interrupted",
                       names[2]: "interrupted", names[3]: "not started",
                       names[4]: "not started"}, out
