@@ -82,6 +82,17 @@ def pg_cluster(tmp_path_factory: pytest.TempPathFactory, pg_bindir: Path) -> Ite
 
 
 @pytest.fixture
+def shadow_url(pg_cluster: DevCluster) -> Iterator[str]:
+    """A database of its own for a shadow schema (autogenerate, drift), dropped afterwards."""
+    name = f"shadow_{uuid.uuid4().hex[:8]}"
+    url = pg_cluster.create_database(name)
+    try:
+        yield url
+    finally:
+        pg_cluster.drop_database(name)
+
+
+@pytest.fixture
 def database_url(pg_cluster: DevCluster, request: pytest.FixtureRequest) -> Iterator[str]:
     """URL (``postgresql://...``) of a new, empty database, dropped after the test."""
     slug = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower()).strip("_")[:40]

@@ -21,7 +21,6 @@ import pytest
 from conftest import Project
 
 from fraiseql_alembic import api, settings
-from fraiseql_alembic.devdb import DevCluster
 from fraiseql_alembic.errors import ConfigError
 from fraiseql_alembic.settings import Settings
 
@@ -77,17 +76,6 @@ class Audit(Base):
     __table_args__ = {"schema": "audit"}
     id: Mapped[int] = mapped_column(primary_key=True)
 """
-
-
-@pytest.fixture
-def shadow_url(pg_cluster: DevCluster) -> Iterator[str]:
-    """A database of its own for the shadow schema, dropped afterwards."""
-    name = f"shadow_{uuid.uuid4().hex[:8]}"
-    url = pg_cluster.create_database(name)
-    try:
-        yield url
-    finally:
-        pg_cluster.drop_database(name)
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ our bookkeeping tables, pending migrations and ignored objects are never reporte
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg2
@@ -16,7 +14,6 @@ from conftest import Cli, Project, Tenants
 
 from fraiseql_alembic import api, settings
 from fraiseql_alembic.cli.drift import EXIT_DRIFT
-from fraiseql_alembic.devdb import DevCluster
 from fraiseql_alembic.errors import ConfigError, MigrationLayoutError
 
 # One object of every kind drift compares (the schema 'app' holds them).
@@ -111,17 +108,6 @@ CHANGES = [
     ("policy", "DROP POLICY p_own ON app.tb_user",
      ("policy", "app.tb_user.p_own", "missing", None)),
 ]
-
-
-@pytest.fixture
-def shadow_url(pg_cluster: DevCluster) -> Iterator[str]:
-    """A database of its own for the shadow schema, dropped afterwards."""
-    name = f"shadow_{uuid.uuid4().hex[:8]}"
-    url = pg_cluster.create_database(name)
-    try:
-        yield url
-    finally:
-        pg_cluster.drop_database(name)
 
 
 def _execute(url: str, sql: str) -> None:
