@@ -51,8 +51,10 @@ def test_a_signal_stops_every_target_and_says_who_finished(
     targets = tmp_path / "targets.txt"
     targets.write_text("\n".join(urls) + "\n", encoding="utf-8")
     names = [tenant.rsplit("/", 1)[1] for tenant in urls]
+    # this test's databases only: the cluster is the worker's, shared with earlier tests
     sleeping = ("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
-                "AND query LIKE '%pg_sleep(3600)%' AND pid <> pg_backend_pid()")
+                "AND query LIKE '%pg_sleep(3600)%' AND pid <> pg_backend_pid() "
+                f"AND datname IN ({', '.join(repr(name) for name in names)})")
 
     process = run_process.start("fraiseql", "migrate", "up", "--targets", str(targets),
                                 "--jobs", "2", url=None)
