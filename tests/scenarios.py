@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -340,4 +341,35 @@ INSERT INTO tb_user_profile (user_id, bio)
 SELECT id, 'Default bio'
 FROM tb_user
 WHERE created_at < NOW() - INTERVAL '1 day';
+"""
+
+
+def git(root: Path, *args: str) -> str:
+    """Run git in ``root``; its output (a failure raises)."""
+    return subprocess.run(["git", *args], cwd=root, check=True, capture_output=True,
+                          text=True).stdout
+
+
+def init_repo(root: Path) -> None:
+    """A git repository in ``root`` on branch main, with a committer configured."""
+    git(root, "init", "-q", "-b", "main")
+    git(root, "config", "user.name", "Test")
+    git(root, "config", "user.email", "test@example.com")
+
+
+#: SQLAlchemy models of one table, tb_user (id identity, email unique), for autogenerate
+#: and pytest-alembic tests; tests add classes or columns after it.
+USER_MODELS = """
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    __tablename__ = "tb_user"
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    email: Mapped[str] = mapped_column(sa.Text, unique=True)
 """

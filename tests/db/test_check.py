@@ -3,11 +3,11 @@ with a real database."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 from conftest import Cli, Project
+from scenarios import git, init_repo
 
 CLEAN = "-- migrate:up\nCREATE TABLE tb_{0} (id int);\n-- migrate:down\nDROP TABLE tb_{0};\n"
 
@@ -20,17 +20,10 @@ CLEAN = "-- migrate:up\nCREATE TABLE tb_{0} (id int);\n-- migrate:down\nDROP TAB
 # CLI in a git repository, no database
 
 
-def git(root: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=root, check=True, capture_output=True,
-                          text=True).stdout
-
-
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A git repository with main holding 001 and 002, checked out on a feature branch."""
-    git(tmp_path, "init", "-q", "-b", "main")
-    git(tmp_path, "config", "user.name", "Test")
-    git(tmp_path, "config", "user.email", "test@example.com")
+    init_repo(tmp_path)
     migrations = tmp_path / "migrations"
     migrations.mkdir()
     for number, table in (("001", "user"), ("002", "post")):

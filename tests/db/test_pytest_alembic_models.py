@@ -21,24 +21,12 @@ from pytest_alembic.tests import (  # noqa: F401  (collected here, bound to our 
     test_upgrade,
 )
 from pytest_alembic.tests.experimental import test_downgrade_leaves_no_trace  # collected too
+from scenarios import USER_MODELS
 
 from fraiseql_alembic import api, settings
 from fraiseql_alembic.engine.database import create_engine
 
-MODELS = """
-import sqlalchemy as sa
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class User(Base):
-    __tablename__ = "tb_user"
-    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
-    email: Mapped[str] = mapped_column(sa.Text, unique=True)
-
+MODELS = USER_MODELS + """
 
 class Post(Base):
     __tablename__ = "tb_post"

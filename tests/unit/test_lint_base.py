@@ -3,25 +3,19 @@ reads them), in a real git repository; earlier files still give their context.""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 from conftest import Cli
+from scenarios import git, init_repo
 
 OLD = "CREATE TABLE tb_user (id int, name varchar(20));\nCREATE INDEX i_old ON tb_user (id);\n"
-
-
-def git(root: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
 
 
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """main holds 001 and 002 with old findings; the feature branch is checked out."""
-    git(tmp_path, "init", "-q", "-b", "main")
-    git(tmp_path, "config", "user.name", "Test")
-    git(tmp_path, "config", "user.email", "test@example.com")
+    init_repo(tmp_path)
     migrations = tmp_path / "migrations"
     migrations.mkdir()
     (migrations / "001_user.sql").write_text(OLD, encoding="utf-8")
