@@ -32,7 +32,7 @@ from . import pgenum
 from .filters import include_name, include_object
 from .pgenum import EnumColumn
 
-#: Alembic's opt-in comparator of CHECK constraints by name (Alembic 1.20+).
+#: Alembic's opt-in comparator of CHECK constraints by name (in 1.19.2 and 1.20, not 1.18).
 CHECK_PLUGIN = "alembic.ext.checkconstraint_byname"
 
 _ENUMS = (
@@ -126,7 +126,7 @@ def options(metadata: Sequence[MetaData], *, schemas: Sequence[str] = ()) -> dic
         return include_name(name, type_, parent_names)
 
     plugins = ["alembic.autogenerate.*"]
-    if _has_module(CHECK_PLUGIN):
+    if compares_named_checks():
         plugins.append(CHECK_PLUGIN)
     return {
         "target_metadata": list(metadata),
@@ -139,9 +139,11 @@ def options(metadata: Sequence[MetaData], *, schemas: Sequence[str] = ()) -> dic
     }
 
 
-def _has_module(name: str) -> bool:
+def compares_named_checks() -> bool:
+    """Whether the installed Alembic has :data:`CHECK_PLUGIN` (its ``alembic.ext`` package
+    is missing altogether before 1.19)."""
     try:
-        return importlib.util.find_spec(name) is not None
+        return importlib.util.find_spec(CHECK_PLUGIN) is not None
     except ModuleNotFoundError:
         return False
 
@@ -206,9 +208,9 @@ def comparison_of(
 
 
 def _unchecked_constraints(metadata: Sequence[MetaData], upgrade: ops.UpgradeOps) -> list[str]:
-    """Before Alembic 1.20 (no ``checkconstraint_byname``), the CHECK constraints of the
+    """Without Alembic's ``checkconstraint_byname`` (1.18 and older), the CHECK constraints of the
     models' tables that exist already are not compared: name them, once."""
-    if _has_module(CHECK_PLUGIN):
+    if compares_named_checks():
         return []
     created = {(op.schema, op.table_name) for op in upgrade.ops
                if isinstance(op, ops.CreateTableOp)}
@@ -225,8 +227,8 @@ def _unchecked_constraints(metadata: Sequence[MetaData], upgrade: ops.UpgradeOps
     if not found:
         return []
     return [f"CHECK constraints on existing tables were not compared ({', '.join(found)}): "
-            f"Alembic {alembic_version} has no {CHECK_PLUGIN} (Alembic 1.20+ compares named "
-            "ones); compare them by hand, or upgrade Alembic"]
+            f"Alembic {alembic_version} has no {CHECK_PLUGIN} (newer Alembic releases "
+            "compare named ones); compare them by hand, or upgrade Alembic"]
 
 
 def _model_enums(metadata: Sequence[MetaData], default: str) -> dict[
