@@ -44,7 +44,7 @@ from .fleetlive import LiveDisplay, LiveReporter
 from .render import CHECK, PENDING_MARK, PROBLEM_MARK, elapsed_text
 from .reporting import JsonReporter, TextReporter
 from .signals import run_interruptible
-from .streams import discard_stdout, isatty, wants_color
+from .streams import NO_TERMINAL_TO_ASK, discard_stdout, isatty, wants_color
 
 R = TypeVar("R")
 
@@ -471,8 +471,7 @@ def down(settings: Settings, flags: FleetFlags, database_url: str | None, *,
         if not sys.stdin.isatty():
             raise AbortedByUser(
                 f"Refusing to roll back {what} on {plural(len(fleet.targets), 'target')} "
-                "without confirmation: there is no terminal to ask on. Pass --force to roll "
-                "back anyway; nothing was changed")
+                f"without confirmation: {NO_TERMINAL_TO_ASK}")
         if not click.confirm(f"Roll back {what} on each of "
                              f"{plural(len(fleet.targets), 'target')}?", default=False):
             raise AbortedByUser("Rollback cancelled; nothing was changed")

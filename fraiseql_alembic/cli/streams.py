@@ -8,6 +8,14 @@ import os
 import sys
 from typing import TextIO
 
+#: Why ``down`` refuses with no terminal, and what to do instead (an answer piped in is
+#: not read: ``echo y | fraiseql migrate down`` must not roll back by accident).
+NO_TERMINAL_TO_ASK = (
+    "there is no terminal to ask on (standard input is not a terminal, and a piped answer "
+    "such as `echo y |` is not read). Run it on a terminal to be asked, or add --force to "
+    "roll back without asking; nothing was changed"
+)
+
 
 def isatty(stream: TextIO) -> bool:
     try:

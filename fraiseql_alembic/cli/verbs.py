@@ -34,6 +34,7 @@ from .render import (
 )
 from .reporting import JsonReporter, TextReporter
 from .signals import run_interruptible, run_reported
+from .streams import NO_TERMINAL_TO_ASK
 
 F = TypeVar("F", bound=Callable[..., Any])
 R = TypeVar("R")
@@ -343,8 +344,7 @@ def down(
             return True
         if not sys.stdin.isatty():
             raise AbortedByUser(
-                "Refusing to roll back without confirmation: there is no terminal to ask on. "
-                "Pass --force to roll back anyway; nothing was changed"
+                f"Refusing to roll back without confirmation: {NO_TERMINAL_TO_ASK}"
             )
         return click.confirm("Continue?", default=False)
 

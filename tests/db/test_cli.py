@@ -240,11 +240,17 @@ def test_dry_run_lists_sql_and_writes_nothing(project: Project) -> None:
 
 
 def test_down_without_terminal_and_without_force_refuses(project: Project) -> None:
+    """``echo y | fraiseql migrate down``: the piped answer is not read, and the one line
+    says so and what to do (a terminal, or --force)."""
     project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
     project.cli("up")
-    result = project.cli("down")
+    result = project.cli("down", input="y\n")
     assert result.exit_code == 1
-    assert "no terminal" in result.output and "--force" in result.output
+    assert result.output.splitlines()[-1] == (
+        "Error: Refusing to roll back without confirmation: there is no terminal to ask on "
+        "(standard input is not a terminal, and a piped answer such as `echo y |` is not "
+        "read). Run it on a terminal to be asked, or add --force to roll back without "
+        "asking; nothing was changed")
     assert project.version() == ["001"]
 
 
