@@ -9,11 +9,13 @@ PostgreSQL refuses to run as root.  When this process is root, ``initdb`` and ``
 as the ``postgres`` system user (else ``nobody``) through ``runuser`` (else ``su``), and the
 cluster directory is handed to that user.
 
-Command line (``--dir`` holds the cluster; ``start`` prints only the URL on stdout)::
+Command line (``--dir`` holds the cluster; ``start`` prints only the URL on stdout, or with
+``--export`` two shell lines for ``eval "$(...)"``: ``export DATABASE_URL=...`` and
+``export FRAISEQL_DEVDB_DIR=...``)::
 
-    python -m fraiseql_alembic.devdb start [--dir DIR] [--port PORT]
+    python -m fraiseql_alembic.devdb start [--dir DIR] [--port PORT] [--export]
     python -m fraiseql_alembic.devdb url --dir DIR
-    python -m fraiseql_alembic.devdb stop --dir DIR
+    python -m fraiseql_alembic.devdb stop --dir DIR [--remove]
 
 Importing this module has no side effects.
 """
@@ -46,6 +48,8 @@ _SUBPROCESS_TIMEOUT = 180
 # A Unix socket path (``<dir>/.s.PGSQL.<port>`` plus NUL) must fit in 108 bytes.
 _MAX_SOCKET_DIR = 90
 _STOP_MODES = ("smart", "fast", "immediate")
+#: The variable ``start --export`` sets to the cluster's directory.
+DIR_VARIABLE = "FRAISEQL_DEVDB_DIR"
 
 
 class DevDBError(RuntimeError):
@@ -526,23 +530,43 @@ def main(argv: list[str] | None = None) -> int:
     )
     start.add_argument("--dir", type=Path, help="cluster directory (default: a new temp dir)")
     start.add_argument("--port", type=int, help="TCP port on 127.0.0.1 (default: a free one)")
-    for name, text in (("stop", "stop the cluster in --dir"), ("url", "print its URL")):
-        sub = commands.add_parser(name, help=text)
-        sub.add_argument("--dir", type=Path, required=True, help="cluster directory")
+    start.add_argument(
+        "--export",
+        action="store_true",
+        help=f"print `export DATABASE_URL=...` and `export {DIR_VARIABLE}=...` lines "
+        '(for eval "$(...)") instead of the URL',
+    )
+    stop = commands.add_parser("stop", help="stop the cluster in --dir")
+    stop.add_argument("--dir", type=Path, required=True, help="cluster directory")
+    stop.add_argument("--remove", action="store_true", help="then delete --dir and its data")
+    url = commands.add_parser("url", help="print its URL")
+    url.add_argument("--dir", type=Path, required=True, help="cluster directory")
     args = parser.parse_args(argv)
 
     try:
         if args.command == "start":
             cluster = _start_or_reuse(args.dir, args.port)
-            print(cluster.url())
-            if args.dir is None:
+            if args.export:
+                print(f"export DATABASE_URL={shlex.quote(cluster.url())}")
+                print(f"export {DIR_VARIABLE}={shlex.quote(str(cluster.base_dir))}")
                 print(
-                    f"Stop it with: python -m fraiseql_alembic.devdb stop --dir "
-                    f"{shlex.quote(str(cluster.base_dir))}",
+                    "Stop and remove it with: python -m fraiseql_alembic.devdb stop "
+                    f'--dir "${DIR_VARIABLE}" --remove',
                     file=sys.stderr,
                 )
+            else:
+                print(cluster.url())
+                if args.dir is None:
+                    print(
+                        f"Stop it with: python -m fraiseql_alembic.devdb stop --dir "
+                        f"{shlex.quote(str(cluster.base_dir))}",
+                        file=sys.stderr,
+                    )
         elif args.command == "stop":
-            DevCluster._load(args.dir).stop()  # noqa: SLF001
+            cluster = DevCluster._load(args.dir)  # noqa: SLF001
+            cluster.stop()
+            if args.remove:
+                shutil.rmtree(cluster.base_dir)
         else:
             print(DevCluster.attach(args.dir).url())
     except DevDBError as err:
