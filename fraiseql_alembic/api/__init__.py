@@ -48,6 +48,9 @@ from .migrate import upgrade as upgrade
 from .records import Recorded as Recorded
 from .records import mark_applied as mark_applied
 from .records import repair as repair
+from .roundtrip import RoundTrip as RoundTrip
+from .roundtrip import RoundTripReport as RoundTripReport
+from .roundtrip import up_down_up as up_down_up
 from .schema import CheckReport as CheckReport
 from .schema import DriftReport as DriftReport
 from .schema import check as check

@@ -23,14 +23,15 @@ LAYERS = {
     "alembic_bridge": 4,
     "api": 5,
     "cli": 6,
+    "testing": 6,  # what a project's own tests use (template databases), beside the CLI
     "entry": 7,  # console (the installed command), alembic_env (Alembic's script_location),
     # the package's __init__ (Alembic imports it to find alembic_env; before 1.18 it
-    # installs the plugin from there)
+    # installs the plugin from there), pytest_plugin (the pytest11 entry point)
 }
-FOUNDATION = {"errors", "settings", "secrets", "sqlstate"}
+FOUNDATION = {"errors", "settings", "secrets", "sqlstate", "config"}
 STANDALONE = {"devdb"}  # a tool of its own: imports nothing of ours
 #: Who may use a standalone tool: the shadow database of autogenerate starts a devdb cluster.
-STANDALONE_USERS = {"engine.shadow"}
+STANDALONE_USERS = {"engine.shadow", "testing.databases"}
 
 #: Third-party packages each layer may import (anything else of the stdlib is free).
 HEAVY = {"alembic", "sqlalchemy", "psycopg2", "click"}  # pglast: pure, any layer may parse
@@ -42,6 +43,7 @@ ALLOWED_HEAVY = {
     "alembic_bridge": {"alembic", "sqlalchemy", "psycopg2"},
     "api": {"psycopg2"},
     "cli": {"click"},
+    "testing": {"psycopg2", "sqlalchemy"},
     "entry": {"alembic"},
 }
 
@@ -60,7 +62,7 @@ def layer_of(module: str) -> str:
     top = module.split(".")[0]
     if top in FOUNDATION:
         return "foundation"
-    if top in ("console", "alembic_env", "__init__"):
+    if top in ("console", "alembic_env", "__init__", "pytest_plugin"):
         return "entry"
     if top in ("api", "lintapi", "fleetapi"):  # apart from api.py, re-exported by it
         return "api"

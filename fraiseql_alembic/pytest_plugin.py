@@ -1,0 +1,148 @@
+"""The pytest plugin (``pytest11`` entry point ``fraiseql``): fixtures for a project's tests.
+
+Inert unless a test asks for one of its fixtures: loading it registers options and
+fixtures and imports nothing but pytest and the standard library; the engine, Alembic,
+SQLAlchemy and psycopg2 load when a fixture first runs.  Every name starts with
+``fraiseql_`` so that it never hides a project's own fixture.
+
+- ``fraiseql_database_url``: a new database per test, copied from a template in which
+  every migration was applied once per session; dropped after the test.
+- ``fraiseql_engine`` / ``fraiseql_connection``: a SQLAlchemy engine (disposed after) or
+  a psycopg2 connection (closed after) on that database.
+- ``fraiseql_up_down_up``: ``fraiseql_up_down_up(irreversible=[...])`` applies, rolls back
+  and re-applies every migration on an empty database and fails the test on a problem.
+- ``fraiseql_template`` / ``fraiseql_databases``: the template, and the session's
+  :class:`~fraiseql_alembic.testing.TemplateDatabases`.
+
+Configuration (docs/testing.md): ``--fraiseql-migrations`` or the ini option
+``fraiseql_migrations`` (default: the project's migrations folder, as ``fraiseql migrate``
+finds it); ``--fraiseql-admin-url``, ``FRAISEQL_TEST_ADMIN_URL`` or ``fraiseql_admin_url``
+(default: a throwaway PostgreSQL per session, or per xdist worker).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from .api import RoundTripReport
+    from .engine.templatedb import Template
+    from .testing import TemplateDatabases
+    from .testing.databases import DbapiConnection, Engine
+
+#: The environment variable naming the server the test databases are made on.
+ADMIN_URL_VARIABLE = "FRAISEQL_TEST_ADMIN_URL"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("fraiseql", "fraiseql-alembic test databases")
+    group.addoption(
+        "--fraiseql-migrations", metavar="PATH", default=None,
+        help="migrations folder of the template database (default: the ini option "
+             "fraiseql_migrations, else the project's, as `fraiseql migrate` finds it)")
+    group.addoption(
+        "--fraiseql-admin-url", metavar="URL", default=None,
+        help=f"PostgreSQL URL of a database on the server where test databases are made "
+             f"(role with CREATEDB); default: ${ADMIN_URL_VARIABLE}, the ini option "
+             "fraiseql_admin_url, else a throwaway PostgreSQL")
+    parser.addini("fraiseql_migrations",
+                  "migrations folder of the template database (relative to the ini file)")
+    parser.addini("fraiseql_admin_url",
+                  "PostgreSQL URL of a database on the server where test databases are made")
+
+
+def _migrations(config: pytest.Config) -> Path | None:
+    given = config.getoption("fraiseql_migrations")
+    if given:
+        return config.invocation_params.dir / str(given)
+    ini = str(config.getini("fraiseql_migrations") or "")
+    if ini:
+        return (config.inipath.parent if config.inipath else config.rootpath) / ini
+    return None
+
+
+def _admin_url(config: pytest.Config) -> str | None:
+    return (config.getoption("fraiseql_admin_url") or os.environ.get(ADMIN_URL_VARIABLE)
+            or str(config.getini("fraiseql_admin_url") or "") or None)
+
+
+@pytest.fixture(scope="session")
+def fraiseql_databases(pytestconfig: pytest.Config) -> Iterator[TemplateDatabases]:
+    """The session's template databases (see :class:`~fraiseql_alembic.testing.TemplateDatabases`);
+    every database it made is dropped at the end, a throwaway server stopped."""
+    # lazy: the engine, Alembic and the drivers load only when a test asks for a database
+    from .settings import resolve
+    from .testing import TemplateDatabases
+
+    settings = resolve(_migrations(pytestconfig), cwd=pytestconfig.rootpath)
+    worker = getattr(pytestconfig, "workerinput", {}).get("workerid", "main")
+    databases = TemplateDatabases(settings, _admin_url(pytestconfig), str(worker))
+    try:
+        yield databases
+    finally:
+        databases.close()
+
+
+@pytest.fixture(scope="session")
+def fraiseql_template(fraiseql_databases: TemplateDatabases) -> Template:
+    """The template database: every migration applied, built once per session (or reused
+    from an earlier session with the same migrations)."""
+    return fraiseql_databases.template()
+
+
+@pytest.fixture
+def fraiseql_database_url(fraiseql_databases: TemplateDatabases,
+                          fraiseql_template: Template) -> Iterator[str]:
+    """URL of a new database copied from the template, dropped after the test."""
+    name, url = fraiseql_databases.clone()
+    try:
+        yield url
+    finally:
+        fraiseql_databases.drop(name)
+
+
+@pytest.fixture
+def fraiseql_engine(fraiseql_database_url: str) -> Iterator[Engine]:
+    """A SQLAlchemy engine on the test's database, disposed after the test."""
+    # lazy: SQLAlchemy loads only when a test asks for an engine
+    from .testing import sqlalchemy_engine
+
+    engine = sqlalchemy_engine(fraiseql_database_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def fraiseql_connection(fraiseql_database_url: str) -> Iterator[DbapiConnection]:
+    """A psycopg2 connection to the test's database, closed after the test."""
+    # lazy: psycopg2 loads only when a test asks for a connection
+    from .testing import dbapi_connection
+
+    connection = dbapi_connection(fraiseql_database_url)
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+@pytest.fixture
+def fraiseql_up_down_up(
+    fraiseql_databases: TemplateDatabases,
+) -> Callable[..., RoundTripReport]:
+    """``fraiseql_up_down_up(irreversible=())``: every migration up, down and up again on a
+    new empty database; the test fails naming each migration that did not round-trip."""
+
+    def check(irreversible: Iterable[str] = ()) -> RoundTripReport:
+        report = fraiseql_databases.up_down_up(irreversible)
+        if not report.ok:
+            pytest.fail(report.describe(), pytrace=False)
+        return report
+
+    return check

@@ -1,0 +1,165 @@
+"""A project's test databases: its migrations applied once into a template, a copy per test.
+
+:class:`TemplateDatabases` is what the pytest plugin's fixtures use (usable without
+pytest too).  The template is named by a hash of the migrations folder's content (and of
+this package's version and the history schema), so a changed folder never reuses an older
+template; see :mod:`fraiseql_alembic.engine.templatedb` for how templates are kept.  With
+no administration URL a throwaway PostgreSQL (:class:`~fraiseql_alembic.devdb.DevCluster`)
+is started on first use and removed by :meth:`TemplateDatabases.close`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import uuid
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import psycopg2
+import sqlalchemy
+from psycopg2.extensions import connection as DbapiConnection
+from sqlalchemy import Engine
+
+from .. import __version__
+from ..api import up_down_up, upgrade
+from ..api.roundtrip import RoundTripReport
+from ..devdb import DevCluster, DevDBError
+from ..engine.session import libpq_url
+from ..engine.templatedb import Template, TemplateServer
+from ..errors import ConfigError
+from ..settings import Settings, sqlalchemy_url
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+#: Every database a session makes starts with this, then the session's token and worker.
+PREFIX = "fraiseql_t_"
+TEMPLATE_PREFIX = "fraiseql_tpl_"
+_SKIPPED_PARTS = {"__pycache__"}
+
+__all__ = ["DbapiConnection", "Engine", "TemplateDatabases", "dbapi_connection",
+           "folder_digest", "sqlalchemy_engine"]
+
+
+def folder_digest(folder: Path, history_schema: str = "public") -> str:
+    """SHA-256 (hex) of every file under ``folder`` (names and bytes; bytecode and
+    ``__pycache__`` left out), this package's version and the history schema."""
+    digest = hashlib.sha256(f"fraiseql-alembic {__version__}\0{history_schema}\0".encode())
+    files = sorted(path for path in folder.rglob("*")
+                   if path.is_file() and not _SKIPPED_PARTS & set(path.parts)
+                   and path.suffix != ".pyc")
+    for path in files:
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+class TemplateDatabases:
+    """Databases for one test session (or one xdist worker): the template of ``settings``'
+    migrations on the server of ``admin_url`` (None: a throwaway PostgreSQL), and copies.
+
+    ``settings.path`` is the migrations folder; its history schema and run options are
+    used, its database URL is not.  ``worker`` goes into the names of the databases made
+    (with a random token), so parallel sessions never share one."""
+
+    def __init__(self, settings: Settings, admin_url: str | None, worker: str = "main") -> None:
+        self.settings = settings
+        self.admin_url = admin_url
+        self.prefix = f"{PREFIX}{uuid.uuid4().hex[:8]}_{_safe(worker)}_"
+        self._cluster: DevCluster | None = None
+        self._server: TemplateServer | None = None
+        self._template: Template | None = None
+        self._count = 0
+
+    @property
+    def server(self) -> TemplateServer:
+        """The server the databases live on (a throwaway one is started on first use)."""
+        if self._server is None:
+            url = self.admin_url
+            if url is None:
+                try:
+                    self._cluster = DevCluster.start()
+                except DevDBError as err:
+                    raise ConfigError(
+                        f"Cannot start a throwaway PostgreSQL for the tests: {err}; or give "
+                        "a server with --fraiseql-admin-url (or FRAISEQL_TEST_ADMIN_URL)"
+                    ) from err
+                url = self._cluster.url("postgres")
+            self._server = TemplateServer(url)
+        return self._server
+
+    def template(self) -> Template:
+        """The template with every migration applied: built on first call (or found on
+        the server, built earlier from the same migrations)."""
+        if self._template is None:
+            folder = self.settings.path.resolve()
+            digest = folder_digest(folder, self.settings.history_schema)
+            self._template = self.server.template(
+                TEMPLATE_PREFIX + digest[:24], str(folder), digest, self._build)
+        return self._template
+
+    def _build(self, url: str) -> None:
+        upgrade(self.settings_for(url))
+
+    def settings_for(self, url: str) -> Settings:
+        """The project's settings on the database at ``url``."""
+        return replace(self.settings, database_url=url, url_source="fraiseql pytest plugin")
+
+    def _name(self) -> str:
+        self._count += 1
+        return f"{self.prefix}{self._count}"
+
+    def clone(self) -> tuple[str, str]:
+        """A new database copied from the template: its name and URL."""
+        template = self.template()
+        name = self._name()
+        return name, self.server.clone(template.name, name)
+
+    def create(self) -> tuple[str, str]:
+        """A new empty database: its name and URL."""
+        name = self._name()
+        return name, self.server.create(name)
+
+    def drop(self, name: str) -> None:
+        """Drop a database this session made (sessions still on it are ended)."""
+        self.server.drop(name)
+
+    def up_down_up(self, irreversible: Iterable[str] = ()) -> RoundTripReport:
+        """:func:`fraiseql_alembic.api.up_down_up` on a new empty database, dropped after."""
+        name, url = self.create()
+        try:
+            return up_down_up(self.settings_for(url), irreversible=irreversible)
+        finally:
+            self.drop(name)
+
+    def close(self) -> None:
+        """Drop every database this session made and left, stop a throwaway server."""
+        try:
+            if self._server is not None and self._cluster is None:
+                for name in self._server.databases(self.prefix):
+                    self._server.drop(name)
+        finally:
+            if self._server is not None:
+                self._server.close()
+            if self._cluster is not None:
+                try:
+                    self._cluster.stop("immediate")  # nothing in it is worth a checkpoint
+                finally:
+                    shutil.rmtree(self._cluster.base_dir, ignore_errors=True)
+
+
+def sqlalchemy_engine(url: str) -> Engine:
+    """A SQLAlchemy engine (psycopg2) on ``url``; the caller disposes of it."""
+    return sqlalchemy.create_engine(sqlalchemy_url(url))
+
+
+def dbapi_connection(url: str) -> DbapiConnection:
+    """A psycopg2 connection to ``url``; the caller closes it."""
+    connection: DbapiConnection = psycopg2.connect(libpq_url(url))
+    return connection
+
+
+def _safe(text: str) -> str:
+    return "".join(char if char.isalnum() else "_" for char in text.lower())[:12]
