@@ -33,6 +33,7 @@ from ..engine.preflight import sql_migration
 from ..engine.recorder import Step
 from ..engine.rehearsal import WOULD_FAIL, WOULD_RECORD, Candidate, Outcome
 from ..engine.rehearsal import rehearse as run_rehearsal
+from ..engine.tracing import run_span
 from ..errors import (
     AbortedByUser,
     MigrationError,
@@ -171,7 +172,8 @@ def upgrade(
     if dry_run:
         return _upgrade_result(_plan_upgrade(settings, scripts, steps), dry_run=True)
     progress = Progress(reporter)
-    with migration_lock(settings, progress, cancel) as connection:
+    with run_span(settings, "up", progress.observe), \
+            migration_lock(settings, progress, cancel) as connection:
         if resume is not None:
             settle_interrupted(settings, connection, "up", resume, scripts, progress.notice)
         plan = _plan_upgrade(settings, scripts, steps, connection=connection)
@@ -344,7 +346,8 @@ def downgrade(
         raise AbortedByUser("Rollback cancelled; nothing was changed")
     load_sql_scanner_in_background()
     progress = Progress(reporter)
-    with migration_lock(settings, progress, cancel) as connection:
+    with run_span(settings, "down", progress.observe), \
+            migration_lock(settings, progress, cancel) as connection:
         if resume is not None:
             settle_interrupted(settings, connection, "down", resume, scripts, progress.notice)
         if _plan_downgrade(settings, scripts, steps, connection) != (planned, target):

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from .cancel import CancelToken
     from .rehearsal import Outcome
+    from .tracing import MigrationSpans
 
 #: ``--resume``: what became of the statement an interrupted run left unrecorded.
 Resume = Literal["done", "again"]
@@ -45,25 +46,47 @@ Reporter = Events
 
 
 class Progress:
-    """Forwards progress to the caller's reporter and remembers which migration is running."""
+    """Forwards progress to the caller's reporter (and to the ``observer``, the spans of
+    :mod:`.tracing` when something traces) and remembers which migration is running."""
 
     def __init__(self, reporter: Reporter | None) -> None:
         self.reporter = reporter
         self.current: str | None = None
         #: called before each migration starts (the lease's check: stop if it was lost)
         self.before_each: Callable[[], None] | None = None
+        #: also told when a migration starts, ends or fails (:meth:`failed`)
+        self.observer: MigrationSpans | None = None
+
+    def observe(self, observer: MigrationSpans | None) -> None:
+        self.observer = observer
 
     def start(self, filename: str, is_upgrade: bool) -> None:
         if self.before_each is not None:
             self.before_each()
         self.current = filename
+        if self.observer is not None:
+            self.observer.start(filename, is_upgrade)
         if self.reporter is not None:
             self.reporter.start(filename, is_upgrade)
 
     def done(self, filename: str, is_upgrade: bool) -> None:
         self.current = None
+        if self.observer is not None:
+            self.observer.done(filename, is_upgrade)
         if self.reporter is not None:
             self.reporter.done(filename, is_upgrade)
+
+    def failed(self, error: BaseException) -> None:
+        """The running migration failed and is retried (a failure that ends the run
+        reaches the observer as an exception leaving :func:`.tracing.run_span`)."""
+        self.current = None
+        if self.observer is not None:
+            self.observer.failed(error)
+
+    def rows(self, filename: str, count: int) -> None:
+        """How many rows the running migration changed, where the server said."""
+        if self.observer is not None:
+            self.observer.rows(filename, count)
 
     def notice(self, text: str) -> None:
         if self.reporter is not None:
@@ -74,10 +97,14 @@ class Progress:
             self.reporter.marked(filename)
 
     def waiting(self, text: str) -> None:
+        if self.observer is not None:
+            self.observer.waiting(text)
         if self.reporter is not None:
             self.reporter.waiting(text)
 
     def plan(self, total: int, is_upgrade: bool) -> None:
+        if self.observer is not None:
+            self.observer.plan(total, is_upgrade)
         self._optional("plan", total, is_upgrade)
 
     def backed_up(self, dumped: Backup) -> None:
@@ -276,6 +303,7 @@ def run_with_retries(settings: Settings, progress: Progress, run: Callable[[], N
                     "that transaction ends, or raise --lock-timeout"
                 ) from err
             delay = min(2 ** (attempt - 1), 30)
+            progress.failed(err)
             progress.notice(
                 f"Lock timeout in {err.filename} (SQLSTATE {LOCK_NOT_AVAILABLE}): attempt "
                 f"{attempt} of {attempts} rolled back; retrying in {delay}s"
