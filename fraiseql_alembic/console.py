@@ -4,6 +4,7 @@ The installed command imports this small module rather than :mod:`.cli.app`, so 
 the SIGTERM handler is in place before click and the rest load (about 0.1 s).  A deploy
 stopped while the command starts then exits 143 with one line, as one stopped later
 does (:func:`.cli.signals.run_interruptible`), instead of being killed by the signal.
+``fraiseql migrate lint`` in its plain forms runs without click (:mod:`.cli.lintfast`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ def _raise_terminated(_signum: int, _frame: Any) -> None:
 def main() -> None:
     signal.signal(signal.SIGTERM, _raise_terminated)
     try:
+        if sys.argv[1:3] == ["migrate", "lint"]:  # its plain forms run without click
+            from .cli.lintfast import run  # lazy: the handler above must come first
+
+            status = run(sys.argv[3:])
+            if status is not None:
+                sys.exit(status)
         from .cli.app import main as cli_main  # lazy: the handler above must come first
 
         cli_main()

@@ -1,7 +1,8 @@
 """`fraiseql --version` and the help of the groups load no verb: neither
 fraiseql_alembic.cli.verbs nor, through it, the API, psycopg2, SQLAlchemy, Alembic or
 pglast (the lazy verb table in cli/app.py); a verb's own help loads its verb, not Alembic;
-`fraiseql migrate lint` loads the lint alone: no engine, Alembic bridge, fleet or driver."""
+`fraiseql migrate lint` loads the lint alone: no engine, Alembic bridge, fleet, driver
+or click (cli/lintfast.py)."""
 
 from __future__ import annotations
 
@@ -57,9 +58,10 @@ def test_lint_loads_neither_the_engine_nor_alembic_nor_a_driver(tmp_path: Path) 
         "DO $$ BEGIN RAISE NOTICE 'x'; END $$;\nCREATE INDEX CONCURRENTLY i ON t (id);\n",
         encoding="utf-8")
     modules = imported_by("migrate", "lint", cwd=tmp_path)
-    assert {"fraiseql_alembic.cli.lintverb", "fraiseql_alembic.sql.lint"} <= modules
+    assert {"fraiseql_alembic.cli.lintfast", "fraiseql_alembic.sql.lint"} <= modules
     assert "pglast" in modules  # the files were parsed, not passed over
-    assert not {name.split(".")[0] for name in modules} & {"alembic", "sqlalchemy", "psycopg2"}
+    assert not {name.split(".")[0] for name in modules} & {
+        "alembic", "sqlalchemy", "psycopg2", "click"}  # plain forms need no click
     ours = {name for name in modules if name.startswith("fraiseql_alembic.")}
     heavy = ("engine", "alembic_bridge", "api", "cli.verbs", "cli.fleet", "cli.render",
              "project.targets")
