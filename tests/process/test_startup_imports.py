@@ -6,6 +6,7 @@ or click (cli/lintfast.py)."""
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -68,3 +69,19 @@ def test_lint_loads_neither_the_engine_nor_alembic_nor_a_driver(tmp_path: Path) 
     assert not {name for name in ours for part in heavy
                 if name == f"fraiseql_alembic.{part}"
                 or name.startswith(f"fraiseql_alembic.{part}.")}, sorted(ours)
+
+
+def test_up_loads_no_opentelemetry_unless_the_program_did(database_url: str,
+                                                          tmp_path: Path) -> None:
+    """OpenTelemetry is installed here (the test extra), yet `fraiseql migrate up` imports
+    none of it, with a migration to run or none pending: only a program that loaded it
+    itself (opentelemetry-instrument, a sitecustomize) gets spans (engine/tracing.py;
+    importing the API alone costs ~35 ms, bench/otel-results.md)."""
+    assert importlib.util.find_spec("opentelemetry.trace") is not None
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "001_t.sql").write_text(UP_DOWN.format(t="t"), encoding="utf-8")
+    for pending in (1, 0):
+        modules = imported_by("migrate", "up", "--database-url", database_url, cwd=tmp_path)
+        assert "fraiseql_alembic.engine.tracing" in modules, pending
+        assert not {name for name in modules if name.split(".")[0] == "opentelemetry"}, pending
