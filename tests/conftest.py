@@ -201,21 +201,25 @@ class ProcessRunner:
                                 stdout=output, stderr=output)
 
     def on_terminal(self, *argv: str, cwd: Path | None = None, url: str | None = TEST_DATABASE,
-                    env: Mapping[str, str | None] | None = None,
-                    timeout: float = 120) -> tuple[int, str]:
+                    env: Mapping[str, str | None] | None = None, timeout: float = 120,
+                    answers: Sequence[tuple[str, str]] = ()) -> tuple[int, str]:
         """Run the command with stdout and stderr on a pseudo-terminal, as a user at a
-        terminal sees it; its exit code and everything it wrote there (CR, escapes kept)."""
+        terminal sees it; its exit code and everything it wrote there (CR, escapes kept).
+
+        ``answers``: (prompt, reply) pairs, in order: when the output next ends with the
+        prompt, the reply and Enter are typed (stdin is then the terminal, else /dev/null)."""
         args, environment = _argv_and_env(argv, self.url if url == TEST_DATABASE else url,
                                           env, ())
         environment.setdefault("TERM", "xterm")
         leader, follower = os.openpty()
         try:
             process = subprocess.Popen(args, cwd=cwd or self.cwd, env=environment,
-                                       stdin=subprocess.DEVNULL, stdout=follower,
-                                       stderr=follower)
+                                       stdin=follower if answers else subprocess.DEVNULL,
+                                       stdout=follower, stderr=follower)
         finally:
             os.close(follower)
         chunks: list[bytes] = []
+        pending = [(prompt.encode(), (reply + "\n").encode()) for prompt, reply in answers]
         deadline = time.monotonic() + timeout
         try:
             while True:
@@ -230,6 +234,8 @@ class ProcessRunner:
                 if not chunk:
                     break
                 chunks.append(chunk)
+                if pending and b"".join(chunks).endswith(pending[0][0]):
+                    os.write(leader, pending.pop(0)[1])
             code = process.wait(timeout=max(1.0, deadline - time.monotonic()))
         finally:
             if process.poll() is None:
