@@ -33,7 +33,7 @@ from ..engine.locking import LeaseHolder, LeaseLock, LockHolder, MigrationLock
 from ..engine.plan import display_name
 from ..engine.preflight import refuse_inconsistent, sql_migration, validate_pending
 from ..engine.run import commit_failed, connection_lost
-from ..engine.session import SessionReset, apply_session_settings
+from ..engine.session import SESSION_CLEAN_SQL, SessionReset, apply_session_settings
 from ..engine.status import PENDING, ancestors, build
 from ..engine.translate import database_error
 from ..errors import ConfigError, MigrationError, our_error_in_context
@@ -242,6 +242,8 @@ def _run_online(
             with dbapi.cursor() as cursor:
                 if not options.pooled:  # lease mode: each migration's transaction sets them
                     apply_session_settings(cursor, options)
+                elif not external:  # a pooled server session may hold another's SET
+                    cursor.execute(SESSION_CLEAN_SQL)  # search_path: found as a new one would
                 version_schema = version_table_schema(cursor)  # named to Alembic
             if not external:
                 dbapi.commit()

@@ -27,6 +27,7 @@ from .plan import Script, display_name
 from .pooler import STATEMENT, pooler_error, statement_pooling
 from .recorder import Step
 from .run import run_steps
+from .session import SESSION_CLEAN_SQL
 from .translate import foreign_error
 
 if TYPE_CHECKING:
@@ -87,6 +88,7 @@ class Progress:
         """How many rows the running migration changed, where the server said."""
         if self.observer is not None:
             self.observer.rows(filename, count)
+        self._optional("rows", filename, count)
 
     def notice(self, text: str) -> None:
         if self.reporter is not None:
@@ -254,7 +256,17 @@ def back_up(
 
 def current_state(settings: Settings, connection: Connection | None = None) -> DatabaseState:
     """Where the database is, on a read-only psycopg2 session (no SQLAlchemy needed):
-    a new one, or a read-only transaction on ``connection`` (autocommit, idle)."""
+    a new one, or a read-only transaction on ``connection`` (autocommit, idle).  One
+    snapshot (REPEATABLE READ): alembic_version and the history are read as of one
+    moment, so a deploy committing between the reads (``status`` takes no lock) does
+    not make the migration it applied look untracked.
+
+    On a new session, and on any in lease mode, the transaction first resets what a new
+    session would not have (:data:`~.session.SESSION_CLEAN_SQL`, undone by its
+    ROLLBACK): behind a transaction pooler the server session may be one on which a
+    migration's ``SET search_path = ''`` (pg_dump output) or ``SET ROLE`` was left, and
+    alembic_version, found on the search_path, must not seem missing.  A session the
+    caller set up (``status --targets`` sets each schema's search_path) is read as is."""
     # lazy: psycopg2 (~20 ms) loads only when a command connects
     import psycopg2
 
@@ -264,7 +276,8 @@ def current_state(settings: Settings, connection: Connection | None = None) -> D
         session.autocommit = True
     try:
         with session.cursor() as cursor:
-            cursor.execute("BEGIN READ ONLY")
+            cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n"
+                           + (SESSION_CLEAN_SQL if own or settings.run.pooled else ""))
         try:
             return read_state(session, settings.history_schema)
         finally:

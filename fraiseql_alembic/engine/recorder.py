@@ -193,10 +193,14 @@ def prepare(dbapi: Connection, schema: str, options: RunOptions) -> OwnRecorder:
 
     The version table is found (or made) on the session's search_path, as Alembic does,
     then named with its schema: a migration that changes search_path (pg_dump output
-    clears it) does not lose it.
+    clears it) does not lose it.  In lease mode the session is first reset as a new one
+    would be: behind a transaction pooler it may be a server session on which an earlier
+    transaction left such a ``SET``.
     """
     with dbapi.cursor() as cursor:
-        if not options.pooled:  # lease mode: each transaction sets them (transaction_setup)
+        if options.pooled:  # each transaction sets the timeouts (transaction_setup)
+            cursor.execute(SESSION_CLEAN_SQL)
+        else:
             apply_session_settings(cursor, options)
         cursor.execute("SELECT to_regclass('alembic_version') IS NOT NULL")
         row = cursor.fetchone()

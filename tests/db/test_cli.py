@@ -5,10 +5,16 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
+from typing import Any
 
+import psycopg2
+import psycopg2.extensions
 import pytest
+from click.testing import Result
 from conftest import Cli, Project
 from scenarios import UP_DOWN
+
+from fraiseql_alembic import api, settings
 
 # ---------------------------------------------------------------------------
 # init / create: no database needed
@@ -661,6 +667,33 @@ def test_status_json_and_exit_codes(project: Project) -> None:
     project.write("001_initial_schema.sql", UP_DOWN.format(t="a").replace("(id int)", "(id bigint)"))
     assert project.cli("status", "--exit-code").exit_code == 4
     assert json.loads(project.cli("status", "--json").output)["migrations"][0]["state"] == "modified"
+
+
+def test_status_reads_one_snapshot_while_a_deploy_commits(project: Project) -> None:
+    """alembic_version and the history are read in one snapshot: a deploy that commits
+    between the two reads must not make the migration it applied look untracked."""
+    project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
+    project.write("002_b.sql", UP_DOWN.format(t="b"))
+    assert project.cli("up", "--steps", "1").exit_code == 0
+    deploys: list[Result] = []
+
+    class DeployAfterTheVersionRead(psycopg2.extensions.cursor):
+        def execute(self, query: Any, vars: Any = None) -> None:
+            super().execute(query, vars)
+            if "FROM alembic_version" in str(query) and not deploys:
+                deploys.append(project.cli("up"))
+
+    connection = psycopg2.connect(project.database_url, cursor_factory=DeployAfterTheVersionRead)
+    connection.autocommit = True
+    try:
+        report = api.status(settings.resolve(database_url=project.database_url,
+                                             cwd=project.root), connection=connection)
+    finally:
+        connection.close()
+    assert [result.exit_code for result in deploys] == [0]
+    assert project.version() == ["002"]  # the deploy committed while status read
+    assert [(row.filename, row.state) for row in report.rows] == [
+        ("001_initial_schema.sql", "applied"), ("002_b.sql", "pending")]
 
 
 def test_up_json_events(project: Project) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 from conftest import ProcessRunner, Project
+from scenarios import on_path
 
 from fraiseql_alembic.devdb import DevCluster, _as_user, _chown, _free_port, _which
 from fraiseql_alembic.engine.locking import HEARTBEAT_APPLICATION, LOCK_KEY
@@ -237,6 +238,43 @@ def test_eight_concurrent_deploys_through_transaction_pooling_apply_each_once(
                 assert cursor.fetchone() == ("0", "0")
     finally:
         check.close()
+
+
+@pytest.mark.parametrize("path", ["direct", "alembic"])
+def test_a_setting_left_on_the_pooled_sessions_does_not_mislead_the_next_deploy(
+    project: Project, pgbouncer: dict[str, int], run_process: ProcessRunner, path: str
+) -> None:
+    """A migration's own ``SET search_path = ''`` (pg_dump output starts with it) stays on
+    the server session its transaction ran on, which the pooler then hands to any client.
+    A deploy must read where the database is as a new session would, not through it:
+    it once found no alembic_version there and refused every applied migration as
+    "untracked" (the concurrent-deploys test failed now and then)."""
+    on_path(project, path, "001_initial_schema.sql", "CREATE TABLE tb_user (id int);\n")
+    url = through(project.database_url, pgbouncer["transaction"])
+    run_process("fraiseql", "migrate", "up", "--lock", "lease", url=url, check=True)
+    # every server session of the pool is left with what a migration's SET leaves:
+    # hold five at once (one transaction each), then clear their search_path
+    clients = [psycopg2.connect(url) for _ in range(5)]
+    try:
+        for client in clients:
+            with client.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+        for client in clients:
+            with client.cursor() as cursor:
+                cursor.execute("SET search_path = ''")
+            client.commit()
+    finally:
+        for client in clients:
+            client.close()
+    project.write("002_more.sql", "CREATE TABLE public.tb_more (id int);\n")
+    result = run_process("fraiseql", "migrate", "status", url=url)
+    assert result.returncode == 0, result.stderr
+    assert "✓ 001_initial_schema.sql" in result.stdout, result.stdout
+    result = run_process("fraiseql", "migrate", "up", "--lock", "lease", url=url)
+    assert result.returncode == 0, result.stderr
+    assert "✓ Running migration: 002_more.sql" in result.stdout
+    assert project.version() == ["002"]
+    assert applied_rows(project)[-2:] == [("001", 1), ("002", 1)]
 
 
 def test_a_crashed_lease_holder_expires_and_the_next_deploy_proceeds(
