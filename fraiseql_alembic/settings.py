@@ -479,3 +479,68 @@ def drift_ignore(cwd: Path | None = None) -> tuple[object, ...]:
 
 #: Where :func:`drift_ignore` reads its patterns (named in errors about them).
 DRIFT_SOURCE = "[tool.fraiseql.drift] in pyproject.toml"
+
+
+# -- the schema snapshot (up --dump-schema, check) -------------------------------------
+
+#: The setting that turns the schema snapshot on (true) or names its file (a path).
+DUMP_SCHEMA_SOURCE = "dump_schema under [tool.fraiseql] in pyproject.toml"
+#: alembic.ini's equivalent, in its ``[alembic]`` section.
+DUMP_SCHEMA_INI_OPTION = "fraiseql.dump_schema"
+#: The snapshot's file name, beside the migrations folder, when no path is configured.
+SCHEMA_FILE_NAME = "schema.sql"
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0", "")
+
+
+def schema_file(
+    folder: Path, given: str | None = None, *, off: bool = False, cwd: Path | None = None,
+) -> Path | None:
+    """Where the schema snapshot is written (``up``/``down``) or checked (``check``); None
+    when it is not.
+
+    ``given`` is a flag's value: a path, or ``""`` for the configured path.  Without a
+    flag (``given`` None, ``off`` false), the project's setting decides: ``dump_schema``
+    under ``[tool.fraiseql]`` in pyproject.toml (true, false or a path), else
+    ``fraiseql.dump_schema`` in alembic.ini's ``[alembic]`` section.  ``off`` (the
+    ``--no-...`` flag) wins over the setting.  The default path is ``schema.sql`` in the
+    folder that holds the migrations ``folder``; a relative path is under ``cwd``.
+    """
+    cwd = cwd or Path.cwd()
+    if given:
+        return _under(cwd, given)
+    configured = _dump_schema_setting(cwd)
+    if given is None and (off or configured is None):
+        return None
+    if isinstance(configured, str):
+        return _under(cwd, configured)
+    return folder.parent / SCHEMA_FILE_NAME
+
+
+def _under(cwd: Path, path: str) -> Path:
+    return Path(path) if Path(path).is_absolute() else cwd / path
+
+
+def _dump_schema_setting(cwd: Path) -> str | bool | None:
+    """The configured path, True (the default path), or None (off or not set)."""
+    table = _pyproject_tool_fraiseql(cwd)
+    if "dump_schema" in table:
+        value = table["dump_schema"]
+        if isinstance(value, bool):
+            return True if value else None
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+        raise ConfigError(f"{DUMP_SCHEMA_SOURCE} must be true, false or a path, e.g. "
+                          f'dump_schema = "db/{SCHEMA_FILE_NAME}"')
+    ini = cwd / "alembic.ini"
+    if not ini.is_file():
+        return None
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(ini, encoding="utf-8")
+        text = parser.get("alembic", DUMP_SCHEMA_INI_OPTION, fallback=None)
+    except configparser.Error as err:
+        raise ConfigError(f"Cannot read {ini}: {' '.join(str(err).split())}") from err
+    if text is None or text.strip().lower() in _FALSE:
+        return None
+    return True if text.strip().lower() in _TRUE else text.strip()

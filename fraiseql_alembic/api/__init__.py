@@ -56,5 +56,7 @@ from .schema import DriftReport as DriftReport
 from .schema import check as check
 from .schema import drift as drift
 from .schema import drift_fleet as drift_fleet
+from .snapshot import SchemaSnapshot as SchemaSnapshot
+from .snapshot import dump_schema as dump_schema
 from .state import status as status
 from .state import status_fleet as status_fleet

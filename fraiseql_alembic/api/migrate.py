@@ -4,7 +4,7 @@ files or run them."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,11 +38,13 @@ from ..errors import (
     AbortedByUser,
     MigrationError,
     UsageError,
+    plural,
 )
 from ..project import loader, scaffold
 from ..project.scaffold import validate_name
 from ..settings import Settings, models_setting
 from ..settings import shadow_database_url as shadow_url_setting
+from .snapshot import SchemaSnapshot, dump_after
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as Connection
@@ -130,6 +132,7 @@ class UpgradeResult:
     warnings: tuple[str, ...] = field(default=())
     marked: tuple[str, ...] = field(default=())  # stamped from a hand-made history row
     backup: Backup | None = None  # the dump ``backup=`` made before applying
+    schema: SchemaSnapshot | None = None  # the snapshot ``dump_schema=`` wrote
 
     @property
     def up_to_date(self) -> bool:
@@ -145,6 +148,7 @@ def upgrade(
     cancel: CancelToken | None = None,
     backup: Path | bool = False,
     resume: Resume | None = None,
+    dump_schema: Path | None = None,
 ) -> UpgradeResult:
     """Apply pending migrations in order (all, or the next ``steps``).
 
@@ -160,12 +164,18 @@ def upgrade(
 
     ``resume`` settles a statement that an earlier run sent outside a transaction and
     stopped before recording (:func:`settle_interrupted`) before anything runs.
+
+    ``dump_schema`` (a path) writes the schema snapshot there after success, also when
+    nothing was pending, still under the lock (:func:`.snapshot.dump_schema`).
     """
     _check_steps(steps)
     if dry_run and backup is not False:
         raise UsageError("backup= cannot be combined with dry_run=: a dry run changes nothing")
     if dry_run and resume is not None:
         raise UsageError("resume= cannot be combined with dry_run=: a dry run changes nothing")
+    if dry_run and dump_schema is not None:
+        raise UsageError("dump_schema= cannot be combined with dry_run=: a dry run changes "
+                         "nothing")
     if not dry_run:
         load_sql_scanner_in_background()
     scripts, directory = revisions(settings)
@@ -178,7 +188,8 @@ def upgrade(
             settle_interrupted(settings, connection, "up", resume, scripts, progress.notice)
         plan = _plan_upgrade(settings, scripts, steps, connection=connection)
         if not plan.planned:
-            return _upgrade_result(plan)
+            return replace(_upgrade_result(plan), schema=dump_after(
+                settings, dump_schema, "Nothing was pending", cancel))
         dumped = None
         if backup is not False:
             dumped = back_up(settings, backup, cancel)
@@ -191,8 +202,10 @@ def upgrade(
                        connection)
         else:
             _upgrade_through_alembic(settings, plan, directory, progress, cancel)
-    return _upgrade_result(plan, applied=tuple(item.version for item in to_run),
-                           backup=dumped)
+        snapshot = dump_after(settings, dump_schema,
+                              f"{plural(len(plan.planned))} applied", cancel)
+    return replace(_upgrade_result(plan, applied=tuple(item.version for item in to_run),
+                                   backup=dumped), schema=snapshot)
 
 
 def _upgrade_through_alembic(
@@ -320,6 +333,7 @@ def rehearse(
 class DowngradeResult:
     planned: tuple[PlannedMigration, ...]
     rolled_back: tuple[str, ...]
+    schema: SchemaSnapshot | None = None  # the snapshot ``dump_schema=`` wrote
 
 
 def downgrade(
@@ -330,6 +344,7 @@ def downgrade(
     reporter: Reporter | None = None,
     cancel: CancelToken | None = None,
     resume: Resume | None = None,
+    dump_schema: Path | None = None,
 ) -> DowngradeResult:
     """Roll back the most recent ``steps`` migrations, newest first.
 
@@ -337,7 +352,7 @@ def downgrade(
     back.  ``confirm`` sees the plan and may refuse it (AbortedByUser); it is asked
     before the migration lock is taken, so a prompt never blocks other deploys.
     Under the lock the plan is made again, and if the database moved meanwhile
-    nothing is rolled back.  ``resume``: as for :func:`upgrade`.
+    nothing is rolled back.  ``resume`` and ``dump_schema``: as for :func:`upgrade`.
     """
     _check_steps(steps)
     scripts, directory = revisions(settings)
@@ -365,7 +380,9 @@ def downgrade(
             )
             run_with_retries(settings, progress, lambda: commands.downgrade(
                 config, target, lambda: progress.current))
-    return DowngradeResult(planned, tuple(item.version for item in planned))
+        snapshot = dump_after(settings, dump_schema,
+                              f"{plural(len(planned))} rolled back", cancel)
+    return DowngradeResult(planned, tuple(item.version for item in planned), snapshot)
 
 
 def _plan_downgrade(

@@ -193,6 +193,7 @@ class TextReporter(Events):
         self.warned(result.warnings)
         if result.up_to_date:
             click.echo("Already up to date" + ("; no backup taken" if backup_asked else ""))
+            self.schema_written(result.schema)
             return
         if result.dry_run:
             marked = set(result.marked)
@@ -207,12 +208,20 @@ class TextReporter(Events):
             return
         self.echo(f"{self.mark(CHECK)} Migration completed successfully")
         self._echo_timing(is_upgrade=True)
+        self.schema_written(result.schema)
 
     def rolled_back(self, result: api.DowngradeResult) -> None:
         """The end of ``down``."""
         self.echo(f"{self.mark(CHECK)} Rollback completed successfully "
                   f"({plural(len(result.rolled_back))} rolled back)")
         self._echo_timing(is_upgrade=False)
+        self.schema_written(result.schema)
+
+    def schema_written(self, snapshot: api.SchemaSnapshot | None) -> None:
+        """The schema snapshot ``--dump-schema`` wrote (or found up to date)."""
+        if snapshot is not None:
+            self.echo(f"{self.mark(CHECK)} Schema snapshot: {shown_path(snapshot.path)} "
+                      f"({'written' if snapshot.changed else 'unchanged'})")
 
     def rehearsal_finished(self, result: api.RehearsalResult) -> None:
         """The end of ``up --rehearse``: warnings and the summary line."""
@@ -295,6 +304,7 @@ class JsonReporter(TextReporter):
             planned=[{"version": item.version, "file": item.filename, "sql": item.sql}
                      for item in result.planned],
             backup=str(result.backup.path) if result.backup is not None else None,
+            schema=str(result.schema.path) if result.schema is not None else None,
         )
 
     def rehearsal_finished(self, result: api.RehearsalResult) -> None:

@@ -19,6 +19,7 @@ from .. import api
 from ..engine.cancel import MigrationInterrupted
 from ..errors import AbortedByUser, UsageError, shown_path
 from ..settings import Settings, check_duration, check_seconds, resolve
+from ..settings import schema_file as schema_file_setting
 from . import fleet as cli_fleet
 from .app import common_options, handle_errors
 from .fleet import FleetFlags, fleet_options
@@ -118,6 +119,28 @@ def resume_option(func: F) -> F:
         help="An earlier run stopped while a statement ran outside a transaction: record "
         "that statement as done (it took effect), or run it again; then go on. With "
         "--targets, RUN_ID: skip the targets that succeeded in that recorded run.")(func)
+
+
+def dump_schema_options(func: F) -> F:
+    """``--dump-schema [FILE]`` and ``--no-dump-schema`` (up, down)."""
+    func = click.option("--no-dump-schema", is_flag=True,
+                        help="Do not write the schema snapshot, even if dump_schema is "
+                        "configured.")(func)
+    return click.option(
+        "--dump-schema", "dump_schema", is_flag=False, flag_value="", default=None,
+        metavar="[FILE]",
+        help="After success, write the normalised schema (pg_dump --schema-only) to FILE "
+        "(default: the dump_schema setting, else schema.sql beside the migrations folder); "
+        "on by default when dump_schema is configured.")(func)
+
+
+def snapshot_path(settings: Settings, given: str | None, off: bool, option: str
+                  ) -> Path | None:
+    """Where the schema snapshot goes (or is checked): ``--OPTION [FILE]``, else the
+    project's ``dump_schema``; None with ``--no-OPTION``."""
+    if given is not None and off:
+        raise click.UsageError(f"--{option} and --no-{option} cannot be combined")
+    return schema_file_setting(settings.path, given, off=off)
 
 
 FORMAT_OPTION = click.option(
@@ -242,6 +265,7 @@ def create(
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object per line for each event instead of text.")
 @resume_option
+@dump_schema_options
 @fleet_options(policy=True)
 @run_options
 @common_options
@@ -253,6 +277,8 @@ def up(
     backup: str | None,
     as_json: bool,
     resume: str | None,
+    dump_schema: str | None,
+    no_dump_schema: bool,
     fleet: FleetFlags,
     run: RunFlags,
     path: Path | None,
@@ -261,7 +287,8 @@ def up(
     """Apply pending migrations in order."""
     if fleet.targets is not None:
         for flag, given in (("--dry-run", dry_run), ("--rehearse", rehearse),
-                            ("--backup", backup is not None)):
+                            ("--backup", backup is not None),
+                            ("--dump-schema", dump_schema is not None)):
             if given:
                 raise click.UsageError(f"{flag} cannot be combined with --targets; run it on "
                                        "one database (--database-url)")
@@ -271,7 +298,8 @@ def up(
     cli_fleet.check_single(fleet)
     settled = cli_fleet.single_resume(resume)
     for flag, given in (("--rehearse", rehearse), ("--backup", backup is not None),
-                        ("--resume", resume is not None)):
+                        ("--resume", resume is not None),
+                        ("--dump-schema", dump_schema is not None)):
         if dry_run and given:
             raise click.UsageError(f"{flag} cannot be combined with --dry-run")
     if rehearse and resume is not None:
@@ -280,7 +308,12 @@ def up(
     if rehearse and backup is not None:
         raise click.UsageError("--backup cannot be combined with --rehearse: a rehearsal "
                                "writes nothing")
+    if rehearse and dump_schema is not None:
+        raise click.UsageError("--dump-schema cannot be combined with --rehearse: a "
+                               "rehearsal writes nothing")
     settings = run_settings(path, database_url, run)
+    snapshot = (None if dry_run or rehearse
+                else snapshot_path(settings, dump_schema, no_dump_schema, "dump-schema"))
     reporter = JsonReporter() if as_json else TextReporter()
     if rehearse:
         _rehearse(settings, steps, reporter)
@@ -289,7 +322,7 @@ def up(
         lambda token: api.upgrade(
             settings, steps=steps, dry_run=dry_run, reporter=reporter, cancel=token,
             backup=False if backup is None else (Path(backup) if backup else True),
-            resume=settled,
+            resume=settled, dump_schema=snapshot,
         ),
         reporter,
         is_upgrade=True,
@@ -316,6 +349,7 @@ def _rehearse(settings: Settings, steps: int | None, reporter: TextReporter) -> 
               help="Roll back the N most recent migrations.")
 @click.option("--force", is_flag=True, help="Do not ask for confirmation.")
 @resume_option
+@dump_schema_options
 @fleet_options(policy=True)
 @run_options
 @common_options
@@ -324,6 +358,8 @@ def down(
     steps: int,
     force: bool,
     resume: str | None,
+    dump_schema: str | None,
+    no_dump_schema: bool,
     fleet: FleetFlags,
     run: RunFlags,
     path: Path | None,
@@ -331,12 +367,16 @@ def down(
 ) -> None:
     """Roll back the most recent migration(s), newest first."""
     if fleet.targets is not None:
+        if dump_schema is not None:
+            raise click.UsageError("--dump-schema cannot be combined with --targets; run it "
+                                   "on one database (--database-url)")
         cli_fleet.down(run_settings(path, None, run), fleet, database_url, steps=steps,
                        force=force, resume=cli_fleet.fleet_resume(resume))
         return
     cli_fleet.check_single(fleet)
     settled = cli_fleet.single_resume(resume)
     settings = run_settings(path, database_url, run)
+    snapshot = snapshot_path(settings, dump_schema, no_dump_schema, "dump-schema")
 
     def confirm(plan: tuple[api.PlannedMigration, ...]) -> bool:
         click.echo(render_plan("About to roll back", plan, show_sql=False))
@@ -352,7 +392,7 @@ def down(
     result = run_reported(
         lambda token: api.downgrade(
             settings, steps=steps, confirm=confirm, reporter=reporter, cancel=token,
-            resume=settled,
+            resume=settled, dump_schema=snapshot,
         ),
         reporter,
         is_upgrade=False,
@@ -457,22 +497,33 @@ def status(as_json: bool, exit_code: bool, fleet: FleetFlags, path: Path | None,
               help="The models' MetaData for --models (default: target_metadata in "
               "pyproject.toml).")
 @click.option("--shadow-database-url", metavar="URL", default=None,
-              help="For --models: an empty database to build the migrations' schema in "
-              "(default: $FRAISEQL_SHADOW_DATABASE_URL, else a throwaway PostgreSQL).")
+              help="For --models and the schema snapshot: an empty database to build the "
+              "migrations' schema in (default: $FRAISEQL_SHADOW_DATABASE_URL, else a "
+              "throwaway PostgreSQL).")
+@click.option("--schema-file", "schema_file", is_flag=False, flag_value="", default=None,
+              metavar="[FILE]",
+              help="Check that the schema snapshot FILE (default: the dump_schema setting, "
+              "else schema.sql beside the migrations folder) is what the migrations build; "
+              "on by default when dump_schema is configured.")
+@click.option("--no-schema-file", is_flag=True,
+              help="Do not check the schema snapshot, even if dump_schema is configured.")
 @FORMAT_OPTION
 @common_options
 @handle_errors
 def check(base: str | None, models: bool | None, metadata: tuple[str, ...],
-          shadow_database_url: str | None, output_format: str, path: Path | None,
-          database_url: str | None) -> None:
+          shadow_database_url: str | None, schema_file: str | None, no_schema_file: bool,
+          output_format: str, path: Path | None, database_url: str | None) -> None:
     """Check the migrations folder before merging; no database needed.
 
     Duplicate numbers, misnamed or unparseable files, numbering below --base, lint
     findings; with a database configured also changed, missing, unrecorded and
     partly applied migrations.  Exit 0 when clean, 1 when problems were found.
     """
-    report = api.check(resolve(path, database_url), base=base, models=models,
-                       metadata=metadata or None, shadow_database_url=shadow_database_url)
+    settings = resolve(path, database_url)
+    snapshot = snapshot_path(settings, schema_file, no_schema_file, "schema-file")
+    report = api.check(settings, base=base, models=models,
+                       metadata=metadata or None, shadow_database_url=shadow_database_url,
+                       schema_file=snapshot if snapshot is not None else False)
     for problem in report.problems:
         if output_format == "github":
             click.echo(github_annotation("error", problem.file or "", problem.line,
@@ -490,6 +541,10 @@ def check(base: str | None, models: bool | None, metadata: tuple[str, ...],
     if report.models is not None:
         facts.append(f"models: {plural(len(report.models), 'difference')}" if report.models
                      else "models match the migrations")
+    if report.schema_file is not None:
+        shown = shown_path(report.schema_file)
+        stale = any(problem.file == shown for problem in report.problems)
+        facts.append(f"{shown} {'does not match' if stale else 'matches'} the migrations")
     for line in report.models_unchecked:
         click.echo(f"::notice::{escape_data(line)}" if output_format == "github"
                    else f"models: note: {line}")

@@ -162,17 +162,32 @@ def default_path(dbname: str, now: datetime | None = None, folder: Path | None =
     return (folder or Path.cwd()) / BACKUP_FOLDER / f"{safe}-{moment:%Y%m%dT%H%M%SZ}.dump"
 
 
-def find_pg_dump() -> str:
-    """pg_dump on PATH (``$FRAISEQL_PG_DUMP`` wins), else a BackupError saying what to do."""
+@dataclass(frozen=True)
+class PgDumpUse:
+    """What a pg_dump run is for, as its messages say it: the error raised, the action
+    that cannot be done, the way round it, and what follows (e.g. nothing was applied)."""
+
+    error: type[MigrationError]
+    cannot: str
+    instead: str
+    tail: str = ""
+
+
+#: ``up --backup``'s messages.
+BACKUP_USE = PgDumpUse(BackupError, "Cannot back up", "or run without --backup",
+                       f" {NOTHING_APPLIED}")
+
+
+def find_pg_dump(use: PgDumpUse = BACKUP_USE) -> str:
+    """pg_dump on PATH (``$FRAISEQL_PG_DUMP`` wins), else ``use.error`` saying what to do."""
     override = os.environ.get("FRAISEQL_PG_DUMP")
     found = override or shutil.which("pg_dump")
     if not found or not os.access(found, os.X_OK):
         where = f"FRAISEQL_PG_DUMP={override} is not an executable" if override else (
             "pg_dump is not on PATH")
-        raise BackupError(
-            f"Cannot back up: {where}. Install PostgreSQL's client tools (the server's major "
-            f"version or newer, e.g. postgresql-client), or run without --backup. "
-            f"{NOTHING_APPLIED}"
+        raise use.error(
+            f"{use.cannot}: {where}. Install PostgreSQL's client tools (the server's major "
+            f"version or newer, e.g. postgresql-client), {use.instead}.{use.tail}"
         )
     return found
 
@@ -190,30 +205,30 @@ def server_major(server_version_num: int) -> int:
     return server_version_num // 10000
 
 
-def check_versions(pg_dump: str, server_version_num: int) -> None:
+def check_versions(pg_dump: str, server_version_num: int,
+                   use: PgDumpUse = BACKUP_USE) -> None:
     """Refuse a pg_dump older than the server: it cannot dump a newer server."""
     try:
         output = subprocess.run(
             [pg_dump, "--version"], capture_output=True, text=True, timeout=30, check=True
         ).stdout
     except (OSError, subprocess.SubprocessError) as err:
-        raise BackupError(
-            f"Cannot back up: `{pg_dump} --version` failed ({err}). Check the PostgreSQL "
-            f"client installation, or run without --backup. {NOTHING_APPLIED}"
+        raise use.error(
+            f"{use.cannot}: `{pg_dump} --version` failed ({err}). Check the PostgreSQL "
+            f"client installation, {use.instead}.{use.tail}"
         ) from err
     client = client_major(output)
     server = server_major(server_version_num)
     if client is None:
-        raise BackupError(
-            f"Cannot back up: `{pg_dump} --version` printed {output.strip()!r}, not a "
-            f"PostgreSQL version. {NOTHING_APPLIED}"
+        raise use.error(
+            f"{use.cannot}: `{pg_dump} --version` printed {output.strip()!r}, not a "
+            f"PostgreSQL version.{use.tail}"
         )
     if client < server:
-        raise BackupError(
-            f"Cannot back up: {pg_dump} is PostgreSQL {client}, older than the server "
+        raise use.error(
+            f"{use.cannot}: {pg_dump} is PostgreSQL {client}, older than the server "
             f"(PostgreSQL {server}), and cannot dump it. Install postgresql-client-{server} "
-            f"or newer (or point FRAISEQL_PG_DUMP at it), or run without --backup. "
-            f"{NOTHING_APPLIED}"
+            f"or newer (or point FRAISEQL_PG_DUMP at it), {use.instead}.{use.tail}"
         )
 
 
@@ -230,7 +245,7 @@ def dump(
     transaction fails the backup instead of stalling the deploy.
     """
     pg_dump = find_pg_dump()
-    check_versions(pg_dump, _server_version_num(url))
+    check_versions(pg_dump, server_version_num(url))
     connection = split_password(libpq_url(url))
     if target.exists():
         raise BackupError(
@@ -251,15 +266,15 @@ def dump(
         if lock_timeout and lock_timeout != "0":
             command.append(f"--lock-wait-timeout={lock_timeout}")
         command += ["--dbname", uri]
-        returncode, stderr = _run(command, {**os.environ, **secret_env}, cancel)
+        returncode, stderr = run_pg_dump(command, {**os.environ, **secret_env}, cancel)
     if returncode != 0:
         partial.unlink(missing_ok=True)
         if cancel is not None and cancel.cancelled:
             raise MigrationInterrupted(
                 f"Stopped by {cancel.reason} during the backup; {NOTHING_APPLIED.lower()}"
             )
-        reason = _first_error(stderr, lock_timeout, connection.password,
-                              *(value for _, value in connection.secrets))
+        reason = first_error(stderr, lock_timeout, connection.password,
+                             *(value for _, value in connection.secrets))
         raise BackupError(
             f"Backup failed: {reason} (pg_dump exit {returncode}). {NOTHING_APPLIED}; fix the "
             "cause or run without --backup"
@@ -277,7 +292,8 @@ def maintenance_uri(uri: str) -> str:
     return urlunsplit(parts._replace(path="/postgres", query=urlencode(kept)))
 
 
-def _server_version_num(url: str) -> int:
+def server_version_num(url: str) -> int:
+    """The server's ``server_version_num`` (150018 for 15.18)."""
     connection = open_dbapi(url)
     try:
         return int(connection.server_version)
@@ -285,7 +301,8 @@ def _server_version_num(url: str) -> int:
         connection.close()
 
 
-def _run(command: list[str], env: dict[str, str], cancel: CancelToken | None) -> tuple[int, str]:
+def run_pg_dump(command: list[str], env: dict[str, str],
+                cancel: CancelToken | None) -> tuple[int, str]:
     """Run pg_dump; a cancel (Ctrl-C, SIGTERM) terminates it."""
     with subprocess.Popen(
         command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -300,7 +317,7 @@ def _run(command: list[str], env: dict[str, str], cancel: CancelToken | None) ->
                     process.terminate()
 
 
-def _first_error(stderr: str, lock_timeout: str | None, *secrets: str | None) -> str:
+def first_error(stderr: str, lock_timeout: str | None, *secrets: str | None) -> str:
     """pg_dump's error as one line, without its prefixes or a password.
 
     pg_dump enforces ``--lock-wait-timeout`` with a statement timeout on its ``LOCK
