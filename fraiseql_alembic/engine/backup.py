@@ -68,6 +68,22 @@ class Backup:
         )
 
 
+@dataclass(frozen=True)
+class PgDumpUse:
+    """What a pg_dump run is for, as its messages say it: the error raised, the action
+    that cannot be done, the way round it, and what follows (e.g. nothing was applied)."""
+
+    error: type[MigrationError]
+    cannot: str
+    instead: str
+    tail: str = ""
+
+
+#: ``up --backup``'s messages.
+BACKUP_USE = PgDumpUse(BackupError, "Cannot back up", "or run without --backup",
+                       f" {NOTHING_APPLIED}")
+
+
 #: Connection parameters that are secrets: never on a command line.
 SECRET_PARAMETERS = ("password", "sslpassword")
 #: The section of the private service file that carries the other secrets.
@@ -114,10 +130,13 @@ def split_password(url: str) -> Connection:
 
 
 @contextmanager
-def private_service(connection: Connection) -> Iterator[tuple[str, dict[str, str]]]:
+def private_service(connection: Connection, use: PgDumpUse | None = None
+                    ) -> Iterator[tuple[str, dict[str, str]]]:
     """The URI and environment additions that hand pg_dump ``connection``'s secrets off
     its command line: ``PGPASSWORD``, and a service file only this user can read (0600),
-    removed on leaving, for the others.  Yields the URI to pass as ``--dbname``."""
+    removed on leaving, for the others.  Yields the URI to pass as ``--dbname``.  ``use``:
+    what the errors say (default: ``up --backup``'s words)."""
+    use = use or BACKUP_USE
     env: dict[str, str] = {}
     if connection.password is not None:
         env["PGPASSWORD"] = connection.password
@@ -127,20 +146,18 @@ def private_service(connection: Connection) -> Iterator[tuple[str, dict[str, str
     parts = urlsplit(connection.uri)
     query = parse_qsl(parts.query, keep_blank_values=True)
     if any(key == "service" for key, _ in query) or os.environ.get("PGSERVICE"):
-        raise BackupError(
-            "Cannot back up: the database URL (or PGSERVICE) names a service and the URL "
+        raise use.error(
+            f"{use.cannot}: the database URL (or PGSERVICE) names a service and the URL "
             "holds an sslpassword; "
             "pg_dump could get the sslpassword only on its command line, where `ps` shows "
-            "it. Move sslpassword into that service's entry of pg_service.conf. "
-            f"{NOTHING_APPLIED}"
+            f"it. Move sslpassword into that service's entry of pg_service.conf.{use.tail}"
         )
     lines = [f"[{SERVICE}]"]
     for key, value in connection.secrets:
         if value != value.strip() or "\n" in value or "\r" in value:
-            raise BackupError(
-                f"Cannot back up: the {key} in the database URL starts or ends with a space "
-                "or holds a line break, which pg_dump cannot be given privately. "
-                f"{NOTHING_APPLIED}"
+            raise use.error(
+                f"{use.cannot}: the {key} in the database URL starts or ends with a space "
+                f"or holds a line break, which pg_dump cannot be given privately.{use.tail}"
             )
         lines.append(f"{key}={value}")
     handle, name = tempfile.mkstemp(prefix="fraiseql-pgservice-", suffix=".conf")  # 0600
@@ -160,22 +177,6 @@ def default_path(dbname: str, now: datetime | None = None, folder: Path | None =
     moment = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", dbname).strip("._") or "database"
     return (folder or Path.cwd()) / BACKUP_FOLDER / f"{safe}-{moment:%Y%m%dT%H%M%SZ}.dump"
-
-
-@dataclass(frozen=True)
-class PgDumpUse:
-    """What a pg_dump run is for, as its messages say it: the error raised, the action
-    that cannot be done, the way round it, and what follows (e.g. nothing was applied)."""
-
-    error: type[MigrationError]
-    cannot: str
-    instead: str
-    tail: str = ""
-
-
-#: ``up --backup``'s messages.
-BACKUP_USE = PgDumpUse(BackupError, "Cannot back up", "or run without --backup",
-                       f" {NOTHING_APPLIED}")
 
 
 def find_pg_dump(use: PgDumpUse = BACKUP_USE) -> str:

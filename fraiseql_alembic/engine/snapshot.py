@@ -62,7 +62,7 @@ def dump_schema_text(
     connection = split_password(libpq_url(url))
     with tempfile.TemporaryDirectory(prefix="fraiseql-schema-") as folder:
         output = Path(folder) / "schema.sql"
-        with private_service(connection) as (uri, secret_env):
+        with private_service(connection, use) as (uri, secret_env):
             command = [pg_dump, "--schema-only", "--no-owner", "--encoding=UTF8",
                        "--file", str(output)]
             for table in EXCLUDED:

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import psycopg2
@@ -247,3 +248,15 @@ def test_missing_pg_dump_after_a_successful_up(project: Project,
         "executable. Install PostgreSQL's client tools (the server's major version or newer, "
         "e.g. postgresql-client), or run without --dump-schema.")
     assert "tb_user" in project.tables()  # the migration itself was applied
+
+
+def test_json_summary_names_the_snapshot(project: Project) -> None:
+    project.write("001_initial_schema.sql", SCHEMA)
+
+    result = project.cli("up", "--json", "--dump-schema")
+
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.splitlines()[-1])
+    assert summary["event"] == "summary"
+    assert summary["schema"] == str(project.root / "schema.sql")
+    assert (project.root / "schema.sql").is_file()

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from fraiseql_alembic.engine.backup import BackupError, Connection, PgDumpUse, private_service
+from fraiseql_alembic.engine.snapshot import SnapshotError
 from fraiseql_alembic.errors import ConfigError
 from fraiseql_alembic.project.snapshot import HEADER, first_difference, normalise
 from fraiseql_alembic.settings import schema_file
@@ -159,3 +161,16 @@ def test_a_bad_setting_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"^dump_schema under \[tool.fraiseql\] in "
                        r"pyproject.toml must be true, false or a path"):
         schema_file(tmp_path / "migrations", cwd=tmp_path)
+
+
+def test_a_secret_pg_dump_cannot_take_privately_is_named_for_the_snapshot() -> None:
+    connection = Connection("postgresql://app@db/app?service=prod", None, "app",
+                            (("sslpassword", "key pass"),))
+    use = PgDumpUse(SnapshotError, "Cannot dump the schema", "or run without --dump-schema")
+    with pytest.raises(SnapshotError, match=r"^Cannot dump the schema: the database URL \(or "
+                       r"PGSERVICE\) names a service and the URL holds an sslpassword; .* "
+                       r"pg_service\.conf\.$"), private_service(connection, use):
+        pass
+    with pytest.raises(BackupError, match=r"^Cannot back up: .* Nothing was applied$"), \
+            private_service(connection):
+        pass
