@@ -1,9 +1,12 @@
 """Where the migrations are and which database to use: flags, environment, project config.
 
-Order: ``--path`` / ``--database-url``, then ``DATABASE_URL``, then the project's
+Order: ``--path`` / ``--database-url``, then a named environment (``--env`` or
+``FRAISEQL_ENV``: :mod:`.config`), then ``DATABASE_URL``, then the project's
 ``pyproject.toml`` (``[tool.fraiseql.migrations]``: ``path``, ``database_url``,
-``history_schema``), then ``alembic.ini``'s ``sqlalchemy.url``.  Pure stdlib: the
-CLI imports this before deciding whether Alembic is needed at all.
+``history_schema``; or the same in ``fraiseql.toml``), then ``alembic.ini``'s
+``sqlalchemy.url``.  An environment's database is never replaced by ``DATABASE_URL``, and
+``--database-url`` with an environment is refused.  Pure stdlib: the CLI imports this
+before deciding whether Alembic is needed at all.
 """
 
 from __future__ import annotations
@@ -12,13 +15,13 @@ import configparser
 import math
 import os
 import re
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, MigrationError
+from .config import Environment, ProjectConfig, environment, project_config, selected_name
+from .errors import ConfigError, MigrationError, UsageError
 from .secrets import mask_url, password_of
 
 DEFAULT_PATH = "migrations"
@@ -154,10 +157,17 @@ class Settings:
     history_schema: str = "public"
     run: RunOptions = RunOptions()
     lint: LintOptions = LintOptions()
+    environment: Environment | None = None  # the named environment in use, if any
 
     def require_url(self) -> str:
         """The database URL, validated; a clear error when there is none or it is not one."""
         if not self.database_url:
+            if self.environment is not None:
+                raise ConfigError(
+                    f"Environment {self.environment.name} is a fleet (targets in "
+                    f"{self.environment.where}) and this command runs on one database: "
+                    "use an environment with a url"
+                )
             raise ConfigError(
                 "No database configured: pass --database-url, set DATABASE_URL "
                 "(e.g. postgresql://app@localhost:5432/mydb), or set "
@@ -171,34 +181,69 @@ def resolve(
     path: str | os.PathLike[str] | None = None,
     database_url: str | None = None,
     *,
+    env: str | None = None,
     cwd: Path | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Settings for a command run in ``cwd`` with the given flags."""
+    """Settings for a command run in ``cwd`` with the given flags.
+
+    ``env`` names an environment of the project's configuration (``--env``); None: the
+    one ``FRAISEQL_ENV`` names, if set; ``""``: none (``FRAISEQL_ENV`` ignored).  An
+    environment's values come after the flags and before everything else: its ``url``
+    (or ``targets``) is the database, never ``DATABASE_URL`` or a configured
+    ``database_url``; ``database_url`` given with an environment is a UsageError.  Its
+    run options override ``FRAISEQL_LOCK`` and ``[tool.fraiseql.migrations]``.  The
+    environment is ``Settings.environment``; its policy (``confirm``, ``allow_down``,
+    ``backup``) is applied by the CLI (docs/environments.md)::
+
+        settings.resolve(env="prod")    # [tool.fraiseql.environments.prod]
+    """
     cwd = cwd or Path.cwd()
     environ = os.environ if environ is None else environ
-    project = _pyproject_settings(cwd)
+    config = project_config(cwd)
+    project = config.section("migrations")
     folder = Path(path) if path is not None else Path(str(project.get("path", DEFAULT_PATH)))
     if not folder.is_absolute():
         folder = cwd / folder
+    name, selected_by = selected_name(env, environ)
+    chosen = environment(config, name, selected_by, environ) if name is not None else None
     url, source = database_url, "--database-url" if database_url else None
-    if not url and environ.get("DATABASE_URL"):
-        url, source = environ["DATABASE_URL"], "DATABASE_URL"
-    if not url and project.get("database_url"):
-        url, source = str(project["database_url"]), "pyproject.toml"
-    if not url:
-        ini_url = _alembic_ini_url(cwd)
-        if ini_url:
-            url, source = ini_url, "alembic.ini"
+    if chosen is not None:
+        if database_url:
+            how = f"--env {name}" if selected_by == "--env" else f"FRAISEQL_ENV={name}"
+            raise UsageError(f"--database-url cannot be combined with {how}: the environment "
+                             f"names its database ({chosen.where}); drop one of them")
+        url, source = chosen.url, f"environment {chosen.name}"
+        if url is not None:
+            try:
+                sqlalchemy_url(url)
+            except ConfigError as err:
+                raise ConfigError(f"url of environment {chosen.name} ({chosen.where}): "
+                                  f"{err.message}") from err
+    else:
+        if not url and environ.get("DATABASE_URL"):
+            url, source = environ["DATABASE_URL"], "DATABASE_URL"
+        if not url and project.get("database_url"):
+            url, source = str(project["database_url"]), config.file
+        if not url:
+            ini_url = _alembic_ini_url(cwd)
+            if ini_url:
+                url, source = ini_url, "alembic.ini"
     schema = str(project.get("history_schema", "public"))
-    run = _run_options(project)
+    run = _run_options(project, config.where("migrations"))
     if environ.get("FRAISEQL_LOCK"):
         run = replace(run, lock=check_lock_mode(environ["FRAISEQL_LOCK"], "FRAISEQL_LOCK"))
-    return Settings(folder, url, source, schema, run, lint=lint_options(cwd))
+    if chosen is not None:
+        run = _run_options(dict(chosen.run), chosen.where, run)
+        schema = chosen.history_schema or schema
+    return Settings(folder, url, source, schema, run, lint=lint_options(cwd, config),
+                    environment=chosen)
 
 
-def _run_options(project: dict[str, Any]) -> RunOptions:
-    where = "[tool.fraiseql.migrations] in pyproject.toml"
+def _run_options(project: dict[str, Any], where: str, base: RunOptions = RunOptions()
+                 ) -> RunOptions:
+    """The run options ``project`` sets (``where`` names it in errors), the rest
+    ``base``'s."""
 
     def number(key: str, default: float, kind: type[int] | type[float]) -> Any:
         value = project.get(key, default)
@@ -218,18 +263,18 @@ def _run_options(project: dict[str, Any]) -> RunOptions:
 
     statement_timeout = project.get("statement_timeout")
     return RunOptions(
-        lock_wait=number("lock_wait", RunOptions.lock_wait, float),
+        lock_wait=number("lock_wait", base.lock_wait, float),
         lock_timeout=check_duration(
-            str(project.get("lock_timeout", RunOptions.lock_timeout)), f"lock_timeout in {where}"
+            str(project.get("lock_timeout", base.lock_timeout)), f"lock_timeout in {where}"
         ),
         statement_timeout=(
             check_duration(str(statement_timeout), f"statement_timeout in {where}")
             if statement_timeout is not None
-            else None
+            else base.statement_timeout
         ),
-        lock_retries=number("lock_retries", RunOptions.lock_retries, int),
-        lock=check_lock_mode(str(project.get("lock", RunOptions.lock)), f"lock in {where}"),
-        lease_expiry=check_lease_expiry(project.get("lease_expiry", RunOptions.lease_expiry),
+        lock_retries=number("lock_retries", base.lock_retries, int),
+        lock=check_lock_mode(str(project.get("lock", base.lock)), f"lock in {where}"),
+        lease_expiry=check_lease_expiry(project.get("lease_expiry", base.lease_expiry),
                                         f"lease_expiry in {where}"),
     )
 
@@ -257,27 +302,14 @@ def sqlalchemy_url(url: str) -> str:
     return f"postgresql+psycopg2://{match.group('rest')}"
 
 
-def toml_loads(text: str) -> dict[str, Any]:
-    """Parse TOML with tomllib (Python 3.11+) or tomli, its backport (a dependency on 3.10);
-    both raise ``TOMLDecodeError``, a ValueError, naming the line and column."""
-    if sys.version_info >= (3, 11):
-        import tomllib  # lazy: only projects with a pyproject.toml or TOML file need it
-    else:
-        import tomli as tomllib  # lazy: as above; the same module, backported
-    return tomllib.loads(text)
-
-
-def _pyproject_settings(cwd: Path, table: str = "migrations") -> dict[str, Any]:
-    section = _pyproject_tool_fraiseql(cwd).get(table, {})
-    return section if isinstance(section, dict) else {}
-
-
-def lint_options(cwd: Path) -> LintOptions:
-    """The lint policy: ``[tool.fraiseql.lint]`` in pyproject.toml, else the
-    ``[fraiseql.lint]`` section of alembic.ini, else the defaults."""
-    table = _pyproject_settings(cwd, "lint")
+def lint_options(cwd: Path, config: ProjectConfig | None = None) -> LintOptions:
+    """The lint policy: ``[tool.fraiseql.lint]`` in pyproject.toml (or ``[lint]`` in
+    fraiseql.toml), else the ``[fraiseql.lint]`` section of alembic.ini, else the
+    defaults."""
+    config = config or project_config(cwd)
+    table = config.section("lint")
     if table:
-        return _lint_from(table, "[tool.fraiseql.lint] in pyproject.toml")
+        return _lint_from(table, config.where("lint"))
     ini = cwd / "alembic.ini"
     if not ini.is_file():
         return LintOptions()
@@ -393,8 +425,9 @@ def models_setting(
     if given:
         paths = re.split(r"[\s,]+", given) if isinstance(given, str) else tuple(given)
         return ModelsSetting(_metadata_paths(paths, source), source, cwd)
-    where = "target_metadata under [tool.fraiseql] in pyproject.toml"
-    value = _pyproject_tool_fraiseql(cwd).get("target_metadata")
+    config = project_config(cwd)
+    where = config.where_key("target_metadata")
+    value = config.table.get("target_metadata")
     if value is not None:
         if isinstance(value, str):
             value = [value]
@@ -434,16 +467,9 @@ def _metadata_paths(paths: Any, where: str) -> tuple[str, ...]:
 
 
 def _pyproject_tool_fraiseql(cwd: Path) -> dict[str, Any]:
-    """The ``[tool.fraiseql]`` table of pyproject.toml (empty without one)."""
-    pyproject = cwd / "pyproject.toml"
-    if not pyproject.is_file():
-        return {}
-    try:
-        data = toml_loads(pyproject.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:  # TOMLDecodeError and UnicodeDecodeError too
-        raise ConfigError(f"Cannot read {pyproject}: {err}") from err
-    table = data.get("tool", {}).get("fraiseql", {})
-    return table if isinstance(table, dict) else {}
+    """Our table of the project's configuration: ``[tool.fraiseql]`` of pyproject.toml or
+    the top level of fraiseql.toml (:func:`.config.project_config`; empty without one)."""
+    return dict(project_config(cwd).table)
 
 
 def shadow_database_url(
@@ -463,16 +489,17 @@ def drift_ignore(cwd: Path | None = None) -> tuple[object, ...]:
     """``ignore`` under ``[tool.fraiseql.drift]`` in pyproject.toml: what ``fraiseql migrate
     drift`` leaves out (globs on object names, ``KIND:GLOB``; checked by
     :func:`fraiseql_alembic.project.drift.check_patterns`); empty without one."""
-    table = _pyproject_settings(cwd or Path.cwd(), "drift")
+    config = project_config(cwd or Path.cwd())
+    table, where = config.section("drift"), config.where("drift")
     for key in table:
         if key != "ignore":
-            raise ConfigError(f"{key} in {DRIFT_SOURCE} is not a drift setting; use ignore "
+            raise ConfigError(f"{key} in {where} is not a drift setting; use ignore "
                               "(docs/drift.md)")
     value = table.get("ignore", [])
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list):
-        raise ConfigError(f"ignore in {DRIFT_SOURCE} must be a list of patterns, e.g. "
+        raise ConfigError(f"ignore in {where} must be a list of patterns, e.g. "
                           'ignore = ["public.tmp_*", "extension:pg_stat_statements"]')
     return tuple(value)
 

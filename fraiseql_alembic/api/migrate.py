@@ -148,6 +148,7 @@ def upgrade(
     cancel: CancelToken | None = None,
     backup: Path | bool = False,
     resume: Resume | None = None,
+    confirm: Callable[[tuple[PlannedMigration, ...]], bool] | None = None,
     dump_schema: Path | None = None,
 ) -> UpgradeResult:
     """Apply pending migrations in order (all, or the next ``steps``).
@@ -167,6 +168,11 @@ def upgrade(
 
     ``dump_schema`` (a path) writes the schema snapshot there after success, also when
     nothing was pending, still under the lock (:func:`.snapshot.dump_schema`).
+
+    ``confirm`` (an environment with ``confirm = true``: docs/environments.md) sees the
+    pending migrations and may refuse them (AbortedByUser), as for :func:`downgrade`: it
+    is asked before the lock is taken, and if the plan under the lock differs nothing is
+    applied.  Not asked when nothing is pending, nor for a dry run.
     """
     _check_steps(steps)
     if dry_run and backup is not False:
@@ -181,12 +187,22 @@ def upgrade(
     scripts, directory = revisions(settings)
     if dry_run:
         return _upgrade_result(_plan_upgrade(settings, scripts, steps), dry_run=True)
+    asked = None
+    if confirm is not None:
+        asked = _plan_upgrade(settings, scripts, steps).planned
+        if asked and not confirm(asked):
+            raise AbortedByUser("Upgrade cancelled; nothing was applied")
     progress = Progress(reporter)
     with run_span(settings, "up", progress.observe), \
             migration_lock(settings, progress, cancel) as connection:
         if resume is not None:
             settle_interrupted(settings, connection, "up", resume, scripts, progress.notice)
         plan = _plan_upgrade(settings, scripts, steps, connection=connection)
+        if asked is not None and plan.planned != asked:
+            raise MigrationError(
+                "The database changed while up waited for confirmation (another deploy "
+                "ran?); nothing was applied. Run the command again to see the new plan"
+            )
         if not plan.planned:
             return replace(_upgrade_result(plan), schema=dump_after(
                 settings, dump_schema, "Nothing was pending", cancel))

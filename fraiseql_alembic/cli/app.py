@@ -67,6 +67,16 @@ def common_options(func: F) -> F:
     return verbose_option(func)
 
 
+def env_option(func: F) -> F:
+    """``--env NAME``: a named environment of the project's configuration (the verbs
+    that touch a database)."""
+    return click.option(
+        "--env", "env", metavar="NAME", default=None,
+        help="Use the environment NAME of [tool.fraiseql.environments] (its database, "
+        "timeouts and policy; default: $FRAISEQL_ENV). See docs/environments.md.",
+    )(func)
+
+
 def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
     """One line and a non-zero exit for every failure; a traceback only with --verbose."""
 

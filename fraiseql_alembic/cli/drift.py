@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -17,7 +18,7 @@ from .. import api
 from ..engine.fleet import FAILED, TargetOutcome
 from ..project.drift import Difference, shown_value
 from ..settings import Settings, resolve
-from .app import common_options, handle_errors
+from .app import common_options, env_option, handle_errors
 from .fleet import FleetFlags, check_single, fleet_options, load_fleet
 from .render import CHECK, PROBLEM_MARK, plural
 from .signals import run_interruptible
@@ -40,11 +41,12 @@ _SHORT = 60  # longer values (or several lines) are shown by --diff, not in the 
               "before and after (default: $FRAISEQL_SHADOW_DATABASE_URL, else a throwaway "
               "PostgreSQL).")
 @fleet_options(policy=False)
+@env_option
 @common_options
 @handle_errors
 def drift(as_diff: bool, as_json: bool, ignore: tuple[str, ...],
-          shadow_database_url: str | None, fleet: FleetFlags, path: Path | None,
-          database_url: str | None) -> None:
+          shadow_database_url: str | None, fleet: FleetFlags, env: str | None,
+          path: Path | None, database_url: str | None) -> None:
     """Compare the live schema with what its applied migrations build.
 
     Builds the schema of the migrations applied to the database in a shadow database,
@@ -55,14 +57,18 @@ def drift(as_diff: bool, as_json: bool, ignore: tuple[str, ...],
         raise click.UsageError("--diff cannot be combined with --json (the JSON holds "
                                "both sides of each difference)")
     on_step = None if as_json else lambda line: click.echo(f"{line}...", err=True)
+    settings = resolve(path, database_url, env=env)
+    environment = settings.environment
+    if fleet.targets is None and environment is not None and environment.targets is not None:
+        fleet = replace(fleet, targets=environment.targets)
     if fleet.targets is not None:
-        _on_targets(resolve(path, None), fleet, database_url, as_diff=as_diff,
+        _on_targets(settings, fleet, database_url, as_diff=as_diff,
                     as_json=as_json, ignore=ignore or None,
                     shadow_database_url=shadow_database_url, on_step=on_step)
         return
     check_single(fleet)
     report = api.drift(
-        resolve(path, database_url), shadow_database_url=shadow_database_url,
+        settings, shadow_database_url=shadow_database_url,
         ignore=ignore or None, on_step=on_step,
     )
     if as_json:

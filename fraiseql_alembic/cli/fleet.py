@@ -445,12 +445,25 @@ UPGRADED = VerbOutput[api.UpgradeResult](
 
 
 def up(settings: Settings, flags: FleetFlags, database_url: str | None, *,
-       steps: int | None, as_json: bool, resume: str | None = None) -> None:
-    """``up --targets``: every target as a single ``up``."""
+       steps: int | None, as_json: bool, resume: str | None = None,
+       confirm: str | None = None) -> None:
+    """``up --targets``: every target as a single ``up``; ``confirm`` (where an
+    environment says ``confirm = true``): asked once for the whole fleet first."""
+    fleet = load_fleet(flags, database_url)
+    if confirm is not None and fleet.targets:
+        count = plural(len(fleet.targets), "target")
+        if not sys.stdin.isatty():
+            raise AbortedByUser(
+                f"Refusing to apply migrations on {count} without confirmation (confirm = "
+                f"true in {confirm}): there is no terminal to ask on. Pass --force to apply "
+                "anyway; nothing was changed")
+        if not click.confirm(f"Apply the pending migrations on each of {count}?",
+                             default=False, err=as_json):
+            raise AbortedByUser("Upgrade cancelled; nothing was applied")
     run_verb("up", settings, flags, database_url,
              lambda target_settings, _, token, reporter: api.upgrade(
                  target_settings, steps=steps, reporter=reporter, cancel=token),
-             UPGRADED, as_json=as_json, create_schemas=True, resume=resume)
+             UPGRADED, as_json=as_json, create_schemas=True, fleet=fleet, resume=resume)
 
 
 ROLLED_BACK = VerbOutput[api.DowngradeResult](

@@ -50,7 +50,7 @@ def lint(files: tuple[Path, ...], output_format: str, fail_on: str | None, exit_
     statement with `-- fraiseql-lint: ignore FQL001` in it or on the line above.
     Exit 0 when nothing at --fail-on or worse is found, 1 otherwise.
     """
-    settings = resolve(path, database_url)
+    settings = resolve(path, database_url, env="")
     if fail_on is not None:
         settings = replace(settings, lint=replace(settings.lint, fail_on=fail_on))
     report = lintapi.lint(settings, files, base=base)

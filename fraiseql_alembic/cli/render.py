@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 from .. import api
+from ..config import Environment
 from ..engine.history import MARKED_APPLIED, Progress
 from ..engine.rehearsal import NOT_REHEARSED, WOULD_APPLY, WOULD_RECORD
 from ..engine.status import (
@@ -49,8 +50,9 @@ def elapsed_text(seconds: float) -> str:
 # -- status -------------------------------------------------------------------------
 
 
-def render_status_json(report: StatusReport) -> str:
-    """The status as one JSON document (docs/status.md describes the fields)."""
+def render_status_json(report: StatusReport, environment: Environment | None = None) -> str:
+    """The status as one JSON document (docs/status.md describes the fields); with the
+    named environment in use, its name and masked URL."""
 
     def state(row: StatusRow) -> str:
         return "partial" if row.partial is not None and row.state == PENDING else str(row.state)
@@ -81,6 +83,8 @@ def render_status_json(report: StatusReport) -> str:
             "folder_heads": list(report.folder_heads),
             "pending": len(report.pending),
             "problems": len(report.problems) + (report.version_rows_problem is not None),
+            "environment": None if environment is None else {
+                "name": environment.name, "url": environment.shown_url},
             "version_rows_problem": report.version_rows_problem,
             "migrations": migrations,
             "ignored_files": [path.name for path in report.ignored],
@@ -89,9 +93,12 @@ def render_status_json(report: StatusReport) -> str:
     )
 
 
-def render_status(report: StatusReport) -> str:
-    """``Migration Status:`` and one line per migration, then problems and warnings."""
-    lines = ["Migration Status:"]
+def render_status(report: StatusReport, environment: Environment | None = None) -> str:
+    """``Migration Status:`` and one line per migration, then problems and warnings; first
+    ``Environment NAME: URL`` (masked) when a named environment is in use."""
+    lines = [] if environment is None else [
+        f"Environment {environment.name}: {environment.shown_url}"]
+    lines.append("Migration Status:")
     problems: list[str] = []
     if not report.rows:
         lines.append("  (no migrations yet: create one with `fraiseql migrate create <name>`)")

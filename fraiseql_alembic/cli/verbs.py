@@ -7,6 +7,7 @@ Loaded on first use through :data:`.app.VERBS`, never by ``fraiseql --version``.
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
@@ -21,7 +22,7 @@ from ..errors import AbortedByUser, UsageError, shown_path
 from ..settings import Settings, check_duration, check_seconds, resolve
 from ..settings import schema_file as schema_file_setting
 from . import fleet as cli_fleet
-from .app import common_options, handle_errors
+from .app import common_options, env_option, handle_errors
 from .fleet import FleetFlags, fleet_options
 from .render import (
     CHECK,
@@ -150,9 +151,11 @@ FORMAT_OPTION = click.option(
 )
 
 
-def run_settings(path: Path | None, database_url: str | None, flags: RunFlags) -> Settings:
-    """The settings with the run flags applied; a bad flag is a UsageError (exit 2)."""
-    settings = resolve(path, database_url)
+def run_settings(path: Path | None, database_url: str | None, flags: RunFlags,
+                 env: str | None = None) -> Settings:
+    """The settings (of the environment ``env`` or FRAISEQL_ENV names, if any) with the run
+    flags applied; a bad flag is a UsageError (exit 2)."""
+    settings = resolve(path, database_url, env=env)
     run = settings.run
     if flags.lock_wait is not None:
         run = replace(run, lock_wait=check_seconds(flags.lock_wait, "--lock-wait", UsageError))
@@ -169,6 +172,26 @@ def run_settings(path: Path | None, database_url: str | None, flags: RunFlags) -
     return replace(settings, run=run)
 
 
+def env_fleet(fleet: FleetFlags, settings: Settings) -> FleetFlags:
+    """The fleet flags, with the environment's ``targets`` when --targets is not given."""
+    environment = settings.environment
+    if fleet.targets is None and environment is not None and environment.targets is not None:
+        return replace(fleet, targets=environment.targets)
+    return fleet
+
+
+def announce(settings: Settings, *, as_json: bool = False) -> None:
+    """The first line of a run in a named environment: its name and masked database."""
+    environment = settings.environment
+    if environment is None:
+        return
+    if as_json:
+        click.echo(json.dumps({"event": "environment", "name": environment.name,
+                               "database": environment.database}))
+    else:
+        click.echo(f"Environment {environment.name}: {environment.database}")
+
+
 # -- the folder: init, create ----------------------------------------------------------
 
 
@@ -177,7 +200,7 @@ def run_settings(path: Path | None, database_url: str | None, flags: RunFlags) -
 @handle_errors
 def init(path: Path | None, database_url: str | None) -> None:
     """Create the migrations folder and its README.md (safe to run twice)."""
-    result = api.init(resolve(path, database_url).path)
+    result = api.init(resolve(path, database_url, env="").path)
     if result.already_initialized:
         click.echo(f"Already initialized: {shown_path(result.folder)} and its README.md "
                    "exist; nothing changed")
@@ -213,7 +236,7 @@ def create(
     database_url: str | None,
 ) -> None:
     """Write migrations/NNN_<name>.sql with the next number (NAME in snake_case)."""
-    settings = resolve(path, database_url)
+    settings = resolve(path, database_url, env="")
     if not autogenerate:
         if metadata or shadow_database_url:
             option = "--metadata" if metadata else "--shadow-database-url"
@@ -262,12 +285,18 @@ def create(
               metavar="[FILE]",
               help="pg_dump --format=custom to FILE (default backups/<db>-<UTC time>.dump) "
               "before applying anything; nothing is applied if the dump fails.")
+@click.option("--no-backup", is_flag=True,
+              help="Take no backup this time, although the environment says backup = true.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print one JSON object per line for each event instead of text.")
+@click.option("--force", is_flag=True,
+              help="Do not ask for confirmation (an environment with confirm = true asks "
+              "before applying).")
 @resume_option
 @dump_schema_options
 @fleet_options(policy=True)
 @run_options
+@env_option
 @common_options
 @handle_errors
 def up(
@@ -275,16 +304,25 @@ def up(
     dry_run: bool,
     rehearse: bool,
     backup: str | None,
+    no_backup: bool,
     as_json: bool,
+    force: bool,
     resume: str | None,
     dump_schema: str | None,
     no_dump_schema: bool,
     fleet: FleetFlags,
     run: RunFlags,
+    env: str | None,
     path: Path | None,
     database_url: str | None,
 ) -> None:
     """Apply pending migrations in order."""
+    if backup is not None and no_backup:
+        raise click.UsageError("--backup and --no-backup cannot be combined")
+    settings = run_settings(path, database_url, run, env)
+    environment = settings.environment
+    fleet = env_fleet(fleet, settings)
+    asks = environment is not None and environment.confirm and not force
     if fleet.targets is not None:
         for flag, given in (("--dry-run", dry_run), ("--rehearse", rehearse),
                             ("--backup", backup is not None),
@@ -292,8 +330,10 @@ def up(
             if given:
                 raise click.UsageError(f"{flag} cannot be combined with --targets; run it on "
                                        "one database (--database-url)")
-        cli_fleet.up(run_settings(path, None, run), fleet, database_url, steps=steps,
-                     as_json=as_json, resume=cli_fleet.fleet_resume(resume))
+        announce(settings, as_json=as_json)
+        cli_fleet.up(settings, fleet, database_url, steps=steps, as_json=as_json,
+                     resume=cli_fleet.fleet_resume(resume),
+                     confirm=environment.where if asks and environment else None)
         return
     cli_fleet.check_single(fleet)
     settled = cli_fleet.single_resume(resume)
@@ -311,23 +351,39 @@ def up(
     if rehearse and dump_schema is not None:
         raise click.UsageError("--dump-schema cannot be combined with --rehearse: a "
                                "rehearsal writes nothing")
-    settings = run_settings(path, database_url, run)
     snapshot = (None if dry_run or rehearse
                 else snapshot_path(settings, dump_schema, no_dump_schema, "dump-schema"))
+    announce(settings, as_json=as_json)
     reporter = JsonReporter() if as_json else TextReporter()
     if rehearse:
         _rehearse(settings, steps, reporter)
         return
+    backup_to: Path | bool = False if backup is None else (Path(backup) if backup else True)
+    if (backup is None and not no_backup and not dry_run and environment is not None
+            and environment.backup):
+        backup_to = True
+
+    def confirm(plan: tuple[api.PlannedMigration, ...]) -> bool:
+        assert environment is not None
+        click.echo(render_plan("About to apply", plan, show_sql=False), err=as_json)
+        if not sys.stdin.isatty():
+            raise AbortedByUser(
+                f"Refusing to apply migrations without confirmation (confirm = true in "
+                f"{environment.where}): there is no terminal to ask on. Pass --force to "
+                "apply anyway; nothing was changed"
+            )
+        return click.confirm("Continue?", default=False, err=as_json)
+
     result = run_reported(
         lambda token: api.upgrade(
             settings, steps=steps, dry_run=dry_run, reporter=reporter, cancel=token,
-            backup=False if backup is None else (Path(backup) if backup else True),
-            resume=settled, dump_schema=snapshot,
+            backup=backup_to, resume=settled, confirm=confirm if asks else None,
+            dump_schema=snapshot,
         ),
         reporter,
         is_upgrade=True,
     )
-    reporter.upgraded(result, backup_asked=backup is not None)
+    reporter.upgraded(result, backup_asked=backup_to is not False)
 
 
 def _rehearse(settings: Settings, steps: int | None, reporter: TextReporter) -> None:
@@ -348,34 +404,46 @@ def _rehearse(settings: Settings, steps: int | None, reporter: TextReporter) -> 
 @click.option("--steps", type=click.IntRange(min=1), default=1, show_default=True, metavar="N",
               help="Roll back the N most recent migrations.")
 @click.option("--force", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--allow-down", is_flag=True,
+              help="Roll back in an environment that says allow_down = false.")
 @resume_option
 @dump_schema_options
 @fleet_options(policy=True)
 @run_options
+@env_option
 @common_options
 @handle_errors
 def down(
     steps: int,
     force: bool,
+    allow_down: bool,
     resume: str | None,
     dump_schema: str | None,
     no_dump_schema: bool,
     fleet: FleetFlags,
     run: RunFlags,
+    env: str | None,
     path: Path | None,
     database_url: str | None,
 ) -> None:
     """Roll back the most recent migration(s), newest first."""
+    settings = run_settings(path, database_url, run, env)
+    environment = settings.environment
+    if environment is not None and not environment.allow_down and not allow_down:
+        raise AbortedByUser(f"Environment {environment.name} does not allow down "
+                            f"(allow_down = false in {environment.where}): pass --allow-down "
+                            "to roll back anyway; nothing was changed")
+    fleet = env_fleet(fleet, settings)
+    announce(settings)
     if fleet.targets is not None:
         if dump_schema is not None:
             raise click.UsageError("--dump-schema cannot be combined with --targets; run it "
                                    "on one database (--database-url)")
-        cli_fleet.down(run_settings(path, None, run), fleet, database_url, steps=steps,
-                       force=force, resume=cli_fleet.fleet_resume(resume))
+        cli_fleet.down(settings, fleet, database_url, steps=steps, force=force,
+                       resume=cli_fleet.fleet_resume(resume))
         return
     cli_fleet.check_single(fleet)
     settled = cli_fleet.single_resume(resume)
-    settings = run_settings(path, database_url, run)
     snapshot = snapshot_path(settings, dump_schema, no_dump_schema, "dump-schema")
 
     def confirm(plan: tuple[api.PlannedMigration, ...]) -> bool:
@@ -407,20 +475,22 @@ def down(
 @click.argument("version")
 @record_options
 @fleet_options(policy=True)
+@env_option
 @common_options
 @handle_errors
 def mark_applied(
-    version: str, reason: str | None, fleet: FleetFlags, run: RunFlags, path: Path | None,
-    database_url: str | None,
+    version: str, reason: str | None, fleet: FleetFlags, run: RunFlags, env: str | None,
+    path: Path | None, database_url: str | None,
 ) -> None:
     """Record the next pending migration as applied without running it (it was applied
     by hand).  VERSION: 003, 003_add_indexes or the file name."""
+    settings = run_settings(path, database_url, run, env)
+    fleet = env_fleet(fleet, settings)
+    announce(settings)
     if fleet.targets is not None:
-        cli_fleet.mark_applied(run_settings(path, None, run), fleet, database_url,
-                               version=version, reason=reason)
+        cli_fleet.mark_applied(settings, fleet, database_url, version=version, reason=reason)
         return
     cli_fleet.check_single(fleet)
-    settings = run_settings(path, database_url, run)
     recorded = api.mark_applied(settings, version, reason=reason, reporter=TextReporter())
     click.echo(f"{CHECK} Marked {recorded.filename} as applied without running it "
                "(recorded in fraiseql_migrations)")
@@ -430,20 +500,22 @@ def mark_applied(
 @click.argument("version", required=False)
 @record_options
 @fleet_options(policy=True)
+@env_option
 @common_options
 @handle_errors
 def repair(
     version: str | None, reason: str | None, fleet: FleetFlags, run: RunFlags,
-    path: Path | None, database_url: str | None,
+    env: str | None, path: Path | None, database_url: str | None,
 ) -> None:
     """Accept the current checksum of applied files that changed (all MODIFIED ones, or
     VERSION)."""
+    settings = run_settings(path, database_url, run, env)
+    fleet = env_fleet(fleet, settings)
+    announce(settings)
     if fleet.targets is not None:
-        cli_fleet.repair(run_settings(path, None, run), fleet, database_url, version=version,
-                         reason=reason)
+        cli_fleet.repair(settings, fleet, database_url, version=version, reason=reason)
         return
     cli_fleet.check_single(fleet)
-    settings = run_settings(path, database_url, run)
     repaired = api.repair(settings, version, reason=reason, reporter=TextReporter())
     if not repaired:
         click.echo("Nothing to repair: every applied migration file matches its recorded "
@@ -466,19 +538,25 @@ def repair(
               help=f"Exit {EXIT_PENDING} when migrations are pending, {EXIT_INCONSISTENT} when "
               "anything is inconsistent (0 otherwise).")
 @fleet_options(policy=False)
+@env_option
 @common_options
 @handle_errors
-def status(as_json: bool, exit_code: bool, fleet: FleetFlags, path: Path | None,
-           database_url: str | None) -> None:
+def status(as_json: bool, exit_code: bool, fleet: FleetFlags, env: str | None,
+           path: Path | None, database_url: str | None) -> None:
     """Show every migration: applied (when), pending, modified or missing."""
+    settings = resolve(path, database_url, env=env)
+    fleet = env_fleet(fleet, settings)
     if fleet.targets is not None:
-        cli_fleet.status(resolve(path, None), fleet, database_url, as_json=as_json,
+        if not as_json:
+            announce(settings)
+        cli_fleet.status(settings, fleet, database_url, as_json=as_json,
                          exit_code=exit_code, pending_code=EXIT_PENDING,
                          inconsistent_code=EXIT_INCONSISTENT)
         return
     cli_fleet.check_single(fleet)
-    report = api.status(resolve(path, database_url))
-    click.echo(render_status_json(report) if as_json else render_status(report))
+    report = api.status(settings)
+    click.echo(render_status_json(report, settings.environment) if as_json
+               else render_status(report, settings.environment))
     if exit_code:
         if report.inconsistent:
             sys.exit(EXIT_INCONSISTENT)
@@ -508,18 +586,20 @@ def status(as_json: bool, exit_code: bool, fleet: FleetFlags, path: Path | None,
 @click.option("--no-schema-file", is_flag=True,
               help="Do not check the schema snapshot, even if dump_schema is configured.")
 @FORMAT_OPTION
+@env_option
 @common_options
 @handle_errors
 def check(base: str | None, models: bool | None, metadata: tuple[str, ...],
           shadow_database_url: str | None, schema_file: str | None, no_schema_file: bool,
-          output_format: str, path: Path | None, database_url: str | None) -> None:
+          output_format: str, env: str | None,
+          path: Path | None, database_url: str | None) -> None:
     """Check the migrations folder before merging; no database needed.
 
     Duplicate numbers, misnamed or unparseable files, numbering below --base, lint
     findings; with a database configured also changed, missing, unrecorded and
     partly applied migrations.  Exit 0 when clean, 1 when problems were found.
     """
-    settings = resolve(path, database_url)
+    settings = resolve(path, database_url, env=env)
     snapshot = snapshot_path(settings, schema_file, no_schema_file, "schema-file")
     report = api.check(settings, base=base, models=models,
                        metadata=metadata or None, shadow_database_url=shadow_database_url,

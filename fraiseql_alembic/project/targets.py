@@ -27,12 +27,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
+from ..config import expand, toml_loads
 from ..errors import ConfigError, UsageError, file_access_error, shown_path
 from ..secrets import mask_url
-from ..settings import sqlalchemy_url, toml_loads
+from ..settings import sqlalchemy_url
 
-_VARIABLE_RE = re.compile(r"\$(\$)?\{([^}]*)\}")
-_VARIABLE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: A schema, as the history table's schema: a plain identifier PostgreSQL keeps as written.
 _SCHEMA_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
 _NAME_RE = re.compile(r"^[^\s\[\]]+$")
@@ -88,24 +87,6 @@ def read_targets(path: Path, environ: Mapping[str, str] | None = None) -> Target
     if path.suffix.lower() == ".toml":
         return parse_toml(text, path, environ)
     return parse_plain(text, path, environ)
-
-
-def expand(value: str, where: str, environ: Mapping[str, str]) -> str:
-    """``value`` with each ``${VAR}`` replaced by the environment's ``VAR``."""
-
-    def substitute(match: re.Match[str]) -> str:
-        if match.group(1):  # $${...}: a literal ${...}
-            return match.group(0)[1:]
-        name = match.group(2)
-        if not _VARIABLE_NAME_RE.match(name):
-            raise ConfigError(f"{where}: ${{{name}}} is not a variable name; use letters, "
-                              "digits and _ (write $${ for a literal ${)")
-        if name not in environ:
-            raise ConfigError(f"{where}: environment variable {name} is not set; export it "
-                              f"before the run (the file says ${{{name}}})")
-        return environ[name]
-
-    return _VARIABLE_RE.sub(substitute, value)
 
 
 def _check_url(url: str, where: str) -> str:
