@@ -20,6 +20,10 @@ from .state import status
 if TYPE_CHECKING:
     from ..engine.cancel import CancelToken
 
+#: How to go on when the snapshot cannot be written after up/down.
+WITHOUT_SNAPSHOT = ("or run without it (drop --dump-schema, or pass --no-dump-schema when "
+                    "dump_schema is configured)")
+
 
 @dataclass(frozen=True)
 class SchemaSnapshot:
@@ -49,7 +53,7 @@ def dump_schema(
     """
     target = path if path is not None else schema_file(settings.path, "", cwd=cwd)
     assert target is not None  # a flag's "" always names a file
-    text, applied = _snapshot(settings, instead="or run without --dump-schema",
+    text, applied = _snapshot(settings, instead=WITHOUT_SNAPSHOT,
                               cancel=cancel)
     return SchemaSnapshot(target, applied, _write(target, text))
 

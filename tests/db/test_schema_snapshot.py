@@ -246,7 +246,8 @@ def test_missing_pg_dump_after_a_successful_up(project: Project,
         "1 migration applied, but the schema snapshot schema.sql was not written: Cannot "
         f"dump the schema: FRAISEQL_PG_DUMP={project.root / 'no-pg-dump'} is not an "
         "executable. Install PostgreSQL's client tools (the server's major version or newer, "
-        "e.g. postgresql-client), or run without --dump-schema.")
+        "e.g. postgresql-client), or run without it (drop --dump-schema, or pass "
+        "--no-dump-schema when dump_schema is configured).")
     assert "tb_user" in project.tables()  # the migration itself was applied
 
 
