@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 #: The comment every template carries: ``<COMMENT_PREFIX><folder> <hash>``.
 COMMENT_PREFIX = "fraiseql-alembic test template of "
 _APPLICATION = "fraiseql-alembic tests"
+#: How PostgreSQL 15+ may copy a template (``CREATE DATABASE ... STRATEGY``).
+STRATEGIES = ("WAL_LOG", "FILE_COPY")
 
 
 @dataclass(frozen=True)
@@ -138,13 +140,17 @@ class TemplateServer:
     def drop_template(self, name: str) -> None:
         """Drop a template database (``IS_TEMPLATE`` must be unset first)."""
         self._run(f"ALTER DATABASE {quoted(name)} WITH IS_TEMPLATE false",
-                         f"unmark template {name}")
+                  f"unmark template {name}")
         self.drop(name)
 
-    def clone(self, template: str, name: str) -> str:
-        """A new database ``name`` copied from ``template``; its URL."""
-        self._run(f"CREATE DATABASE {quoted(name)} TEMPLATE {quoted(template)}",
-                         f"copy template {template}")
+    def clone(self, template: str, name: str, strategy: str | None = None) -> str:
+        """A new database ``name`` copied from ``template``; its URL.  ``strategy``
+        (PostgreSQL 15+: ``WAL_LOG``, the default, or ``FILE_COPY``) says how."""
+        if strategy is not None and strategy.upper() not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}")
+        how = f" STRATEGY {strategy.upper()}" if strategy else ""
+        self._run(f"CREATE DATABASE {quoted(name)} TEMPLATE {quoted(template)}{how}",
+                  f"copy template {template}")
         return database_url(self.admin_url, name)
 
     def create(self, name: str) -> str:
@@ -155,7 +161,7 @@ class TemplateServer:
     def drop(self, name: str) -> None:
         """Drop database ``name`` if it exists, ending the sessions still on it."""
         self._run(f"DROP DATABASE IF EXISTS {quoted(name)} WITH (FORCE)",
-                         f"drop database {name}")
+                  f"drop database {name}")
 
     def databases(self, prefix: str) -> list[str]:
         """The names of the databases that start with ``prefix``."""

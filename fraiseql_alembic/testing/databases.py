@@ -90,6 +90,11 @@ class TemplateDatabases:
             self._server = TemplateServer(url)
         return self._server
 
+    @property
+    def cluster_dir(self) -> Path | None:
+        """The directory of the throwaway PostgreSQL, while one runs."""
+        return self._cluster.base_dir if self._cluster is not None else None
+
     def template(self) -> Template:
         """The template with every migration applied: built on first call (or found on
         the server, built earlier from the same migrations)."""
