@@ -79,7 +79,8 @@ def fraiseql_databases(pytestconfig: pytest.Config) -> Iterator[TemplateDatabase
     from .settings import resolve
     from .testing import TemplateDatabases
 
-    settings = resolve(_migrations(pytestconfig), cwd=pytestconfig.rootpath)
+    # env="": a test run never takes a deploy environment's settings from FRAISEQL_ENV
+    settings = resolve(_migrations(pytestconfig), cwd=pytestconfig.rootpath, env="")
     worker = getattr(pytestconfig, "workerinput", {}).get("workerid", "main")
     databases = TemplateDatabases(settings, _admin_url(pytestconfig), str(worker))
     try:

@@ -13,8 +13,12 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+import pytest
 from conftest import ProcessRunner, Project, Tenants
 from scenarios import BIN, UP_DOWN
+
+from fraiseql_alembic.devdb import DevCluster
+from tests.process.test_pytest_plugin import make_project, python_pytest
 
 PASSWORD = "DB_PASSWORD"
 
@@ -258,3 +262,21 @@ def test_fraiseql_toml_in_a_project_without_python(
     assert status.stdout.splitlines()[:2] == [f"Environment dev: {masked(dev)}",
                                               "Migration Status:"]
     assert "✓ 001_a.sql (applied" in status.stdout
+
+
+def test_the_pytest_plugin_never_takes_a_deploy_environment(
+        run_process: ProcessRunner, pg_cluster: DevCluster, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """FRAISEQL_ENV left in a developer's shell does not reach the application's tests: the
+    template databases use the project's own settings, never prod's URL variables or
+    history schema."""
+    root = make_project(tmp_path / "project")
+    with (root / "pyproject.toml").open("a", encoding="utf-8") as pyproject:
+        pyproject.write('[tool.fraiseql.environments.prod]\n'
+                        'url = "postgresql://deploy:${UNSET_PROD_PASSWORD}@db.prod/app"\n'
+                        'history_schema = "nowhere"\n')
+    monkeypatch.setenv("FRAISEQL_ENV", "prod")  # the shell the plugin's pytest inherits
+    monkeypatch.delenv("UNSET_PROD_PASSWORD", raising=False)
+    result = python_pytest(run_process, root, pg_cluster.url("postgres"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 passed" in result.stdout
