@@ -15,7 +15,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from .engine.fleet import FleetResult, TargetOutcome, prepare_schema, resolve_targets, run_fleet
+from .engine.fleet import (
+    FAILED,
+    SUCCEEDED,
+    FleetResult,
+    TargetOutcome,
+    prepare_schema,
+    resolve_targets,
+    run_fleet,
+)
+from .engine.tracing import fleet_span
 from .errors import UsageError, shown_path
 from .project import loader
 from .project.targets import Shard, Target, in_shard, only_wave, read_targets, schema_url, waves_of
@@ -112,12 +121,16 @@ def on_fleet(
     if jobs > 1 and loader.has_python_revisions(settings.path):
         jobs, warnings = 1, ("the folder holds .py revisions, which Alembic runs one "
                              f"database at a time: running with 1 job instead of {jobs}",)
-    return run_fleet(
-        waves_of(fleet.targets, fleet.waves) if in_waves else [(None, fleet.targets)],
-        lambda target: _on_target(settings, target, verb, create_schemas, check_schemas),
-        jobs=jobs, max_failures=max_failures, cancel=cancel, on_end=on_end,
-        warnings=warnings,
-    )
+    with fleet_span(settings, len(fleet.targets), jobs) as span:
+        result = run_fleet(
+            waves_of(fleet.targets, fleet.waves) if in_waves else [(None, fleet.targets)],
+            lambda target: _on_target(settings, target, verb, create_schemas, check_schemas),
+            jobs=jobs, max_failures=max_failures, cancel=cancel, on_end=on_end,
+            warnings=warnings,
+        )
+        succeeded, failed = len(result.having(SUCCEEDED)), len(result.having(FAILED))
+        span.ended(succeeded, failed, len(result.outcomes) - succeeded - failed)
+    return result
 
 
 def _on_target(settings: Settings, target: Target, verb: Callable[[Settings, Target], R],

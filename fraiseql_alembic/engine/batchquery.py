@@ -48,6 +48,8 @@ class Outcome:
     error: Exception | None = None
     position: int | None = None  # PostgreSQL's 1-based error position in the query
     lost: bool = False  # the connection is gone
+    #: rows each completed statement changed, in order (:func:`changed_rows`)
+    rows: tuple[int, ...] = ()
 
 
 class _LibPQ:
@@ -67,6 +69,7 @@ class _LibPQ:
         self.clear = _bind(quick.PQclear, None, res)
         self.field = _bind(quick.PQresultErrorField, ctypes.c_char_p, res, ctypes.c_int)
         self.message = _bind(quick.PQresultErrorMessage, ctypes.c_char_p, res)
+        self.command_status = _bind(quick.PQcmdStatus, ctypes.c_char_p, res)
         self.connection_status = _bind(quick.PQstatus, ctypes.c_int, conn)
         self.connection_message = _bind(quick.PQerrorMessage, ctypes.c_char_p, conn)
         self.receiver = _bind(quick.PQsetNoticeReceiver, _NoticeReceiver, conn,
@@ -135,6 +138,7 @@ def run(dbapi: Any, query: bytes, on_notice: Callable[[str], None]) -> Outcome:
     key = id(dbapi)
     previous = lib.receiver(connection, _receive, key)
     completed = 0
+    rows: list[int] = []
     error: Exception | None = None
     position: int | None = None
     try:
@@ -152,7 +156,9 @@ def run(dbapi: Any, query: bytes, on_notice: Callable[[str], None]) -> Outcome:
             try:
                 status = lib.status(result)
                 if status in (_COMMAND_OK, _TUPLES_OK):
-                    completed += error is None
+                    if error is None:
+                        completed += 1
+                        rows.append(changed_rows(lib.command_status(result) or b""))
                 elif status == _FATAL_ERROR:
                     if error is None:
                         error, position = _error(lib, result, encoding,
@@ -170,7 +176,22 @@ def run(dbapi: Any, query: bytes, on_notice: Callable[[str], None]) -> Outcome:
     lost = lib.connection_status(connection) == _CONNECTION_BAD
     if lost:
         _tell_psycopg2(dbapi)
-    return Outcome(completed, error, position, lost)
+    return Outcome(completed, error, position, lost, tuple(rows))
+
+
+#: Command tags whose last number is the count of rows the statement changed.
+_CHANGING = (b"INSERT ", b"UPDATE ", b"DELETE ", b"MERGE ", b"COPY ")
+
+
+def changed_rows(tag: bytes | str) -> int:
+    """Pure: how many rows a statement changed, from its command tag (``INSERT 0 5``,
+    ``UPDATE 3``, ``COPY 10``...); 0 for any other statement (DDL, ``SELECT``)."""
+    if isinstance(tag, str):
+        tag = tag.encode("ascii", "replace")
+    if not tag.startswith(_CHANGING):
+        return 0
+    count = tag.rsplit(b" ", 1)[-1]
+    return int(count) if count.isdigit() else 0
 
 
 def _python_encoding(dbapi: Any) -> str:

@@ -2,8 +2,8 @@
 
 The CLI's reporters implement it (they print each line); the API passes one to the
 engine and, through the run context, to the Alembic bridge (``api.Reporter`` is this
-protocol).  ``plan``, ``backed_up`` and ``rehearsed`` are optional: a receiver without
-them is still accepted (they are looked up when called).  :class:`NoEvents` ignores all.
+protocol).  ``plan``, ``backed_up``, ``rehearsed`` and ``rows`` are optional: a receiver
+without them is still accepted (they are looked up when called).  :class:`NoEvents` ignores all.
 """
 
 from __future__ import annotations
@@ -42,6 +42,13 @@ class Events(Protocol):
     def rehearsed(self, outcome: Outcome) -> None:
         """``up --rehearse`` found what one pending migration would do."""
 
+    def rows(self, filename: str, count: int) -> None:
+        """How many rows the statements of the migration that just ran changed (``INSERT``,
+        ``UPDATE``, ``DELETE``, ``MERGE``, ``COPY``), before its ``done``; not told when
+        unknown (a migration run in segments outside a transaction).  Optional: by
+        default ignored."""
+        return None
+
 
 class NoEvents:
     """An :class:`Events` that ignores everything: the default, and a base class."""
@@ -68,4 +75,7 @@ class NoEvents:
         return None
 
     def rehearsed(self, outcome: Outcome) -> None:
+        return None
+
+    def rows(self, filename: str, count: int) -> None:
         return None

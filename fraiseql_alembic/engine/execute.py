@@ -19,6 +19,7 @@ from ..errors import DatabaseError, MigrationError, MigrationExecutionError
 from ..sql.parse import ParsedMigration, Section
 from ..sql.statements import Statement, terminated
 from . import history
+from .batchquery import changed_rows
 from .cancel import CancelToken, MigrationInterrupted
 from .session import OFFLINE_RESET_SQL, NoticeSink, Session
 from .translate import server_words
@@ -46,9 +47,11 @@ def execute_statements(
     *,
     in_transaction: bool,
     segment: tuple[int, str] | None = None,
+    rows: list[int] | None = None,
 ) -> None:
     """Run ``statements`` in order, notices to ``sink``; the first failure is raised as
-    :func:`located_error` (or :class:`MigrationInterrupted` when ``cancel`` stopped it)."""
+    :func:`located_error` (or :class:`MigrationInterrupted` when ``cancel`` stopped it).
+    ``rows`` receives how many rows each statement changed."""
     import psycopg2  # lazy: start-up time
 
     dbapi = session.dbapi
@@ -67,6 +70,8 @@ def execute_statements(
                                            size=COPY_CHUNK)  # (it reads text too)
                     else:
                         cursor.execute(statement.sql)
+                    if rows is not None:
+                        rows.append(changed_rows(cursor.statusmessage or ""))
                 except psycopg2.Error as err:
                     if cancel is not None and cancel.cancelled:
                         raise MigrationInterrupted(

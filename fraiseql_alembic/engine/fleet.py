@@ -10,6 +10,7 @@ targets file's ``[[query]]`` tables, read on the control database.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import secrets
 import threading
@@ -332,7 +333,9 @@ def run_fleet(
                     outcome.started_at = datetime.now(timezone.utc)
                 run_one(outcome)
 
-        threads = [threading.Thread(target=worker, name=f"fraiseql-fleet-{number}", daemon=True)
+        # each worker runs in a copy of the caller's context (the fleet's span, if traced)
+        threads = [threading.Thread(target=contextvars.copy_context().run, args=(worker,),
+                                    name=f"fraiseql-fleet-{number}", daemon=True)
                    for number in range(min(jobs, len(members)))]
         for thread in threads:
             thread.start()

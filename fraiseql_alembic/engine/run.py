@@ -135,6 +135,7 @@ def run_step(
         return
     sink = events.notice if events is not None else _stderr_notice
     own = recorder.own_transaction
+    counted: list[int] = []  # rows each statement changed, when run in one transaction
     try:
         if prepared is None:
             prepared = prepare_step(step, recorder, session.standard_strings,
@@ -146,18 +147,21 @@ def run_step(
                                                "up" if step.upgrade else "down")
         if resumes:  # it goes on from where an earlier run stopped, segment by segment
             prepared = replace(prepared, batch=None)
-        if not run_batched(session, prepared, recorder, sink, cancel):
+        if not run_batched(session, prepared, recorder, sink, cancel, rows=counted):
             recorder.begin(session, prepared.reset_before)
             run_statements(
                 session, step.migration, section, action=step.action,
                 history_schema=recorder.schema, on_notice=sink, cancel=cancel,
-                history_ready=recorder.history_ready, partial=resumes,
+                history_ready=recorder.history_ready, partial=resumes, rows=counted,
             )
             if own:
                 recorder.finish(session, step)
                 _commit(session, step)
         if prepared.forgets_statements:
             recorder.restore(session)
+        rows = getattr(events, "rows", None)  # optional (events.py)
+        if rows is not None and len(counted) == len(prepared.statements):
+            rows(step.migration.name.filename, sum(counted))
     except BaseException as err:
         if own:  # under Alembic, Alembic rolls back and tells a driver's error
             session.rollback()
@@ -189,6 +193,7 @@ def run_statements(
     cancel: CancelToken | None = None,
     history_ready: bool = False,
     partial: bool | None = None,
+    rows: list[int] | None = None,
 ) -> None:
     """Execute ``section`` statement by statement and write its history row.
 
@@ -199,6 +204,8 @@ def run_statements(
     more (its last non-transactional statement was edited out).
 
     Timeouts named on the section's marker (``lock_timeout:2s``) apply to it alone.
+    ``rows`` receives how many rows each statement changed, when the section runs in one
+    transaction (not segment by segment).
     """
     split = split_statements(migration, section, standard_strings=session.standard_strings)
     statements = split.statements
@@ -224,7 +231,8 @@ def run_statements(
             )
     else:
         with session.section_timeouts(section, local=True):
-            execute_statements(session, migration, statements, sink, cancel, in_transaction=True)
+            execute_statements(session, migration, statements, sink, cancel, in_transaction=True,
+                               rows=rows)
     elapsed_ms = int((time.perf_counter() - started) * 1000)
     with history.writing(session.dbapi, history_schema) as cursor:
         if not history_ready:
@@ -358,8 +366,10 @@ def run_batched(
     recorder: Recorder,
     sink: NoticeSink,
     cancel: CancelToken | None,
+    rows: list[int] | None = None,
 ) -> bool:
     """Run a plain transactional section in one round trip; False when it is not one.
+    ``rows`` receives how many rows each of the migration's statements changed.
 
     Ours: ``BEGIN; <statements>; <version change and history row>; COMMIT`` go in one
     simple-protocol query: the server runs them in order and stops at the first
@@ -392,6 +402,9 @@ def run_batched(
             err = outcome.error
             if err is None:
                 _release(held, sink)
+                if rows is not None:
+                    start = prepared.head_statements
+                    rows.extend(outcome.rows[start : start + len(prepared.statements)])
                 return True
             if own:
                 session.rollback()
@@ -425,7 +438,7 @@ def run_batched(
             cursor.execute("BEGIN")
             recorder.begin(session, reset_before=False)
             execute_statements(session, step.migration, list(prepared.statements),
-                               sink, cancel, in_transaction=True)
+                               sink, cancel, in_transaction=True, rows=rows)
             elapsed_ms = int((time.perf_counter() - started) * 1000)
             entry = history.entry_for(step.migration, step.action, elapsed_ms)
             cursor.execute(*recorder.rerun_bookkeeping(entry, step))

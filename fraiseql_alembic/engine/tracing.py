@@ -40,6 +40,10 @@ if TYPE_CHECKING:
 SCOPE = "fraiseql_alembic"
 #: Span name of a run: ``fraiseql migrate up`` / ``fraiseql migrate down``.
 RUN_SPAN = "fraiseql migrate {command}"
+#: Span name of a fleet (``--targets``): each target's run is a child span of it.
+FLEET_SPAN = "fraiseql fleet"
+#: ``Settings.url_source`` of a fleet's target (``fleetapi.target_settings``).
+TARGET_SOURCE = "target "
 #: The API's environment variable that names a tracer provider to load.
 PROVIDER_VARIABLE = "OTEL_PYTHON_TRACER_PROVIDER"
 
@@ -213,10 +217,11 @@ def run_span(settings: Settings, command: str,
     from opentelemetry.trace import Status, StatusCode
 
     database = database_attributes(settings.database_url) if settings.database_url else {}
-    span = found.start_span(RUN_SPAN.format(command=command), attributes={
-        **database, "fraiseql.command": command,
-        "fraiseql.migrations.folder": str(settings.path),
-    })
+    attributes: Attributes = {**database, "fraiseql.command": command,
+                              "fraiseql.migrations.folder": str(settings.path)}
+    if settings.url_source and settings.url_source.startswith(TARGET_SOURCE):
+        attributes["fraiseql.target"] = settings.url_source.removeprefix(TARGET_SOURCE)
+    span = found.start_span(RUN_SPAN.format(command=command), attributes=attributes)
     spans = MigrationSpans(found, span, settings.path.resolve(), database)
     token = context.attach(trace.set_span_in_context(span))
     if attach is not None:
@@ -236,3 +241,51 @@ def run_span(settings: Settings, command: str,
         span.end()
         context.detach(token)
 
+
+class FleetSpan:
+    """The span of a fleet while its targets run (:func:`fleet_span`)."""
+
+    def __init__(self, span: Span | None) -> None:
+        self.span = span
+
+    def ended(self, succeeded: int, failed: int, left: int) -> None:
+        """How the targets ended: status ERROR when one failed or did not start."""
+        if self.span is None:
+            return
+        # lazy: loaded already (tracer() found it)
+        from opentelemetry.trace import Status, StatusCode
+
+        self.span.set_attributes({"fraiseql.fleet.succeeded": succeeded,
+                                  "fraiseql.fleet.failed": failed,
+                                  "fraiseql.fleet.not_run": left})
+        self.span.set_status(Status(StatusCode.ERROR, f"{failed} failed, {left} not run")
+                             if failed or left else Status(StatusCode.OK))
+
+
+@contextmanager
+def fleet_span(settings: Settings, targets: int, jobs: int) -> Iterator[FleetSpan]:
+    """The span of a verb on a fleet's ``targets``, current while they run: each target's
+    own run span (:func:`run_span`, started on a worker thread that was given this
+    context) is its child."""
+    found = tracer()
+    if found is None:
+        yield FleetSpan(None)
+        return
+    # lazy: loaded already (tracer() found it)
+    from opentelemetry import context, trace
+    from opentelemetry.trace import Status, StatusCode
+
+    span = found.start_span(FLEET_SPAN, attributes={
+        "fraiseql.fleet.targets": targets, "fraiseql.fleet.jobs": jobs,
+        "fraiseql.migrations.folder": str(settings.path)})
+    token = context.attach(trace.set_span_in_context(span))
+    try:
+        yield FleetSpan(span)
+    except BaseException as err:
+        span.record_exception(err)
+        span.set_attributes(error_attributes(err))
+        span.set_status(Status(StatusCode.ERROR, _one_line(err)))
+        raise
+    finally:
+        span.end()
+        context.detach(token)

@@ -10,14 +10,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import Project
+from conftest import Project, Tenants
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.util._once import Once
-from scenarios import UP_DOWN, on_path
+from scenarios import UP_DOWN, execute, on_path
 
 from fraiseql_alembic import api, settings
 from fraiseql_alembic.engine import tracing
@@ -101,6 +101,7 @@ def test_up_is_a_span_with_a_child_per_migration(
         "fraiseql.migration.version": "002",
         "fraiseql.migration.direction": "up",
         "code.file.path": str(project.migrations.resolve() / "002_b.sql"),
+        "fraiseql.migration.rows_affected": 0,
     }
     assert run.start_time is not None and step.start_time is not None
     assert run.end_time is not None and step.end_time is not None
@@ -188,3 +189,58 @@ def test_not_loaded_means_not_traced(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     assert tracing.tracer() is None
     with tracing.run_span(settings.Settings(tmp_path, None, None), "up") as observer:
         assert observer is None
+
+
+#: 5 inserted, 3 updated, 1 deleted; the SELECT's 5 rows changed nothing.
+ROWS = ("-- migrate:up{marker}\nCREATE TABLE r (id int);\n"
+        "INSERT INTO r SELECT generate_series(1, 5);\n"
+        "UPDATE r SET id = id + 10 WHERE id > 2;\nSELECT * FROM r;\nDELETE FROM r WHERE id = 1;\n")
+
+
+@pytest.mark.parametrize("path", ["direct", "alembic"])
+@pytest.mark.parametrize(("marker", "rows"), [
+    ("", 9),  # one query
+    (" lock_timeout:2s", 9),  # statement by statement
+    (" transaction:false", None),  # in segments, outside a transaction: not counted
+])
+def test_rows_affected(project: Project, spans: InMemorySpanExporter, path: str,
+                       marker: str, rows: int | None) -> None:
+    on_path(project, path, "001_a.sql", UP_DOWN.format(t="a"))
+    project.write("002_r.sql", ROWS.format(marker=marker))
+    api.upgrade(resolved(project))
+    named = by_name(spans)
+    assert dict(named["up 002_r.sql"].attributes or {}).get(
+        "fraiseql.migration.rows_affected") == rows
+    assert dict(named["up 001_a.sql"].attributes or {})["fraiseql.migration.rows_affected"] == 0
+
+
+def test_a_fleet_is_a_span_over_each_targets_run(
+        project: Project, spans: InMemorySpanExporter, tenants: Tenants) -> None:
+    """`up --targets`: the targets run on worker threads, each run span a child of the
+    fleet's span (the thread is given the caller's context), named by its target."""
+    urls = tenants(3)
+    (project.root / "targets.txt").write_text("\n".join(urls) + "\n", encoding="utf-8")
+    project.write("001_a.sql", UP_DOWN.format(t="a"))
+    execute(urls[2], "CREATE TABLE a (id int)")  # its 001_a.sql fails
+    result = project.cli("up", "--targets", "targets.txt", "--jobs", "2",
+                         "--continue-on-error")
+    assert result.exit_code == 1, result.output
+    finished = spans.get_finished_spans()
+    (fleet,) = [span for span in finished if span.name == "fraiseql fleet"]
+    assert fleet.parent is None and fleet.context is not None
+    assert fleet.status.status_code == StatusCode.ERROR
+    assert dict(fleet.attributes or {}) == {
+        "fraiseql.fleet.targets": 3, "fraiseql.fleet.jobs": 2,
+        "fraiseql.migrations.folder": str(project.migrations),
+        "fraiseql.fleet.succeeded": 2, "fraiseql.fleet.failed": 1, "fraiseql.fleet.not_run": 0,
+    }
+    runs = [span for span in finished if span.name == "fraiseql migrate up"]
+    assert len(runs) == 3
+    assert {span.parent.span_id for span in runs if span.parent} == {fleet.context.span_id}
+    by_target = {dict(span.attributes or {})["fraiseql.target"]: span for span in runs}
+    assert len(by_target) == 3
+    for url in urls:
+        (run,) = [span for span in runs if dict(span.attributes or {})[
+            "db.namespace"] == urlsplit(url).path.lstrip("/")]
+        assert children(run, spans) == ["up 001_a.sql"]
+        assert run.status.status_code == (StatusCode.ERROR if url == urls[2] else StatusCode.OK)
