@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import psycopg2
@@ -12,6 +13,7 @@ import pytest
 from conftest import Project, Tenants
 
 from fraiseql_alembic import api, settings
+from fraiseql_alembic.engine.backup import server_major, server_version_num
 from fraiseql_alembic.engine.snapshot import SnapshotError
 
 SCHEMA = """-- migrate:up
@@ -261,3 +263,57 @@ def test_json_summary_names_the_snapshot(project: Project) -> None:
     assert summary["event"] == "summary"
     assert summary["schema"] == str(project.root / "schema.sql")
     assert (project.root / "schema.sql").is_file()
+
+
+def _fake_pg_dump(folder: Path, body: str) -> Path:
+    script = folder / "pg_dump"
+    script.write_text(f"#!/bin/sh\n{body}\n", encoding="utf-8")
+    script.chmod(0o755)
+    return script
+
+
+def test_pg_dump_gets_the_password_in_its_environment_only(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The snapshot's pg_dump is called as up --backup's: the URL's password is in
+    PGPASSWORD, never on its command line (which `ps` shows every user)."""
+    password = settings.sqlalchemy_url(project.database_url).split(":", 2)[2].split("@")[0]
+    assert password
+    log = tmp_path / "pg_dump.log"
+    real = shutil.which("pg_dump")
+    assert real is not None
+    wrapper = _fake_pg_dump(tmp_path, f'printf "%s\\n" "$*" >> {log}\n'
+                            f'printf "PGPASSWORD=%s\\n" "$PGPASSWORD" >> {log}\n'
+                            f'exec {real} "$@"')
+    monkeypatch.setenv("FRAISEQL_PG_DUMP", str(wrapper))
+    project.write("001_initial_schema.sql", SCHEMA)
+
+    assert project.cli("up", "--dump-schema").exit_code == 0
+
+    calls = log.read_text(encoding="utf-8").splitlines()
+    argv = [line for line in calls if "--schema-only" in line]
+    assert len(argv) == 1 and password not in argv[0], calls
+    assert "--exclude-table=*.fraiseql_migrations" in argv[0]
+    assert f"PGPASSWORD={password}" in calls
+
+
+def test_a_pg_dump_older_than_the_server_is_one_line(
+    project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    old = _fake_pg_dump(tmp_path, 'echo "pg_dump (PostgreSQL) 14.9"')
+    monkeypatch.setenv("FRAISEQL_PG_DUMP", str(old))
+    project.write("001_initial_schema.sql", SCHEMA)
+
+    server = server_major(server_version_num(project.database_url))
+    assert server > 14
+
+    result = project.cli("up", "--dump-schema")
+
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1] == (
+        "Error: 1 migration applied, but the schema snapshot schema.sql was not written: "
+        f"Cannot dump the schema: {old} is PostgreSQL 14, older than the server (PostgreSQL "
+        f"{server}), and cannot dump it. Install postgresql-client-{server} or newer (or point "
+        "FRAISEQL_PG_DUMP at it), or run without it (drop --dump-schema, or pass "
+        "--no-dump-schema when dump_schema is configured).")
+    assert "tb_user" in project.tables()
