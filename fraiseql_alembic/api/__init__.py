@@ -58,5 +58,8 @@ from .schema import drift as drift
 from .schema import drift_fleet as drift_fleet
 from .snapshot import SchemaSnapshot as SchemaSnapshot
 from .snapshot import dump_schema as dump_schema
+from .squash import SquashRefused as SquashRefused
+from .squash import SquashResult as SquashResult
+from .squash import squash as squash
 from .state import status as status
 from .state import status_fleet as status_fleet

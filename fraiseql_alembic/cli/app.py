@@ -172,7 +172,8 @@ VERBS: dict[str, Verb] = {
                          "(it was applied by hand)."),
     "repair": Verb(_VERBS_MODULE, "repair",
                    "Accept the current checksum of applied files that changed (all MODIFIED "
-                   "ones, or VERSION)."),
+                   "ones, or VERSION); with --missing, record that an applied file was "
+                   "deleted on purpose."),
     "status": Verb(_VERBS_MODULE, "status",
                    "Show every migration: applied (when), pending, modified or missing."),
     # lint needs no engine, Alembic or fleet code: its module loads none of them
@@ -182,6 +183,9 @@ VERBS: dict[str, Verb] = {
                   "Check the migrations folder before merging; no database needed."),
     "drift": Verb("fraiseql_alembic.cli.drift", "drift",
                   "Compare the live schema with what its applied migrations build."),
+    "squash": Verb("fraiseql_alembic.cli.squash", "squash",
+                   "Replace migrations 001..N by one baseline file built from a shadow "
+                   "database."),
 }
 
 

@@ -519,11 +519,12 @@ REPAIRED = VerbOutput[tuple[api.Recorded, ...]](
 
 
 def repair(settings: Settings, flags: FleetFlags, database_url: str | None, *,
-           version: str | None, reason: str | None) -> None:
-    """``repair [VERSION] --targets``: on every target."""
+           version: str | None, reason: str | None, missing: bool = False) -> None:
+    """``repair [VERSION] [--missing] --targets``: on every target."""
     run_verb("repair", settings, flags, database_url,
              lambda target_settings, _, token, reporter: api.repair(
-                 target_settings, version, reason=reason, reporter=reporter),
+                 target_settings, version, reason=reason, reporter=reporter,
+                 missing=missing),
              REPAIRED)
 
 

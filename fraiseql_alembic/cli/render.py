@@ -16,14 +16,17 @@ from ..engine.history import MARKED_APPLIED, Progress
 from ..engine.rehearsal import NOT_REHEARSED, WOULD_APPLY, WOULD_RECORD
 from ..engine.status import (
     APPLIED,
+    BELOW_BASELINE,
     MISSING,
     MODIFIED,
     OUT_OF_ORDER,
     PENDING,
+    SQUASHED,
     UNRECORDED,
     UNTRACKED,
     StatusReport,
     StatusRow,
+    below_baseline_message,
     out_of_order_message,
     warnings,
 )
@@ -74,6 +77,7 @@ def render_status_json(report: StatusReport, environment: Environment | None = N
             "marked_by_hand": row.marked_by_hand is not None,
             "action": row.action,
             "repaired_at": row.repair.applied_at.isoformat() if row.repair else None,
+            "squashed_into": row.squashed_into,
         }
         for row in report.rows
     ]
@@ -144,6 +148,12 @@ def _status_line(row: StatusRow) -> tuple[str | None, str | None]:
                 "mismatch)"), None
     if row.state == MISSING:
         return f"  {PROBLEM_MARK} {row.filename} ({when}; file MISSING)", None
+    if row.state == SQUASHED:
+        return f"  {CHECK} {row.filename} ({when}; squashed into {row.squashed_into})", None
+    if row.state == BELOW_BASELINE:
+        line = (f"  {PROBLEM_MARK} {row.filename} ({when}; SQUASHED into "
+                f"{row.squashed_into}, which this database has not reached)")
+        return line, below_baseline_message(row)
     if row.state == OUT_OF_ORDER:
         return (f"  {PROBLEM_MARK} {row.filename} (NOT APPLIED: merged out of order)",
                 out_of_order_message(row))

@@ -498,25 +498,40 @@ def mark_applied(
 
 @click.command()
 @click.argument("version", required=False)
+@click.option("--missing", is_flag=True,
+              help="Record that the applied file VERSION was deleted on purpose (file "
+              "MISSING in status), instead of accepting changed checksums.")
 @record_options
 @fleet_options(policy=True)
 @env_option
 @common_options
 @handle_errors
 def repair(
-    version: str | None, reason: str | None, fleet: FleetFlags, run: RunFlags,
+    version: str | None, missing: bool, reason: str | None, fleet: FleetFlags, run: RunFlags,
     env: str | None, path: Path | None, database_url: str | None,
 ) -> None:
     """Accept the current checksum of applied files that changed (all MODIFIED ones, or
-    VERSION)."""
+    VERSION); with --missing, record that an applied file was deleted on purpose."""
+    if missing and version is None:
+        raise click.UsageError("--missing needs the VERSION of the deleted file, e.g. "
+                               "`fraiseql migrate repair --missing 003`")
     settings = run_settings(path, database_url, run, env)
     fleet = env_fleet(fleet, settings)
     announce(settings)
     if fleet.targets is not None:
-        cli_fleet.repair(settings, fleet, database_url, version=version, reason=reason)
+        cli_fleet.repair(settings, fleet, database_url, version=version, reason=reason,
+                         missing=missing)
         return
     cli_fleet.check_single(fleet)
-    repaired = api.repair(settings, version, reason=reason, reporter=TextReporter())
+    repaired = api.repair(settings, version, reason=reason, reporter=TextReporter(),
+                          missing=missing)
+    if missing:
+        item = repaired[0]
+        moved = (f"; alembic_version moved from {item.moved[0]} to "
+                 f"{item.moved[1] or '(nothing)'}" if item.moved is not None else "")
+        click.echo(f"{CHECK} Recorded that {item.filename} was deleted on purpose{moved}; its "
+                   "history stays in fraiseql_migrations, and its changes in the database")
+        return
     if not repaired:
         click.echo("Nothing to repair: every applied migration file matches its recorded "
                    "checksum")

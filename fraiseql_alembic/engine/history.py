@@ -36,6 +36,9 @@ UNSTAMPED = "unstamped"  # `alembic stamp` moved below it: recorded as not appli
 MANUAL = "manual"  # the default: a row someone inserted by hand (the spec's recipe)
 MARKED_APPLIED = "marked_applied"  # `fraiseql migrate mark-applied`: recorded, never run
 REPAIRED = "repaired"  # `fraiseql migrate repair`: the file's new checksum was accepted
+#: `fraiseql migrate repair --missing`: the applied file was deleted on purpose; the
+#: version no longer counts as applied (its changes stay in the database).
+FILE_DELETED = "file_deleted"
 
 #: Actions after which a version counts as applied (its SQL ran, or someone said so).
 APPLIED_ACTIONS = frozenset({APPLIED, STAMPED, MARKED_APPLIED})

@@ -22,6 +22,7 @@ from ..errors import (
     MigrationFileError,
     MigrationLayoutError,
     UsageError,
+    plural,
     shown_path,
 )
 from . import history
@@ -109,7 +110,9 @@ def plan_upgrade(
     if lost_heads:
         raise MigrationLayoutError(
             f"The database is at {lost_heads[0].filename}, whose file is missing from "
-            f"{folder}; restore it (e.g. from git) before applying anything after it"
+            f"{folder}; restore it (e.g. from git) before applying anything after it, or, if "
+            "it was deleted on purpose, record that with `fraiseql migrate repair --missing "
+            f"{lost_heads[0].version}`"
         )
     pending = [row for row in report.rows if row.state == status_view.PENDING]
     marked = leading_manual_marks(pending)
@@ -179,7 +182,9 @@ def plan_downgrade(
     if missing:
         raise MigrationLayoutError(
             f"Applied migration {missing[-1].filename} is missing from {folder}; "
-            "restore the file (e.g. from git) before rolling back"
+            "restore the file (e.g. from git) before rolling back, or, if it was deleted on "
+            f"purpose, record that with `fraiseql migrate repair --missing "
+            f"{missing[-1].version}`"
         )
     if not applied:
         raise MigrationError("Nothing to roll back: no migration is applied to this database")
@@ -190,6 +195,13 @@ def plan_downgrade(
         )
     plan_rows = list(reversed(applied))[:steps]
     for row in plan_rows:
+        if row.migration is not None and row.migration.squashes:
+            raise IrreversibleMigrationError(
+                f"{row.filename} is a baseline (`fraiseql migrate squash` made it of "
+                f"{plural(len({entry.filename for entry in row.migration.squashes}), 'file')}"
+                "): rolling back below it is refused, since the files it replaced "
+                "are gone. Restore the database from a backup, or write a new migration "
+                "that undoes what you need. Nothing was rolled back")
         if row.migration is not None and not row.migration.reversible:
             raise IrreversibleMigrationError(
                 irreversible_message(row.migration) + " Nothing was rolled back."
@@ -321,6 +333,62 @@ def plan_repair(
     return planned
 
 
+def plan_missing(
+    scripts: Sequence[Script], report: StatusReport, version: str, *, folder: Path,
+    reason: str | None = None,
+) -> tuple[StatusRow, history.Entry, tuple[str | None, str | None] | None]:
+    """``repair --missing VERSION``: the MISSING row of an applied file deleted on
+    purpose, the ``file_deleted`` history row that records it, and the move of
+    ``alembic_version`` (from, to) when the database is at it (to the newest applied
+    revision of the folder below it; None: no row left).
+
+    Refused when the file is not missing, and when it was only renamed: a file of the
+    folder that this database has not applied holds the checksum it was applied with
+    (rename it back instead).
+    """
+    row = find_row(report, version, folder)
+    if row.state != status_view.MISSING:
+        raise MigrationError(
+            f"{row.filename} is not missing ({describe(row)}); nothing to repair. `repair "
+            "--missing` records that an applied file was deleted on purpose (✗ file "
+            "MISSING in `fraiseql migrate status`)"
+        )
+    renamed = next((other for other in report.rows if other.migration is not None
+                    and not other.applied  # an applied file has a history of its own
+                    and row.recorded_checksum == other.migration.checksum), None)
+    if renamed is not None:
+        raise MigrationError(
+            f"{row.filename} was not deleted but renamed: {renamed.filename} holds the content "
+            f"it was applied with (the same checksum). Rename it back to {row.filename} "
+            "(databases know a migration by its number and file); nothing was recorded"
+        )
+    move: tuple[str | None, str | None] | None = None
+    if row.version in report.heads:
+        applied = {other.version for other in report.rows
+                   if other.applied and other.state != status_view.MISSING}
+        below = {parent for script in scripts if script.revision in applied
+                 for parent in status_view.parents_of(script)}
+        heads = sorted(applied - below)
+        if len(heads) > 1:
+            raise MigrationLayoutError(
+                f"The database is at {row.filename}, and the applied migrations below it "
+                f"form several lines ({', '.join(heads)}): set alembic_version with "
+                f"`alembic stamp` first; nothing was recorded")
+        move = (row.version, heads[0] if heads else None)
+    moved = (f"; alembic_version moved from {move[0]} to {move[1] or '(nothing)'}"
+             if move is not None else "")
+    note = f"file deleted on purpose{moved}"
+    return row, history.Entry(
+        version=row.version,
+        name=None,
+        filename=row.filename,
+        checksum=row.recorded_checksum,
+        execution_ms=None,
+        action=history.FILE_DELETED,
+        note=f"{note}; {reason}" if reason else note,
+    ), move
+
+
 def describe(row: StatusRow) -> str:
     """A row's state in words: ``it is pending``, ``applied on ... and unchanged since``."""
     if row.state == status_view.APPLIED:
@@ -328,6 +396,8 @@ def describe(row: StatusRow) -> str:
     return {
         status_view.PENDING: "it is pending",
         status_view.MISSING: "its file is missing",
+        status_view.SQUASHED: f"it was squashed into {row.squashed_into}",
+        status_view.BELOW_BASELINE: f"the database is at it, below {row.squashed_into}",
         status_view.UNRECORDED: "it never ran here",
         status_view.UNTRACKED: "it is not in alembic_version",
         status_view.OUT_OF_ORDER: "it was merged out of order",
@@ -352,8 +422,10 @@ def database_problems(report: StatusReport) -> list[tuple[str | None, int, str]]
         elif row.state == status_view.MISSING:
             found.append((row.filename, 1, (
                 f"was applied to the database{when} but the file is missing from the folder; "
-                "restore it from git"
+                + status_view.missing_way_out(row.version)
             )))
+        elif row.state == status_view.BELOW_BASELINE:
+            found.append((row.squashed_into, 1, status_view.below_baseline_message(row)))
         elif row.state == status_view.UNRECORDED:
             found.append((row.filename, 1, (
                 "never ran on the database, yet later migrations did (merged late?); "

@@ -91,6 +91,11 @@ def refuse_inconsistent(report: status_view.StatusReport, folder: Path | None = 
                 f"{row.version}`; if they were undone by hand, run `fraiseql migrate status` "
                 "and see docs/troubleshooting.md. Nothing was applied"
             )
+        if row.state == status_view.BELOW_BASELINE:
+            raise MigrationLayoutError(
+                f"Refusing to migrate: {status_view.below_baseline_message(row)}. "
+                "Nothing was applied"
+            )
         if row.state == status_view.UNRECORDED:
             raise MigrationLayoutError(
                 f"Migration {row.filename} sits below migrations this database already has "

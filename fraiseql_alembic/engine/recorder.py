@@ -375,9 +375,10 @@ def record_without_running(
     *,
     history_schema: str,
     options: RunOptions,
-    move: tuple[str | None, str] | None = None,
+    move: tuple[str | None, str | None] | None = None,
 ) -> None:
-    """Write history rows, and move ``alembic_version`` by ``move`` (from, to), in one
+    """Write history rows, and move ``alembic_version`` by ``move`` (from, to; None: no
+    row), in one
     transaction, running no migration SQL (``mark-applied``, ``repair``).
 
     The move is guarded: if ``alembic_version`` no longer says ``from``, nothing is

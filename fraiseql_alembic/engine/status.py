@@ -25,6 +25,12 @@ MODIFIED = "modified"  # applied, but the file changed since
 MISSING = "missing"  # applied, but the file is gone
 UNRECORDED = "unrecorded"  # inside the applied chain, but it never ran here (merged late?)
 UNTRACKED = "untracked"  # history says applied, alembic_version says not (edited by hand?)
+#: Applied here, then replaced by a baseline (``fraiseql migrate squash``): its file is gone
+#: on purpose and the baseline, which this database has reached, stands for it.
+SQUASHED = "squashed"
+#: alembic_version is at a file a baseline replaced, below the baseline: this database
+#: never reached the version the baseline was made at, so nothing in the folder leads on.
+BELOW_BASELINE = "below_baseline"
 #: Pending, and it branches off a revision that this database has already moved past on
 #: another line of history: merged after later migrations were applied.
 OUT_OF_ORDER = "out_of_order"
@@ -64,11 +70,14 @@ class StatusRow:
     action: str | None = None
     repair: history.HistoryRow | None = None  # the newest repair, which accepted ``checksum``
     fork: Fork | None = None  # OUT_OF_ORDER, or UNTRACKED because the chain changed under it
+    #: SQUASHED and BELOW_BASELINE: the baseline file that took this file's place.
+    squashed_into: str | None = None
 
     @property
     def applied(self) -> bool:
-        """Applied according to ``alembic_version``."""
-        return self.state not in (PENDING, UNTRACKED, OUT_OF_ORDER)
+        """Applied according to ``alembic_version`` (a SQUASHED row is not a revision of
+        the folder any more: its baseline is the applied one)."""
+        return self.state not in (PENDING, UNTRACKED, OUT_OF_ORDER, SQUASHED, BELOW_BASELINE)
 
 
 @dataclass(frozen=True)
@@ -90,7 +99,8 @@ class StatusReport:
     def problems(self) -> tuple[StatusRow, ...]:
         return tuple(
             row for row in self.rows
-            if row.state in (MODIFIED, MISSING, UNRECORDED, UNTRACKED, OUT_OF_ORDER)
+            if row.state in (MODIFIED, MISSING, UNRECORDED, UNTRACKED, OUT_OF_ORDER,
+                             BELOW_BASELINE)
         )
 
     @property
@@ -121,6 +131,12 @@ def build(
     of the chain but never ran here (UNRECORDED: merged late, numbered below
     migrations that were already applied, or their history row was deleted).
 
+    A baseline (``fraiseql migrate squash``) names in its header the files it replaced
+    with their checksums: their history rows are SQUASHED (BELOW_BASELINE when
+    ``alembic_version`` is still at one of them), and the baseline counts as applied
+    unchanged on a database whose row for its version holds the checksum of the file
+    it replaced.
+
     When the folder has several heads, a pending revision that branches off a revision
     the database has moved past on another line is OUT_OF_ORDER (a ``.py`` revision
     merged after later migrations were applied), never silently left out.
@@ -139,6 +155,10 @@ def build(
     }
     if any(head not in by_id for head in state.heads):
         applied_ids |= recorded_ids  # the chain below a deleted head is unknown: trust history
+    squashed_into = {entry.version: display_name(script)
+                     for script in scripts if (migration := sql_migration(script)) is not None
+                     for entry in migration.squashes if entry.version != script.revision}
+
     def name(revision: str | None) -> str:
         script = by_id.get(revision) if revision is not None else None
         return display_name(script) if script is not None else (revision or "<base>")
@@ -193,7 +213,8 @@ def build(
             record = _manual_mark(script.revision, display_name(script), state.history)
         if record is None and migration is not None and state.history:
             state_name = UNRECORDED
-        elif record is not None and migration is not None and _changed(record, migration):
+        elif (record is not None and migration is not None and _changed(record, migration)
+              and not _replaced(record, migration)):
             state_name = MODIFIED
         else:
             state_name = APPLIED
@@ -219,11 +240,13 @@ def build(
         record = state.history.get(version)
         if record is None and version not in state.heads:
             continue
+        baseline = squashed_into.get(version)
         rows.append(
             StatusRow(
                 version,
                 (record.filename if record is not None and record.filename else version),
-                MISSING,
+                MISSING if baseline is None else
+                BELOW_BASELINE if version in state.heads else SQUASHED,
                 record.applied_at if record is not None else None,
                 record.execution_ms if record is not None else None,
                 record.applied_by if record is not None else None,
@@ -231,8 +254,10 @@ def build(
                 record.checksum if record is not None else None,
                 action=record.action if record is not None else None,
                 repair=record.repair if record is not None else None,
+                squashed_into=baseline,
             )
         )
+    rows = _squashed_first(rows)
     return StatusReport(tuple(rows), state.heads,
                         folder_heads=tuple(name(head) for head in folder_heads),
                         version_rows_problem=_version_rows_problem(
@@ -300,6 +325,31 @@ def _changed(record: history.HistoryRow, migration: ParsedMigration) -> bool:
     return record.up_checksum is None or record.up_checksum != migration.up_checksum
 
 
+def _squashed_first(rows: list[StatusRow]) -> list[StatusRow]:
+    """The rows of files a baseline replaced, just before the baseline's row."""
+    squashed = [row for row in rows if row.squashed_into is not None]
+    if not squashed:
+        return rows
+    ordered: list[StatusRow] = []
+    for row in rows:
+        if row.squashed_into is None:
+            ordered += [early for early in squashed if early.squashed_into == row.filename]
+            ordered.append(row)
+    placed = {id(row) for row in ordered}
+    return ordered + [row for row in squashed if id(row) not in placed]
+
+
+def _replaced(record: history.HistoryRow, migration: ParsedMigration) -> bool:
+    """A baseline's row written by the file it replaced (the same version, a checksum its
+    header lists): the database ran that file, which the baseline stands for."""
+    return any(
+        entry.version == record.version
+        and (record.checksum == entry.checksum
+             or (record.up_checksum is not None and record.up_checksum == entry.up_checksum))
+        for entry in migration.squashes
+    )
+
+
 def _manual_mark(
     version: str, filename: str, rows: dict[str, history.HistoryRow]
 ) -> history.HistoryRow | None:
@@ -331,7 +381,7 @@ def warnings(report: StatusReport) -> list[str]:
     """Lines worth telling the user before running anything."""
     lines = [
         f"Applied migration {row.filename} is missing from the migrations folder; "
-        "restore it from version control"
+        f"{missing_way_out(row.version)}"
         for row in report.rows
         if row.state == MISSING
     ]
@@ -342,6 +392,22 @@ def warnings(report: StatusReport) -> list[str]:
     if report.branched and not any(row.state == OUT_OF_ORDER for row in report.rows):
         lines.append(branched_message(report.folder_heads))
     return lines
+
+
+def missing_way_out(version: str) -> str:
+    """What to do about an applied file that is gone (MISSING)."""
+    return ("restore it from version control, or, if it was deleted on purpose, record "
+            f"that with `fraiseql migrate repair --missing {version}`")
+
+
+def below_baseline_message(row: StatusRow) -> str:
+    """A database whose alembic_version is at a file a baseline replaced."""
+    return (
+        f"the database is at {row.filename}, which {row.squashed_into} replaced; it never "
+        f"reached the version that baseline was made at, so no file leads on from here. "
+        "Check out the commit before the squash, run `fraiseql migrate up` there, then come "
+        "back (see docs/drift.md#squash-baseline)"
+    )
 
 
 def out_of_order_message(row: StatusRow) -> str:

@@ -301,16 +301,24 @@ def changes_against_base(
     Compared with the fork point (``git merge-base``), as a pull request's diff is: a file
     merged into ``base`` after the branch was made is not "deleted" by the branch.  A new
     file with a deleted file's number is a rename: databases track the number, so the
-    advice is to rename it back, never to renumber it (which would apply it twice).
+    advice is to rename it back, never to renumber it (which would apply it twice).  A
+    file a baseline's header lists (``squash``) is deleted on purpose; the baseline
+    counts among the renamed ones (it keeps the replaced file's number).
     """
     current = {migration.name.filename: migration for migration in parsed}
     by_version = {migration.name.version: migration.name.filename for migration in parsed}
+    # files a baseline replaced (``squash``): their deletion is the point of it
+    squashed = {entry.filename: migration.name.filename
+                for migration in parsed for entry in migration.squashes}
     fork = gitbase.fork_point(folder, base)
     problems = []
     renamed: set[str] = set()
     for filename, change in sorted(gitbase.changed_since(folder, fork).items()):
         name = parse_filename(filename)
         if name is None or filename not in on_base:
+            continue
+        if change == "D" and filename in squashed:
+            renamed.add(squashed[filename])  # the baseline is not a file to renumber
             continue
         new_name = by_version.get(name.version)
         if change == "D" and new_name is not None and new_name not in on_base:

@@ -94,3 +94,28 @@ def content_at(folder: Path, ref: str, filename: str) -> bytes:
         raise ConfigError(f"--base {ref}: git show {filename} failed: "
                           f"{shown.stderr.decode(errors='replace').strip()}")
     return shown.stdout
+
+
+def uncommitted(folder: Path) -> dict[str, str] | None:
+    """Files directly inside ``folder`` whose working-tree state is not committed (``git
+    status --porcelain``): name -> its two-letter code (``??`` untracked, `` M`` modified,
+    ``A `` added but not committed, ...).  None when git is missing or ``folder`` is not in
+    a git work tree (``squash`` checks nothing then)."""
+    try:
+        listed = subprocess.run(
+            ["git", "status", "--porcelain=v1", "-z", "--untracked-files=all",
+             "--no-renames", "--", "."],
+            cwd=folder, capture_output=True, text=True, check=False,
+        )
+    except FileNotFoundError:
+        return None
+    if listed.returncode != 0:
+        return None
+    prefix = _git(folder, "rev-parse", "--show-prefix").stdout.strip()  # paths: from the top
+    found: dict[str, str] = {}
+    for entry in listed.stdout.split("\0"):
+        code, path = entry[:2], entry[3:]
+        name = path[len(prefix):] if path.startswith(prefix) else ""
+        if name and "/" not in name:
+            found[name] = code
+    return found

@@ -29,6 +29,11 @@ from .names import MigrationName
 
 _MARKER_RE = re.compile(r"^--\s*migrate:(?P<kind>up|down)\b(?P<options>.*)$", re.IGNORECASE)
 _REVISES_RE = re.compile(r"^--\s*revises\s*:\s*(?P<rev>\S+)\s*$", re.IGNORECASE)
+#: A baseline's header line naming one file it replaces (``fraiseql migrate squash``).
+_SQUASHED_RE = re.compile(
+    r"^--\s*squashed:\s*(?P<version>[0-9]+)\s+(?P<filename>\S+)"
+    r"\s+checksum=(?P<checksum>[0-9a-f]{64})(?:\s+up_checksum=(?P<up>[0-9a-f]{64}))?\s*$"
+)
 _TITLE_RE = re.compile(r"^--\s*(?:migration\s+\S+?\s*:\s*)?(?P<title>.*?)\s*$", re.IGNORECASE)
 _OPTION_RE = re.compile(r"^(?P<key>[a-z_]+):(?P<value>\S+)$")
 _KNOWN_OPTIONS = ("transaction", "lock_timeout", "statement_timeout")
@@ -90,6 +95,22 @@ class Section:
 
 
 @dataclass(frozen=True)
+class Squashed:
+    """A file a baseline replaces, as its header names it: the version, the file name
+    and the checksums its history rows hold."""
+
+    version: str
+    filename: str
+    checksum: str
+    up_checksum: str | None = None
+
+    def header_line(self) -> str:
+        """``-- squashed: 002 002_add_posts.sql checksum=<sha256> up_checksum=<sha256>``."""
+        up = f" up_checksum={self.up_checksum}" if self.up_checksum else ""
+        return f"-- squashed: {self.version} {self.filename} checksum={self.checksum}{up}"
+
+
+@dataclass(frozen=True)
 class ParsedMigration:
     """Everything a migration file says, before anything runs."""
 
@@ -101,6 +122,8 @@ class ParsedMigration:
     up: Section
     down: Section | None
     notices: tuple[str, ...] = field(default=())
+    #: A baseline's ``-- squashed:`` header lines: the files it takes the place of.
+    squashes: tuple[Squashed, ...] = field(default=())
 
     @cached_property
     def up_checksum(self) -> str:
@@ -120,6 +143,7 @@ def parse_migration(name: MigrationName, text: str) -> ParsedMigration:
     """
     title = ""
     revises: str | None = None
+    squashes: list[Squashed] = []
     up_marker: tuple[int, int, bool | None] | None = None  # (line index, offset, transaction)
     down_marker: tuple[int, int, bool | None] | None = None
     first_sql_line: int | None = None
@@ -135,8 +159,12 @@ def parse_migration(name: MigrationName, text: str) -> ParsedMigration:
             continue
         if stripped.startswith("--"):
             revision = _REVISES_RE.match(stripped)
+            squashed = _SQUASHED_RE.match(stripped)
             if revision is not None:
                 revises = revision.group("rev")
+            elif squashed is not None:
+                squashes.append(Squashed(squashed.group("version"), squashed.group("filename"),
+                                         squashed.group("checksum"), squashed.group("up")))
             elif not title and stripped.strip("-").strip():
                 title = _TITLE_RE.match(stripped).group("title")  # type: ignore[union-attr]
             continue
@@ -205,6 +233,7 @@ def parse_migration(name: MigrationName, text: str) -> ParsedMigration:
         revises=revises,
         up=up,
         down=down,
+        squashes=tuple(squashes),
     )
 
 
