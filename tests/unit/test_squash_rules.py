@@ -3,10 +3,17 @@ header, how status reads a baseline, and the plans of `repair --missing`."""
 
 from __future__ import annotations
 
+import types
+
 import pytest
 from test_plan import FOLDER, applied, chain, sql
 
-from fraiseql_alembic.api.squash import baseline_text, target_problem
+from fraiseql_alembic.api.squash import (
+    SquashRefused,
+    _squashed_chain,
+    baseline_text,
+    target_problem,
+)
 from fraiseql_alembic.engine import plan as planning
 from fraiseql_alembic.engine import status as status_view
 from fraiseql_alembic.engine.baseline import normalise
@@ -157,3 +164,19 @@ def test_repair_missing_plans() -> None:
         planning.plan_missing(renamed, planning.reconcile(renamed, state), "002", folder=FOLDER)
     with pytest.raises(MigrationError, match=r"001_a\.sql is not missing"):
         planning.plan_missing(scripts, report, "001", folder=FOLDER)
+
+
+def test_the_squashed_files_must_be_one_line_of_sql_files() -> None:
+    scripts = chain(ONE, TWO, THREE)
+    assert [m.name.filename for m in _squashed_chain(scripts, "002", FOLDER)] == [
+        "001_a.sql", "002_b.sql"]
+    python = types.SimpleNamespace(revision="002", down_revision="001",
+                                   path="migrations/002_b.py", module=types.SimpleNamespace(),
+                                   dependencies=())
+    with pytest.raises(SquashRefused, match=r"002_b\.py is a Python revision"):
+        _squashed_chain([scripts[0], python, scripts[2]], "3", FOLDER)
+    skips_two = types.SimpleNamespace(**{**vars(scripts[2]), "down_revision": "001"})
+    with pytest.raises(SquashRefused, match=r"002_b\.sql is numbered below 3 but is not"):
+        _squashed_chain([scripts[0], scripts[1], skips_two], "3", FOLDER)
+    with pytest.raises(SquashRefused, match="Nothing to squash"):
+        _squashed_chain(scripts, "001", FOLDER)
