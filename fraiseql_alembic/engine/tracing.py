@@ -21,7 +21,7 @@ import os
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -128,7 +128,6 @@ class MigrationSpans(NoEvents):
     current: Span | None = None
     _token: object = None
     ran: int = 0
-    failures: list[BaseException] = field(default_factory=list)
 
     def start(self, filename: str, is_upgrade: bool) -> None:
         # lazy: loaded already: tracer() found it (or loaded it)
@@ -159,12 +158,13 @@ class MigrationSpans(NoEvents):
             self._end(Status(StatusCode.OK))
 
     def rows(self, filename: str, count: int) -> None:
-        """How many rows the running migration's statements changed, where the server
-        says (INSERT, UPDATE, DELETE, MERGE, COPY, CREATE TABLE AS)."""
+        """How many rows the running migration's statements changed (INSERT, UPDATE,
+        DELETE, MERGE, COPY), when known."""
         if self.current is not None:
             self.current.set_attribute("fraiseql.migration.rows_affected", count)
 
     def waiting(self, text: str) -> None:
+        """The run waits for the migration lock: an event on the run's span."""
         self.run.add_event("fraiseql.lock.wait", {"message": text})
 
     def plan(self, total: int, is_upgrade: bool) -> None:

@@ -5,6 +5,7 @@ one span per run, one child span per migration, the error of a failing one
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -17,7 +18,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.util._once import Once
-from scenarios import UP_DOWN, execute, on_path
+from scenarios import UP_DOWN, execute, hold_lock, on_path
 
 from fraiseql_alembic import api, settings
 from fraiseql_alembic.engine import tracing
@@ -244,3 +245,22 @@ def test_a_fleet_is_a_span_over_each_targets_run(
             "db.namespace"] == urlsplit(url).path.lstrip("/")]
         assert children(run, spans) == ["up 001_a.sql"]
         assert run.status.status_code == (StatusCode.ERROR if url == urls[2] else StatusCode.OK)
+
+
+def test_waiting_for_the_lock_is_an_event_and_giving_up_fails_the_run(
+        project: Project, spans: InMemorySpanExporter) -> None:
+    project.write("001_a.sql", UP_DOWN.format(t="a"))
+    holder = hold_lock(project)
+    try:
+        quick = resolved(project)
+        quick = dataclasses.replace(quick, run=dataclasses.replace(quick.run, lock_wait=0.5))
+        with pytest.raises(MigrationError, match="someone else's deploy"):
+            api.upgrade(quick)
+    finally:
+        holder.close()
+    (run,) = spans.get_finished_spans()
+    assert run.status.status_code == StatusCode.ERROR
+    assert dict(run.attributes or {})["error.type"] == "LockTimeoutError"
+    waits = [event for event in run.events if event.name == "fraiseql.lock.wait"]
+    assert len(waits) == 1
+    assert "someone else's deploy" in str(dict(waits[0].attributes or {})["message"])
