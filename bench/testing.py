@@ -12,6 +12,9 @@ down for a moment slows each alike):
   TEMPLATE`` (the server's default strategy; WAL_LOG on PostgreSQL 15+) and, after the
   test, ``DROP DATABASE ... WITH (FORCE)``;
 - ``clone_file_copy``: the same with ``STRATEGY FILE_COPY`` (PostgreSQL 15+ only);
+- ``clone_background``: the fixture as it runs by default: the next copy is made in a
+  thread while a test runs and the drop happens behind it; three tests in a row per round,
+  so that a test body shorter than a copy waits for the rest of it;
 - ``migrate``: a new empty database, ``api.upgrade`` of every migration in-process (what
   a test would pay without a template), and the drop.
 
@@ -45,12 +48,17 @@ import fleet  # noqa: E402  (bench/fleet.py: the project's migrations)
 import run as harness  # noqa: E402  (bench/run.py: cluster and databases)
 from session_reset import machine  # noqa: E402
 
-CASES = ("clone", "clone_file_copy", "migrate")
+CASES = ("clone", "clone_file_copy", "clone_background", "migrate")
 LABELS = {
     "clone": "copy of the template (CREATE DATABASE ... TEMPLATE, default strategy) + drop",
     "clone_file_copy": "copy of the template, STRATEGY FILE_COPY + drop",
+    "clone_background": "the fixture's wait: copy made ahead, drop behind (the default)",
     "migrate": "new database + every migration (api.upgrade) + drop",
 }
+
+
+#: Tests in a row for the background case (the copies made ahead while tests run).
+BURST = 3
 
 
 def timed(action: Callable[[], object]) -> float:
@@ -59,32 +67,37 @@ def timed(action: Callable[[], object]) -> float:
     return time.perf_counter() - began
 
 
-def one_test(databases: TemplateDatabases, case: str) -> float:
-    """Seconds one test's database costs in ``case`` (made, checked, dropped)."""
+def one_test(databases: TemplateDatabases, ahead: TemplateDatabases, case: str,
+             body: float) -> float:
+    """Seconds a test waits for its database in ``case`` (made, then dropped after a test
+    body of ``body`` seconds, which is not counted)."""
     server = databases.server
     template = databases.template()
     began = time.perf_counter()
     if case == "migrate":
         name, url = databases.create()
         api.upgrade(databases.settings_for(url))
+    elif case == "clone_background":
+        name, url = ahead.clone()
     else:
         name = f"{databases.prefix}copy"
-        strategy = "FILE_COPY" if case == "clone_file_copy" else None
-        server.clone(template.name, name, strategy)
+        server.clone(template.name, name, "FILE_COPY" if case == "clone_file_copy" else None)
     made = time.perf_counter()
+    time.sleep(body)
     assert server.databases(name) == [name], f"{case}: no database {name}"
-    checked = time.perf_counter()
-    databases.drop(name)
-    return (made - began) + (time.perf_counter() - checked)
+    ended = time.perf_counter()
+    (ahead if case == "clone_background" else databases).drop(name)
+    return (made - began) + (time.perf_counter() - ended)
 
 
-def measure(admin_url: str, count: int, rounds: int, cases: tuple[str, ...],
+def measure(admin_url: str, count: int, rounds: int, cases: tuple[str, ...], body: float,
             quiet: bool) -> tuple[dict[str, list[float]], dict[str, float]]:
     with tempfile.TemporaryDirectory(prefix="fraiseql-bench-testing-") as scratch:
         root = fleet.build_project(Path(scratch) / "project", count)
         settings = resolve(root / "migrations", cwd=root)
         once: dict[str, float] = {}
-        databases = TemplateDatabases(settings, admin_url, "bench")
+        databases = TemplateDatabases(settings, admin_url, "bench", background=False)
+        ahead = TemplateDatabases(settings, admin_url, "ahead")
         try:
             once["template built"] = timed(databases.template)
             later = TemplateDatabases(settings, admin_url, "bench2")
@@ -102,20 +115,22 @@ def measure(admin_url: str, count: int, rounds: int, cases: tuple[str, ...],
             for index in range(rounds):
                 for offset in range(len(cases)):
                     case = cases[(index + offset) % len(cases)]
-                    samples[case].append(one_test(databases, case))
+                    # the background case back to back, as a session runs its tests
+                    for _ in range(BURST if case == "clone_background" else 1):
+                        samples[case].append(one_test(databases, ahead, case, body))
+                    ahead.settle()  # its work does not run into the next case's time
                 if not quiet:
                     print(f"bench: round {index + 1} of {rounds} done", file=sys.stderr,
                           flush=True)
-            server = databases.server
-            template = databases.template()
-            server.drop_template(template.name)
+            databases.server.drop_template(databases.template().name)
         finally:
+            ahead.close()
             databases.close()
     return samples, once
 
 
 def render(samples: dict[str, list[float]], once: dict[str, float], count: int, rounds: int,
-           where: str, server: str) -> str:
+           body: float, where: str, server: str) -> str:
     per = {case: statistics.median(values) * 1000 for case, values in samples.items()}
     base = per.get("migrate")
     lines = [
@@ -123,7 +138,8 @@ def render(samples: dict[str, list[float]], once: dict[str, float], count: int, 
         "",
         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; {machine()}; PostgreSQL "
         f"{server}; cluster: {where}; {count} migrations; {rounds} rounds, the cases "
-        "taking turns.",
+        f"taking turns; a test body of {body * 1000:.0f} ms between making and dropping "
+        "(not counted).",
         "",
         "| per test | median ms | min ms | max ms | ratio to migrate |",
         "|---|---|---|---|---|",
@@ -141,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--migrations", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--body-ms", type=float, default=50.0,
+                        help="a test's own time between its database made and dropped")
     parser.add_argument("--out", type=Path, default=HERE / "testing-results.md")
     parser.add_argument("--cluster-dir", default="auto")
     parser.add_argument("--database-url", help="a database on the server to use (CREATEDB)")
@@ -153,9 +171,12 @@ def main(argv: list[str] | None = None) -> int:
         if admin_url is None:
             raise SystemExit("bench: the role of --database-url needs CREATEDB")
         version = databases.server_version()
-        cases = CASES if int(version.split(".")[0]) >= 15 else ("clone", "migrate")
-        samples, once = measure(admin_url, args.migrations, args.rounds, cases, args.quiet)
-    report = render(samples, once, args.migrations, args.rounds, where, version)
+        cases = (CASES if int(version.split(".")[0]) >= 15
+                 else tuple(case for case in CASES if case != "clone_file_copy"))
+        body = args.body_ms / 1000
+        samples, once = measure(admin_url, args.migrations, args.rounds, cases, body,
+                                args.quiet)
+    report = render(samples, once, args.migrations, args.rounds, body, where, version)
     args.out.write_text(report, encoding="utf-8")
     print(report)
     return 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,7 +28,7 @@ from ..api import up_down_up, upgrade
 from ..api.roundtrip import RoundTripReport
 from ..devdb import DevCluster, DevDBError
 from ..engine.session import libpq_url
-from ..engine.templatedb import Template, TemplateServer
+from ..engine.templatedb import Template, TemplateServer, database_url
 from ..errors import ConfigError
 from ..settings import Settings, sqlalchemy_url
 
@@ -64,14 +65,22 @@ class TemplateDatabases:
     used, its database URL is not.  ``worker`` goes into the names of the databases made
     (with a random token), so parallel sessions never share one."""
 
-    def __init__(self, settings: Settings, admin_url: str | None, worker: str = "main") -> None:
+    def __init__(self, settings: Settings, admin_url: str | None, worker: str = "main", *,
+                 background: bool = True) -> None:
         self.settings = settings
         self.admin_url = admin_url
         self.prefix = f"{PREFIX}{uuid.uuid4().hex[:8]}_{_safe(worker)}_"
+        #: Copies are made ahead and dropped behind, on a connection of their own in a
+        #: thread (one at a time, in order), while the tests run.
+        self.background = background
         self._cluster: DevCluster | None = None
         self._server: TemplateServer | None = None
         self._template: Template | None = None
         self._count = 0
+        self._helper: TemplateServer | None = None
+        self._thread: ThreadPoolExecutor | None = None
+        self._next: Future[str] | None = None
+        self._pending: list[Future[None]] = []
 
     @property
     def server(self) -> TemplateServer:
@@ -117,10 +126,42 @@ class TemplateDatabases:
         return f"{self.prefix}{self._count}"
 
     def clone(self) -> tuple[str, str]:
-        """A new database copied from the template: its name and URL."""
+        """A new database copied from the template: its name and URL.
+
+        In the background (the default) the next copy is made as soon as this one is
+        handed out, so that a test seldom waits for one."""
         template = self.template()
+        if not self.background:
+            name = self._name()
+            return name, self.server.clone(template.name, name)
+        ready = self._next if self._next is not None else self._copy_ahead(template)
+        self._next = None
+        name = ready.result()
+        self._next = self._copy_ahead(template)
+        return name, database_url(self.server.admin_url, name)
+
+    def _copy_ahead(self, template: Template) -> Future[str]:
         name = self._name()
-        return name, self.server.clone(template.name, name)
+        helper = self._background()[0]
+
+        def copy() -> str:
+            helper.clone(template.name, name)
+            return name
+
+        return self._background()[1].submit(copy)
+
+    def settle(self) -> None:
+        """Wait until the background work handed out so far (the copy made ahead, the
+        drops) is done."""
+        if self._next is not None:
+            wait([self._next])
+        wait(self._pending)
+
+    def _background(self) -> tuple[TemplateServer, ThreadPoolExecutor]:
+        if self._helper is None or self._thread is None:
+            self._helper = TemplateServer(self.server.admin_url)
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="fraiseql-copies")
+        return self._helper, self._thread
 
     def create(self) -> tuple[str, str]:
         """A new empty database: its name and URL."""
@@ -128,8 +169,15 @@ class TemplateDatabases:
         return name, self.server.create(name)
 
     def drop(self, name: str) -> None:
-        """Drop a database this session made (sessions still on it are ended)."""
-        self.server.drop(name)
+        """Drop a database this session made (sessions still on it are ended); in the
+        background unless ``background`` is false (:meth:`close` waits for it)."""
+        if not self.background:
+            self.server.drop(name)
+            return
+        helper, thread = self._background()
+        self._pending = [future for future in self._pending if not future.done()
+                         or future.exception() is not None]
+        self._pending.append(thread.submit(helper.drop, name))
 
     def up_down_up(self, irreversible: Iterable[str] = ()) -> RoundTripReport:
         """:func:`fraiseql_alembic.api.up_down_up` on a new empty database, dropped after."""
@@ -137,10 +185,19 @@ class TemplateDatabases:
         try:
             return up_down_up(self.settings_for(url), irreversible=irreversible)
         finally:
-            self.drop(name)
+            self.server.drop(name)
 
     def close(self) -> None:
-        """Drop every database this session made and left, stop a throwaway server."""
+        """Wait for the background work, drop every database this session made and left
+        (the copy made ahead too), stop a throwaway server.  A background drop that
+        failed is raised here, after the clean-up."""
+        failed = None
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)
+            failed = next((future.exception() for future in self._pending
+                           if future.exception() is not None), None)
+            if self._helper is not None:
+                self._helper.close()
         try:
             if self._server is not None and self._cluster is None:
                 for name in self._server.databases(self.prefix):
@@ -153,6 +210,8 @@ class TemplateDatabases:
                     self._cluster.stop("immediate")  # nothing in it is worth a checkpoint
                 finally:
                     shutil.rmtree(self._cluster.base_dir, ignore_errors=True)
+        if failed is not None:
+            raise failed
 
 
 def sqlalchemy_engine(url: str) -> Engine:

@@ -119,11 +119,16 @@ def test_parallel_workers_share_one_template(
                      "    with fraiseql_connection.cursor() as cursor:\n"
                      "        cursor.execute('INSERT INTO tags VALUES (1)')\n"
                      for n in range(4))
+    # a failing test that leaves a session open on its database: dropped all the same
+    tests += ("\nimport psycopg2\nLEAKED = []\n\n"
+              "def test_fails_with_a_session_left_open(fraiseql_database_url):\n"
+              "    LEAKED.append(psycopg2.connect(fraiseql_database_url))\n"
+              "    assert False, 'on purpose'\n")
     root = make_project(tmp_path / "project", tests)
     result = python_pytest(run_process, root, pg_cluster.url("postgres"), "-n", "2",
                            "-p", "xdist")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "7 passed" in result.stdout
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "1 failed, 7 passed" in result.stdout and "on purpose" in result.stdout
     assert len(templates_of(pg_cluster, root / "migrations")) == 1
     assert copies_left(pg_cluster) == []
 
