@@ -20,7 +20,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .config import Environment, ProjectConfig, environment, project_config, selected_name
+from .config import (
+    RUN_KEYS,
+    Environment,
+    ProjectConfig,
+    environment,
+    project_config,
+    selected_name,
+)
 from .errors import ConfigError, MigrationError, UsageError
 from .secrets import mask_url, password_of
 
@@ -177,6 +184,11 @@ class Settings:
         return self.database_url
 
 
+#: The keys of ``[tool.fraiseql.migrations]``; any other is refused (a typo would
+#: otherwise silently change what a run does).
+MIGRATIONS_KEYS = ("path", "database_url", "history_schema", *RUN_KEYS)
+
+
 def resolve(
     path: str | os.PathLike[str] | None = None,
     database_url: str | None = None,
@@ -202,6 +214,10 @@ def resolve(
     environ = os.environ if environ is None else environ
     config = project_config(cwd)
     project = config.section("migrations")
+    for key in project:
+        if key not in MIGRATIONS_KEYS:
+            raise ConfigError(f"{key} in {config.where('migrations')} is not a setting; use "
+                              f"{', '.join(MIGRATIONS_KEYS)} (docs/configuration.md)")
     folder = Path(path) if path is not None else Path(str(project.get("path", DEFAULT_PATH)))
     if not folder.is_absolute():
         folder = cwd / folder

@@ -219,3 +219,13 @@ def test_fraiseql_toml_refuses_typos_and_a_second_configuration(tmp_path: Path) 
         "Both fraiseql.toml and [tool.fraiseql] in pyproject.toml configure fraiseql-alembic "
         "(pyproject.toml sets migrations): keep one of them, so that no setting is silently "
         "ignored")
+
+
+def test_a_typo_in_the_migrations_table_is_refused(tmp_path: Path) -> None:
+    root = project(tmp_path, '[tool.fraiseql.migrations]\nlock_timout = "3s"\n')
+    with pytest.raises(ConfigError) as caught:
+        resolve(cwd=root, environ={})
+    assert caught.value.message == (
+        "lock_timout in [tool.fraiseql.migrations] in pyproject.toml is not a setting; use "
+        "path, database_url, history_schema, lock_wait, lock_timeout, statement_timeout, "
+        "lock_retries, lock, lease_expiry (docs/configuration.md)")
