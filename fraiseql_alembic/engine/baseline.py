@@ -3,30 +3,40 @@ inserted) as one plain SQL text that our engine can run as a migration.
 
 pg_dump writes it (plain format, ``--no-owner``, data as ``INSERT`` statements with
 column names, so that no ``COPY ... FROM stdin`` block is needed), leaving out our
-bookkeeping tables (``alembic_version``, ``fraiseql_migration*``).  :func:`normalise`
+bookkeeping tables as the schema snapshot does (:data:`.snapshot.EXCLUDED`).  :func:`normalise`
 then takes out what differs between runs and machines or what a migration must not do:
 pg_dump's comment blocks (object names, owners, versions), the ``\\restrict`` keys of
 pg_dump 17.6+, and the session settings that would undo ours (timeouts, an empty
 ``search_path``: pg_dump qualifies every name, so the objects come out the same
-under any ``search_path``).  The password travels as for ``up --backup``
-(:mod:`.backup`): never on pg_dump's command line.
+under any ``search_path``).  pg_dump is found, checked and called as for ``up
+--backup`` (:mod:`.backup`): the password never on its command line.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import MigrationError
-from ..secrets import redact
-from .backup import private_service, split_password
+from ..secrets import mask_url
+from .backup import (
+    PgDumpUse,
+    check_versions,
+    find_pg_dump,
+    first_error,
+    private_service,
+    run_pg_dump,
+    server_version_num,
+    split_password,
+)
 from .locking import libpq_url
+from .snapshot import EXCLUDED
 
-#: Tables pg_dump leaves out: where a database is, and our history, progress and lock
-#: tables (``--exclude-table`` patterns: in every schema, their sequences too).
-BOOKKEEPING = ("*.alembic_version", "*.fraiseql_migration*")
+if TYPE_CHECKING:
+    from .cancel import CancelToken
 
 # A pg_dump comment block: "--", one or more "-- ..." lines, "--".  Only the blocks
 # pg_dump writes (they name an object, the dump or its versions) are taken out.
@@ -61,40 +71,31 @@ def normalise(text: str) -> str:
     return text.strip("\n") + "\n"
 
 
-def dump(url: str, *, schema_only: bool = False) -> str:
+#: ``squash``'s pg_dump messages (:class:`.backup.PgDumpUse`).
+SQUASH_USE = PgDumpUse(DumpError, "Cannot dump the shadow database",
+                       "or give a shadow database that pg_dump can dump "
+                       "(--shadow-database-url)", " Nothing was written")
+
+
+def dump(url: str, *, schema_only: bool = False, cancel: CancelToken | None = None) -> str:
     """The normalised dump of the database at ``url``: schema and data (rows as
-    ``INSERT`` statements), or the schema alone; bookkeeping tables left out."""
-    pg_dump = find_pg_dump()
+    ``INSERT`` statements), or the schema alone; bookkeeping tables left out.  pg_dump
+    is found, checked against the server's version and called as for ``up --backup``."""
+    pg_dump = find_pg_dump(SQUASH_USE)
+    check_versions(pg_dump, server_version_num(url), SQUASH_USE)
     connection = split_password(libpq_url(url))
-    command = [pg_dump, "--format=plain", "--no-owner", "--encoding=UTF8"]
-    command += ["--schema-only"] if schema_only else ["--column-inserts"]
-    command += [f"--exclude-table={pattern}" for pattern in BOOKKEEPING]
-    with private_service(connection) as (uri, secret_env):
-        try:
-            done = subprocess.run(
-                [*command, "--dbname", uri], env={**os.environ, **secret_env},
-                stdin=subprocess.DEVNULL, capture_output=True, check=False,
-            )
-        except OSError as err:
-            raise DumpError(f"Cannot run {pg_dump}: {err.strerror or err}") from err
-    if done.returncode != 0:
-        said = done.stderr.decode("utf-8", "replace")
-        lines = [" ".join(line.split()) for line in said.splitlines() if line.strip()]
-        first = next((line for line in lines if "error" in line.lower()),
-                     lines[0] if lines else "no message")
-        first = re.sub(r"^pg_dump:\s*(error:\s*)?", "", first)
-        secrets = (connection.password, *(value for _, value in connection.secrets))
-        raise DumpError(f"pg_dump failed: {redact(first, *secrets)} (exit {done.returncode})")
-    return normalise(done.stdout.decode("utf-8"))
-
-
-def find_pg_dump() -> str:
-    """pg_dump on PATH (``$FRAISEQL_PG_DUMP`` wins), else a DumpError saying what to do."""
-    override = os.environ.get("FRAISEQL_PG_DUMP")
-    found = override or shutil.which("pg_dump")
-    if not found or not os.access(found, os.X_OK):
-        where = (f"FRAISEQL_PG_DUMP={override} is not an executable" if override
-                 else "pg_dump is not on PATH")
-        raise DumpError(f"Cannot dump the shadow database: {where}. Install PostgreSQL's "
-                        "client tools (the server's major version or newer)")
-    return found
+    with tempfile.TemporaryDirectory(prefix="fraiseql-baseline-") as folder:
+        output = Path(folder) / "dump.sql"
+        command = [pg_dump, "--format=plain", "--no-owner", "--encoding=UTF8",
+                   "--file", str(output)]
+        command += ["--schema-only"] if schema_only else ["--column-inserts"]
+        command += [f"--exclude-table=*.{table}" for table in EXCLUDED]
+        with private_service(connection, SQUASH_USE) as (uri, secret_env):
+            returncode, stderr = run_pg_dump([*command, "--dbname", uri],
+                                             {**os.environ, **secret_env}, cancel)
+        if returncode != 0:
+            reason = first_error(stderr, None, connection.password,
+                                 *(value for _, value in connection.secrets))
+            raise DumpError(f"pg_dump could not dump the shadow database {mask_url(url)}: "
+                            f"{reason} (pg_dump exit {returncode}). Nothing was written")
+        return normalise(output.read_text(encoding="utf-8"))
