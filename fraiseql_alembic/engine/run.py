@@ -423,7 +423,7 @@ def run_batched(
             if own and session_check_failed(err):  # an earlier migration left prepared
                 held.clear()  # statements: nothing of this one ran; deallocate them, rerun
                 cursor.execute(recorder.session_clean)
-                return run_batched(session, prepared, recorder, sink, cancel)
+                return run_batched(session, prepared, recorder, sink, cancel, rows)
             if not own or getattr(err, "pgcode", None) != PREPARED_STATEMENT_GONE or (
                     outcome.completed - prepared.head_statements != len(prepared.statements)):
                 _release(held, sink)

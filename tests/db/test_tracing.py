@@ -264,3 +264,15 @@ def test_waiting_for_the_lock_is_an_event_and_giving_up_fails_the_run(
     waits = [event for event in run.events if event.name == "fraiseql.lock.wait"]
     assert len(waits) == 1
     assert "someone else's deploy" in str(dict(waits[0].attributes or {})["message"])
+
+
+def test_rows_of_a_migration_run_again_after_the_session_check(
+        project: Project, spans: InMemorySpanExporter) -> None:
+    """A prepared statement left by 001 makes 002's query fail its session check; the
+    session is cleaned and 002's query sent again, and its rows still counted."""
+    project.write("001_p.sql", "-- migrate:up\nPREPARE mine AS SELECT 1;\n")
+    project.write("002_r.sql", "-- migrate:up\nCREATE TABLE r (id int);\n"
+                               "INSERT INTO r SELECT generate_series(1, 4);\n")
+    api.upgrade(resolved(project))
+    step = by_name(spans)["up 002_r.sql"]
+    assert dict(step.attributes or {}).get("fraiseql.migration.rows_affected") == 4
