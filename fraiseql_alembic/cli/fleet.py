@@ -543,7 +543,10 @@ def status(settings: Settings, flags: FleetFlags, database_url: str | None, *,
         settings, fleet, jobs=flags.jobs or api.DEFAULT_JOBS, cancel=token))
     reports = [(o, o.result) for o in result.outcomes]
     if as_json:
+        environment = settings.environment
         click.echo(json.dumps({
+            "environment": None if environment is None else {
+                "name": environment.name, "targets": str(fleet.file)},
             "targets": [{**_target_json(o), **_status_json(report)} for o, report in reports],
             "totals": _status_totals(result),
         }, indent=2))

@@ -242,6 +242,11 @@ def test_an_environment_of_targets_runs_the_fleet(
                          check=True)
     assert status.stdout.splitlines()[-1] == (
         "2 targets: 2 up to date, 0 behind, 0 inconsistent, 0 could not be read")
+    document = json.loads(run_process("fraiseql", "migrate", "status", "--json", url=None,
+                                      env={**env, "FRAISEQL_ENV": "tenants"}, check=True).stdout)
+    assert document["environment"] == {
+        "name": "tenants", "targets": str(project.root / "deploy" / "tenants.txt")}
+    assert document["totals"]["up_to_date"] == 2
     assert env[PASSWORD] not in result.stdout + status.stdout
 
 
