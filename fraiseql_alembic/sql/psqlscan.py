@@ -106,19 +106,23 @@ _ESCAPED = r"'[^'\\\n\r]*+(?:(?:''|\\[^\n\r])[^'\\\n\r]*+)*+'"
 _STANDARD = r"'[^'\n\r]*+(?:''[^'\n\r]*+)*+'"
 
 
-def _quiet_run(*tokens: str) -> re.Pattern[str]:
-    token = "|".join(tokens)
-    return re.compile(rf"(?:{token})(?:[ \t\n\r\f]*(?:{token}))*")
-
-
 _QUIET_WORDS = (_WORD, _PLAIN_RE.pattern, "::", ":=")
-_QUIET_RUN = {  # by standard_conforming_strings; None while a change of it is pending
+_QUIET_TOKENS = {  # by standard_conforming_strings; None while a change of it is pending
     # an E'' literal that PostgreSQL would continue in another mode than psql's is
     # left to the slow path, which checks that both end it in the same place
-    True: _quiet_run(f"[Ee]{_ESCAPED}(?!{_CONTINUE})", _STANDARD, *_QUIET_WORDS),
-    False: _quiet_run(f"[Ee]{_ESCAPED}", _ESCAPED, *_QUIET_WORDS),
-    None: _quiet_run(*_QUIET_WORDS),
+    True: (f"[Ee]{_ESCAPED}(?!{_CONTINUE})", _STANDARD, *_QUIET_WORDS),
+    False: (f"[Ee]{_ESCAPED}", _ESCAPED, *_QUIET_WORDS),
+    None: _QUIET_WORDS,
 }
+#: The patterns of :data:`_QUIET_TOKENS`, compiled when first needed (a millisecond each:
+#: most runs never change standard_conforming_strings).
+_QUIET_RUN: dict[bool | None, re.Pattern[str]] = {}
+
+
+def _quiet_run(strings: bool | None) -> re.Pattern[str]:
+    token = "|".join(_QUIET_TOKENS[strings])
+    pattern = _QUIET_RUN[strings] = re.compile(rf"(?:{token})(?:[ \t\n\r\f]*(?:{token}))*")
+    return pattern
 _COMMENT_TOKEN_RE = re.compile(r"/\*|\*/")
 _DOLLAR_RE = re.compile(rf"\$(?:[^{_NOT_IDENT}][^{_NOT_DOLQ_CONT}]*)?\$")
 _ESCAPED_END_RE = re.compile(r"[\\']")
@@ -189,7 +193,8 @@ class _Scanner:
                 self.strings = self.pending[1]
                 self.pending = None
             if self.quiet:
-                quiet = _QUIET_RUN[self.strings if self.pending is None else None]
+                mode = self.strings if self.pending is None else None
+                quiet = _QUIET_RUN.get(mode) or _quiet_run(mode)
                 match = quiet.match(text, self.pos, end)
                 if match:
                     self._token(self.pos, match.end())

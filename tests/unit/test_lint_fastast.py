@@ -20,7 +20,7 @@ from fraiseql_alembic.sql.lint import lint_migrations
 from fraiseql_alembic.sql.lint.fastast import parse_statements
 from fraiseql_alembic.sql.names import parse_filename
 from fraiseql_alembic.sql.parse import ParsedMigration, parse_migration
-from fraiseql_alembic.sql.statements import split_statements
+from fraiseql_alembic.sql.statements import parse_tree, split_statements
 
 EXTRA = [
     'ALTER TABLE "t\u00ebst\u2615" ADD COLUMN a int NOT NULL',
@@ -142,3 +142,27 @@ def test_lint_time_grows_linearly_with_the_files() -> None:
 
     small, large = cpu(100), cpu(400)
     assert large < 8 * max(small, 0.05), f"4x the files took {large / small:.1f}x the time"
+
+
+def test_a_statement_the_split_parsed_is_not_parsed_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The split classifies a statement with BEGIN ... END or CONCURRENTLY in it by its
+    tree (statements._statement_kind); lint reads that same tree (statements.parse_tree)."""
+    import pglast.parser
+
+    parsed: list[str] = []
+    real = pglast.parser.parse_sql_json
+
+    def counted(sql: str) -> str:
+        parsed.append(sql)
+        return real(sql)
+
+    monkeypatch.setattr(pglast.parser, "parse_sql_json", counted)
+    name = parse_filename("0001_once.sql")
+    assert name is not None
+    migration = parse_migration(name, "CREATE INDEX CONCURRENTLY once_i ON once_t (a);\n"
+                                      "DO $$ BEGIN PERFORM 1; END $$;\n")
+    parse_tree.cache_clear()
+    lint_migrations([migration])
+    assert sorted(parsed) == sorted(set(parsed)), parsed  # each parsed once
+    assert {"CREATE INDEX CONCURRENTLY once_i ON once_t (a)",
+            "DO $$ BEGIN PERFORM 1; END $$"} <= set(parsed)

@@ -12,12 +12,13 @@ trees are equal to ``parse_sql``'s on every statement the lint tests use.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 from pglast import ast, enums
-from pglast.parser import Displacements, parse_sql_json
+from pglast.parser import Displacements
+
+from ..statements import parse_tree
 
 _Builder = Callable[[Any, Callable[[int], int]], Any]
 _INTEGERS = frozenset({"int", "int16", "int32", "uint32", "uint64", "int64", "long",
@@ -35,7 +36,7 @@ _set = object.__setattr__
 def parse_statements(sql: str) -> list[ast.Node]:
     """The statements of ``sql`` (``RawStmt.stmt`` of each), as ``parse_sql`` gives them;
     a ParseError as ``parse_sql`` raises it."""
-    tree = json.loads(parse_sql_json(sql))
+    tree = parse_tree(sql)  # often parsed already, when the split classified it
     where: Callable[[int], int] = _same_offset
     if not sql.isascii():  # byte offsets in the UTF-8 text -> character offsets
         displacements = Displacements(sql)
@@ -155,6 +156,8 @@ def _typed(kind: str) -> _Builder:
 
 
 def _enum(enum: Any) -> _Builder:
+    members = enum._member_map_  # enum[name] without EnumType.__getitem__'s Python call
+
     def build(value: Any, _where: Callable[[int], int]) -> Any:
-        return enum[value] if isinstance(value, str) else enum(value)
+        return members[value] if isinstance(value, str) else enum(value)
     return build
