@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 from opentelemetry.util._once import Once
-from scenarios import UP_DOWN, execute, hold_lock, on_path
+from scenarios import UP_DOWN, blocker, execute, hold_lock, on_path
 
 from fraiseql_alembic import api, settings
 from fraiseql_alembic.engine import tracing
@@ -276,3 +276,29 @@ def test_rows_of_a_migration_run_again_after_the_session_check(
     api.upgrade(resolved(project))
     step = by_name(spans)["up 002_r.sql"]
     assert dict(step.attributes or {}).get("fraiseql.migration.rows_affected") == 4
+
+
+def test_each_attempt_at_a_lock_timeout_is_a_span(
+        project: Project, spans: InMemorySpanExporter) -> None:
+    """--lock-retries 1: the first attempt's span ends ERROR when it is retried, the
+    second's when the run gives up; both say 55P03."""
+    project.write("001_a.sql", UP_DOWN.format(t="a"))
+    api.upgrade(resolved(project))
+    project.write("002_b.sql", "-- migrate:up\nALTER TABLE a ADD COLUMN b int;\n")
+    spans.clear()
+    quick = resolved(project)
+    quick = dataclasses.replace(quick, run=dataclasses.replace(
+        quick.run, lock_timeout="100ms", lock_retries=1))
+    with blocker(project, "BEGIN; LOCK TABLE a IN ACCESS EXCLUSIVE MODE"), \
+            pytest.raises(MigrationError, match="Gave up after 2 attempts"):
+        api.upgrade(quick)
+    finished = spans.get_finished_spans()
+    attempts = [span for span in finished if span.name == "up 002_b.sql"]
+    assert len(attempts) == 2
+    for span in attempts:
+        assert span.status.status_code == StatusCode.ERROR
+        assert dict(span.attributes or {})["db.response.status_code"] == "55P03"
+        assert dict(span.attributes or {})["code.line.number"] == 2
+    (run,) = [span for span in finished if span.name == "fraiseql migrate up"]
+    assert run.status.status_code == StatusCode.ERROR
+    assert dict(run.attributes or {})["error.type"] == "55P03"
