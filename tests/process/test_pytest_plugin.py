@@ -204,3 +204,21 @@ def test_the_migrations_folder_and_server_from_the_ini_file(
     result = python_pytest(run_process, root, None)
     assert result.returncode == 0, result.stdout + result.stderr
     assert len(templates_of(pg_cluster, root / "db")) == 1
+
+
+def test_the_conftest_of_the_docs_runs_as_written(
+        run_process: ProcessRunner, pg_cluster: DevCluster, tmp_path: Path) -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "testing.md").read_text()
+    blocks = dict(
+        (block.split("\n", 1)[0].removeprefix("# "), block)
+        for block in re.findall(r"```python\n(.*?)```", page, re.S))
+    root = make_project(tmp_path / "project", blocks["test_users.py"])
+    (root / "conftest.py").write_text(blocks["conftest.py"])
+    (root / "migrations" / "001_users.sql").write_text(
+        "-- migrate:up\nCREATE TABLE users (id serial PRIMARY KEY, email text);\n"
+        "-- migrate:down\nDROP TABLE users;\n")
+    (root / "migrations" / "007_backfill_emails.sql").write_text(
+        "UPDATE users SET email = lower(email);\n")
+    result = python_pytest(run_process, root, pg_cluster.url("postgres"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 passed" in result.stdout
