@@ -289,7 +289,8 @@ def _refuse_unknown_schema(report: status_view.StatusReport) -> None:
                 f"{row.filename} is applied but its file is gone, so the schema it built "
                 "cannot be rebuilt; restore the file (git) and run drift again")
         if row.state in (status_view.OUT_OF_ORDER, status_view.UNTRACKED,
-                         status_view.UNRECORDED) or row.partial is not None:
+                         status_view.UNRECORDED, status_view.BELOW_BASELINE
+                         ) or row.partial is not None:
             raise MigrationLayoutError(
                 f"Cannot tell what the applied migrations build: {row.filename} is "
                 f"{'partly applied' if row.partial is not None else row.state.replace('_', ' ')}"

@@ -248,8 +248,10 @@ def plan_mark(
     """
     report = reconcile(scripts, state)
     row = find_row(report, version, folder)
-    if row.state in (status_view.APPLIED, status_view.MODIFIED, status_view.MISSING):
-        missing = "; its file is missing" if row.state == status_view.MISSING else ""
+    if row.state in (status_view.APPLIED, status_view.MODIFIED, status_view.MISSING,
+                     status_view.SQUASHED, status_view.BELOW_BASELINE):
+        missing = ("; its file is missing" if row.state == status_view.MISSING else
+                   f"; {row.squashed_into} replaced it" if row.squashed_into else "")
         raise MigrationError(
             f"{row.filename} is already applied{when_applied(row)}{missing}; nothing to mark "
             "(`fraiseql migrate status` shows every migration)"

@@ -14,7 +14,11 @@ from scenarios import EXTENSION, REPO, UP_DOWN, git, init_repo
 
 from fraiseql_alembic import api, settings
 from fraiseql_alembic.engine.baseline import dump
-from fraiseql_alembic.errors import IrreversibleMigrationError, UsageError
+from fraiseql_alembic.errors import (
+    IrreversibleMigrationError,
+    MigrationLayoutError,
+    UsageError,
+)
 
 #: 001..003 touch most kinds of object, insert seed rows and drop a column (the baseline
 #: has no gap where it was); 004 comes after the squash point.
@@ -283,6 +287,12 @@ def test_a_database_below_n_is_told_how_to_go_on(project: Project, tenants: Tena
     up = Project(project.root, missed).cli("up")
     assert up.exit_code == 1
     assert "Check out the commit before the squash, run `fraiseql migrate up` there" in up.output
+    with pytest.raises(MigrationLayoutError, match=r"002_posts\.sql is below baseline"):
+        api.drift(own(project, missed), shadow_database_url=shadow_url)
+    marked = Project(project.root, at_n).cli("mark-applied", "001")
+    assert marked.exit_code == 1
+    assert ("001_initial.sql is already applied on " in marked.output
+            and "; 003_baseline.sql replaced it; nothing to mark" in marked.output), marked.output
 
 
 def test_squashing_again_keeps_the_first_baselines_list(project: Project,
