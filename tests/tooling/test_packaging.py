@@ -34,6 +34,8 @@ def test_wheel_contains_package_data(wheel: Path) -> None:
         "fraiseql_alembic/alembic_env/script.py.mako",
         "fraiseql_alembic/alembic_bridge/plugin.py",
         "fraiseql_alembic/py.typed",  # PEP 561: the API's type hints reach its users
+        "fraiseql_alembic/pytest_plugin.py",  # the pytest11 entry point and what it loads
+        "fraiseql_alembic/testing/databases.py",
     ):
         assert required in names, required
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
@@ -41,6 +43,7 @@ def test_wheel_contains_package_data(wheel: Path) -> None:
     assert ("[alembic.plugins]\nfraiseql_adopted = fraiseql_alembic.alembic_bridge.adopted\n"
             "fraiseql_sql = fraiseql_alembic.alembic_bridge.plugin\n") in text
     assert "fraiseql = fraiseql_alembic.console:main" in text
+    assert "[pytest11]\nfraiseql = fraiseql_alembic.pytest_plugin\n" in text
 
 
 def test_wheel_installs_into_a_fresh_virtualenv_offline(wheel: Path, tmp_path: Path) -> None:
