@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import Project
+from conftest import Project, Tenants
 from scenarios import UP_DOWN
 
 from fraiseql_alembic import api, settings
@@ -100,3 +100,20 @@ def test_refusals(project: Project) -> None:
         api.repair(own, missing=True)
     with pytest.raises(MigrationError, match="is not missing"):
         api.repair(own, "1", missing=True)
+
+
+def test_on_every_target_of_a_fleet(project: Project, tenants: Tenants) -> None:
+    urls = tenants(2)
+    for number, table in enumerate(["a", "b", "c"], start=1):
+        project.write(f"00{number}_add_{table}.sql", UP_DOWN.format(t=table))
+    for url in urls:
+        assert Project(project.root, url).cli("up").exit_code == 0
+    (project.migrations / "003_add_c.sql").unlink()
+    targets = project.root / "fleet.targets"
+    targets.write_text("".join(f"{url}\n" for url in urls))
+    result = project.cli("repair", "--missing", "003", "--targets", str(targets))
+    assert result.exit_code == 0, result.output
+    for url in urls:
+        assert Project(project.root, url).version() == ["002"]
+        assert states(Project(project.root, url)) == {"001_add_a.sql": "applied",
+                                                      "002_add_b.sql": "applied"}
