@@ -45,7 +45,7 @@ def run(args: list[str]) -> int | None:
     values, files = parsed
     try:
         settings = resolve(Path(values["--path"]) if "--path" in values else None,
-                           values.get("--database-url"))
+                           values.get("--database-url"), env="")  # as lintverb.lint
         fail_on = values.get("--fail-on")
         if fail_on is not None:
             settings = replace(settings, lint=replace(settings.lint, fail_on=fail_on))
