@@ -65,13 +65,11 @@ class AutogenerateRun:
                 and revision_format(context.config, context.script) != PYTHON_REVISIONS)
 
 
-def autogenerate_run(config: Config, command: str) -> AutogenerateRun | None:
-    """The run's models when it autogenerates, else None; no models configured for an
-    autogenerating run is one line."""
-    # private Alembic API: the revision context Alembic handed this env.py run (the only
-    # sign that it autogenerates when Alembic is called from Python)
-    revision_context = context._proxy.context_opts.get("revision_context")  # type: ignore[attr-defined]  # noqa: SLF001
-    arguments = dict(getattr(revision_context, "command_args", None) or {})
+def autogenerate_run(config: Config, command: str,
+                     arguments: dict[str, Any]) -> AutogenerateRun | None:
+    """The run's models when it autogenerates (``arguments``: the revision command's, as
+    env.py read them), else None; no models configured for an autogenerating run is one
+    line."""
     if not arguments.get("autogenerate"):
         return None
     root = Path(config.config_file_name).resolve().parent if config.config_file_name \

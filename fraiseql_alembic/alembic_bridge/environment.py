@@ -46,7 +46,6 @@ from ..settings import (
     check_seconds,
     sqlalchemy_url,
 )
-from .autogen_env import autogenerate_run, configure_options, shadow
 from .plugin import (
     DEFAULT_HISTORY_SCHEMA,
     as_command_error,
@@ -63,6 +62,7 @@ if TYPE_CHECKING:
     from ..engine.cancel import CancelToken
     from ..engine.events import Events
     from ..sql.parse import ParsedMigration
+    from .autogen_env import AutogenerateRun
 
 # Alembic commands that run env.py only to read: they never wait for the lock.
 _READ_ONLY_COMMANDS = frozenset({"current", "check", "history", "heads", "show", "branches"})
@@ -143,20 +143,37 @@ def _run(config: Config) -> None:
             context.run_migrations()
         return
     options = run_options(config)
-    comparing = autogenerate_run(config, command_name(config))
-    if comparing is not None and given is None:  # the migrations' schema, not the live one
-        with shadow(comparing, config, url, schema) as shadow_url, \
-                lock_for(config, shadow_url, options):
-            _run_online(config, shadow_url, schema, options, None,
-                        configure_options(comparing, given=False))
-        return
+    arguments = _revision_arguments()
+    comparing: AutogenerateRun | None = None
+    if arguments.get("autogenerate"):
+        # lazy: models, shadow database and comparison (~15-20 ms of imports per alembic
+        # command) load only for `alembic check` / `revision --autogenerate`
+        from . import autogen_env
+
+        comparing = autogen_env.autogenerate_run(config, command_name(config), arguments)
+        if comparing is not None and given is None:  # the migrations' schema, not the live one
+            with autogen_env.shadow(comparing, config, url, schema) as shadow_url, \
+                    lock_for(config, shadow_url, options):
+                _run_online(config, shadow_url, schema, options, None,
+                            autogen_env.configure_options(comparing, given=False))
+            return
     if not url:
         raise ConfigError(
             "No database configured: set DATABASE_URL or sqlalchemy.url in alembic.ini"
         )
     with lock_for(config, url, options):
         _run_online(config, url, schema, options, given,
-                    configure_options(comparing, given=True) if comparing else {})
+                    {} if comparing is None else autogen_env.configure_options(
+                        comparing, given=True))
+
+
+def _revision_arguments() -> dict[str, Any]:
+    """The arguments of the revision command running this env.py (``autogenerate``,
+    ``message``, ...); empty for any other command."""
+    # private Alembic API: the revision context Alembic handed this env.py run (the only
+    # sign that it autogenerates when Alembic is called from Python)
+    revision_context = context._proxy.context_opts.get("revision_context")  # type: ignore[attr-defined]  # noqa: SLF001
+    return dict(getattr(revision_context, "command_args", None) or {})
 
 
 def _configure_logging(ini_file: str) -> None:

@@ -7,12 +7,14 @@ or click (cli/lintfast.py)."""
 from __future__ import annotations
 
 import importlib.util
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from scenarios import UP_DOWN
+from scenarios import REPO, UP_DOWN
 
 HEAVY = {"alembic", "sqlalchemy", "psycopg2", "pglast"}
 
@@ -85,3 +87,30 @@ def test_up_loads_no_opentelemetry_unless_the_program_did(database_url: str,
         modules = imported_by("migrate", "up", "--database-url", database_url, cwd=tmp_path)
         assert "fraiseql_alembic.engine.tracing" in modules, pending
         assert not {name for name in modules if name.split(".")[0] == "opentelemetry"}, pending
+
+
+#: Plain ``alembic ARGS``, reporting sys.modules as the process exits.
+ALEMBIC = """
+import atexit, sys
+atexit.register(lambda: print("MODULES", *sorted(sys.modules), file=sys.stderr))
+from alembic.config import main
+main(argv=sys.argv[1:], prog="alembic")
+"""
+
+
+def test_alembic_upgrade_loads_no_autogenerate_machinery(database_url: str,
+                                                         tmp_path: Path) -> None:
+    """Our env.py loads the comparison machinery (models, shadow database, SQL writer:
+    alembic_bridge/autogen_env.py) only for `alembic check` / `revision --autogenerate`:
+    every other alembic command is spared its imports."""
+    shutil.copy(REPO / "alembic.ini.example", tmp_path / "alembic.ini")
+    (tmp_path / "migrations").mkdir()
+    (tmp_path / "migrations" / "001_t.sql").write_text(UP_DOWN.format(t="t"), encoding="utf-8")
+    result = subprocess.run([sys.executable, "-c", ALEMBIC, "upgrade", "head"],
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                            env={**os.environ, "DATABASE_URL": database_url})
+    assert result.returncode == 0, result.stderr[-2000:]
+    line = next(line for line in result.stderr.splitlines() if line.startswith("MODULES "))
+    modules = set(line.split()[1:])
+    assert "fraiseql_alembic.alembic_bridge.environment" in modules  # our env.py ran
+    assert "fraiseql_alembic.alembic_bridge.autogen_env" not in modules
