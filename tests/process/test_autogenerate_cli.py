@@ -11,8 +11,9 @@ import uuid
 from pathlib import Path
 
 import alembic
-from conftest import ProcessRunner
-from scenarios import USER_MODELS, fetch_one
+from click.testing import Result
+from conftest import Cli, ProcessRunner
+from scenarios import USER_MODELS, execute, fetch_one
 
 from fraiseql_alembic.devdb import DevCluster
 
@@ -37,7 +38,7 @@ def _project(root: Path, models: str) -> None:
 
 
 def test_create_autogenerate_with_a_throwaway_shadow(
-    run_process: ProcessRunner, tmp_path: Path, database_url: str
+    run_process: ProcessRunner, cli: Cli, tmp_path: Path, database_url: str
 ) -> None:
     _project(tmp_path, USER_MODELS)
     temp = Path(tempfile.mkdtemp(prefix="autogen-throwaway-", dir="/tmp"))
@@ -55,8 +56,9 @@ def test_create_autogenerate_with_a_throwaway_shadow(
     assert second.stdout.startswith("✓ Created migrations/002_posts.sql")
     text = (tmp_path / "migrations" / "002_posts.sql").read_text()
     assert "CREATE INDEX CONCURRENTLY ix_tb_user_bio ON tb_user (bio);" in text
-    for args in (("up",), ("down", "--force"), ("down", "--force"), ("up",)):
-        run_process("fraiseql", "migrate", *args, check=True)
+    for args in (("up",), ("down", "--force"), ("down", "--force"), ("up",)):  # in-process
+        ran = cli("migrate", *args, env={"DATABASE_URL": database_url})
+        assert ran.exit_code == 0, ran.output
     again = run_process("fraiseql", "migrate", "create", "again", "--autogenerate",
                         env=env, check=True)
     assert again.stdout == ("✓ No differences between the models and the migrations' schema; "
@@ -305,7 +307,8 @@ def _enum_values(url: str) -> list[str]:
 
 
 def test_alembic_postgresql_enum_writes_its_enum_changes_into_the_sql_file(
-    run_process: ProcessRunner, tmp_path: Path, database_url: str, pg_cluster: DevCluster
+    run_process: ProcessRunner, cli: Cli, tmp_path: Path, database_url: str,
+    pg_cluster: DevCluster,
 ) -> None:
     """With alembic-postgresql-enum imported by the models, its operations (a new type,
     values added, values removed through sync_enum_values) are written as SQL, once each
@@ -319,9 +322,16 @@ def test_alembic_postgresql_enum_writes_its_enum_changes_into_the_sql_file(
         return run_process("fraiseql", "migrate", "create", name, "--autogenerate", env=env,
                            check=True).stdout
 
+    def migrate(*args: str, code: int = 0) -> Result:
+        """up/down in-process: the generated files are the subject, not the command
+        (which imports the models and alembic-postgresql-enum as processes above)."""
+        ran = cli("migrate", *args, env={"DATABASE_URL": database_url})
+        assert ran.exit_code == code, ran.output
+        return ran
+
     def round_trip() -> None:
         for args in (("up",), ("down", "--force"), ("up",)):
-            run_process("fraiseql", "migrate", *args, check=True)
+            migrate(*args)
         assert create("again") == ("✓ No differences between the models and the migrations' "
                                    "schema; nothing written\n")
 
@@ -331,8 +341,7 @@ def test_alembic_postgresql_enum_writes_its_enum_changes_into_the_sql_file(
     assert "-- migrate:up\nCREATE TYPE user_status AS ENUM ('active', 'blocked');\n" in text
     assert text.endswith("-- migrate:down\nDROP TABLE tb_user;\n\nDROP TYPE user_status;\n")
     round_trip()
-    run_process("psql", database_url, "-c", "INSERT INTO tb_user (status) VALUES ('blocked')",
-                check=True)
+    execute(database_url, "INSERT INTO tb_user (status) VALUES ('blocked')")
 
     models.write_text(ENUM_ADDED.format(values="'active', 'pending', 'blocked', 'gone'"))
     create("more_states")
@@ -348,9 +357,9 @@ def test_alembic_postgresql_enum_writes_its_enum_changes_into_the_sql_file(
                            """"public"."user_status" AS ENUM('active', 'blocked');\n""")
     assert "the up section adds 'pending', 'gone'; the down section recreates" in " ".join(
         text.split())
-    run_process("fraiseql", "migrate", "up", check=True)
+    migrate("up")
     assert _enum_values(database_url) == ["active", "pending", "blocked", "gone"]
-    run_process("fraiseql", "migrate", "down", "--force", check=True)
+    migrate("down", "--force")
     assert _enum_values(database_url) == ["active", "blocked"]
     round_trip()
 
@@ -369,10 +378,9 @@ def test_alembic_postgresql_enum_writes_its_enum_changes_into_the_sql_file(
     assert ("Rename? enum user_status loses 'blocked' and gains 'suspended'" in
             " ".join(text.split()))
     assert "-- migrate:up\nALTER TYPE \"public\".\"user_status\" RENAME TO" in text
-    stopped = run_process("fraiseql", "migrate", "up")
-    assert stopped.returncode == 1
+    stopped = migrate("up", code=1)
     assert 'invalid input value for enum user_status: "blocked"' in stopped.stderr
-    run_process("psql", database_url, "-c", "UPDATE tb_user SET status = 'active'", check=True)
+    execute(database_url, "UPDATE tb_user SET status = 'active'")
     round_trip()
     assert _enum_values(database_url) == ["active", "pending", "suspended", "gone"]
     pg_cluster.drop_database(name)
