@@ -3,8 +3,11 @@ failure's attributes, the rows a command tag says were changed."""
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
+from fraiseql_alembic.engine import tracing
 from fraiseql_alembic.engine.batchquery import changed_rows
 from fraiseql_alembic.engine.tracing import database_attributes, error_attributes
 from fraiseql_alembic.errors import MigrationError, MigrationExecutionError, MigrationFileError
@@ -69,3 +72,15 @@ def test_other_errors_are_named_by_their_class() -> None:
 ])
 def test_changed_rows_from_the_command_tag(tag: bytes | str, rows: int) -> None:
     assert changed_rows(tag) == rows
+
+
+def test_a_named_provider_without_opentelemetry_installed_traces_nothing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """OTEL_PYTHON_TRACER_PROVIDER makes tracer() import the API; not installed (here:
+    unimportable), the run is simply not traced."""
+    monkeypatch.delitem(sys.modules, "opentelemetry.trace", raising=False)
+    monkeypatch.setitem(sys.modules, "opentelemetry", None)  # type: ignore[arg-type]
+    monkeypatch.setenv(tracing.PROVIDER_VARIABLE, "sdk_tracer_provider")
+    assert tracing.tracer() is None
+    monkeypatch.delenv(tracing.PROVIDER_VARIABLE)
+    assert tracing.tracer() is None
