@@ -34,7 +34,10 @@ from ..sql.names import parse_filename
 from .events import NoEvents
 
 if TYPE_CHECKING:
-    from opentelemetry.trace import Span, Tracer
+    from contextvars import Token
+
+    from opentelemetry.context import Context
+    from opentelemetry.trace import Span, Status, Tracer
 
 #: The instrumentation scope of every span (``otel.scope.name``).
 SCOPE = "fraiseql_alembic"
@@ -126,7 +129,7 @@ class MigrationSpans(NoEvents):
     folder: Path
     database: Mapping[str, str | int | bool]
     current: Span | None = None
-    _token: object = None
+    _token: Token[Context] | None = None
     ran: int = 0
 
     def start(self, filename: str, is_upgrade: bool) -> None:
@@ -182,7 +185,7 @@ class MigrationSpans(NoEvents):
         self.current.set_attributes(error_attributes(error))
         self._end(Status(StatusCode.ERROR, _one_line(error)))
 
-    def _end(self, status: Any) -> None:
+    def _end(self, status: Status) -> None:
         # lazy: loaded already
         from opentelemetry import context
 
@@ -192,7 +195,7 @@ class MigrationSpans(NoEvents):
         span.set_status(status)
         span.end()
         if token is not None:
-            context.detach(token)  # type: ignore[arg-type]
+            context.detach(token)
 
 
 def _one_line(error: BaseException) -> str:
