@@ -5,13 +5,18 @@ Runs ``git`` in the folder's repository; every failure is one ConfigError line.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 
+if TYPE_CHECKING:
+    import subprocess
+
 
 def _git(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    import subprocess  # lazy: ~3 ms that only --base and squash need (lint loads this module)
+
     try:
         return subprocess.run(
             ["git", *args], cwd=folder, capture_output=True, text=True, check=False
@@ -83,6 +88,8 @@ def changed_since(folder: Path, commit: str) -> dict[str, str]:
 
 def content_at(folder: Path, ref: str, filename: str) -> bytes:
     """The bytes of ``folder/filename`` in commit ``ref``."""
+    import subprocess  # lazy: as in _git
+
     try:
         shown = subprocess.run(
             ["git", "show", f"{ref}:./{filename}"], cwd=folder, capture_output=True,
@@ -101,6 +108,8 @@ def uncommitted(folder: Path) -> dict[str, str] | None:
     status --porcelain``): name -> its two-letter code (``??`` untracked, `` M`` modified,
     ``A `` added but not committed, ...).  None when git is missing or ``folder`` is not in
     a git work tree (``squash`` checks nothing then)."""
+    import subprocess  # lazy: as in _git
+
     try:
         listed = subprocess.run(
             ["git", "status", "--porcelain=v1", "-z", "--untracked-files=all",
