@@ -157,7 +157,15 @@ def test_confirm_asks_on_a_terminal_and_refuses_without_one(
         "[tool.fraiseql.environments.green] in pyproject.toml): there is no terminal to ask "
         "on. Pass --force to apply anyway; nothing was changed\n")
     assert tables(green) == set()
-    # a dry run writes nothing: it does not ask
+    # --json: stdout holds JSON lines only; the plan and the refusal go to stderr
+    as_json = run_process("fraiseql", "migrate", "up", "--env", "green", "--json", env=env)
+    assert as_json.returncode == 1
+    assert [json.loads(line) for line in as_json.stdout.splitlines()] == [
+        {"event": "environment", "name": "green", "database": masked(green)}]
+    assert as_json.stderr.startswith("About to apply 1 migration:\n  001_a.sql\nError: ")
+    # a dry run or a rehearsal writes nothing: it does not ask
+    rehearsed = run_process("fraiseql", "migrate", "up", "--env", "green", "--rehearse", env=env)
+    assert rehearsed.returncode == 0, rehearsed.stderr
     dry = run_process("fraiseql", "migrate", "up", "--env", "green", "--dry-run", env=env)
     assert dry.returncode == 0 and "Nothing was applied (dry run)." in dry.stdout
 
