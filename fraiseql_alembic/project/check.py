@@ -426,6 +426,15 @@ def lint_files(
         cwd: Path | None = Path.cwd()  # once, not per file
     except OSError:  # the current directory is gone: paths are shown as they are
         cwd = None
+    folders: dict[Path, Path] = {}  # a folder as shown: one relative_to per folder
+
+    def shown_as(path: Path) -> str:
+        folder = folders.get(path.parent)
+        if folder is None:
+            folder = folders[path.parent] = Path(shown_path(path.parent, cwd) if cwd
+                                                 else str(path.parent))
+        return str(folder / path.name)
+
     for name, path in order:
         try:
             migration = loader.read_migration(name, path)
@@ -435,7 +444,7 @@ def lint_files(
             continue  # read only for context
         parsed.append(migration)
         if real(path) in reported:
-            shown[name.filename] = shown_path(real(path), cwd) if cwd else str(real(path))
+            shown[name.filename] = shown_as(real(path))
     findings = lint_migrations(parsed, lock_timeout=lock_timeout, report=shown, policy=policy)
     return LintRun([replace(finding, file=shown[finding.file]) for finding in findings],
                    [path for _, path in chosen if real(path) in reported])
