@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -80,31 +81,50 @@ def fraiseql_databases(pytestconfig: pytest.Config) -> Iterator[TemplateDatabase
     from .testing import TemplateDatabases
 
     # env="": a test run never takes a deploy environment's settings from FRAISEQL_ENV
-    settings = resolve(_migrations(pytestconfig), cwd=pytestconfig.rootpath, env="")
+    with _one_line():
+        settings = resolve(_migrations(pytestconfig), cwd=pytestconfig.rootpath, env="")
     worker = getattr(pytestconfig, "workerinput", {}).get("workerid", "main")
     databases = TemplateDatabases(settings, _admin_url(pytestconfig), str(worker))
     try:
         yield databases
     finally:
-        databases.close()
+        with _one_line():
+            databases.close()
+
+
+@contextmanager
+def _one_line() -> Iterator[None]:
+    """Our errors (no server, a migration that fails in the template, ...) as the one
+    line ``fraiseql migrate`` prints, not a traceback through the plugin."""
+    # lazy: errors.py is light, but the plugin imports nothing of ours until it is used
+    from .errors import MigrationError
+
+    try:
+        yield
+    except MigrationError as err:
+        # pytest.fail's own exception, without the chain of ours under it
+        raise pytest.fail.Exception(f"fraiseql: {err}", pytrace=False) from None
 
 
 @pytest.fixture(scope="session")
 def fraiseql_template(fraiseql_databases: TemplateDatabases) -> Template:
     """The template database: every migration applied, built once per session (or reused
     from an earlier session with the same migrations)."""
-    return fraiseql_databases.template()
+    with _one_line():
+        return fraiseql_databases.template()
 
 
 @pytest.fixture
 def fraiseql_database_url(fraiseql_databases: TemplateDatabases,
                           fraiseql_template: Template) -> Iterator[str]:
     """URL of a new database copied from the template, dropped after the test."""
-    name, url = fraiseql_databases.clone()
+    with _one_line():
+        name, url = fraiseql_databases.clone()
     try:
         yield url
     finally:
-        fraiseql_databases.drop(name)
+        with _one_line():
+            fraiseql_databases.drop(name)
 
 
 @pytest.fixture
@@ -141,7 +161,8 @@ def fraiseql_up_down_up(
     new empty database; the test fails naming each migration that did not round-trip."""
 
     def check(irreversible: Iterable[str] = ()) -> RoundTripReport:
-        report = fraiseql_databases.up_down_up(irreversible)
+        with _one_line():
+            report = fraiseql_databases.up_down_up(irreversible)
         if not report.ok:
             pytest.fail(report.describe(), pytrace=False)
         return report

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from ..errors import DatabaseError, MigrationError
-from ..secrets import mask_url
+from ..secrets import mask_url, password_of, redact
 from .session import open_dbapi
 from .translate import database_error
 
@@ -60,14 +60,24 @@ def quoted(name: str) -> str:
 class TemplateServer:
     """Templates and their copies on the server of ``admin_url`` (see the module)."""
 
-    def __init__(self, admin_url: str) -> None:
+    def __init__(self, admin_url: str, hint: str = "check the URL and that the server is "
+                 "running") -> None:
         self.admin_url = admin_url
+        #: What a failure to connect says to do.
+        self.hint = hint
         self._connection: Connection | None = None
 
     def _run(self, sql: str, what: str, params: tuple[object, ...] = ()
              ) -> list[tuple[object, ...]]:
         if self._connection is None or self._connection.closed:
-            self._connection = open_dbapi(self.admin_url, application_name=_APPLICATION)
+            try:
+                self._connection = open_dbapi(self.admin_url, application_name=_APPLICATION)
+            except DatabaseError as err:
+                lines = str(err.__cause__ or err).strip().splitlines()
+                reason = redact(lines[0] if lines else str(err), password_of(self.admin_url))
+                raise DatabaseError(
+                    f"Cannot connect to {mask_url(self.admin_url)}: {reason}; {self.hint}"
+                ) from err
             self._connection.autocommit = True
         try:
             with self._connection.cursor() as cursor:
@@ -81,6 +91,11 @@ class TemplateServer:
                 f"Cannot {what} on {mask_url(self.admin_url)}: {wrapped.message}; the role "
                 "needs CREATEDB (and to own the test databases)"
             ) from err
+
+    @property
+    def connected(self) -> bool:
+        """Whether a connection is open (the server was reached)."""
+        return self._connection is not None and not self._connection.closed
 
     def close(self) -> None:
         if self._connection is not None:

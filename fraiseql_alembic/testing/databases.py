@@ -39,6 +39,10 @@ if TYPE_CHECKING:
 PREFIX = "fraiseql_t_"
 TEMPLATE_PREFIX = "fraiseql_tpl_"
 _SKIPPED_PARTS = {"__pycache__"}
+#: What to do when the server of the test databases cannot be reached.
+SERVER_HINT = ("give the test databases' server with --fraiseql-admin-url, "
+               "FRAISEQL_TEST_ADMIN_URL or the fraiseql_admin_url ini option (a role with "
+               "CREATEDB), or none of them for a throwaway PostgreSQL")
 
 __all__ = ["DbapiConnection", "Engine", "TemplateDatabases", "dbapi_connection",
            "folder_digest", "sqlalchemy_engine"]
@@ -96,7 +100,7 @@ class TemplateDatabases:
                         "a server with --fraiseql-admin-url (or FRAISEQL_TEST_ADMIN_URL)"
                     ) from err
                 url = self._cluster.url("postgres")
-            self._server = TemplateServer(url)
+            self._server = TemplateServer(url, hint=SERVER_HINT)
         return self._server
 
     @property
@@ -159,7 +163,7 @@ class TemplateDatabases:
 
     def _background(self) -> tuple[TemplateServer, ThreadPoolExecutor]:
         if self._helper is None or self._thread is None:
-            self._helper = TemplateServer(self.server.admin_url)
+            self._helper = TemplateServer(self.server.admin_url, hint=SERVER_HINT)
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="fraiseql-copies")
         return self._helper, self._thread
 
@@ -199,7 +203,8 @@ class TemplateDatabases:
             if self._helper is not None:
                 self._helper.close()
         try:
-            if self._server is not None and self._cluster is None:
+            # (a server never reached holds nothing of ours)
+            if self._server is not None and self._server.connected and self._cluster is None:
                 for name in self._server.databases(self.prefix):
                     self._server.drop(name)
         finally:

@@ -222,3 +222,26 @@ def test_the_conftest_of_the_docs_runs_as_written(
     result = python_pytest(run_process, root, pg_cluster.url("postgres"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 passed" in result.stdout
+
+
+def test_a_server_or_a_migration_that_fails_is_one_line(
+        run_process: ProcessRunner, pg_cluster: DevCluster, tmp_path: Path) -> None:
+    root = make_project(tmp_path / "project")
+    unreachable = pg_cluster.url("postgres").replace(f":{pg_cluster.port}/", ":1/")
+    result = python_pytest(run_process, root, unreachable)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "3 errors" in result.stdout
+    [line] = {line for line in result.stdout.splitlines() if line.startswith("fraiseql: ")}
+    assert "127.0.0.1:1" in line and pg_cluster.password not in result.stdout
+    assert line.endswith("--fraiseql-admin-url, FRAISEQL_TEST_ADMIN_URL or the "
+                         "fraiseql_admin_url ini option (a role with CREATEDB), or none of "
+                         "them for a throwaway PostgreSQL")
+    assert "Traceback" not in result.stdout and "templatedb.py" not in result.stdout
+    assert "During handling" not in result.stdout
+
+    (root / "migrations" / "003_bad.sql").write_text("CREATE TABLE users (id int);\n")
+    failed = python_pytest(run_process, root, pg_cluster.url("postgres"))
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    [line] = {line for line in failed.stdout.splitlines() if line.startswith("fraiseql: ")}
+    assert "003_bad.sql" in line and "already exists" in line
+    assert templates_of(pg_cluster, root / "migrations") == []
