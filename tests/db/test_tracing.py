@@ -22,6 +22,7 @@ from scenarios import UP_DOWN, blocker, execute, hold_lock, on_path
 
 from fraiseql_alembic import api, settings
 from fraiseql_alembic.engine import tracing
+from fraiseql_alembic.engine.events import NoEvents
 from fraiseql_alembic.errors import MigrationError
 
 FAILING = "-- migrate:up\nCREATE TABLE c (id int);\n\nINSERT INTO missing VALUES (1);\n"
@@ -302,3 +303,23 @@ def test_each_attempt_at_a_lock_timeout_is_a_span(
     (run,) = [span for span in finished if span.name == "fraiseql migrate up"]
     assert run.status.status_code == StatusCode.ERROR
     assert dict(run.attributes or {})["error.type"] == "55P03"
+
+
+@pytest.mark.parametrize("path", ["direct", "alembic"])
+def test_a_reporter_with_rows_hears_them_without_tracing(
+        project: Project, path: str) -> None:
+    """The rows a migration changed reach the API's reporter (its optional ``rows``),
+    traced or not."""
+
+    class Rows(NoEvents):
+        def __init__(self) -> None:
+            self.heard: list[tuple[str, int]] = []
+
+        def rows(self, filename: str, count: int) -> None:
+            self.heard.append((filename, count))
+
+    on_path(project, path, "001_a.sql", UP_DOWN.format(t="a"))
+    project.write("002_r.sql", ROWS.format(marker=""))
+    reporter = Rows()
+    api.upgrade(resolved(project), reporter=reporter)
+    assert reporter.heard == [("001_a.sql", 0), ("002_r.sql", 9)]
