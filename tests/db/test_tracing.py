@@ -71,10 +71,13 @@ def resolved(project: Project) -> settings.Settings:
 
 @pytest.mark.parametrize("path", ["direct", "alembic"])
 def test_up_is_a_span_with_a_child_per_migration(
-        project: Project, spans: InMemorySpanExporter, path: str) -> None:
+        project: Project, spans: InMemorySpanExporter, path: str,
+        caplog: pytest.LogCaptureFixture) -> None:
     on_path(project, path, "001_a.sql", UP_DOWN.format(t="a"))
     project.write("002_b.sql", UP_DOWN.format(t="b"))
     api.upgrade(resolved(project))
+    assert not caplog.records  # e.g. OpenTelemetry's "Failed to detach context"
+    assert trace.get_current_span() is trace.INVALID_SPAN  # every context detached
     named = by_name(spans)
     run = named["fraiseql migrate up"]
     expected = ["up 001_a.sql", "up 002_b.sql"]
