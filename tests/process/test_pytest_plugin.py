@@ -4,6 +4,7 @@ made on this worker's PostgreSQL (or on a throwaway one when no server is given)
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -192,6 +193,8 @@ def test_without_a_server_a_throwaway_one_is_started_and_removed(
     assert "4 passed" in result.stdout
     [directory] = re.findall(r"CLUSTER (\S+)", result.stdout)
     assert directory.startswith("/") and not Path(directory).exists()
+    if os.access("/dev/shm", os.W_OK):  # in memory where there is room (Linux)
+        assert directory.startswith("/dev/shm/fraiseql-tests-")
 
 
 def test_the_migrations_folder_and_server_from_the_ini_file(
