@@ -120,6 +120,7 @@ def test_a_failing_migration_ends_its_span_and_the_runs_with_the_error(
     project.write("002_c.sql", FAILING)
     with pytest.raises(MigrationError, match=r"002_c\.sql failed at line 4"):
         api.upgrade(resolved(project))
+    assert trace.get_current_span() is trace.INVALID_SPAN  # detached on the way out
     named = by_name(spans)
     assert named["up 001_a.sql"].status.status_code == StatusCode.OK
     failed = named["up 002_c.sql"]
