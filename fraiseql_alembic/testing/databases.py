@@ -115,6 +115,11 @@ class TemplateDatabases:
         the server, built earlier from the same migrations)."""
         if self._template is None:
             folder = self.settings.path.resolve()
+            if not folder.is_dir():
+                raise ConfigError(
+                    f"Migrations folder {folder} does not exist; point the ini option "
+                    "fraiseql_migrations (or --fraiseql-migrations) at it, or set path "
+                    "under [tool.fraiseql.migrations]")
             digest = folder_digest(folder, self.settings.history_schema)
             self._template = self.server.template(
                 TEMPLATE_PREFIX + digest[:24], str(folder), digest, self._build)

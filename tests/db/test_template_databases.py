@@ -9,7 +9,7 @@ import pytest
 
 from fraiseql_alembic.devdb import DevCluster
 from fraiseql_alembic.engine.templatedb import STRATEGIES, TemplateServer
-from fraiseql_alembic.errors import DatabaseError
+from fraiseql_alembic.errors import ConfigError, DatabaseError
 from fraiseql_alembic.settings import resolve
 from fraiseql_alembic.testing import TemplateDatabases, dbapi_connection, folder_digest
 from tests.scenarios import UP_DOWN, fetch_one
@@ -89,3 +89,11 @@ def test_the_strategy_is_checked_and_errors_are_ours(pg_cluster: DevCluster) -> 
             server.clone("nope", "fraiseql_t_never")
     finally:
         server.close()
+
+
+def test_a_missing_folder_names_the_settings(tmp_path: Path) -> None:
+    databases = TemplateDatabases(resolve("db", cwd=tmp_path), "postgresql://x@127.0.0.1:1/p")
+    with pytest.raises(ConfigError, match=r"Migrations folder .*/db does not exist; point "
+                                          r"the ini option fraiseql_migrations"):
+        databases.template()
+    databases.close()  # nothing was made: nothing to do, no server reached
