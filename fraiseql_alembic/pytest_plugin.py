@@ -55,6 +55,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                   "migrations folder of the template database (relative to the ini file)")
     parser.addini("fraiseql_admin_url",
                   "PostgreSQL URL of a database on the server where test databases are made")
+    parser.addini("fraiseql_keep_template",
+                  "keep the template on the server for the next session (default true); "
+                  "false: each session (each xdist worker) builds its own and drops it",
+                  type="bool", default=True)
 
 
 def _migrations(config: pytest.Config) -> Path | None:
@@ -84,7 +88,8 @@ def fraiseql_databases(pytestconfig: pytest.Config) -> Iterator[TemplateDatabase
     with _one_line():
         settings = resolve(_migrations(pytestconfig), cwd=pytestconfig.rootpath, env="")
     worker = getattr(pytestconfig, "workerinput", {}).get("workerid", "main")
-    databases = TemplateDatabases(settings, _admin_url(pytestconfig), str(worker))
+    databases = TemplateDatabases(settings, _admin_url(pytestconfig), str(worker),
+                                  keep_template=bool(pytestconfig.getini("fraiseql_keep_template")))
     try:
         yield databases
     finally:

@@ -103,10 +103,11 @@ class TemplateServer:
             self._connection = None
 
     def template(self, name: str, folder: str, digest: str,
-                 build: Callable[[str], None]) -> Template:
+                 build: Callable[[str], None], *, replace_older: bool = True) -> Template:
         """The template ``name``: reused when a complete one exists, else made empty,
         given to ``build`` (its URL), and marked a template.  An unfinished one (a build
-        that failed or was killed) is dropped first; on failure nothing is left."""
+        that failed or was killed) is dropped first; on failure nothing is left.  With
+        ``replace_older``, a new template drops the older ones of the same folder."""
         key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
         self._run(f"SELECT pg_advisory_lock({key})", "wait for the template lock")
         try:
@@ -133,7 +134,8 @@ class TemplateServer:
             except BaseException:
                 self.drop(name)
                 raise
-            self._drop_older(name, folder)
+            if replace_older:
+                self._drop_older(name, folder)
             return Template(name, url, built=True)
         finally:
             self._run(f"SELECT pg_advisory_unlock({key})", "release the template lock")

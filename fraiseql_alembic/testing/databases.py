@@ -72,13 +72,16 @@ class TemplateDatabases:
     (with a random token), so parallel sessions never share one."""
 
     def __init__(self, settings: Settings, admin_url: str | None, worker: str = "main", *,
-                 background: bool = True) -> None:
+                 background: bool = True, keep_template: bool = True) -> None:
         self.settings = settings
         self.admin_url = admin_url
         self.prefix = f"{PREFIX}{uuid.uuid4().hex[:8]}_{_safe(worker)}_"
         #: Copies are made ahead and dropped behind, on a connection of their own in a
         #: thread (one at a time, in order), while the tests run.
         self.background = background
+        #: Keep the template on the server for the next session (named by content); else
+        #: this session builds one of its own and drops it at :meth:`close`.
+        self.keep_template = keep_template
         self._cluster: DevCluster | None = None
         self._server: TemplateServer | None = None
         self._template: Template | None = None
@@ -121,8 +124,10 @@ class TemplateDatabases:
                     "fraiseql_migrations (or --fraiseql-migrations) at it, or set path "
                     "under [tool.fraiseql.migrations]")
             digest = folder_digest(folder, self.settings.history_schema)
+            name = (TEMPLATE_PREFIX + digest[:24] if self.keep_template
+                    else f"{self.prefix}template")
             self._template = self.server.template(
-                TEMPLATE_PREFIX + digest[:24], str(folder), digest, self._build)
+                name, str(folder), digest, self._build, replace_older=self.keep_template)
         return self._template
 
     def _build(self, url: str) -> None:
@@ -213,7 +218,10 @@ class TemplateDatabases:
             # (a server never reached holds nothing of ours)
             if self._server is not None and self._server.connected and self._cluster is None:
                 for name in self._server.databases(self.prefix):
-                    self._server.drop(name)
+                    if self._template is not None and name == self._template.name:
+                        self._server.drop_template(name)  # keep_template=False
+                    else:
+                        self._server.drop(name)
         finally:
             if self._server is not None:
                 self._server.close()

@@ -97,3 +97,23 @@ def test_a_missing_folder_names_the_settings(tmp_path: Path) -> None:
                                           r"the ini option fraiseql_migrations"):
         databases.template()
     databases.close()  # nothing was made: nothing to do, no server reached
+
+
+def test_a_template_not_kept_is_the_session_s_own(pg_cluster: DevCluster, tmp_path: Path) -> None:
+    root = project(tmp_path)
+    settings = resolve("migrations", cwd=root)
+    kept = TemplateDatabases(settings, pg_cluster.url("postgres"))
+    try:
+        shared = kept.template().name
+    finally:
+        kept.close()
+    own = TemplateDatabases(settings, pg_cluster.url("postgres"), keep_template=False)
+    try:
+        template = own.template()
+        assert template.built and template.name == own.prefix + "template"
+        _, url = own.clone()
+        assert fetch_one(url, "SELECT count(*) FROM users") == 0
+    finally:
+        own.close()
+    assert mine(pg_cluster, own.prefix) == []
+    assert mine(pg_cluster, shared) == [shared]  # the kept one of the folder is left alone

@@ -208,6 +208,16 @@ def test_the_migrations_folder_and_server_from_the_ini_file(
     assert result.returncode == 0, result.stdout + result.stderr
     assert len(templates_of(pg_cluster, root / "db")) == 1
 
+    (root / "db" / "003_more.sql").write_text(UP_DOWN.format(t="more"))
+    (root / "test_app.py").write_text(USER_TESTS.replace("assert applied == 2",
+                                                         "assert applied == 3"))
+    with (root / "pyproject.toml").open("a") as ini:
+        ini.write("fraiseql_keep_template = false\n")
+    own = python_pytest(run_process, root, None)
+    assert own.returncode == 0, own.stdout + own.stderr
+    assert "BUILT True" in own.stdout and copies_left(pg_cluster) == []
+    assert len(templates_of(pg_cluster, root / "db")) == 1  # the kept one, left alone
+
 
 def test_the_conftest_of_the_docs_runs_as_written(
         run_process: ProcessRunner, pg_cluster: DevCluster, tmp_path: Path) -> None:
