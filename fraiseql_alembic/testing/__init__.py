@@ -10,3 +10,4 @@ from .databases import TemplateDatabases as TemplateDatabases
 from .databases import dbapi_connection as dbapi_connection
 from .databases import folder_digest as folder_digest
 from .databases import sqlalchemy_engine as sqlalchemy_engine
+from .databases import template_name as template_name

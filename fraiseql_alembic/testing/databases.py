@@ -47,7 +47,7 @@ SERVER_HINT = ("give the test databases' server with --fraiseql-admin-url, "
                "CREATEDB), or none of them for a throwaway PostgreSQL")
 
 __all__ = ["DbapiConnection", "Engine", "TemplateDatabases", "dbapi_connection",
-           "folder_digest", "sqlalchemy_engine"]
+           "folder_digest", "sqlalchemy_engine", "template_name"]
 
 
 def folder_digest(folder: Path, history_schema: str = "public") -> str:
@@ -61,6 +61,13 @@ def folder_digest(folder: Path, history_schema: str = "public") -> str:
         digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
+
+
+def template_name(folder: Path, digest: str) -> str:
+    """The kept template of ``folder`` (absolute) whose content has ``digest``: by folder
+    and content, since a folder's older template is dropped when a new one is built, two
+    folders never share one (even with the same files)."""
+    return TEMPLATE_PREFIX + hashlib.sha256(f"{folder}\0{digest}".encode()).hexdigest()[:24]
 
 
 class TemplateDatabases:
@@ -124,7 +131,7 @@ class TemplateDatabases:
                     "fraiseql_migrations (or --fraiseql-migrations) at it, or set path "
                     "under [tool.fraiseql.migrations]")
             digest = folder_digest(folder, self.settings.history_schema)
-            name = (TEMPLATE_PREFIX + digest[:24] if self.keep_template
+            name = (template_name(folder, digest) if self.keep_template
                     else f"{self.prefix}template")
             self._template = self.server.template(
                 name, str(folder), digest, self._build, replace_older=self.keep_template)

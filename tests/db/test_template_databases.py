@@ -11,7 +11,12 @@ from fraiseql_alembic.devdb import DevCluster
 from fraiseql_alembic.engine.templatedb import STRATEGIES, TemplateServer
 from fraiseql_alembic.errors import ConfigError, DatabaseError
 from fraiseql_alembic.settings import resolve
-from fraiseql_alembic.testing import TemplateDatabases, dbapi_connection, folder_digest
+from fraiseql_alembic.testing import (
+    TemplateDatabases,
+    dbapi_connection,
+    folder_digest,
+    template_name,
+)
 from tests.scenarios import UP_DOWN, fetch_one
 
 
@@ -74,8 +79,8 @@ def test_a_failing_build_leaves_no_template(pg_cluster: DevCluster, tmp_path: Pa
             databases.template()
     finally:
         databases.close()
-    name = "fraiseql_tpl_" + folder_digest(root / "migrations")[:24]
-    assert mine(pg_cluster, name) == []
+    folder = (root / "migrations").resolve()
+    assert mine(pg_cluster, template_name(folder, folder_digest(folder))) == []
 
 
 def test_the_strategy_is_checked_and_errors_are_ours(pg_cluster: DevCluster) -> None:
@@ -117,3 +122,17 @@ def test_a_template_not_kept_is_the_session_s_own(pg_cluster: DevCluster, tmp_pa
         own.close()
     assert mine(pg_cluster, own.prefix) == []
     assert mine(pg_cluster, shared) == [shared]  # the kept one of the folder is left alone
+
+
+def test_two_folders_with_the_same_files_have_a_template_each(
+        pg_cluster: DevCluster, tmp_path: Path) -> None:
+    names = []
+    for side in ("one", "two"):
+        databases = TemplateDatabases(resolve("migrations", cwd=project(tmp_path / side)),
+                                      pg_cluster.url("postgres"))
+        try:
+            names.append(databases.template().name)
+        finally:
+            databases.close()
+    assert names[0] != names[1]
+    assert mine(pg_cluster, names[0]) == [names[0]] and mine(pg_cluster, names[1]) == [names[1]]
