@@ -158,7 +158,7 @@ class DatabasePool:
             return self.cluster.url(name)
         url = self.cluster.create_database(name)
         if self.new is None:
-            self.new = self._fingerprint(url)
+            self.new = self.fingerprint(url)
         return url
 
     def give_back(self, name: str) -> None:
@@ -189,7 +189,7 @@ class DatabasePool:
             pass
         self.cluster.drop_database(name)
 
-    def _fingerprint(self, url: str) -> tuple[object, ...]:
+    def fingerprint(self, url: str) -> tuple[object, ...]:
         connection = psycopg2.connect(url)
         try:
             with connection.cursor() as cursor:
