@@ -1,15 +1,15 @@
 """``fraiseql migrate lint`` in its plain forms, run before click loads.
 
 :mod:`fraiseql_alembic.console` hands ``fraiseql migrate lint ...`` here first: loading
-click and building the command group costs about a fifth of a lint run on a few hundred
+click and building the command group cost about a tenth of a lint run on a few hundred
 files (bench/lint.py).  :func:`run` reads only the arguments it fully understands (the
 options of :data:`OPTIONS`, each at most once, with a valid value; files that exist), runs
 what :func:`.lintverb.lint` runs and prints what it prints.  Anything else, such as
 ``--help``, ``--verbose``, a bad value or a failure of the run, it leaves to click
 (:func:`run` returns None) so that help, usage errors and error lines come from the one
 definition in :mod:`.lintverb`; the lint is a pure read, so running it again there
-changes nothing.  tests/unit/test_lint_fast_path.py checks that :data:`OPTIONS` matches the
-click command's options and that both paths print the same.
+changes nothing.  tests/process/test_lint_fast_path.py checks that :data:`OPTIONS`
+matches the click command's options and that both paths print the same.
 """
 
 from __future__ import annotations
