@@ -213,12 +213,13 @@ def _unwrap_transaction(statements: list[Statement], filename: str) -> SplitSect
     return SplitSection(statements, unwrapped)
 
 
-@functools.lru_cache(maxsize=512)
+@functools.lru_cache(maxsize=128)
 def parse_tree(sql: str) -> dict[str, Any]:
     """PostgreSQL's parse tree of ``sql`` (libpg_query's JSON, read): the same object for
-    the same text while it is among the last few hundred asked for, so that the split
-    (:func:`_statement_kind`) and lint (:mod:`.lint.fastast`) parse a statement once.
-    Callers must not change it.  Raises pglast's ParseError."""
+    the same text while it is among the last 128 asked for, so that the split
+    (:func:`_statement_kind`) and lint (:mod:`.lint.fastast`) parse a statement once (a
+    file with more statements to classify parses the rest twice; a long-lived process
+    keeps no more than that).  Callers must not change it.  Raises pglast's ParseError."""
     from pglast.parser import parse_sql_json  # lazy: pglast takes ~35 ms to import
 
     tree: dict[str, Any] = json.loads(parse_sql_json(sql))
