@@ -85,7 +85,8 @@ def pg_cluster(tmp_path_factory: pytest.TempPathFactory, pg_bindir: Path) -> Ite
 
 #: Run in a database a test is done with (its sessions ended): every extension but plpgsql
 #: and every schema but the system ones and public dropped, with what is in them, then
-#: every object in public (public itself stays, with the privileges initdb recorded).
+#: every object in public (public itself stays, with the privileges initdb recorded), but
+#: those that go with another (an identity column's sequence).
 _EMPTY_SQL = """
 DO $$
 DECLARE item record;
@@ -101,7 +102,9 @@ BEGIN
     FOR item IN SELECT DISTINCT o.type, o.identity
             FROM pg_depend d, pg_identify_object(d.classid, d.objid, 0) o
             WHERE d.refclassid = 'pg_namespace'::regclass
-            AND d.refobjid = 'public'::regnamespace AND d.deptype = 'n' LOOP
+            AND d.refobjid = 'public'::regnamespace AND d.deptype = 'n'
+            AND NOT EXISTS (SELECT FROM pg_depend part WHERE part.classid = d.classid
+                            AND part.objid = d.objid AND part.deptype = 'i') LOOP
         EXECUTE format('DROP %s IF EXISTS %s CASCADE', CASE item.type
             WHEN 'composite type' THEN 'TYPE' WHEN 'statistics object' THEN 'STATISTICS'
             ELSE upper(item.type) END, item.identity);

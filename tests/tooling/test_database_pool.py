@@ -33,9 +33,11 @@ def test_a_used_database_comes_back_as_new_or_is_dropped(pg_cluster: DevCluster)
     pool = DatabasePool(pg_cluster)
     url = pool.take("pool_a")
     new = pool.new
-    # what tests leave: tables, types, functions, schemas, an extension, a setting, a
-    # session still connected (a killed client's) holding a lock and a temporary table
+    # what tests leave: tables (an identity column's sequence goes with its table), types,
+    # functions, schemas, an extension, a setting, a session still connected (a killed
+    # client's) holding a lock and a temporary table
     run(url, "CREATE TABLE t (id serial PRIMARY KEY); CREATE TYPE mood AS ENUM ('ok'); "
+             "CREATE TABLE u (id int GENERATED ALWAYS AS IDENTITY); "
              "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'; "
              "CREATE SCHEMA ops; CREATE TABLE ops.history (id int); "
              "CREATE EXTENSION pgcrypto; COMMENT ON TABLE t IS 'x'; "
