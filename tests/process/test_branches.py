@@ -124,7 +124,7 @@ def test_numbered_file_merged_below_an_applied_hex_revision(deployed: Project, r
     assert deployed.cli("down", "--force").exit_code == 0  # back to 003 (a set-up step)
     (deployed.migrations / "004_t4.sql").unlink()
     write_py(deployed, FEATURE, "003", "feature")
-    run_process("fraiseql", "migrate", "up", check=True)
+    assert deployed.cli("up").exit_code == 0  # a set-up step, in-process
     assert deployed.version() == [FEATURE]
     deployed.write("004_late.sql", UP_DOWN.format(t="late"))  # made on a branch before FEATURE
     status = run_process("fraiseql", "migrate", "status", check=True).stdout
@@ -148,7 +148,7 @@ def test_a_file_whose_parent_changed_after_it_ran_is_not_blamed_on_alembic_versi
     (deployed.migrations / "004_t4.sql").unlink()
     write_py(deployed, FEATURE, "003", "feature")
     deployed.write("004_t4.sql", f"-- revises: {FEATURE}\n" + UP_DOWN.format(t="t4"))
-    run_process("fraiseql", "migrate", "up", check=True)
+    assert deployed.cli("up").exit_code == 0  # a set-up step, in-process
     assert deployed.version() == ["004"]
     deployed.write("004_t4.sql", UP_DOWN.format(t="t4"))
     status = run_process("fraiseql", "migrate", "status", check=True).stdout

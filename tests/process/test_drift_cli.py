@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 import psycopg2
-from conftest import ProcessRunner
+from conftest import Cli, ProcessRunner
 
 SCHEMA = """-- migrate:up
 CREATE TABLE tb_user (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, email text NOT NULL);
@@ -20,11 +20,12 @@ DROP TABLE tb_user;
 """
 
 
-def test_drift_with_a_throwaway_shadow(run_process: ProcessRunner, tmp_path: Path,
+def test_drift_with_a_throwaway_shadow(run_process: ProcessRunner, cli: Cli, tmp_path: Path,
                                        database_url: str) -> None:
     (tmp_path / "migrations").mkdir()
     (tmp_path / "migrations" / "001_users.sql").write_text(SCHEMA, encoding="utf-8")
-    run_process("fraiseql", "migrate", "up", check=True)
+    applied = cli("migrate", "up", env={"DATABASE_URL": database_url})  # a set-up step
+    assert applied.exit_code == 0, applied.output
     temp = Path(tempfile.mkdtemp(prefix="drift-throwaway-", dir="/tmp"))
     temp.chmod(0o755)  # the server runs as postgres when the tests run as root
     env = {"FRAISEQL_SHADOW_DATABASE_URL": None, "TMPDIR": str(temp)}
