@@ -10,8 +10,9 @@ import click
 from .. import api
 from ..errors import shown_path
 from ..settings import resolve
-from .app import common_options, handle_errors
+from .app import common_options, env_option, handle_errors
 from .render import CHECK, plural
+from .verbs import announce
 
 
 @click.command()
@@ -27,16 +28,22 @@ from .render import CHECK, plural
 @click.option("--dry-run", is_flag=True,
               help="Check the folder and the databases, say what would be written and "
               "removed; build and write nothing.")
+@env_option
 @common_options
 @handle_errors
 def squash(through: str, targets: Path | None, shadow_database_url: str | None,
-           dry_run: bool, path: Path | None, database_url: str | None) -> None:
+           dry_run: bool, env: str | None, path: Path | None, database_url: str | None
+           ) -> None:
     """Replace migrations 001..N by one baseline file built from a shadow database.
 
     Refused unless every database given (--database-url / DATABASE_URL, --targets) has
     applied N unchanged.  The files it replaces are removed (git keeps them).
     """
-    settings = resolve(path, database_url)
+    settings = resolve(path, database_url, env=env)
+    environment = settings.environment
+    if targets is None and environment is not None:
+        targets = environment.targets  # a fleet environment: its targets are the databases
+    announce(settings)
     fleet = api.fleet(targets) if targets is not None else None
     result = api.squash(settings, through, fleet=fleet,
                         shadow_database_url=shadow_database_url, dry_run=dry_run,

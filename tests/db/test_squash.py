@@ -205,6 +205,16 @@ def test_refused_when_a_target_is_behind(project: Project, tenants: Tenants) -> 
     assert f"  [{name}] behind: at 002_posts.sql; 003_audit.sql is not applied" in result.output
     assert listing(project) == sorted(FILES)
 
+    # a fleet environment's targets are the databases squash checks (--env, as up's)
+    (project.root / "pyproject.toml").write_text(
+        f'[tool.fraiseql.environments.prod]\ntargets = "{targets}"\n')
+    by_env = project.cli("squash", "--through", "3", "--env", "prod")
+    assert by_env.exit_code == 1, by_env.output
+    assert by_env.output.startswith(f"Environment prod: the targets in {targets}\n")
+    assert "1 target of 2 not ready" in by_env.output
+    assert f"  [{name}] behind: at 002_posts.sql; 003_audit.sql is not applied" in by_env.output
+    (project.root / "pyproject.toml").unlink()
+
     # schema-per-tenant targets are checked too; one behind is named
     api.upgrade(own(project, behind))
     toml = project.root / "tenants.toml"
