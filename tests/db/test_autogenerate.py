@@ -486,11 +486,24 @@ register_entities([
 
 @pytest.fixture
 def entities() -> Iterator[None]:
-    """alembic-utils' registry is global: what a test registers is forgotten after it."""
+    """alembic-utils' registry is global: what a test registers is forgotten after it.
+
+    Importing alembic-utils also adds a "schema" comparator to Alembic's process-wide
+    dispatcher, which reads ``include_schemas`` from every autogenerate context: our
+    environment passes it, but pytest-alembic's own bare MigrationContext does not
+    (test_downgrade_leaves_no_trace then failed with KeyError in the same worker). The
+    dispatcher is put back as it was before the test imported alembic-utils."""
+    from alembic.autogenerate.compare import comparators
+
+    table = comparators._registry  # noqa: SLF001  # private, in every Alembic we test
+    saved = {key: list(value) if isinstance(value, list) else value
+             for key, value in table.items()}
+    yield
     from alembic_utils.replaceable_entity import registry
 
-    yield
     registry.clear()
+    table.clear()
+    table.update(saved)
 
 
 def test_alembic_utils_views_and_functions(
