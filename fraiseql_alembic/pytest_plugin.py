@@ -23,6 +23,7 @@ finds it); ``--fraiseql-admin-url``, ``FRAISEQL_TEST_ADMIN_URL`` or ``fraiseql_a
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,6 +39,38 @@ if TYPE_CHECKING:
 
 #: The environment variable naming the server the test databases are made on.
 ADMIN_URL_VARIABLE = "FRAISEQL_TEST_ADMIN_URL"
+
+
+#: Set once Alembic was seen loaded and our SQL revision loader installed for it.
+_alembic_seen = False
+
+
+def _install_alembic_plugin() -> None:
+    """Install our SQL revision loader into an Alembic without plugin entry points (1.16,
+    1.17) once a test module or test has loaded Alembic.
+
+    On those versions our package installs it when it is imported after Alembic
+    (``fraiseql_alembic/__init__.py``); pytest imports this plugin, and with it the
+    package, before any test imports Alembic, so a project's tests that use Alembic
+    in-process (pytest-alembic, ``alembic.command``) would see no ``.sql`` revision.
+    Alembic 1.18+ loads our ``alembic.plugins`` entry point itself."""
+    global _alembic_seen
+    if _alembic_seen or "alembic" not in sys.modules:
+        return
+    _alembic_seen = True
+    # lazy: only once Alembic is loaded anyway (a session without Alembic loads nothing)
+    from .alembic_bridge.plugin import install_without_entry_points
+
+    install_without_entry_points()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    _install_alembic_plugin()  # the test modules are imported
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _install_alembic_plugin()  # a fixture or an earlier test may have imported Alembic
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
