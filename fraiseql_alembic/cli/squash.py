@@ -11,8 +11,8 @@ from .. import api
 from ..errors import shown_path
 from ..settings import resolve
 from .app import common_options, env_option, handle_errors
+from .options import announce
 from .render import CHECK, plural
-from .verbs import announce
 
 
 @click.command()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fraiseql_alembic.cli.verbs import RunFlags, run_settings
+from fraiseql_alembic.cli.options import RunFlags, run_settings
 from fraiseql_alembic.errors import ConfigError, UsageError
 from fraiseql_alembic.settings import resolve
 
