@@ -11,7 +11,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import ProcessRunner, Project
+from click.testing import Result
+from conftest import Cli, ProcessRunner, Project
 from scenarios import FEATURE, REPO, UP_DOWN
 
 PY_REVISION = '''"""{doc}"""
@@ -30,6 +31,15 @@ def upgrade():
 def downgrade():
     op.execute("DROP TABLE {table}")
 '''
+
+
+def fraiseql(project: Project, *args: str, code: int = 0) -> Result:
+    """``fraiseql migrate ARGS`` in-process (the project's own reports are the subject; the
+    command as typed is tests/process/test_alembic_cli and test_mistakes); asserts the exit
+    code."""
+    ran = project.cli(*args)
+    assert ran.exit_code == code, ran.output
+    return ran
 
 
 def write_py(project: Project, rev: str, down: str | tuple[str, ...] | None, table: str) -> Path:
@@ -72,34 +82,31 @@ def test_late_merged_py_revision_is_reported_by_every_command(deployed: Project,
         "the migrations already applied; to run it out of order on purpose, join the two "
         "lines with `alembic merge heads -m merge`"
     )
-    status = run_process("fraiseql", "migrate", "status", check=True).stdout
+    status = fraiseql(deployed, "status").stdout
     assert f"  ✗ {FEATURE}_feature.py (NOT APPLIED: merged out of order)\n" in status
     assert f"Problem: {advice}" in status
     assert "✓ 004_t4.sql" in status
-    code = run_process("fraiseql", "migrate", "status", "--exit-code", check=False)
-    assert code.returncode == 4
-    document = json.loads(run_process("fraiseql", "migrate", "status", "--json", check=True).stdout)
+    fraiseql(deployed, "status", "--exit-code", code=4)
+    document = json.loads(fraiseql(deployed, "status", "--json").stdout)
     assert document["folder_heads"] == ["004_t4.sql", f"{FEATURE}_feature.py"]
     assert {row["file"]: row["state"] for row in document["migrations"]}[
         f"{FEATURE}_feature.py"] == "out_of_order"
 
-    up = run_process("fraiseql", "migrate", "up", check=False)
-    assert up.returncode == 1
+    up = fraiseql(deployed, "up", code=1)
     assert up.stderr == f"Error: Refusing to migrate: {advice}. Nothing was applied\n"
     alembic_up = run_process("alembic", "upgrade", "head", check=False)
     assert alembic_up.returncode != 0
     assert f"FAILED: Refusing to migrate: {advice}. Nothing was applied" in alembic_up.stdout
     assert deployed.version() == ["004"] and "feature" not in deployed.tables()
 
-    check = run_process("fraiseql", "migrate", "check", check=False)
-    assert check.returncode == 1
+    check = fraiseql(deployed, "check", code=1)
     assert f"migrations/{FEATURE}_feature.py:1: {advice}" in check.stdout
     assert "heads (" not in check.stdout  # said once, by the file's own problem
 
     # the way out for a revision no database has run: make it follow the head
     write_py(deployed, FEATURE, "004", "feature")
     assert run_process("alembic", "heads", check=True).stdout == f"{FEATURE} (head)\n"
-    up = run_process("fraiseql", "migrate", "up", check=True).stdout
+    up = fraiseql(deployed, "up").stdout
     assert f"✓ Running migration: {FEATURE}_feature.py" in up
     assert deployed.version() == [FEATURE] and "feature" in deployed.tables()
 
@@ -108,13 +115,13 @@ def test_merge_heads_runs_the_late_revision_on_purpose(deployed: Project, run_pr
     write_py(deployed, FEATURE, "003", "feature")
     write_py(deployed, "f00dfeed0001", ("004", FEATURE), "merge")
     assert run_process("alembic", "heads", check=True).stdout == "f00dfeed0001 (head)\n"
-    status = run_process("fraiseql", "migrate", "status", check=True).stdout
+    status = fraiseql(deployed, "status").stdout
     assert f"○ {FEATURE}_feature.py (pending)" in status and "Problem" not in status
-    up = run_process("fraiseql", "migrate", "up", check=True).stdout
+    up = fraiseql(deployed, "up").stdout
     assert f"✓ Running migration: {FEATURE}_feature.py" in up
     assert deployed.version() == ["f00dfeed0001"] and "feature" in deployed.tables()
     # the next SQL file names the hex head it follows, instead of forking from 004
-    run_process("fraiseql", "migrate", "create", "after_merge", check=True)
+    fraiseql(deployed, "create", "after_merge")
     created = (deployed.migrations / "005_after_merge.sql").read_text()
     assert created.splitlines()[1] == "-- revises: f00dfeed0001"
     assert run_process("alembic", "heads", check=True).stdout == "005 (head)\n"
@@ -127,16 +134,16 @@ def test_numbered_file_merged_below_an_applied_hex_revision(deployed: Project, r
     assert deployed.cli("up").exit_code == 0  # a set-up step, in-process
     assert deployed.version() == [FEATURE]
     deployed.write("004_late.sql", UP_DOWN.format(t="late"))  # made on a branch before FEATURE
-    status = run_process("fraiseql", "migrate", "status", check=True).stdout
+    status = fraiseql(deployed, "status").stdout
     assert "✗ 004_late.sql (NOT APPLIED: merged out of order)" in status
     assert (f"Problem: 004_late.sql was merged after {FEATURE}_feature.py was applied: it "
             "follows 003_t3.sql") in status
     assert f"add a `-- revises: {FEATURE}` header line to it" in status
     assert "by hand" not in status
-    up = run_process("fraiseql", "migrate", "up", check=False)
-    assert up.returncode == 1 and "004_late.sql was merged after" in up.stderr
+    up = fraiseql(deployed, "up", code=1)
+    assert "004_late.sql was merged after" in up.stderr
     deployed.write("004_late.sql", f"-- revises: {FEATURE}\n" + UP_DOWN.format(t="late"))
-    run_process("fraiseql", "migrate", "up", check=True)
+    fraiseql(deployed, "up")
     assert deployed.version() == ["004"] and "late" in deployed.tables()
 
 
@@ -151,7 +158,7 @@ def test_a_file_whose_parent_changed_after_it_ran_is_not_blamed_on_alembic_versi
     assert deployed.cli("up").exit_code == 0  # a set-up step, in-process
     assert deployed.version() == ["004"]
     deployed.write("004_t4.sql", UP_DOWN.format(t="t4"))
-    status = run_process("fraiseql", "migrate", "status", check=True).stdout
+    status = fraiseql(deployed, "status").stdout
     assert f"✗ {FEATURE}_feature.py (applied" in status
     assert "NOT in alembic_version: the chain changed under it)" in status
     assert (f"Problem: {FEATURE}_feature.py was applied, and 004_t4.sql after it, but in the "
@@ -159,8 +166,8 @@ def test_a_file_whose_parent_changed_after_it_ran_is_not_blamed_on_alembic_versi
             "alembic_version no longer covers it: give 004_t4.sql its parent back (add a "
             f"`-- revises: {FEATURE}` header line to 004_t4.sql)") in status
     assert "by hand" not in status
-    up = run_process("fraiseql", "migrate", "up", check=False)
-    assert up.returncode == 1 and "give 004_t4.sql its parent back" in up.stderr
+    up = fraiseql(deployed, "up", code=1)
+    assert "give 004_t4.sql its parent back" in up.stderr
 
 
 def test_a_deliberate_branch_shows_in_alembic_branches_and_stops_up(project: Project, run_process: ProcessRunner) -> None:
@@ -172,23 +179,24 @@ def test_a_deliberate_branch_shows_in_alembic_branches_and_stops_up(project: Pro
     branches_out = run_process("alembic", "branches", check=True).stdout
     assert "002 (branchpoint)" in branches_out
     assert "-> 003 (head)" in branches_out and "-> 5ab1ce000001 (head)" in branches_out
-    status = run_process("fraiseql", "migrate", "status", check=True).stdout
+    status = fraiseql(project, "status").stdout
     assert ("Warning: The migrations folder has 2 heads (003_t3.sql, 5ab1ce000001_side.py)"
             in status)
-    assert run_process("fraiseql", "migrate", "status", "--exit-code", check=False).returncode == 4
-    up = run_process("fraiseql", "migrate", "up", check=False)
-    assert up.returncode == 1
+    fraiseql(project, "status", "--exit-code", code=4)
+    up = fraiseql(project, "up", code=1)
     assert "join them with `alembic merge heads -m merge`. Nothing was applied" in up.stderr
     assert project.version() == []
-    check = run_process("fraiseql", "migrate", "check", check=False)
-    assert check.returncode == 1 and "The migrations folder has 2 heads" in check.stdout
+    check = fraiseql(project, "check", code=1)
+    assert "The migrations folder has 2 heads" in check.stdout
 
 
 # ---------------------------------------------------------------------------
 # check --base: at pull-request time, before any database runs it
 
 
-def test_check_base_flags_a_branch_revision_made_before_main_moved_on(project: Project, run_process: ProcessRunner) -> None:
+def test_check_base_flags_a_branch_revision_made_before_main_moved_on(
+    project: Project, run_process: ProcessRunner, cli: Cli,
+) -> None:
     shutil.copy(REPO / "alembic.ini.example", project.root / "alembic.ini")
 
     def git(*args: str) -> None:
@@ -211,8 +219,8 @@ def test_check_base_flags_a_branch_revision_made_before_main_moved_on(project: P
     git("commit", "-qm", "main moves on")
     git("checkout", "-q", "feature")
     git("merge", "-q", "--no-edit", "main")
-    result = run_process("fraiseql", "migrate", "check", "--base", "main", env={"DATABASE_URL": ""}, check=False)
-    assert result.returncode == 1
+    result = cli("migrate", "check", "--base", "main", env={"DATABASE_URL": ""})
+    assert result.exit_code == 1
     assert (f"migrations/{FEATURE}_feature.py:1: follows 003_t3.sql, but main already has "
             "004_t4.sql after it, so databases that ran that would skip this one (two heads): "
             "set `down_revision = \"004\"` in it so that it runs after the migrations already "
