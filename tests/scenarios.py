@@ -74,6 +74,25 @@ def execute(url: str, sql: str) -> None:
         cur.execute(sql)
 
 
+def alembic_in_process(root: Path, url: str, *steps: tuple[str, str]) -> None:
+    """``alembic upgrade REV`` / ``alembic downgrade REV`` for each (verb, REV) in order,
+    in-process (``alembic.command``), as alembic.ini.example sets it up in ``root`` (our
+    environment, ``root/migrations``) on ``url``, without its logging section. For tests
+    whose subject is what runs, not the command: tests/process/test_alembic_cli types it."""
+    from alembic import command  # lazy: Alembic loads only in the tests that run it
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", "fraiseql_alembic:alembic_env")
+    config.set_main_option("path_separator", "os")
+    config.set_main_option("version_locations", str(root / "migrations"))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        for verb, revision in steps:
+            (command.upgrade if verb == "upgrade" else command.downgrade)(config, revision)
+
+
 @contextmanager
 def blocker(project: Project, sql: str) -> Iterator[psycopg2.extensions.connection]:
     """A session holding ``sql``'s locks in an open transaction (commit it to release)."""

@@ -11,12 +11,9 @@ import uuid
 from pathlib import Path
 
 import alembic
-import pytest
-from alembic import command as alembic_command
-from alembic.config import Config
 from click.testing import Result
 from conftest import Cli, ProcessRunner
-from scenarios import USER_MODELS, execute, fetch_one
+from scenarios import USER_MODELS, alembic_in_process, execute, fetch_one
 
 from fraiseql_alembic.devdb import DevCluster
 
@@ -152,19 +149,6 @@ sqlalchemy.url =
 """
 
 
-def _round_trip(root: Path, url: str, *steps: tuple[str, str]) -> None:
-    """``alembic upgrade``/``downgrade`` in-process (alembic.command with root's alembic.ini):
-    the generated files are the subject here, not the command (tests/process/test_alembic_cli
-    types it); check and revision --autogenerate stay processes (they import the models)."""
-    config = Config(str(root / "alembic.ini"))
-    config.set_main_option("sqlalchemy.url", url)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(root)
-        for verb, revision in steps:
-            run = alembic_command.upgrade if verb == "upgrade" else alembic_command.downgrade
-            run(config, revision)
-
-
 def test_alembic_check_and_revision_autogenerate_in_our_environment(
     run_process: ProcessRunner, tmp_path: Path, database_url: str, pg_cluster: DevCluster
 ) -> None:
@@ -210,8 +194,8 @@ def test_alembic_check_and_revision_autogenerate_in_our_environment(
         "✗ 3 problems (1 migration; database: 1 pending; models: 3 differences)",
     ]
     run_process("alembic", "revision", "--autogenerate", "-m", "posts", env=env, check=True)
-    _round_trip(tmp_path, database_url, ("upgrade", "head"), ("downgrade", "base"),
-                ("upgrade", "head"))
+    alembic_in_process(tmp_path, database_url, ("upgrade", "head"), ("downgrade", "base"),
+                       ("upgrade", "head"))
     run_process("alembic", "check", env=env, check=True)
     pg_cluster.drop_database(name)
 
@@ -255,8 +239,8 @@ def test_alembic_check_and_revision_autogenerate_with_a_py_revision(
     path = tmp_path / "migrations" / "003_posts.sql"
     assert made.stdout == f"Generating {path} ...  done\n"
     assert "CREATE INDEX CONCURRENTLY ix_tb_user_bio ON tb_user (bio);" in path.read_text()
-    _round_trip(tmp_path, database_url, ("upgrade", "head"), ("downgrade", "-1"),
-                ("upgrade", "head"))
+    alembic_in_process(tmp_path, database_url, ("upgrade", "head"), ("downgrade", "-1"),
+                       ("upgrade", "head"))
     run_process("alembic", "check", env=env, check=True)
     assert fetch_one(database_url, "SELECT version_num FROM alembic_version") == "003"
     pg_cluster.drop_database(name)
@@ -420,8 +404,8 @@ def test_alembic_postgresql_enum_under_the_alembic_command(
                          ("pending", "'active', 'pending', 'blocked'")):
         (tmp_path / "myapp" / "models.py").write_text(ENUM_MODELS.format(values=values))
         run_process("alembic", "revision", "--autogenerate", "-m", step, env=env, check=True)
-        _round_trip(tmp_path, database_url, ("upgrade", "head"), ("downgrade", "-1"),
-                    ("upgrade", "head"))
+        alembic_in_process(tmp_path, database_url, ("upgrade", "head"),
+                           ("downgrade", "-1"), ("upgrade", "head"))
         run_process("alembic", "check", env=env, check=True)
     first, second = sorted((tmp_path / "migrations").iterdir())
     assert first.read_text().count("CREATE TYPE user_status AS ENUM ('active', 'blocked');") == 1
