@@ -4,32 +4,41 @@ Migration 001 leaves something on its session (a temporary table, a prepared sta
 a LISTEN, a WITH HOLD cursor, a cleared search_path, a custom setting, a role, a sequence
 value); 002 does what fails, or reads what differs, when that leaked.  Each case runs on
 the direct path (`fraiseql migrate up` on SQL files), through Alembic (`alembic upgrade
-head` with alembic.ini) and offline (`alembic upgrade head --sql` run by `psql`).
+head` with alembic.ini) and offline (`alembic upgrade head --sql` run by `psql`). The
+first two run in-process (a run opens its own session whoever starts it: what the session
+carries is the subject, not the command); offline runs the installed `alembic` and `psql`.
 """
 
 from __future__ import annotations
 
 import shutil
-import subprocess
 import uuid
 
 import pytest
+from alembic.util import CommandError
 from conftest import ProcessRunner, Project
-from scenarios import REPO
+from scenarios import REPO, alembic_in_process
 
 PATHS = ["direct", "alembic", "offline"]
 
 
-def migrate(run_process: ProcessRunner, project: Project, path: str) -> subprocess.CompletedProcess[str]:
-    """Apply every migration of the folder the way ``path`` names."""
+def migrate(run_process: ProcessRunner, project: Project, path: str) -> tuple[int, str]:
+    """Apply every migration of the folder the way ``path`` names: exit code, output."""
     if path == "direct":
-        return run_process("fraiseql", "migrate", "up")
-    shutil.copy(REPO / "alembic.ini.example", project.root / "alembic.ini")
+        ran = project.cli("up")
+        return ran.exit_code, ran.output
     if path == "alembic":
-        return run_process("alembic", "upgrade", "head")
+        try:
+            alembic_in_process(project.root, project.database_url, ("upgrade", "head"))
+        except CommandError as error:  # `alembic` prints it as FAILED: ..., exit 255
+            return 255, str(error)
+        return 0, ""
+    shutil.copy(REPO / "alembic.ini.example", project.root / "alembic.ini")
     script = run_process("alembic", "upgrade", "head", "--sql")
     assert script.returncode == 0, script.stderr
-    return run_process("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", project.database_url, input=script.stdout)
+    done = run_process("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", project.database_url,
+                       input=script.stdout)
+    return done.returncode, done.stdout + done.stderr
 
 
 #: (what 001 leaves behind, what 002 does, what 002 must have seen)
@@ -82,8 +91,8 @@ def test_a_migration_does_not_see_what_the_one_before_left_on_its_session(
         project.write("001_leave.sql", first.format(role=role))
         project.write("002_look.sql", second)
         project.write("003_after.sql", "CREATE TABLE after_them (id int);\n")
-        result = migrate(run_process, project, path)
-        assert result.returncode == 0, result.stdout + result.stderr
+        code, output = migrate(run_process, project, path)
+        assert code == 0, output
         assert project.query("SELECT v FROM seen") == seen
         assert project.version() == ["003"]
         rows = project.query("SELECT version, action FROM fraiseql_migrations ORDER BY id")
@@ -93,7 +102,7 @@ def test_a_migration_does_not_see_what_the_one_before_left_on_its_session(
             project.query(f"DROP ROLE IF EXISTS {role}")
 
 
-def test_prepared_statements_left_behind_keep_the_bookkeeping_prepared(project: Project, run_process: ProcessRunner) -> None:
+def test_prepared_statements_left_behind_keep_the_bookkeeping_prepared(project: Project) -> None:
     # 002's one-round-trip query finds 001's statement at its head, is refused before
     # any of it runs, and runs again once the session is clean: each migration once,
     # each recorded with its server-measured time (the prepared bookkeeping still works).
@@ -102,8 +111,8 @@ def test_prepared_statements_left_behind_keep_the_bookkeeping_prepared(project: 
     project.write("002_b.sql", "SELECT nextval('s');\nPREPARE mine AS SELECT 2;\n")
     project.write("003_c.sql", "SELECT nextval('s');\nPREPARE yours AS SELECT 3;\n")
     project.write("004_d.sql", "SELECT nextval('s');\n")
-    result = run_process("fraiseql", "migrate", "up")
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = project.cli("up")  # in-process: the session the run opened is the subject
+    assert result.exit_code == 0, result.output
     assert project.query("SELECT last_value FROM s") == [(4,)]
     rows = project.query("SELECT version, execution_ms IS NOT NULL FROM fraiseql_migrations "
                          "ORDER BY id")
@@ -111,14 +120,14 @@ def test_prepared_statements_left_behind_keep_the_bookkeeping_prepared(project: 
 
 
 def test_a_session_advisory_lock_a_migration_takes_is_kept_until_the_run_ends(
-    project: Project, run_process: ProcessRunner,
+    project: Project,
 ) -> None:
     # Documented (docs/safety.md): the session's own locks never block it, so a later
     # migration cannot tell; the migration lock, held on the same session, stays too.
     project.write("001_lock.sql", "SELECT pg_advisory_lock(4242);\n")
     project.write("002_try.sql", "CREATE TABLE seen AS SELECT pg_try_advisory_lock(4242) AS v;\n")
-    result = run_process("fraiseql", "migrate", "up")
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = project.cli("up")  # in-process: the session the run opened is the subject
+    assert result.exit_code == 0, result.output
     assert project.query("SELECT v FROM seen") == [(True,)]
     assert project.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == [(0,)]
 
@@ -131,8 +140,8 @@ def test_offline_script_after_a_pg_dump_style_file_runs_in_psql(project: Project
                   "SET client_min_messages = warning;\nSET row_security = off;\n"
                   "CREATE TABLE public.customer (id integer NOT NULL);\n")
     project.write("002_next.sql", "CREATE TABLE orders (id int);\n")
-    result = migrate(run_process, project, "offline")
-    assert result.returncode == 0, result.stdout + result.stderr
+    code, output = migrate(run_process, project, "offline")
+    assert code == 0, output
     assert project.version() == ["002"]
     assert {"customer", "orders"} <= project.tables()
     assert project.query("SELECT version FROM fraiseql_migrations ORDER BY id") == [
@@ -140,7 +149,7 @@ def test_offline_script_after_a_pg_dump_style_file_runs_in_psql(project: Project
 
 
 def test_a_function_that_drops_every_prepared_statement_outside_one_query(
-    project: Project, run_process: ProcessRunner,
+    project: Project,
 ) -> None:
     # 002 is not sent as one query (its marker sets a timeout), so nothing prepares the
     # bookkeeping again after it: 003's query finds its session check gone (SQLSTATE
@@ -150,7 +159,7 @@ def test_a_function_that_drops_every_prepared_statement_outside_one_query(
     project.write("002_call.sql", "-- migrate:up lock_timeout:5s\nSELECT forget();\n")
     project.write("003_c.sql", "SELECT nextval('s');\nCREATE TABLE c (id int);\n")
     project.write("004_d.sql", "SELECT nextval('s');\n")
-    result = run_process("fraiseql", "migrate", "up")
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = project.cli("up")  # in-process: the session the run opened is the subject
+    assert result.exit_code == 0, result.output
     assert project.version() == ["004"]
     assert project.query("SELECT last_value FROM s") == [(2,)]
