@@ -81,7 +81,8 @@ def alembic_errors(running: Callable[[], str | None] | None = None) -> Iterator[
     except CommandError as err:
         original = getattr(err, "original", None)
         if isinstance(original, MigrationError):
-            raise original from err
+            # not `from err`: err was raised from original, and the chain would loop
+            raise original  # noqa: B904  # its own cause (the driver's error) is kept
         raise MigrationError(str(err)) from err
     except DBAPIError as err:
         raise in_a_run(err, running() if running is not None else None) from err

@@ -101,7 +101,9 @@ def error_attributes(error: BaseException) -> Attributes:
     sqlstate: str | None = None
     located: MigrationExecutionError | None = None
     seen: BaseException | None = error
-    while seen is not None and (sqlstate is None or located is None):
+    visited: set[int] = set()  # a cause chain can loop (an error re-raised from its cause)
+    while seen is not None and id(seen) not in visited and (sqlstate is None or located is None):
+        visited.add(id(seen))
         sqlstate = sqlstate or getattr(seen, "sqlstate", None) or getattr(seen, "pgcode", None)
         if located is None and isinstance(seen, MigrationExecutionError):
             located = seen

@@ -107,3 +107,20 @@ def test_an_alembic_older_than_supported_is_one_line(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(importlib.metadata, "version", lambda name: "1.21.0rc1")
     assert plugin.alembic_version() == (1, 21)
     plugin.install_without_entry_points()  # 1.18+: Alembic loads the entry points itself
+
+
+def test_our_error_back_from_alembic_has_a_cause_chain_that_ends() -> None:
+    """One of our errors wrapped for Alembic (raised from it) and unwrapped again must not
+    name its wrapper as its cause: the chain looped, and walking it (OpenTelemetry's error
+    attributes) spun forever on every Alembic-path refusal."""
+    driver = RuntimeError("the driver's error")
+    ours = ConfigError("refused")
+    ours.__cause__ = driver
+    with pytest.raises(ConfigError) as caught, commands.alembic_errors():
+        raise plugin.as_command_error(ours) from ours
+    chain, seen = [], caught.value
+    while seen is not None:
+        assert seen not in chain, f"the cause chain loops: {chain}"
+        chain.append(seen)
+        seen = seen.__cause__
+    assert chain == [ours, driver]

@@ -4,6 +4,7 @@ failure's attributes, the rows a command tag says were changed."""
 from __future__ import annotations
 
 import sys
+import threading
 
 import pytest
 
@@ -58,6 +59,20 @@ def test_a_lock_timeout_given_up_on_is_read_from_its_cause() -> None:
             "error.type": "55P03", "db.response.status_code": "55P03",
             "code.line.number": 2, "code.column.number": 1,
         }
+
+
+def test_a_cause_chain_that_loops_ends() -> None:
+    """An error whose causes lead back to it (an error re-raised from the one it wraps)
+    once made ``up`` spin at 100% CPU forever whenever tracing was on."""
+    outer = MigrationError("Migration 002_x.sql was refused")
+    inner = MigrationError("wrapped")
+    outer.__cause__, inner.__cause__ = inner, outer
+    found: list[dict[str, object]] = []
+    worker = threading.Thread(target=lambda: found.append(dict(error_attributes(outer))),
+                              daemon=True)
+    worker.start()
+    worker.join(5)
+    assert found == [{"error.type": "MigrationError"}]
 
 
 def test_other_errors_are_named_by_their_class() -> None:
