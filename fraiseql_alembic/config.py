@@ -40,7 +40,8 @@ _POLICY_DEFAULTS = {"backup": False, "confirm": False, "allow_down": True}
 
 _VARIABLE_RE = re.compile(r"\$(\$)?\{([^}]*)\}")
 _VARIABLE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_SCHEMA_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
+#: A plain schema name (unquoted identifier, at most 63 bytes): history_schema, a tenant schema.
+SCHEMA_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
 
 
 def toml_loads(text: str) -> dict[str, Any]:
@@ -211,7 +212,7 @@ def environment(config: ProjectConfig, name: str, selected_by: str,
         raise ConfigError(f"{where} must set url (one database) or targets (a fleet), and "
                           "not both")
     schema = table.get("history_schema")
-    if schema is not None and (not isinstance(schema, str) or not _SCHEMA_RE.match(schema)):
+    if schema is not None and (not isinstance(schema, str) or not SCHEMA_RE.match(schema)):
         raise ConfigError(f"history_schema = {schema!r} in {where} is not a plain "
                           "identifier; use letters, digits and _ (at most 63)")
     policy = {}

@@ -27,13 +27,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-from ..config import expand, toml_loads
+from ..config import SCHEMA_RE, expand, toml_loads
 from ..errors import ConfigError, UsageError, file_access_error, shown_path
 from ..secrets import mask_url
 from ..settings import sqlalchemy_url
 
 #: A schema, as the history table's schema: a plain identifier PostgreSQL keeps as written.
-_SCHEMA_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
 _NAME_RE = re.compile(r"^[^\s\[\]]+$")
 _TARGET_KEYS = ("url", "schema", "wave", "group")
 _QUERY_KEYS = ("url", "sql")
@@ -192,7 +191,7 @@ def target_from_row(
         raise ConfigError(f"{where}: target name {name!r} has spaces or brackets; use a "
                           "name without them (e.g. tenant_42)")
     schema = row.get("schema")
-    if schema is not None and (not isinstance(schema, str) or not _SCHEMA_RE.match(schema)):
+    if schema is not None and (not isinstance(schema, str) or not SCHEMA_RE.match(schema)):
         raise ConfigError(f"{where}: schema {schema!r} of target {name} is not a plain "
                           "identifier; use letters, digits and _ (at most 63)")
     wave, group = row.get("wave"), row.get("group")
