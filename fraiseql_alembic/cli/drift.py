@@ -19,7 +19,7 @@ from ..engine.fleet import FAILED, TargetOutcome
 from ..project.drift import Difference, shown_value
 from ..settings import Settings, resolve
 from .app import common_options, env_option, handle_errors
-from .fleet import FleetFlags, check_single, fleet_options, load_fleet
+from .fleetflags import FleetFlags, check_single, fleet_options, load_fleet
 from .render import CHECK, PROBLEM_MARK, plural
 from .signals import run_interruptible
 

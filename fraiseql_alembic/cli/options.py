@@ -16,8 +16,7 @@ import click
 from ..errors import UsageError
 from ..settings import Settings, check_duration, check_seconds, resolve
 from ..settings import schema_file as schema_file_setting
-from . import fleet as cli_fleet
-from .fleet import FleetFlags
+from .fleetflags import FleetFlags, check_resume
 
 F = TypeVar("F", bound=Callable[..., Any])
 R = TypeVar("R")
@@ -90,7 +89,7 @@ def resume_option(func: F) -> F:
     """``--resume done|again``: settle a statement an interrupted run left unrecorded;
     ``--resume RUN_ID`` with --targets: continue a recorded fleet run."""
     return click.option(
-        "--resume", metavar="done|again|RUN_ID", callback=cli_fleet.check_resume,
+        "--resume", metavar="done|again|RUN_ID", callback=check_resume,
         default=None,
         help="An earlier run stopped while a statement ran outside a transaction: record "
         "that statement as done (it took effect), or run it again; then go on. With "

@@ -19,7 +19,7 @@ from ..errors import AbortedByUser, UsageError, shown_path
 from ..settings import Settings, resolve
 from . import fleet as cli_fleet
 from .app import common_options, env_option, handle_errors
-from .fleet import FleetFlags, fleet_options
+from .fleetflags import FleetFlags, check_single, fleet_options, fleet_resume, single_resume
 from .options import (
     FORMAT_OPTION,
     RunFlags,
@@ -193,11 +193,11 @@ def up(
                                        "one database (--database-url)")
         announce(settings, as_json=as_json)
         cli_fleet.up(settings, fleet, database_url, steps=steps, as_json=as_json,
-                     resume=cli_fleet.fleet_resume(resume),
+                     resume=fleet_resume(resume),
                      confirm=environment.where if asks and environment else None)
         return
-    cli_fleet.check_single(fleet)
-    settled = cli_fleet.single_resume(resume)
+    check_single(fleet)
+    settled = single_resume(resume)
     for flag, given in (("--rehearse", rehearse), ("--backup", backup is not None),
                         ("--resume", resume is not None),
                         ("--dump-schema", dump_schema is not None)):
@@ -301,10 +301,10 @@ def down(
             raise click.UsageError("--dump-schema cannot be combined with --targets; run it "
                                    "on one database (--database-url)")
         cli_fleet.down(settings, fleet, database_url, steps=steps, force=force,
-                       resume=cli_fleet.fleet_resume(resume))
+                       resume=fleet_resume(resume))
         return
-    cli_fleet.check_single(fleet)
-    settled = cli_fleet.single_resume(resume)
+    check_single(fleet)
+    settled = single_resume(resume)
     snapshot = snapshot_path(settings, dump_schema, no_dump_schema, "dump-schema")
 
     def confirm(plan: tuple[api.PlannedMigration, ...]) -> bool:
@@ -351,7 +351,7 @@ def mark_applied(
     if fleet.targets is not None:
         cli_fleet.mark_applied(settings, fleet, database_url, version=version, reason=reason)
         return
-    cli_fleet.check_single(fleet)
+    check_single(fleet)
     recorded = api.mark_applied(settings, version, reason=reason, reporter=TextReporter())
     click.echo(f"{CHECK} Marked {recorded.filename} as applied without running it "
                "(recorded in fraiseql_migrations)")
@@ -383,7 +383,7 @@ def repair(
         cli_fleet.repair(settings, fleet, database_url, version=version, reason=reason,
                          missing=missing)
         return
-    cli_fleet.check_single(fleet)
+    check_single(fleet)
     repaired = api.repair(settings, version, reason=reason, reporter=TextReporter(),
                           missing=missing)
     if missing:
@@ -429,7 +429,7 @@ def status(as_json: bool, exit_code: bool, fleet: FleetFlags, env: str | None,
                          exit_code=exit_code, pending_code=EXIT_PENDING,
                          inconsistent_code=EXIT_INCONSISTENT)
         return
-    cli_fleet.check_single(fleet)
+    check_single(fleet)
     report = api.status(settings)
     click.echo(render_status_json(report, settings.environment) if as_json
                else render_status(report, settings.environment))
