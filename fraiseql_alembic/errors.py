@@ -226,6 +226,38 @@ class DatabaseError(MigrationError):
     """The database could not be reached or refused an operation outside a migration."""
 
 
+class ConnectError(DatabaseError):
+    """No session could be opened on the database at ``shown`` (its masked URL): the
+    driver's ``reason``, and where to look: the setting ``source`` names (a
+    ``Settings.url_source``, e.g. ``--database-url``, ``DATABASE_URL``, ``environment
+    prod``, ``target eu-1``), or the database URL when that is not known."""
+
+    def __init__(self, shown: str, reason: str, source: str | None = None) -> None:
+        super().__init__(f"Cannot connect to {shown}: {reason}. Check {url_setting(source)} "
+                         "and that the server is running")
+        self.shown, self.reason, self.source = shown, reason, source
+
+    def named(self, source: str | None) -> ConnectError:
+        """The same failure, saying that the URL came from ``source``."""
+        return ConnectError(self.shown, self.reason, source)
+
+
+def url_setting(source: str | None) -> str:
+    """The setting a user edits to change a URL taken from ``source`` (a
+    ``Settings.url_source``), in words."""
+    if source in ("--database-url", "DATABASE_URL"):
+        return source
+    if source == "alembic.ini":
+        return "sqlalchemy.url in alembic.ini"
+    if source is not None and source.endswith(".toml"):
+        return f"database_url in {source}"
+    if source is not None and source.startswith("environment "):
+        return f"the url of {source}"
+    if source is not None and source.startswith("target "):
+        return "the target's URL in the targets file"
+    return "the database URL"
+
+
 class AbortedByUser(MigrationError):
     """The user declined a confirmation prompt, or no terminal was there to ask."""
 

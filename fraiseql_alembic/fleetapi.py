@@ -25,7 +25,7 @@ from .engine.fleet import (
     run_fleet,
 )
 from .engine.tracing import fleet_span
-from .errors import UsageError, shown_path
+from .errors import ConnectError, UsageError, shown_path
 from .project import loader
 from .project.targets import Shard, Target, in_shard, only_wave, read_targets, schema_url, waves_of
 from .settings import Settings
@@ -136,6 +136,12 @@ def on_fleet(
 def _on_target(settings: Settings, target: Target, verb: Callable[[Settings, Target], R],
                create_schema: bool, check_schema: bool) -> R:
     own = target_settings(settings, target)
-    if target.schema is not None and check_schema:
-        prepare_schema(own.require_url(), target.schema, create=create_schema)
-    return verb(own, target)
+    try:
+        if target.schema is not None and check_schema:
+            prepare_schema(own.require_url(), target.schema, create=create_schema)
+        return verb(own, target)
+    except ConnectError as err:  # "Check the url of target NAME in the targets file"
+        named = own.naming_source(err)
+        if named is err:
+            raise
+        raise named from err

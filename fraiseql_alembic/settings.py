@@ -28,7 +28,7 @@ from .config import (
     project_config,
     selected_name,
 )
-from .errors import ConfigError, MigrationError, UsageError
+from .errors import ConfigError, ConnectError, MigrationError, UsageError
 from .secrets import mask_url, password_of
 
 DEFAULT_PATH = "migrations"
@@ -182,6 +182,14 @@ class Settings:
             )
         sqlalchemy_url(self.database_url)
         return self.database_url
+
+    def naming_source(self, err: ConnectError) -> ConnectError:
+        """``err`` saying where this URL was set, when it is this URL that failed (not,
+        say, a shadow database's) and ``err`` does not name a source yet."""
+        if (err.source is not None or not self.database_url
+                or err.shown != mask_url(self.database_url)):
+            return err
+        return err.named(self.url_source)
 
 
 #: The keys of ``[tool.fraiseql.migrations]``; any other is refused (a typo would

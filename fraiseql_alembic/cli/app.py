@@ -13,14 +13,17 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, ParamSpec, TypeVar
 
 import click
 
 from .. import __version__
-from ..errors import MigrationError, file_access_error
+from ..errors import ConnectError, MigrationError, file_access_error
 from ..secrets import password_of, redact
 from .streams import discard_stdout
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 P = ParamSpec("P")
@@ -32,6 +35,9 @@ class CliState:
 
     def __init__(self) -> None:
         self.verbose = False
+        #: The run's settings, once a verb resolved them: a failure to connect names
+        #: where their URL was set (:meth:`Settings.naming_source`).
+        self.settings: Settings | None = None
 
 
 def _set_verbose(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
@@ -101,6 +107,8 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
         except (MigrationError, OSError) as err:
             # An OSError is one that no verb put into words (errors.py does).
             error = file_access_error(err) if isinstance(err, OSError) else err
+            if isinstance(error, ConnectError) and state.settings is not None:
+                error = state.settings.naming_source(error)
             if state.verbose:
                 import traceback  # lazy: ~3 ms that only --verbose on a failure needs
 

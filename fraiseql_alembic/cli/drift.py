@@ -17,9 +17,10 @@ import click
 from .. import api
 from ..engine.fleet import FAILED, TargetOutcome
 from ..project.drift import Difference, shown_value
-from ..settings import Settings, resolve
+from ..settings import Settings
 from .app import common_options, env_option, handle_errors
 from .fleetflags import FleetFlags, check_single, fleet_options, load_fleet
+from .options import resolved
 from .render import CHECK, PROBLEM_MARK, plural
 from .signals import run_interruptible
 
@@ -57,7 +58,7 @@ def drift(as_diff: bool, as_json: bool, ignore: tuple[str, ...],
         raise click.UsageError("--diff cannot be combined with --json (the JSON holds "
                                "both sides of each difference)")
     on_step = None if as_json else lambda line: click.echo(f"{line}...", err=True)
-    settings = resolve(path, database_url, env=env)
+    settings = resolved(path, database_url, env)
     environment = settings.environment
     if fleet.targets is None and environment is not None and environment.targets is not None:
         fleet = replace(fleet, targets=environment.targets)

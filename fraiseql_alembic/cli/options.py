@@ -16,6 +16,7 @@ import click
 from ..errors import UsageError
 from ..settings import Settings, check_duration, check_seconds, resolve
 from ..settings import schema_file as schema_file_setting
+from .app import CliState
 from .fleetflags import FleetFlags, check_resume
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -125,11 +126,22 @@ FORMAT_OPTION = click.option(
 )
 
 
+def resolved(path: Path | None, database_url: str | None, env: str | None = None
+             ) -> Settings:
+    """:func:`.settings.resolve`'s settings, kept for the verb's error handler: a failure to
+    connect then names where the URL was set (``Check DATABASE_URL ...``)."""
+    settings = resolve(path, database_url, env=env)
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.ensure_object(CliState).settings = settings
+    return settings
+
+
 def run_settings(path: Path | None, database_url: str | None, flags: RunFlags,
                  env: str | None = None) -> Settings:
     """The settings (of the environment ``env`` or FRAISEQL_ENV names, if any) with the run
     flags applied; a bad flag is a UsageError (exit 2)."""
-    settings = resolve(path, database_url, env=env)
+    settings = resolved(path, database_url, env)
     run = settings.run
     if flags.lock_wait is not None:
         run = replace(run, lock_wait=check_seconds(flags.lock_wait, "--lock-wait", UsageError))

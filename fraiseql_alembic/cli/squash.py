@@ -9,9 +9,8 @@ import click
 
 from .. import api
 from ..errors import shown_path
-from ..settings import resolve
 from .app import common_options, env_option, handle_errors
-from .options import announce
+from .options import announce, resolved
 from .render import CHECK, plural
 
 
@@ -39,7 +38,7 @@ def squash(through: str, targets: Path | None, shadow_database_url: str | None,
     Refused unless every database given (--database-url / DATABASE_URL, --targets) has
     applied N unchanged.  The files it replaces are removed (git keeps them).
     """
-    settings = resolve(path, database_url, env=env)
+    settings = resolved(path, database_url, env)
     environment = settings.environment
     if targets is None and environment is not None:
         targets = environment.targets  # a fleet environment: its targets are the databases

@@ -27,6 +27,7 @@ from .options import (
     dump_schema_options,
     env_fleet,
     record_options,
+    resolved,
     resume_option,
     run_options,
     run_settings,
@@ -97,7 +98,7 @@ def create(
     database_url: str | None,
 ) -> None:
     """Write migrations/NNN_<name>.sql with the next number (NAME in snake_case)."""
-    settings = resolve(path, database_url, env="")
+    settings = resolved(path, database_url, "")
     if not autogenerate:
         if metadata or shadow_database_url:
             option = "--metadata" if metadata else "--shadow-database-url"
@@ -420,7 +421,7 @@ def repair(
 def status(as_json: bool, exit_code: bool, fleet: FleetFlags, env: str | None,
            path: Path | None, database_url: str | None) -> None:
     """Show every migration: applied (when), pending, modified or missing."""
-    settings = resolve(path, database_url, env=env)
+    settings = resolved(path, database_url, env)
     fleet = env_fleet(fleet, settings)
     if fleet.targets is not None:
         if not as_json:
@@ -475,7 +476,7 @@ def check(base: str | None, models: bool | None, metadata: tuple[str, ...],
     findings; with a database configured also changed, missing, unrecorded and
     partly applied migrations.  Exit 0 when clean, 1 when problems were found.
     """
-    settings = resolve(path, database_url, env=env)
+    settings = resolved(path, database_url, env)
     snapshot = snapshot_path(settings, schema_file, no_schema_file, "schema-file")
     report = api.check(settings, base=base, models=models,
                        metadata=metadata or None, shadow_database_url=shadow_database_url,

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from .. import sqlstate
-from ..errors import DatabaseError, MigrationError, our_error_in_context
+from ..errors import ConnectError, DatabaseError, MigrationError, our_error_in_context
 from ..secrets import mask_url, password_of, redact
 
 
@@ -42,16 +42,13 @@ def permission_denied(message: str, schema: str | None = None) -> DatabaseError:
     )
 
 
-def connect_error(url: str, err: BaseException) -> DatabaseError:
-    """One line naming the (masked) URL and the driver's first line of explanation."""
+def connect_error(url: str, err: BaseException) -> ConnectError:
+    """One line naming the (masked) URL and the driver's first line of explanation; the
+    layers that know where the URL was set name it (:func:`.settings.naming_source`)."""
     original = getattr(err, "orig", None) or err
     text = str(original).strip().splitlines()
     reason = text[0] if text else type(original).__name__
-    reason = redact(reason, password_of(url))
-    return DatabaseError(
-        f"Cannot connect to {mask_url(url)}: {reason}. Check --database-url / DATABASE_URL "
-        "and that the server is running"
-    )
+    return ConnectError(mask_url(url), redact(reason, password_of(url)))
 
 
 def database_error(err: BaseException) -> DatabaseError | None:

@@ -126,6 +126,59 @@ def test_unreachable_database_masks_password(tmp_path: Path, cli: Cli) -> None:
         assert len(result.output.strip().splitlines()) == 1
 
 
+#: Where the URL was set -> the words of the line's "Check ... and that the server is running".
+URL_SOURCES = [
+    ("--database-url", None, "", "--database-url"),
+    ("DATABASE_URL", None, "", "DATABASE_URL"),
+    ("pyproject.toml", None, '[tool.fraiseql.migrations]\ndatabase_url = "{url}"\n',
+     "database_url in pyproject.toml"),
+    ("environment", "prod", '[tool.fraiseql.environments.prod]\nurl = "{url}"\n',
+     "the url of environment prod"),
+]
+
+
+@pytest.mark.parametrize(("source", "env", "pyproject", "words"), URL_SOURCES,
+                         ids=[source for source, *_ in URL_SOURCES])
+def test_unreachable_database_names_where_its_url_was_set(
+        tmp_path: Path, cli: Cli, source: str, env: str | None, pyproject: str,
+        words: str) -> None:
+    cli("migrate", "init", env={"DATABASE_URL": ""}, catch_exceptions=True)
+    url = "postgresql://app:s3cr3tpw@127.0.0.1:1/app"
+    (tmp_path / "pyproject.toml").write_text(pyproject.format(url=url))
+    args = ["--database-url", url] if source == "--database-url" else []
+    args += ["--env", env] if env else []
+    variables = {"DATABASE_URL": url if source == "DATABASE_URL" else ""}
+    for verb in (("status",), ("up",), ("check", "--no-shadow"), ("mark-applied", "001")):
+        result = cli("migrate", *verb, *args, env=variables, catch_exceptions=True)
+        if "No such option" in result.output or "no such option" in result.output:
+            continue  # the verb does not take --env
+        assert result.exit_code == 1, result.output
+        assert result.output.splitlines(keepends=True)[-1] == (  # after `Environment prod: ...`
+            "Error: Cannot connect to postgresql://app:***@127.0.0.1:1/app: connection to "
+            'server at "127.0.0.1", port 1 failed: Connection refused. '
+            f"Check {words} and that the server is running\n"), verb
+
+
+def test_an_unreachable_target_names_the_targets_file_and_a_shadow_names_no_source(
+        tmp_path: Path, cli: Cli, database_url: str) -> None:
+    cli("migrate", "init", env={"DATABASE_URL": ""}, catch_exceptions=True)
+    (tmp_path / "targets.txt").write_text("postgresql://app@127.0.0.1:1/eu1\n")
+    result = cli("migrate", "status", "--targets", "targets.txt", catch_exceptions=True)
+    assert ("Cannot connect to postgresql://app@127.0.0.1:1/eu1: connection to server at "
+            '"127.0.0.1", port 1 failed: Connection refused. Check the target\'s URL in the '
+            "targets file and that the server is running") in result.output
+    # the shadow's URL is not the one DATABASE_URL set: no source is named for it
+    (tmp_path / "migrations" / "001_a.sql").write_text("CREATE TABLE a (id int);\n")
+    (tmp_path / "schema.sql").write_text("-- to compare with what the shadow builds\n")
+    result = cli("migrate", "check", "--schema-file", "--shadow-database-url",
+                 "postgresql://app@127.0.0.1:1/shadow",
+                 env={"DATABASE_URL": database_url}, catch_exceptions=True)
+    assert result.exit_code == 1, result.output
+    assert ("Cannot connect to postgresql://app@127.0.0.1:1/shadow: connection to server at "
+            '"127.0.0.1", port 1 failed: Connection refused. Check the database URL and that '
+            "the server is running") in result.output, result.output
+
+
 def test_wrong_password_is_masked(project: Project) -> None:
     bad = re.sub(r"://([^:]+):[^@]+@", r"://\1:wrongpassword@", project.database_url)
     result = project.cli("status", "--database-url", bad)
