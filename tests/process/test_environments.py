@@ -1,8 +1,13 @@
-"""Named environments (docs/environments.md) through the installed ``fraiseql``, as typed, on
-real PostgreSQL: two environments on two databases, ``${VAR}`` in their URLs, FRAISEQL_ENV,
+"""Named environments (docs/environments.md) through ``fraiseql`` as typed, on real
+PostgreSQL: two environments on two databases, ``${VAR}`` in their URLs, FRAISEQL_ENV,
 a shell's DATABASE_URL never used by an explicit environment, ``confirm`` with and without
 a terminal, ``allow_down``, ``backup``, a fleet through ``targets``, and ``fraiseql.toml``
-in a project that is not a Python package."""
+in a project that is not a Python package.
+
+The installed command runs where its process is the subject: ``--env`` with the shell's
+DATABASE_URL set, FRAISEQL_ENV read from the environment it starts with, a refusal
+without a terminal on stdin (a pipe), one refused ``down``, and the prompts on a real
+terminal; the other runs are the same runs in this process (``run_process.in_process``)."""
 
 from __future__ import annotations
 
@@ -18,9 +23,11 @@ from conftest import ProcessRunner, Project, Tenants
 from scenarios import BIN, UP_DOWN
 
 from fraiseql_alembic.devdb import DevCluster
-from tests.process.test_pytest_plugin import make_project, python_pytest
+from tests.process.test_pytest_plugin import in_process_pytest, make_project
 
 PASSWORD = "DB_PASSWORD"
+#: ``pytester``: the pytest plugin's session in this process (in_process_pytest).
+pytest_plugins = ["pytester"]
 
 
 def hidden(url: str) -> tuple[str, str]:
@@ -107,19 +114,20 @@ def test_two_environments_on_two_databases_never_the_shells_database_url(
                          check=True)
     assert status.stdout.splitlines()[:3] == [
         f"Environment green: {masked(green)}", "Migration Status:", "  ○ 001_a.sql (pending)"]
-    document = json.loads(run_process("fraiseql", "migrate", "status", "--env", "blue",
-                                      "--json", env=env, check=True).stdout)
+    document = json.loads(run_process.in_process("fraiseql", "migrate", "status", "--env", "blue",
+                                                 "--json", env=env, check=True).stdout)
     assert document["environment"] == {"name": "blue", "url": masked(blue)}
     assert document["pending"] == 0
-    plain = json.loads(run_process("fraiseql", "migrate", "status", "--json", check=True).stdout)
+    plain = json.loads(run_process.in_process("fraiseql", "migrate", "status", "--json",
+                                              check=True).stdout)
     assert plain["environment"] is None and plain["pending"] == 1  # DATABASE_URL's database
 
     # the flag wins over FRAISEQL_ENV; --database-url with an environment is refused
-    wins = run_process("fraiseql", "migrate", "status", "--env", "blue",
-                       env={**env, "FRAISEQL_ENV": "green"}, check=True)
+    wins = run_process.in_process("fraiseql", "migrate", "status", "--env", "blue",
+                                  env={**env, "FRAISEQL_ENV": "green"}, check=True)
     assert wins.stdout.startswith("Environment blue: ")
-    both = run_process("fraiseql", "migrate", "status", "--database-url", project.database_url,
-                       env={**env, "FRAISEQL_ENV": "green"})
+    both = run_process.in_process("fraiseql", "migrate", "status", "--database-url",
+                                  project.database_url, env={**env, "FRAISEQL_ENV": "green"})
     assert (both.returncode, both.stdout) == (2, "")
     assert both.stderr == (
         "Error: --database-url cannot be combined with FRAISEQL_ENV=green: the environment "
@@ -130,13 +138,14 @@ def test_two_environments_on_two_databases_never_the_shells_database_url(
 def test_an_unset_variable_or_unknown_name_is_one_line(
         project: Project, tenants: Tenants, run_process: ProcessRunner) -> None:
     two_environments(project, *tenants(2))
-    unset = run_process("fraiseql", "migrate", "up", "--env", "blue", env={PASSWORD: None})
+    unset = run_process.in_process("fraiseql", "migrate", "up", "--env", "blue",
+                                   env={PASSWORD: None})
     assert (unset.returncode, unset.stdout) == (1, "")
     assert unset.stderr == (
         "Error: url of environment blue ([tool.fraiseql.environments.blue] in pyproject.toml): "
         "environment variable DB_PASSWORD is not set; export it before the run (the file says "
         "${DB_PASSWORD})\n")
-    unknown = run_process("fraiseql", "migrate", "up", env={"FRAISEQL_ENV": "prod"})
+    unknown = run_process.in_process("fraiseql", "migrate", "up", env={"FRAISEQL_ENV": "prod"})
     assert (unknown.returncode, unknown.stderr) == (
         2, "Error: Unknown environment 'prod' (FRAISEQL_ENV); the known ones are: blue, "
         "green\n")
@@ -158,15 +167,18 @@ def test_confirm_asks_on_a_terminal_and_refuses_without_one(
         "on. Pass --force to apply anyway; nothing was changed\n")
     assert tables(green) == set()
     # --json: stdout holds JSON lines only; the plan and the refusal go to stderr
-    as_json = run_process("fraiseql", "migrate", "up", "--env", "green", "--json", env=env)
+    as_json = run_process.in_process("fraiseql", "migrate", "up", "--env", "green", "--json",
+                                     env=env)
     assert as_json.returncode == 1
     assert [json.loads(line) for line in as_json.stdout.splitlines()] == [
         {"event": "environment", "name": "green", "database": masked(green)}]
     assert as_json.stderr.startswith("About to apply 1 migration:\n  001_a.sql\nError: ")
     # a dry run or a rehearsal writes nothing: it does not ask
-    rehearsed = run_process("fraiseql", "migrate", "up", "--env", "green", "--rehearse", env=env)
+    rehearsed = run_process.in_process("fraiseql", "migrate", "up", "--env", "green",
+                                       "--rehearse", env=env)
     assert rehearsed.returncode == 0, rehearsed.stderr
-    dry = run_process("fraiseql", "migrate", "up", "--env", "green", "--dry-run", env=env)
+    dry = run_process.in_process("fraiseql", "migrate", "up", "--env", "green", "--dry-run",
+                                 env=env)
     assert dry.returncode == 0 and "Nothing was applied (dry run)." in dry.stdout
 
     declined = on_terminal(project, ["migrate", "up", "--env", "green"], b"n\n", env)
@@ -178,14 +190,15 @@ def test_confirm_asks_on_a_terminal_and_refuses_without_one(
     assert "a" in tables(green)
 
     # nothing pending: nothing to confirm; --force never asks
-    again = run_process("fraiseql", "migrate", "up", "--env", "green", env=env, check=True)
+    again = run_process.in_process("fraiseql", "migrate", "up", "--env", "green", env=env,
+                                   check=True)
     assert again.stdout.splitlines()[-1] == "Already up to date"
     project.write("002_b.sql", UP_DOWN.format(t="b"))
-    forced = run_process("fraiseql", "migrate", "up", "--env", "green", "--force", env=env,
-                         check=True)
+    forced = run_process.in_process("fraiseql", "migrate", "up", "--env", "green", "--force",
+                                    env=env, check=True)
     assert "About to apply" not in forced.stdout and "b" in tables(green)
     # an environment without confirm does not ask
-    run_process("fraiseql", "migrate", "up", "--env", "blue", env=env, check=True)
+    run_process.in_process("fraiseql", "migrate", "up", "--env", "blue", env=env, check=True)
     assert {"a", "b"} <= tables(blue)
 
 
@@ -193,7 +206,8 @@ def test_allow_down_false_refuses_down_without_allow_down(
         project: Project, tenants: Tenants, run_process: ProcessRunner) -> None:
     blue, green = tenants(2)
     env = two_environments(project, blue, green)
-    run_process("fraiseql", "migrate", "up", "--env", "green", "--force", env=env, check=True)
+    run_process.in_process("fraiseql", "migrate", "up", "--env", "green", "--force", env=env,
+                           check=True)
 
     refused = run_process("fraiseql", "migrate", "down", "--env", "green", "--force", env=env)
     assert (refused.returncode, refused.stdout) == (1, "")
@@ -202,13 +216,14 @@ def test_allow_down_false_refuses_down_without_allow_down(
         "[tool.fraiseql.environments.green] in pyproject.toml): pass --allow-down to roll back "
         "anyway; nothing was changed\n")
     assert "a" in tables(green)
-    allowed = run_process("fraiseql", "migrate", "down", "--env", "green", "--allow-down",
-                          "--force", env=env, check=True)
+    allowed = run_process.in_process("fraiseql", "migrate", "down", "--env", "green",
+                                     "--allow-down", "--force", env=env, check=True)
     assert allowed.stdout.splitlines()[0] == f"Environment green: {masked(green)}"
     assert "a" not in tables(green)
     # allow_down is green's only: blue rolls back as any database does
-    run_process("fraiseql", "migrate", "up", "--env", "blue", env=env, check=True)
-    run_process("fraiseql", "migrate", "down", "--env", "blue", "--force", env=env, check=True)
+    run_process.in_process("fraiseql", "migrate", "up", "--env", "blue", env=env, check=True)
+    run_process.in_process("fraiseql", "migrate", "down", "--env", "blue", "--force", env=env,
+                           check=True)
     assert "a" not in tables(blue)
 
 
@@ -220,12 +235,13 @@ def test_backup_true_dumps_before_up_unless_no_backup(
     project.write("001_a.sql", UP_DOWN.format(t="a"))
     env = {PASSWORD: secret, "DATABASE_URL": None}
 
-    taken = run_process("fraiseql", "migrate", "up", "--env", "prod", env=env, check=True)
+    taken = run_process.in_process("fraiseql", "migrate", "up", "--env", "prod", env=env,
+                                   check=True)
     (dump,) = (project.root / "backups").iterdir()
     assert f"✓ Backup: backups/{dump.name} (" in taken.stdout
     project.write("002_b.sql", UP_DOWN.format(t="b"))
-    skipped = run_process("fraiseql", "migrate", "up", "--env", "prod", "--no-backup", env=env,
-                          check=True)
+    skipped = run_process.in_process("fraiseql", "migrate", "up", "--env", "prod", "--no-backup",
+                                     env=env, check=True)
     assert "Backup" not in skipped.stdout and len(list((project.root / "backups").iterdir())) == 1
     assert project.tables() >= {"a", "b"}
 
@@ -241,17 +257,18 @@ def test_an_environment_of_targets_runs_the_fleet(
     project.write("001_a.sql", UP_DOWN.format(t="a"))
     env = {PASSWORD: hidden(first)[1]}
 
-    result = run_process("fraiseql", "migrate", "up", "--env", "tenants", "--no-record",
-                         env=env, check=True)
+    result = run_process.in_process("fraiseql", "migrate", "up", "--env", "tenants",
+                                    "--no-record", env=env, check=True)
     assert result.stdout.splitlines()[0] == (
         f"Environment tenants: the targets in {project.root / 'deploy' / 'tenants.txt'}")
     assert "a" in tables(first) and "a" in tables(second) and project.tables() == set()
-    status = run_process("fraiseql", "migrate", "status", "--env", "tenants", env=env,
-                         check=True)
+    status = run_process.in_process("fraiseql", "migrate", "status", "--env", "tenants", env=env,
+                                    check=True)
     assert status.stdout.splitlines()[-1] == (
         "2 targets: 2 up to date, 0 behind, 0 inconsistent, 0 could not be read")
-    document = json.loads(run_process("fraiseql", "migrate", "status", "--json", url=None,
-                                      env={**env, "FRAISEQL_ENV": "tenants"}, check=True).stdout)
+    document = json.loads(run_process.in_process("fraiseql", "migrate", "status", "--json",
+                                                 url=None, env={**env, "FRAISEQL_ENV": "tenants"},
+                                                 check=True).stdout)
     assert document["environment"] == {
         "name": "tenants", "targets": str(project.root / "deploy" / "tenants.txt")}
     assert document["totals"]["up_to_date"] == 2
@@ -267,18 +284,18 @@ def test_fraiseql_toml_in_a_project_without_python(
     (tmp_path / "fraiseql.toml").write_text(
         f'[migrations]\npath = "db"\n\n[environments.dev]\nurl = "{url}"\n', encoding="utf-8")
 
-    run_process("fraiseql", "migrate", "up", "--env", "dev", url=None, env={PASSWORD: secret},
-                check=True)
+    run_process.in_process("fraiseql", "migrate", "up", "--env", "dev", url=None,
+                           env={PASSWORD: secret}, check=True)
     assert "a" in tables(dev)
-    status = run_process("fraiseql", "migrate", "status", url=None,
-                         env={PASSWORD: secret, "FRAISEQL_ENV": "dev"}, check=True)
+    status = run_process.in_process("fraiseql", "migrate", "status", url=None,
+                                    env={PASSWORD: secret, "FRAISEQL_ENV": "dev"}, check=True)
     assert status.stdout.splitlines()[:2] == [f"Environment dev: {masked(dev)}",
                                               "Migration Status:"]
     assert "✓ 001_a.sql (applied" in status.stdout
 
 
 def test_the_pytest_plugin_never_takes_a_deploy_environment(
-        run_process: ProcessRunner, pg_cluster: DevCluster, tmp_path: Path,
+        pytester: pytest.Pytester, pg_cluster: DevCluster, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     """FRAISEQL_ENV left in a developer's shell does not reach the application's tests: the
     template databases use the project's own settings, never prod's URL variables or
@@ -288,8 +305,8 @@ def test_the_pytest_plugin_never_takes_a_deploy_environment(
         pyproject.write('[tool.fraiseql.environments.prod]\n'
                         'url = "postgresql://deploy:${UNSET_PROD_PASSWORD}@db.prod/app"\n'
                         'history_schema = "nowhere"\n')
-    monkeypatch.setenv("FRAISEQL_ENV", "prod")  # the shell the plugin's pytest inherits
+    monkeypatch.setenv("FRAISEQL_ENV", "prod")  # the shell the plugin's pytest runs in
     monkeypatch.delenv("UNSET_PROD_PASSWORD", raising=False)
-    result = python_pytest(run_process, root, pg_cluster.url("postgres"))
+    result = in_process_pytest(pytester, root, pg_cluster.url("postgres"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 passed" in result.stdout

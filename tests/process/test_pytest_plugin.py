@@ -1,6 +1,13 @@
 """The pytest plugin as a project uses it: a user's test files run by ``python -m pytest`` in
 a project folder, the plugin loaded through its ``pytest11`` entry point, the databases
-made on this worker's PostgreSQL (or on a throwaway one when no server is given)."""
+made on this worker's PostgreSQL (or on a throwaway one when no server is given).
+
+The sessions whose subject is what the fixtures do run in this process (``pytester``'s
+``runpytest_inprocess``: the same arguments, folder and environment; the inner session's
+own plugin manager loads the plugin through its entry point, as ``python -m pytest``
+does).  A fresh interpreter stays where it is the subject: what loading the plugin
+imports, and xdist's workers sharing one template.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +17,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pglast.parser  # noqa: F401
 import psycopg2
+import pytest
 
+# Loaded before any in-process session: pytester takes sys.modules back to what it was
+# after each one, and would otherwise have SQLAlchemy, the engine and pglast (the template's
+# migrations are split) imported anew each time.
+import fraiseql_alembic.api
+import fraiseql_alembic.testing  # noqa: F401
 from fraiseql_alembic.devdb import DevCluster
 from fraiseql_alembic.engine.templatedb import COMMENT_PREFIX
 from tests.conftest import ProcessRunner
 from tests.scenarios import UP_DOWN
 
 ADMIN = "FRAISEQL_TEST_ADMIN_URL"
+
+#: ``pytester``: a project's session in this process (:func:`in_process_pytest`).
+pytest_plugins = ["pytester"]
 
 #: A user's conftest-free test file: each test gets a copy of the template.
 USER_TESTS = '''
@@ -56,6 +73,24 @@ def python_pytest(run_process: ProcessRunner, root: Path, admin: str | None,
                        env={ADMIN: admin, "PYTEST_ADDOPTS": None}, timeout=timeout)
 
 
+def in_process_pytest(pytester: pytest.Pytester, root: Path, admin: str | None,
+                      *args: str) -> subprocess.CompletedProcess[str]:
+    """The session :func:`python_pytest` runs, in this process: ``pytest ARGS`` in the
+    project with the same environment (DATABASE_URL and PYTEST_ADDOPTS unset, the server
+    in FRAISEQL_TEST_ADMIN_URL or not); its exit code and output."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        patch.delenv("DATABASE_URL", raising=False)
+        if admin is None:
+            patch.delenv(ADMIN, raising=False)
+        else:
+            patch.setenv(ADMIN, admin)
+        result = pytester.runpytest_inprocess("-p", "no:cacheprovider",
+                                              "-p", "no:pytest_alembic", *args)
+    return subprocess.CompletedProcess(["pytest", *args], int(result.ret),
+                                       result.stdout.str() + "\n", result.stderr.str())
+
+
 def make_project(root: Path, tests: str = USER_TESTS) -> Path:
     (root / "migrations").mkdir(parents=True)
     (root / "migrations" / "001_users.sql").write_text(UP_DOWN.format(t="users"))
@@ -89,17 +124,17 @@ def copies_left(cluster: DevCluster) -> list[str]:
 
 
 def test_each_test_gets_a_fresh_copy_of_a_template_built_once(
-        run_process: ProcessRunner, pg_cluster: DevCluster, tmp_path: Path) -> None:
+        pytester: pytest.Pytester, pg_cluster: DevCluster, tmp_path: Path) -> None:
     root = make_project(tmp_path / "project")
     admin = pg_cluster.url("postgres")
-    first = python_pytest(run_process, root, admin)
+    first = in_process_pytest(pytester, root, admin)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "3 passed" in first.stdout and "BUILT True" in first.stdout
     [template] = templates_of(pg_cluster, root / "migrations")
     assert f"TEMPLATE {template} " in first.stdout
     assert copies_left(pg_cluster) == []  # every copy dropped
 
-    again = python_pytest(run_process, root, admin)  # the same migrations: reused
+    again = in_process_pytest(pytester, root, admin)  # the same migrations: reused
     assert again.returncode == 0, again.stdout + again.stderr
     assert f"TEMPLATE {template} BUILT False" in again.stdout
 
@@ -107,7 +142,7 @@ def test_each_test_gets_a_fresh_copy_of_a_template_built_once(
     (root / "migrations" / "003_more.sql").write_text(UP_DOWN.format(t="more"))
     (root / "test_app.py").write_text(USER_TESTS.replace("assert applied == 2",
                                                          "assert applied == 3"))
-    changed = python_pytest(run_process, root, admin)
+    changed = in_process_pytest(pytester, root, admin)
     assert changed.returncode == 0, changed.stdout + changed.stderr
     [newer] = templates_of(pg_cluster, root / "migrations")
     assert newer != template and f"TEMPLATE {newer} BUILT True" in changed.stdout
@@ -135,7 +170,7 @@ def test_parallel_workers_share_one_template(
 
 
 def test_up_down_up_fixture_names_a_wrong_down(
-        run_process: ProcessRunner, pg_cluster: DevCluster, tmp_path: Path) -> None:
+        pytester: pytest.Pytester, pg_cluster: DevCluster, tmp_path: Path) -> None:
     root = make_project(tmp_path / "project", (
         "def test_round_trip(fraiseql_up_down_up):\n    fraiseql_up_down_up()\n\n"
         "def test_allowed(fraiseql_up_down_up):\n"
@@ -145,7 +180,7 @@ def test_up_down_up_fixture_names_a_wrong_down(
         "-- migrate:up\nCREATE TABLE tags (id int);\nCREATE INDEX tags_id ON tags (id);\n"
         "-- migrate:down\nDROP INDEX tags_id;\n")
     (root / "migrations" / "003_seed.sql").write_text("INSERT INTO users VALUES (1);\n")
-    result = python_pytest(run_process, root, pg_cluster.url("postgres"))
+    result = in_process_pytest(pytester, root, pg_cluster.url("postgres"))
     assert result.returncode == 1, result.stdout + result.stderr
     assert ("002_tags.sql: down did not undo up: table public.tags left; "
             "column public.tags.id left") in result.stdout
@@ -153,7 +188,7 @@ def test_up_down_up_fixture_names_a_wrong_down(
     assert "2 failed" in result.stdout
 
     (root / "migrations" / "002_tags.sql").write_text(UP_DOWN.format(t="tags"))
-    fixed = python_pytest(run_process, root, pg_cluster.url("postgres"))
+    fixed = in_process_pytest(pytester, root, pg_cluster.url("postgres"))
     assert "003_seed.sql: no down section: add a `-- migrate:down` section" in fixed.stdout
     assert "REPORT up -> down -> up: 2 ok, 1 skipped" in fixed.stdout
     assert "1 failed, 1 passed" in fixed.stdout
@@ -161,7 +196,8 @@ def test_up_down_up_fixture_names_a_wrong_down(
 
 
 def test_a_session_without_its_fixtures_loads_nothing_and_makes_nothing(
-        run_process: ProcessRunner, pg_cluster: DevCluster, tmp_path: Path) -> None:
+        run_process: ProcessRunner, pytester: pytest.Pytester, pg_cluster: DevCluster,
+        tmp_path: Path) -> None:
     root = make_project(tmp_path / "project", (
         "import sys\n\n"
         "def test_inert(pytestconfig):\n"
@@ -176,19 +212,19 @@ def test_a_session_without_its_fixtures_loads_nothing_and_makes_nothing(
     assert result.returncode == 0, result.stdout + result.stderr
     assert query(pg_cluster, "SELECT count(*) FROM pg_database") == before
     assert templates_of(pg_cluster, root / "migrations") == []
-    help_text = python_pytest(run_process, root, None, "--help").stdout
+    help_text = in_process_pytest(pytester, root, None, "--help").stdout
     assert "--fraiseql-admin-url=URL" in help_text and "--fraiseql-migrations=PATH" in help_text
 
 
 def test_without_a_server_a_throwaway_one_is_started_and_removed(
-        run_process: ProcessRunner, tmp_path: Path) -> None:
+        pytester: pytest.Pytester, tmp_path: Path) -> None:
     tests = USER_TESTS + (
         "\nimport os\n\ndef test_server(fraiseql_databases):\n"
         "    assert fraiseql_databases.admin_url is None\n"
         "    fraiseql_databases.server\n"
         "    print('CLUSTER', fraiseql_databases.cluster_dir)\n")
     root = make_project(tmp_path / "project", tests)
-    result = python_pytest(run_process, root, None)
+    result = in_process_pytest(pytester, root, None)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "4 passed" in result.stdout
     [directory] = re.findall(r"CLUSTER (\S+)", result.stdout)
@@ -198,13 +234,13 @@ def test_without_a_server_a_throwaway_one_is_started_and_removed(
 
 
 def test_the_migrations_folder_and_server_from_the_ini_file(
-        run_process: ProcessRunner, pg_cluster: DevCluster, tmp_path: Path) -> None:
+        pytester: pytest.Pytester, pg_cluster: DevCluster, tmp_path: Path) -> None:
     root = make_project(tmp_path / "project")
     (root / "migrations").rename(root / "db")
     (root / "pyproject.toml").write_text(
         "[tool.pytest.ini_options]\naddopts = \"-s\"\nfraiseql_migrations = \"db\"\n"
         f"fraiseql_admin_url = \"{pg_cluster.url('postgres')}\"\n")
-    result = python_pytest(run_process, root, None)
+    result = in_process_pytest(pytester, root, None)
     assert result.returncode == 0, result.stdout + result.stderr
     assert len(templates_of(pg_cluster, root / "db")) == 1
 
@@ -213,14 +249,14 @@ def test_the_migrations_folder_and_server_from_the_ini_file(
                                                          "assert applied == 3"))
     with (root / "pyproject.toml").open("a") as ini:
         ini.write("fraiseql_keep_template = false\n")
-    own = python_pytest(run_process, root, None)
+    own = in_process_pytest(pytester, root, None)
     assert own.returncode == 0, own.stdout + own.stderr
     assert "BUILT True" in own.stdout and copies_left(pg_cluster) == []
     assert len(templates_of(pg_cluster, root / "db")) == 1  # the kept one, left alone
 
 
 def test_the_conftest_of_the_docs_runs_as_written(
-        run_process: ProcessRunner, pg_cluster: DevCluster, tmp_path: Path) -> None:
+        pytester: pytest.Pytester, pg_cluster: DevCluster, tmp_path: Path) -> None:
     page = (Path(__file__).resolve().parents[2] / "docs" / "testing.md").read_text()
     blocks = dict(
         (block.split("\n", 1)[0].removeprefix("# "), block)
@@ -232,16 +268,16 @@ def test_the_conftest_of_the_docs_runs_as_written(
         "-- migrate:down\nDROP TABLE users;\n")
     (root / "migrations" / "007_backfill_emails.sql").write_text(
         "UPDATE users SET email = lower(email);\n")
-    result = python_pytest(run_process, root, pg_cluster.url("postgres"))
+    result = in_process_pytest(pytester, root, pg_cluster.url("postgres"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "3 passed" in result.stdout
 
 
 def test_a_server_or_a_migration_that_fails_is_one_line(
-        run_process: ProcessRunner, pg_cluster: DevCluster, tmp_path: Path) -> None:
+        pytester: pytest.Pytester, pg_cluster: DevCluster, tmp_path: Path) -> None:
     root = make_project(tmp_path / "project")
     unreachable = pg_cluster.url("postgres").replace(f":{pg_cluster.port}/", ":1/")
-    result = python_pytest(run_process, root, unreachable)
+    result = in_process_pytest(pytester, root, unreachable)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "3 errors" in result.stdout
     [line] = {line for line in result.stdout.splitlines() if line.startswith("fraiseql: ")}
@@ -253,7 +289,7 @@ def test_a_server_or_a_migration_that_fails_is_one_line(
     assert "During handling" not in result.stdout
 
     (root / "migrations" / "003_bad.sql").write_text("CREATE TABLE users (id int);\n")
-    failed = python_pytest(run_process, root, pg_cluster.url("postgres"))
+    failed = in_process_pytest(pytester, root, pg_cluster.url("postgres"))
     assert failed.returncode == 1, failed.stdout + failed.stderr
     [line] = {line for line in failed.stdout.splitlines() if line.startswith("fraiseql: ")}
     assert "003_bad.sql" in line and "already exists" in line
