@@ -35,11 +35,10 @@ def copy_direction(statement: str) -> str | None:
     if not (_STDIN_WORD_RE.search(statement) or _STDOUT_WORD_RE.search(statement)):
         return None
 
-    # lazy: pglast (~35 ms) loads only when a statement is parsed
-    from pglast.parser import ParseError, parse_sql_json
+    from .pgparse import ParseError, parse_json  # lazy: the parser, for COPY only
 
     try:
-        tree = json.loads(parse_sql_json(statement))
+        tree = json.loads(parse_json(statement))
         node = tree["stmts"][0]["stmt"]["CopyStmt"]
     except (ParseError, KeyError, IndexError):
         if _STDIN_RE.search(statement):

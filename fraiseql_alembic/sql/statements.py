@@ -219,10 +219,11 @@ def parse_tree(sql: str) -> dict[str, Any]:
     the same text while it is among the last 128 asked for, so that the split
     (:func:`_statement_kind`) and lint (:mod:`.lint.fastast`) parse a statement once (a
     file with more statements to classify parses the rest twice; a long-lived process
-    keeps no more than that).  Callers must not change it.  Raises pglast's ParseError."""
-    from pglast.parser import parse_sql_json  # lazy: pglast takes ~35 ms to import
+    keeps no more than that).  Callers must not change it.  Raises
+    :class:`.pgparse.ParseError`."""
+    from .pgparse import parse_json  # lazy: loads the parser, which most verbs never need
 
-    tree: dict[str, Any] = json.loads(parse_sql_json(sql))
+    tree: dict[str, Any] = json.loads(parse_json(sql))
     return tree
 
 
@@ -253,7 +254,7 @@ _ATOMIC_RE = re.compile(r"\batomic\b", re.IGNORECASE)
 def _statement_kind(sql: str) -> str | None:
     """Classify a statement by its syntax tree: transaction control or non-transactional
     (``"unparsed"`` when PostgreSQL's parser rejects it)."""
-    from pglast.parser import ParseError  # lazy: ~35 ms to import
+    from .pgparse import ParseError  # lazy: loads the parser, which most verbs never need
 
     try:
         tree = parse_tree(sql)

@@ -19,15 +19,14 @@ from __future__ import annotations
 from collections.abc import Container, Iterator, Sequence
 from dataclasses import dataclass
 
-from pglast import ast
-from pglast.parser import ParseError
-
 from ...errors import MigrationFileError
 from ..parse import ParsedMigration
+from ..pgparse import ParseError
 from ..statements import split_statements
 from .directives import read_directives, silenced
 from .fastast import parse_statements
 from .hazards import hazard_hits, remember_hazards
+from .nodes import ast
 from .plpgsql import do_hits
 from .policy import LintPolicy, policy_from
 from .rules import BY_ID, RULES, SEVERITIES, Rule, rule_named, statement_hits

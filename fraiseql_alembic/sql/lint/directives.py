@@ -10,8 +10,6 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from pglast.parser import ParseError, scan
-
 from ..parse import ParsedMigration
 from ..statements import Statement
 from .plpgsql import DOLLAR_QUOTE_RE
@@ -42,7 +40,10 @@ class Layout:
 
 def _comments(sql: str) -> Iterator[tuple[int, int, str]]:
     """(start, end, kind) of tokens; comments inside a dollar-quoted body (a DO block)
-    are included, as ``SQL_COMMENT`` / ``C_COMMENT`` located in ``sql``."""
+    are included, as ``SQL_COMMENT`` / ``C_COMMENT`` located in ``sql``.  Raises pglast's
+    ParseError."""
+    from pglast.parser import ParseError, scan  # lazy: pglast, for files with a directive
+
     for token in scan(sql):
         yield token.start, token.end + 1, token.name
         opening = DOLLAR_QUOTE_RE.match(sql, token.start)
@@ -67,6 +68,8 @@ def read_directives(migration: ParsedMigration) -> tuple[Layout, list[Hit]]:
     layout = Layout()
     if "fraiseql-lint" not in text.lower():
         return layout, []  # no directive: no need to find the comments (most files)
+    from pglast.parser import ParseError  # lazy: pglast, for files with a directive
+
     try:
         tokens = [(section.offset + start, section.offset + end, kind, True)
                   for start, end, kind in _comments(section.sql)]

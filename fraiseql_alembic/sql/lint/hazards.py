@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from pglast import ast
-from pglast.enums import AlterTableType, ConstrType, ObjectType
-
+from .nodes import AlterTableType, ConstrType, ObjectType, ast
 from .rules import needs_access_exclusive
 from .state import Catalog, FileState, Hit, location_of, shown, text_of
 from .types import column_type

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator
 
-from pglast import ast, parse_plpgsql
-from pglast.parser import ParseError, parse_sql
-
+from ..pgparse import ParseError, parse_plpgsql_json
+from .fastast import parse_statements
+from .nodes import ast
 from .state import Hit, constant, text_of
 
 DOLLAR_QUOTE_RE = re.compile(r"\$(?:[A-Za-z_][A-Za-z_0-9]*)?\$")
@@ -33,10 +34,10 @@ def do_hits(
     while delimiter in body:
         delimiter = delimiter[:-1] + "x$"
     try:
-        tree = parse_plpgsql(
+        tree = json.loads(parse_plpgsql_json(
             f"CREATE FUNCTION fraiseql_lint() RETURNS void LANGUAGE plpgsql AS "
             f"{delimiter}{body}{delimiter}"
-        )
+        ))
     except ParseError as err:
         yield Hit(
             "FQL011",
@@ -95,10 +96,9 @@ def _plpgsql_statements(tree: object) -> Iterator[tuple[int, str, bool]]:
 def _string_constant(expression: str) -> str | None:
     """The value of ``'CREATE INDEX ...'`` (an EXECUTE of a constant); None otherwise."""
     try:
-        (raw,) = parse_sql(f"SELECT {expression}")
+        (select,) = parse_statements(f"SELECT {expression}")
     except (ParseError, ValueError):
         return None
-    select = raw.stmt
     targets = select.targetList if isinstance(select, ast.SelectStmt) else None
     if not targets or len(targets) != 1:
         return None

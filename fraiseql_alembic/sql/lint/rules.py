@@ -11,9 +11,14 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from pglast import ast
-from pglast.enums import AlterTableType, ConstrType, DropBehavior, ObjectType, ReindexObjectType
-
+from .nodes import (
+    AlterTableType,
+    ConstrType,
+    DropBehavior,
+    ObjectType,
+    ast,
+    enum_name,
+)
 from .state import (
     RELATION_KINDS,
     Catalog,
@@ -484,7 +489,7 @@ def _maintenance_rule(node: ast.Node, state: FileState) -> Iterator[Hit]:
             target = shown(node.relation)
         else:
             target = f"every index of {node.name or 'the database'}"
-        kind = ReindexObjectType(node.kind or 0).name.removeprefix("REINDEX_OBJECT_")
+        kind = enum_name(node.kind).removeprefix("REINDEX_OBJECT_")
         yield Hit(
             "FQL012",
             f"REINDEX {kind} {target} without CONCURRENTLY blocks every write to the table "

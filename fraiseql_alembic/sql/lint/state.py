@@ -15,11 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from pglast import ast
-from pglast.enums import AlterTableType, ConstrType, NullTestType, ObjectType, VariableSetKind
-
 from ...settings import DEFAULT_POSTGRES_VERSION
 from ..parse import ParsedMigration
+from .nodes import AlterTableType, ConstrType, NullTestType, ObjectType, VariableSetKind, ast
 from .types import ColumnType, column_type, is_utc
 
 Key = tuple[str, str]  # (schema, name) after search_path resolution

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pglast import ast
+from .nodes import ast
 
 _ALIASES = {"int": "int4", "integer": "int4", "smallint": "int2", "bigint": "int8",
             "serial": "int4", "serial4": "int4", "bigserial": "int8", "serial8": "int8",

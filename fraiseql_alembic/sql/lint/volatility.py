@@ -12,8 +12,7 @@ immutable or stable, so it counts as volatile.
 
 from __future__ import annotations
 
-from pglast import ast
-
+from .nodes import ast
 from .state import Catalog, FileState, text_of, walk
 
 _LETTER = {"immutable": "i", "stable": "s", "volatile": "v"}
