@@ -36,7 +36,7 @@ from ..engine.run import commit_failed, connection_lost
 from ..engine.session import SESSION_CLEAN_SQL, SessionReset, apply_session_settings
 from ..engine.status import PENDING, ancestors, build
 from ..engine.translate import database_error
-from ..errors import ConfigError, MigrationError, our_error_in_context
+from ..errors import ConfigError, ConnectError, MigrationError, our_error_in_context
 from ..settings import (
     LEASE,
     RunOptions,
@@ -72,6 +72,14 @@ def configured_url(config: Config) -> str | None:
     """The URL our API passed, else ``sqlalchemy.url``, else ``DATABASE_URL``."""
     url = run_context(config).url or config_option(config, "sqlalchemy.url")
     return url or os.environ.get("DATABASE_URL") or None
+
+
+def url_source(config: Config) -> str | None:
+    """Where the `alembic` command found :func:`configured_url`'s URL, for the line of a
+    failure to connect; None when our API passed the URL (its caller names the source)."""
+    if run_context(config).url or not command_name(config):
+        return None
+    return "alembic.ini" if config_option(config, "sqlalchemy.url") else "DATABASE_URL"
 
 
 def run_options(config: Config) -> RunOptions:
@@ -161,10 +169,16 @@ def _run(config: Config) -> None:
         raise ConfigError(
             "No database configured: set DATABASE_URL or sqlalchemy.url in alembic.ini"
         )
-    with lock_for(config, url, options):
-        _run_online(config, url, schema, options, given,
-                    {} if comparing is None else autogen_env.configure_options(
-                        comparing, given=True))
+    try:
+        with lock_for(config, url, options):
+            _run_online(config, url, schema, options, given,
+                        {} if comparing is None else autogen_env.configure_options(
+                            comparing, given=True))
+    except ConnectError as err:  # `Check sqlalchemy.url in alembic.ini and ...`
+        source = url_source(config)
+        if err.source is not None or given is not None or source is None:
+            raise
+        raise err.named(source) from err
 
 
 def _revision_arguments() -> dict[str, Any]:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
-from conftest import Project
-from scenarios import UP_DOWN
+from conftest import ProcessRunner, Project
+from scenarios import REPO, UP_DOWN
 
 
 def test_env_uses_the_connection_it_is_given(project: Project) -> None:
@@ -33,3 +34,24 @@ def test_env_uses_the_connection_it_is_given(project: Project) -> None:
             os.environ["DATABASE_URL"] = old
         engine.dispose()
     assert "given" in project.tables()
+
+
+def test_an_unreachable_database_names_the_setting_alembic_took_its_url_from(
+        tmp_path: Path, run_process: ProcessRunner) -> None:
+    (tmp_path / "migrations").mkdir()
+    (tmp_path / "migrations" / "001_a.sql").write_text("CREATE TABLE a (id int);\n")
+    ini = (REPO / "alembic.ini.example").read_text()
+    (tmp_path / "alembic.ini").write_text(ini)
+    line = ("FAILED: Cannot connect to postgresql://app:***@127.0.0.1:1/{}: connection to server "
+            'at "127.0.0.1", port 1 failed: Connection refused. Check {} and that the server '
+            "is running")
+    for verb in (("upgrade", "head"), ("current",)):
+        ran = run_process.in_process("alembic", *verb,
+                                     url="postgresql://app:pw@127.0.0.1:1/from_env")
+        assert ran.returncode == 255
+        assert line.format("from_env", "DATABASE_URL") in ran.stdout, ran.stdout + ran.stderr
+    (tmp_path / "alembic.ini").write_text(ini.replace(
+        "\nsqlalchemy.url =", "\nsqlalchemy.url = postgresql://app:pw@127.0.0.1:1/from_ini", 1))
+    ran = run_process.in_process("alembic", "upgrade", "head", url=None)
+    assert ran.returncode == 255
+    assert line.format("from_ini", "sqlalchemy.url in alembic.ini") in ran.stdout, ran.stdout
