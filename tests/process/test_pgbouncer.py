@@ -1,6 +1,11 @@
 """Behind a real PgBouncer: transaction pooling is detected, statement pooling is named,
 and the lease lock mode keeps concurrent deploys apart through transaction pooling.
 
+The installed command runs where the process matters (the refusal as typed, eight
+concurrent deploys, a holder killed, a lease lost under a running deploy); the other
+runs are the same runs in this process (``run_process.in_process``), which would also
+show a connection left open on the pool's server sessions.
+
 The session fixture starts our own PgBouncer (Debian's ``pgbouncer`` package) on free
 loopback ports, one per pool mode, in front of the test cluster; as root it runs as the
 cluster's unprivileged user, as PostgreSQL does.
@@ -148,7 +153,7 @@ def test_transaction_pooling_is_refused_with_the_fixes(
     assert advisory_locks(project) == 0  # nothing left held on a pooled server session
     # mark-applied and repair take the same lock and refuse the same way
     for argv in (("mark-applied", "001"), ("repair",)):
-        other = run_process("fraiseql", "migrate", *argv, url=url)
+        other = run_process.in_process("fraiseql", "migrate", *argv, url=url)
         assert "connection pooler in transaction mode" in other.stderr, (argv, other)
         assert other.returncode == 1
 
@@ -157,7 +162,8 @@ def test_session_pooling_and_direct_connections_are_not_refused(
     project: Project, pgbouncer: dict[str, int], run_process: ProcessRunner
 ) -> None:
     project.write("001_initial_schema.sql", "CREATE TABLE tb_user (id int);\n")
-    result = run_process("fraiseql", "migrate", "up", url=through(project.database_url, pgbouncer["session"]))
+    result = run_process.in_process("fraiseql", "migrate", "up",
+                                    url=through(project.database_url, pgbouncer["session"]))
     assert result.returncode == 0, result
     assert project.version() == ["001"]
 
@@ -166,7 +172,7 @@ def test_statement_pooling_is_named(project: Project, pgbouncer: dict[str, int],
     project.write("001_initial_schema.sql", "CREATE TABLE tb_user (id int);\n")
     url = through(project.database_url, pgbouncer["statement"])
     for argv in (("up",), ("up", "--lock", "lease"), ("status",), ("up", "--dry-run")):
-        result = run_process("fraiseql", "migrate", *argv, url=url)
+        result = run_process.in_process("fraiseql", "migrate", *argv, url=url)
         assert result.returncode == 1, (argv, result)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1, (argv, result.stderr)
@@ -181,7 +187,8 @@ def test_status_works_through_transaction_pooling(
 ) -> None:
     """PgBouncer refuses a startup `options` parameter: status must not send one."""
     project.write("001_initial_schema.sql", "CREATE TABLE tb_user (id int);\n")
-    result = run_process("fraiseql", "migrate", "status", url=through(project.database_url, pgbouncer["transaction"]))
+    result = run_process.in_process("fraiseql", "migrate", "status",
+                                    url=through(project.database_url, pgbouncer["transaction"]))
     assert result.returncode == 0, result
     assert "○ 001_initial_schema.sql (pending)" in result.stdout
 
@@ -251,7 +258,7 @@ def test_a_setting_left_on_the_pooled_sessions_does_not_mislead_the_next_deploy(
     "untracked" (the concurrent-deploys test failed now and then)."""
     on_path(project, path, "001_initial_schema.sql", "CREATE TABLE tb_user (id int);\n")
     url = through(project.database_url, pgbouncer["transaction"])
-    run_process("fraiseql", "migrate", "up", "--lock", "lease", url=url, check=True)
+    run_process.in_process("fraiseql", "migrate", "up", "--lock", "lease", url=url, check=True)
     # every server session of the pool is left with what a migration's SET leaves:
     # hold five at once (one transaction each), then clear their search_path
     clients = [psycopg2.connect(url) for _ in range(5)]
@@ -267,10 +274,10 @@ def test_a_setting_left_on_the_pooled_sessions_does_not_mislead_the_next_deploy(
         for client in clients:
             client.close()
     project.write("002_more.sql", "CREATE TABLE public.tb_more (id int);\n")
-    result = run_process("fraiseql", "migrate", "status", url=url)
+    result = run_process.in_process("fraiseql", "migrate", "status", url=url)
     assert result.returncode == 0, result.stderr
     assert "✓ 001_initial_schema.sql" in result.stdout, result.stdout
-    result = run_process("fraiseql", "migrate", "up", "--lock", "lease", url=url)
+    result = run_process.in_process("fraiseql", "migrate", "up", "--lock", "lease", url=url)
     assert result.returncode == 0, result.stderr
     assert "✓ Running migration: 002_more.sql" in result.stdout
     assert project.version() == ["002"]
@@ -379,7 +386,8 @@ def test_lease_and_advisory_modes_exclude_each_other(project: Project, run_proce
             cursor.execute("SELECT pg_advisory_lock(%s), pg_backend_pid()", (LOCK_KEY,))
             row = cursor.fetchone()
             assert row is not None
-        result = run_process("fraiseql", "migrate", "up", "--lock", "lease", "--lock-wait", "1", url=project.database_url)
+        result = run_process.in_process("fraiseql", "migrate", "up", "--lock", "lease",
+                                        "--lock-wait", "1", url=project.database_url)
         assert result.returncode == 1, result
         assert f"held by pid {row[1]} (deploy on web-1)" in result.stderr
         assert leases(project) == []
@@ -393,7 +401,8 @@ def test_lease_and_advisory_modes_exclude_each_other(project: Project, run_proce
         "expires_at timestamptz); INSERT INTO fraiseql_migration_lock "
         "VALUES (1, 'x', 'web-2', 4242, 'fraiseql', now(), now(), now() + interval '30s')"
     )
-    result = run_process("fraiseql", "migrate", "up", "--lock-wait", "1", url=project.database_url)
+    result = run_process.in_process("fraiseql", "migrate", "up", "--lock-wait", "1",
+                                    url=project.database_url)
     assert result.returncode == 1, result
     assert "held by pid 4242 (fraiseql) on host web-2" in result.stderr
     assert ("if that deploy is dead, wait for its lease to expire or delete it (DELETE FROM "
