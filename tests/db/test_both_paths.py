@@ -4,11 +4,17 @@ expected outcome.
 The same file runs three ways: the direct path (`fraiseql migrate up` on a folder of only
 numbered .sql files), the Alembic path (`fraiseql migrate up` on a folder that also holds a
 `.py` revision) and the plain `alembic upgrade head` (alembic.ini naming our env.py). Each
-test writes the same migrations, runs them on each path as the installed command, and
-asserts the same user-visible outcome: the error line, the exit code, what was kept, the
-history rows. Settings come from pyproject.toml for `fraiseql` and from alembic.ini for
-plain `alembic`, the one place each reads them. A difference found today is a strict xfail
-saying what differs (drift): it fails the day the paths agree, so the mark goes then.
+test writes the same migrations, runs them on each path, and asserts the same user-visible
+outcome: the error line, the exit code, what was kept, the history rows. Settings come
+from pyproject.toml for `fraiseql` and from alembic.ini for plain `alembic`, the one place
+each reads them. A difference found today is a strict xfail saying what differs (drift):
+it fails the day the paths agree, so the mark goes then.
+
+A run whose subject is what the command does (failure location, notices, timeouts, the
+lock, session isolation, resume, history rows) is made in the test's process
+(``run_process.in_process``: the same argv, folder, environment, output and exit code as
+the installed command, through click's CliRunner and Alembic's own CommandLine); a run
+that takes a signal, or is frozen, is the installed command as a process.
 
 Nothing waits on a sleep racing a threshold: the tests wait for what pg_stat_activity,
 pg_locks or the command's own output show.
@@ -21,6 +27,7 @@ import os
 import re
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -83,7 +90,7 @@ def stopped(path: str, sig: int) -> int:
 
 def setup(project: Project, path: str, settings: Mapping[str, Setting] | None = None) -> None:
     """The folder for ``path`` with ``001_base.sql`` (table ``t``) applied, by
-    `fraiseql migrate up` in-process: what the tests compare is the next run, as a process."""
+    `fraiseql migrate up` in-process: what the tests compare is the next run, on ``path``."""
     settings = settings or {}
     if path == "plain":
         ini = (REPO / "alembic.ini.example").read_text(encoding="utf-8")
@@ -115,13 +122,44 @@ def commands(project: Project) -> ProcessRunner:
 
 
 def up(project: Project, path: str, verb: str = "up") -> Ran:
-    done = commands(project)(*argv(path, verb), env={"NO_COLOR": "1"})
+    """The run of ``path`` in the test's process, as the installed command makes it."""
+    done = commands(project).in_process(*argv(path, verb), env={"NO_COLOR": "1"})
     return Ran(done.returncode, done.stdout, done.stderr)
 
 
 @contextmanager
+def meanwhile(when: Callable[[], object], then: Callable[[], None]) -> Iterator[None]:
+    """While the block runs (a run in-process, in the main thread, where its signal
+    handling lives), a thread waits until ``when()`` holds and calls ``then()``.  The
+    block's end ends the wait; a failure in the thread, or a ``when`` never met while the
+    block ran, is raised after it."""
+    ended = threading.Event()
+    errors: list[BaseException] = []
+
+    def watch() -> None:
+        try:
+            wait_until(lambda: ended.is_set() or when())
+            assert not ended.is_set(), "the run ended before the condition was met"
+            then()
+        except BaseException as error:  # raised in the test's thread below
+            errors.append(error)
+
+    thread = threading.Thread(target=watch, name="meanwhile", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        ended.set()
+        thread.join(timeout=60)
+    assert not thread.is_alive(), "the watching thread did not end"
+    if errors:
+        raise errors[0]
+
+
+@contextmanager
 def running(project: Project, path: str) -> Iterator[subprocess.Popen[str]]:
-    """The run started in the background; killed on the way out if still running."""
+    """The run as the installed command, started in the background (for a signal or a
+    freeze); killed on the way out if still running."""
     process = commands(project).start(*argv(path), env={"NO_COLOR": "1"})
     try:
         yield process
@@ -303,12 +341,14 @@ def test_a_backend_ended_during_a_statement_is_told_alike(project: Project, path
     setup(project, path)
     project.write("002_fast.sql", "CREATE TABLE fast (id int);\n")
     project.write("003_slow.sql", SLOW)
-    with running(project, path) as process:
-        wait_until(lambda: activity(project, "%pg_sleep(60)%"))
+
+    def terminate() -> None:
         assert project.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
                              "query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()") \
             == [(True,)]
-        result = finish(process, timeout=60)
+
+    with meanwhile(lambda: activity(project, "%pg_sleep(60)%"), terminate):
+        result = up(project, path)
     assert result.code == failed(path), result.text
     assert result.error is not None and re.fullmatch(
         r"Migration 003_slow\.sql was interrupted at line 2: (terminating connection "
@@ -539,16 +579,29 @@ def test_a_run_waits_for_the_migration_lock_then_applies_each_migration_once(
     setup(project, path)
     project.write("002_next.sql", "CREATE TABLE next_one (id int);\n")
     holder = hold_lock(project)
-    with running(project, path) as process:
+    pid = backend_pid(holder)
+
+    def waiting() -> bool:
+        # the run has tried the lock and looked up its holder (then says it waits)
+        return any(state == "idle" for _, state, _ in activity(
+            project, "%FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid%"))
+
+    def release() -> None:
         try:
-            assert process.stderr is not None
-            line = process.stderr.readline()  # printed when the wait starts
-            assert line.startswith("Waiting up to 60s for the migration lock held by pid "
-                                   f"{backend_pid(holder)} (someone else's deploy)"), line
             assert project.version() == ["001"]
         finally:
             holder.close()
-        result = finish(process)
+
+    try:
+        with meanwhile(waiting, release):
+            result = up(project, path)
+    finally:
+        holder.close()
+    # the first line, printed when the wait starts: it names the holder's pid, seen while
+    # the lock was held
+    line = result.err.splitlines()[0] if result.err else ""
+    assert line.startswith("Waiting up to 60s for the migration lock held by pid "
+                           f"{pid} (someone else's deploy)"), result.text
     assert result.code == 0, result.text
     assert project.version() == ["002"]
     assert history(project) == [("001", "applied"), ("002", "applied")]
