@@ -1,21 +1,31 @@
 """Autogenerate through the installed commands: ``fraiseql migrate create --autogenerate``
 with a throwaway shadow PostgreSQL, and an adopted project's own env.py with our filters
-under the plain ``alembic`` command."""
+under the plain ``alembic`` command.
+
+One run of each command surface is a process (``fraiseql migrate create --autogenerate``
+with its throwaway cluster, and stopped by SIGTERM; ``alembic check``; ``alembic revision
+--autogenerate``; under alembic-postgresql-enum, which registers itself in Alembic for the
+rest of the process that imports it, every run); the runs whose subject is what the
+command compares or writes are the same runs in-process (:func:`_in_process`), with a
+shadow database from the pool instead of one made and dropped by the test.
+"""
 
 from __future__ import annotations
 
+import functools
+import importlib
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
-import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
 import alembic
 from click.testing import Result
 from conftest import Cli, ProcessRunner
 from scenarios import USER_MODELS, alembic_in_process, execute, fetch_one
-
-from fraiseql_alembic.devdb import DevCluster
 
 MORE = USER_MODELS + """
     bio: Mapped[str | None] = mapped_column(sa.Text, index=True)
@@ -28,6 +38,28 @@ class Post(Base):
 """
 
 
+def _in_process(run_process: ProcessRunner, *argv: str,
+                env: Mapping[str, str | None] | None = None,
+                check: bool = False) -> subprocess.CompletedProcess[str]:
+    """``run_process.in_process(...)`` with the project's models imported afresh, as a new
+    process imports them (every test's ``myapp`` is another, and a run after the models
+    changed must see the change), and ``sys.path`` put back (Alembic's prepend_sys_path
+    adds the project folder to it)."""
+    path = list(sys.path)
+    _forget_models()
+    try:
+        return run_process.in_process(*argv, env=env, check=check)
+    finally:
+        _forget_models()
+        sys.path[:] = path
+
+
+def _forget_models() -> None:
+    for name in [name for name in sys.modules if name.partition(".")[0] == "myapp"]:
+        del sys.modules[name]
+    importlib.invalidate_caches()
+
+
 def _project(root: Path, models: str) -> None:
     (root / "myapp").mkdir(exist_ok=True)
     (root / "myapp" / "__init__.py").write_text("")
@@ -38,8 +70,10 @@ def _project(root: Path, models: str) -> None:
 
 
 def test_create_autogenerate_with_a_throwaway_shadow(
-    run_process: ProcessRunner, cli: Cli, tmp_path: Path, database_url: str
+    run_process: ProcessRunner, cli: Cli, tmp_path: Path, database_url: str, shadow_url: str
 ) -> None:
+    """The first file is written by the command as typed, with a throwaway cluster it
+    removes; the next two runs (a change, then none) compare in a pooled shadow database."""
     _project(tmp_path, USER_MODELS)
     temp = Path(tempfile.mkdtemp(prefix="autogen-throwaway-", dir="/tmp"))
     temp.chmod(0o755)  # the server runs as postgres when the tests run as root
@@ -50,42 +84,43 @@ def test_create_autogenerate_with_a_throwaway_shadow(
                               "before applying it)\n")
     assert created.stderr == ("Starting a throwaway PostgreSQL for the shadow database...\n"
                               "Building the migrations' schema in a throwaway PostgreSQL...\n")
+    assert list(temp.iterdir()) == []  # the throwaway cluster was removed
+    temp.rmdir()
+    pooled = {"FRAISEQL_SHADOW_DATABASE_URL": shadow_url}
     (tmp_path / "myapp" / "models.py").write_text(MORE)
-    second = run_process("fraiseql", "migrate", "create", "posts", "--autogenerate",
-                         env=env, check=True)
+    second = _in_process(run_process, "fraiseql", "migrate", "create", "posts",
+                         "--autogenerate", env=pooled, check=True)
     assert second.stdout.startswith("✓ Created migrations/002_posts.sql")
     text = (tmp_path / "migrations" / "002_posts.sql").read_text()
     assert "CREATE INDEX CONCURRENTLY ix_tb_user_bio ON tb_user (bio);" in text
     for args in (("up",), ("down", "--force"), ("down", "--force"), ("up",)):  # in-process
         ran = cli("migrate", *args, env={"DATABASE_URL": database_url})
         assert ran.exit_code == 0, ran.output
-    again = run_process("fraiseql", "migrate", "create", "again", "--autogenerate",
-                        env=env, check=True)
+    again = _in_process(run_process, "fraiseql", "migrate", "create", "again",
+                        "--autogenerate", env=pooled, check=True)
     assert again.stdout == ("✓ No differences between the models and the migrations' schema; "
                             "nothing written\n")
     assert sorted(path.name for path in (tmp_path / "migrations").iterdir()) == [
         "001_initial.sql", "002_posts.sql"]
-    assert list(temp.iterdir()) == []  # each throwaway cluster was removed
-    temp.rmdir()
 
 
 def test_mistakes_are_one_line(
     run_process: ProcessRunner, tmp_path: Path, database_url: str
 ) -> None:
     _project(tmp_path, USER_MODELS)
-    wrong = run_process("fraiseql", "migrate", "create", "x", "--autogenerate", "--metadata",
-                        "myapp.modles:Base.metadata")
+    wrong = _in_process(run_process, "fraiseql", "migrate", "create", "x", "--autogenerate",
+                        "--metadata", "myapp.modles:Base.metadata")
     assert (wrong.returncode, wrong.stdout) == (1, "")
     assert wrong.stderr == (
         "Error: Cannot import the models of myapp.modles:Base.metadata (--metadata): there "
         "is no module 'myapp.modles' in the project folder or the installed packages; fix "
         "the path, or run from the project folder\n")
-    live = run_process("fraiseql", "migrate", "create", "x", "--autogenerate",
+    live = _in_process(run_process, "fraiseql", "migrate", "create", "x", "--autogenerate",
                        "--shadow-database-url", database_url)
     assert live.returncode == 1
     assert live.stderr.startswith("Error: The shadow database postgresql://")
     assert "is the database of DATABASE_URL" in live.stderr and live.stderr.count("\n") == 1
-    usage = run_process("fraiseql", "migrate", "create", "x", "--metadata", "a:b")
+    usage = _in_process(run_process, "fraiseql", "migrate", "create", "x", "--metadata", "a:b")
     assert (usage.returncode, usage.stderr) == (
         2, "Error: --metadata belongs to --autogenerate: add --autogenerate\n")
     assert list((tmp_path / "migrations").iterdir()) == []
@@ -126,14 +161,15 @@ def test_an_adopted_env_py_with_our_filters_keeps_the_history(
     (tmp_path / "alembic" / "versions" / "001_users.sql").write_text(
         "-- migrate:up\nCREATE TABLE tb_user (id bigint GENERATED BY DEFAULT AS IDENTITY "
         "PRIMARY KEY, email text NOT NULL UNIQUE);\n-- migrate:down\nDROP TABLE tb_user;\n")
-    run_process("alembic", "upgrade", "head", check=True)
-    unfiltered = run_process("alembic", "check")
+    run = functools.partial(_in_process, run_process)  # the subject: what the filters do
+    run("alembic", "upgrade", "head", check=True)
+    unfiltered = run("alembic", "check")
     assert unfiltered.returncode != 0
     assert "fraiseql_migrations" in unfiltered.stdout + unfiltered.stderr
-    filtered = run_process("alembic", "check", env={"USE_FILTERS": "1"}, check=True)
+    filtered = run("alembic", "check", env={"USE_FILTERS": "1"}, check=True)
     assert "No new upgrade operations detected." in filtered.stdout + filtered.stderr
-    made = run_process("alembic", "revision", "--autogenerate", "-m", "nothing",
-                       env={"USE_FILTERS": "1"}, check=True)
+    made = run("alembic", "revision", "--autogenerate", "-m", "nothing",
+               env={"USE_FILTERS": "1"}, check=True)
     written = [path for path in (tmp_path / "alembic" / "versions").iterdir()
                if path.name != "001_users.sql" and path.is_file()]
     assert len(written) == 1, made.stdout + made.stderr
@@ -150,14 +186,15 @@ sqlalchemy.url =
 
 
 def test_alembic_check_and_revision_autogenerate_in_our_environment(
-    run_process: ProcessRunner, tmp_path: Path, database_url: str, pg_cluster: DevCluster
+    run_process: ProcessRunner, tmp_path: Path, database_url: str, shadow_url: str
 ) -> None:
     """They compare the models with the schema the migrations build (a shadow database),
-    never with the live database, and the revision is the numbered SQL file."""
+    never with the live database, and the revision is the numbered SQL file.  The first
+    check and revision are the commands as typed; the later runs are the same in-process."""
     _project(tmp_path, USER_MODELS)
     (tmp_path / "alembic.ini").write_text(OUR_ENV_INI)
-    name = f"shadow_{uuid.uuid4().hex[:8]}"
-    env = {"FRAISEQL_SHADOW_DATABASE_URL": pg_cluster.create_database(name)}
+    env: dict[str, str | None] = {"FRAISEQL_SHADOW_DATABASE_URL": shadow_url}
+    run = functools.partial(_in_process, run_process)
     differs = run_process("alembic", "check", env=env)
     assert differs.returncode == 255
     assert differs.stdout.startswith(
@@ -171,18 +208,17 @@ def test_alembic_check_and_revision_autogenerate_in_our_environment(
     assert "-- migrate:up\nCREATE TABLE tb_user (" in text
     assert text.endswith("-- migrate:down\nDROP TABLE tb_user;\n")
     # the models agree with the migrations, and the live database was never touched
-    run_process("alembic", "check", env=env, check=True)
+    run("alembic", "check", env=env, check=True)
     assert fetch_one(database_url, "SELECT count(*) FROM pg_tables WHERE schemaname = "
                      "'public'") == 0
-    checked = run_process("fraiseql", "migrate", "check", "--models", env=env, check=True)
+    checked = run("fraiseql", "migrate", "check", "--models", env=env, check=True)
     assert checked.stdout == ("✓ No problems (1 migration; database: 1 pending; models match "
                               "the migrations)\n")
-    again = run_process("alembic", "revision", "--autogenerate", "-m", "again", env=env,
-                        check=True)
+    again = run("alembic", "revision", "--autogenerate", "-m", "again", env=env, check=True)
     assert again.stdout == ("No differences between the models and the migrations' schema; "
                             "nothing written\n")
     (tmp_path / "myapp" / "models.py").write_text(MORE)
-    gate = run_process("fraiseql", "migrate", "check", "--models", env=env)
+    gate = run("fraiseql", "migrate", "check", "--models", env=env)
     assert gate.returncode == 1
     assert gate.stdout.splitlines() == [
         "models: table tb_post is in the models, not in the migrations; write the migration "
@@ -193,11 +229,10 @@ def test_alembic_check_and_revision_autogenerate_in_our_environment(
         "write the migration with `fraiseql migrate create NAME --autogenerate`",
         "✗ 3 problems (1 migration; database: 1 pending; models: 3 differences)",
     ]
-    run_process("alembic", "revision", "--autogenerate", "-m", "posts", env=env, check=True)
+    run("alembic", "revision", "--autogenerate", "-m", "posts", env=env, check=True)
     alembic_in_process(tmp_path, database_url, ("upgrade", "head"), ("downgrade", "base"),
                        ("upgrade", "head"))
-    run_process("alembic", "check", env=env, check=True)
-    pg_cluster.drop_database(name)
+    run("alembic", "check", env=env, check=True)
 
 
 PY_REVISION = """from alembic import op
@@ -216,34 +251,34 @@ def downgrade():
 
 
 def test_alembic_check_and_revision_autogenerate_with_a_py_revision(
-    run_process: ProcessRunner, tmp_path: Path, database_url: str, pg_cluster: DevCluster
+    run_process: ProcessRunner, tmp_path: Path, database_url: str, shadow_url: str
 ) -> None:
     """A folder holding a .py revision: Alembic runs it in the shadow database, nested in
-    the alembic check or revision --autogenerate that compares (they refused it before)."""
+    the alembic check or revision --autogenerate that compares (they refused it before).
+    The first check is the command as typed (under each Alembic of .ci/run's loop); the
+    later runs are the same in-process."""
     _project(tmp_path, USER_MODELS + "    bio: Mapped[str | None] = mapped_column(sa.Text)\n")
     (tmp_path / "alembic.ini").write_text(OUR_ENV_INI)
     (tmp_path / "migrations" / "001_users.sql").write_text(
         "-- migrate:up\nCREATE TABLE tb_user (id bigint GENERATED BY DEFAULT AS IDENTITY "
         "PRIMARY KEY, email text NOT NULL UNIQUE);\n-- migrate:down\nDROP TABLE tb_user;\n")
     (tmp_path / "migrations" / "002_bio.py").write_text(PY_REVISION)
-    name = f"shadow_{uuid.uuid4().hex[:8]}"
-    env = {"FRAISEQL_SHADOW_DATABASE_URL": pg_cluster.create_database(name)}
+    env: dict[str, str | None] = {"FRAISEQL_SHADOW_DATABASE_URL": shadow_url}
+    run = functools.partial(_in_process, run_process)
     agrees = run_process("alembic", "check", env=env, check=True)  # bio: from the .py
     assert agrees.stdout == "No new upgrade operations detected.\n"
     (tmp_path / "myapp" / "models.py").write_text(MORE)
-    differs = run_process("alembic", "check", env=env)
+    differs = run("alembic", "check", env=env)
     assert differs.returncode == 255
     assert "('add_index', Index('ix_tb_user_bio'" in differs.stdout
-    made = run_process("alembic", "revision", "--autogenerate", "-m", "posts", env=env,
-                       check=True)
+    made = run("alembic", "revision", "--autogenerate", "-m", "posts", env=env, check=True)
     path = tmp_path / "migrations" / "003_posts.sql"
     assert made.stdout == f"Generating {path} ...  done\n"
     assert "CREATE INDEX CONCURRENTLY ix_tb_user_bio ON tb_user (bio);" in path.read_text()
     alembic_in_process(tmp_path, database_url, ("upgrade", "head"), ("downgrade", "-1"),
                        ("upgrade", "head"))
-    run_process("alembic", "check", env=env, check=True)
+    run("alembic", "check", env=env, check=True)
     assert fetch_one(database_url, "SELECT version_num FROM alembic_version") == "003"
-    pg_cluster.drop_database(name)
 
 
 def test_a_sigterm_during_the_shadow_build_leaves_no_postgresql_behind(
@@ -307,16 +342,14 @@ def _enum_values(url: str) -> list[str]:
 
 
 def test_alembic_postgresql_enum_writes_its_enum_changes_into_the_sql_file(
-    run_process: ProcessRunner, cli: Cli, tmp_path: Path, database_url: str,
-    pg_cluster: DevCluster,
+    run_process: ProcessRunner, cli: Cli, tmp_path: Path, database_url: str, shadow_url: str
 ) -> None:
     """With alembic-postgresql-enum imported by the models, its operations (a new type,
     values added, values removed through sync_enum_values) are written as SQL, once each
     (fraiseql's own enum comparison stands aside), and every file round-trips."""
     models = tmp_path / "myapp" / "models.py"
     _project(tmp_path, ENUM_MODELS.format(values="'active', 'blocked'"))
-    name = f"shadow_{uuid.uuid4().hex[:8]}"
-    env = {"FRAISEQL_SHADOW_DATABASE_URL": pg_cluster.create_database(name)}
+    env = {"FRAISEQL_SHADOW_DATABASE_URL": shadow_url}
 
     def create(name: str) -> str:
         return run_process("fraiseql", "migrate", "create", name, "--autogenerate", env=env,
@@ -383,18 +416,16 @@ def test_alembic_postgresql_enum_writes_its_enum_changes_into_the_sql_file(
     execute(database_url, "UPDATE tb_user SET status = 'active'")
     round_trip()
     assert _enum_values(database_url) == ["active", "pending", "suspended", "gone"]
-    pg_cluster.drop_database(name)
 
 
 def test_alembic_postgresql_enum_under_the_alembic_command(
-    run_process: ProcessRunner, tmp_path: Path, database_url: str, pg_cluster: DevCluster
+    run_process: ProcessRunner, tmp_path: Path, database_url: str, shadow_url: str
 ) -> None:
     """alembic check sees the extension's operations; alembic revision --autogenerate
     writes them in the numbered SQL file, which upgrades, downgrades and upgrades."""
     _project(tmp_path, ENUM_MODELS.format(values="'active', 'blocked'"))
     (tmp_path / "alembic.ini").write_text(OUR_ENV_INI)
-    name = f"shadow_{uuid.uuid4().hex[:8]}"
-    env = {"FRAISEQL_SHADOW_DATABASE_URL": pg_cluster.create_database(name)}
+    env = {"FRAISEQL_SHADOW_DATABASE_URL": shadow_url}
     differs = run_process("alembic", "check", env=env)
     assert differs.returncode == 255
     assert differs.stdout.startswith(
@@ -412,4 +443,3 @@ def test_alembic_postgresql_enum_under_the_alembic_command(
     assert ("ALTER TYPE user_status ADD VALUE IF NOT EXISTS 'pending' AFTER 'active';"
             in second.read_text())
     assert _enum_values(database_url) == ["active", "pending", "blocked"]
-    pg_cluster.drop_database(name)
