@@ -75,13 +75,13 @@ def difference(ours: object, theirs: object, path: str = "") -> str | None:
     if isinstance(theirs, enum.Enum):
         theirs = theirs.name
     if isinstance(theirs, ast.Node) and isinstance(ours, nodes.Node):
-        if type(ours).__name__ != type(theirs).__name__ or ours.__slots__ != tuple(
-                theirs.__slots__):
+        if type(ours).__name__ != type(theirs).__name__ or tuple(
+                theirs.__slots__) != ours.FIELDS:
             return f"{path}: {type(ours).__name__} != {type(theirs).__name__}"
     elif type(ours) is not type(theirs):
         return f"{path}: {type(ours).__name__} != {type(theirs).__name__}"
     if isinstance(ours, nodes.Node):
-        for name in ours.__slots__:
+        for name in ours.FIELDS:
             found = difference(getattr(ours, name, "<unset>"), getattr(theirs, name, "<unset>"),
                                f"{path}.{name}")
             if found:

@@ -162,7 +162,7 @@ def walk(tree: object) -> Iterator[ast.Node]:
     them, without loading pglast's printers)."""
     if isinstance(tree, ast.Node):
         yield tree
-        for name in getattr(type(tree), "__slots__", ()):
+        for name in getattr(type(tree), "FIELDS", ()):  # nodes.Node.FIELDS: the slots
             value = getattr(tree, name, None)
             if isinstance(value, (ast.Node, tuple)):
                 yield from walk(value)
