@@ -1,4 +1,10 @@
-"""The plain `alembic` CLI and the installed `fraiseql` command, run as subprocesses."""
+"""The plain `alembic` CLI and the installed `fraiseql` command on a folder of SQL revisions.
+
+The installed commands run where the process is the subject (`alembic heads` and `alembic
+upgrade head` as typed, the adopted project's `alembic heads` loading our plugin through its
+entry point, containment, the quick start, a terminal); the other runs go through
+``run_process.in_process`` (Alembic's own CommandLine, same argv, folder, environment,
+output and exit code)."""
 
 from __future__ import annotations
 
@@ -22,32 +28,36 @@ def ini_project(project: Project) -> Project:
 
 
 def test_alembic_reads_the_sql_chain(ini_project: Project, run_process: ProcessRunner) -> None:
+    """The installed command reads the chain (a new interpreter: the plugin loads as for a
+    team's `alembic`); the other reading commands run in-process."""
     assert run_process("alembic", "heads", check=True).stdout == "003 (head)\n"
-    history = run_process("alembic", "history", check=True).stdout
+    history = run_process.in_process("alembic", "history", check=True).stdout
     assert history.splitlines() == [
         "002 -> 003 (head), Add indexes",
         "001 -> 002, Add comments table",
         "<base> -> 001, Initial schema",
     ]
-    show = run_process("alembic", "show", "002", check=True).stdout
+    show = run_process.in_process("alembic", "show", "002", check=True).stdout
     assert "Rev: 002" in show and "Parent: 001" in show and "002_add_comments_table.sql" in show
-    assert run_process("alembic", "current", check=True).stdout == ""
+    assert run_process.in_process("alembic", "current", check=True).stdout == ""
 
 
 def test_alembic_upgrade_downgrade_stamp(ini_project: Project, run_process: ProcessRunner) -> None:
-    run_process("alembic", "upgrade", "+1", check=True)
+    """`alembic upgrade head` as a team types it (the installed command); the other moves
+    in-process."""
+    run_process.in_process("alembic", "upgrade", "+1", check=True)
     assert ini_project.version() == ["001"]
     run_process("alembic", "upgrade", "head", check=True)
     assert ini_project.version() == ["003"]
-    assert run_process("alembic", "current", check=True).stdout == "003 (head)\n"
-    run_process("alembic", "downgrade", "-1", check=True)
+    assert run_process.in_process("alembic", "current", check=True).stdout == "003 (head)\n"
+    run_process.in_process("alembic", "downgrade", "-1", check=True)
     assert ini_project.version() == ["002"]
-    run_process("alembic", "downgrade", "001", check=True)
+    run_process.in_process("alembic", "downgrade", "001", check=True)
     assert ini_project.version() == ["001"] and "b" not in ini_project.tables()
-    run_process("alembic", "downgrade", "base", check=True)
+    run_process.in_process("alembic", "downgrade", "base", check=True)
     assert ini_project.version() == [] and "a" not in ini_project.tables()
-    run_process("alembic", "upgrade", "002", check=True)
-    run_process("alembic", "stamp", "003", check=True)
+    run_process.in_process("alembic", "upgrade", "002", check=True)
+    run_process.in_process("alembic", "stamp", "003", check=True)
     assert ini_project.version() == ["003"]
     actions = ini_project.query("SELECT version, action FROM fraiseql_migrations ORDER BY id")
     assert actions[-1] == ("003", "stamped")
@@ -58,8 +68,8 @@ def test_alembic_upgrade_downgrade_stamp(ini_project: Project, run_process: Proc
 
 
 def test_alembic_offline_sql_runs_in_psql(ini_project: Project, run_process: ProcessRunner) -> None:
-    run_process("alembic", "upgrade", "001", check=True)
-    sql = run_process("alembic", "upgrade", "001:003", "--sql", check=True).stdout
+    run_process.in_process("alembic", "upgrade", "001", check=True)
+    sql = run_process.in_process("alembic", "upgrade", "001:003", "--sql", check=True).stdout
     assert "CREATE TABLE b (id int);" in sql and "UPDATE alembic_version SET version_num='003'" in sql
     run_process("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", ini_project.database_url,
                 input=sql, timeout=60, check=True)
@@ -71,7 +81,7 @@ def test_alembic_offline_sql_runs_in_psql(ini_project: Project, run_process: Pro
 
 
 def test_alembic_unknown_revision_is_one_line(ini_project: Project, run_process: ProcessRunner) -> None:
-    result = run_process("alembic", "upgrade", "999", check=False)
+    result = run_process.in_process("alembic", "upgrade", "999", check=False)
     assert result.returncode != 0
     assert result.stdout.strip() == "FAILED: Can't locate revision identified by '999'"
     # stderr holds only what alembic.ini's logging section asks for
@@ -81,7 +91,7 @@ def test_alembic_unknown_revision_is_one_line(ini_project: Project, run_process:
 
 def test_alembic_reports_sql_errors_as_one_line(ini_project: Project, run_process: ProcessRunner) -> None:
     ini_project.write("004_bad.sql", "SELECT * FROM no_such_table;\n")
-    result = run_process("alembic", "upgrade", "head", check=False)
+    result = run_process.in_process("alembic", "upgrade", "head", check=False)
     assert result.returncode != 0
     assert "FAILED: Migration 004_bad.sql failed at line 1, column 15: relation \"no_such_table\" does not exist" in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
@@ -95,28 +105,28 @@ def test_hand_written_py_revision_joins_the_chain(ini_project: Project, run_proc
         "def downgrade() -> None:\n    op.execute('DROP TABLE tags')\n"
     )
     ini_project.write("005_after_tags.sql", UP_DOWN.format(t="e"))
-    assert run_process("alembic", "heads", check=True).stdout == "005 (head)\n"
-    assert "004 -> 005 (head)" in run_process("alembic", "history", check=True).stdout
-    up = run_process("fraiseql", "migrate", "up", check=True).stdout
+    assert run_process.in_process("alembic", "heads", check=True).stdout == "005 (head)\n"
+    assert "004 -> 005 (head)" in run_process.in_process("alembic", "history", check=True).stdout
+    up = run_process.in_process("fraiseql", "migrate", "up", check=True).stdout
     assert "✓ Running migration: 004_add_tags.py\n✓ Running migration: 005_after_tags.sql" in up
     assert {"tags", "e"} <= ini_project.tables()
     status = ini_project.cli("status")
     assert status.exit_code == 0 and "✓ 004_add_tags.py (applied" in status.output
     assert ("004", "applied") in ini_project.query("SELECT version, action FROM fraiseql_migrations")
-    run_process("fraiseql", "migrate", "down", "--steps", "2", "--force", check=True)
+    run_process.in_process("fraiseql", "migrate", "down", "--steps", "2", "--force", check=True)
     assert ini_project.version() == ["003"] and "tags" not in ini_project.tables()
 
 
 def test_alembic_revision_with_hex_id_then_sql_file_stays_one_chain(ini_project: Project, run_process: ProcessRunner) -> None:
-    run_process("alembic", "revision", "-m", "hand made", "--rev-id", "0123abcdef99", check=True)
+    run_process.in_process("alembic", "revision", "-m", "hand made", "--rev-id", "0123abcdef99", check=True)
     # `create` names the hex head it follows: numbering alone would fork from 003
-    run_process("fraiseql", "migrate", "create", "next", check=True)
+    run_process.in_process("fraiseql", "migrate", "create", "next", check=True)
     created = ini_project.migrations / "004_next.sql"
     assert created.read_text().splitlines()[1] == "-- revises: 0123abcdef99"
     created.write_text(created.read_text().replace("-- migrate:up\n", "-- migrate:up\nCREATE TABLE f (id int);\n"))
-    heads = run_process("alembic", "heads", check=True).stdout
+    heads = run_process.in_process("alembic", "heads", check=True).stdout
     assert heads == "004 (head)\n"
-    run_process("fraiseql", "migrate", "up", check=True)
+    run_process.in_process("fraiseql", "migrate", "up", check=True)
     assert ini_project.version() == ["004"]
 
 
@@ -173,16 +183,17 @@ def legacy_project(project: Project, *, opt_in: bool) -> Path:
 @needs_plugin_entry_points
 def test_existing_alembic_history_adopts_sql_files(project: Project, run_process: ProcessRunner) -> None:
     versions = legacy_project(project, opt_in=True)
-    run_process("alembic", "upgrade", "9f8e7d6c5b4a", check=True)  # the team's database, already migrated
+    run_process.in_process("alembic", "upgrade", "9f8e7d6c5b4a", check=True)  # the team's database, already migrated
+    # the installed command: Alembic loads our plugin through its entry point
     assert run_process("alembic", "heads", check=True).stdout == "001 (head)\n"
-    assert "9f8e7d6c5b4a -> 001 (head)" in run_process("alembic", "history", check=True).stdout
-    run_process("alembic", "upgrade", "head", check=True)
+    assert "9f8e7d6c5b4a -> 001 (head)" in run_process.in_process("alembic", "history", check=True).stdout
+    run_process.in_process("alembic", "upgrade", "head", check=True)
     assert "from_sql" in project.tables()
-    status = run_process("fraiseql", "migrate", "status", "--path", str(versions), check=True).stdout
+    status = run_process.in_process("fraiseql", "migrate", "status", "--path", str(versions), check=True).stdout
     assert "✓ 1a2b3c4d5e6f_first.py" in status and "✓ 9f8e7d6c5b4a_second.py" in status
     assert "✓ 001_first_sql.sql" in status
     (versions / "002_second_sql.sql").write_text("-- revises: 001\n" + UP_DOWN.format(t="from_sql2"))
-    up = run_process("fraiseql", "migrate", "up", "--path", str(versions), check=True).stdout
+    up = run_process.in_process("fraiseql", "migrate", "up", "--path", str(versions), check=True).stdout
     assert "✓ Running migration: 002_second_sql.sql" in up
 
 
@@ -190,7 +201,7 @@ def test_existing_alembic_history_adopts_sql_files(project: Project, run_process
 def test_revises_header_names_the_parent(project: Project, run_process: ProcessRunner) -> None:
     versions = legacy_project(project, opt_in=True)
     (versions / "001_first_sql.sql").write_text("-- revises: 1a2b3c4d5e6f\n" + UP_DOWN.format(t="x"))
-    heads = run_process("alembic", "heads", check=True).stdout.split()
+    heads = run_process.in_process("alembic", "heads", check=True).stdout.split()
     assert sorted(h for h in heads if h != "(head)") == ["001", "9f8e7d6c5b4a"]
 
 
@@ -263,18 +274,18 @@ def test_down_asks_on_a_terminal(project: Project) -> None:
 
 
 def test_alembic_upgrade_refuses_changed_applied_file(ini_project: Project, run_process: ProcessRunner) -> None:
-    run_process("alembic", "upgrade", "002", check=True)
+    run_process.in_process("alembic", "upgrade", "002", check=True)
     ini_project.write("002_add_comments_table.sql", UP_DOWN.format(t="b").replace("(id int)", "(id bigint)"))
-    result = run_process("alembic", "upgrade", "head", check=False)
+    result = run_process.in_process("alembic", "upgrade", "head", check=False)
     assert result.returncode != 0
     assert "FAILED: Migration 002_add_comments_table.sql checksum mismatch" in result.stdout
     assert ini_project.version() == ["002"]
 
 
 def test_alembic_stamp_records_every_covered_revision(ini_project: Project, run_process: ProcessRunner) -> None:
-    run_process("alembic", "upgrade", "head", check=True)
-    run_process("alembic", "downgrade", "base", check=True)
-    run_process("alembic", "stamp", "002", check=True)
+    run_process.in_process("alembic", "upgrade", "head", check=True)
+    run_process.in_process("alembic", "downgrade", "base", check=True)
+    run_process.in_process("alembic", "stamp", "002", check=True)
     status = ini_project.cli("status").output
     assert "✓ 001_initial_schema.sql (applied" in status and "✓ 002_add_comments_table.sql (applied" in status
     assert "○ 003_add_indexes.sql (pending)" in status
@@ -284,6 +295,6 @@ def test_alembic_stamp_records_every_covered_revision(ini_project: Project, run_
 
 def test_alembic_upgrade_runs_concurrent_index_after_checks(ini_project: Project, run_process: ProcessRunner) -> None:
     ini_project.write("004_concurrent.sql", "CREATE INDEX CONCURRENTLY idx_a ON a (id);\n")
-    run_process("alembic", "upgrade", "head", check=True)
+    run_process.in_process("alembic", "upgrade", "head", check=True)
     assert ini_project.version() == ["004"]
     assert ini_project.query("SELECT to_regclass('idx_a') IS NOT NULL") == [(True,)]

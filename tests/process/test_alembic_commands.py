@@ -1,4 +1,9 @@
-"""Alembic's smaller commands in our environment, through the installed `alembic` command."""
+"""Alembic's smaller commands in our environment.
+
+They run Alembic's own CommandLine in-process (``run_process.in_process``: same argv,
+folder, environment, output and exit code); before Alembic 1.18 the `alembic heads` of our
+shipped environment is the installed command (a new interpreter, where importing our
+package installs the plugin).  tests/process/test_alembic_cli.py types the upgrade."""
 
 from __future__ import annotations
 
@@ -26,21 +31,21 @@ def _version_tables(project: Project) -> list[tuple[str, int]]:
 
 
 def test_ensure_version_creates_alembic_version(ini_project: Project, run_process: ProcessRunner) -> None:
-    run_process("alembic", "ensure_version", check=True)
+    run_process.in_process("alembic", "ensure_version", check=True)
     assert _version_tables(ini_project) == [("public", 0)]
-    run_process("alembic", "ensure_version", check=True)  # again: nothing to do
+    run_process.in_process("alembic", "ensure_version", check=True)  # again: nothing to do
     assert _version_tables(ini_project) == [("public", 0)]
-    assert run_process("alembic", "current", check=True).stdout == ""
-    run_process("alembic", "upgrade", "head", check=True)
+    assert run_process.in_process("alembic", "current", check=True).stdout == ""
+    run_process.in_process("alembic", "upgrade", "head", check=True)
     assert _version_tables(ini_project) == [("public", 1)]
 
 
 def test_ensure_version_uses_the_search_path_schema(ini_project: Project, run_process: ProcessRunner) -> None:
     database = ini_project.query("SELECT current_database()")[0][0]
     ini_project.query(f'CREATE SCHEMA app; ALTER DATABASE "{database}" SET search_path = app, public')
-    run_process("alembic", "ensure_version", check=True)
+    run_process.in_process("alembic", "ensure_version", check=True)
     assert _version_tables(ini_project) == [("app", 0)]
-    up = run_process("fraiseql", "migrate", "up", check=True).stdout
+    up = run_process.in_process("fraiseql", "migrate", "up", check=True).stdout
     assert "✓ Running migration: 001_initial_schema.sql" in up
     assert _version_tables(ini_project) == [("app", 1)]
 
@@ -55,38 +60,38 @@ def test_adopted_upgrade_waits_for_our_lock(project: Project, run_process: Proce
         with holder.cursor() as cursor:
             cursor.execute("SELECT pg_backend_pid()")
             pid = cursor.fetchone()[0]  # type: ignore[index]
-        result = run_process("alembic", "upgrade", "head")
+        result = run_process.in_process("alembic", "upgrade", "head")
         assert result.returncode == 255, result.stdout + result.stderr
         assert f"Waiting up to 1s for the migration lock held by pid {pid} (someone else's deploy)" in result.stderr
         assert f"FAILED: Gave up after waiting 1s for the migration lock held by pid {pid}" in result.stdout
         assert "Traceback" not in result.stderr
         assert project.version() == []
         # commands that only read do not wait
-        run_process("alembic", "current", check=True)
+        run_process.in_process("alembic", "current", check=True)
     finally:
         holder.close()
-    run_process("alembic", "upgrade", "head", check=True)
+    run_process.in_process("alembic", "upgrade", "head", check=True)
     assert project.version() == ["001"] and "from_sql" in project.tables()
 
 
 @needs_plugin_entry_points
 def test_adopted_upgrade_refuses_a_changed_applied_file(project: Project, run_process: ProcessRunner) -> None:
     versions = legacy_project(project, opt_in=True)
-    run_process("alembic", "upgrade", "head", check=True)
+    run_process.in_process("alembic", "upgrade", "head", check=True)
     (versions / "001_first_sql.sql").write_text(UP_DOWN.format(t="from_sql").replace("(id int)", "(id bigint)"))
     (versions / "002_next.sql").write_text(UP_DOWN.format(t="next"))
-    result = run_process("alembic", "upgrade", "head")
+    result = run_process.in_process("alembic", "upgrade", "head")
     assert result.returncode == 255
     assert result.stdout.startswith("FAILED: Migration 001_first_sql.sql checksum mismatch"), result.stdout
     assert project.version() == ["001"] and "next" not in project.tables()
     # a pending file that cannot be split is refused before anything runs
     (versions / "001_first_sql.sql").write_text(UP_DOWN.format(t="from_sql"))
     (versions / "003_broken.sql").write_text("-- migrate:up\nSELECT 'unterminated;\n-- migrate:down\nSELECT 1;\n")
-    result = run_process("alembic", "upgrade", "head")
+    result = run_process.in_process("alembic", "upgrade", "head")
     assert result.returncode == 255 and "003_broken.sql" in result.stdout, result.stdout
     assert "next" not in project.tables()
     (versions / "003_broken.sql").unlink()
-    run_process("alembic", "upgrade", "head", check=True)
+    run_process.in_process("alembic", "upgrade", "head", check=True)
     assert project.version() == ["002"]
 
 
@@ -96,7 +101,7 @@ def test_adopted_upgrade_honours_fraiseql_history_schema(project: Project, run_p
     ini = project.root / "alembic.ini"
     ini.write_text(ini.read_text() + "fraiseql_history_schema = audit\n")
     project.query("CREATE SCHEMA audit")
-    run_process("alembic", "upgrade", "head", check=True)
+    run_process.in_process("alembic", "upgrade", "head", check=True)
     assert project.query("SELECT version, action FROM audit.fraiseql_migrations") == [("001", "applied")]
     assert "fraiseql_migrations" not in project.tables()
 
@@ -109,10 +114,10 @@ def test_fraiseql_migrate_refuses_an_env_py_version_table(project: Project, run_
                    .replace("literal_binds=True)", "literal_binds=True, version_table='my_version')")
                    .replace("configure(connection=connection)",
                             "configure(connection=connection, version_table='my_version')"))
-    run_process("alembic", "upgrade", "head", check=True)
+    run_process.in_process("alembic", "upgrade", "head", check=True)
     assert project.query("SELECT version_num FROM my_version") == [("001",)]
     for verb in (["status"], ["up"], ["down", "--force"]):
-        result = run_process("fraiseql", "migrate", *verb, "--path", str(versions))
+        result = run_process.in_process("fraiseql", "migrate", *verb, "--path", str(versions))
         assert result.returncode == 1, result.stdout + result.stderr
         assert result.stdout == ""
         assert result.stderr == (
@@ -121,7 +126,7 @@ def test_fraiseql_migrate_refuses_an_env_py_version_table(project: Project, run_
             "downgrade` in this project instead (they take the same lock and make the same checks)\n")
     assert project.version() == [] and "alembic_version" not in project.tables()
     # the folder checks need no database, and no version table
-    assert run_process("fraiseql", "migrate", "check", "--path", str(versions), url=None).returncode == 0
+    assert run_process.in_process("fraiseql", "migrate", "check", "--path", str(versions), url=None).returncode == 0
 
 
 @needs_plugin_entry_points
@@ -135,12 +140,12 @@ def test_fraiseql_migrate_reads_an_env_py_without_a_version_table(project: Proje
     env = project.root / "alembic" / "env.py"
     env.write_text("from logging.config import fileConfig\nfrom alembic import context\n"
                    "fileConfig(context.config.config_file_name)\n" + env.read_text())
-    result = run_process("fraiseql", "migrate", "up", "--path", str(versions), check=True)
+    result = run_process.in_process("fraiseql", "migrate", "up", "--path", str(versions), check=True)
     assert "✓ Running migration: 001_first_sql.sql" in result.stdout
     assert "INFO" not in result.stderr  # the env.py's logging, read offline, stays quiet
     # an env.py that cannot run offline is one line
     env.write_text("raise RuntimeError('needs the app settings')\n")
-    result = run_process("fraiseql", "migrate", "status", "--path", str(versions))
+    result = run_process.in_process("fraiseql", "migrate", "status", "--path", str(versions))
     assert result.returncode == 1
     assert result.stderr == (
         "Error: Could not run alembic/env.py offline to read the settings it gives "
@@ -154,13 +159,14 @@ def test_own_env_py_needs_alembic_with_plugin_entry_points(project: Project, run
     """Before 1.18 the `alembic` command of a project with its own env.py never loads us
     (it would not see the SQL files): `fraiseql migrate` refuses the folder in one line."""
     versions = legacy_project(project, opt_in=True)
-    result = run_process("fraiseql", "migrate", "status", "--path", str(versions))
+    result = run_process.in_process("fraiseql", "migrate", "status", "--path", str(versions))
     assert result.returncode == 1
     assert re.fullmatch(
         r"Error: A project with its own env.py \(alembic/env.py\) needs Alembic 1.18 or later, "
         r"which loads our plugin for the `alembic` command; with Alembic 1\.1[67] it would not "
         r"see the SQL migrations: pip install 'alembic>=1.18'\n", result.stderr), result.stderr
-    # our shipped environment works on this Alembic: the same folder through it
+    # our shipped environment works on this Alembic: the same folder through it (the
+    # installed command: the plugin is installed when Alembic imports our package)
     shutil.copy(REPO / "alembic.ini.example", project.root / "alembic.ini")
     (versions.parent / "env.py").unlink()
     ini = project.root / "alembic.ini"
