@@ -11,8 +11,9 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -392,3 +393,41 @@ class User(Base):
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
     email: Mapped[str] = mapped_column(sa.Text, unique=True)
 """
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 60.0) -> None:
+    """Poll ``condition`` every 50 ms until it holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+@contextmanager
+def meanwhile(when: Callable[[], object], then: Callable[[], None]) -> Iterator[None]:
+    """While the block runs (a command run in-process, in the main thread, where its
+    signal handling lives), a thread waits until ``when()`` holds and calls ``then()``:
+    what a test did from outside while a process ran.  The block's end ends the wait; a
+    failure in the thread, or a ``when`` never met while the block ran, is raised after
+    the block."""
+    ended = threading.Event()
+    errors: list[BaseException] = []
+
+    def watch() -> None:
+        try:
+            wait_until(lambda: ended.is_set() or when())
+            assert not ended.is_set(), "the run ended before the condition was met"
+            then()
+        except BaseException as error:  # raised in the test's thread below
+            errors.append(error)
+
+    thread = threading.Thread(target=watch, name="meanwhile", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        ended.set()
+        thread.join(timeout=60)
+    assert not thread.is_alive(), "the watching thread did not end"
+    if errors:
+        raise errors[0]

@@ -27,16 +27,14 @@ import os
 import re
 import signal
 import subprocess
-import threading
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import psycopg2
 import pytest
 from conftest import ProcessRunner, Project
-from scenarios import MIXED, REPO, blocker, frozen, hold_lock, on_path
+from scenarios import MIXED, REPO, blocker, frozen, hold_lock, meanwhile, on_path, wait_until
 
 #: direct: only .sql files; alembic: a .py revision in the folder, `fraiseql migrate up`;
 #: plain: `alembic upgrade head` with alembic.ini
@@ -128,35 +126,6 @@ def up(project: Project, path: str, verb: str = "up") -> Ran:
 
 
 @contextmanager
-def meanwhile(when: Callable[[], object], then: Callable[[], None]) -> Iterator[None]:
-    """While the block runs (a run in-process, in the main thread, where its signal
-    handling lives), a thread waits until ``when()`` holds and calls ``then()``.  The
-    block's end ends the wait; a failure in the thread, or a ``when`` never met while the
-    block ran, is raised after it."""
-    ended = threading.Event()
-    errors: list[BaseException] = []
-
-    def watch() -> None:
-        try:
-            wait_until(lambda: ended.is_set() or when())
-            assert not ended.is_set(), "the run ended before the condition was met"
-            then()
-        except BaseException as error:  # raised in the test's thread below
-            errors.append(error)
-
-    thread = threading.Thread(target=watch, name="meanwhile", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        ended.set()
-        thread.join(timeout=60)
-    assert not thread.is_alive(), "the watching thread did not end"
-    if errors:
-        raise errors[0]
-
-
-@contextmanager
 def running(project: Project, path: str) -> Iterator[subprocess.Popen[str]]:
     """The run as the installed command, started in the background (for a signal or a
     freeze); killed on the way out if still running."""
@@ -172,13 +141,6 @@ def running(project: Project, path: str) -> Iterator[subprocess.Popen[str]]:
 def finish(process: subprocess.Popen[str], timeout: float = 60) -> Ran:
     out, err = process.communicate(timeout=timeout)
     return Ran(process.returncode, out, err)
-
-
-def wait_until(condition: Callable[[], object], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
 
 
 def activity(project: Project, like: str) -> list[tuple[object, ...]]:

@@ -1,14 +1,19 @@
-"""A backend killed during COMMIT is told alike by `fraiseql migrate up` and plain `alembic upgrade`, run as commands."""
+"""A backend killed during COMMIT is told alike by `fraiseql migrate up` and plain `alembic
+upgrade`.
+
+The subject is what the command says, not its process: each run is made in-process
+(``run_process.in_process``: the argv, folder, environment, output and exit code of the
+installed command), and the backend is ended from a thread once pg_stat_activity shows
+the migration in its COMMIT."""
 
 from __future__ import annotations
 
 import re
 import shutil
-import time
 
 import pytest
 from conftest import ProcessRunner, Project
-from scenarios import REPO, on_path
+from scenarios import REPO, meanwhile, on_path
 
 from fraiseql_alembic.devdb import DevCluster
 
@@ -39,24 +44,19 @@ def test_a_backend_killed_during_commit_is_told_alike_on_every_path(
     applied = project.cli("up")  # 001, in-process: a set-up step
     assert applied.exit_code == 0, applied.output
     project.write("002_insert.sql", "INSERT INTO t VALUES (1);\n")
-    process = run_process.start(*argv)
-    try:
-        in_commit = ("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-                     "AND wait_event = 'PgSleep' AND query ~ 'COMMIT\\s*$'")
-        deadline = time.monotonic() + 60
-        while not project.query(in_commit):
-            assert process.poll() is None and time.monotonic() < deadline, "never in COMMIT"
-            time.sleep(0.05)
+    in_commit = ("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                 "AND wait_event = 'PgSleep' AND query ~ 'COMMIT\\s*$'")
+
+    def end_it() -> None:
         if cause == "restart":  # the server ends every backend, and is back a moment later
             pg_cluster.restart()
         else:
             assert project.query(f"SELECT pg_terminate_backend(pid) FROM ({in_commit}) c") \
                 == [(True,)]
-        out, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+
+    with meanwhile(lambda: project.query(in_commit), end_it):
+        done = run_process.in_process(*argv)
+    out, err = done.stdout, done.stderr
     # The reason is the driver's: the server's last word when psycopg2 kept it (the
     # direct path reads the results itself), else libpq's.
     message = (r"Migration 002_insert\.sql was interrupted: (terminating connection due to "
@@ -64,10 +64,10 @@ def test_a_backend_killed_during_commit_is_told_alike_on_every_path(
                r"connection to the database was lost; nothing of this migration was kept\. "
                r"Run the command again once the database is back")
     if how == "plain alembic":
-        assert process.returncode != 0
+        assert done.returncode != 0
         assert re.search(f"^FAILED: {message}$", out + err, re.MULTILINE), out + err
     else:
-        assert process.returncode == 1, err
+        assert done.returncode == 1, err
         assert re.fullmatch(f"Error: {message}\n", err), err
     assert "Traceback" not in out + err
     assert project.version() == ["001"]
