@@ -7,10 +7,11 @@ the SQL statements of a ``DO`` block are parsed out of its PL/pgSQL body and go
 through the same rules.  docs/lint.md describes every rule: why it is dangerous and
 what to write instead.
 
-The package: :mod:`.rules` (the rules and their table), :mod:`.state` (what is carried
-from statement to statement and file to file), :mod:`.plpgsql` (DO blocks),
-:mod:`.directives` (``-- fraiseql-lint: ignore``), :mod:`.policy` (the project's
-severities and disabled rules); this module runs them over the files.
+The package: :mod:`.rules` and :mod:`.hazards` (the rules), :mod:`.ruletable` (their
+ids, slugs and severities), :mod:`.state` (what is carried from statement to statement
+and file to file), :mod:`.plpgsql` (DO blocks), :mod:`.directives` (``-- fraiseql-lint:
+ignore``), :mod:`.policy` (the project's severities and disabled rules), :mod:`.nodes`
+and :mod:`.fastast` (the parse trees); this module runs them over the files.
 
 """
 
@@ -29,7 +30,8 @@ from .hazards import hazard_hits, remember_hazards
 from .nodes import ast
 from .plpgsql import do_hits
 from .policy import LintPolicy, policy_from
-from .rules import BY_ID, RULES, SEVERITIES, Rule, rule_named, statement_hits
+from .rules import statement_hits
+from .ruletable import BY_ID, RULES, SEVERITIES, Rule, rule_named
 from .state import Catalog, FileState, Hit, Session, position, remember
 
 __all__ = ["RULES", "SEVERITIES", "Finding", "LintPolicy", "Rule", "lint_migrations",

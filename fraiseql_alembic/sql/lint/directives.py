@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from ..parse import ParsedMigration
 from ..statements import Statement
 from .plpgsql import DOLLAR_QUOTE_RE
-from .rules import rule_named
+from .ruletable import rule_named
 from .state import Hit, position
 
 _DIRECTIVE_RE = re.compile(r"fraiseql-lint\s*:\s*(?P<rest>.*)", re.IGNORECASE | re.DOTALL)

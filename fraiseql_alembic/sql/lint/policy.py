@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from ...errors import ConfigError
 from ...settings import DEFAULT_POSTGRES_VERSION, LintOptions
-from .rules import BY_ID, SEVERITIES, WARNING, rule_named
+from .ruletable import BY_ID, SEVERITIES, WARNING, rule_named
 
 
 @dataclass(frozen=True)
