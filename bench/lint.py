@@ -4,12 +4,13 @@ Writes a folder of N realistic migrations (tables with constraints, indexes, col
 changes, backfills, views, functions, DO blocks, comments; about a third of them with a
 finding), then times, in one run and alternating, each tool on it as a user runs it (a
 new process), at several sizes to show how the time grows with the number of files.
-fraiseql runs twice each round: as the environment says (here PYTHONDONTWRITEBYTECODE=1,
-so Python compiles every module of ours at each start) and with bytecode (that variable
-unset, the .pyc files in a cache folder of the benchmark's, as a CI machine whose
-packages pip installed, and compiled, has them).
-squawk (PyPI `squawk-cli`) is installed into a throwaway virtualenv, never into the
-project.  Results go to bench/lint-results.md.
+Both tools are installed as a user installs them, each into a throwaway virtualenv:
+squawk from PyPI (`squawk-cli`, never a dependency of the project), fraiseql from the
+wheel pip builds of this checkout (`pip install .`: bytecode compiled, no editable-install
+finder to run at each start; its dependencies come from this virtualenv, through a .pth
+line).  The development checkout's own command (an editable install, as the environment
+says: here PYTHONDONTWRITEBYTECODE=1) is timed too, for reference.  Results go to
+bench/lint-results.md.
 
     .venv/bin/python bench/lint.py                      # 342, 684 and 1368 files, 5 runs
     .venv/bin/python bench/lint.py --sizes 50 --runs 1  # a quick look
@@ -26,6 +27,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from collections.abc import Callable
@@ -130,6 +132,26 @@ def write_corpus(folder: Path, count: int) -> None:
                                                                 encoding="utf-8")
 
 
+def install_fraiseql(where: Path) -> Path:
+    """This checkout's wheel in a throwaway virtualenv under ``where``, as `pip install .`
+    puts it (with its bytecode); the dependencies are this virtualenv's (a .pth line)."""
+    wheels = where / "wheel"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
+                    str(wheels), str(REPO)], check=True)
+    (wheel,) = wheels.glob("fraiseql_alembic-*.whl")
+    venv = where / "fraiseql-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; "
+                              "print(sysconfig.get_path('purelib'))"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+    Path(purelib, "_bench_dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n",
+                                                         encoding="utf-8")
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q",
+                    "--no-index", "--no-deps", str(wheel)], check=True)
+    return venv / "bin" / "fraiseql"
+
+
 def install_squawk(where: Path) -> Path:
     """squawk-cli from PyPI in a throwaway virtualenv under ``where``."""
     venv = where / "squawk-venv"
@@ -167,35 +189,36 @@ def main() -> None:
         squawk = Path(args.squawk) if args.squawk else install_squawk(work)
         version = subprocess.run([str(squawk), "--version"], capture_output=True, text=True,
                                  check=True).stdout.strip()
-        bytecode = {key: value for key, value in os.environ.items()
-                    if key != "PYTHONDONTWRITEBYTECODE"}
-        bytecode["PYTHONPYCACHEPREFIX"] = str(work / "pycache")  # not in the project
+        installed = install_fraiseql(work)
+        python = [str(installed.parent / "python"), "-c", "pass"]
+        timed(python, work)
+        interpreter = statistics.median(timed(python, work)[1] for _ in range(args.runs))
         rows: list[Row] = []
         for size in [0, *sizes]:  # 0: an empty folder, what starting each tool costs
             project = work / f"p{size}"
             write_corpus(project / "migrations", size)
             files = sorted(str(path) for path in (project / "migrations").glob("*.sql"))
-            ours = [str(FRAISEQL), "migrate", "lint"]
-            theirs = [str(squawk), *files] if files else [str(squawk), "--help"]
-            timed(ours, project)  # warm the page cache
-            timed(ours, project, bytecode)  # ... and write the bytecode
-            timed(theirs, project)
-            runs: dict[str, list[tuple[float, float]]] = {
-                "fraiseql": [], "bytecode": [], "squawk": []}
+            tools = {
+                "fraiseql": [str(installed), "migrate", "lint"],
+                "checkout": [str(FRAISEQL), "migrate", "lint"],
+                "squawk": [str(squawk), *files] if files else [str(squawk), "--help"],
+            }
+            for argv in tools.values():  # warm the page cache
+                timed(argv, project)
+            runs: dict[str, list[tuple[float, float]]] = {tool: [] for tool in tools}
             for _ in range(args.runs):  # alternate, so that drift hits all alike
-                runs["fraiseql"].append(timed(ours, project))
-                runs["bytecode"].append(timed(ours, project, bytecode))
-                runs["squawk"].append(timed(theirs, project))
+                for tool, argv in tools.items():
+                    runs[tool].append(timed(argv, project))
             row = Row(size, *(statistics.median(run[index] for run in runs[tool])
-                              for tool in ("fraiseql", "squawk", "bytecode")
+                              for tool in ("fraiseql", "squawk", "checkout")
                               for index in (0, 1)))
             rows.append(row)
             print(f"{size} files: fraiseql {row.ours_wall:.3f} s (cpu {row.ours_cpu:.3f}), "
-                  f"with bytecode {row.bytecode_wall:.3f} s (cpu {row.bytecode_cpu:.3f}), "
+                  f"checkout {row.checkout_wall:.3f} s (cpu {row.checkout_cpu:.3f}), "
                   f"squawk {row.theirs_wall:.3f} s (cpu {row.theirs_cpu:.3f})", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    write_report(Path(args.out), rows, version, args.runs)
+    write_report(Path(args.out), rows, version, args.runs, interpreter)
 
 
 @dataclass(frozen=True)
@@ -205,46 +228,48 @@ class Row:
     ours_cpu: float
     theirs_wall: float
     theirs_cpu: float
-    bytecode_wall: float  # fraiseql with bytecode (PYTHONDONTWRITEBYTECODE unset)
-    bytecode_cpu: float
+    checkout_wall: float  # the development checkout's command (editable install)
+    checkout_cpu: float
 
 
-def write_report(out: Path, rows: list[Row], squawk_version: str, runs: int) -> None:
+def write_report(out: Path, rows: list[Row], squawk_version: str, runs: int,
+                 interpreter: float) -> None:
     empty, measured = rows[0], rows[1:]
     lines = [
         "# lint: fraiseql against squawk",
         "",
         f"`.venv/bin/python bench/lint.py` on {platform.platform()}, Python "
-        f"{platform.python_version()}, {os.cpu_count()} CPUs; {squawk_version} from PyPI "
-        "(squawk-cli, in a throwaway virtualenv). Each tool runs as a new process on the "
-        "same folder of generated migrations (bench/lint.py's templates), alternating, "
-        f"{runs} runs after a warm-up; medians. `fraiseql migrate lint` reads the folder "
-        "itself; squawk is given every file. fraiseql runs as the environment says "
-        f"(PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')!r}: "
-        "with 1, Python compiles our modules at every start) and, in the bytecode columns, "
-        "with that variable unset and the .pyc files cached (as on a CI machine whose "
-        "packages pip installed). CPU is user + system time of the process: "
-        "the cost of the tool itself, steadier when the machine is shared; wall is the "
-        f"clock. Load average when the report was written: {os.getloadavg()[0]:.1f} (on "
-        f"{os.cpu_count()} CPUs; above that, wall times include waiting for a core).",
+        f"{platform.python_version()}, {os.cpu_count()} CPUs. Both tools installed as a "
+        f"user installs them, each in a throwaway virtualenv: {squawk_version} from PyPI "
+        "(squawk-cli), fraiseql from the wheel pip builds of this checkout (`pip install "
+        ".`: compiled bytecode, no editable-install finder). Each tool runs as a new "
+        "process on the same folder of generated migrations (bench/lint.py's templates), "
+        f"alternating, {runs} runs after a warm-up; medians. `fraiseql migrate lint` reads "
+        "the folder itself; squawk is given every file. The checkout columns are the "
+        "development virtualenv's command (an editable install, run as the environment "
+        f"says: PYTHONDONTWRITEBYTECODE="
+        f"{os.environ.get('PYTHONDONTWRITEBYTECODE', '')!r}), for reference. CPU is user + "
+        "system time of the process: the cost of the tool itself, steadier when the "
+        "machine is shared; wall is the clock. Load average when the report was written: "
+        f"{os.getloadavg()[0]:.1f} (on {os.cpu_count()} CPUs; above that, wall times "
+        "include waiting for a core, and CPU times grow too).",
         "",
-        "| files | fraiseql wall (s) | fraiseql CPU (s) | with bytecode wall (s) "
-        "| with bytecode CPU (s) | squawk wall (s) | squawk CPU (s) | wall ratio "
-        "| CPU ratio | CPU ratio, bytecode |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| files | fraiseql wall (s) | fraiseql CPU (s) | squawk wall (s) | squawk CPU (s) "
+        "| wall ratio | CPU ratio | checkout wall (s) | checkout CPU (s) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         lines.append(f"| {row.files} | {row.ours_wall:.3f} | {row.ours_cpu:.3f} | "
-                     f"{row.bytecode_wall:.3f} | {row.bytecode_cpu:.3f} | "
                      f"{row.theirs_wall:.3f} | {row.theirs_cpu:.3f} | "
                      f"{row.ours_wall / row.theirs_wall:.2f} | "
                      f"{row.ours_cpu / max(row.theirs_cpu, 1e-3):.2f} | "
-                     f"{row.bytecode_cpu / max(row.theirs_cpu, 1e-3):.2f} |")
+                     f"{row.checkout_wall:.3f} | {row.checkout_cpu:.3f} |")
     lines += [
         "",
-        "Row 0 is an empty folder (squawk: `--help`): what starting each tool costs. Per "
-        "file, above that start (CPU milliseconds per file; equal values across sizes mean "
-        "linear time):",
+        "Row 0 is an empty folder (squawk: `--help`): what starting each tool costs; of "
+        f"fraiseql's, {interpreter:.3f} s CPU is Python's own start (`python -c pass` in "
+        "its virtualenv). Per file, above that start (CPU milliseconds per file; equal "
+        "values across sizes mean linear time):",
         "",
         "| files | fraiseql ms/file | squawk ms/file | ratio |",
         "|---:|---:|---:|---:|",
