@@ -10,10 +10,11 @@ from pyproject.toml for `fraiseql` and from alembic.ini for plain `alembic`, the
 each reads them. A difference found today is a strict xfail saying what differs (drift):
 it fails the day the paths agree, so the mark goes then.
 
-A run whose subject is what the command does (failure location, notices, timeouts, the
-lock, session isolation, resume, history rows) is made in the test's process
-(``run_process.in_process``: the same argv, folder, environment, output and exit code as
-the installed command, through click's CliRunner and Alembic's own CommandLine); a run
+A run whose subject is what the command does (failure location, a backend ended under
+it, notices, timeouts, the lock, session isolation, resume, history rows) is made in the
+test's process (``run_process.in_process``: the same argv, folder, environment, output and
+exit code as the installed command, through click's CliRunner and Alembic's own
+CommandLine), what the test does meanwhile from a thread (``scenarios.meanwhile``); a run
 that takes a signal, or is frozen, is the installed command as a process.
 
 Nothing waits on a sleep racing a threshold: the tests wait for what pg_stat_activity,
