@@ -1,7 +1,9 @@
 """Resuming a file that runs in segments, after a failure or a client killed while a
 statement ran outside a transaction: real processes (SIGSTOP/SIGKILL), real PostgreSQL,
 on both engines (the direct path, and Alembic through a ``.py`` revision in the folder,
-or the plain ``alembic`` command)."""
+or the plain ``alembic`` command). The frozen and killed runs are the installed commands;
+the runs after them (resume, refusal, ``--resume``) run in-process: what they find and
+say is the subject."""
 
 from __future__ import annotations
 
@@ -129,8 +131,8 @@ def test_index_the_server_finished_after_the_client_died_is_recorded_not_built_a
     assert progress_rows(project) == [("002", "running", 4)]
     assert "PARTIALLY APPLIED: stopped while line 4 ran outside a transaction" in project.cli("status").output
 
-    resumed = run_process("fraiseql", "migrate", "up")
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    resumed = project.cli("up")
+    assert resumed.exit_code == 0, resumed.stdout + resumed.stderr
     assert ("002_indexed.sql:4: an earlier run stopped before recording this statement's "
             "outcome; index idx_t_a exists and is valid: recorded as done, not run again"
             ) in resumed.stdout + resumed.stderr
@@ -155,9 +157,9 @@ def test_index_build_the_server_cancelled_with_its_client_is_built_again(
         # the server notices the dead client and stops the build: an INVALID index stays
         wait_until(lambda: backend(project, "CREATE INDEX CONCURRENTLY") is None)
     assert [valid for _, valid in index_oid(project, "idx_t_a")] == [False]
-    resumed = run_process("fraiseql", "migrate", "up")
+    resumed = project.cli("up")
     output = resumed.stdout + resumed.stderr
-    assert resumed.returncode == 0, output
+    assert resumed.exit_code == 0, output
     assert "index idx_t_a is INVALID (the build did not finish): running it again" in output
     assert "dropping INVALID index public.idx_t_a" in output
     assert [valid for _, valid in index_oid(project, "idx_t_a")] == [True]
@@ -185,8 +187,8 @@ def test_statement_of_unknown_outcome_stops_with_two_ways_out(
         project, command, "INSERT INTO t VALUES (10)", "LOCK TABLE t IN SHARE MODE")
     assert project.query("SELECT count(*) FROM t WHERE a = 10") == [(1,)]
 
-    stopped = run_process("fraiseql", "migrate", "up")
-    assert stopped.returncode == 1
+    stopped = project.cli("up")
+    assert stopped.exit_code == 1
     assert stopped.stderr.splitlines()[-1] == (
         "Error: 002_outside.sql:2: `INSERT INTO t VALUES (10)` ran outside a transaction and "
         "an earlier run stopped before recording its outcome, so it may have taken effect; "
@@ -194,13 +196,13 @@ def test_statement_of_unknown_outcome_stops_with_two_ways_out(
         "if it took effect, or `fraiseql migrate up --resume again` to run it again")
     assert project.query("SELECT count(*) FROM t WHERE a = 10") == [(1,)]  # never twice
     if engine == "alembic":  # the plain alembic command stops the same way
-        plain = run_process("alembic", "upgrade", "head")
+        plain = run_process.in_process("alembic", "upgrade", "head")
         assert plain.returncode != 0
         assert "002_outside.sql:2: `INSERT INTO t VALUES (10)` ran outside" in plain.stdout
         assert project.query("SELECT count(*) FROM t WHERE a = 10") == [(1,)]
 
-    done = run_process("fraiseql", "migrate", "up", "--resume", "done")
-    assert done.returncode == 0, done.stdout + done.stderr
+    done = project.cli("up", "--resume", "done")
+    assert done.exit_code == 0, done.stdout + done.stderr
     assert "002_outside.sql:2: recorded as done, not run again (--resume done)" in done.stdout
     assert project.query("SELECT a, count(*) FROM t WHERE a >= 10 GROUP BY a ORDER BY a") == [
         (10, 1), (20, 1)]
@@ -250,15 +252,15 @@ def test_fix_that_removes_the_last_concurrent_statement_resumes_exactly(
 ) -> None:
     setup(project, engine)
     project.write("002_one.sql", ONE_CONCURRENT)
-    failed = run_process("fraiseql", "migrate", "up")
-    assert failed.returncode == 1 and "failed at line 4" in failed.stderr
+    failed = project.cli("up")
+    assert failed.exit_code == 1 and "failed at line 4" in failed.stderr
     # the fix: a plain (transactional) index; nothing in the file needs autocommit now
     project.write("002_one.sql", ONE_CONCURRENT.replace(
         "CREATE UNIQUE INDEX CONCURRENTLY idx_m1 ON m1 (a);",
         "CREATE INDEX idx_m1 ON m1 (a);"))
-    resumed = run_process("fraiseql", "migrate", "up")
+    resumed = project.cli("up")
     output = resumed.stdout + resumed.stderr
-    assert resumed.returncode == 0, output
+    assert resumed.exit_code == 0, output
     assert "Resuming 002_one.sql at line 4" in output
     assert "dropping INVALID index public.idx_m1" in output
     assert project.query("SELECT count(*) FROM m1") == [(2,)]  # line 3 not run again
@@ -273,10 +275,10 @@ def test_edit_inside_a_completed_segment_is_refused_with_its_line(
 ) -> None:
     setup(project, engine)
     project.write("002_one.sql", ONE_CONCURRENT)
-    assert run_process("fraiseql", "migrate", "up").returncode == 1
+    assert project.cli("up").exit_code == 1
     project.write("002_one.sql", ONE_CONCURRENT.replace("VALUES (1), (1)", "VALUES (1)"))
-    refused = run_process("fraiseql", "migrate", "up")
-    assert refused.returncode == 1
+    refused = project.cli("up")
+    assert refused.exit_code == 1
     assert refused.stderr.splitlines()[-1].startswith(
         "Error: 002_one.sql:3: this statement changed since an earlier run completed it "
         "(lines 2-3 are applied; the file is partly applied). Restore it")
@@ -285,8 +287,8 @@ def test_edit_inside_a_completed_segment_is_refused_with_its_line(
     project.write("002_one.sql", ONE_CONCURRENT.replace(
         "CREATE UNIQUE INDEX", "DELETE FROM m1 WHERE ctid <> (SELECT min(ctid) FROM m1);\n"
         "CREATE UNIQUE INDEX"))
-    resumed = run_process("fraiseql", "migrate", "up")
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    resumed = project.cli("up")
+    assert resumed.exit_code == 0, resumed.stdout + resumed.stderr
     assert project.query("SELECT count(*) FROM m1") == [(1,)]
     assert [valid for _, valid in index_oid(project, "idx_m1")] == [True]
 
@@ -305,8 +307,8 @@ def test_statement_still_running_on_the_server_is_not_sent_again(project: Projec
             found = backend(project, "CREATE INDEX CONCURRENTLY")
             assert found is not None
             frozen(process.pid)  # its lease is no longer renewed
-            stopped = run_process("fraiseql", "migrate", "up")
-            assert stopped.returncode == 1
+            stopped = project.cli("up")
+            assert stopped.exit_code == 1
             assert stopped.stderr.splitlines()[-1] == (
                 "Error: 002_indexed.sql:4: `CREATE INDEX CONCURRENTLY idx_t_a ON t (a)`, sent by "
                 "an earlier run that stopped, is still running on the server "
@@ -318,8 +320,8 @@ def test_statement_still_running_on_the_server_is_not_sent_again(project: Projec
         finally:
             process.kill()
             process.wait(timeout=30)
-    resumed = run_process("fraiseql", "migrate", "up")
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    resumed = project.cli("up")
+    assert resumed.exit_code == 0, resumed.stdout + resumed.stderr
     assert "index idx_t_a exists and is valid: recorded as done" in resumed.stdout
     assert project.query("SELECT count(*) FROM before_index") == [(1,)]
     assert project.version() == ["002"]
