@@ -1,5 +1,10 @@
 """Bad input from the command line, the environment, the folder and the database: each is
-one line in our words (through the installed `fraiseql` command), never a silent default."""
+one line in our words, never a silent default.
+
+The message is the subject, so most runs are in-process (``run_process.in_process``: same
+arguments, folder, environment, exit code, stdout and stderr); the installed command runs
+where the process matters: a URL libpq reads as it connects, file permissions under
+dropped capabilities (``setpriv``) and a read-only mount (``unshare``)."""
 
 from __future__ import annotations
 
@@ -48,7 +53,7 @@ def test_a_password_with_an_unencoded_at_is_refused_before_connecting(
             "contains '@', which must be percent-encoded: write %40 for each '@' in it "
             "(app:p%40ss@host)")
         assert "cret" not in result.stdout + result.stderr
-        good = run_process("fraiseql", "migrate", "status", url=f"postgresql://{role}:se%40cret%40x@{host_and_db}")
+        good = run_process.in_process("fraiseql", "migrate", "status", url=f"postgresql://{role}:se%40cret%40x@{host_and_db}")
         assert good.returncode == 0, good.stderr
         assert good.stdout.startswith("Migration Status:")
     finally:
@@ -95,7 +100,7 @@ def test_bad_durations_on_the_command_line_are_usage_errors(
     """`--lock-wait nan` used to be accepted and wait forever (nan >= 0 is false, so the
     wait never ran out); `--lock-timeout 0.4ms` reached PostgreSQL as 0, no timeout."""
     project.write("001_a.sql", UP_DOWN.format(t="a"))
-    result = run_process("fraiseql", "migrate", *args)
+    result = run_process.in_process("fraiseql", "migrate", *args)
     assert one_error(result, 2) == f"Error: {message}"
     assert project.version() == []
 
@@ -126,7 +131,7 @@ def test_bad_durations_in_pyproject_stop_every_verb(
     (project.root / "pyproject.toml").write_text(f"[tool.fraiseql.migrations]\n{setting}\n")
     project.write("001_a.sql", UP_DOWN.format(t="a"))
     for verb in ("status", "up"):
-        result = run_process("fraiseql", "migrate", verb)
+        result = run_process.in_process("fraiseql", "migrate", verb)
         assert one_error(result, 1) == f"Error: {message}"
     assert project.version() == []
 
@@ -137,7 +142,7 @@ def test_a_bad_lock_wait_in_alembic_ini_is_one_line(project: Project, run_proces
     assert "fraiseql_lock_wait = nan" in ini
     (project.root / "alembic.ini").write_text(ini)
     project.write("001_a.sql", UP_DOWN.format(t="a"))
-    result = run_process("alembic", "upgrade", "head")
+    result = run_process.in_process("alembic", "upgrade", "head")
     assert result.returncode == 255, result.stdout + result.stderr  # Alembic's exit code
     assert result.stdout.strip().splitlines() == [
         "FAILED: fraiseql_lock_wait 'nan' is not a number of seconds; use 0 or more, e.g. 60 "
@@ -182,7 +187,7 @@ def test_a_link_or_folder_named_like_a_migration_is_reported_by_every_verb(
     project.write("003_c.sql", UP_DOWN.format(t="c"))
     make(project.migrations)  # type: ignore[operator]
     for verb in VERBS:
-        result = run_process("fraiseql", "migrate", verb)
+        result = run_process.in_process("fraiseql", "migrate", verb)
         assert one_error(result, 1) == message, verb
     assert project.version() == []
 
@@ -192,7 +197,7 @@ def test_links_and_folders_not_named_like_migrations_are_left_alone(project: Pro
     (project.migrations / "notes").symlink_to("notes")  # a loop, not a migration's name
     (project.migrations / "drafts").mkdir()
     (project.migrations / "old.txt").symlink_to("gone.txt")
-    result = run_process("fraiseql", "migrate", "up")
+    result = run_process.in_process("fraiseql", "migrate", "up")
     assert result.returncode == 0, result.stderr
     assert project.version() == ["001"]
 
@@ -230,7 +235,7 @@ def test_an_unreadable_folder_or_file_is_one_line_with_its_relative_path(
 def test_create_in_a_read_only_folder_is_one_line(tmp_path: Path, run_process: ProcessRunner) -> None:
     import getpass
 
-    assert run_process("fraiseql", "migrate", "init", url="").returncode == 0
+    assert run_process.in_process("fraiseql", "migrate", "init", url="").returncode == 0
     migrations = tmp_path / "migrations"
     migrations.chmod(0o555)
     try:
@@ -247,7 +252,7 @@ def test_create_in_a_read_only_folder_is_one_line(tmp_path: Path, run_process: P
 def test_create_and_init_on_a_read_only_file_system_are_one_line(tmp_path: Path, run_process: ProcessRunner) -> None:
     """The folder is bind-mounted read-only in a private mount namespace (unshare; as a
     normal user inside a user namespace)."""
-    assert run_process("fraiseql", "migrate", "init", url="").returncode == 0
+    assert run_process.in_process("fraiseql", "migrate", "init", url="").returncode == 0
     (tmp_path / "migrations" / "README.md").unlink()
     fraiseql_bin = BIN / "fraiseql"
     script = (
@@ -285,32 +290,32 @@ def test_two_alembic_version_rows_in_a_linear_project_are_a_problem(project: Pro
         "alembic_version WHERE version_num <> '003'`)")
     url = project.database_url
 
-    status = run_process("fraiseql", "migrate", "status", "--exit-code", url=url)
+    status = run_process.in_process("fraiseql", "migrate", "status", "--exit-code", url=url)
     assert status.returncode == 4, status.stdout + status.stderr
     assert status.stdout.splitlines()[-1] == f"Problem: {problem}"
     import json
 
-    as_json = json.loads(run_process("fraiseql", "migrate", "status", "--json", url=url).stdout)
+    as_json = json.loads(run_process.in_process("fraiseql", "migrate", "status", "--json", url=url).stdout)
     assert as_json["version_rows_problem"] == problem and as_json["problems"] == 1
 
-    up = run_process("fraiseql", "migrate", "up", url=url)
+    up = run_process.in_process("fraiseql", "migrate", "up", url=url)
     assert one_error(up, 1) == f"Error: Refusing to migrate: {problem}. Nothing was applied"
-    down = run_process("fraiseql", "migrate", "down", "--force", url=url)
+    down = run_process.in_process("fraiseql", "migrate", "down", "--force", url=url)
     assert one_error(down, 1) == (
         f"Error: Refusing to roll back: {problem}. Nothing was rolled back")
-    check = run_process("fraiseql", "migrate", "check", url=url)
+    check = run_process.in_process("fraiseql", "migrate", "check", url=url)
     assert check.returncode == 1
     assert check.stdout.splitlines()[0] == problem
     ini = (Path(__file__).resolve().parents[2] / "alembic.ini.example").read_text()
     (project.root / "alembic.ini").write_text(ini)
-    alembic = run_process("alembic", "upgrade", "head", url=url)
+    alembic = run_process.in_process("alembic", "upgrade", "head", url=url)
     assert alembic.returncode == 255
     assert f"FAILED: Refusing to migrate: {problem}. Nothing was applied" in alembic.stdout
     assert sorted(project.version()) == ["001", "003"]
     assert "d" not in project.tables()
 
     project.query("DELETE FROM alembic_version WHERE version_num <> '003'")  # the way out
-    assert run_process("fraiseql", "migrate", "up", url=url).returncode == 0
+    assert run_process.in_process("fraiseql", "migrate", "up", url=url).returncode == 0
     assert project.version() == ["004"]
 
 
@@ -321,7 +326,7 @@ def test_a_hand_inserted_row_without_history_says_to_find_the_right_one(
     project.write("002_b.sql", UP_DOWN.format(t="b"))
     project.query("CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY); "
                   "INSERT INTO alembic_version VALUES ('001'), ('002')")
-    result = run_process("fraiseql", "migrate", "up")
+    result = run_process.in_process("fraiseql", "migrate", "up")
     assert one_error(result, 1) == (
         "Error: Refusing to migrate: alembic_version holds 2 rows (001_a.sql, 002_b.sql), but "
         "this project's migrations form a single line, so the database can be at only one of "

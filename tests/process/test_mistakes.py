@@ -1,8 +1,11 @@
-"""Every mistake gets one clear line: the installed `fraiseql` command, case by case.
+"""Every mistake gets one clear line: `fraiseql`, case by case.
 
 Each case checks the exit code, that stderr is exactly one `Error: ...` line (or the
 expected warning), that no traceback and no password is printed, and that nothing
-changed.
+changed.  The line is the subject, so the runs are in-process (``run_process.in_process``:
+the same arguments, folder, environment, exit code, stdout and stderr as the installed
+command); a wrong password is also tried with the installed command, where anything a
+library wrote to the process's stderr would show too.
 """
 
 from __future__ import annotations
@@ -42,7 +45,8 @@ NAMES = ["", "add users", "AddUsers", "../evil", "a/b", "x;drop table y", "$(tou
 @pytest.mark.parametrize("name", NAMES)
 def test_create_refuses_bad_names_and_writes_nothing(project: Project, name: str, run_process: ProcessRunner) -> None:
     before = sorted(str(p) for p in project.root.parent.rglob("*"))
-    result = run_process("fraiseql", "migrate", "create", "--", name) if name.startswith("-") else run_process("fraiseql", "migrate", "create", name)
+    args = ("--", name) if name.startswith("-") else (name,)
+    result = run_process.in_process("fraiseql", "migrate", "create", *args)
     assert_one_error(result, 2, "Migration name")
     assert sorted(str(p) for p in project.root.parent.rglob("*")) == before
 
@@ -93,7 +97,7 @@ CASES: list[tuple[str, Setup, tuple[str, ...], int, str]] = [
 def test_bad_input(project: Project, setup: Setup, args: tuple[str, ...], code: int, needle: str, run_process: ProcessRunner) -> None:
     setup(project)
     before = project.tables()
-    assert_one_error(run_process("fraiseql", "migrate", *args), code, needle, password(project.database_url))
+    assert_one_error(run_process.in_process("fraiseql", "migrate", *args), code, needle, password(project.database_url))
     assert project.tables() == before
 
 
@@ -101,10 +105,10 @@ def test_bad_input(project: Project, setup: Setup, args: tuple[str, ...], code: 
 def test_near_miss_file_names_are_warned_about(project: Project, filename: str, run_process: ProcessRunner) -> None:
     project.write("001_a.sql", UP_DOWN.format(t="a"))
     project.write(filename, "SELECT 1;\n")
-    status = run_process("fraiseql", "migrate", "status")
+    status = run_process.in_process("fraiseql", "migrate", "status")
     assert status.returncode == 0
     assert f"Warning: {filename} is not loaded: migration files are named NNN_snake_case_name.sql" in status.stdout
-    up = run_process("fraiseql", "migrate", "up")
+    up = run_process.in_process("fraiseql", "migrate", "up")
     assert f"Warning: {filename} is not loaded" in up.stderr
 
 
@@ -112,14 +116,16 @@ def test_database_problems_are_one_masked_line(project: Project, pg_cluster: Dev
     project.write("001_a.sql", UP_DOWN.format(t="a"))
     secret = password(project.database_url)
     base = project.database_url.rsplit("/", 1)[0]
-    assert_one_error(run_process("fraiseql", "migrate", "status", url=None), 1, "No database configured")
-    assert_one_error(run_process("fraiseql", "migrate", "status", url="not a url at all"), 1, "is not a PostgreSQL URL")
-    assert_one_error(run_process("fraiseql", "migrate", "up", url=f"postgresql://fraiseql:{secret}@127.0.0.1:1/x"), 1,
+    assert_one_error(run_process.in_process("fraiseql", "migrate", "status", url=None), 1, "No database configured")
+    assert_one_error(run_process.in_process("fraiseql", "migrate", "status", url="not a url at all"), 1, "is not a PostgreSQL URL")
+    assert_one_error(run_process.in_process("fraiseql", "migrate", "up", url=f"postgresql://fraiseql:{secret}@127.0.0.1:1/x"), 1,
                      "Cannot connect to postgresql://fraiseql:***@127.0.0.1:1/x", secret)
     wrong = base.replace(secret, "not-the-password-4711") + "/postgres"
-    assert_one_error(run_process("fraiseql", "migrate", "up", url=wrong), 1, "password authentication failed",
-                     "not-the-password-4711", secret)
-    assert_one_error(run_process("fraiseql", "migrate", "status", url=f"{base}/no_such_db"), 1,
+    for result in (run_process.in_process("fraiseql", "migrate", "up", url=wrong),
+                   run_process("fraiseql", "migrate", "up", url=wrong)):  # installed too
+        assert_one_error(result, 1, "password authentication failed",
+                         "not-the-password-4711", secret)
+    assert_one_error(run_process.in_process("fraiseql", "migrate", "status", url=f"{base}/no_such_db"), 1,
                      'database "no_such_db" does not exist', secret)
     assert project.tables() == set()
 
@@ -127,7 +133,7 @@ def test_database_problems_are_one_masked_line(project: Project, pg_cluster: Dev
 def test_insufficient_privileges(project: Project, run_process: ProcessRunner) -> None:
     with login_role(project, "limited_role", "limited-pw-123") as (url, _admin):
         project.write("001_a.sql", "SELECT 1;\n")
-        result = run_process("fraiseql", "migrate", "up", url=url)
+        result = run_process.in_process("fraiseql", "migrate", "up", url=url)
         assert_one_error(result, 1, "permission denied for schema public [SQLSTATE 42501]",
                          "limited-pw-123")
         assert "GRANT CREATE, USAGE ON SCHEMA public" in result.stderr
@@ -139,11 +145,11 @@ def test_deleted_applied_file(project: Project, run_process: ProcessRunner) -> N
     project.write("003_c.sql", UP_DOWN.format(t="c"))
     assert project.cli("up").exit_code == 0  # set-up in-process; the commands below are the subject
     gone.unlink()
-    assert "✗ 002_b.sql (applied" in run_process("fraiseql", "migrate", "status").stdout
-    up = run_process("fraiseql", "migrate", "up")
+    assert "✗ 002_b.sql (applied" in run_process.in_process("fraiseql", "migrate", "status").stdout
+    up = run_process.in_process("fraiseql", "migrate", "up")
     assert up.returncode == 0
     assert "Warning: Applied migration 002_b.sql is missing" in up.stderr
-    assert_one_error(run_process("fraiseql", "migrate", "down", "--force"), 1, "002_b.sql is missing from")
+    assert_one_error(run_process.in_process("fraiseql", "migrate", "down", "--force"), 1, "002_b.sql is missing from")
     assert project.version() == ["003"]
 
 
@@ -154,16 +160,16 @@ def test_tampered_history_is_reported_and_nothing_runs_twice(project: Project, r
     assert project.cli("up").exit_code == 0  # set-up in-process; the commands below are the subject
     # 1. a history row deleted
     project.query("DELETE FROM fraiseql_migrations WHERE version = '002'")
-    assert "✗ 002_b.sql (NEVER RAN HERE" in run_process("fraiseql", "migrate", "status").stdout
+    assert "✗ 002_b.sql (NEVER RAN HERE" in run_process.in_process("fraiseql", "migrate", "status").stdout
     project.query("INSERT INTO fraiseql_migrations (version, filename, checksum, action) "
                   "SELECT '002', '002_b.sql', checksum, 'applied' FROM fraiseql_migrations WHERE version = '001'")
     # 2. a checksum edited
-    assert "✗ 002_b.sql (applied" in run_process("fraiseql", "migrate", "status").stdout
-    assert_one_error(run_process("fraiseql", "migrate", "up"), 1, "002_b.sql checksum mismatch")
+    assert "✗ 002_b.sql (applied" in run_process.in_process("fraiseql", "migrate", "status").stdout
+    assert_one_error(run_process.in_process("fraiseql", "migrate", "up"), 1, "002_b.sql checksum mismatch")
     project.query("UPDATE fraiseql_migrations SET checksum = NULL WHERE version = '002'")
     # 3. alembic_version moved back by hand: 002 and 003 must not run again
     project.query("UPDATE alembic_version SET version_num = '001'")
-    status = run_process("fraiseql", "migrate", "status").stdout
+    status = run_process.in_process("fraiseql", "migrate", "status").stdout
     assert "✗ 002_b.sql (NOT in alembic_version, but fraiseql_migrations says applied" in status
-    assert_one_error(run_process("fraiseql", "migrate", "up"), 1, "Refusing to apply 002_b.sql")
+    assert_one_error(run_process.in_process("fraiseql", "migrate", "up"), 1, "Refusing to apply 002_b.sql")
     assert project.query("SELECT count(*) FROM a") == [(1,)]

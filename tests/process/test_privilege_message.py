@@ -1,4 +1,6 @@
-"""A role without CREATE rights gets one message from the installed `fraiseql` command."""
+"""A role without CREATE rights gets one message from `fraiseql migrate up` (in-process:
+``run_process.in_process`` gives the run's exit code, stdout and stderr as the installed
+command does; the message is the subject)."""
 
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ def test_a_role_without_create_rights_gets_one_message(
                     cursor.execute("GRANT CREATE, USAGE ON SCHEMA public TO create_less")
                 (project.root / "pyproject.toml").write_text(
                     '[tool.fraiseql.migrations]\nhistory_schema = "audit"\n', encoding="utf-8")
-            result = run_process("fraiseql", "migrate", "up", url=url)
+            result = run_process.in_process("fraiseql", "migrate", "up", url=url)
             assert result.returncode == 1, result.stdout + result.stderr
             lines = result.stderr.strip().splitlines()
             assert len(lines) == 1, result.stderr
