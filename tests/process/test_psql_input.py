@@ -3,7 +3,10 @@
 Each differential case applies one file three ways on three empty databases: ``psql -1 -f``
 (the reference, the installed program), ``fraiseql migrate up`` (the direct path) and
 ``alembic upgrade head`` (the Alembic path), both in-process: the file's reading is the
-subject; the installed commands refuse a file below (NUL byte, COMMIT in a later file).
+subject. The refusals below run in-process too (``run_process.in_process``: the same
+arguments, folder, environment, exit code and output); the installed ``fraiseql`` and
+``alembic`` refuse the NUL-byte file, and ``alembic upgrade --sql`` writes the offline
+script ``psql`` runs.
 The rows that end up in table ``t`` must be the same, or all three must fail with nothing
 applied.
 """
@@ -203,11 +206,15 @@ def test_pg_dump_file_applies_like_psql(tmp_path: Path, databases: Callable[[], 
     assert results["psql"][0]
 
 
-def alembic(run_process: ProcessRunner, project: Project, *argv: str) -> subprocess.CompletedProcess[str]:
-    """Plain `alembic ARGV` in the project, with the example alembic.ini put there first."""
+def alembic(run_process: ProcessRunner, project: Project, *argv: str,
+            installed: bool = False) -> subprocess.CompletedProcess[str]:
+    """Plain `alembic ARGV` in the project, with the example alembic.ini put there first:
+    in-process, or the installed command (``installed``)."""
     if not (project.root / "alembic.ini").exists():
         shutil.copy(REPO / "alembic.ini.example", project.root / "alembic.ini")
-    return run_process("alembic", *argv, timeout=300)
+    if installed:
+        return run_process("alembic", *argv, timeout=300)
+    return run_process.in_process("alembic", *argv)
 
 
 def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
@@ -225,11 +232,13 @@ def test_nul_byte_is_refused_everywhere(project: Project, run_process: ProcessRu
     path = project.migrations / "002_nul.sql"
     path.write_bytes(b"CREATE TABLE b (id int);\nINSERT INTO b VALUES (1);\x00\nDROP TABLE a;\n")
     expected = "002_nul.sql:2: contains a NUL byte"
-    for result in (run_process("fraiseql", "migrate", "up", timeout=300), run_process("fraiseql", "migrate", "status", timeout=300),
-                   run_process("fraiseql", "migrate", "lint", timeout=300), alembic(run_process, project, "upgrade", "head"),
-                   run_process("alembic", "history", timeout=300)):
+    for result in (run_process("fraiseql", "migrate", "up", timeout=300),
+                   run_process.in_process("fraiseql", "migrate", "status"),
+                   run_process.in_process("fraiseql", "migrate", "lint"),
+                   alembic(run_process, project, "upgrade", "head", installed=True),
+                   run_process.in_process("alembic", "history")):
         assert expected in one_line_error(result)
-    checked = run_process("fraiseql", "migrate", "check", timeout=300)  # a report of problems, on stdout
+    checked = run_process.in_process("fraiseql", "migrate", "check")  # a report of problems, on stdout
     assert checked.returncode == 1 and f"migrations/{expected}" in checked.stdout
     assert nothing_applied(project)  # not even 001
 
@@ -246,7 +255,7 @@ def test_psql_only_features_are_refused_with_nothing_applied(
 ) -> None:
     project.write("001_ok.sql", "CREATE TABLE a (id int);\n")
     project.write("002_psql.sql", "-- migrate:up\n" + text)
-    assert expected in one_line_error(run_process("fraiseql", "migrate", "up", timeout=300))
+    assert expected in one_line_error(run_process.in_process("fraiseql", "migrate", "up"))
     assert expected in one_line_error(alembic(run_process, project, "upgrade", "head"))
     assert nothing_applied(project)
 
@@ -255,7 +264,7 @@ def test_commit_in_a_later_file_stops_before_the_first_runs(project: Project, ru
     project.write("001_ok.sql", "CREATE TABLE a (id int);\n")
     project.write("002_ok.sql", "CREATE TABLE b (id int);\n")
     project.write("003_commit.sql", "CREATE TABLE c (id int);\nCOMMIT;\nCREATE TABLE d (id int);\n")
-    for result in (run_process("fraiseql", "migrate", "up", timeout=300), alembic(run_process, project, "upgrade", "head")):
+    for result in (run_process.in_process("fraiseql", "migrate", "up"), alembic(run_process, project, "upgrade", "head")):
         error = one_line_error(result)
         assert "003_commit.sql:2: transaction control `COMMIT` inside a migration" in error
         assert "Nothing was applied" in error
@@ -270,7 +279,7 @@ def test_statements_refused_in_a_transaction_run_outside_one(project: Project, r
     project.write("002_detach.sql", "ALTER TABLE p DETACH PARTITION p2026 CONCURRENTLY;\n")
     project.write("003_reindex.sql", "REINDEX SCHEMA public;\n")
     project.write("004_discard.sql", "DISCARD ALL;\nCREATE TABLE after_discard (id int);\n")
-    result = run_process("fraiseql", "migrate", "up", timeout=300)
+    result = run_process.in_process("fraiseql", "migrate", "up")
     assert result.returncode == 0, result.stdout + result.stderr
     assert project.query("SELECT count(*) FROM pg_inherits")[0][0] == 0
     assert "after_discard" in project.tables()
@@ -286,7 +295,7 @@ def test_copy_data_error_names_the_file_line(project: Project, run_process: Proc
         "three\n"
         "\\.\n"
     ))
-    error = one_line_error(run_process("fraiseql", "migrate", "up", timeout=300))
+    error = one_line_error(run_process.in_process("fraiseql", "migrate", "up"))
     assert "001_copy.sql failed at line 5, column 1" in error, error
     assert "(line 3 of the COPY data)" in error
     assert nothing_applied(project)
@@ -294,13 +303,13 @@ def test_copy_data_error_names_the_file_line(project: Project, run_process: Proc
 
 def test_copy_data_without_its_end_is_refused(project: Project, run_process: ProcessRunner) -> None:
     project.write("001_copy.sql", "CREATE TABLE n (v int);\nCOPY n (v) FROM stdin;\n1\n2\n")
-    error = one_line_error(run_process("fraiseql", "migrate", "up", timeout=300))
+    error = one_line_error(run_process.in_process("fraiseql", "migrate", "up"))
     assert "001_copy.sql:2: the data of this `COPY ... FROM stdin` never ends" in error
 
 
 def test_offline_sql_carries_copy_data_for_psql(project: Project, run_process: ProcessRunner) -> None:
     project.write("001_copy.sql", TABLE + "COPY t (v) FROM stdin;\nx;y\n\\.\n")
-    script = alembic(run_process, project, "upgrade", "head", "--sql")
+    script = alembic(run_process, project, "upgrade", "head", "--sql", installed=True)
     assert script.returncode == 0, script.stderr
     applied = run_process("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", project.database_url,
                           input=script.stdout)
@@ -313,8 +322,8 @@ def test_down_reads_every_section_it_will_run_before_the_first(project: Project,
                                "-- migrate:down\n\\connect elsewhere\nDROP TABLE a;\n")
     project.write("002_b.sql", "-- migrate:up\nCREATE TABLE b (id int);\n"
                                "-- migrate:down\nDROP TABLE b;\n")
-    assert run_process("fraiseql", "migrate", "up", timeout=300).returncode == 0
-    error = one_line_error(run_process("fraiseql", "migrate", "down", "--steps", "2", "--force", timeout=300))
+    assert run_process.in_process("fraiseql", "migrate", "up").returncode == 0
+    error = one_line_error(run_process.in_process("fraiseql", "migrate", "down", "--steps", "2", "--force"))
     assert "001_a.sql:4: `\\connect` is a psql meta-command" in error
     assert error.endswith("Nothing was rolled back")
     assert project.version() == ["002"] and {"a", "b"} <= project.tables()

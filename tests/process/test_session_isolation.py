@@ -6,7 +6,9 @@ value); 002 does what fails, or reads what differs, when that leaked.  Each case
 the direct path (`fraiseql migrate up` on SQL files), through Alembic (`alembic upgrade
 head` with alembic.ini) and offline (`alembic upgrade head --sql` run by `psql`). The
 first two run in-process (a run opens its own session whoever starts it: what the session
-carries is the subject, not the command); offline runs the installed `alembic` and `psql`.
+carries is the subject, not the command); offline writes the script in-process
+(``run_process.in_process``, or the installed `alembic` for the pg_dump-style file) and
+runs it with the installed `psql`.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from scenarios import REPO, alembic_in_process
 PATHS = ["direct", "alembic", "offline"]
 
 
-def migrate(run_process: ProcessRunner, project: Project, path: str) -> tuple[int, str]:
-    """Apply every migration of the folder the way ``path`` names: exit code, output."""
+def migrate(run_process: ProcessRunner, project: Project, path: str,
+            installed: bool = False) -> tuple[int, str]:
+    """Apply every migration of the folder the way ``path`` names: exit code, output;
+    offline, the script is written by the installed `alembic` when ``installed``."""
     if path == "direct":
         ran = project.cli("up")
         return ran.exit_code, ran.output
@@ -34,7 +38,8 @@ def migrate(run_process: ProcessRunner, project: Project, path: str) -> tuple[in
             return 255, str(error)
         return 0, ""
     shutil.copy(REPO / "alembic.ini.example", project.root / "alembic.ini")
-    script = run_process("alembic", "upgrade", "head", "--sql")
+    argv = ("alembic", "upgrade", "head", "--sql")
+    script = run_process(*argv) if installed else run_process.in_process(*argv)
     assert script.returncode == 0, script.stderr
     done = run_process("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", project.database_url,
                        input=script.stdout)
@@ -140,7 +145,7 @@ def test_offline_script_after_a_pg_dump_style_file_runs_in_psql(project: Project
                   "SET client_min_messages = warning;\nSET row_security = off;\n"
                   "CREATE TABLE public.customer (id integer NOT NULL);\n")
     project.write("002_next.sql", "CREATE TABLE orders (id int);\n")
-    code, output = migrate(run_process, project, "offline")
+    code, output = migrate(run_process, project, "offline", installed=True)
     assert code == 0, output
     assert project.version() == ["002"]
     assert {"customer", "orders"} <= project.tables()
