@@ -1,7 +1,9 @@
 """A revision merged after later migrations were applied is never skipped, and an
 applied migration is never given a new parent (issue 11, item 3).
 
-Through the installed `fraiseql` and `alembic` commands, on a real PostgreSQL.
+Through `fraiseql` and `alembic`, on a real PostgreSQL: in-process (``Project.cli``,
+``run_process.in_process``), since what each command reports is the subject; the first
+`alembic heads` is the installed command.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ def test_late_merged_py_revision_is_reported_by_every_command(deployed: Project,
     # plain Alembic sees two heads, and the branch point
     heads = run_process("alembic", "heads", check=True).stdout.splitlines()
     assert sorted(heads) == ["004 (head)", f"{FEATURE} (head)"]
-    branches_out = run_process("alembic", "branches", check=True).stdout
+    branches_out = run_process.in_process("alembic", "branches", check=True).stdout
     assert "003 (branchpoint)" in branches_out and f"-> {FEATURE} (head)" in branches_out
 
     advice = (
@@ -94,7 +96,7 @@ def test_late_merged_py_revision_is_reported_by_every_command(deployed: Project,
 
     up = fraiseql(deployed, "up", code=1)
     assert up.stderr == f"Error: Refusing to migrate: {advice}. Nothing was applied\n"
-    alembic_up = run_process("alembic", "upgrade", "head", check=False)
+    alembic_up = run_process.in_process("alembic", "upgrade", "head")
     assert alembic_up.returncode != 0
     assert f"FAILED: Refusing to migrate: {advice}. Nothing was applied" in alembic_up.stdout
     assert deployed.version() == ["004"] and "feature" not in deployed.tables()
@@ -105,7 +107,7 @@ def test_late_merged_py_revision_is_reported_by_every_command(deployed: Project,
 
     # the way out for a revision no database has run: make it follow the head
     write_py(deployed, FEATURE, "004", "feature")
-    assert run_process("alembic", "heads", check=True).stdout == f"{FEATURE} (head)\n"
+    assert run_process.in_process("alembic", "heads", check=True).stdout == f"{FEATURE} (head)\n"
     up = fraiseql(deployed, "up").stdout
     assert f"✓ Running migration: {FEATURE}_feature.py" in up
     assert deployed.version() == [FEATURE] and "feature" in deployed.tables()
@@ -114,7 +116,7 @@ def test_late_merged_py_revision_is_reported_by_every_command(deployed: Project,
 def test_merge_heads_runs_the_late_revision_on_purpose(deployed: Project, run_process: ProcessRunner) -> None:
     write_py(deployed, FEATURE, "003", "feature")
     write_py(deployed, "f00dfeed0001", ("004", FEATURE), "merge")
-    assert run_process("alembic", "heads", check=True).stdout == "f00dfeed0001 (head)\n"
+    assert run_process.in_process("alembic", "heads", check=True).stdout == "f00dfeed0001 (head)\n"
     status = fraiseql(deployed, "status").stdout
     assert f"○ {FEATURE}_feature.py (pending)" in status and "Problem" not in status
     up = fraiseql(deployed, "up").stdout
@@ -124,7 +126,7 @@ def test_merge_heads_runs_the_late_revision_on_purpose(deployed: Project, run_pr
     fraiseql(deployed, "create", "after_merge")
     created = (deployed.migrations / "005_after_merge.sql").read_text()
     assert created.splitlines()[1] == "-- revises: f00dfeed0001"
-    assert run_process("alembic", "heads", check=True).stdout == "005 (head)\n"
+    assert run_process.in_process("alembic", "heads", check=True).stdout == "005 (head)\n"
 
 
 def test_numbered_file_merged_below_an_applied_hex_revision(deployed: Project, run_process: ProcessRunner) -> None:
@@ -174,9 +176,10 @@ def test_a_deliberate_branch_shows_in_alembic_branches_and_stops_up(project: Pro
     shutil.copy(REPO / "alembic.ini.example", project.root / "alembic.ini")
     for number in range(1, 4):
         project.write(f"00{number}_t{number}.sql", UP_DOWN.format(t=f"t{number}"))
-    made = run_process("alembic", "revision", "--head", "002", "--splice", "--rev-id", "5ab1ce000001", "-m", "side", check=True)
+    made = run_process.in_process("alembic", "revision", "--head", "002", "--splice",
+                                  "--rev-id", "5ab1ce000001", "-m", "side", check=True)
     assert "5ab1ce000001_side.py" in made.stdout
-    branches_out = run_process("alembic", "branches", check=True).stdout
+    branches_out = run_process.in_process("alembic", "branches", check=True).stdout
     assert "002 (branchpoint)" in branches_out
     assert "-> 003 (head)" in branches_out and "-> 5ab1ce000001 (head)" in branches_out
     status = fraiseql(project, "status").stdout
