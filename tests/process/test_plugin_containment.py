@@ -3,10 +3,13 @@
 For each of Alembic's own templates (``generic``, ``async``, ``multidb``, ``pyproject``,
 ``pyproject_async``, and a pyproject.toml-only project with no alembic.ini), the same
 session of commands runs twice against a real PostgreSQL: through the installed
-``alembic`` command, which loads our ``alembic.plugins`` entry point, and through
-Alembic's own ``main()`` with that entry point hidden.  Exit codes, output, the files
-written and the database state must be identical.  Every project also holds a file
-named like one of our migrations, which must stay invisible.
+``alembic`` command's function in a Python process that loads our ``alembic.plugins``
+entry point, and through the same function in one with that entry point hidden.  Exit
+codes, output, the files written and the database state must be identical.  Every
+project also holds a file named like one of our migrations, which must stay invisible.
+The two processes (one per side) serve every project of the module, one after another,
+as a long-lived process using Alembic would; the installed ``alembic`` itself runs as
+typed in the opt-in tests and on the other config forms.
 
 The opt-in half: a pyproject.toml-only project opts in with ``fraiseql_migrations = true``
 or our environment under ``[tool.alembic]``.
@@ -20,30 +23,29 @@ import re
 import shutil
 import subprocess
 import sys
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import alembic
 import pytest
-from conftest import ProcessRunner
+from conftest import ProcessRunner, Tenants
 from scenarios import BIN, needs_plugin_entry_points
-
-from fraiseql_alembic.devdb import DevCluster
 
 TEMPLATES = Path(alembic.__file__).resolve().parent / "templates"
 PLACEHOLDER_URL = "driver://user:pass@localhost/dbname"
 
 # One Python process per side runs the installed `alembic` console script's function
-# (its console_scripts entry point) once per command line it reads on stdin, and answers
-# with the exit code and what the command printed.  Starting `alembic` anew for every
-# command would cost ~0.6 s each (importing SQLAlchemy), 150 times.  "without" filters our
-# entry point out of importlib.metadata before Alembic imports (and so loads) its plugins.
+# (its console_scripts entry point) once per command it reads on stdin (a folder, the
+# variables to set and the arguments), and answers with the exit code and what the
+# command printed.  Starting `alembic` anew for every command would cost ~0.6 s each
+# (importing SQLAlchemy), 150 times.  "without" filters our entry point out of
+# importlib.metadata before Alembic imports (and so loads) its plugins.  The first
+# command of a project ("fresh") finds logging as a new `alembic` process has it: what
+# an earlier project's alembic.ini configured (fileConfig) is undone.
 DRIVER = """\
-import json, os, sys, tempfile
+import json, logging, os, sys, tempfile
 from importlib import metadata
 
 if sys.argv[1] == "without":
@@ -61,14 +63,34 @@ if sys.argv[1] == "without":
 (script,) = metadata.entry_points(group="console_scripts", name="alembic")
 main = script.load()
 saved = os.dup(1), os.dup(2)
+environment = dict(os.environ)
+
+
+def loggers():
+    return [logging.root, *(logger for logger in logging.Logger.manager.loggerDict.values()
+                            if isinstance(logger, logging.Logger))]
+
+
+as_loaded = {logger.name: (logger.level, logger.disabled, logger.propagate,
+                           list(logger.handlers)) for logger in loggers()}
 for line in sys.stdin:
+    command = json.loads(line)
+    if command["fresh"]:
+        for logger in loggers():
+            level, disabled, propagate, handlers = as_loaded.get(
+                logger.name, (logging.NOTSET, False, True, []))
+            logger.setLevel(level)
+            logger.disabled, logger.propagate, logger.handlers[:] = disabled, propagate, handlers
+    os.chdir(command["cwd"])
+    os.environ.clear()
+    os.environ.update(environment, **command["env"])
     # Capture at the file descriptors: Alembic binds sys.stdout when it is imported.
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         os.dup2(out.fileno(), 1)
         os.dup2(err.fileno(), 2)
         code = 0
         try:
-            main(argv=json.loads(line), prog="alembic")
+            main(argv=command["argv"], prog="alembic")
         except SystemExit as exit:
             code = exit.code % 256 if isinstance(exit.code, int) else 1  # as the OS reports it
         except Exception as error:  # the console script would print a traceback
@@ -141,20 +163,50 @@ def test_templates_under_test_exist() -> None:
     )
 
 
-@pytest.fixture
-def databases(pg_cluster: DevCluster) -> Iterator[Any]:
-    created: list[str] = []
+class Driver:
+    """One side's Python process (DRIVER): ``alembic ARGS`` run by the installed console
+    script's function, in a folder, with the variables given set over the environment
+    the process started with (os.environ without DATABASE_URL and ALEMBIC_CONFIG)."""
 
-    def make(count: int) -> list[tuple[str, str]]:
-        names = [f"t_containment_{uuid.uuid4().hex[:10]}" for _ in range(count)]
-        for name in names:
-            pg_cluster.create_database(name)
-            created.append(name)
-        return [(name, pg_cluster.url(name)) for name in names]
+    def __init__(self, side: str, cwd: Path) -> None:
+        self.side = side
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "ALEMBIC_CONFIG")}
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", DRIVER, side], cwd=cwd, env=env, text=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        )
 
-    yield make
-    for name in created:
-        pg_cluster.drop_database(name)
+    def __call__(self, cwd: Path, argv: Sequence[str], env: Mapping[str, str] | None = None,
+                 *, fresh: bool) -> tuple[int, str, str]:
+        """Exit code (as the OS reports it), stdout and stderr of ``alembic ARGV``;
+        ``fresh``: the first command of a project (logging as in a new process)."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(json.dumps({"cwd": str(cwd), "env": dict(env or {}),
+                                             "argv": list(argv), "fresh": fresh}) + "\n")
+        self.process.stdin.flush()
+        answer = self.process.stdout.readline()
+        assert answer, f"the {self.side} driver ended (exit {self.process.wait()})"
+        code, out, err, plugin_loaded = json.loads(answer)
+        assert plugin_loaded == (self.side == "with"), f"plugin loaded: {plugin_loaded} ({self.side})"
+        return code, out, err
+
+    def close(self) -> None:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+        self.process.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def drivers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Driver]]:
+    """The two sides' processes, for every test of the module that compares them."""
+    folder = tmp_path_factory.mktemp("drivers")
+    started = {side: Driver(side, folder) for side in ("with", "without")}
+    try:
+        yield started
+    finally:
+        for driver in started.values():
+            driver.close()
 
 
 @pytest.mark.parametrize(
@@ -164,12 +216,13 @@ def databases(pg_cluster: DevCluster) -> Iterator[Any]:
 )
 @needs_plugin_entry_points  # before 1.18 it is not loaded at all: nothing to contain
 def test_alembic_project_without_opt_in_is_untouched(
-    scenario: Scenario, tmp_path: Path, databases: Any
+    scenario: Scenario, tmp_path: Path, tenants: Tenants, drivers: dict[str, Driver]
 ) -> None:
     with ThreadPoolExecutor(max_workers=2) as pool:  # the two sides are independent
         futures = {
             side: pool.submit(
-                session, scenario, tmp_path / side / "project", side, databases(len(scenario.engines))
+                session, scenario, tmp_path / side / "project", drivers[side],
+                [(url.rsplit("/", 1)[1], url) for url in tenants(len(scenario.engines))],
             )
             for side in ("with", "without")
         }
@@ -190,11 +243,9 @@ def test_alembic_project_without_opt_in_is_untouched(
     assert heads == "bbbb00000002 (head)\n"
 
 
-def session(scenario: Scenario, root: Path, side: str, dbs: list[tuple[str, str]]) -> Run:
+def session(scenario: Scenario, root: Path, driver: Driver, dbs: list[tuple[str, str]]) -> Run:
     """``alembic init`` then COMMANDS in a fresh project at ROOT; all paths and names normalized."""
     root.mkdir(parents=True)
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "ALEMBIC_CONFIG")}
-    env["CONTAINMENT_URL"] = _with_driver(dbs[0][1], scenario.driver)
     replacements = [(str(root), "<project>")] + [(name, f"<db{i}>") for i, (name, _) in enumerate(dbs)]
 
     def normalize(text: str) -> str:
@@ -202,12 +253,7 @@ def session(scenario: Scenario, root: Path, side: str, dbs: list[tuple[str, str]
             text = text.replace(old, new)
         return text
 
-    with subprocess.Popen(
-        [sys.executable, "-c", DRIVER, side], cwd=root, env=env, text=True,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-    ) as driver:
-        assert driver.stdin is not None and driver.stdout is not None
-        outputs, states = _commands(scenario, root, dbs, side, driver.stdin, driver.stdout, normalize)
+    outputs, states = _commands(scenario, root, dbs, driver, normalize)
     files = {
         str(path.relative_to(root)): _stable(normalize(path.read_text()))
         for path in sorted(root.rglob("*"))
@@ -217,15 +263,14 @@ def session(scenario: Scenario, root: Path, side: str, dbs: list[tuple[str, str]
 
 
 def _commands(
-    scenario: Scenario, root: Path, dbs: list[tuple[str, str]], side: str,
-    to_driver: Any, from_driver: Any, normalize: Callable[[str], str],
+    scenario: Scenario, root: Path, dbs: list[tuple[str, str]], driver: Driver,
+    normalize: Callable[[str], str],
 ) -> tuple[list[tuple[list[str], int, str, str]], list[dict[str, tuple[set[str], list[str]]]]]:
     """Send ``init`` and COMMANDS to the driver, doing between them what a user would."""
+    env = {"CONTAINMENT_URL": _with_driver(dbs[0][1], scenario.driver)}
+
     def alembic_run(*argv: str) -> tuple[list[str], int, str, str]:
-        to_driver.write(json.dumps(argv) + "\n")
-        to_driver.flush()
-        code, out, err, plugin_loaded = json.loads(from_driver.readline())
-        assert plugin_loaded == (side == "with"), f"plugin loaded: {plugin_loaded} ({side})"
+        code, out, err = driver(root, argv, env, fresh=argv[0] == "init")
         return list(argv), code, normalize(out), normalize(err)
 
     outputs = [alembic_run("init", "--template", scenario.template, "scripts")]
@@ -342,14 +387,17 @@ def test_pyproject_only_project_opts_in_with_our_environment(tmp_path: Path, dat
         (["downgrade", "base"], ""),
         (["current"], ""),
     ]:
-        done = run_process("alembic", *argv, cwd=root, url=database_url, env={"ALEMBIC_CONFIG": None})
+        # the upgrade as typed; the others the same runs in this process
+        run = run_process if argv == ["upgrade", "head"] else run_process.in_process
+        done = run("alembic", *argv, cwd=root, url=database_url, env={"ALEMBIC_CONFIG": None})
         assert (done.returncode, done.stdout) == (0, expected), done.stderr
 
 
 @needs_plugin_entry_points
 def test_pyproject_only_project_opts_in_with_its_own_env(tmp_path: Path, database_url: str, run_process: ProcessRunner) -> None:
-    """``fraiseql_migrations = true`` under ``[tool.alembic]``, keeping Alembic's env.py."""
-    init = run_process("alembic", "init", "--template", "pyproject", "scripts", cwd=tmp_path, url=database_url, env={"ALEMBIC_CONFIG": None})
+    """``fraiseql_migrations = true`` under ``[tool.alembic]``, keeping Alembic's env.py.
+    The upgrade and the last ``heads`` run as typed; the others in this process."""
+    init = run_process.in_process("alembic", "init", "--template", "pyproject", "scripts", cwd=tmp_path, url=database_url, env={"ALEMBIC_CONFIG": None})
     assert init.returncode == 0, init.stderr
     (tmp_path / "alembic.ini").unlink()
     env_py = tmp_path / "scripts" / "env.py"
@@ -367,10 +415,10 @@ def test_pyproject_only_project_opts_in_with_its_own_env(tmp_path: Path, databas
     (tmp_path / "scripts" / "versions" / "001_first.sql").write_text(
         "-- migrate:up\nCREATE TABLE first (id int);\n-- migrate:down\nDROP TABLE first;\n"
     )
-    assert run_process("alembic", "heads", cwd=tmp_path, url=database_url, env={"ALEMBIC_CONFIG": None}).stdout == "001 (head)\n"
+    assert run_process.in_process("alembic", "heads", cwd=tmp_path, url=database_url, env={"ALEMBIC_CONFIG": None}).stdout == "001 (head)\n"
     upgrade = run_process("alembic", "upgrade", "head", cwd=tmp_path, url=database_url, env={"ALEMBIC_CONFIG": None})
     assert upgrade.returncode == 0, upgrade.stderr
-    assert run_process("alembic", "current", cwd=tmp_path, url=database_url, env={"ALEMBIC_CONFIG": None}).stdout == "001 (head)\n"
+    assert run_process.in_process("alembic", "current", cwd=tmp_path, url=database_url, env={"ALEMBIC_CONFIG": None}).stdout == "001 (head)\n"
     assert "first" in _state(database_url)[0]
     # false (a TOML boolean) is not opting in
     pyproject.write_text(pyproject.read_text().replace("fraiseql_migrations = true", "fraiseql_migrations = false"))
@@ -390,15 +438,15 @@ NAMED_SECTION = "\n[other]\nscript_location = %(here)s/scripts\nsqlalchemy.url =
     ],
 )
 def test_other_config_forms_behave_as_alembic_does(
-    case: str, argv: list[str], extra_env: dict[str, str], tmp_path: Path
+    case: str, argv: list[str], extra_env: dict[str, str], tmp_path: Path,
+    run_process: ProcessRunner, drivers: dict[str, Driver],
 ) -> None:
-    """The installed command, and Alembic without our plugin, on less common config forms."""
+    """The installed command, and Alembic without our plugin, on less common config forms
+    (the project's ``alembic init`` is set-up: in this process)."""
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "ALEMBIC_CONFIG")}
     if case != "no config at all":
-        init = subprocess.run(
-            [str(BIN / "alembic"), "init", "scripts"], cwd=tmp_path, env=env, capture_output=True,
-            text=True, timeout=120,
-        )
+        init = run_process.in_process("alembic", "init", "scripts", url=None,
+                                      env={"ALEMBIC_CONFIG": None})
         assert init.returncode == 0, init.stdout + init.stderr
         with open(tmp_path / "alembic.ini", "a") as ini:
             ini.write(NAMED_SECTION)
@@ -410,11 +458,6 @@ def test_other_config_forms_behave_as_alembic_does(
         [str(BIN / "alembic"), *argv], cwd=tmp_path, env=env, capture_output=True, text=True,
         timeout=120,
     )
-    driver = subprocess.run(
-        [sys.executable, "-c", DRIVER, "without"], input=json.dumps(argv) + "\n",
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
-    )
-    code, out, err, plugin_loaded = json.loads(driver.stdout)
+    code, out, err = drivers["without"](tmp_path, argv, extra_env, fresh=True)  # no plugin
     assert (ours.returncode, ours.stdout, ours.stderr) == (code, out, err)
-    assert not plugin_loaded
     assert (code == 0) == (case in ("-n with a section", "ALEMBIC_CONFIG")), out + err
