@@ -21,6 +21,7 @@ CPU (user + system) are medians over ``--runs`` rounds.
 
     python bench/otel.py [--migrations 100] [--runs 15] [--out bench/otel-results.md]
                          [--cluster-dir auto|disk|DIR] [--database-url URL] [--quiet]
+                         [--no-warmup]
 """
 
 from __future__ import annotations
@@ -137,7 +138,8 @@ def run(args: argparse.Namespace, fresh: Callable[[str], tuple[str, Callable[[],
         (variant, case): [] for variant in VARIANTS for case in CASES}
     LOADS.append(os.getloadavg()[0])
     try:
-        for variant in VARIANTS:  # warm-up: bytecode written, caches filled
+        warm_up = () if args.no_warmup else VARIANTS
+        for variant in warm_up:  # untimed: bytecode written, caches filled
             measure([scripts[variant], "--version"], env(variant), project)
             measure([scripts[variant], "migrate", "up"], env(variant, at_head), project)
         for number in range(args.runs):
@@ -173,7 +175,8 @@ def render(samples: dict[tuple[str, str], list[Sample]], args: argparse.Namespac
         f"`python bench/otel.py --migrations {args.migrations} --runs {args.runs}`: "
         f"PostgreSQL {server}, cluster: {where}, {os.cpu_count()} CPUs, Python "
         f"{sys.version.split()[0]}; medians over {args.runs} rounds, the three installations "
-        "measured in turn in each round (bench/otel.py says how each is made); load average "
+        "measured in turn in each round (bench/otel.py says how each is made)"
+        + ("; no warm-up" if args.no_warmup else "") + "; load average "
         + " then ".join(f"{load:.1f}" for load in LOADS) + ".", "",
         "Each cell: median wall time (median CPU, user + system); vs without: the ratios of "
         "the wall times and of the CPU times.", "",
@@ -203,6 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cluster-dir", default="auto")
     parser.add_argument("--database-url")
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--no-warmup", action="store_true",
+                        help="skip the untimed first run of each installation (bytecode, "
+                             "caches): a quick check that the script works, not numbers")
     args = parser.parse_args(argv)
 
     def say(text: str) -> None:

@@ -14,14 +14,14 @@ def test_fleet_bench_measures_every_case(database_url: str, tmp_path: Path) -> N
     out = tmp_path / "fleet-results.md"
     env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
     result = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "fleet.py"), "--databases", "3",
+        [sys.executable, str(REPO / "bench" / "fleet.py"), "--databases", "2",
          "--migrations", "4", "--jobs", "2", "--schemas", "4", "--quiet",
          "--database-url", database_url, "--out", str(out)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     text = out.read_text(encoding="utf-8")
-    for label in ("| shell loop of `up` | 3 | ", "| `up --targets --jobs 2` | 3 | ",
+    for label in ("| shell loop of `up` | 2 | ", "| `up --targets --jobs 2` | 2 | ",
                   "| `up --targets --jobs 2` (schemas) | 4 | ",
                   "| `status --targets` (schemas) | 4 | ", "Fleet / loop, wall time: **",
                   "`status --targets` over 4 schemas: **"):
