@@ -219,6 +219,7 @@ class _Names:
     def __getattr__(self, member: str) -> str:
         if member.startswith("_"):
             raise AttributeError(member)
+        setattr(self, member, member)  # asked for again: found without this call
         return member
 
 
