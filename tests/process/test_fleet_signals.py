@@ -1,6 +1,8 @@
 """A signal stops a fleet run cleanly: the targets in flight are cancelled on the server and
 rolled back, no new target starts, the report says who finished, who was interrupted and
-who never started; running the command again continues."""
+who never started; running the command again continues.  The runs that are signalled, read
+by a pipe that closes or shown on a terminal are processes; the run after a signal and
+the set-up run are the same runs in this process (``run_process.in_process``)."""
 
 from __future__ import annotations
 
@@ -84,7 +86,8 @@ def test_a_signal_stops_every_target_and_says_who_finished(
     # again, once the slow ones are fast: it continues where each target stopped
     for url in urls[1:3]:
         execute(url, "DROP TABLE slow")
-    again = run_process("fraiseql", "migrate", "up", "--targets", str(targets), url=None)
+    again = run_process.in_process("fraiseql", "migrate", "up", "--targets", str(targets),
+                                   url=None)
     assert again.returncode == 0, again.stdout + again.stderr
     assert again.stdout.count("Already up to date") == 1
     assert "\n5 targets: 5 succeeded\n" in again.stdout
@@ -118,8 +121,8 @@ def test_a_reader_that_goes_away_stops_no_target(
     urls = tenants(12)
     targets = tmp_path / "targets.txt"
     targets.write_text("\n".join(urls[:10]) + "\n", encoding="utf-8")
-    run_process("fraiseql", "migrate", "up", "--targets", str(targets), "--no-record",
-                url=None, check=True)
+    run_process.in_process("fraiseql", "migrate", "up", "--targets", str(targets),
+                           "--no-record", url=None, check=True)  # set-up
     targets.write_text("\n".join(urls) + "\n", encoding="utf-8")
     process = run_process.start("fraiseql", "migrate", "up", "--targets", str(targets),
                                 "--jobs", "2", "--no-record", url=None)
