@@ -1,4 +1,5 @@
-"""The installed `fraiseql` command never puts a secret on pg_dump's command line."""
+"""`fraiseql migrate up --backup` never puts a secret on pg_dump's command line (the run
+is in-process, ``run_process.in_process``; pg_dump is the real program it starts)."""
 
 from __future__ import annotations
 
@@ -60,8 +61,8 @@ def test_no_secret_is_on_pg_dumps_command_line(project: Project, run_process: Pr
 
     watcher = threading.Thread(target=watch)
     watcher.start()
-    result = run_process("fraiseql", "migrate", "up", "--backup", "b.dump", "--lock-timeout", "0",
-                         url=url)
+    result = run_process.in_process("fraiseql", "migrate", "up", "--backup", "b.dump",
+                                    "--lock-timeout", "0", url=url)
     watcher.join()
     assert result.returncode == 0, result.stderr
     assert "argv" in seen, "pg_dump was not seen running"

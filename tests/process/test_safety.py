@@ -1,4 +1,8 @@
-"""Concurrency, signals, kills, restarts and busy tables: real processes, real PostgreSQL."""
+"""Concurrency, signals, kills, restarts and busy tables: real processes, real PostgreSQL.
+
+Runs whose subject is what the command says or does (a refusal, a lock timeout read from
+alembic.ini, a resume) are in-process (``Project.cli``, ``run_process.in_process``); the
+processes left are the ones signalled, killed, run side by side or cut off from stdout."""
 
 from __future__ import annotations
 
@@ -129,10 +133,10 @@ def test_plain_alembic_upgrade_takes_the_same_lock(project: Project, run_process
     project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
     holder = hold_lock(project)
     try:
-        blocked = run_process("alembic", "upgrade", "head", timeout=60)
+        blocked = run_process.in_process("alembic", "upgrade", "head")
         assert blocked.returncode != 0
         assert "Gave up after waiting 1s for the migration lock held by pid" in blocked.stdout + blocked.stderr
-        current = run_process("alembic", "current", timeout=60)
+        current = run_process.in_process("alembic", "current")
         assert current.returncode == 0  # reading does not wait for the lock
     finally:
         holder.close()
@@ -418,7 +422,7 @@ def test_plain_alembic_applies_lock_timeout_from_alembic_ini(project: Project, r
         with blocker.cursor() as cursor:
             cursor.execute("LOCK TABLE busy IN ACCESS SHARE MODE")
         # lock_timeout cancels the ALTER (the message below): it does not wait for the blocker
-        result = run_process("alembic", "upgrade", "head", timeout=60)
+        result = run_process.in_process("alembic", "upgrade", "head")
         assert result.returncode != 0
         assert "canceling statement due to lock timeout [SQLSTATE 55P03]" in result.stdout
         assert "Another session holds a lock this migration needs" in result.stdout
