@@ -1,6 +1,7 @@
 """``fraiseql migrate squash`` as typed, with a throwaway shadow PostgreSQL: the baseline
 written, the progress on stderr, the files removed, no cluster left behind; then ``status``
-and ``up`` on the database it was checked against, and a fresh one."""
+and ``up`` on the database it was checked against, and a fresh one (those, and the ``up``
+that sets the database up, in-process: squash is the command under test here)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def test_squash_with_a_throwaway_shadow(run_process: ProcessRunner, tmp_path: Pa
     init_repo(tmp_path)
     git(tmp_path, "add", "-A")
     git(tmp_path, "commit", "-q", "-m", "migrations")
-    run_process("fraiseql", "migrate", "up", "--steps", "2", check=True)
+    run_process.in_process("fraiseql", "migrate", "up", "--steps", "2", check=True)
     temp = Path(tempfile.mkdtemp(prefix="squash-throwaway-", dir="/tmp"))
     temp.chmod(0o755)  # the server runs as postgres when the tests run as root
     env = {"FRAISEQL_SHADOW_DATABASE_URL": None, "TMPDIR": str(temp)}
@@ -49,12 +50,12 @@ def test_squash_with_a_throwaway_shadow(run_process: ProcessRunner, tmp_path: Pa
         shutil.rmtree(temp, ignore_errors=True)
     assert sorted(path.name for path in folder.iterdir()) == ["002_baseline.sql",
                                                              "003_add_c.sql"]
-    status = run_process("fraiseql", "migrate", "status", "--exit-code")
+    status = run_process.in_process("fraiseql", "migrate", "status", "--exit-code")
     assert status.returncode == 3, status.stdout  # 003 pending, nothing inconsistent
     assert "✓ 001_add_a.sql (applied " in status.stdout
     assert "; squashed into 002_baseline.sql)" in status.stdout
-    run_process("fraiseql", "migrate", "up", check=True)
+    run_process.in_process("fraiseql", "migrate", "up", check=True)
     fresh = tenants(1)[0]
-    run_process("fraiseql", "migrate", "up", url=fresh, check=True)
+    run_process.in_process("fraiseql", "migrate", "up", url=fresh, check=True)
     seeded = run_process("psql", "-XAtc", "SELECT id FROM a", fresh, url=None, check=True)
     assert seeded.stdout == "7\n"  # the row 001 inserted came with the baseline
