@@ -19,10 +19,11 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import alembic
+import pytest
 from click.testing import Result
 from conftest import Cli, ProcessRunner
 from scenarios import USER_MODELS, alembic_in_process, execute, fetch_one
@@ -336,24 +337,61 @@ ENUM_ADDED = ENUM_MODELS + """
 """
 
 
+@pytest.fixture
+def enum_extension() -> Iterator[None]:
+    """alembic-postgresql-enum in this process for the test only: importing it registers a
+    comparator and renderers in Alembic's process-wide dispatchers and operations on
+    Operations, and fraiseql leaves enums to it while it is in sys.modules
+    (pgenum.active); all of that is put back after the test, so the tests after it in the
+    worker find the process as it was (see also test_autogenerate's ``entities``)."""
+    from alembic.autogenerate import comparators, renderers
+    from alembic.operations import Operations
+
+    assert not _enum_modules(), "alembic-postgresql-enum was loaded before the test"
+    saved = {key: list(value) for key, value in comparators._registry.items()}  # noqa: SLF001
+    rendered = dict(renderers._registry)  # noqa: SLF001  # private, in every Alembic we test
+    operations = set(vars(Operations))
+    try:
+        yield
+    finally:
+        comparators._registry.clear()  # noqa: SLF001
+        comparators._registry.update(saved)  # noqa: SLF001
+        renderers._registry.clear()  # noqa: SLF001
+        renderers._registry.update(rendered)  # noqa: SLF001
+        for name in set(vars(Operations)) - operations:
+            delattr(Operations, name)
+        for name in _enum_modules():
+            del sys.modules[name]
+
+
+def _enum_modules() -> list[str]:
+    return [name for name in sys.modules
+            if name.partition(".")[0] == "alembic_postgresql_enum"]
+
+
 def _enum_values(url: str) -> list[str]:
     return fetch_one(url, "SELECT array_agg(enumlabel::text ORDER BY enumsortorder) FROM "
                      "pg_enum WHERE enumtypid = 'user_status'::regtype")
 
 
 def test_alembic_postgresql_enum_writes_its_enum_changes_into_the_sql_file(
-    run_process: ProcessRunner, cli: Cli, tmp_path: Path, database_url: str, shadow_url: str
+    run_process: ProcessRunner, cli: Cli, tmp_path: Path, database_url: str, shadow_url: str,
+    enum_extension: None,
 ) -> None:
     """With alembic-postgresql-enum imported by the models, its operations (a new type,
     values added, values removed through sync_enum_values) are written as SQL, once each
-    (fraiseql's own enum comparison stands aside), and every file round-trips."""
+    (fraiseql's own enum comparison stands aside), and every file round-trips.  The first
+    file is written by the command as typed (a new interpreter imports the extension with
+    the models); the later runs are the same in-process."""
     models = tmp_path / "myapp" / "models.py"
     _project(tmp_path, ENUM_MODELS.format(values="'active', 'blocked'"))
-    env = {"FRAISEQL_SHADOW_DATABASE_URL": shadow_url}
+    env: dict[str, str | None] = {"FRAISEQL_SHADOW_DATABASE_URL": shadow_url}
 
-    def create(name: str) -> str:
-        return run_process("fraiseql", "migrate", "create", name, "--autogenerate", env=env,
-                           check=True).stdout
+    def create(name: str, *, process: bool = False) -> str:
+        argv = ("fraiseql", "migrate", "create", name, "--autogenerate")
+        if process:
+            return run_process(*argv, env=env, check=True).stdout
+        return _in_process(run_process, *argv, env=env, check=True).stdout
 
     def migrate(*args: str, code: int = 0) -> Result:
         """up/down in-process: the generated files are the subject, not the command
@@ -368,7 +406,7 @@ def test_alembic_postgresql_enum_writes_its_enum_changes_into_the_sql_file(
         assert create("again") == ("✓ No differences between the models and the migrations' "
                                    "schema; nothing written\n")
 
-    create("initial")
+    create("initial", process=True)
     text = (tmp_path / "migrations" / "001_initial.sql").read_text()
     assert text.count("CREATE TYPE") == text.count("DROP TYPE") == 1
     assert "-- migrate:up\nCREATE TYPE user_status AS ENUM ('active', 'blocked');\n" in text
@@ -398,7 +436,7 @@ def test_alembic_postgresql_enum_writes_its_enum_changes_into_the_sql_file(
 
     # 'blocked' becomes 'suspended': the type is recreated (a row holding 'blocked' stops it)
     models.write_text(ENUM_ADDED.format(values="'active', 'pending', 'suspended', 'gone'"))
-    gate = run_process("fraiseql", "migrate", "check", "--models", env=env)
+    gate = _in_process(run_process, "fraiseql", "migrate", "check", "--models", env=env)
     assert gate.returncode == 1
     assert gate.stdout.splitlines()[0] == (
         "models: enum user_status has ('active', 'pending', 'blocked', 'gone') in the "
@@ -419,13 +457,16 @@ def test_alembic_postgresql_enum_writes_its_enum_changes_into_the_sql_file(
 
 
 def test_alembic_postgresql_enum_under_the_alembic_command(
-    run_process: ProcessRunner, tmp_path: Path, database_url: str, shadow_url: str
+    run_process: ProcessRunner, tmp_path: Path, database_url: str, shadow_url: str,
+    enum_extension: None,
 ) -> None:
     """alembic check sees the extension's operations; alembic revision --autogenerate
-    writes them in the numbered SQL file, which upgrades, downgrades and upgrades."""
+    writes them in the numbered SQL file, which upgrades, downgrades and upgrades.  The
+    first check is the command as typed; the later runs are the same in-process."""
     _project(tmp_path, ENUM_MODELS.format(values="'active', 'blocked'"))
     (tmp_path / "alembic.ini").write_text(OUR_ENV_INI)
-    env = {"FRAISEQL_SHADOW_DATABASE_URL": shadow_url}
+    env: dict[str, str | None] = {"FRAISEQL_SHADOW_DATABASE_URL": shadow_url}
+    run = functools.partial(_in_process, run_process)
     differs = run_process("alembic", "check", env=env)
     assert differs.returncode == 255
     assert differs.stdout.startswith(
@@ -434,10 +475,10 @@ def test_alembic_postgresql_enum_under_the_alembic_command(
     for step, values in (("initial", "'active', 'blocked'"),
                          ("pending", "'active', 'pending', 'blocked'")):
         (tmp_path / "myapp" / "models.py").write_text(ENUM_MODELS.format(values=values))
-        run_process("alembic", "revision", "--autogenerate", "-m", step, env=env, check=True)
+        run("alembic", "revision", "--autogenerate", "-m", step, env=env, check=True)
         alembic_in_process(tmp_path, database_url, ("upgrade", "head"),
                            ("downgrade", "-1"), ("upgrade", "head"))
-        run_process("alembic", "check", env=env, check=True)
+        run("alembic", "check", env=env, check=True)
     first, second = sorted((tmp_path / "migrations").iterdir())
     assert first.read_text().count("CREATE TYPE user_status AS ENUM ('active', 'blocked');") == 1
     assert ("ALTER TYPE user_status ADD VALUE IF NOT EXISTS 'pending' AFTER 'active';"
