@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable
 from importlib.machinery import EXTENSION_SUFFIXES
 
-__all__ = ["ParseError", "parse_json", "parse_plpgsql_json"]
+__all__ = ["ParseError", "bind", "load_library", "parse_json", "parse_plpgsql_json"]
 
 
 class ParseError(Exception):
@@ -43,8 +43,9 @@ class _PlpgsqlResult(ctypes.Structure):  # PgQueryPlpgsqlParseResult
     _fields_ = [("plpgsql_funcs", ctypes.c_char_p), ("error", ctypes.POINTER(_Error))]
 
 
-def _library() -> ctypes.CDLL | None:
-    """pglast's extension module as a C library, found without importing pglast."""
+def load_library() -> ctypes.CDLL | None:
+    """pglast's extension module as a C library, found without importing pglast; None
+    when it cannot be loaded so, or does not export libpg_query's functions."""
     spec = importlib.util.find_spec("pglast")  # the package's folder; runs none of it
     for folder in (spec.submodule_search_locations or []) if spec is not None else []:
         for suffix in EXTENSION_SUFFIXES:
@@ -119,14 +120,15 @@ def _pglast(name: str) -> Callable[[str], str]:
     return call
 
 
-def _bind() -> tuple[Callable[[str], str], Callable[[str], str]]:
-    library = _library()
+def bind(library: ctypes.CDLL | None) -> tuple[Callable[[str], str], Callable[[str], str]]:
+    """:func:`parse_json` and :func:`parse_plpgsql_json` calling ``library``
+    (:func:`load_library`), or pglast's own functions when it is None."""
     if library is None:
         return _pglast("parse_sql_json"), _pglast("parse_plpgsql_json")
     return _ctypes_parse(library), _ctypes_plpgsql(library)
 
 
-_parse_json, _parse_plpgsql_json = _bind()
+_parse_json, _parse_plpgsql_json = bind(load_library())
 
 
 def parse_json(sql: str) -> str:

@@ -223,11 +223,16 @@ def test_the_parser_answers_as_pglasts(sql: str) -> None:
         except error as refused:
             return refused.args
 
-    assert outcome(pgparse.parse_json, ParseError) == outcome(
-        pglast.parser.parse_sql_json, pglast.parser.ParseError)
     function = f"CREATE FUNCTION f() RETURNS void LANGUAGE plpgsql AS $$BEGIN {sql}; END$$"
-    assert outcome(lambda _: pgparse.parse_plpgsql_json(function), ParseError) == outcome(
-        lambda _: pglast.parser.parse_plpgsql_json(function), pglast.parser.ParseError)
+    theirs = (outcome(pglast.parser.parse_sql_json, pglast.parser.ParseError),
+              outcome(lambda _: pglast.parser.parse_plpgsql_json(function),
+                      pglast.parser.ParseError))
+    library = pgparse.load_library()
+    assert library is not None  # here, the parser is called in place
+    for parse, plpgsql in (pgparse.bind(library), pgparse.bind(None)):  # None: pglast's
+        assert (outcome(parse, ParseError),
+                outcome(lambda _, plpgsql=plpgsql: plpgsql(function), ParseError)) == theirs
+    assert outcome(pgparse.parse_json, ParseError) == theirs[0]
 
 
 def test_a_lint_run_never_imports_pglast(tmp_path: Path) -> None:
