@@ -278,7 +278,7 @@ class ServerDatabases:
         self.admin_url = admin_url
         self.settle = settle
 
-    def _admin(self, statement: str) -> Any:
+    def admin(self, statement: str) -> Any:
         psycopg2 = _psycopg2()
         connection = psycopg2.connect(self.admin_url)
         try:
@@ -290,23 +290,23 @@ class ServerDatabases:
             connection.close()
 
     def server_version(self) -> str:
-        row = self._admin("SHOW server_version")
+        row = self.admin("SHOW server_version")
         return str(row[0]) if row else "?"
 
     def fresh(self, label: str) -> tuple[str, Callable[[], None]]:
         name = f"bench_{label}_{uuid.uuid4().hex[:8]}"[:63]
-        self._admin(f'CREATE DATABASE "{name}"')
+        self.admin(f'CREATE DATABASE "{name}"')
         if self.settle > 0:
             self.quiesce()
 
         def drop() -> None:
-            self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            self.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
         return _with_dbname(self.admin_url, name), drop
 
     def quiesce(self) -> None:
         with contextlib.suppress(Exception):  # CHECKPOINT needs superuser or pg_checkpoint
-            self._admin("CHECKPOINT")
+            self.admin("CHECKPOINT")
         os.sync()
         time.sleep(self.settle)
 
@@ -331,7 +331,7 @@ class ResetDatabase:
 
     def fresh(self, label: str) -> tuple[str, Callable[[], None]]:
         server = ServerDatabases(self.url, self.settle)
-        server._admin("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        server.admin("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
         if self.settle > 0:
             server.quiesce()
         return self.url, lambda: None
