@@ -11,6 +11,7 @@ leaves it exactly as new: ``DatabasePool``), and the two ways tests run our comm
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import select
@@ -21,6 +22,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -413,6 +415,29 @@ class ProcessRunner:
         return code, b"".join(chunks).decode("utf-8", "replace")
 
 
+@contextmanager
+def _logging_of_a_new_process() -> Iterator[None]:
+    """No logging configured while a run lasts, as in a new process (its env.py may set
+    up alembic.ini's ``[loggers]``, with handlers on the run's stderr); the test's logging
+    (pytest's capture handlers, every logger's level and handlers) back afterwards."""
+    root = logging.getLogger()
+    loggers = {logger: (logger.handlers[:], logger.level, logger.propagate, logger.disabled)
+               for logger in [root, *logging.Logger.manager.loggerDict.values()]
+               if isinstance(logger, logging.Logger)}
+    root.handlers.clear()
+    root.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for logger in [root, *logging.Logger.manager.loggerDict.values()]:
+            if isinstance(logger, logging.Logger):
+                handlers, level, propagate, disabled = loggers.get(
+                    logger, ([], logging.NOTSET, True, False))  # made by the run: as new
+                logger.handlers[:] = handlers
+                logger.setLevel(level)
+                logger.propagate, logger.disabled = propagate, disabled
+
+
 def _alembic_in_process(cwd: Path, args: Sequence[str], environment: Mapping[str, str],
                        input: str | None) -> tuple[int, str, str]:
     """``alembic ARGS`` run by Alembic's own CommandLine, as its console script runs it."""
@@ -434,7 +459,8 @@ def _alembic_in_process(cwd: Path, args: Sequence[str], environment: Mapping[str
     os.environ.update(environment)
     sys.stdin = io.StringIO(input or "")
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+                _logging_of_a_new_process():
             try:
                 Captured(prog="alembic").main(argv=list(args))
                 code = 0

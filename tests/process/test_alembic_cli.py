@@ -8,6 +8,7 @@ output and exit code)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -87,6 +88,18 @@ def test_alembic_unknown_revision_is_one_line(ini_project: Project, run_process:
     # stderr holds only what alembic.ini's logging section asks for
     assert all(line.startswith(("INFO ", "ERROR ")) for line in result.stderr.splitlines())
     assert "Traceback" not in result.stderr
+
+
+def test_in_process_run_leaves_the_test_logging_as_it_was(
+    ini_project: Project, run_process: ProcessRunner, caplog: pytest.LogCaptureFixture
+) -> None:
+    """alembic.ini's ``[loggers]``, set up by our env.py, are the run's, as in a process:
+    the test's logging (pytest's capture, the loggers' levels) is back after it."""
+    result = run_process.in_process("alembic", "upgrade", "head", check=True)
+    assert "INFO  [alembic.runtime.migration] Running upgrade  -> 001" in result.stderr
+    logging.getLogger("fraiseql_alembic.tests").warning("after the run")
+    assert [record.getMessage() for record in caplog.records] == ["after the run"]
+    assert logging.getLogger("alembic").level == logging.NOTSET
 
 
 def test_alembic_reports_sql_errors_as_one_line(ini_project: Project, run_process: ProcessRunner) -> None:
