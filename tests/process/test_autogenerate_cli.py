@@ -191,12 +191,14 @@ def test_alembic_check_and_revision_autogenerate_in_our_environment(
 ) -> None:
     """They compare the models with the schema the migrations build (a shadow database),
     never with the live database, and the revision is the numbered SQL file.  The first
-    check and revision are the commands as typed; the later runs are the same in-process."""
+    revision is the command as typed (alembic check as typed: the alembic-postgresql-enum
+    test, exit 255, and the .py revision test, exit 0); the other runs are the same
+    in-process."""
     _project(tmp_path, USER_MODELS)
     (tmp_path / "alembic.ini").write_text(OUR_ENV_INI)
     env: dict[str, str | None] = {"FRAISEQL_SHADOW_DATABASE_URL": shadow_url}
     run = functools.partial(_in_process, run_process)
-    differs = run_process("alembic", "check", env=env)
+    differs = run("alembic", "check", env=env)
     assert differs.returncode == 255
     assert differs.stdout.startswith(
         "FAILED: New upgrade operations detected: [('add_table', Table('tb_user'")
