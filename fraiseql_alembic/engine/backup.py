@@ -11,6 +11,7 @@ pg_dump succeeds, so a file at FILE is always a complete dump.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shlex
@@ -206,13 +207,22 @@ def server_major(server_version_num: int) -> int:
     return server_version_num // 10000
 
 
+@functools.lru_cache(maxsize=8)
+def _version_output(pg_dump: str, _file: tuple[int, int, int], _cluster: str | None) -> str:
+    """``pg_dump --version``, run once a process for the same file (and PGCLUSTER, which
+    Debian's wrapper reads): a squash or a fleet dumps many times (~0.1 s a run)."""
+    return subprocess.run(
+        [pg_dump, "--version"], capture_output=True, text=True, timeout=30, check=True
+    ).stdout
+
+
 def check_versions(pg_dump: str, server_version_num: int,
                    use: PgDumpUse = BACKUP_USE) -> None:
     """Refuse a pg_dump older than the server: it cannot dump a newer server."""
     try:
-        output = subprocess.run(
-            [pg_dump, "--version"], capture_output=True, text=True, timeout=30, check=True
-        ).stdout
+        stat = os.stat(pg_dump)
+        output = _version_output(pg_dump, (stat.st_ino, stat.st_size, stat.st_mtime_ns),
+                                 os.environ.get("PGCLUSTER"))
     except (OSError, subprocess.SubprocessError) as err:
         raise use.error(
             f"{use.cannot}: `{pg_dump} --version` failed ({err}). Check the PostgreSQL "
