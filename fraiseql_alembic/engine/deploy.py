@@ -222,14 +222,14 @@ def settle_interrupted(
 
 def load_sql_scanner_in_background() -> None:
     """Start importing the splitter (psqlscan: about 10 ms compiling its patterns) and
-    pglast (about 35 ms; it classifies statements such as ``CREATE INDEX CONCURRENTLY``)
-    on a daemon thread.
+    the parser (:mod:`.sql.pgparse`, libpg_query; it classifies statements such as
+    ``CREATE INDEX CONCURRENTLY``) on a daemon thread.
 
     Reading the pending files needs them, but nothing before that does; loaded here, the
     imports overlap with waiting for the lock connection and the state queries instead
     of delaying the first migration.  A failed import is left for the real one to report.
     """
-    if "pglast.parser" in sys.modules and "fraiseql_alembic.sql.psqlscan" in sys.modules:
+    if {"fraiseql_alembic.sql.pgparse", "fraiseql_alembic.sql.psqlscan"} <= sys.modules.keys():
         return
 
     def load() -> None:
@@ -238,7 +238,7 @@ def load_sql_scanner_in_background() -> None:
             from ..sql import psqlscan  # noqa: F401
         with suppress(Exception):
             # lazy: loaded in a background thread, overlapping the wait for the lock
-            import pglast.parser  # noqa: F401
+            from ..sql import pgparse  # noqa: F401
 
     threading.Thread(target=load, name="fraiseql-load-scanner", daemon=True).start()
 

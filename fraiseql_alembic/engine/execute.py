@@ -180,10 +180,10 @@ def _copy_line(context: str | None) -> int | None:
 
 def _index_name(statement: Statement) -> str | None:
     """The index a ``CREATE INDEX`` statement names, from its syntax tree."""
-    from pglast.parser import ParseError, parse_sql_json  # lazy: pglast's start-up
+    from ..sql.pgparse import ParseError, parse_json  # lazy: loads the parser
 
     try:
-        tree = json.loads(parse_sql_json(statement.sql))
+        tree = json.loads(parse_json(statement.sql))
         node = tree["stmts"][0]["stmt"].get("IndexStmt")
     except (ParseError, KeyError, IndexError):
         return None

@@ -328,10 +328,10 @@ def statement_outcome(cursor: Cursor, statement: Statement) -> tuple[bool | None
     [CONCURRENTLY]``: done when the index is gone.  ``ALTER TYPE ... ADD VALUE``: done
     when the value exists.  Maintenance statements (:data:`_REPEATABLE`) run again.
     """
-    from pglast.parser import ParseError, parse_sql_json  # lazy: pglast's start-up
+    from ..sql.pgparse import ParseError, parse_json  # lazy: loads the parser
 
     try:
-        stmts = json.loads(parse_sql_json(statement.sql))["stmts"]
+        stmts = json.loads(parse_json(statement.sql))["stmts"]
         kind, node = next(iter(stmts[0]["stmt"].items()))
     except (ParseError, KeyError, IndexError, StopIteration):
         return None, ""
