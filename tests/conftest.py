@@ -16,6 +16,7 @@ import os
 import re
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -342,8 +343,9 @@ class ProcessRunner:
         args, environment = _argv_and_env(argv, self.url if url == TEST_DATABASE else url,
                                           env, prefix)
         output = subprocess.PIPE if capture else subprocess.DEVNULL
-        return subprocess.Popen(args, cwd=cwd or self.cwd, env=environment, text=True,
-                                stdout=output, stderr=output)
+        with _sigint_not_ignored():
+            return subprocess.Popen(args, cwd=cwd or self.cwd, env=environment, text=True,
+                                    stdout=output, stderr=output)
 
     def in_process(self, *argv: str, cwd: Path | None = None, url: str | None = TEST_DATABASE,
                    env: Mapping[str, str | None] | None = None, input: str | None = None,
@@ -413,6 +415,23 @@ class ProcessRunner:
                 process.kill()
             os.close(leader)
         return code, b"".join(chunks).decode("utf-8", "replace")
+
+
+@contextmanager
+def _sigint_not_ignored() -> Iterator[None]:
+    """A command started inside gets SIGINT as a terminal delivers it.  A shell starts a
+    background job (`pytest ... &` in a script) with SIGINT ignored, every child inherits
+    that, and Python then never turns SIGINT into KeyboardInterrupt: a test sending it
+    would wait for a command that goes on.  (A handler, unlike SIG_IGN, is reset to the
+    default in the child.)"""
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @contextmanager

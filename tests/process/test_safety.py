@@ -11,8 +11,6 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import psycopg2
 import pytest
@@ -73,22 +71,6 @@ def wait_for_sleep_on_the_server(project: Project) -> None:
     wait_until(lambda: project.query(
         "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
         "AND query LIKE '%pg_sleep%' AND pid <> pg_backend_pid()")[0][0] == 1, timeout=120)
-
-
-@contextmanager
-def sigint_not_ignored() -> Iterator[None]:
-    """Commands started inside get SIGINT as a terminal delivers it.  A shell starts a
-    background job (`pytest ... &` in a script) with SIGINT ignored, every child inherits
-    that, and Python then never turns SIGINT into KeyboardInterrupt: the command would
-    go on sleeping.  A handler of ours is reset to the default in the child instead."""
-    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-        yield
-        return
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def slow(table: str, seconds: float) -> str:
@@ -187,8 +169,7 @@ def test_sigint_sigterm_cancel_roll_back_and_report(project: Project, sig: int, 
     project.write("001_initial_schema.sql", UP_DOWN.format(t="a"))
     project.write("002_slow.sql", slow("interrupted", 3600))
     project.write("003_after.sql", UP_DOWN.format(t="c"))
-    with sigint_not_ignored():
-        process = run_process.start("fraiseql", "migrate", "up")
+    process = run_process.start("fraiseql", "migrate", "up")
     wait_for_output(process, "Running migration: 002_slow.sql")
     wait_for_sleep_on_the_server(project)
     process.send_signal(sig)
