@@ -222,9 +222,9 @@ def stops_within(path: str) -> float:
     """Seconds a run may take to stop after a signal.  fraiseql cancels the running
     statement at once (a 60 s sleep, a lock the test holds, a 1 min statement_timeout), so
     50 s tells a cancel from a statement that ran out, however loaded the machine; plain
-    alembic does not cancel (its drift, a strict xfail), so its run is given up after 10 s
-    instead of being waited out."""
-    return 10 if path == "plain" else 50
+    alembic does not cancel (its drift, a strict xfail), so its run is given up after 5 s
+    (a tenth of what a cancel may take) instead of being waited out."""
+    return 5 if path == "plain" else 50
 
 
 NO_SIGNALS = {"plain": "plain `alembic upgrade` handles no signal (docs/alembic-interop.md "
