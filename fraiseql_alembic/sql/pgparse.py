@@ -8,7 +8,7 @@ through ctypes, and return what ``pglast.parser.parse_sql_json`` and
 ``parse_plpgsql_json`` return, raising :class:`ParseError` with the same arguments (the
 message and the 0-based character index, or None).  Where the library cannot be loaded
 so (another platform's build, a pglast without those symbols), they call pglast's
-functions instead.  tests/unit/test_pgparse.py checks both ways against pglast.
+functions instead.  tests/unit/test_lint_nodes.py checks both ways against pglast.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import importlib.util
 import os
 from collections.abc import Callable
 from importlib.machinery import EXTENSION_SUFFIXES
+from typing import Any
 
 __all__ = ["ParseError", "bind", "load_library", "parse_json", "parse_plpgsql_json"]
 
@@ -75,36 +76,21 @@ def _error_index(text: str, cursorpos: int) -> int | None:
     return index if 0 <= index < len(text) else None
 
 
-def _ctypes_parse(library: ctypes.CDLL) -> Callable[[str], str]:
-    parse, free = library.pg_query_parse, library.pg_query_free_parse_result
+def _ctypes_call(parse: Any, free: Any, field: str) -> Callable[[str], str]:
+    """``parse`` (a libpg_query function returning a result struct whose text is in
+    ``field``), its result freed by ``free``; an error raised as :class:`ParseError`."""
 
-    def parse_json(sql: str) -> str:
+    def call(sql: str) -> str:
         result = parse(sql.encode("utf-8"))
         try:
             if result.error:
                 error = result.error.contents
                 raise ParseError((error.message or b"").decode("utf-8"),
                                  _error_index(sql, error.cursorpos))
-            return (result.parse_tree or b"").decode("utf-8")
+            return (getattr(result, field) or b"").decode("utf-8")
         finally:
             free(result)
-    return parse_json
-
-
-def _ctypes_plpgsql(library: ctypes.CDLL) -> Callable[[str], str]:
-    parse, free = library.pg_query_parse_plpgsql, library.pg_query_free_plpgsql_parse_result
-
-    def parse_plpgsql_json(sql: str) -> str:
-        result = parse(sql.encode("utf-8"))
-        try:
-            if result.error:
-                error = result.error.contents
-                raise ParseError((error.message or b"").decode("utf-8"),
-                                 _error_index(sql, error.cursorpos))
-            return (result.plpgsql_funcs or b"").decode("utf-8")
-        finally:
-            free(result)
-    return parse_plpgsql_json
+    return call
 
 
 def _pglast(name: str) -> Callable[[str], str]:
@@ -125,7 +111,10 @@ def bind(library: ctypes.CDLL | None) -> tuple[Callable[[str], str], Callable[[s
     (:func:`load_library`), or pglast's own functions when it is None."""
     if library is None:
         return _pglast("parse_sql_json"), _pglast("parse_plpgsql_json")
-    return _ctypes_parse(library), _ctypes_plpgsql(library)
+    return (_ctypes_call(library.pg_query_parse, library.pg_query_free_parse_result,
+                         "parse_tree"),
+            _ctypes_call(library.pg_query_parse_plpgsql,
+                         library.pg_query_free_plpgsql_parse_result, "plpgsql_funcs"))
 
 
 _parse_json, _parse_plpgsql_json = bind(load_library())
