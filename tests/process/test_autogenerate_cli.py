@@ -26,7 +26,9 @@ import alembic
 import pytest
 from click.testing import Result
 from conftest import Cli, ProcessRunner
-from scenarios import USER_MODELS, alembic_in_process, execute, fetch_one
+from scenarios import USER_MODELS, alembic_in_process, execute, fetch_one, wait_until
+
+from fraiseql_alembic.devdb import DevCluster
 
 MORE = USER_MODELS + """
     bio: Mapped[str | None] = mapped_column(sa.Text, index=True)
@@ -305,10 +307,18 @@ def test_a_sigterm_during_the_shadow_build_leaves_no_postgresql_behind(
         assert len(clusters) == 1
         running = run_process("ps", "-eww", "-o", "args").stdout
         assert f"-D {clusters[0]}/data" in running
+        # the signal lands while 001's statement runs in the shadow: it is cancelled there,
+        # not waited out (the build ran without a cancel token until session 8: a minute)
+        shadow = DevCluster.attach(clusters[0]).url("postgres")
+        wait_until(lambda: fetch_one(shadow, "SELECT count(*) FROM pg_stat_activity WHERE "
+                                     "query LIKE '%pg_sleep(60)%' AND state = 'active' "
+                                     "AND pid <> pg_backend_pid()"))
         command.send_signal(signal.SIGTERM)
         _, rest = command.communicate(timeout=60)
         assert command.returncode == 143, rest
-        assert rest.startswith("Error: Stopped by SIGTERM")
+        assert rest == ("SIGTERM: cancelling the running statement and rolling back...\n"
+                        "Error: Stopped by SIGTERM in 001_slow.sql at line 2; that migration "
+                        "was rolled back\n")
         assert list(temp.iterdir()) == []
         assert f"-D {clusters[0]}/data" not in run_process("ps", "-eww", "-o", "args").stdout
         assert [path.name for path in (tmp_path / "migrations").iterdir()] == ["001_slow.sql"]
