@@ -10,14 +10,13 @@ dropped before the statement runs again.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import TYPE_CHECKING
 
 from .. import sqlstate
 from ..errors import DatabaseError, MigrationError, MigrationExecutionError
 from ..sql.parse import ParsedMigration, Section
-from ..sql.statements import Statement, terminated
+from ..sql.statements import Statement, parse_tree, terminated
 from . import history
 from .batchquery import changed_rows
 from .cancel import CancelToken, MigrationInterrupted
@@ -180,10 +179,10 @@ def _copy_line(context: str | None) -> int | None:
 
 def _index_name(statement: Statement) -> str | None:
     """The index a ``CREATE INDEX`` statement names, from its syntax tree."""
-    from ..sql.pgparse import ParseError, parse_json  # lazy: loads the parser
+    from ..sql.pgparse import ParseError  # lazy: loads the parser
 
     try:
-        tree = json.loads(parse_json(statement.sql))
+        tree = parse_tree(statement.sql)  # the split's tree, kept: not parsed again
         node = tree["stmts"][0]["stmt"].get("IndexStmt")
     except (ParseError, KeyError, IndexError):
         return None

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import re
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -24,7 +23,7 @@ from ..errors import (
     StatementStillRunningError,
 )
 from ..sql.parse import ParsedMigration, Section, checksum_of
-from ..sql.statements import Statement
+from ..sql.statements import Statement, parse_tree
 from . import history
 from .cancel import CancelToken
 from .execute import drop_invalid_leftover, execute_statements
@@ -328,10 +327,10 @@ def statement_outcome(cursor: Cursor, statement: Statement) -> tuple[bool | None
     [CONCURRENTLY]``: done when the index is gone.  ``ALTER TYPE ... ADD VALUE``: done
     when the value exists.  Maintenance statements (:data:`_REPEATABLE`) run again.
     """
-    from ..sql.pgparse import ParseError, parse_json  # lazy: loads the parser
+    from ..sql.pgparse import ParseError  # lazy: loads the parser
 
     try:
-        stmts = json.loads(parse_json(statement.sql))["stmts"]
+        stmts = parse_tree(statement.sql)["stmts"]  # the split's tree, kept
         kind, node = next(iter(stmts[0]["stmt"].items()))
     except (ParseError, KeyError, IndexError, StopIteration):
         return None, ""
