@@ -238,7 +238,10 @@ class ConnectError(DatabaseError):
         self.shown, self.reason, self.source = shown, reason, source
 
     def named(self, source: str | None) -> ConnectError:
-        """The same failure, saying that the URL came from ``source``."""
+        """The same failure, saying that the URL came from ``source``; this very error
+        when it names a source already, or ``source`` is None."""
+        if self.source is not None or source is None:
+            return self
         return ConnectError(self.shown, self.reason, source)
 
 

@@ -186,8 +186,7 @@ class Settings:
     def naming_source(self, err: ConnectError) -> ConnectError:
         """``err`` saying where this URL was set, when it is this URL that failed (not,
         say, a shadow database's) and ``err`` does not name a source yet."""
-        if (err.source is not None or not self.database_url
-                or err.shown != mask_url(self.database_url)):
+        if not self.database_url or err.shown != mask_url(self.database_url):
             return err
         return err.named(self.url_source)
 

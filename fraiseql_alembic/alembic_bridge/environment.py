@@ -175,10 +175,10 @@ def _run(config: Config) -> None:
                         {} if comparing is None else autogen_env.configure_options(
                             comparing, given=True))
     except ConnectError as err:  # `Check sqlalchemy.url in alembic.ini and ...`
-        source = url_source(config)
-        if err.source is not None or given is not None or source is None:
+        named = err if given is not None else err.named(url_source(config))
+        if named is err:
             raise
-        raise err.named(source) from err
+        raise named from err
 
 
 def _revision_arguments() -> dict[str, Any]:

@@ -44,7 +44,7 @@ def permission_denied(message: str, schema: str | None = None) -> DatabaseError:
 
 def connect_error(url: str, err: BaseException) -> ConnectError:
     """One line naming the (masked) URL and the driver's first line of explanation; the
-    layers that know where the URL was set name it (:func:`.settings.naming_source`)."""
+    layers that know where the URL was set name it (``Settings.naming_source``)."""
     original = getattr(err, "orig", None) or err
     text = str(original).strip().splitlines()
     reason = text[0] if text else type(original).__name__
