@@ -5,11 +5,24 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import Iterator
 
 import pytest
 
 from fraiseql_alembic.cli.signals import run_interruptible
 from fraiseql_alembic.engine.cancel import CancelToken, MigrationInterrupted
+
+
+@pytest.fixture(autouse=True)
+def _sigint_raises_keyboardinterrupt() -> Iterator[None]:
+    """SIGINT as a terminal delivers it to a foreground command (Python's default handler).
+
+    A run started in the background (`pytest ... &` in a script) inherits SIGINT ignored,
+    and Python keeps it ignored: the SIGINT case would then wait for a signal that never
+    comes."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 def _finishes_after_a_signal(signum: int) -> object:
