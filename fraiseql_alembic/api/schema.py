@@ -68,6 +68,7 @@ def check(
     shadow_database_url: str | None = None,
     cwd: Path | None = None,
     schema_file: Path | bool | None = None,
+    cancel: CancelToken | None = None,
 ) -> CheckReport:
     """Everything that should stop a pull request, in one pass (``fraiseql migrate check``).
 
@@ -90,6 +91,9 @@ def check(
     path: that file; False: never) compares the schema snapshot with the one of the
     schema the migrations build in the shadow database (as for ``models``): a missing
     file, or the first line that differs, is a problem.
+
+    ``cancel`` cancels the statement a shadow build is running (as :func:`upgrade`'s),
+    and pg_dump of the snapshot's comparison.
     """
     def python_chain() -> list[loader.Revision]:
         scripts, _ = revisions(settings)
@@ -117,15 +121,18 @@ def check(
             # the database's explanation names the file and the way out: say it once
             problems = [problem for problem in problems
                         if problem not in folder.branched or problem.file is not None]
+    def build(shadow: Settings) -> object:
+        return upgrade(shadow, cancel=cancel)
+
     compared = _model_differences(settings, folder.layout_ok, base, models, metadata,
-                                  shadow_database_url, cwd)
+                                  shadow_database_url, cwd, build)
     snapshot = (schema_file if isinstance(schema_file, Path) else None
                 if schema_file is False else schema_file_setting(
                     settings.path, "" if schema_file else None, cwd=cwd))
     if snapshot is not None and folder.layout_ok:
         problems += schema_file_problems(
             settings, snapshot, shadow_url=shadow_url_setting(shadow_database_url)[0],
-            build=lambda shadow: upgrade(shadow))
+            build=build, cancel=cancel)
     differences = compared.differences if compared is not None else None
     problems += [rules.Problem(None, 1, f"models: {line}; write the migration with `fraiseql "
                                "migrate create NAME --autogenerate`")
@@ -138,6 +145,7 @@ def check(
 def _model_differences(
     settings: Settings, layout_ok: bool, base: str | None, models: bool | None,
     metadata: Sequence[str] | None, shadow_database_url: str | None, cwd: Path | None,
+    build: Callable[[Settings], object],
 ) -> ModelCheck | None:
     """``check``'s comparison of the models with the migrations' schema, or None."""
     setting = models_setting(tuple(metadata) if metadata else None, cwd=cwd)
@@ -149,8 +157,7 @@ def _model_differences(
     from ..alembic_bridge.generate import model_differences
 
     url, _ = shadow_url_setting(shadow_database_url)
-    return model_differences(settings, setting, shadow_url=url,
-                             build=lambda shadow: upgrade(shadow))
+    return model_differences(settings, setting, shadow_url=url, build=build)
 
 
 # ---------------------------------------------------------------------------
@@ -187,6 +194,7 @@ def drift(
     ignore: Sequence[str] | None = None,
     cwd: Path | None = None,
     on_step: Callable[[str], None] | None = None,
+    cancel: CancelToken | None = None,
 ) -> DriftReport:
     """Compare the live database's schema with the one its applied migrations build
     (``fraiseql migrate drift``; see docs/drift.md).
@@ -200,11 +208,12 @@ def drift(
     out; our bookkeeping tables are never compared.  A database whose record cannot say
     what was applied (missing, out-of-order or partly applied files) raises
     MigrationLayoutError; an applied file changed since is built as it is now (a warning).
-    The live database is only read.
+    The live database is only read.  ``cancel`` cancels the statement the shadow build is
+    running (as :func:`upgrade`'s).
     """
     patterns = _drift_patterns(ignore, cwd)
     url, _ = shadow_url_setting(shadow_database_url)
-    return _drift(settings, url, patterns, on_step)
+    return _drift(settings, url, patterns, on_step, cancel)
 
 
 def _drift_patterns(ignore: Sequence[str] | None, cwd: Path | None) -> tuple[str, ...]:
@@ -213,7 +222,8 @@ def _drift_patterns(ignore: Sequence[str] | None, cwd: Path | None) -> tuple[str
 
 
 def _drift(settings: Settings, url: str | None, patterns: tuple[str, ...],
-           on_step: Callable[[str], None] | None) -> DriftReport:
+           on_step: Callable[[str], None] | None, cancel: CancelToken | None
+           ) -> DriftReport:
     live_url = settings.require_url()
     report = status(settings)
     _refuse_unknown_schema(report)
@@ -233,7 +243,7 @@ def _drift(settings: Settings, url: str | None, patterns: tuple[str, ...],
         step(f"Building the schema of the {plural(len(applied))} applied to the database "
              f"in {shown_shadow}")
         if applied:
-            upgrade(own, steps=len(applied))
+            upgrade(own, steps=len(applied), cancel=cancel)
         built = tuple(row.filename for row in status(own).rows if row.applied)
         if built != applied:
             raise MigrationLayoutError(
@@ -273,7 +283,8 @@ def drift_fleet(
             on_step(f"Starting {what} for the shadow database")
 
     with shadow_database(url, on_start=started) as shadow:
-        return on_fleet(settings, fleet, lambda own, _: _drift(own, shadow, patterns, None),
+        return on_fleet(settings, fleet,
+                        lambda own, _: _drift(own, shadow, patterns, None, cancel),
                         jobs=1, max_failures=None, in_waves=False, on_end=on_end,
                         cancel=cancel)
 

@@ -77,10 +77,12 @@ def schema_file_problems(
     *,
     shadow_url: str | None,
     build: Callable[[Settings], object],
+    cancel: CancelToken | None = None,
 ) -> tuple[Problem, ...]:
     """``check``'s problems with the snapshot at ``path``: missing, unreadable, or not what
     the migrations build (``build`` applies them to a shadow database, as for ``check
-    --models``; the snapshot of that database is compared line by line)."""
+    --models``; the snapshot of that database is compared line by line; ``cancel`` stops
+    its pg_dump)."""
     shown = shown_path(path)
     regenerate = (f"write it with `fraiseql migrate up --dump-schema {shown}` on a database "
                   "that has every migration and nothing else")
@@ -97,7 +99,7 @@ def schema_file_problems(
         own = replace(settings, database_url=shadow, url_source="the shadow database")
         build(own)
         expected, _ = _snapshot(own, instead="or run check with --no-schema-file",
-                                cancel=None)
+                                cancel=cancel)
     difference = snapshot_text.first_difference(written, expected)
     if difference is None:
         return ()

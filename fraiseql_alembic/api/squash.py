@@ -19,6 +19,7 @@ from pathlib import Path
 from ..alembic_bridge.commands import revisions
 from ..engine import baseline as dumping
 from ..engine import status as status_view
+from ..engine.cancel import CancelToken
 from ..engine.plan import Script, display_name
 from ..engine.preflight import sql_migration
 from ..engine.shadow import THROWAWAY, empty, shadow_database
@@ -72,6 +73,7 @@ def squash(
     shadow_database_url: str | None = None,
     dry_run: bool = False,
     on_step: Callable[[str], None] | None = None,
+    cancel: CancelToken | None = None,
 ) -> SquashResult:
     """Replace migrations 001..``through`` by one baseline file (``fraiseql migrate
     squash --through N``; docs/squash.md).
@@ -89,7 +91,9 @@ def squash(
     (:mod:`.engine.baseline`), the text is applied to the emptied shadow database as a
     migration and must dump the same again (``verified``), and only then is
     ``<N>_baseline.sql`` written and the files it replaces removed (git keeps them).
-    ``dry_run`` checks everything but builds and writes nothing.
+    ``dry_run`` checks everything but builds and writes nothing.  ``cancel`` cancels the
+    statement the shadow build (or the check of the baseline) is running, as
+    :func:`upgrade`'s, and terminates pg_dump; nothing is written then.
     """
     folder = settings.path
     scripts, _ = revisions(settings)
@@ -122,18 +126,19 @@ def squash(
             f"Starting {what} for the shadow database")) as shadow:
         own = replace(settings, database_url=shadow, url_source="the shadow database")
         step(f"Applying {plural(len(chain))} to {shown_shadow}")
-        upgrade(own, steps=len(chain))
+        upgrade(own, steps=len(chain), cancel=cancel)
         built = tuple(row.filename for row in status(own).rows if row.applied)
         if built != squashed:
             raise MigrationLayoutError(
                 f"The shadow database applied {', '.join(built)} instead of "
                 f"{', '.join(squashed)}; nothing was written")
         step("Dumping its schema and rows with pg_dump")
-        body, schema = dumping.dump(shadow), dumping.dump(shadow, schema_only=True)
+        body = dumping.dump(shadow, cancel=cancel)
+        schema = dumping.dump(shadow, schema_only=True, cancel=cancel)
         text = baseline_text(chain, body)
         step(f"Checking {baseline_name}: a fresh database built from it dumps the same")
         empty(shadow)
-        _verify(own, baseline_name, text, body, schema)
+        _verify(own, baseline_name, text, body, schema, cancel)
     _write(folder / baseline_name, text, removed)
     return SquashResult(last.name.version, folder / baseline_name, squashed, removed, checked,
                         shown_shadow, False, text, True)
@@ -284,15 +289,16 @@ def target_problem(report: status_view.StatusReport, versions: Sequence[str]) ->
     return None
 
 
-def _verify(own: Settings, name: str, text: str, body: str, schema: str) -> None:
+def _verify(own: Settings, name: str, text: str, body: str, schema: str,
+            cancel: CancelToken | None) -> None:
     """Apply the baseline to the empty shadow database as a migration; its dump must be
     the one it was made from (schema and rows)."""
     with tempfile.TemporaryDirectory(prefix="fraiseql-squash-") as scratch:
         Path(scratch, name).write_text(text, encoding="utf-8")
         fresh = replace(own, path=Path(scratch))
-        upgrade(fresh)
-        again, again_schema = dumping.dump(own.require_url()), dumping.dump(
-            own.require_url(), schema_only=True)
+        upgrade(fresh, cancel=cancel)
+        again = dumping.dump(own.require_url(), cancel=cancel)
+        again_schema = dumping.dump(own.require_url(), schema_only=True, cancel=cancel)
     if again_schema != schema or again != body:
         before, after = (schema, again_schema) if again_schema != schema else (body, again)
         first = next((index for index, (one, other) in enumerate(

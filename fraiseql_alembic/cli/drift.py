@@ -68,10 +68,10 @@ def drift(as_diff: bool, as_json: bool, ignore: tuple[str, ...],
                     shadow_database_url=shadow_database_url, on_step=on_step)
         return
     check_single(fleet)
-    report = api.drift(
+    report = run_interruptible(lambda token: api.drift(
         settings, shadow_database_url=shadow_database_url,
-        ignore=ignore or None, on_step=on_step,
-    )
+        ignore=ignore or None, on_step=on_step, cancel=token,
+    ))
     if as_json:
         click.echo(json.dumps({
             "identical": report.identical, "applied": list(report.applied),

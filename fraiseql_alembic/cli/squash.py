@@ -12,6 +12,7 @@ from ..errors import shown_path
 from .app import common_options, env_option, handle_errors
 from .options import announce, resolved
 from .render import CHECK, plural
+from .signals import run_interruptible
 
 
 @click.command()
@@ -44,9 +45,10 @@ def squash(through: str, targets: Path | None, shadow_database_url: str | None,
         targets = environment.targets  # a fleet environment: its targets are the databases
     announce(settings)
     fleet = api.fleet(targets) if targets is not None else None
-    result = api.squash(settings, through, fleet=fleet,
-                        shadow_database_url=shadow_database_url, dry_run=dry_run,
-                        on_step=lambda line: click.echo(f"{line}...", err=True))
+    result = run_interruptible(lambda token: api.squash(
+        settings, through, fleet=fleet, shadow_database_url=shadow_database_url,
+        dry_run=dry_run, on_step=lambda line: click.echo(f"{line}...", err=True),
+        cancel=token))
     baseline = shown_path(result.baseline)
     replaced = f"{result.squashed[0]} .. {result.squashed[-1]} ({plural(len(result.squashed))})"
     checked = (f"{plural(len(result.targets), 'database')} checked, each at "

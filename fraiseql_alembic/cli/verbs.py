@@ -478,9 +478,10 @@ def check(base: str | None, models: bool | None, metadata: tuple[str, ...],
     """
     settings = resolved(path, database_url, env)
     snapshot = snapshot_path(settings, schema_file, no_schema_file, "schema-file")
-    report = api.check(settings, base=base, models=models,
-                       metadata=metadata or None, shadow_database_url=shadow_database_url,
-                       schema_file=snapshot if snapshot is not None else False)
+    report = run_interruptible(lambda token: api.check(
+        settings, base=base, models=models, metadata=metadata or None,
+        shadow_database_url=shadow_database_url,
+        schema_file=snapshot if snapshot is not None else False, cancel=token))
     for problem in report.problems:
         if output_format == "github":
             click.echo(github_annotation("error", problem.file or "", problem.line,

@@ -84,7 +84,8 @@ SQUASH_USE = PgDumpUse(DumpError, "Cannot dump the shadow database",
 def dump(url: str, *, schema_only: bool = False, cancel: CancelToken | None = None) -> str:
     """The normalised dump of the database at ``url``: schema and data (rows as
     ``INSERT`` statements), or the schema alone; bookkeeping tables left out.  pg_dump
-    is found, checked against the server's version and called as for ``up --backup``."""
+    is found, checked against the server's version and called as for ``up --backup``
+    (``cancel`` terminates it: MigrationInterrupted)."""
     pg_dump = find_pg_dump(SQUASH_USE)
     check_versions(pg_dump, server_version_num(url), SQUASH_USE)
     connection = split_password(libpq_url(url))
@@ -98,6 +99,8 @@ def dump(url: str, *, schema_only: bool = False, cancel: CancelToken | None = No
             returncode, stderr = run_pg_dump([*command, "--dbname", uri],
                                              {**os.environ, **secret_env}, cancel)
         if returncode != 0:
+            if cancel is not None:  # a cancel terminated it
+                cancel.check("while pg_dump dumped the shadow database; nothing was written")
             reason = first_error(stderr, None, connection.password,
                                  *(value for _, value in connection.secrets))
             raise DumpError(f"pg_dump could not dump the shadow database {mask_url(url)}: "

@@ -6,15 +6,18 @@ from __future__ import annotations
 import functools
 import json
 import shutil
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import psycopg2
 import pytest
 from conftest import ProcessRunner, Project, Tenants
-from scenarios import EXTENSION, REPO, UP_DOWN, git, init_repo
+from scenarios import EXTENSION, REPO, UP_DOWN, execute, git, init_repo
 
 from fraiseql_alembic import api, settings
 from fraiseql_alembic.engine.baseline import dump
+from fraiseql_alembic.engine.cancel import CancelToken, MigrationInterrupted
 from fraiseql_alembic.errors import (
     IrreversibleMigrationError,
     MigrationLayoutError,
@@ -325,3 +328,16 @@ def test_squashing_again_keeps_the_first_baselines_list(project: Project,
     assert not api.status(own(project, url)).inconsistent
     assert states(project, url) == {"001_initial.sql": "squashed", "002_posts.sql": "squashed",
                                     "003_audit.sql": "squashed", "004_baseline.sql": "applied"}
+
+
+def test_a_cancel_terminates_the_dump_of_the_shadow_database(database_url: str) -> None:
+    """pg_dump waits for a locked table; a cancel (Ctrl-C, SIGTERM during squash) stops it
+    and says so, not "pg_dump could not dump"."""
+    execute(database_url, "CREATE TABLE a (id int)")
+    token = CancelToken()
+    token.cancel("SIGINT")
+    with closing(psycopg2.connect(database_url)) as blocker:
+        blocker.cursor().execute("LOCK TABLE a IN ACCESS EXCLUSIVE MODE")
+        with pytest.raises(MigrationInterrupted, match=r"^Stopped by SIGINT while pg_dump "
+                           "dumped the shadow database; nothing was written$"):
+            dump(database_url, cancel=token)
