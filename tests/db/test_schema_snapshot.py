@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import psycopg2
 import pytest
 from conftest import Project, Tenants
+from scenarios import fetch_one, meanwhile
 
 from fraiseql_alembic import api, settings
+from fraiseql_alembic.api.snapshot import schema_file_problems
 from fraiseql_alembic.engine.backup import server_major, server_version_num
+from fraiseql_alembic.engine.cancel import CancelToken, MigrationInterrupted
 from fraiseql_alembic.engine.snapshot import SnapshotError
 
 SCHEMA = """-- migrate:up
@@ -317,3 +321,33 @@ def test_a_pg_dump_older_than_the_server_is_one_line(
         "FRAISEQL_PG_DUMP at it), or run without it (drop --dump-schema, or pass "
         "--no-dump-schema when dump_schema is configured).")
     assert "tb_user" in project.tables()
+
+
+def test_a_cancel_stops_check_s_dump_of_the_shadow_database(project: Project,
+                                                             shadow_url: str) -> None:
+    """check --schema-file: a cancel (Ctrl-C, SIGTERM) while pg_dump dumps the shadow
+    database stops pg_dump, which waits here for a table another session locked (with the
+    lock timeout, not the cancel, it would fail as a SnapshotError 5 s later)."""
+    project.write("001_initial_schema.sql", SCHEMA)
+    (project.root / "schema.sql").write_text("-- never compared\n", encoding="utf-8")
+    resolved = settings.resolve(project.migrations, project.database_url)
+    resolved = replace(resolved, run=replace(resolved.run, lock_timeout="5s"))
+    token = CancelToken()
+    blocker = psycopg2.connect(shadow_url)
+
+    def build(shadow: settings.Settings) -> None:
+        api.upgrade(shadow)
+        blocker.cursor().execute("LOCK TABLE tb_user IN ACCESS EXCLUSIVE MODE")
+        token.cancel("SIGTERM")
+
+    def emptying() -> object:  # the shadow is emptied after the stop: it waits for the lock
+        return fetch_one(shadow_url, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
+                         "'DROP SCHEMA%' AND wait_event_type = 'Lock'")
+
+    try:
+        with meanwhile(emptying, blocker.rollback), pytest.raises(
+                MigrationInterrupted, match=r"^Stopped by SIGTERM while the schema was dumped$"):
+            schema_file_problems(resolved, project.root / "schema.sql", shadow_url=shadow_url,
+                                 build=build, cancel=token)
+    finally:
+        blocker.close()
