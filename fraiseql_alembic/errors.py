@@ -7,7 +7,6 @@ to do next.  The CLI prints ``Error: <message>`` and exits with ``exit_code``.
 from __future__ import annotations
 
 import errno
-import getpass
 import os
 from pathlib import Path
 
@@ -180,6 +179,8 @@ def os_reason(err: OSError, where: str, *, writing: bool = False) -> str:
         return ("it is a symbolic link that leads back to itself (a loop); point it at a "
                 "real file or folder, or remove it")
     if code in (errno.EACCES, errno.EPERM):
+        import getpass  # lazy: only this message needs it (it loads termios)
+
         try:
             user = f" {getpass.getuser()}"
         except (KeyError, OSError):

@@ -11,7 +11,6 @@ before deciding whether Alembic is needed at all.
 
 from __future__ import annotations
 
-import configparser
 import math
 import os
 import re
@@ -336,6 +335,8 @@ def lint_options(cwd: Path, config: ProjectConfig | None = None) -> LintOptions:
     ini = cwd / "alembic.ini"
     if not ini.is_file():
         return LintOptions()
+    import configparser  # lazy: ~1 ms that only a project with an alembic.ini needs
+
     parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read(ini, encoding="utf-8")
@@ -409,6 +410,8 @@ def _alembic_ini_url(cwd: Path) -> str | None:
     ini = cwd / "alembic.ini"
     if not ini.is_file():
         return None
+    import configparser  # lazy: as in lint_options
+
     parser = configparser.ConfigParser(defaults={"here": str(cwd)})
     try:
         parser.read(ini, encoding="utf-8")
@@ -460,6 +463,8 @@ def models_setting(
         return ModelsSetting(_metadata_paths(value, where), where, cwd)
     ini = cwd / "alembic.ini"
     if ini.is_file():
+        import configparser  # lazy: as in lint_options
+
         parser = configparser.ConfigParser(interpolation=None)
         try:
             parser.read(ini, encoding="utf-8")
@@ -585,6 +590,8 @@ def _dump_schema_setting(cwd: Path) -> str | bool | None:
     ini = cwd / "alembic.ini"
     if not ini.is_file():
         return None
+    import configparser  # lazy: as in lint_options
+
     parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read(ini, encoding="utf-8")

@@ -8,7 +8,6 @@ and columns are 1-based; columns count characters (Unicode code points).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import Counter
 from collections.abc import Sequence
@@ -142,6 +141,8 @@ def _gitlab(findings: Sequence[Finding]) -> list[dict[str, Any]]:
 def _fingerprints(findings: Sequence[Finding]) -> list[str]:
     """A stable id per finding: file, rule and message (not the line, which moves when
     lines are added above), and the count of the same ones before it."""
+    import hashlib  # lazy: ~1.5 ms (OpenSSL) that only --format gitlab needs
+
     seen: Counter[str] = Counter()
     found = []
     for finding in findings:

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from ..errors import (
     MigrationFileError,
@@ -30,9 +31,11 @@ from ..sql.parse import ParsedMigration, normalize_text, parse_migration
 _ALMOST_SQL_RE = re.compile(r"^\d+[_\-].*|.*\.sql$", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
-class FolderListing:
-    """The migration files of a folder, in order, and the names that were passed over."""
+class FolderListing(NamedTuple):
+    """The migration files of a folder, in order, and the names that were passed over.
+
+    A named tuple, not a frozen dataclass: every command (lint too) loads this module,
+    and a frozen dataclass costs about 0.5 ms to build at import."""
 
     migrations: tuple[tuple[MigrationName, Path], ...]
     ignored: tuple[Path, ...]

@@ -2,7 +2,8 @@
 fraiseql_alembic.cli.verbs nor, through it, the API, psycopg2, SQLAlchemy, Alembic or
 pglast (the lazy verb table in cli/app.py); a verb's own help loads its verb, not Alembic;
 `fraiseql migrate lint` loads the lint alone: no engine, Alembic bridge, fleet, driver,
-click (cli/lintfast.py) or pglast's Python (sql/pgparse.py calls its parser in place)."""
+click (cli/lintfast.py) or pglast's Python (sql/pgparse.py calls its parser in place),
+nor the standard modules only other paths need (hashlib, configparser, signal, getpass)."""
 
 from __future__ import annotations
 
@@ -66,7 +67,11 @@ def test_lint_loads_neither_the_engine_nor_alembic_nor_a_driver(tmp_path: Path) 
     assert "pglast" not in modules  # its parser is called in place (sql/pgparse.py)
     assert not {name.split(".")[0] for name in modules} & {
         "alembic", "sqlalchemy", "psycopg2", "click",  # plain forms need no click
-        "subprocess"}  # git, for --base only
+        "subprocess",  # git, for --base only
+        "hashlib",  # checksums (up, check) and --format gitlab's fingerprints only
+        "configparser",  # alembic.ini, read only when the project has one
+        "signal",  # console.py sets its SIGTERM handler with _signal
+        "getpass"}  # a permission error's message only
     ours = {name for name in modules if name.startswith("fraiseql_alembic.")}
     heavy = ("engine", "alembic_bridge", "api", "cli.verbs", "cli.fleet", "cli.fleetflags", "cli.render",
              "project.targets")
