@@ -50,6 +50,7 @@ def test_a_verb_loads_on_demand_still_without_alembic() -> None:
     modules = imported_by("migrate", "up", "--help")
     assert "fraiseql_alembic.cli.verbs" in modules
     assert not {name.split(".")[0] for name in modules} & {"alembic", "sqlalchemy"}
+    assert "configparser" not in modules  # settings reads alembic.ini only when there is one
 
 
 def test_lint_loads_neither_the_engine_nor_alembic_nor_a_driver(tmp_path: Path) -> None:
