@@ -22,7 +22,6 @@ Importing this module has no side effects.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import json
 import os
@@ -520,6 +519,8 @@ def _start_or_reuse(base_dir: Path | None, port: int | None) -> DevCluster:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import argparse  # lazy: `python -m fraiseql_alembic.devdb` only (the engine loads this module)
+
     parser = argparse.ArgumentParser(
         prog="python -m fraiseql_alembic.devdb",
         description="Run a throwaway local PostgreSQL cluster (fast, not durable).",

@@ -14,7 +14,6 @@ for ``x on public.t`` names (constraints and triggers in comments) the part afte
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -162,6 +161,8 @@ def unified_diff(live: Catalog, expected: Catalog, ignore: Sequence[str] = (), *
     """A unified diff from :func:`describe` of what the migrations build (``-``) to that of
     the live database (``+``), aligned object by object: an object one side lacks is all
     ``-`` or all ``+``, one both have differs in its own lines only."""
+    import difflib  # lazy: only drift's diff needs it (every verb loads this module)
+
     mine, theirs = _blocks(live, ignore), _blocks(expected, ignore)
     rows: list[tuple[str, str]] = []  # (" ", "-" or "+", the line)
     for key in sorted({*mine, *theirs}):

@@ -11,7 +11,6 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date
-from importlib.resources import files
 from pathlib import Path
 
 from ..errors import MigrationLayoutError, UsageError, file_access_error
@@ -22,6 +21,8 @@ from . import loader
 
 def template(name: str) -> str:
     """Text of a file shipped in templates/ (package data ``fraiseql_alembic.templates``)."""
+    from importlib.resources import files  # lazy: ~2 ms that only init and create need
+
     return files("fraiseql_alembic.templates").joinpath(name).read_text(encoding="utf-8")
 
 
