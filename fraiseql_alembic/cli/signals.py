@@ -25,14 +25,6 @@ T = TypeVar("T")
 work_started = False
 
 
-class _Terminated(BaseException):
-    """SIGTERM, turned into an exception in the main thread."""
-
-
-def _raise_terminated(_signum: int, _frame: FrameType | None) -> None:
-    raise _Terminated
-
-
 def run_interruptible(work: Callable[[CancelToken], T]) -> T:
     """Run ``work`` in a worker thread; SIGINT/SIGTERM cancel it cleanly.
 
@@ -46,6 +38,7 @@ def run_interruptible(work: Callable[[CancelToken], T]) -> T:
     results: list[T] = []
     errors: list[BaseException] = []
     finished = threading.Event()
+    caught: list[tuple[str, int]] = []  # the first signal's name and exit status
 
     def target() -> None:
         try:
@@ -55,31 +48,38 @@ def run_interruptible(work: Callable[[CancelToken], T]) -> T:
         finally:
             finished.set()
 
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        # Python runs this in the main thread between any two of its steps, wherever the
+        # wait below is: it raises nothing (but the exit a second signal asks for), so no
+        # moment of the wait lets a signal out as an exception while the work goes on
+        name, code = ("SIGTERM", 143) if signum == signal.SIGTERM else ("SIGINT", 130)
+        if token.cancelled:
+            click.echo(f"{name} again: stopping now; the server rolls back what was "
+                       "in flight.", err=True)
+            sys.exit(code)
+        caught.append((name, code))
+        click.echo(f"{name}: cancelling the running statement and rolling back...",
+                   err=True)
+        token.cancel(name)
+
     worker = threading.Thread(target=target, name="fraiseql-migrate", daemon=True)
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    # SIGINT stays ignored where it was (a background job's), as Python leaves it
+    handled = [signal.SIGTERM] + (
+        [signal.SIGINT] if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN else [])
+    previous = {signum: signal.signal(signum, on_signal) for signum in handled}
     global work_started
     work_started = True
-    exit_code, caught_name = 0, ""
     try:
         worker.start()
         # Wait on an Event, not Thread.join(): a signal landing inside join() can leave
-        # the thread's bookkeeping claiming it ended while it still runs.
-        while not finished.is_set():
-            try:
-                finished.wait(0.05)
-            except (KeyboardInterrupt, _Terminated) as caught:
-                name, code = (("SIGTERM", 143) if isinstance(caught, _Terminated)
-                              else ("SIGINT", 130))
-                if token.cancelled:
-                    click.echo(f"{name} again: stopping now; the server rolls back what was "
-                               "in flight.", err=True)
-                    sys.exit(code)
-                exit_code, caught_name = code, name
-                click.echo(f"{name}: cancelling the running statement and rolling back...",
-                           err=True)
-                token.cancel(name)
+        # the thread's bookkeeping claiming it ended while it still runs.  The timeout:
+        # a signal delivered to the worker thread runs its handler once this one wakes
+        while not finished.wait(0.05):
+            pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():  # None: one set outside Python
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+    exit_code, caught_name = (caught[0][1], caught[0][0]) if caught else (0, "")
     if errors:
         error = errors[0]
         if isinstance(error, MigrationInterrupted) and exit_code:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import types
 from collections.abc import Iterator
 
 import pytest
 
+from fraiseql_alembic.cli import signals
 from fraiseql_alembic.cli.signals import run_interruptible
 from fraiseql_alembic.engine.cancel import CancelToken, MigrationInterrupted
 
@@ -60,3 +62,57 @@ def test_a_signal_as_the_work_ends_is_not_reported_as_success(
 
 def test_work_without_a_signal_returns_its_result() -> None:
     assert run_interruptible(lambda token: "done") == "done"
+
+
+class _SignalledAsItLooks(threading.Event):
+    """The main thread's "has the work finished?" event, which sends the process a signal
+    (once) as that thread first looks at it: the signal lands while the main thread runs
+    its waiting loop's own code, not while it sleeps inside a wait (where a signal
+    usually finds it)."""
+
+    signum = signal.SIGTERM
+    sent = False
+
+    def _land(self) -> None:
+        if not _SignalledAsItLooks.sent:
+            _SignalledAsItLooks.sent = True
+            os.kill(os.getpid(), self.signum)
+
+    def is_set(self) -> bool:
+        self._land()
+        return super().is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        finished = super().wait(timeout)
+        self._land()
+        return finished
+
+
+@pytest.mark.parametrize(("signum", "name", "code"), [
+    (signal.SIGINT, "SIGINT", 130), (signal.SIGTERM, "SIGTERM", 143),
+])
+def test_a_signal_at_any_moment_of_the_wait_cancels_cleanly(
+    signum: int, name: str, code: int, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Wherever the main thread is in its wait for the work, a signal is a clean cancel
+    (it escaped as a bare KeyboardInterrupt or an internal exception, with the work still
+    running, when it landed as the loop checked whether the work had finished)."""
+    monkeypatch.setattr(_SignalledAsItLooks, "signum", signum)
+    monkeypatch.setattr(_SignalledAsItLooks, "sent", False)
+    monkeypatch.setattr(signals, "threading", types.SimpleNamespace(
+        **{**vars(threading), "Event": _SignalledAsItLooks}))
+
+    def work(token: CancelToken) -> str:
+        for _ in range(500):  # the running statement, until the main thread cancels it
+            token.check("in 001_a.sql")
+            threading.Event().wait(0.01)
+        return "never cancelled"
+
+    with pytest.raises(MigrationInterrupted) as stopped:
+        run_interruptible(work)
+    assert _SignalledAsItLooks.sent
+    assert stopped.value.exit_code == code
+    assert str(stopped.value) == f"Stopped by {name} in 001_a.sql"
+    assert capsys.readouterr().err == (
+        f"{name}: cancelling the running statement and rolling back...\n")
