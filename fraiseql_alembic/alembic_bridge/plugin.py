@@ -432,12 +432,14 @@ def _direction(migration: ParsedMigration, direction: str) -> Callable[..., None
             if direction == "down" and (not migration.reversible or migration.down is None):
                 raise IrreversibleMigrationError(irreversible_message(migration))
             session = session_of(context)
-            if run.session_reset is not None and not session.as_sql:
-                run.session_reset.run(session)
             # Alembic moves alembic_version: the step's versions are not ours to name
             step = Step(migration, direction == "up", None, None)
-            run_step(session, step, AlembicRecorder(run.schema, run.history_ready),
-                     run.reporter, run.cancel)
+            # its statements are sent as on the direct path: a cancel is never lost
+            with session.cancellable(None if session.as_sql else run.cancel):
+                if run.session_reset is not None and not session.as_sql:
+                    run.session_reset.run(session)
+                run_step(session, step, AlembicRecorder(run.schema, run.history_ready),
+                         run.reporter, run.cancel)
         except MigrationError as err:
             raise as_command_error(err) from err
 

@@ -19,7 +19,7 @@ from ..sql.parse import ParsedMigration, Section
 from ..sql.statements import Statement, parse_tree, terminated
 from . import history
 from .batchquery import changed_rows
-from .cancel import CancelToken, MigrationInterrupted
+from .cancel import CancelToken, MigrationInterrupted, sending
 from .session import OFFLINE_RESET_SQL, NoticeSink, Session
 from .translate import server_words
 
@@ -58,17 +58,18 @@ def execute_statements(
         cursor = dbapi.cursor()
         try:
             for statement in statements:
-                if cancel is not None:
-                    cancel.check(f"in {migration.name.filename} before line {statement.line}")
+                where = f"in {migration.name.filename} before line {statement.line}"
                 if statement.non_transactional and not in_transaction:
-                    drop_invalid_leftover(cursor, statement, migration, sink)
+                    with sending(cancel, dbapi, where):  # may wait for older transactions
+                        drop_invalid_leftover(cursor, statement, migration, sink)
                 try:
-                    if statement.copy is not None:  # its data follows in the file
-                        cursor.copy_expert(statement.sql,
-                                           statement.copy.reader(),  # type: ignore[arg-type]
-                                           size=COPY_CHUNK)  # (it reads text too)
-                    else:
-                        cursor.execute(statement.sql)
+                    with sending(cancel, dbapi, where):  # checked, then cancelled for sure
+                        if statement.copy is not None:  # its data follows in the file
+                            cursor.copy_expert(statement.sql,
+                                               statement.copy.reader(),  # type: ignore[arg-type]
+                                               size=COPY_CHUNK)  # (it reads text too)
+                        else:
+                            cursor.execute(statement.sql)
                     if rows is not None:
                         rows.append(changed_rows(cursor.statusmessage or ""))
                 except psycopg2.Error as err:

@@ -26,7 +26,7 @@ from ..errors import DatabaseError, MigrationError
 from ..sql.psqlscan import scan
 from ..sql.statements import SplitSection, Statement, split_statements, terminated
 from . import batchquery, history
-from .cancel import MigrationInterrupted
+from .cancel import MigrationInterrupted, sending
 from .events import Events
 from .execute import (
     emit_offline,
@@ -398,7 +398,8 @@ def run_batched(
     try:
         with dbapi.cursor() as cursor:
             query = cursor.mogrify(prepared.batch, prepared.params)
-            outcome = batchquery.run(dbapi, query, notice_forwarder(held.append))
+            with sending(cancel, dbapi, f"before {step.migration.name.filename}"):
+                outcome = batchquery.run(dbapi, query, notice_forwarder(held.append))
             err = outcome.error
             if err is None:
                 _release(held, sink)

@@ -244,15 +244,14 @@ class Session:
 
     @contextmanager
     def cancellable(self, cancel: CancelToken | None) -> Iterator[None]:
-        """``cancel`` may cancel the statement running on this session meanwhile."""
+        """``cancel`` may cancel the migration's statement running on this session
+        meanwhile: the step runner sends each inside :meth:`CancelToken.sending`, and
+        nothing else on the session gets a cancel request (:meth:`CancelToken.owning`)."""
         if cancel is None:
             yield
             return
-        cancel.register(self.dbapi)
-        try:
+        with cancel.owning(self.dbapi):
             yield
-        finally:
-            cancel.unregister(self.dbapi)
 
     def commit(self) -> None:
         self.dbapi.commit()
