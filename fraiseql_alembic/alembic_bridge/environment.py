@@ -15,19 +15,22 @@ import configparser
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
 from logging.config import fileConfig
 from typing import TYPE_CHECKING, Any, cast
 
 import psycopg2
+import psycopg2.errors
 from alembic import context
 from alembic.runtime.migration import MigrationContext, MigrationInfo, RevisionStep
+from sqlalchemy import event
 from sqlalchemy.engine import Connection as SqlConnection
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
 from ..engine import history
+from ..engine.cancel import MigrationInterrupted
 from ..engine.database import connect, read_state, standard_strings, version_table_schema
 from ..engine.locking import LeaseHolder, LeaseLock, LockHolder, MigrationLock
 from ..engine.plan import display_name
@@ -310,7 +313,8 @@ def _run_online(
                 steps_fn, reporter, token, run_context(config).lock_check, running
             )
             try:
-                with context.begin_transaction():
+                with _sent_cancellably(conn, dbapi, token, running), \
+                        context.begin_transaction():
                     context.run_migrations()
                 if (not isinstance(connection, nullcontext) and not external
                         and conn.in_transaction() and not read_only_command(config)):
@@ -318,6 +322,9 @@ def _run_online(
                     # commits itself): `ensure_version` creating alembic_version is kept
                     conn.commit()
             except Exception as err:
+                stopped = _stopped_in_step(err, token, running)
+                if stopped is not None:
+                    raise stopped from err
                 lost = _lost_in_step(err, dbapi, running, url, version_schema)
                 if lost is None:
                     raise
@@ -347,6 +354,63 @@ def _prepare_history(dbapi: Connection, schema: str) -> None:
     with history.writing(dbapi, schema) as cursor:
         history.ensure_table(cursor, schema)
     dbapi.commit()
+
+
+@contextmanager
+def _sent_cancellably(
+    conn: SqlConnection, dbapi: Connection, token: CancelToken | None,
+    running: list[RevisionStep],
+) -> Iterator[None]:
+    """Every statement SQLAlchemy sends on ``conn`` meanwhile (a ``.py`` revision's
+    ``op.execute``, Alembic's own) goes inside :meth:`CancelToken.sending`, as the step
+    runner sends a ``.sql`` revision's: a cancel asked for just before it reaches the
+    server is not lost.  SQLAlchemy's cursor events mark its start and its end; a failed
+    statement's end is marked by whatever SQLAlchemy sends next (the next statement, the
+    ROLLBACK, a COMMIT or savepoint), before it is sent."""
+    if token is None:
+        yield
+        return
+    flights: list[AbstractContextManager[None]] = []
+
+    def ended(*_args: Any) -> None:
+        if flights:
+            flights.pop().__exit__(None, None, None)
+
+    def before(*_args: Any) -> None:
+        ended()  # the statement before it failed: it ended
+        name = _file_name(getattr(running[-1], "revision", None)) if running else None
+        flight = token.sending(dbapi, f"in {name}" if name else "")
+        flight.__enter__()  # raises MigrationInterrupted once cancelled: nothing is sent
+        flights.append(flight)
+
+    # (handle_error cannot be listened to on one connection: SQLAlchemy 2 refuses it)
+    hooks: tuple[tuple[str, Callable[..., None]], ...] = (
+        ("before_cursor_execute", before), ("after_cursor_execute", ended),
+        ("rollback", ended), ("commit", ended), ("savepoint", ended),
+        ("rollback_savepoint", ended), ("release_savepoint", ended),
+    )
+    for name, hook in hooks:
+        event.listen(conn, name, hook)
+    try:
+        yield
+    finally:
+        for name, hook in hooks:
+            event.remove(conn, name, hook)
+        ended()
+
+
+def _stopped_in_step(
+    err: Exception, token: CancelToken | None, running: list[RevisionStep],
+) -> MigrationInterrupted | None:
+    """A statement of the running step that a cancel stopped, told as on the direct path
+    (the step's transaction was rolled back); None for any other error."""
+    original = err.orig if isinstance(err, DBAPIError) else err
+    if (token is None or not token.cancelled or not running
+            or not isinstance(original, psycopg2.errors.QueryCanceled)):
+        return None
+    name = _file_name(getattr(running[-1], "revision", None))
+    return MigrationInterrupted(f"Stopped by {token.reason}" + (f" in {name}" if name else "")
+                                + "; that migration was rolled back")
 
 
 def _lost_in_step(

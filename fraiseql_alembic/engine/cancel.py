@@ -19,9 +19,10 @@ once the server has processed the request, so a request that arrives after the s
 ended reaches an idle backend, which drops it before it reads its next command.
 
 A connection the runner :meth:`owns <owning>` gets requests only while a statement is in
-flight.  Statements sent by other code (Alembic's own, a ``.py`` revision's) get one
-request when their connection is :meth:`registered <register>`.  The migration in flight
-is rolled back; the ones before it stay applied.
+flight.  Under Alembic, the bridge sends what SQLAlchemy sends (a ``.py`` revision's
+statements, Alembic's own) inside :meth:`sending` too, by SQLAlchemy's cursor events;
+other code's statements get one request when their connection is :meth:`registered
+<register>`.  The migration in flight is rolled back; the ones before it stay applied.
 """
 
 from __future__ import annotations

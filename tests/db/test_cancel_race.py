@@ -19,7 +19,7 @@ import psycopg2
 import psycopg2.errors
 import pytest
 from conftest import Project
-from scenarios import on_path, wait_until
+from scenarios import meanwhile, on_path, wait_until
 
 from fraiseql_alembic import api, settings
 from fraiseql_alembic.engine.cancel import CancelToken, MigrationInterrupted
@@ -54,6 +54,42 @@ def test_a_cancel_after_the_check_before_the_query_is_sent_stops_the_migration(
                     reporter=CancelAtStart(token, "002_b.sql"), cancel=token)
     assert "a" in project.tables()
     assert "b" not in project.tables()  # without the fix: applied, the cancel was ignored
+    assert project.version() == ["001"]
+
+
+PY_REVISION = ('"""B."""\nfrom alembic import op\n\nrevision = "002"\ndown_revision = "001"\n\n'
+               "def upgrade() -> None:\n    op.execute('CREATE TABLE b (id int)')\n{more}\n"
+               "def downgrade() -> None:\n    op.execute('DROP TABLE b')\n")
+
+
+def test_a_python_revisions_statement_is_not_sent_after_a_cancel(project: Project) -> None:
+    # its statements go through SQLAlchemy: the bridge marks them with its cursor events
+    project.write("001_a.sql", "-- migrate:up\nCREATE TABLE a (id int);\n")
+    (project.migrations / "002_b.py").write_text(PY_REVISION.format(more=""))
+    token = CancelToken()
+    with pytest.raises(MigrationInterrupted, match=r"Stopped by SIGINT in 002_b\.py"):
+        api.upgrade(settings.resolve(project.migrations, project.database_url),
+                    reporter=CancelAtStart(token, "002_b.py"), cancel=token)
+    assert "b" not in project.tables()  # without the fix: created, the cancel was ignored
+    assert project.version() == ["001"]
+
+
+def test_a_cancelled_python_revision_statement_is_told_as_a_stop(project: Project) -> None:
+    # as a .sql revision's: MigrationInterrupted (exit 130/143), not a database error
+    project.write("001_a.sql", "-- migrate:up\nCREATE TABLE a (id int);\n")
+    (project.migrations / "002_b.py").write_text(
+        PY_REVISION.format(more=f"    op.execute('SELECT pg_advisory_lock({KEY})')\n"))
+    token = CancelToken()
+
+    def waiting() -> bool:
+        return bool(project.query("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type "
+                                  "= 'Lock' AND datname = current_database()")[0][0])
+
+    with holding_lock(project), meanwhile(waiting, lambda: token.cancel("SIGTERM")), \
+            pytest.raises(MigrationInterrupted, match=r"Stopped by SIGTERM in 002_b\.py; "
+                          "that migration was rolled back"):
+        api.upgrade(settings.resolve(project.migrations, project.database_url), cancel=token)
+    assert "b" not in project.tables()
     assert project.version() == ["001"]
 
 
