@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ from ..errors import (
 )
 from ..sql.statements import split_statements
 from ..sqlstate import UNSAFE_NEW_ENUM_VALUE_USAGE
+from .cancel import MigrationInterrupted, sending
 from .execute import execute_statements, needs_autocommit
 from .session import Session, apply_session_settings, open_dbapi, rollback, session_reset_sql
 from .translate import foreign_error, server_words
@@ -82,8 +84,11 @@ def rehearse(
 
 
     dbapi = open_dbapi(url, application_name="fraiseql-migrate rehearsal")
-    if cancel is not None:
-        cancel.register(dbapi)
+    # the statements that may run long go through CancelToken.sending: a cancel reaches
+    # them, and nothing else (the reset, the rollback) gets a request
+    owned: AbstractContextManager[None] = (
+        cancel.owning(dbapi) if cancel is not None else nullcontext())
+    owned.__enter__()
     outcomes: list[Outcome] = []
 
     def report(outcome: Outcome) -> None:
@@ -124,8 +129,7 @@ def rehearse(
         raise foreign_error(err) from err
     finally:
         rollback(dbapi)
-        if cancel is not None:
-            cancel.unregister(dbapi)
+        owned.__exit__(None, None, None)
         dbapi.close()
     return outcomes
 
@@ -159,7 +163,11 @@ def _rehearse_one(
             )
     except MigrationExecutionError as err:
         return Outcome(version, filename, WOULD_FAIL, err.located)
-    failed_at_commit = _deferred_checks(shim.dbapi, filename)
+    with sending(cancel, shim.dbapi, f"in {filename} before its deferred checks"):
+        failed_at_commit = _deferred_checks(shim.dbapi, filename)
+    if failed_at_commit is not None and cancel is not None and cancel.cancelled:
+        raise MigrationInterrupted(f"Stopped by {cancel.reason} in {filename} during its "
+                                   "deferred checks; nothing was written")
     if failed_at_commit is not None:
         return Outcome(version, filename, WOULD_FAIL, failed_at_commit)
     return Outcome(version, filename, WOULD_APPLY,

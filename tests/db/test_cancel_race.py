@@ -153,3 +153,31 @@ def test_a_request_that_reaches_an_idle_backend_is_sent_again_until_the_statemen
     finally:
         first.close()
         second.close()
+
+
+def test_a_cancel_during_a_rehearsals_deferred_checks_stops_it(project: Project) -> None:
+    # the deferred foreign key is checked by `SET CONSTRAINTS ALL IMMEDIATE`, which waits
+    # for the parent row the test holds locked; the cancel stops the rehearsal, where it
+    # was told as the migration failing at COMMIT (`canceling statement due to user request`)
+    project.query("CREATE TABLE parent (id int PRIMARY KEY); INSERT INTO parent VALUES (1)")
+    project.write("001_child.sql", "-- migrate:up\nCREATE TABLE child (parent_id int "
+                  "REFERENCES parent DEFERRABLE INITIALLY DEFERRED);\n"
+                  "INSERT INTO child VALUES (1);\n")
+    token = CancelToken()
+    holder = psycopg2.connect(project.database_url)
+
+    def checking() -> bool:
+        return bool(project.query("SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
+                                  "'SET CONSTRAINTS%' AND wait_event_type = 'Lock'")[0][0])
+
+    try:
+        with holder.cursor() as cursor:
+            cursor.execute("SELECT * FROM parent FOR UPDATE")
+        with meanwhile(checking, lambda: token.cancel("SIGINT")), \
+                pytest.raises(MigrationInterrupted, match=r"Stopped by SIGINT in "
+                              r"001_child\.sql during its deferred checks; nothing was written"):
+            api.rehearse(settings.resolve(project.migrations, project.database_url),
+                         cancel=token)
+    finally:
+        holder.close()
+    assert "child" not in project.tables()
