@@ -53,7 +53,7 @@ def run_interruptible(work: Callable[[CancelToken], T]) -> T:
         # wait below is: it raises nothing (but the exit a second signal asks for), so no
         # moment of the wait lets a signal out as an exception while the work goes on
         name, code = ("SIGTERM", 143) if signum == signal.SIGTERM else ("SIGINT", 130)
-        if token.cancelled:
+        if caught:  # marked first: a second signal that lands inside this handler exits
             click.echo(f"{name} again: stopping now; the server rolls back what was "
                        "in flight.", err=True)
             sys.exit(code)

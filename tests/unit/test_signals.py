@@ -32,8 +32,7 @@ def _finishes_after_a_signal(signum: int) -> object:
     already answered): the token is cancelled, but nothing is left to cancel."""
 
     def work(token: CancelToken) -> str:
-        threading.Event().wait(0.2)  # the main thread is waiting for the work by then
-        os.kill(os.getpid(), signum)
+        os.kill(os.getpid(), signum)  # the handlers are in place before the work starts
         for _ in range(200):  # the main thread cancels the token on the signal
             if token.cancelled:
                 break
@@ -116,3 +115,34 @@ def test_a_signal_at_any_moment_of_the_wait_cancels_cleanly(
     assert str(stopped.value) == f"Stopped by {name} in 001_a.sql"
     assert capsys.readouterr().err == (
         f"{name}: cancelling the running statement and rolling back...\n")
+
+
+@pytest.mark.parametrize(("signum", "name", "code"), [
+    (signal.SIGINT, "SIGINT", 130), (signal.SIGTERM, "SIGTERM", 143),
+])
+def test_a_second_signal_exits_at_once(
+    signum: int, name: str, code: int, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The second signal does not wait for the work (a statement slow to act on its
+    cancel): it exits at once, with its own status and one more line."""
+    release = threading.Event()
+
+    def work(token: CancelToken) -> str:
+        os.kill(os.getpid(), signum)
+        for _ in range(200):  # the main thread cancels the token on the signal
+            if token.cancelled:
+                break
+            threading.Event().wait(0.01)
+        os.kill(os.getpid(), signum)
+        release.wait(60)  # still running when the command exits
+        return "too late"
+
+    try:
+        with pytest.raises(SystemExit) as exited:
+            run_interruptible(work)
+    finally:
+        release.set()
+    assert exited.value.code == code
+    assert capsys.readouterr().err == (
+        f"{name}: cancelling the running statement and rolling back...\n"
+        f"{name} again: stopping now; the server rolls back what was in flight.\n")
