@@ -15,7 +15,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..config import toml_loads
 from .plugin import (
+    ENV_LOCATION,
     OPT_IN_OPTION,
     PLUGINS_SINCE,
     alembic_version,
@@ -40,6 +42,8 @@ def refuse_unsupported(folder: Path, database_url: str | None, cwd: Path) -> Non
     ini, pyproject = cwd / "alembic.ini", cwd / "pyproject.toml"
     if not any(_mentions(file, OPT_IN_OPTION) for file in (ini, pyproject)):
         return
+    if _script_location(ini, pyproject) == ENV_LOCATION:
+        return  # our own environment (alembic.ini.example): nothing to read, Alembic unloaded
     # lazy: Alembic, and ours, only for a project that may have opted in
     from alembic.config import Config
     from alembic.script import ScriptDirectory
@@ -91,6 +95,27 @@ def refuse_unsupported(folder: Path, database_url: str | None, cwd: Path) -> Non
             f"{VERSION_TABLE} on the search_path: run `alembic upgrade`/`alembic downgrade` "
             "in this project instead (they take the same lock and make the same checks)"
         )
+
+
+def _script_location(ini: Path, pyproject: Path) -> str | None:
+    """``script_location`` where Alembic reads it (the ``[alembic]`` section of
+    alembic.ini, else ``[tool.alembic]`` in pyproject.toml), read without Alembic;
+    None when neither file says, or one cannot be read (Alembic then reads it)."""
+    import configparser  # lazy: only a project with an alembic.ini that opts in
+
+    try:
+        if ini.is_file():
+            parser = configparser.ConfigParser(interpolation=None)
+            parser.read(ini, encoding="utf-8")
+            if parser.has_option("alembic", "script_location"):
+                return parser.get("alembic", "script_location").strip()
+        if pyproject.is_file():
+            table = toml_loads(pyproject.read_text(encoding="utf-8")).get("tool", {})
+            location = table.get("alembic", {}).get("script_location")
+            return location.strip() if isinstance(location, str) else None
+    except (OSError, ValueError, AttributeError, configparser.Error):
+        log.debug("fraiseql-alembic: could not read script_location", exc_info=True)
+    return None
 
 
 def _mentions(path: Path, word: str) -> bool:

@@ -100,6 +100,21 @@ def test_up_loads_no_opentelemetry_unless_the_program_did(database_url: str,
         assert not {name for name in modules if name.split(".")[0] == "opentelemetry"}, pending
 
 
+@pytest.mark.parametrize("verb", ["status", "up"])
+def test_migrate_in_a_project_on_our_alembic_env_loads_no_alembic(
+        database_url: str, tmp_path: Path, verb: str) -> None:
+    """A project made with alembic.ini.example (``script_location`` our env.py,
+    ``fraiseql_migrations`` in a comment) runs `fraiseql migrate` without Alembic or
+    SQLAlchemy: only a project with its own env.py has settings to read through them
+    (alembic_bridge/envconfig.py; they cost ~0.3 s and ~27 MB, bench/results.md)."""
+    shutil.copy(REPO / "alembic.ini.example", tmp_path / "alembic.ini")
+    (tmp_path / "migrations").mkdir()
+    (tmp_path / "migrations" / "001_t.sql").write_text(UP_DOWN.format(t="t"), encoding="utf-8")
+    modules = imported_by("migrate", verb, "--database-url", database_url, cwd=tmp_path)
+    assert "fraiseql_alembic.alembic_bridge.envconfig" in modules
+    assert not {name.split(".")[0] for name in modules} & {"alembic", "sqlalchemy"}
+
+
 #: Plain ``alembic ARGS``, reporting sys.modules as the process exits.
 ALEMBIC = """
 import atexit, sys
