@@ -287,7 +287,7 @@ def _summary(result: FleetResult[R], output: VerbOutput[R], as_json: bool,
 
 # -- up, down, mark-applied, repair --targets ---------------------------------------------
 
-UPGRADED = VerbOutput[api.UpgradeResult](
+UPGRADED: VerbOutput[api.UpgradeResult] = VerbOutput(
     line=lambda result: ("Already up to date" if result.up_to_date
                          else f"Applied {plural(len(result.applied))}"),
     title="applied", cell=lambda result: str(len(result.applied)),
@@ -318,7 +318,7 @@ def up(settings: Settings, flags: FleetFlags, database_url: str | None, *,
              UPGRADED, as_json=as_json, create_schemas=True, fleet=fleet, resume=resume)
 
 
-ROLLED_BACK = VerbOutput[api.DowngradeResult](
+ROLLED_BACK: VerbOutput[api.DowngradeResult] = VerbOutput(
     line=lambda result: f"Rolled back {plural(len(result.rolled_back))}",
     title="rolled back", cell=lambda result: str(len(result.rolled_back)),
     details=lambda result: {"rolled_back": list(result.rolled_back)},
@@ -346,7 +346,7 @@ def down(settings: Settings, flags: FleetFlags, database_url: str | None, *,
              ROLLED_BACK, fleet=fleet, resume=resume)
 
 
-MARKED = VerbOutput[api.Recorded](
+MARKED: VerbOutput[api.Recorded] = VerbOutput(
     line=lambda recorded: f"Marked {recorded.filename} as applied without running it",
     title="marked", cell=lambda recorded: recorded.filename,
     details=lambda recorded: {"marked": recorded.filename},
@@ -362,7 +362,7 @@ def mark_applied(settings: Settings, flags: FleetFlags, database_url: str | None
              MARKED)
 
 
-REPAIRED = VerbOutput[tuple[api.Recorded, ...]](
+REPAIRED: VerbOutput[tuple[api.Recorded, ...]] = VerbOutput(
     line=lambda repaired: (f"Repaired {', '.join(item.filename for item in repaired)}"
                            if repaired else "Nothing to repair"),
     title="repaired", cell=lambda repaired: str(len(repaired)),

@@ -8,7 +8,7 @@ import types
 import pytest
 from test_plan import FOLDER, applied, chain, sql
 
-from fraiseql_alembic.api.squash import (
+from fraiseql_alembic.api.squashing import (
     SquashRefused,
     _squashed_chain,
     baseline_text,
