@@ -187,6 +187,12 @@ def copy_folder(source: Path, folder: Path) -> int:
     return len(found)
 
 
+def folder_argument(given: str) -> tuple[str, Path]:
+    """``--folder [LABEL=]DIR``: the report's name for the folder, and the folder."""
+    label, _, where = given.partition("=") if "=" in given else ("", "", given)
+    return label or where, Path(where)
+
+
 def install_fraiseql(where: Path) -> Path:
     """This checkout's wheel in a throwaway virtualenv under ``where``, as `pip install .`
     puts it (with its bytecode); the dependencies are this virtualenv's (a .pth line)."""
@@ -239,8 +245,9 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=342,
                         help="and a folder of this many small migrations, one template "
                              "each (0: none)")
-    parser.add_argument("--folder", action="append", default=[], type=Path,
-                        help="a real project's migrations folder (repeatable)")
+    parser.add_argument("--folder", action="append", default=[], metavar="[LABEL=]DIR",
+                        help="a real project's migrations folder, named LABEL in the report "
+                             "(default: DIR) (repeatable)")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--squawk", help="an installed squawk (default: install squawk-cli)")
     parser.add_argument("--out", default=str(REPO / "bench" / "lint-results.md"))
@@ -252,8 +259,9 @@ def main() -> None:
     if args.small:
         cases.append((f"{args.small} small files",
                       partial(_written, count=args.small, shape=(1,))))
-    for source in args.folder:
-        cases.append((f"{source}", partial(copy_folder, source.resolve())))
+    for given in args.folder:
+        label, source = folder_argument(given)
+        cases.append((label, partial(copy_folder, source.resolve())))
     work = Path(tempfile.mkdtemp(prefix="fraiseql-lint-bench-"))
     try:
         squawk = Path(args.squawk) if args.squawk else install_squawk(work)
