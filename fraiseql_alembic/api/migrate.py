@@ -15,23 +15,23 @@ from ..alembic_bridge.commands import (
     revisions,
 )
 from ..engine import plan as planning
-from ..engine.database import standard_strings
+from ..engine.database import current_state, standard_strings
 from ..engine.deploy import (
     Progress,
     Reporter,
     Resume,
     back_up,
-    current_state,
     load_sql_scanner_in_background,
     migration_lock,
     run_direct,
     run_with_retries,
     settle_interrupted,
 )
+from ..engine.events import WOULD_FAIL, WOULD_RECORD, Outcome
 from ..engine.plan import PlannedMigration, Script, UpgradePlan
 from ..engine.preflight import sql_migration
 from ..engine.recorder import Step
-from ..engine.rehearsal import WOULD_FAIL, WOULD_RECORD, Candidate, Outcome
+from ..engine.rehearsal import Candidate
 from ..engine.rehearsal import rehearse as run_rehearsal
 from ..engine.tracing import run_span
 from ..errors import (
@@ -53,9 +53,6 @@ if TYPE_CHECKING:
     from ..alembic_bridge.generate import Generated
     from ..engine.backup import Backup
     from ..engine.cancel import CancelToken
-    from ..engine.rehearsal import Outcome
-
-
 
 
 # ---------------------------------------------------------------------------

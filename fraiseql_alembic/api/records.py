@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from ..alembic_bridge.commands import (
-    revisions,
-)
+from ..alembic_bridge.commands import revisions
 from ..engine import plan as planning
+from ..engine.database import current_state
 from ..engine.deploy import (
     Progress,
     Reporter,
-    current_state,
     migration_lock,
 )
 from ..engine.recorder import record_without_running
 from ..errors import UsageError
 from ..settings import Settings
-
-if TYPE_CHECKING:
-
-    pass
-
-
-
 
 # ---------------------------------------------------------------------------
 # mark-applied / repair: change the record, never the schema

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from ..alembic_bridge.commands import revisions
 from ..engine.catalog import Catalog, read_catalog
-from ..engine.deploy import current_state
+from ..engine.database import current_state
 from ..engine.plan import Script, display_name
 from ..engine.preflight import sql_migration
 from ..errors import MigrationError, UsageError

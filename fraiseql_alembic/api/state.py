@@ -4,31 +4,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..alembic_bridge.commands import (
-    revisions,
-)
+from ..alembic_bridge.commands import revisions
 from ..engine import plan as planning
 from ..engine import status as status_view
-from ..engine.deploy import (
-    current_state,
-)
+from ..engine.database import current_state
 from ..engine.fleet import (
     FleetResult,
     SchemaSessions,
 )
 from ..fleetapi import DEFAULT_JOBS, Fleet, on_fleet
 from ..project import loader
-from ..project.targets import (
-    Target,
-)
+from ..project.targets import Target
 from ..settings import Settings
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as Connection
 
     from ..engine.cancel import CancelToken
-
-
 
 
 # ---------------------------------------------------------------------------
@@ -44,7 +36,6 @@ def status(settings: Settings, *, connection: Connection | None = None
     scripts, _ = revisions(settings)
     state = current_state(settings, connection)
     return planning.reconcile(scripts, state, loader.list_folder(settings.path).ignored)
-
 
 
 # ---------------------------------------------------------------------------

@@ -12,8 +12,8 @@ import json
 
 from .. import api
 from ..config import Environment
+from ..engine.events import NOT_REHEARSED, WOULD_APPLY, WOULD_RECORD
 from ..engine.history import MARKED_APPLIED, Progress
-from ..engine.rehearsal import NOT_REHEARSED, WOULD_APPLY, WOULD_RECORD
 from ..engine.status import (
     APPLIED,
     BELOW_BASELINE,
@@ -221,3 +221,15 @@ def rehearsal_summary(result: api.RehearsalResult) -> str:
         parts.append(f"{count[NOT_REHEARSED]} not rehearsed, from {first.filename} on "
                      "(run them with `fraiseql migrate up`)")
     return f"Rehearsal: {'; '.join(parts)}; nothing was written."
+
+
+def human_size(size: int) -> str:
+    """``12.3 MB``: decimal units, like ``ls -h --si``."""
+    if size < 1000:
+        return f"{size} B"
+    value = size / 1000
+    for unit in ("kB", "MB"):
+        if value < 1000:
+            return f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"

@@ -17,25 +17,27 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
 from .. import api
-from ..engine.backup import Backup, human_size
-from ..engine.events import Events
-from ..engine.rehearsal import NOT_REACHED, NOT_REHEARSED, WOULD_APPLY, WOULD_FAIL, Outcome
+from ..engine.events import NOT_REACHED, NOT_REHEARSED, WOULD_APPLY, WOULD_FAIL, Events, Outcome
 from ..errors import shown_path
 from .render import (
     CHECK,
     PENDING_MARK,
     PROBLEM_MARK,
     elapsed_text,
+    human_size,
     plural,
     rehearsal_summary,
     render_plan,
 )
 from .streams import discard_stdout, isatty, wants_color
+
+if TYPE_CHECKING:
+    from ..engine.backup import Backup
 
 __all__ = ["JsonReporter", "TextReporter", "elapsed_text"]
 

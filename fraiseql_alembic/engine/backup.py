@@ -344,15 +344,3 @@ def first_error(stderr: str, lock_timeout: str | None, *secrets: str | None) -> 
                   "session holds a conflicting lock (a long transaction or a running "
                   "migration?)")
     return redact(chosen, *secrets) or "no message"
-
-
-def human_size(size: int) -> str:
-    """``12.3 MB``: decimal units, like ``ls -h --si``."""
-    if size < 1000:
-        return f"{size} B"
-    value = size / 1000
-    for unit in ("kB", "MB"):
-        if value < 1000:
-            return f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} GB"

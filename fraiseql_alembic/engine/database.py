@@ -5,15 +5,21 @@ Driver errors are put into words by :mod:`.translate`.
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..engine import history
-from ..settings import sqlalchemy_url
+from ..settings import Settings, sqlalchemy_url
 from .history import HistoryRow, Progress
+from .pooler import STATEMENT, pooler_error, statement_pooling
+from .session import SESSION_CLEAN_SQL
 from .session import open_dbapi as open_dbapi  # the API connects through this module
 from .session import standard_strings as standard_strings
-from .translate import connect_error
+from .translate import connect_error, foreign_error
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection as Connection
 
 VERSION_TABLE = "alembic_version"
 
@@ -83,3 +89,41 @@ def read_state(
     finally:
         cursor.close()
     return DatabaseState(heads, rows, progress)
+
+
+def current_state(settings: Settings, connection: Connection | None = None) -> DatabaseState:
+    """Where the database is, on a read-only psycopg2 session (no SQLAlchemy needed):
+    a new one, or a read-only transaction on ``connection`` (autocommit, idle).  One
+    snapshot (REPEATABLE READ): alembic_version and the history are read as of one
+    moment, so a deploy committing between the reads (``status`` takes no lock) does
+    not make the migration it applied look untracked.
+
+    On a new session, and on any in lease mode, the transaction first resets what a new
+    session would not have (:data:`~.session.SESSION_CLEAN_SQL`, undone by its
+    ROLLBACK): behind a transaction pooler the server session may be one on which a
+    migration's ``SET search_path = ''`` (pg_dump output) or ``SET ROLE`` was left, and
+    alembic_version, found on the search_path, must not seem missing.  A session the
+    caller set up (``status --targets`` sets each schema's search_path) is read as is."""
+    # lazy: psycopg2 (~20 ms) loads only when a command connects
+    import psycopg2
+
+    own = connection is None
+    session = open_dbapi(settings.require_url()) if connection is None else connection
+    if own:  # read only by BEGIN READ ONLY: poolers refuse a startup `options` parameter
+        session.autocommit = True
+    try:
+        with session.cursor() as cursor:
+            cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n"
+                           + (SESSION_CLEAN_SQL if own or settings.run.pooled else ""))
+        try:
+            return read_state(session, settings.history_schema)
+        finally:
+            with suppress(psycopg2.Error), session.cursor() as cursor:
+                cursor.execute("ROLLBACK")
+    except psycopg2.Error as err:
+        if own and session.closed and statement_pooling(settings.require_url()):
+            raise pooler_error(settings.require_url(), STATEMENT) from err
+        raise foreign_error(err) from err
+    finally:
+        if own:
+            session.close()

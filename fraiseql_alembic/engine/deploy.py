@@ -20,21 +20,18 @@ from ..sqlstate import LOCK_NOT_AVAILABLE
 from ..sqlstate import shown as shown_sqlstate
 from . import backup, history
 from .backup import Backup
-from .database import DatabaseState, open_dbapi, read_state
 from .events import Events
 from .locking import LeaseHolder, LeaseLock, LockHolder, MigrationLock, libpq_url
 from .plan import Script, display_name
-from .pooler import STATEMENT, pooler_error, statement_pooling
 from .recorder import Step
 from .run import run_steps
-from .session import SESSION_CLEAN_SQL
 from .translate import foreign_error
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection as Connection
 
     from .cancel import CancelToken
-    from .rehearsal import Outcome
+    from .events import Outcome
     from .tracing import MigrationSpans
 
 #: ``--resume``: what became of the statement an interrupted run left unrecorded.
@@ -252,44 +249,6 @@ def back_up(
         target = backup.default_path(backup.split_password(libpq_url(url)).dbname)
     assert isinstance(target, Path)
     return backup.dump(url, target, lock_timeout=settings.run.lock_timeout, cancel=cancel)
-
-
-def current_state(settings: Settings, connection: Connection | None = None) -> DatabaseState:
-    """Where the database is, on a read-only psycopg2 session (no SQLAlchemy needed):
-    a new one, or a read-only transaction on ``connection`` (autocommit, idle).  One
-    snapshot (REPEATABLE READ): alembic_version and the history are read as of one
-    moment, so a deploy committing between the reads (``status`` takes no lock) does
-    not make the migration it applied look untracked.
-
-    On a new session, and on any in lease mode, the transaction first resets what a new
-    session would not have (:data:`~.session.SESSION_CLEAN_SQL`, undone by its
-    ROLLBACK): behind a transaction pooler the server session may be one on which a
-    migration's ``SET search_path = ''`` (pg_dump output) or ``SET ROLE`` was left, and
-    alembic_version, found on the search_path, must not seem missing.  A session the
-    caller set up (``status --targets`` sets each schema's search_path) is read as is."""
-    # lazy: psycopg2 (~20 ms) loads only when a command connects
-    import psycopg2
-
-    own = connection is None
-    session = open_dbapi(settings.require_url()) if connection is None else connection
-    if own:  # read only by BEGIN READ ONLY: poolers refuse a startup `options` parameter
-        session.autocommit = True
-    try:
-        with session.cursor() as cursor:
-            cursor.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n"
-                           + (SESSION_CLEAN_SQL if own or settings.run.pooled else ""))
-        try:
-            return read_state(session, settings.history_schema)
-        finally:
-            with suppress(psycopg2.Error), session.cursor() as cursor:
-                cursor.execute("ROLLBACK")
-    except psycopg2.Error as err:
-        if own and session.closed and statement_pooling(settings.require_url()):
-            raise pooler_error(settings.require_url(), STATEMENT) from err
-        raise foreign_error(err) from err
-    finally:
-        if own:
-            session.close()
 
 
 def run_with_retries(settings: Settings, progress: Progress, run: Callable[[], None]) -> None:

@@ -8,11 +8,29 @@ without them is still accepted (they are looked up when called).  :class:`NoEven
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from .backup import Backup
-    from .rehearsal import Outcome
+
+#: What ``up --rehearse`` found for a pending migration (:class:`Outcome`'s ``result``).
+WOULD_APPLY = "would-apply"
+WOULD_FAIL = "would-fail"
+NOT_REACHED = "not-reached"
+NOT_REHEARSED = "not-rehearsed"
+WOULD_RECORD = "would-record"  # marked applied by hand: up records it without running it
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the rehearsal found for one pending migration."""
+
+    version: str
+    filename: str
+    result: str  # one of WOULD_APPLY, WOULD_FAIL, NOT_REACHED, NOT_REHEARSED, WOULD_RECORD
+    detail: str | None = None  # the located error, or why it could not be rehearsed
+    elapsed_ms: int | None = None  # how long its SQL ran (and held its locks)
 
 
 class Events(Protocol):

@@ -29,6 +29,13 @@ from ..errors import (
 from ..sql.statements import split_statements
 from ..sqlstate import UNSAFE_NEW_ENUM_VALUE_USAGE
 from .cancel import MigrationInterrupted, sending
+from .events import (
+    NOT_REACHED,
+    NOT_REHEARSED,
+    WOULD_APPLY,
+    WOULD_FAIL,
+    Outcome,
+)
 from .execute import execute_statements, needs_autocommit
 from .session import Session, apply_session_settings, open_dbapi, rollback, session_reset_sql
 from .translate import foreign_error, server_words
@@ -37,24 +44,6 @@ if TYPE_CHECKING:
     from ..settings import RunOptions
     from ..sql.parse import ParsedMigration
     from .cancel import CancelToken
-
-WOULD_APPLY = "would-apply"
-WOULD_FAIL = "would-fail"
-NOT_REACHED = "not-reached"
-NOT_REHEARSED = "not-rehearsed"
-WOULD_RECORD = "would-record"  # marked applied by hand: up records it without running it
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What the rehearsal found for one pending migration."""
-
-    version: str
-    filename: str
-    result: str  # one of WOULD_APPLY, WOULD_FAIL, NOT_REACHED, NOT_REHEARSED, WOULD_RECORD
-    detail: str | None = None  # the located error, or why it could not be rehearsed
-    elapsed_ms: int | None = None  # how long its SQL ran (and held its locks)
-
 
 @dataclass(frozen=True)
 class Candidate:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
+from fraiseql_alembic.cli.render import human_size
 from fraiseql_alembic.engine.backup import (
     client_major,
     default_path,
-    human_size,
     maintenance_uri,
     split_password,
 )

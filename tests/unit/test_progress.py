@@ -10,7 +10,7 @@ import pytest
 
 from fraiseql_alembic.cli.reporting import JsonReporter, TextReporter, elapsed_text
 from fraiseql_alembic.engine.backup import Backup
-from fraiseql_alembic.engine.rehearsal import WOULD_APPLY, WOULD_FAIL, Outcome
+from fraiseql_alembic.engine.events import WOULD_APPLY, WOULD_FAIL, Outcome
 
 GREEN_CHECK = "\x1b[32m✓\x1b[0m"
 RED_CROSS = "\x1b[31m✗\x1b[0m"
