@@ -113,6 +113,9 @@ def test_migrate_in_a_project_on_our_alembic_env_loads_no_alembic(
     modules = imported_by("migrate", verb, "--database-url", database_url, cwd=tmp_path)
     assert "fraiseql_alembic.alembic_bridge.envconfig" in modules
     assert not {name.split(".")[0] for name in modules} & {"alembic", "sqlalchemy"}
+    if verb == "status":  # it reads the state: no deploy, lock, backup or rehearsal code
+        assert not {f"fraiseql_alembic.engine.{name}" for name in (
+            "deploy", "run", "locking", "backup", "rehearsal")} & modules
 
 
 #: Plain ``alembic ARGS``, reporting sys.modules as the process exits.
