@@ -6,6 +6,7 @@ tests/unit/test_lint.py.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import signal
@@ -16,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 import psycopg2
@@ -29,6 +31,17 @@ if TYPE_CHECKING:
 
 #: The repository root.
 REPO = Path(__file__).resolve().parent.parent
+
+
+def bench_module(name: str) -> ModuleType:
+    """``bench/<name>.py`` (not a package), loaded as the module ``bench_<name>``."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "bench" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[f"bench_{name}"] = module  # its dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
 #: Where the installed `fraiseql` and `alembic` commands are.
 BIN = Path(sys.executable).parent
 #: Alembic 1.18+ loads our plugin itself (entry points); 1.16 and 1.17 only through our

@@ -3,26 +3,14 @@ are what its report says they are."""
 
 from __future__ import annotations
 
-import importlib.util
 import statistics
-import sys
 from pathlib import Path
-from types import ModuleType
 
-from scenarios import REPO
-
-
-def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_lint", REPO / "bench" / "lint.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_lint"] = module  # its dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+from scenarios import bench_module
 
 
 def test_folder_argument_takes_an_optional_label() -> None:
-    lint = bench()
+    lint = bench_module("lint")
     assert lint.folder_argument("Lemmy=../lemmy/migrations") == (
         "Lemmy", Path("../lemmy/migrations"))
     assert lint.folder_argument("../lemmy/migrations") == (
@@ -37,7 +25,7 @@ def test_a_real_folder_is_copied_up_migrations_only_in_path_order(tmp_path: Path
         (source / name).parent.mkdir(parents=True, exist_ok=True)
         (source / name).write_text(text, encoding="utf-8")
     copied = tmp_path / "migrations"
-    assert bench().copy_folder(source, copied) == 3
+    assert bench_module("lint").copy_folder(source, copied) == 3
     found = sorted(copied.iterdir())
     assert [path.name for path in found] == [
         "0001_d.sql", "0002_init_up.sql", "0003_add_b_up.sql"]
@@ -47,7 +35,7 @@ def test_a_real_folder_is_copied_up_migrations_only_in_path_order(tmp_path: Path
 def test_the_shaped_folder_has_a_long_tail_of_big_files(tmp_path: Path) -> None:
     """Mostly short files and a few big ones, as bench/README.md says: median about
     430 bytes, mean about 1.5 KB."""
-    lint = bench()
+    lint = bench_module("lint")
     lint.write_corpus(tmp_path, 100, lint.SHAPE)
     sizes = [path.stat().st_size for path in tmp_path.glob("*.sql")]
     assert len(sizes) == 100

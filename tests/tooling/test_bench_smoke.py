@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from scenarios import REPO
+from scenarios import REPO, bench_module
 
 # Every case the issue asks for (bench/README.md says what each one runs).
 CASES = {
@@ -62,19 +62,8 @@ def test_bench_harness_measures_every_case(database_url: str, tmp_path: Path) ->
     assert "fraiseql_status" in result.stdout  # the table is printed too
 
 
-def _bench_module() -> object:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_run", REPO / "bench" / "run.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_run"] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_cluster_goes_to_a_tmpfs_only_when_one_has_room(tmp_path: Path) -> None:
-    bench = _bench_module()
+    bench = bench_module("run")
     cluster_parent = bench.cluster_parent  # type: ignore[attr-defined]
     assert cluster_parent("disk")[0] is None
     assert cluster_parent(str(tmp_path)) == (tmp_path, f"{tmp_path} (--cluster-dir)")

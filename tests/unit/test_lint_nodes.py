@@ -15,14 +15,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 
 import pglast.parser
 import pytest
 import scenarios
 from pglast import ast
 from pglast.parser import parse_sql
-from scenarios import REPO
+from scenarios import REPO, bench_module
 from test_lint import CASES
 
 from fraiseql_alembic.sql import pgparse
@@ -44,21 +43,11 @@ EXTRA = [
 ]
 
 
-def bench() -> ModuleType:
-    """bench/lint.py, for its templates of realistic migrations."""
-    spec = importlib.util.spec_from_file_location("bench_lint", REPO / "bench" / "lint.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_lint"] = module  # its dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
 def statements() -> list[str]:
     texts = [text for _, bad, good in CASES for text in (bad, good)]
     texts += [value for key, value in vars(scenarios).items()
               if key.startswith("SPEC") and isinstance(value, str)]
-    texts += [template(number) for number, template in enumerate(bench().TEMPLATES, 7)]
+    texts += [template(number) for number, template in enumerate(bench_module("lint").TEMPLATES, 7)]
     found = list(EXTRA)
     name = parse_filename("001_any.sql")
     assert name is not None
@@ -139,7 +128,7 @@ def test_an_empty_text_has_no_statements() -> None:
 def test_lint_time_grows_linearly_with_the_files() -> None:
     """4x the migrations may cost at most 8x the CPU time (linear gives 4x, quadratic
     16x); CPU time, best of two, so that a busy machine cannot fail it."""
-    templates = bench().TEMPLATES
+    templates = bench_module("lint").TEMPLATES
 
     def folder(count: int) -> list[ParsedMigration]:
         found = []
@@ -240,7 +229,7 @@ def test_a_lint_run_never_imports_pglast(tmp_path: Path) -> None:
     60 ms) stays out of a plain lint run, here on a folder that uses every kind of file
     the benchmark has, a DO block and a parse error included."""
     folder = tmp_path / "migrations"
-    bench().write_corpus(folder, 14)
+    bench_module("lint").write_corpus(folder, 14)
     (folder / "0015_bad.sql").write_text("CREATE TABLE t (a int,);\n", encoding="utf-8")
     script = ("import sys\n"
               "from fraiseql_alembic.cli import lintfast\n"
