@@ -12,12 +12,17 @@ from pathlib import Path
 
 from conftest import ProcessRunner, Project
 
-# Stands in for click, which cli/app.py imports first: it blocks on a FIFO (the test holds its
-# write end open and writes nothing), then loads the real click.
+# Stands in for click, which cli/app.py imports first: it waits on a FIFO (the test holds its
+# write end open and writes nothing), then loads the real click.  It waits in short select()
+# calls, not one blocking read: a signal that lands after Python released the GIL for a read
+# but before the read() system call began is handled by C at once but by Python only when
+# the call returns, and a read of a FIFO nobody writes never returns (2-4 hangs in 100 runs).
+# A real import reads files, whose reads end.
 BLOCKING_CLICK = '''
-import os, sys
+import os, select, sys
 fd = os.open(os.environ["FRAISEQL_TEST_FIFO"], os.O_RDONLY)
-os.read(fd, 1)
+while not select.select([fd], [], [], 0.05)[0]:
+    pass
 del sys.modules["click"]
 sys.path.remove(os.path.dirname(__file__))
 import click  # the real one
