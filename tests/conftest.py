@@ -331,6 +331,16 @@ class ProcessRunner:
     def __init__(self, cwd: Path, url: str | None) -> None:
         self.cwd = cwd
         self.url = url
+        self.started: list[subprocess.Popen[str]] = []
+
+    def end_all(self) -> None:
+        """Kill what :meth:`start` started and the test left running (a test that failed
+        while waiting for it), and reap it: the process never outlives its test, and its
+        ResourceWarning never fails a later test in the same worker."""
+        for process in self.started:
+            if process.poll() is None:
+                process.kill()
+            process.communicate()
 
     def __call__(self, *argv: str, cwd: Path | None = None, url: str | None = TEST_DATABASE,
                  env: Mapping[str, str | None] | None = None, input: str | None = None,
@@ -352,8 +362,10 @@ class ProcessRunner:
                                           env, prefix)
         output = subprocess.PIPE if capture else subprocess.DEVNULL
         with _sigint_not_ignored():
-            return subprocess.Popen(args, cwd=cwd or self.cwd, env=environment, text=True,
-                                    stdout=output, stderr=output)
+            process = subprocess.Popen(args, cwd=cwd or self.cwd, env=environment, text=True,
+                                       stdout=output, stderr=output)
+        self.started.append(process)
+        return process
 
     def in_process(self, *argv: str, cwd: Path | None = None, url: str | None = TEST_DATABASE,
                    env: Mapping[str, str | None] | None = None, input: str | None = None,
@@ -505,11 +517,13 @@ def _alembic_in_process(cwd: Path, args: Sequence[str], environment: Mapping[str
 
 
 @pytest.fixture
-def run_process(tmp_path: Path, request: pytest.FixtureRequest) -> ProcessRunner:
+def run_process(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[ProcessRunner]:
     """Run an installed command as a subprocess (see ProcessRunner)."""
     url = (request.getfixturevalue("database_url")
            if "database_url" in request.fixturenames else None)
-    return ProcessRunner(tmp_path, url)
+    runner = ProcessRunner(tmp_path, url)
+    yield runner
+    runner.end_all()
 
 
 # ---------------------------------------------------------------------------
