@@ -54,6 +54,20 @@ def toml_loads(text: str) -> dict[str, Any]:
     return tomllib.loads(text)
 
 
+def alembic_ini_option(ini: Path, name: str) -> str | None:
+    """Option ``name`` of the ``[alembic]`` section of ``ini`` (read as it is written: no
+    interpolation), or None when it is not set; a file configparser cannot read is a
+    ConfigError naming it."""
+    import configparser  # lazy: ~1 ms that only a project with an alembic.ini needs
+
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(ini, encoding="utf-8")
+        return parser.get("alembic", name, fallback=None)
+    except configparser.Error as err:
+        raise ConfigError(f"Cannot read {ini}: {' '.join(str(err).split())}") from err
+
+
 def expand(value: str, where: str, environ: Mapping[str, str]) -> str:
     """``value`` with each ``${VAR}`` replaced by the environment's ``VAR`` (``$${``
     writes a literal ``${``); an unset or malformed variable is a ConfigError naming

@@ -23,6 +23,7 @@ from .config import (
     RUN_KEYS,
     Environment,
     ProjectConfig,
+    alembic_ini_option,
     environment,
     project_config,
     selected_name,
@@ -463,14 +464,7 @@ def models_setting(
         return ModelsSetting(_metadata_paths(value, where), where, cwd)
     ini = cwd / "alembic.ini"
     if ini.is_file():
-        import configparser  # lazy: as in lint_options
-
-        parser = configparser.ConfigParser(interpolation=None)
-        try:
-            parser.read(ini, encoding="utf-8")
-            text = parser.get("alembic", METADATA_INI_OPTION, fallback="").strip()
-        except configparser.Error as err:
-            raise ConfigError(f"Cannot read {ini}: {' '.join(str(err).split())}") from err
+        text = (alembic_ini_option(ini, METADATA_INI_OPTION) or "").strip()
         if text:
             where = f"{METADATA_INI_OPTION} in alembic.ini"
             return ModelsSetting(_metadata_paths(re.split(r"[\s,]+", text), where), where, cwd)
@@ -590,14 +584,7 @@ def _dump_schema_setting(cwd: Path) -> str | bool | None:
     ini = cwd / "alembic.ini"
     if not ini.is_file():
         return None
-    import configparser  # lazy: as in lint_options
-
-    parser = configparser.ConfigParser(interpolation=None)
-    try:
-        parser.read(ini, encoding="utf-8")
-        text = parser.get("alembic", DUMP_SCHEMA_INI_OPTION, fallback=None)
-    except configparser.Error as err:
-        raise ConfigError(f"Cannot read {ini}: {' '.join(str(err).split())}") from err
+    text = alembic_ini_option(ini, DUMP_SCHEMA_INI_OPTION)
     if text is None or text.strip().lower() in _FALSE:
         return None
     return True if text.strip().lower() in _TRUE else text.strip()

@@ -15,7 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config import toml_loads
+from ..config import alembic_ini_option, toml_loads
+from ..errors import ConfigError
 from .plugin import (
     ENV_LOCATION,
     OPT_IN_OPTION,
@@ -49,7 +50,7 @@ def refuse_unsupported(folder: Path, database_url: str | None, cwd: Path) -> Non
     from alembic.script import ScriptDirectory
 
     from ..engine.database import VERSION_TABLE
-    from ..errors import ConfigError, shown_path
+    from ..errors import shown_path
 
     config = Config(str(ini) if ini.is_file() else None,
                     toml_file=str(pyproject) if pyproject.is_file() else None)
@@ -101,21 +102,15 @@ def _script_location(ini: Path, pyproject: Path) -> str | None:
     """``script_location`` where Alembic reads it (the ``[alembic]`` section of
     alembic.ini, else ``[tool.alembic]`` in pyproject.toml), read without Alembic;
     None when neither file says, or one cannot be read (Alembic then reads it)."""
-    import configparser  # lazy: only a project with an alembic.ini that opts in
-
     try:
-        if ini.is_file():
-            parser = configparser.ConfigParser(interpolation=None)
-            parser.read(ini, encoding="utf-8")
-            if parser.has_option("alembic", "script_location"):
-                return parser.get("alembic", "script_location").strip()
-        if pyproject.is_file():
+        location = alembic_ini_option(ini, "script_location") if ini.is_file() else None
+        if location is None and pyproject.is_file():
             table = toml_loads(pyproject.read_text(encoding="utf-8")).get("tool", {})
             location = table.get("alembic", {}).get("script_location")
-            return location.strip() if isinstance(location, str) else None
-    except (OSError, ValueError, AttributeError, configparser.Error):
+    except (OSError, ValueError, AttributeError, ConfigError):
         log.debug("fraiseql-alembic: could not read script_location", exc_info=True)
-    return None
+        return None
+    return location.strip() if isinstance(location, str) else None
 
 
 def _mentions(path: Path, word: str) -> bool:
